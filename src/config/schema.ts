@@ -1,0 +1,274 @@
+// The configuration's shape: one YAML file for appliance, listeners, principals, targets and grants.
+// Keys in the file are snake_case and stay snake_case here, so a message can name the field exactly as
+// plant staff wrote it. Every object is strict: an unknown key is an error, never ignored.
+//
+// Cross-references (a grant naming a missing target, a rule naming a missing profile point) and
+// protocol-specific listener/target options are checked by the loader (config/load.ts), which knows
+// the adapter registry; this file knows no adapter.
+import { z } from 'zod';
+
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'must be 1-64 letters, digits, dot, dash, colon or underscore, starting with a letter or digit');
+const nonEmpty = z.string().min(1);
+const port = z.number().int().min(1).max(65535);
+const isoTime = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time with a zone, e.g. 2026-11-25T08:00:00Z');
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'must be HH:MM (24-hour), e.g. 08:00');
+export const effects = ['allow', 'deny', 'approve'] as const;
+const effect = z.enum(effects).default('allow');
+
+/** Inclusive numeric range. YAML accepts `100`, `"100-110"` or `{ from: 100, to: 110 }`. */
+export interface Range {
+  from: number;
+  to: number;
+}
+export const rangeSchema = z.union([
+  z.number().int().min(0).transform((n) => ({ from: n, to: n })),
+  z.string().regex(/^\s*\d+\s*-\s*\d+\s*$/, 'must be a number or a range "FROM-TO"').transform((s) => {
+    const [a, b] = s.split('-').map((x) => Number(x.trim()));
+    return { from: a!, to: b! };
+  }),
+  z.strictObject({ from: z.number().int().min(0), to: z.number().int().min(0) }),
+]).superRefine((r, ctx) => {
+  if (r.from > r.to) ctx.addIssue({ code: 'custom', message: `inverted range ${r.from}-${r.to}: FROM must not exceed TO` });
+});
+
+/** A list of ranges that must not overlap each other (an overlap is nearly always a typo). */
+export const rangeListSchema = z.array(rangeSchema).min(1).superRefine((ranges, ctx) => {
+  const sorted = ranges.map((r, i) => ({ ...r, i })).sort((a, b) => a.from - b.from);
+  for (let k = 1; k < sorted.length; k++) {
+    const prev = sorted[k - 1]!;
+    const cur = sorted[k]!;
+    if (cur.from <= prev.to) {
+      ctx.addIssue({ code: 'custom', path: [cur.i], message: `range ${cur.from}-${cur.to} overlaps range ${prev.from}-${prev.to}` });
+    }
+  }
+});
+
+// ---------------------------------------------------------------- rules (protocol object models)
+
+export const modbusTables = ['coil', 'discrete_input', 'input_register', 'holding_register'] as const;
+export const modbusPresets = ['readonly', 'readwrite', 'programming'] as const;
+
+/**
+ * A Modbus rule. `access` read covers the read functions of the table(s), write the write functions.
+ * `preset` names a function-code set (readonly: 1-4, 7, 11, 12, 20, 24, 43/14; readwrite adds 5, 6, 15, 16,
+ * 22, 23; programming: the diagnostic, file-record and vendor programming codes, granted only by name).
+ * `points` names firmware-profile points (globs such as `setpoints.*`) instead of raw `addresses`.
+ * `min`/`max` bound written values: raw register values, or engineering units when `points` is used.
+ */
+export const modbusRuleSchema = z.strictObject({
+  effect,
+  preset: z.enum(modbusPresets).optional(),
+  access: z.enum(['read', 'write', 'readwrite']).optional(),
+  units: z.array(z.number().int().min(0).max(255)).min(1).optional(),
+  tables: z.array(z.enum(modbusTables)).min(1).optional(),
+  addresses: rangeListSchema.optional(),
+  points: z.array(nonEmpty).min(1).optional(),
+  function_codes: z.array(z.number().int().min(1).max(127)).min(1).optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+}).superRefine((r, ctx) => {
+  if (!r.preset && !r.access && !r.function_codes) ctx.addIssue({ code: 'custom', message: 'a modbus rule needs `preset`, `access` or `function_codes`' });
+  if (r.addresses && r.points) ctx.addIssue({ code: 'custom', path: ['points'], message: 'use either `addresses` or `points`, not both' });
+  if (r.min !== undefined && r.max !== undefined && r.min > r.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `min ${r.min} exceeds max ${r.max}` });
+});
+
+export const opcuaVerbs = ['read', 'write', 'call', 'browse', 'subscribe', 'history'] as const;
+/** An OPC UA rule: node ids (exact, or a trailing `*` glob), browse-path prefixes, or profile points. */
+export const opcuaRuleSchema = z.strictObject({
+  effect,
+  verbs: z.array(z.enum(opcuaVerbs)).min(1),
+  nodes: z.array(nonEmpty).min(1).optional(),
+  browse_paths: z.array(nonEmpty).min(1).optional(),
+  points: z.array(nonEmpty).min(1).optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+}).superRefine((r, ctx) => {
+  if (!r.nodes && !r.browse_paths && !r.points) ctx.addIssue({ code: 'custom', message: 'an opcua rule needs `nodes`, `browse_paths` or `points`' });
+  if (r.min !== undefined && r.max !== undefined && r.min > r.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `min ${r.min} exceeds max ${r.max}` });
+});
+
+/**
+ * An SSH rule. `exec` is an argv pattern: literal words, `*` for exactly one argument, and a final
+ * `...` for any tail. It is matched against the argv parsed with POSIX shell quoting, never a regex
+ * over the raw string. `command_line` names one exact command line, and is the only way to allow shell
+ * metacharacters. `shell`, `tunnel` and `sftp` grant those channel kinds.
+ */
+export const sshRuleSchema = z.strictObject({
+  effect,
+  exec: z.array(nonEmpty).min(1).optional(),
+  command_line: nonEmpty.optional(),
+  shell: z.literal(true).optional(),
+  tunnel: z.enum(['modbus', 'raw']).optional(),
+  sftp: z.strictObject({
+    paths: z.array(nonEmpty).min(1),
+    direction: z.enum(['download', 'upload', 'both']),
+    max_bytes: z.number().int().positive().optional(),
+  }).optional(),
+}).superRefine((r, ctx) => {
+  const kinds = ['exec', 'command_line', 'shell', 'tunnel', 'sftp'].filter((k) => (r as Record<string, unknown>)[k] !== undefined);
+  if (kinds.length !== 1) ctx.addIssue({ code: 'custom', message: `an ssh rule names exactly one of exec, command_line, shell, tunnel, sftp (found ${kinds.length ? kinds.join(', ') : 'none'})` });
+  const e = r.exec;
+  if (e && e.slice(0, -1).includes('...')) ctx.addIssue({ code: 'custom', path: ['exec'], message: '`...` may only be the last word of an exec pattern' });
+});
+
+/** Exactly one protocol key per rule, e.g. `- modbus: { preset: readonly }`. */
+export const ruleSchema = z.union([
+  z.strictObject({ modbus: modbusRuleSchema }),
+  z.strictObject({ opcua: opcuaRuleSchema }),
+  z.strictObject({ ssh: sshRuleSchema }),
+]);
+export type RuleConfig = z.infer<typeof ruleSchema>;
+export type ModbusRuleConfig = z.infer<typeof modbusRuleSchema>;
+export type OpcuaRuleConfig = z.infer<typeof opcuaRuleSchema>;
+export type SshRuleConfig = z.infer<typeof sshRuleSchema>;
+
+// ---------------------------------------------------------------- grants
+
+export const weekdays = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+/** A recurring maintenance window: on these days, from..to local time in `tz` (IANA name). `to` before `from` spans midnight. */
+export const scheduleSchema = z.strictObject({
+  days: z.array(z.enum(weekdays)).min(1),
+  from: hhmm,
+  to: hhmm,
+  tz: z.string().refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be an IANA time zone such as Europe/Berlin or UTC'),
+}).superRefine((s, ctx) => {
+  if (s.from === s.to) ctx.addIssue({ code: 'custom', path: ['to'], message: 'an empty window: `from` equals `to`' });
+});
+
+export const grantSchema = z.strictObject({
+  id,
+  principal: id,
+  targets: z.array(id).min(1),
+  task: z.strictObject({ ticket: nonEmpty, purpose: nonEmpty.optional() }),
+  /** Absolute validity: the grant holds only between from and to. */
+  window: z.strictObject({ from: isoTime, to: isoTime }).superRefine((w, ctx) => {
+    if (Date.parse(w.from) >= Date.parse(w.to)) ctx.addIssue({ code: 'custom', path: ['to'], message: `window ends (${w.to}) before it starts (${w.from})` });
+  }).optional(),
+  /** Recurring windows: the grant holds only inside one of them (and inside `window` if both are given). */
+  schedule: z.array(scheduleSchema).min(1).optional(),
+  limits: z.strictObject({
+    max_session_seconds: z.number().int().positive().optional(),
+    actions_per_second: z.number().positive().optional(),
+  }).optional(),
+  rules: z.array(ruleSchema).min(1),
+});
+export type GrantConfig = z.infer<typeof grantSchema>;
+
+// ---------------------------------------------------------------- identities
+
+export const principalKinds = ['human', 'vendor', 'agent', 'service'] as const;
+export const principalSchema = z.strictObject({
+  id,
+  kind: z.enum(principalKinds),
+  owner: nonEmpty,
+  purpose: nonEmpty,
+  expires: isoTime.optional(),
+  /** Delegation: another principal's id, or an external reference `KIND:REF` such as `work-order:WO-4411`. */
+  acting_for: nonEmpty.optional(),
+  credentials: z.strictObject({
+    /** OpenSSH public key lines (`ssh-ed25519 AAAA… comment`). */
+    ssh_keys: z.array(nonEmpty).optional(),
+    /** Names this principal answers to in OpenSSH certificates signed by a trusted CA. */
+    ssh_cert_principals: z.array(nonEmpty).optional(),
+    /** X.509 client certificates: SHA-256 fingerprints (hex, colons allowed) or subject CNs. */
+    x509: z.strictObject({
+      fingerprints: z.array(nonEmpty).optional(),
+      subject_cn: nonEmpty.optional(),
+    }).optional(),
+    /** OPC UA user name; the password is a vault reference (`vault:NAME`), never inline. */
+    opcua_user: z.strictObject({ username: nonEmpty, password: z.string().regex(/^vault:/, 'must be a vault reference vault:NAME') }).optional(),
+  }).default({}),
+});
+export type PrincipalConfig = z.infer<typeof principalSchema>;
+
+/** Common target fields; protocol options are validated by the adapter's own schema. */
+export const targetBaseSchema = z.object({
+  id,
+  protocol: nonEmpty,
+  zone: nonEmpty,
+  /** Firmware profile name (a file in firmware-profiles/ without extension). */
+  profile: id.optional(),
+  /** Credential Penstock uses toward the target: `vault:NAME`. */
+  credential: z.string().regex(/^vault:[A-Za-z0-9._-]+$/, 'must be a vault reference vault:NAME').optional(),
+  description: z.string().optional(),
+});
+export type TargetBase = z.infer<typeof targetBaseSchema>;
+
+/** Common listener fields; protocol options are validated by the adapter's own schema. */
+export const listenerBaseSchema = z.object({
+  id,
+  protocol: nonEmpty,
+  host: nonEmpty.default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535),
+});
+export type ListenerBase = z.infer<typeof listenerBaseSchema>;
+
+// ---------------------------------------------------------------- appliance and services
+
+export const configSchema = z.strictObject({
+  appliance: z.strictObject({
+    id,
+    site: nonEmpty,
+    zone: nonEmpty,
+    hardware: id.optional(),
+    state_dir: nonEmpty.default('/var/lib/penstock'),
+    runtime_dir: nonEmpty.default('/run/penstock'),
+  }),
+  admin: z.strictObject({
+    /** Default: RUNTIME_DIR/admin.sock. */
+    socket: nonEmpty.optional(),
+    /** Group whose members may use the socket (mode 0660); without it the socket is owner-only (0600). */
+    group: nonEmpty.optional(),
+  }).default({}),
+  journal: z.strictObject({
+    /** Default: STATE_DIR/journal. */
+    path: nonEmpty.optional(),
+    map_size_mib: z.number().int().min(1).default(1024),
+    checkpoint_every: z.number().int().min(1).default(1000),
+    checkpoint_seconds: z.number().int().min(1).default(60),
+    /** When the journal cannot be written, reads may go on only if this is true. */
+    reads_when_full: z.boolean().default(false),
+    /** Journal every read one by one instead of per-session aggregates. */
+    every_read: z.boolean().default(false),
+    aggregate_reads_seconds: z.number().int().min(1).default(60),
+    retention: z.strictObject({
+      max_mib: z.number().int().min(1).optional(),
+      max_age_days: z.number().int().min(1).optional(),
+    }).default({}),
+    /** Ed25519 signing key (PKCS#8 PEM); generated at first start when missing. Default: STATE_DIR/keys/appliance-ed25519.pem. */
+    signing_key: nonEmpty.optional(),
+  }).default({ map_size_mib: 1024, checkpoint_every: 1000, checkpoint_seconds: 60, reads_when_full: false, every_read: false, aggregate_reads_seconds: 60, retention: {} }),
+  vault: z.strictObject({
+    /** Encrypted secrets file. Default: STATE_DIR/vault.json. */
+    file: nonEmpty.optional(),
+    /** Key file (32 random bytes, hex), kept outside the config. Default: /etc/penstock/vault.key. */
+    key_file: nonEmpty.optional(),
+  }).default({}),
+  sync: z.strictObject({
+    host: nonEmpty.default('127.0.0.1'),
+    port,
+    tls: z.strictObject({ cert: nonEmpty, key: nonEmpty, client_ca: nonEmpty }),
+    page_size: z.number().int().min(1).max(10000).default(500),
+  }).optional(),
+  approvals: z.strictObject({
+    timeout_seconds: z.number().int().min(1).default(300),
+  }).default({ timeout_seconds: 300 }),
+  sessions: z.strictObject({
+    max_duration_seconds: z.number().int().min(1).default(8 * 3600),
+    actions_per_second: z.number().positive().default(200),
+    idle_seconds: z.number().int().min(1).default(900),
+  }).default({ max_duration_seconds: 8 * 3600, actions_per_second: 200, idle_seconds: 900 }),
+  listeners: z.array(listenerBaseSchema.passthrough()).default([]),
+  principals: z.array(principalSchema).default([]),
+  targets: z.array(targetBaseSchema.passthrough()).default([]),
+  grants: z.array(grantSchema).default([]),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,83 @@
+// What the loader hands to the rest of the daemon: validated, cross-checked, with defaults filled in.
+// Readers get one immutable snapshot; a reload builds a new one and swaps it whole (config/load.ts).
+import type { GrantConfig, PrincipalConfig, RawConfig, TargetBase, ListenerBase } from './schema.ts';
+import type { ModbusTable } from '../policy/types.ts';
+
+/** One problem found in a config file, located by file, line and column, and named by field path. */
+export interface ConfigIssue {
+  file: string;
+  line: number;
+  column: number;
+  /** Field path as written in the file, e.g. `grants[2].rules[0].modbus.addresses[1]`. */
+  field: string;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+/** A target with its protocol options, validated by the adapter's own schema. */
+export type TargetConfig = TargetBase & Record<string, unknown>;
+/** A listener with its protocol options, validated by the adapter's own schema. */
+export type ListenerConfig = ListenerBase & Record<string, unknown>;
+
+export type PointType = 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'string';
+
+/** A named point of a device's register or node map, from firmware-profiles/. */
+export interface ProfilePoint {
+  /** Dotted name, e.g. `setpoints.WMaxLimPct` or `status.St`. */
+  name: string;
+  description?: string;
+  /** Modbus: table and 0-based protocol address of the first register. */
+  table?: ModbusTable;
+  address?: number;
+  /** OPC UA: node id or browse path on the upstream server. */
+  node?: string;
+  type: PointType;
+  /** Registers the point spans (1 for 16-bit, 2 for 32-bit; strings say their length). */
+  words: number;
+  /** Engineering value = raw * 10^scale_exponent (SunSpec style fixed scale) when given. */
+  scale_exponent?: number;
+  units?: string;
+  access: 'R' | 'RW';
+  /** Safe engineering range for writes. */
+  min?: number;
+  max?: number;
+}
+
+export interface FirmwareProfile {
+  name: string;
+  vendor: string;
+  model: string;
+  firmware?: string;
+  protocol: 'modbus' | 'opcua';
+  /** The public document the map was taken from. */
+  source: string;
+  /** Order of 16-bit words in 32-bit values: big (high word first, the SunSpec rule) or little. */
+  word_order: 'big' | 'little';
+  points: ProfilePoint[];
+}
+
+export interface HardwareProfile {
+  name: string;
+  description: string;
+  state_dir: string;
+  runtime_dir: string;
+  journal_map_size_mib: number;
+  serial_ports: { name: string; device: string; kind: 'rs485' | 'rs232'; baud?: number }[];
+  nics: { name: string; role: 'plant' | 'uplink' | 'management' }[];
+  watchdog_seconds: number;
+  key_storage: string;
+}
+
+export interface LoadedConfig {
+  /** Absolute path of the file this snapshot was loaded from ('<embedded demo>' for the built-in one). */
+  file: string;
+  raw: RawConfig;
+  appliance: RawConfig['appliance'] & { admin_socket: string; journal_path: string; signing_key: string; vault_file: string; vault_key_file: string };
+  listeners: ListenerConfig[];
+  principals: Map<string, PrincipalConfig>;
+  targets: Map<string, TargetConfig>;
+  grants: GrantConfig[];
+  profiles: Map<string, FirmwareProfile>;
+  hardware?: HardwareProfile;
+  warnings: ConfigIssue[];
+}

@@ -1,0 +1,30 @@
+// The core every adapter plugs into: current config, policy gate, journal, sessions, approvals,
+// grants, vault. It knows no wire format.
+import type { Logger } from 'pino';
+import type { Clock } from '../common/clock.ts';
+import type { LoadedConfig } from '../config/types.ts';
+import type { Journal } from '../journal/types.ts';
+import type { Action, Decision } from '../policy/types.ts';
+import type { Session, SessionRegistry } from '../sessions/registry.ts';
+import type { Approvals } from '../approvals/approvals.ts';
+import type { GrantStore } from '../grants/store.ts';
+import type { Vault } from '../vault/vault.ts';
+
+export interface Core {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** The current config snapshot; a reload swaps it whole. Never cache it across requests. */
+  config(): LoadedConfig;
+  readonly journal: Journal;
+  readonly sessions: SessionRegistry;
+  readonly approvals: Approvals;
+  readonly grants: GrantStore;
+  readonly vault: Vault;
+  /**
+   * The one path every action takes: decide, wait for a person if the rule says approve, journal
+   * (durably before returning for anything but a read), count. Forward only when effect is 'allow'.
+   */
+  authorize(session: Session, action: Action): Promise<Decision>;
+  /** Journal what happened upstream after an allowed privileged action (or an upstream failure). */
+  recordOutcome(session: Session, action: Action, outcome: Record<string, unknown>): Promise<void>;
+}

@@ -1,0 +1,44 @@
+// The registry of journal event types. Codes are stable: never renumber or reuse one; add new ones at
+// the end of their block. Suffix I = info, W = warning, E = error. test/journal/codes.test.ts checks
+// uniqueness and form.
+export const EVENT_CODES = {
+  // daemon life 1xxx
+  'daemon.started': 'PS1001I',
+  'daemon.stopping': 'PS1002I',
+  'config.loaded': 'PS1003I',
+  'config.reloaded': 'PS1004I',
+  'config.reload_refused': 'PS1005W',
+  'checkpoint.signed': 'PS1006I',
+  // sessions 2xxx
+  'session.opened': 'PS2001I',
+  'session.closed': 'PS2002I',
+  'session.killed': 'PS2003W',
+  'auth.failed': 'PS2004W',
+  'auth.rate_limited': 'PS2005W',
+  // actions 3xxx
+  'action.allowed': 'PS3001I',
+  'action.denied': 'PS3002W',
+  'action.outcome': 'PS3003I',
+  'reads.aggregate': 'PS3004I',
+  'action.malformed': 'PS3005W',
+  // grants and approvals 4xxx
+  'grant.issued': 'PS4001I',
+  'grant.revoked': 'PS4002W',
+  'grant.expired': 'PS4003I',
+  'approval.requested': 'PS4004I',
+  'approval.granted': 'PS4005I',
+  'approval.refused': 'PS4006W',
+  'approval.timed_out': 'PS4007W',
+  // alerts 5xxx
+  'alert.journal_unavailable': 'PS5001E',
+  'alert.journal_recovered': 'PS5002I',
+  'alert.denial_burst': 'PS5003W',
+  'alert.out_of_window': 'PS5004W',
+  // admin and sync 6xxx
+  'admin.request': 'PS6001I',
+  'admin.refused': 'PS6002W',
+  'sync.acknowledged': 'PS6003I',
+  'sync.cosigned': 'PS6004I',
+} as const;
+
+export type EventName = keyof typeof EVENT_CODES;

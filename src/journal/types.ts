@@ -1,0 +1,43 @@
+// The contract every part relies on: `append` resolves only when the event is durably committed.
+// An allowed write, call or exec is forwarded only after its append resolved; when the journal
+// cannot be written, append rejects with PenstockError('PS_JOURNAL_UNAVAILABLE') and callers refuse.
+import type { Action, Decision } from '../policy/types.ts';
+import type { EventName } from './codes.ts';
+
+export interface JournalEventInput {
+  event: EventName;
+  session?: string;
+  principal?: string;
+  /** Delegation chain, the principal first: [agent, vendor, work-order:WO-4411]. */
+  chain?: string[];
+  target?: string;
+  /** Front door (listener id) the request came through. */
+  listener?: string;
+  action?: Action;
+  decision?: Decision;
+  /** What happened upstream: protocol fields (Zeek/Suricata names), exception, bytes, duration. */
+  outcome?: Record<string, unknown>;
+  /** Anything else, event-specific. Never secrets. */
+  detail?: Record<string, unknown>;
+}
+
+export interface JournalReceipt {
+  seq: number;
+}
+
+export interface JournalHealth {
+  writable: boolean;
+  /** Why it is not writable (disk full, map full, I/O error), when it is not. */
+  failure?: string;
+  size: number;
+  bytes: number;
+  freeBytes: number;
+  lastCheckpoint?: { size: number; rootHash: string; time: string };
+  acknowledgedUpTo: number;
+}
+
+export interface Journal {
+  append(input: JournalEventInput): Promise<JournalReceipt>;
+  health(): JournalHealth;
+  close(): Promise<void>;
+}

@@ -1,0 +1,35 @@
+import type { PrincipalConfig } from '../config/schema.ts';
+
+export interface SessionCounters {
+  allowed: number;
+  denied: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface SessionInit {
+  principal: PrincipalConfig;
+  /** Delegation chain, the principal first. */
+  chain: string[];
+  /** Target id, when the front door already knows it (Modbus unit routing may learn it per request). */
+  target?: string;
+  /** Listener id (the front door). */
+  listener: string;
+  protocol: string;
+  /** Peer address as `host:port`. */
+  remote: string;
+}
+
+export interface SessionView {
+  id: string;
+  principal: string;
+  kind: PrincipalConfig['kind'];
+  chain: string[];
+  target?: string;
+  listener: string;
+  protocol: string;
+  remote: string;
+  started: string;
+  grants: string[];
+  counters: SessionCounters;
+}
