@@ -1,0 +1,168 @@
+// Step-up approvals: an `approve` decision parks the action until a person on the gateway says yes
+// or no (`penstockctl approvals approve|deny ID`), the session ends, or the time-out passes. Each
+// request resolves exactly once; its outcome promise never rejects. Time-outs are checked by tick()
+// (the daemon calls it on a timer at nextTimeout(); tests move a ManualClock and call it).
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../common/clock.ts';
+import { PenstockError } from '../common/errors.ts';
+import type { Operator } from '../grants/types.ts';
+import type { Action } from '../policy/types.ts';
+
+export interface ApprovalOutcome {
+  approved: boolean;
+  /** The person who approved or refused (absent for time-outs and cancellations). */
+  by?: Operator;
+  reason: 'approved' | 'refused' | 'timed_out' | 'cancelled';
+  note?: string;
+  /** When it was resolved (ISO 8601). */
+  at: string;
+}
+
+export interface ApprovalRequest {
+  session: string;
+  principal: string;
+  chain: string[];
+  target: string;
+  action: Action;
+  grant?: string;
+  rule?: string;
+}
+
+export interface PendingApproval extends ApprovalRequest {
+  id: string;
+  /** When it was asked (ISO 8601). */
+  since: string;
+  /** When it times out unless someone answers (ISO 8601). */
+  expiresAt: string;
+}
+
+export interface ApprovalsOptions {
+  clock: Clock;
+  timeoutMs: number;
+  newId?: () => string;
+}
+
+interface Entry {
+  pending: PendingApproval;
+  expiresMs: number;
+  resolve: (o: ApprovalOutcome) => void;
+}
+
+/** How many resolved ids are remembered, so a late second answer gets a clear message. */
+const REMEMBERED = 256;
+
+function defaultId(): string {
+  return `ap-${randomBytes(5).toString('hex')}`;
+}
+
+export class Approvals {
+  readonly #clock: Clock;
+  readonly #timeoutMs: number;
+  readonly #newId: () => string;
+  readonly #pending = new Map<string, Entry>();
+  readonly #resolved = new Map<string, ApprovalOutcome>();
+
+  constructor(options: ApprovalsOptions) {
+    if (!(options.timeoutMs > 0)) throw new PenstockError('PS_INTERNAL', `approval time-out must be positive, not ${options.timeoutMs}`);
+    this.#clock = options.clock;
+    this.#timeoutMs = options.timeoutMs;
+    this.#newId = options.newId ?? defaultId;
+  }
+
+  request(p: ApprovalRequest): { id: string; outcome: Promise<ApprovalOutcome> } {
+    let id = this.#newId();
+    for (let tries = 0; this.#pending.has(id) || this.#resolved.has(id); tries++) {
+      if (tries > 16) throw new PenstockError('PS_INTERNAL', 'approval id generator keeps repeating ids');
+      id = this.#newId();
+    }
+    const now = this.#clock.now();
+    const expiresMs = now + this.#timeoutMs;
+    let resolve!: (o: ApprovalOutcome) => void;
+    const outcome = new Promise<ApprovalOutcome>((r) => (resolve = r));
+    const pending: PendingApproval = {
+      id,
+      session: p.session,
+      principal: p.principal,
+      chain: [...p.chain],
+      target: p.target,
+      action: structuredClone(p.action),
+      ...(p.grant !== undefined ? { grant: p.grant } : {}),
+      ...(p.rule !== undefined ? { rule: p.rule } : {}),
+      since: new Date(now).toISOString(),
+      expiresAt: new Date(expiresMs).toISOString(),
+    };
+    this.#pending.set(id, { pending, expiresMs, resolve });
+    return { id, outcome };
+  }
+
+  /** Pending requests, oldest first. */
+  list(): PendingApproval[] {
+    return [...this.#pending.values()].map((e) => structuredClone(e.pending));
+  }
+
+  get(id: string): PendingApproval | undefined {
+    const e = this.#pending.get(id);
+    return e && structuredClone(e.pending);
+  }
+
+  approve(id: string, by: Operator, note?: string): ApprovalOutcome {
+    return this.#answer(id, { approved: true, by: { ...by }, reason: 'approved', ...(note !== undefined ? { note } : {}) });
+  }
+
+  deny(id: string, by: Operator, note?: string): ApprovalOutcome {
+    return this.#answer(id, { approved: false, by: { ...by }, reason: 'refused', ...(note !== undefined ? { note } : {}) });
+  }
+
+  /** The session ended: its pending requests resolve as cancelled. Returns how many. */
+  cancel(sessionId: string): number {
+    let n = 0;
+    for (const [id, e] of this.#pending) {
+      if (e.pending.session !== sessionId) continue;
+      this.#settle(id, e, { approved: false, reason: 'cancelled' });
+      n++;
+    }
+    return n;
+  }
+
+  /** Time out every request whose time is up; returns the ids timed out. */
+  tick(nowMs: number = this.#clock.now()): string[] {
+    const out: string[] = [];
+    for (const [id, e] of this.#pending) {
+      if (e.expiresMs > nowMs) continue;
+      this.#settle(id, e, { approved: false, reason: 'timed_out' });
+      out.push(id);
+    }
+    return out;
+  }
+
+  /** When tick() should run next: the earliest time-out, if anything is pending. */
+  nextTimeout(): number | undefined {
+    let best: number | undefined;
+    for (const e of this.#pending.values()) if (best === undefined || e.expiresMs < best) best = e.expiresMs;
+    return best;
+  }
+
+  #answer(id: string, outcome: Omit<ApprovalOutcome, 'at'>): ApprovalOutcome {
+    const e = this.#pending.get(id);
+    if (!e) {
+      const done = this.#resolved.get(id);
+      const msg = done ? `approval ${id} was already resolved (${done.reason}${done.by ? ` by uid ${done.by.uid}` : ''} at ${done.at})` : `no pending approval ${id}`;
+      throw new PenstockError('PS_APPROVAL_UNKNOWN', msg, { id });
+    }
+    // A request whose time is up is no longer answerable, even if tick() has not run yet.
+    if (e.expiresMs <= this.#clock.now()) {
+      const timedOut = this.#settle(id, e, { approved: false, reason: 'timed_out' });
+      throw new PenstockError('PS_APPROVAL_UNKNOWN', `approval ${id} timed out at ${timedOut.at}`, { id });
+    }
+    return this.#settle(id, e, outcome);
+  }
+
+  #settle(id: string, e: Entry, outcome: Omit<ApprovalOutcome, 'at'>): ApprovalOutcome {
+    const final: ApprovalOutcome = { ...outcome, at: new Date(this.#clock.now()).toISOString() };
+    this.#pending.delete(id);
+    this.#resolved.set(id, final);
+    if (this.#resolved.size > REMEMBERED) this.#resolved.delete(this.#resolved.keys().next().value!);
+    e.resolve(final);
+    return final;
+  }
+}

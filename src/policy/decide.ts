@@ -1,0 +1,107 @@
+// The policy decision: a pure function of the action, the principal, the grants it holds, the time
+// and the config's targets and profiles. Default deny: nothing is allowed that no rule allows.
+//
+// Precedence, among the rules of the principal's grants that name the target and are active now:
+//   1. any matching `deny` rule      → deny (rule_denies)   — a deny rule always wins;
+//   2. else any matching `approve`   → approve (a person must say yes first);
+//   3. else any matching `allow`     → allow;
+//   4. else deny, with the most specific miss of the allow/approve rules as the reason
+//      (function_not_granted < object_not_granted < metacharacters < value_out_of_bounds).
+// Allow and approve rules match when the action lies wholly inside them; deny rules when it touches
+// anything they name (see MatchMode).
+import type { PrincipalConfig, RuleConfig } from '../config/schema.ts';
+import type { FirmwareProfile, TargetConfig } from '../config/types.ts';
+import type { HeldGrant } from '../grants/types.ts';
+import { inactiveBecause, isGrantActive } from '../grants/window.ts';
+import type { Action, Decision, DecisionReason, Effect } from './types.ts';
+import { MISS_RANK, type MatchEnv, type MissReason } from './matcher.ts';
+import { matcherFor, ruleParts } from './matchers.ts';
+
+export interface DecisionContext {
+  principal: PrincipalConfig;
+  /** Every grant naming this principal, active or not (inactive ones explain a refusal). */
+  grants: readonly HeldGrant[];
+  /** Wall time, ms since the epoch. */
+  now: number;
+  profiles: ReadonlyMap<string, FirmwareProfile>;
+  targets: ReadonlyMap<string, TargetConfig>;
+}
+
+export function ruleId(grantId: string, index: number): string {
+  return `${grantId}#${index}`;
+}
+
+/** What a rule grants (or refuses), in one line: `allow modbus: preset readonly; unit 1`. */
+export function explainRule(rule: RuleConfig): string {
+  const { kind, body } = ruleParts(rule);
+  const m = matcherFor(kind);
+  return `${body.effect} ${m ? m.describe(body) : `${kind}: (no matcher for this protocol)`}`;
+}
+
+function deny(reason: DecisionReason, explanation: string): Decision {
+  return { effect: 'deny', reason, explanation };
+}
+
+const EFFECT_REASON: Record<Effect, DecisionReason> = {
+  deny: 'rule_denies',
+  approve: 'rule_requires_approval',
+  allow: 'rule_allows',
+};
+const EFFECT_WORDS: Record<Effect, string> = { deny: 'denied', approve: 'needs approval', allow: 'allowed' };
+
+export function decide(action: Action, ctx: DecisionContext): Decision {
+  const { principal, now } = ctx;
+  if (principal.expires !== undefined && !(now < Date.parse(principal.expires))) {
+    return deny('principal_expired', `principal ${principal.id} expired at ${principal.expires}`);
+  }
+
+  const matcher = matcherFor(action.object?.kind);
+  if (!matcher) return deny('malformed', `no policy knows objects of kind ${String(action.object?.kind)}`);
+  const problem = matcher.validate(action, action.object);
+  if (problem !== undefined) return deny('malformed', `malformed ${action.object.kind} request: ${problem}`);
+
+  const forTarget = ctx.grants.filter((g) => g.principal === principal.id && g.targets.includes(action.target));
+  if (forTarget.length === 0) return deny('no_grant', `principal ${principal.id} holds no grant for target ${action.target}`);
+  const active = forTarget.filter((g) => isGrantActive(g, now));
+  if (active.length === 0) {
+    const why = forTarget.map((g) => `grant ${g.id}: ${inactiveBecause(g, now) ?? 'inactive'}`);
+    return deny('grant_not_active', `no grant of ${principal.id} for ${action.target} is active now: ${why.join('; ')}`);
+  }
+
+  const target = ctx.targets.get(action.target);
+  const env: MatchEnv = { target, profile: target?.profile !== undefined ? ctx.profiles.get(target.profile) : undefined };
+
+  const hits: Record<Effect, { grant: HeldGrant; index: number } | undefined> = { deny: undefined, approve: undefined, allow: undefined };
+  let best: { reason: MissReason; detail: string; grant: HeldGrant; index: number } | undefined;
+  for (const grant of active) {
+    grant.rules.forEach((rule, index) => {
+      const { kind, body } = ruleParts(rule);
+      if (kind !== action.object.kind) return;
+      const effect = body.effect;
+      if (hits[effect]) return; // the first match of each effect names the decision
+      const r = matcher.match(body, action, action.object, env, effect === 'deny' ? 'overlap' : 'contain');
+      if (r.fits) hits[effect] = { grant, index };
+      else if (effect !== 'deny' && (!best || MISS_RANK[r.miss] > MISS_RANK[best.reason])) best = { reason: r.miss, detail: r.detail, grant, index };
+    });
+  }
+
+  for (const effect of ['deny', 'approve', 'allow'] as const) {
+    const hit = hits[effect];
+    if (!hit) continue;
+    const id = ruleId(hit.grant.id, hit.index);
+    return {
+      effect,
+      reason: EFFECT_REASON[effect],
+      grant: hit.grant.id,
+      rule: id,
+      explanation: `${EFFECT_WORDS[effect]} by rule ${id} (${explainRule(hit.grant.rules[hit.index]!)}) of grant ${hit.grant.id}, ticket ${hit.grant.task.ticket}`,
+    };
+  }
+
+  if (!best) {
+    // Only deny rules (or none) speak of this protocol: nothing here could ever allow it.
+    return deny('function_not_granted', `no active grant of ${principal.id} for ${action.target} allows any ${action.object.kind} operation`);
+  }
+  const nearest = ruleId(best.grant.id, best.index);
+  return deny(best.reason, `no rule allows this: ${best.detail} (nearest rule ${nearest}: ${explainRule(best.grant.rules[best.index]!)})`);
+}

@@ -1,0 +1,74 @@
+// OPC UA rules: which services (verbs) on which nodes. A rule names nodes by id (exact, or a prefix
+// ending in `*`), by browse-path prefix (whole segments: `Objects/Boiler` covers `Objects/Boiler/Drum`
+// but not `Objects/Boiler2`), or by firmware-profile point; any of its names may match.
+import type { OpcuaRuleConfig } from '../config/schema.ts';
+import type { ProfilePoint } from '../config/types.ts';
+import { opcuaVerbs } from '../config/schema.ts';
+import type { Action, OpcuaObject } from './types.ts';
+import { boundsText, fit, miss, withinBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from './matcher.ts';
+import { matchDotted } from './glob.ts';
+
+export function matchNodePattern(pattern: string, nodeId: string): boolean {
+  return pattern.endsWith('*') ? nodeId.startsWith(pattern.slice(0, -1)) : nodeId === pattern;
+}
+
+function segments(path: string): string[] {
+  return path.split('/').filter((s) => s.length > 0);
+}
+
+export function browsePathWithin(prefix: string, path: string): boolean {
+  const p = segments(prefix);
+  const s = segments(path);
+  return p.length > 0 && p.length <= s.length && p.every((seg, i) => seg === s[i]);
+}
+
+/** The profile points that describe this node (by node id or browse path). */
+function pointsFor(o: OpcuaObject, env: MatchEnv): ProfilePoint[] {
+  return env.profile?.points.filter((p) => p.node !== undefined && (p.node === o.nodeId || p.node === o.browsePath)) ?? [];
+}
+
+function validate(action: Action, o: OpcuaObject): string | undefined {
+  if (!(opcuaVerbs as readonly string[]).includes(action.verb)) return `${action.verb} is not an OPC UA service`;
+  if (typeof o.nodeId !== 'string' || o.nodeId.length === 0) return 'no node id';
+  if (o.value !== undefined && typeof o.value !== 'number') return 'the written value is not a number';
+  return undefined;
+}
+
+function match(rule: OpcuaRuleConfig, action: Action, o: OpcuaObject, env: MatchEnv, mode: MatchMode): RuleFit {
+  const contain = mode === 'contain';
+  if (!(rule.verbs as readonly string[]).includes(action.verb)) return miss('function_not_granted', `${action.verb} is not among verbs ${rule.verbs.join(', ')}`);
+  const own = pointsFor(o, env);
+  const named =
+    rule.nodes?.some((n) => matchNodePattern(n, o.nodeId)) ||
+    (o.browsePath !== undefined && rule.browse_paths?.some((b) => browsePathWithin(b, o.browsePath!))) ||
+    (rule.points !== undefined && own.some((p) => rule.points!.some((g) => matchDotted(g, p.name))));
+  const where = o.browsePath ? `${o.nodeId} (${o.browsePath})` : o.nodeId;
+  if (!named) return miss('object_not_granted', `node ${where} is not named by the rule`);
+  if (action.verb !== 'write') return fit;
+
+  if (contain) {
+    const ro = own.find((p) => p.access === 'R');
+    if (ro) return miss('object_not_granted', `node ${where} is read-only point ${ro.name}`);
+  }
+  const bounds = [{ min: rule.min, max: rule.max, what: "the rule's" }];
+  if (contain) for (const p of own) bounds.push({ min: p.min, max: p.max, what: `point ${p.name}'s safe range` });
+  const active = bounds.filter((b) => b.min !== undefined || b.max !== undefined);
+  if (active.length === 0) return fit;
+  if (o.value === undefined) return contain ? miss('value_out_of_bounds', 'the write is bounded, and its value is not known') : fit;
+  if (!contain) return withinBounds(o.value, rule.min, rule.max) ? fit : miss('value_out_of_bounds', `value ${o.value} is outside ${boundsText(rule.min, rule.max)}`);
+  for (const b of active) {
+    if (!withinBounds(o.value, b.min, b.max)) return miss('value_out_of_bounds', `value ${o.value} is outside ${b.what} ${boundsText(b.min, b.max)}`);
+  }
+  return fit;
+}
+
+function describe(rule: OpcuaRuleConfig): string {
+  const parts = [rule.verbs.join(', ')];
+  if (rule.nodes) parts.push(`nodes ${rule.nodes.join(', ')}`);
+  if (rule.browse_paths) parts.push(`below ${rule.browse_paths.join(', ')}`);
+  if (rule.points) parts.push(`points ${rule.points.join(', ')}`);
+  if (rule.min !== undefined || rule.max !== undefined) parts.push(`values ${boundsText(rule.min, rule.max)}`);
+  return `opcua: ${parts.join('; ')}`;
+}
+
+export const opcuaMatcher: ProtocolMatcher<OpcuaObject, OpcuaRuleConfig> = { kind: 'opcua', validate, match, describe };
