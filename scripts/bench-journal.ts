@@ -1,0 +1,108 @@
+// Journal benchmark (not a test): append rates, verify rate, proof sizes and times.
+//   node scripts/bench-journal.ts            (PENSTOCK_BENCH_MAX=1000000 sets the largest tree)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock } from '../src/common/clock.ts';
+import { generateSigningKeyPem } from '../src/journal/checkpoint.ts';
+import { LmdbJournal } from '../src/journal/journal.ts';
+import { leafHash, verifyConsistency, verifyInclusion } from '../src/journal/merkle.ts';
+
+const MAX = Number(process.env.PENSTOCK_BENCH_MAX ?? 1_000_000);
+const dir = mkdtempSync(join(process.env.PENSTOCK_BENCH_DIR ?? tmpdir(), 'penstock-bench-'));
+const journal = await LmdbJournal.open({
+  path: dir,
+  mapSizeMiB: 4096,
+  appliance: 'penstock/gw-bench-01',
+  signingKeyPem: generateSigningKeyPem(),
+  clock: systemClock,
+  checkpointEvery: 10_000,
+  checkpointSeconds: 10,
+});
+
+const event = (i: number) => ({
+  event: 'action.allowed' as const,
+  session: `sess-${i % 97}`,
+  principal: 'vendor-acme',
+  chain: ['vendor-acme', 'work-order:WO-4411'],
+  target: 'plc-boiler-1',
+  listener: 'modbus-main',
+  action: { target: 'plc-boiler-1', verb: 'write' as const, object: { kind: 'modbus' as const, unit: 1, functionCode: 6, table: 'holding_register' as const, address: 40010 + (i % 50), quantity: 1, values: [i % 65536] } },
+  decision: { effect: 'allow' as const, reason: 'rule_allows' as const, grant: 'g-4411', rule: 'g-4411#2', explanation: 'rule 2 of grant g-4411 allows writes to 40010-40060' },
+});
+
+const rows: [string, string][] = [];
+const rate = (n: number, ms: number) => `${Math.round((n / ms) * 1000).toLocaleString('en-US')}/s`;
+
+{
+  const n = 2000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await journal.append(event(i));
+  rows.push(['appends, one at a time (awaited each)', rate(n, performance.now() - t0)]);
+}
+for (const writers of [64, 1024]) {
+  const perWriter = Math.ceil(100_000 / writers);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: writers }, async (_, w) => {
+    for (let i = 0; i < perWriter; i++) await journal.append(event(w * perWriter + i));
+  }));
+  rows.push([`appends, ${writers} concurrent appenders`, rate(writers * perWriter, performance.now() - t0)]);
+}
+// Grow to the largest tree in bursts of grouped appends, then measure proofs at each power of ten.
+const t1 = performance.now();
+let grown = 0;
+while (journal.size() < MAX) {
+  const burst = Math.min(10_000, MAX - journal.size());
+  await Promise.all(Array.from({ length: burst }, (_, i) => journal.append(event(i))));
+  grown += burst;
+}
+rows.push([`appends, bursts of 10,000 in flight (${grown.toLocaleString('en-US')} events)`, rate(grown, performance.now() - t1)]);
+journal.checkpoint();
+{
+  const t0 = performance.now();
+  const v = journal.verifyAll();
+  if (!v.ok) throw new Error(`verify failed: ${v.problem}`);
+  rows.push([`verifyAll (${v.size.toLocaleString('en-US')} events, every hash, node and checkpoint)`, rate(v.size, performance.now() - t0)]);
+}
+console.log('\nPenstock journal benchmark');
+console.log('| measurement | result |\n| --- | --- |');
+for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
+
+console.log('\n| tree size | inclusion proof | make | verify | consistency proof (n/2 → n) | make | verify |');
+console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (let n = 1000; n <= MAX; n *= 10) {
+  const reps = 200;
+  const root = journal.rootAt(n);
+  let incBytes = 0, incMake = 0, incVerify = 0, conBytes = 0, conMake = 0, conVerify = 0;
+  const oldRoot = journal.rootAt(n >> 1);
+  for (let r = 0; r < reps; r++) {
+    const seq = Math.floor(Math.random() * n);
+    let t = performance.now();
+    const proof = journal.inclusionProof(seq, n);
+    incMake += performance.now() - t;
+    incBytes = Math.max(incBytes, proof.length * 32);
+    const leaf = leafHash(Buffer.from(journal.readEvents(seq, 1)[0]!.bytes));
+    t = performance.now();
+    if (!verifyInclusion(seq, n, leaf, proof, root)) throw new Error('inclusion failed');
+    incVerify += performance.now() - t;
+    const old = 1 + Math.floor(Math.random() * (n - 1));
+    t = performance.now();
+    const cproof = journal.consistencyProof(old, n);
+    conMake += performance.now() - t;
+    if (r === 0) {
+      const half = journal.consistencyProof(n >> 1, n);
+      conBytes = half.length * 32;
+      if (!verifyConsistency(n >> 1, n, oldRoot, root, half)) throw new Error('consistency failed');
+    }
+    const oldR = journal.rootAt(old);
+    t = performance.now();
+    if (!verifyConsistency(old, n, oldR, root, cproof)) throw new Error('consistency failed');
+    conVerify += performance.now() - t;
+  }
+  const us = (ms: number) => `${((ms / reps) * 1000).toFixed(1)} µs`;
+  console.log(`| ${n.toLocaleString('en-US')} | ${incBytes} B | ${us(incMake)} | ${us(incVerify)} | ${conBytes} B | ${us(conMake)} | ${us(conVerify)} |`);
+}
+const h = journal.health();
+console.log(`\nstored: ${h.size.toLocaleString('en-US')} events, ${(h.bytes / 1024 / 1024).toFixed(1)} MiB accounted`);
+await journal.close();
+rmSync(dir, { recursive: true, force: true });
