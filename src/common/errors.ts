@@ -21,6 +21,16 @@ export const ERROR_CODES = {
   PS_ADMIN_FORBIDDEN: 'admin peer not permitted',
   PS_UPSTREAM_UNAVAILABLE: 'target did not answer',
   PS_PROTOCOL_UNKNOWN: 'no adapter for this protocol',
+  PS_SYNC_FORK: 'appliance served a checkpoint not consistent with one already held (fork)',
+  PS_SYNC_ROLLBACK: 'appliance served a smaller tree than one already held (rollback)',
+  PS_SYNC_BAD_SIGNATURE: 'checkpoint signature does not verify against the pinned appliance key',
+  PS_SYNC_MISMATCH: 'pulled events do not match the signed checkpoint',
+  PS_SYNC_BAD_RESPONSE: 'appliance sent a malformed sync response',
+  PS_SYNC_REFUSED: 'appliance refused a sync request',
+  PS_SYNC_UNAVAILABLE: 'appliance could not be reached or went away; retry later',
+  PS_SYNC_TLS: 'TLS with the appliance failed (certificate not trusted or refused)',
+  PS_SYNC_LOCAL_STORE: 'local pull store is damaged or inconsistent',
+  PS_SYNC_BUSY: 'another puller is using this output directory',
   PS_INTERNAL: 'internal error',
 } as const;
 
