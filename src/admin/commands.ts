@@ -1,0 +1,150 @@
+// The allowlist of admin commands. Each declares whether it changes state (then the server journals the
+// request before the handler runs) and a strict schema of its params. Handlers are thin: the core's
+// parts validate and act; this file only maps requests to them.
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { PenstockError } from '../common/errors.ts';
+import { grantSchema, modbusTables } from '../config/schema.ts';
+import type { Action } from '../policy/types.ts';
+import type { AdminCommand, AdminCommandTable, CommandContext } from './types.ts';
+
+/** Build a table entry with the handler's params typed by its schema. */
+export function defineCommand<S extends z.ZodType>(def: {
+  mutates: boolean;
+  params: S;
+  handler: (params: z.output<S>, ctx: CommandContext) => Promise<unknown>;
+}): AdminCommand {
+  return def as unknown as AdminCommand;
+}
+
+const noParams = z.strictObject({});
+const id = z.string().min(1).max(128);
+const note = z.string().max(1000).optional();
+
+const modbusObjectSchema = z.strictObject({
+  kind: z.literal('modbus'),
+  unit: z.number().int().min(0).max(255),
+  functionCode: z.number().int().min(1).max(127),
+  table: z.enum(modbusTables).nullable(),
+  address: z.number().int().min(0).max(65535),
+  quantity: z.number().int().min(1).max(2000),
+  values: z.array(z.number().int().min(0).max(65535)).max(2000).optional(),
+});
+
+const opcuaObjectSchema = z.strictObject({
+  kind: z.literal('opcua'),
+  nodeId: z.string().min(1).max(4096),
+  browsePath: z.string().min(1).max(4096).optional(),
+  attribute: z.string().min(1).max(64).optional(),
+  value: z.number().optional(),
+  objectId: z.string().min(1).max(4096).optional(),
+});
+
+const sshObjectSchema = z.strictObject({
+  kind: z.literal('ssh'),
+  channel: z.enum(['exec', 'shell', 'tunnel', 'sftp']),
+  commandLine: z.string().max(16384).optional(),
+  argv: z.array(z.string().max(16384)).max(4096).optional(),
+  metacharacters: z.boolean().optional(),
+  tunnel: z.enum(['modbus', 'raw']).optional(),
+  path: z.string().min(1).max(4096).optional(),
+  direction: z.enum(['download', 'upload']).optional(),
+  bytes: z.number().int().min(0).optional(),
+});
+
+const verbs = ['read', 'write', 'call', 'browse', 'subscribe', 'history', 'exec', 'shell', 'tunnel', 'upload', 'download', 'diagnostic', 'program', 'other'] as const satisfies readonly Action['verb'][];
+
+/** An action for a dry run, without its target (given beside it). */
+export const dryRunActionSchema = z.strictObject({
+  verb: z.enum(verbs),
+  object: z.discriminatedUnion('kind', [modbusObjectSchema, opcuaObjectSchema, sshObjectSchema]),
+});
+
+export const adminCommands: AdminCommandTable = {
+  status: defineCommand({
+    mutates: false,
+    params: noParams,
+    handler: async (_p, { context }) => context.status(),
+  }),
+
+  'sessions.list': defineCommand({
+    mutates: false,
+    params: noParams,
+    handler: async (_p, { context }) => context.core.sessions.list().map((s) => s.view()),
+  }),
+
+  'sessions.kill': defineCommand({
+    mutates: true,
+    params: z.strictObject({ id, reason: z.string().min(1).max(1000).optional() }),
+    handler: async (p, { context, operator }) =>
+      context.core.sessions.kill(p.id, { reason: 'killed', ...(p.reason !== undefined ? { detail: p.reason } : {}), by: operator }),
+  }),
+
+  'grants.list': defineCommand({
+    mutates: false,
+    params: noParams,
+    handler: async (_p, { context }) => {
+      const { grants, clock } = context.core;
+      const now = clock.now();
+      return grants.list().map((g) => ({ ...g, active: grants.isActive(g, now) }));
+    },
+  }),
+
+  'grants.issue': defineCommand({
+    mutates: true,
+    // The same shape as a grant in the config file; the store checks it against the running config.
+    params: z.strictObject({ grant: grantSchema }),
+    handler: async (p, { context, operator }) => await context.core.grants.issue(p.grant, operator),
+  }),
+
+  'grants.revoke': defineCommand({
+    mutates: true,
+    params: z.strictObject({ id, reason: z.string().min(1).max(1000) }),
+    handler: async (p, { context, operator }) => await context.core.grants.revoke(p.id, operator, p.reason),
+  }),
+
+  'approvals.list': defineCommand({
+    mutates: false,
+    params: noParams,
+    handler: async (_p, { context }) => context.core.approvals.list(),
+  }),
+
+  'approvals.approve': defineCommand({
+    mutates: true,
+    params: z.strictObject({ id, note }),
+    handler: async (p, { context, operator }) => await context.core.approvals.approve(p.id, operator, p.note),
+  }),
+
+  'approvals.deny': defineCommand({
+    mutates: true,
+    params: z.strictObject({ id, note }),
+    handler: async (p, { context, operator }) => await context.core.approvals.deny(p.id, operator, p.note),
+  }),
+
+  'policy.check': defineCommand({
+    mutates: false,
+    params: z.strictObject({ principal: id, target: id, action: dryRunActionSchema }),
+    handler: async (p, { context }) => {
+      const action = { target: p.target, ...p.action } as Action;
+      const decision = context.core.explain(p.principal, action);
+      return { principal: p.principal, action, at: new Date(context.core.clock.now()).toISOString(), decision };
+    },
+  }),
+
+  'config.check': defineCommand({
+    mutates: false,
+    params: z.strictObject({ file: z.string().min(1).max(4096) }),
+    handler: async (p, { context }) => {
+      // The daemon's working directory means nothing to the operator: only absolute paths.
+      if (!isAbsolute(p.file)) throw new PenstockError('PS_ADMIN_BAD_REQUEST', `file: must be an absolute path (got ${p.file})`);
+      const { issues } = context.checkConfig(p.file);
+      return { ok: !issues.some((i) => i.severity === 'error'), issues };
+    },
+  }),
+
+  'config.reload': defineCommand({
+    mutates: true,
+    params: noParams,
+    handler: async (_p, { context }) => await context.reload(),
+  }),
+};

@@ -1,0 +1,89 @@
+// What the admin socket needs from the daemon. The command handlers see only this narrow view of the
+// core (`AdminCore`), so they can be tested with small in-test objects and so the admin part does not
+// depend on how the core is built. The daemon passes its real Core, which satisfies AdminCore.
+import type { z } from 'zod';
+import type { PendingApproval } from '../approvals/approvals.ts';
+import type { Clock } from '../common/clock.ts';
+import type { ConfigIssue } from '../config/types.ts';
+import type { GrantConfig } from '../config/schema.ts';
+import type { HeldGrant, Operator } from '../grants/types.ts';
+import type { Action, Decision } from '../policy/types.ts';
+import type { SessionView } from '../sessions/types.ts';
+import type { SessionEnd } from '../sessions/registry.ts';
+
+export type { Operator } from '../grants/types.ts';
+
+export interface AdminCore {
+  readonly clock: Clock;
+  readonly sessions: {
+    list(): ReadonlyArray<{ view(): SessionView }>;
+    kill(id: string, end: SessionEnd): SessionView;
+  };
+  readonly grants: {
+    list(): readonly HeldGrant[];
+    isActive(grant: HeldGrant, nowMs: number): boolean;
+    /** Validates the grant against the current config (targets, principal) and issues it. */
+    issue(grant: GrantConfig, by: Operator): unknown;
+    revoke(id: string, by: Operator, reason: string): unknown;
+  };
+  readonly approvals: {
+    list(): readonly PendingApproval[];
+    approve(id: string, by: Operator, note?: string): unknown;
+    deny(id: string, by: Operator, note?: string): unknown;
+  };
+  /** A dry run of policy: the principal's current grants, now; no journal, no counters, no approvals. */
+  explain(principal: string, action: Action): Decision;
+}
+
+export interface AdminContext {
+  core: AdminCore;
+  /** Reload the config file the daemon runs on: swapped whole, or not at all. */
+  reload(): Promise<{ ok: boolean; issues: ConfigIssue[] }>;
+  /** Validate a config file without applying it. */
+  checkConfig(file: string): { issues: ConfigIssue[] };
+  /** Appliance id, version, uptime, listeners with bound addresses, counts. */
+  status(): Record<string, unknown>;
+  /** The journal, for the journal.* commands the daemon adds to the table. */
+  journal?: unknown;
+}
+
+export interface CommandContext {
+  operator: Operator;
+  context: AdminContext;
+}
+
+export interface AdminCommand {
+  /** True when the command changes state: it is audited (journaled) before it runs, or not run at all. */
+  mutates: boolean;
+  /** Strict schema of the params; a request that fails it is refused with the field named. */
+  params: z.ZodType;
+  handler: (params: never, ctx: CommandContext) => Promise<unknown>;
+}
+
+/** The allowlist: a command not in this table is refused (and audited). */
+export type AdminCommandTable = Record<string, AdminCommand>;
+
+/**
+ * One audit record. A state-changing command produces `phase: 'before'` (ok: true — admitted, about to
+ * run; the handler runs only if this audit resolved) and, if its handler then fails, `phase: 'after'` with
+ * ok: false. Refusals (unknown command, malformed or oversize request, bad params) and read-only
+ * commands produce one `phase: 'after'` record.
+ */
+export interface AdminAuditEntry {
+  command: string;
+  operator: Operator;
+  params: unknown;
+  ok: boolean;
+  error?: string;
+  phase: 'before' | 'after';
+}
+
+export type AdminAudit = (entry: AdminAuditEntry) => Promise<void>;
+
+/** The few logger methods the admin server uses (a pino Logger satisfies it). */
+export interface AdminLog {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
