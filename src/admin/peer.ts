@@ -187,21 +187,37 @@ const PEERCRED_SCRIPT =
 export function peerCredentials(socket: Socket): Promise<PeerIdentity | { failure: string }> {
   const perl = PERL_CANDIDATES.find((p) => existsSync(p));
   if (!perl) return Promise.resolve({ failure: 'perl is not installed' });
+  // Pass the raw descriptor, not the Socket: handing Node the Socket object makes it stop reading it.
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return Promise.resolve({ failure: 'socket descriptor unknown' });
   return new Promise((resolve) => {
     let out = '';
     let child;
     try {
-      child = spawn(perl, ['-e', PEERCRED_SCRIPT], { stdio: ['ignore', 'pipe', 'ignore', socket], timeout: SS_TIMEOUT_MS, env: { LC_ALL: 'C' } });
+      child = spawn(perl, ['-e', PEERCRED_SCRIPT], { stdio: ['ignore', 'pipe', 'ignore', fd], timeout: SS_TIMEOUT_MS, env: { LC_ALL: 'C' } });
     } catch (err) {
       resolve({ failure: `perl failed: ${(err as Error).message}` });
       return;
     }
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.on('error', (err) => resolve({ failure: `perl failed: ${err.message}` }));
-    child.on('close', (code) => {
+    // Not 'close': that waits for every stdio stream, and fd 3 is the live admin connection itself.
+    let exitCode: number | null | undefined;
+    let ended = false;
+    const settle = () => {
+      if (exitCode === undefined || !ended) return;
       const m = /^(\d+) (\d+)$/.exec(out.trim());
-      if (code !== 0 || !m) resolve({ failure: `SO_PEERCRED not available (perl exit ${code})` });
+      if (exitCode !== 0 || !m) resolve({ failure: `SO_PEERCRED not available (perl exit ${exitCode})` });
       else resolve({ pid: Number(m[1]), uid: Number(m[2]) });
+    };
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => (out += d));
+    child.stdout!.on('end', () => {
+      ended = true;
+      settle();
+    });
+    child.on('error', (err) => resolve({ failure: `perl failed: ${err.message}` }));
+    child.on('exit', (code) => {
+      exitCode = code;
+      settle();
     });
   });
 }
