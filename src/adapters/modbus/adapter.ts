@@ -1,0 +1,211 @@
+// The Modbus front doors. Each maps a connection to an authenticated principal, opens a session, and
+// hands the byte stream to serveModbusStream (stream.ts); nothing else is protocol work here.
+//
+//   mode tls  Modbus/TCP Security: mutual TLS (1.2+). The client certificate must chain to `client_ca`
+//             and name a principal by SHA-256 fingerprint or subject CN (principal.credentials.x509).
+//             The certificate's Modbus role extension is recorded with the session (and may be
+//             required: listener `roles`).
+//   mode tcp  Plain Modbus/TCP, THE WEAK MODE: there is no identity on the wire, so a connection is tied
+//             to a principal only by its source address (`bindings`) and only while that principal holds
+//             an active grant for a routed target. Anyone who can use a bound address is that principal.
+//             Use it only on an isolated segment, for tools that cannot speak TLS.
+// A connection that cannot be tied to a principal is closed at once and journaled as auth.failed.
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { Core } from '../../core/core.ts';
+import type { ListenerConfig } from '../../config/types.ts';
+import type { PrincipalConfig } from '../../config/schema.ts';
+import type { Session } from '../../sessions/registry.ts';
+import type { ProtocolAdapter, RunningListener } from '../types.ts';
+import { modbusListenerSchema, modbusTargetSchema, type ModbusListenerConfig } from './schema.ts';
+import { modbusRole, normalizeFingerprint, principalForCertificate, subjectCommonName } from './tls.ts';
+import { serveModbusStream, type ModbusRoute } from './stream.ts';
+import { upstreamsFor } from './pool.ts';
+
+export const DEFAULT_MODBUS_TLS_PORT = 802;
+
+const roles = new WeakMap<Session, string>();
+/** The Modbus/TCP Security role the session's client certificate carried, if any. */
+export function modbusSessionRole(session: Session): string | undefined {
+  return roles.get(session);
+}
+
+export const modbusAdapter: ProtocolAdapter = {
+  protocol: 'modbus',
+  listenerSchema: modbusListenerSchema,
+  targetSchema: modbusTargetSchema,
+  start: startModbusListener,
+};
+
+export async function startModbusListener(raw: ListenerConfig, core: Core): Promise<RunningListener> {
+  const cfg: ModbusListenerConfig = modbusListenerSchema.parse(raw);
+  const routes: ModbusRoute[] = cfg.routes.map((r) => ({ unit: r.unit, target: r.target, ...(r.target_unit !== undefined ? { targetUnit: r.target_unit } : {}) }));
+  const routeTargets = new Set(routes.map((r) => r.target));
+  const releasePool = upstreamsFor(core).acquire();
+  const sockets = new Set<net.Socket>();
+  const authFailures = new AuthFailureJournal(core, cfg.id);
+
+  const serve = (socket: net.Socket, principal: PrincipalConfig, role: string | undefined) => {
+    const session = core.sessions.open(
+      {
+        principal,
+        chain: [principal.id, ...(principal.acting_for ? [principal.acting_for] : [])],
+        ...(routeTargets.size === 1 ? { target: [...routeTargets][0]! } : {}),
+        listener: cfg.id,
+        protocol: 'modbus',
+        remote: remoteOf(socket),
+      },
+      // Kill (admin, grant revoked, time limits): Modbus has no goodbye message; end the connection now.
+      () => socket.destroy(),
+    );
+    if (role !== undefined) roles.set(session, role);
+    const handle = serveModbusStream(socket, session, core, {
+      routes,
+      idleMs: cfg.idle_seconds * 1000,
+      frameTimeoutMs: cfg.frame_timeout_ms,
+      ...(role !== undefined ? { role } : {}),
+    });
+    void handle.done.then(() => session.close());
+  };
+
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+  };
+
+  let server: net.Server;
+  if (cfg.mode === 'tls') {
+    const t = cfg.tls!;
+    server = tls.createServer({
+      cert: readFileSync(t.cert),
+      key: readFileSync(t.key),
+      ca: readFileSync(t.client_ca),
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2', // the Modbus/TCP Security specification requires TLS 1.2 or later
+      handshakeTimeout: Math.max(1000, cfg.frame_timeout_ms * 2),
+    });
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      track(socket);
+      const cert = socket.getPeerX509Certificate();
+      if (!cert) return refuse(socket, 'no client certificate');
+      const match = principalForCertificate(cert, core.config().principals.values());
+      const who = { fingerprint: normalizeFingerprint(cert.fingerprint256), subject_cn: subjectCommonName(cert) };
+      if (!match) return refuse(socket, 'the client certificate names no principal', who);
+      const role = modbusRole(cert);
+      if (cfg.roles && (role === undefined || !cfg.roles.includes(role))) {
+        return refuse(socket, role === undefined ? 'the client certificate carries no Modbus role' : `role ${role} is not accepted on this listener`, { ...who, principal: match.principal.id, ...(role ? { role } : {}) });
+      }
+      serve(socket, match.principal, role);
+    });
+    // A failed handshake (no certificate, untrusted CA, old TLS) is an authentication failure too.
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+      authFailures.record(remoteOf(socket), `TLS handshake failed (${err.code ?? 'error'})`);
+      socket.destroy();
+    });
+  } else {
+    const bindings = cfg.bindings!.map((b) => ({ list: blockListOf(b.source), principal: b.principal }));
+    server = net.createServer({ noDelay: true }, (socket) => {
+      track(socket);
+      const address = normalizeAddress(socket.remoteAddress ?? '');
+      const family = net.isIPv6(address) ? 'ipv6' : 'ipv4';
+      const binding = bindings.find((b) => b.list.check(address, family));
+      if (!binding) return refuse(socket, 'no binding for this source address (plain Modbus/TCP has no other identity)');
+      const principal = core.config().principals.get(binding.principal);
+      if (!principal) return refuse(socket, `bound principal ${binding.principal} is not configured`);
+      const now = core.clock.now();
+      const active = core.grants.forPrincipal(principal.id).some((g) => core.grants.isActive(g, now) && g.targets.some((t) => routeTargets.has(t)));
+      if (!active) return refuse(socket, `principal ${principal.id} holds no active grant for a target of this listener`, { principal: principal.id });
+      serve(socket, principal, undefined);
+    });
+  }
+  server.maxConnections = cfg.max_connections;
+
+  function refuse(socket: net.Socket, reason: string, detail: Record<string, unknown> = {}): void {
+    authFailures.record(remoteOf(socket), reason, detail);
+    socket.destroy();
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => core.log.error({ err, listener: cfg.id }, 'modbus listener error'));
+  const bound = server.address() as net.AddressInfo;
+  core.log.info({ listener: cfg.id, mode: cfg.mode, host: bound.address, port: bound.port }, 'modbus front door listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    id: cfg.id,
+    address: () => ({ host: bound.address, port: bound.port }),
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of core.sessions.list()) if (s.listener === cfg.id) s.terminate({ reason: 'shutdown' });
+        for (const socket of sockets) socket.destroy();
+      }).finally(releasePool);
+      return closing;
+    },
+  };
+}
+
+function remoteOf(socket: net.Socket): string {
+  const a = normalizeAddress(socket.remoteAddress ?? '?');
+  return net.isIPv6(a) ? `[${a}]:${socket.remotePort}` : `${a}:${socket.remotePort}`;
+}
+
+/** An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; bindings are written as a.b.c.d. */
+function normalizeAddress(a: string): string {
+  return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
+}
+
+/** A binding source: one address (`10.0.0.5`, `::1`) or a subnet (`10.0.0.0/24`). */
+function blockListOf(source: string): net.BlockList {
+  const list = new net.BlockList();
+  const [addr, bits] = source.split('/');
+  const family = net.isIPv6(addr!) ? 'ipv6' : 'ipv4';
+  if (bits === undefined) list.addAddress(addr!, family);
+  else list.addSubnet(addr!, Number(bits), family);
+  return list;
+}
+
+/**
+ * auth.failed events, journaled one by one up to a rate (a connection flood must not become a journal
+ * flood); beyond it they are counted and the count is journaled with the next one let through.
+ */
+class AuthFailureJournal {
+  static readonly PER_10S = 20;
+  readonly #core: Core;
+  readonly #listener: string;
+  #windowStart = 0;
+  #inWindow = 0;
+  #suppressed = 0;
+
+  constructor(core: Core, listener: string) {
+    this.#core = core;
+    this.#listener = listener;
+  }
+
+  record(remote: string, reason: string, detail: Record<string, unknown> = {}): void {
+    const now = this.#core.clock.now();
+    if (now - this.#windowStart >= 10_000) {
+      this.#windowStart = now;
+      this.#inWindow = 0;
+    }
+    if (++this.#inWindow > AuthFailureJournal.PER_10S) {
+      this.#suppressed++;
+      return;
+    }
+    const suppressed = this.#suppressed;
+    this.#suppressed = 0;
+    this.#core.log.warn({ listener: this.#listener, remote, reason }, 'modbus authentication failed');
+    void this.#core.journal
+      .append({ event: 'auth.failed', listener: this.#listener, detail: { protocol: 'modbus', remote, reason, ...detail, ...(suppressed ? { suppressed_since_last: suppressed } : {}) } })
+      .catch((err: unknown) => this.#core.log.error({ err }, 'journal append failed (auth.failed)'));
+  }
+}

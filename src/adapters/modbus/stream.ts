@@ -1,0 +1,319 @@
+// One client's Modbus/TCP byte stream, already tied to an authenticated session: the glue between the
+// codec, the core and the shared upstream links. Every front door ends here — the TLS and plain TCP
+// listeners (adapter.ts) and, through `serveModbusStream`, the SSH front door's `ssh -L` tunnels.
+//
+// Per request, in the order it arrived (one at a time per stream, so a write and the read after it
+// reach the PLC in that order; concurrency comes from many streams sharing the upstream's fair queue):
+//   MBAP frame → route (client unit → target, target unit) → decodeRequest → requestToActions
+//   → core.authorize for each action (reads first, then writes: a write is journaled as allowed only
+//     once everything else in the request is) → any refusal: the Modbus exception for its reason, at once
+//   → optional read-back of the values about to be overwritten → forward upstream
+//   → answer with the PLC's response under the client's transaction id → core.recordOutcome for writes.
+// Bad bytes never reach the PLC: an undecodable PDU gets the codec's exception; a stream that can no
+// longer be framed is closed. Refusals of malformed input are counted, and journaled one by one up to a
+// bound per stream (a hostile peer must not turn the journal into its disk-filler); the rest are
+// journaled as one summary when the stream ends.
+import type { Duplex } from 'node:stream';
+import type { Core } from '../../core/core.ts';
+import type { Session } from '../../sessions/registry.ts';
+import type { Action, Decision } from '../../policy/types.ts';
+import {
+  EXCEPTION_CODES,
+  MbapDecoder,
+  decodeRequest,
+  encodeException,
+  encodeMbap,
+  encodeRequest,
+  exceptionForDecision,
+  requestToActions,
+  type MbapFrame,
+  type ModbusAction,
+  type ModbusRequest,
+  type ModbusResponse,
+} from './codec.ts';
+import { modbusTargetSchema, type ModbusTargetConfig } from './schema.ts';
+import type { Upstream, UpstreamReply } from './upstream.ts';
+import { upstreamsFor, type UpstreamPool } from './pool.ts';
+
+/** A client unit id → the target it reaches and the unit id used toward that target. */
+export interface ModbusRoute {
+  unit: number;
+  target: string;
+  /** Unit id on the target side; defaults to the target's configured `unit`. */
+  targetUnit?: number;
+}
+
+export interface ModbusStreamOptions {
+  routes: readonly ModbusRoute[];
+  /** Close the stream after this long without a complete request (default 300 s). */
+  idleMs?: number;
+  /** Close the stream when a partial frame has been pending this long: slow-loris (default 5 s). */
+  frameTimeoutMs?: number;
+  /** Shared upstream links; default: the pool shared by every front door of this core. */
+  upstreams?: UpstreamPool;
+  /** The Modbus/TCP Security role from the client certificate, recorded with write outcomes. */
+  role?: string;
+}
+
+export type StreamEndReason = 'peer_closed' | 'idle' | 'frame_timeout' | 'desynchronised' | 'stream_error' | 'closed';
+
+export interface ModbusStreamHandle {
+  /** Resolves when the stream has ended (never rejects). */
+  readonly done: Promise<StreamEndReason>;
+  /** End the stream now. */
+  close(reason?: StreamEndReason): void;
+}
+
+/** Malformed requests journaled one by one per stream; beyond this they are counted and summarised. */
+export const MALFORMED_JOURNALED_PER_STREAM = 16;
+/** Frames decoded but not yet handled before the stream stops reading (backpressure on a pipelining client). */
+const MAX_BACKLOG = 16;
+const READ_VERBS = new Set(['read']);
+
+/**
+ * Serve Modbus/TCP (MBAP) on `stream` for `session`. The caller owns the session: it opened it, and it
+ * closes it once `done` resolves if the session was only this stream (a listener connection), or keeps
+ * it (an SSH session with several channels). The session's kill callback should destroy the stream.
+ */
+export function serveModbusStream(stream: Duplex, session: Session, core: Core, options: ModbusStreamOptions): ModbusStreamHandle {
+  return new StreamServer(stream, session, core, options).handle;
+}
+
+class StreamServer {
+  readonly handle: ModbusStreamHandle;
+  readonly #stream: Duplex;
+  readonly #session: Session;
+  readonly #core: Core;
+  readonly #routes: Map<number, ModbusRoute>;
+  readonly #pool: UpstreamPool;
+  readonly #release: () => void;
+  readonly #role: string | undefined;
+  readonly #idleMs: number;
+  readonly #frameTimeoutMs: number;
+  readonly #decoder = new MbapDecoder();
+  readonly #backlog: MbapFrame[] = [];
+  #working = false;
+  #ended: StreamEndReason | undefined;
+  #resolveDone!: (r: StreamEndReason) => void;
+  #lastRequestMs: number;
+  #partialSinceMs: number | undefined;
+  readonly #sweep: NodeJS.Timeout;
+  #malformed = 0;
+
+  constructor(stream: Duplex, session: Session, core: Core, options: ModbusStreamOptions) {
+    this.#stream = stream;
+    this.#session = session;
+    this.#core = core;
+    this.#routes = new Map(options.routes.map((r) => [r.unit, r]));
+    if (options.upstreams) {
+      this.#pool = options.upstreams;
+      this.#release = () => {};
+    } else {
+      this.#pool = upstreamsFor(core);
+      this.#release = this.#pool.acquire();
+    }
+    this.#role = options.role;
+    this.#idleMs = options.idleMs ?? 300_000;
+    this.#frameTimeoutMs = options.frameTimeoutMs ?? 5_000;
+    this.#lastRequestMs = performance.now();
+    const done = new Promise<StreamEndReason>((resolve) => {
+      this.#resolveDone = resolve;
+    });
+    this.handle = { done, close: (reason = 'closed') => this.#end(reason) };
+
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('error', () => this.#end('stream_error'));
+    stream.on('close', () => this.#end('peer_closed'));
+    stream.on('end', () => this.#end('peer_closed'));
+    // One coarse timer per stream (not one per byte): idle and slow-loris checks.
+    const every = Math.max(50, Math.min(1000, Math.floor(Math.min(this.#idleMs, this.#frameTimeoutMs) / 4)));
+    this.#sweep = setInterval(() => this.#checkTimers(), every);
+    this.#sweep.unref();
+  }
+
+  // ----------------------------------------------------------------- input
+
+  #onData(chunk: Buffer): void {
+    if (this.#ended) return;
+    this.#session.counters.bytesIn += chunk.length;
+    for (const r of this.#decoder.push(chunk)) {
+      if ('error' in r) {
+        this.#refuseMalformed(r.error.code, 0, r.error.message, r.error.transactionId);
+        if (r.error.close) {
+          // The length cannot be trusted, so neither can anything after it: close (the spec answers nothing).
+          this.#end('desynchronised');
+          return;
+        }
+        continue;
+      }
+      this.#lastRequestMs = performance.now();
+      this.#backlog.push(r.frame);
+    }
+    this.#partialSinceMs = this.#decoder.bufferedBytes > 0 ? (this.#partialSinceMs ?? performance.now()) : undefined;
+    if (this.#backlog.length >= MAX_BACKLOG) this.#stream.pause();
+    if (!this.#working && this.#backlog.length > 0) void this.#work();
+  }
+
+  async #work(): Promise<void> {
+    this.#working = true;
+    try {
+      while (!this.#ended && this.#backlog.length > 0) {
+        const frame = this.#backlog.shift()!;
+        await this.#handle(frame);
+        if (this.#backlog.length < MAX_BACKLOG / 2 && this.#stream.isPaused()) this.#stream.resume();
+      }
+    } catch (err) {
+      // A bug here must not leave a client hanging or the process dying: log and close this stream only.
+      this.#core.log.error({ err, session: this.#session.id }, 'modbus stream handler failed');
+      this.#end('stream_error');
+    } finally {
+      this.#working = false;
+    }
+  }
+
+  #checkTimers(): void {
+    const now = performance.now();
+    if (this.#partialSinceMs !== undefined && now - this.#partialSinceMs >= this.#frameTimeoutMs) this.#end('frame_timeout');
+    else if (!this.#working && this.#backlog.length === 0 && now - this.#lastRequestMs >= this.#idleMs) this.#end('idle');
+  }
+
+  // ----------------------------------------------------------------- one request
+
+  async #handle(frame: MbapFrame): Promise<void> {
+    const route = this.#routes.get(frame.unitId);
+    const target = route ? this.#target(route.target) : undefined;
+    if (!route || !target) {
+      this.#refuseMalformed('MODBUS_UNROUTED_UNIT', frame.pdu[0] ?? 0, `no route for unit ${frame.unitId}`, frame.transactionId);
+      return this.#answer(frame, encodeException(frame.pdu[0] ?? 0, EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE));
+    }
+    const decoded = decodeRequest(frame.pdu);
+    if (!decoded.ok) {
+      const e = decoded.error;
+      this.#refuseMalformed(e.code, e.fc, e.message, frame.transactionId, route.target);
+      return this.#answer(frame, encodeException(e.fc, e.exception));
+    }
+    const req = decoded.value;
+    const unit = route.targetUnit ?? target.unit;
+    const actions = requestToActions(req, route.target, unit);
+    // Reads first, then privileged actions: a write is journaled as allowed only when the whole request is.
+    const ordered = [...actions.filter((a) => READ_VERBS.has(a.verb)), ...actions.filter((a) => !READ_VERBS.has(a.verb))];
+    for (const action of ordered) {
+      const decision = await this.#core.authorize(this.#session, action);
+      if (decision.effect !== 'allow') return this.#answer(frame, encodeException(req.fc, exceptionForDecision(decision.reason)));
+    }
+    if (this.#ended) return;
+    if (target.serial && unit === 0) {
+      // A broadcast on a serial line is never answered, so it cannot be confirmed to the client.
+      return this.#answer(frame, encodeException(req.fc, EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE));
+    }
+    const upstream = this.#pool.get(target);
+    const writes = ordered.filter((a) => !READ_VERBS.has(a.verb));
+    const before = writes.length > 0 && target.read_back_before_write ? await this.#readBack(upstream, unit, writes) : undefined;
+    const reply = await upstream.request(this.#session.id, unit, req, frame.pdu);
+    this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));
+    for (const action of writes) void this.#core.recordOutcome(this.#session, action, outcomeOf(action, reply, before, this.#role));
+  }
+
+  /** The current values of the registers or coils a write is about to change (Penstock's own read, not the client's). */
+  async #readBack(upstream: Upstream, unit: number, writes: ModbusAction[]): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    for (const w of writes) {
+      const o = w.object;
+      if ((o.table !== 'holding_register' && o.table !== 'coil') || o.quantity < 1) continue;
+      const req: ModbusRequest = o.table === 'coil'
+        ? { kind: 'read_bits', fc: 1, address: o.address, quantity: o.quantity }
+        : { kind: 'read_registers', fc: 3, address: o.address, quantity: o.quantity };
+      const r = await upstream.request(this.#session.id, unit, req, encodeRequest(req));
+      out[`${o.table}:${o.address}`] = r.ok ? valuesOf(r.response) : { failed: r.code, exception: r.exception };
+    }
+    return out;
+  }
+
+  #answer(frame: MbapFrame, pdu: Buffer): void {
+    if (this.#ended || this.#stream.destroyed) return;
+    const bytes = encodeMbap(frame.transactionId, frame.unitId, pdu);
+    this.#session.counters.bytesOut += bytes.length;
+    this.#stream.write(bytes);
+  }
+
+  #target(id: string): ModbusTargetConfig | undefined {
+    return parsedTarget(this.#core, id);
+  }
+
+  // ----------------------------------------------------------------- refusals that policy never saw
+
+  #refuseMalformed(code: string, fc: number, message: string, transactionId: number, target?: string): void {
+    this.#session.counters.denied++;
+    this.#malformed++;
+    if (this.#malformed > MALFORMED_JOURNALED_PER_STREAM) return;
+    void journalMalformed(this.#core, this.#session, { code, function_code: fc, transaction_id: transactionId, message }, target);
+  }
+
+  #end(reason: StreamEndReason): void {
+    if (this.#ended) return;
+    this.#ended = reason;
+    clearInterval(this.#sweep);
+    this.#backlog.length = 0;
+    if (!this.#stream.destroyed) this.#stream.destroy();
+    const suppressed = this.#malformed - MALFORMED_JOURNALED_PER_STREAM;
+    if (suppressed > 0) void journalMalformed(this.#core, this.#session, { code: 'MODBUS_MALFORMED_SUMMARY', suppressed, total: this.#malformed });
+    this.#release();
+    this.#resolveDone(reason);
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+/**
+ * Journal a request that never became an Action (undecodable, unframeable, unrouted). The core has no
+ * method for this yet, so the adapter appends the `action.malformed` event itself; it gates nothing, so
+ * it is not awaited by the request path, and a journal failure is logged (the journal raises its alert).
+ */
+export async function journalMalformed(core: Core, session: Session, detail: Record<string, unknown>, target?: string): Promise<void> {
+  try {
+    await core.journal.append({
+      event: 'action.malformed',
+      session: session.id,
+      principal: session.principal.id,
+      chain: session.chain,
+      listener: session.listener,
+      ...(target ?? session.target ? { target: target ?? session.target } : {}),
+      decision: { effect: 'deny', reason: 'malformed', explanation: String(detail.message ?? detail.code) } satisfies Decision,
+      detail,
+    });
+  } catch (err) {
+    core.log.error({ err, session: session.id }, 'journal append failed (malformed request)');
+  }
+}
+
+const targetCache = new WeakMap<object, ModbusTargetConfig | null>();
+/** The target's Modbus options with defaults, from the current config snapshot (a reload swaps it). */
+export function parsedTarget(core: Core, id: string): ModbusTargetConfig | undefined {
+  const raw = core.config().targets.get(id);
+  if (!raw || raw.protocol !== 'modbus') return undefined;
+  let parsed = targetCache.get(raw);
+  if (parsed === undefined) {
+    const r = modbusTargetSchema.safeParse(raw);
+    parsed = r.success ? r.data : null;
+    targetCache.set(raw, parsed);
+  }
+  return parsed ?? undefined;
+}
+
+function valuesOf(res: ModbusResponse): number[] | undefined {
+  return 'values' in res && Array.isArray(res.values) ? res.values : undefined;
+}
+
+function outcomeOf(action: Action, reply: UpstreamReply, before: Record<string, unknown> | undefined, role: string | undefined): Record<string, unknown> {
+  const o = action.object.kind === 'modbus' ? action.object : undefined;
+  const base: Record<string, unknown> = {
+    function_code: o?.functionCode,
+    ...(o?.values ? { values: o.values } : {}),
+    ...(before && o ? { before: before[`${o.table}:${o.address}`] } : {}),
+    duration_ms: Math.round(reply.ms * 1000) / 1000,
+    ...(role ? { role } : {}),
+  };
+  if (!reply.ok) return { ...base, ok: false, upstream: reply.code, exception: reply.exception, message: reply.message };
+  if (reply.response.kind === 'exception') return { ...base, ok: false, exception: reply.response.exception };
+  return { ...base, ok: true };
+}
