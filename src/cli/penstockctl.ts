@@ -14,6 +14,7 @@ import type { Action, Decision } from '../policy/types.ts';
 import { DEFAULT_ADMIN_SOCKET, adminRequest } from '../admin/client.ts';
 import { UsageError, modbusAction, opcuaAction, sshAction, type DryRunAction } from './action.ts';
 import { quickGrant, readGrantFile, type QuickGrantOptions } from './grant-input.ts';
+import { addJournalCommands } from './journal.ts';
 import { renderApprovals, renderDecision, renderGrants, renderIssues, renderSessions, renderStatus, type GrantRow } from './render.ts';
 
 export const EXIT = { ok: 0, no: 1, approve: 2, usage: 3, unreachable: 4, refused: 5 } as const;
@@ -208,6 +209,8 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
       });
       if (!r.ok) exitCode = EXIT.no;
     });
+
+  addJournalCommands(program, { io, call, show, setExit: (code) => (exitCode = code) });
 
   try {
     await program.parseAsync(args, { from: 'user' });

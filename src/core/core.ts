@@ -10,6 +10,16 @@ import type { Approvals } from '../approvals/approvals.ts';
 import type { GrantStore } from '../grants/store.ts';
 import type { Vault } from '../vault/vault.ts';
 
+export interface Refusal {
+  event: 'auth.failed' | 'auth.rate_limited' | 'action.malformed';
+  listener: string;
+  remote?: string;
+  session?: Session;
+  /** The principal claimed or identified, when there is one. */
+  principal?: string;
+  detail: Record<string, unknown>;
+}
+
 export interface Core {
   readonly clock: Clock;
   readonly log: Logger;
@@ -25,6 +35,13 @@ export interface Core {
    * (durably before returning for anything but a read), count. Forward only when effect is 'allow'.
    */
   authorize(session: Session, action: Action): Promise<Decision>;
+  /** A dry run of policy for `penstockctl policy check`: no journal, no counters, no approvals. */
+  explain(principalId: string, action: Action): Decision;
+  /**
+   * Journal a refusal policy never saw: a failed or rate-limited login, a malformed frame. Never
+   * throws (a journal failure is logged; the journal raises its own alert).
+   */
+  recordRefusal(refusal: Refusal): Promise<void>;
   /** Journal what happened upstream after an allowed privileged action (or an upstream failure). */
   recordOutcome(session: Session, action: Action, outcome: Record<string, unknown>): Promise<void>;
 }

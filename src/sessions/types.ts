@@ -18,6 +18,8 @@ export interface SessionInit {
   protocol: string;
   /** Peer address as `host:port`. */
   remote: string;
+  /** What the front door learned at authentication (certificate role, key fingerprint, client name). */
+  attributes?: Record<string, string>;
 }
 
 export interface SessionView {
@@ -31,5 +33,6 @@ export interface SessionView {
   remote: string;
   started: string;
   grants: string[];
+  attributes: Record<string, string>;
   counters: SessionCounters;
 }

@@ -1,0 +1,329 @@
+// The core's implementation: the one path every action takes (design.md), shared by all front doors.
+//   decide → (wait for a person) → journal, durably before anything privileged is forwarded → count.
+// It knows no wire format; adapters turn frames into Actions and Decisions back into frames.
+import type { Logger } from 'pino';
+import type { Clock } from '../common/clock.ts';
+import { isPenstockError } from '../common/errors.ts';
+import type { LoadedConfig } from '../config/types.ts';
+import type { PrincipalConfig } from '../config/schema.ts';
+import type { Journal, JournalEventInput } from '../journal/types.ts';
+import type { Action, Decision, Verb } from '../policy/types.ts';
+import { decide } from '../policy/decide.ts';
+import { GrantStore } from '../grants/store.ts';
+import type { GrantChange } from '../grants/types.ts';
+import { Approvals } from '../approvals/approvals.ts';
+import type { Vault } from '../vault/vault.ts';
+import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
+import type { Core, Refusal } from './core.ts';
+import { ReadAggregator } from './reads.ts';
+
+/** Verbs whose evidence may be aggregated; everything else is privileged and journaled before forwarding. */
+const READ_VERBS: ReadonlySet<Verb> = new Set(['read', 'browse', 'subscribe', 'history']);
+
+/** Denials within this many ms that make a burst (probing) alert. */
+const DENIAL_BURST = { count: 10, windowMs: 10_000, quietMs: 60_000 };
+
+export interface DaemonCoreOptions {
+  clock: Clock;
+  log: Logger;
+  config: LoadedConfig;
+  journal: Journal;
+  grants: GrantStore;
+  approvals: Approvals;
+  vault: Vault;
+}
+
+export class DaemonCore implements Core {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly journal: Journal;
+  readonly sessions: SessionRegistry;
+  readonly approvals: Approvals;
+  readonly grants: GrantStore;
+  readonly vault: Vault;
+  #config: LoadedConfig;
+  readonly #reads = new ReadAggregator();
+  #lastReadFlushMs: number;
+  readonly #denials = new Map<string, { times: number[]; alertedAt: number }>();
+
+  constructor(opts: DaemonCoreOptions) {
+    this.clock = opts.clock;
+    this.log = opts.log;
+    this.journal = opts.journal;
+    this.grants = opts.grants;
+    this.approvals = opts.approvals;
+    this.vault = opts.vault;
+    this.#config = opts.config;
+    this.#lastReadFlushMs = this.clock.now();
+    this.sessions = new SessionRegistry({
+      clock: this.clock,
+      onOpen: (s) => this.#record({ event: 'session.opened', ...who(s), detail: { protocol: s.protocol, remote: s.remote, ...(Object.keys(s.attributes).length ? { attributes: s.attributes } : {}) } }),
+      onEnd: (s, end) => this.#onSessionEnd(s, end),
+    });
+    this.grants.onChange((c) => this.#onGrantChange(c));
+  }
+
+  config(): LoadedConfig {
+    return this.#config;
+  }
+
+  /**
+   * Swap in a new config snapshot (already fully validated). Config grants are replaced, runtime grants
+   * survive, and live sessions whose principal is gone, or whose grants no longer hold, are ended.
+   */
+  swapConfig(next: LoadedConfig): void {
+    this.#config = next;
+    this.grants.replaceConfigGrants(next.grants);
+    const now = this.clock.now();
+    for (const s of this.sessions.list()) {
+      const principal = next.principals.get(s.principal.id);
+      if (!principal) {
+        s.terminate({ reason: 'grant_revoked', detail: 'principal removed from the configuration' });
+        continue;
+      }
+      const held = this.grants.forPrincipal(s.principal.id);
+      for (const grantId of s.grantsUsed) {
+        const g = held.find((x) => x.id === grantId);
+        if (!g || !this.grants.isActive(g, now)) {
+          s.terminate({ reason: 'grant_revoked', detail: `grant ${grantId} no longer holds after reload` });
+          break;
+        }
+      }
+    }
+  }
+
+  /** A dry run of policy for `penstockctl policy check`: no journal, no counters, no approvals. */
+  explain(principalId: string, action: Action): Decision {
+    const principal = this.#config.principals.get(principalId);
+    if (!principal) {
+      return { effect: 'deny', reason: 'no_grant', explanation: `no principal named ${principalId}` };
+    }
+    return this.#decide(principal, action, this.clock.now());
+  }
+
+  async authorize(session: Session, action: Action): Promise<Decision> {
+    const now = this.clock.now();
+    session.lastActivityMs = now;
+    const limit = this.#checkSessionLimits(session, now);
+    if (limit) return this.#deny(session, action, limit);
+
+    let decision = this.#decide(session.principal, action, now);
+
+    if (decision.effect === 'approve') {
+      decision = await this.#waitForApproval(session, action, decision);
+    }
+    if (decision.effect !== 'allow') return this.#deny(session, action, decision);
+
+    if (READ_VERBS.has(action.verb)) {
+      const cfg = this.#config.raw.journal;
+      if (cfg.every_read) {
+        try {
+          await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision });
+        } catch (err) {
+          if (!cfg.reads_when_full) return this.#deny(session, action, journalDown(err));
+        }
+      } else {
+        if (!this.journal.health().writable && !cfg.reads_when_full) {
+          return this.#deny(session, action, journalDown(undefined));
+        }
+        this.#reads.add(session.id, action, now);
+      }
+    } else {
+      // No record, no action: the caller forwards only after this append resolved.
+      try {
+        await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision });
+      } catch (err) {
+        return this.#deny(session, action, journalDown(err));
+      }
+    }
+    session.counters.allowed++;
+    if (decision.grant) session.grantsUsed.add(decision.grant);
+    return decision;
+  }
+
+  async recordRefusal(r: Refusal): Promise<void> {
+    await this.#record({
+      event: r.event,
+      ...(r.session ? who(r.session) : {}),
+      ...(r.principal && !r.session ? { principal: r.principal } : {}),
+      listener: r.listener,
+      detail: { ...(r.remote ? { remote: r.remote } : {}), ...r.detail },
+    });
+  }
+
+  async recordOutcome(session: Session, action: Action, outcome: Record<string, unknown>): Promise<void> {
+    await this.#record({ event: 'action.outcome', ...who(session), target: action.target, action, outcome });
+  }
+
+  /** Housekeeping, called by the daemon every second (and by tests with a manual clock). */
+  async tick(): Promise<void> {
+    const now = this.clock.now();
+    this.grants.tick(now);
+    this.approvals.tick(now);
+    for (const s of this.sessions.list()) {
+      const limit = this.#sessionExpiry(s, now);
+      if (limit) s.terminate(limit);
+    }
+    if (now - this.#lastReadFlushMs >= this.#config.raw.journal.aggregate_reads_seconds * 1000) {
+      this.#lastReadFlushMs = now;
+      await Promise.all(this.#reads.sessions().map((id) => this.#flushReads(id, this.sessions.get(id))));
+    }
+  }
+
+  /** On shutdown: end every session and write what is left of the read aggregates. */
+  async drain(): Promise<void> {
+    for (const s of this.sessions.list()) s.terminate({ reason: 'shutdown' });
+    await Promise.all(this.#reads.sessions().map((id) => this.#flushReads(id, undefined)));
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  #decide(principal: PrincipalConfig, action: Action, now: number): Decision {
+    return decide(action, {
+      principal,
+      grants: this.grants.forPrincipal(principal.id),
+      now,
+      profiles: this.#config.profiles,
+      targets: this.#config.targets,
+    });
+  }
+
+  async #waitForApproval(session: Session, action: Action, asked: Decision): Promise<Decision> {
+    const request = this.approvals.request({
+      session: session.id,
+      principal: session.principal.id,
+      chain: session.chain,
+      target: action.target,
+      action,
+      ...(asked.grant ? { grant: asked.grant } : {}),
+      ...(asked.rule ? { rule: asked.rule } : {}),
+    });
+    try {
+      await this.journal.append({ event: 'approval.requested', ...who(session), action, decision: asked, detail: { approval: request.id } });
+    } catch (err) {
+      this.approvals.cancel(session.id);
+      return journalDown(err);
+    }
+    session.pendingApproval = request.id;
+    const outcome = await request.outcome;
+    session.pendingApproval = undefined;
+    const detail = { approval: request.id, reason: outcome.reason, ...(outcome.note ? { note: outcome.note } : {}), ...(outcome.by ? { by: outcome.by } : {}) };
+    if (!outcome.approved) {
+      await this.#record({ event: outcome.reason === 'timed_out' ? 'approval.timed_out' : 'approval.refused', ...who(session), action, detail });
+      return {
+        effect: 'deny',
+        reason: 'approval_refused',
+        ...(asked.grant ? { grant: asked.grant } : {}),
+        ...(asked.rule ? { rule: asked.rule } : {}),
+        explanation: `approval ${request.id} ${outcome.reason === 'timed_out' ? 'timed out' : 'was refused'}`,
+      };
+    }
+    await this.#record({ event: 'approval.granted', ...who(session), action, detail });
+    // The world may have changed while a person decided: the grant must still hold now.
+    const again = this.#decide(session.principal, action, this.clock.now());
+    if (again.effect === 'deny') return again;
+    if (!session.active) return { effect: 'deny', reason: 'session_limit', explanation: 'the session ended while waiting for approval' };
+    return { ...asked, effect: 'allow', explanation: `${asked.explanation}; approved by uid ${outcome.by?.uid ?? '?'} (${request.id})` };
+  }
+
+  #checkSessionLimits(session: Session, now: number): Decision | undefined {
+    if (!session.active) return { effect: 'deny', reason: 'session_limit', explanation: 'the session has ended' };
+    const expiry = this.#sessionExpiry(session, now);
+    if (expiry) {
+      session.terminate(expiry);
+      return { effect: 'deny', reason: 'session_limit', explanation: `session ended: ${expiry.detail}` };
+    }
+    // Token bucket: a burst of one second's worth, refilled continuously.
+    const rate = this.#config.raw.sessions.actions_per_second;
+    if (session.tokens === Number.POSITIVE_INFINITY) session.tokens = rate;
+    session.tokens = Math.min(rate, session.tokens + ((now - session.tokensAtMs) / 1000) * rate);
+    session.tokensAtMs = now;
+    if (session.tokens < 1) return { effect: 'deny', reason: 'session_limit', explanation: `rate limit of ${rate} actions per second reached` };
+    session.tokens -= 1;
+    return undefined;
+  }
+
+  #sessionExpiry(session: Session, now: number): SessionEnd | undefined {
+    const cfg = this.#config.raw.sessions;
+    let maxSeconds = cfg.max_duration_seconds;
+    for (const g of this.grants.forPrincipal(session.principal.id)) {
+      if (session.grantsUsed.has(g.id) && g.limits?.max_session_seconds) maxSeconds = Math.min(maxSeconds, g.limits.max_session_seconds);
+    }
+    if (now - session.startedMs >= maxSeconds * 1000) return { reason: 'max_duration', detail: `maximum session duration of ${maxSeconds} s reached` };
+    if (now - session.lastActivityMs >= cfg.idle_seconds * 1000 && session.pendingApproval === undefined) {
+      return { reason: 'idle', detail: `idle for ${cfg.idle_seconds} s` };
+    }
+    return undefined;
+  }
+
+  async #deny(session: Session, action: Action, decision: Decision): Promise<Decision> {
+    session.counters.denied++;
+    await this.#record({ event: 'action.denied', ...who(session), target: action.target, action, decision });
+    this.#watchDenials(session);
+    return decision;
+  }
+
+  #watchDenials(session: Session): void {
+    const now = this.clock.now();
+    const key = session.principal.id;
+    const w = this.#denials.get(key) ?? { times: [], alertedAt: -Infinity };
+    w.times = w.times.filter((t) => now - t < DENIAL_BURST.windowMs);
+    w.times.push(now);
+    this.#denials.set(key, w);
+    if (w.times.length >= DENIAL_BURST.count && now - w.alertedAt >= DENIAL_BURST.quietMs) {
+      w.alertedAt = now;
+      this.log.warn({ principal: key, denials: w.times.length }, 'denial burst: possible probing');
+      void this.#record({ event: 'alert.denial_burst', ...who(session), detail: { denials: w.times.length, window_seconds: DENIAL_BURST.windowMs / 1000 } });
+    }
+  }
+
+  #onSessionEnd(session: Session, end: SessionEnd): void {
+    this.approvals.cancel(session.id);
+    void this.#flushReads(session.id, session).then(() =>
+      this.#record({
+        event: end.reason === 'killed' ? 'session.killed' : 'session.closed',
+        ...who(session),
+        detail: { reason: end.reason, ...(end.detail ? { detail: end.detail } : {}), ...(end.by ? { by: end.by } : {}), counters: { ...session.counters } },
+      }),
+    );
+  }
+
+  #onGrantChange(change: GrantChange): void {
+    const g = change.grant;
+    if (change.kind === 'issued') {
+      void this.#record({ event: 'grant.issued', principal: g.principal, detail: { grant: g.id, ticket: g.task.ticket, targets: g.targets, by: g.issued?.by } });
+      return;
+    }
+    const reason = change.kind === 'revoked' ? 'grant_revoked' : 'grant_expired';
+    const ended = this.sessions.endSessionsUsingGrant(g.id, { reason, detail: `grant ${g.id} ${change.kind}` });
+    void this.#record({
+      event: change.kind === 'revoked' ? 'grant.revoked' : 'grant.expired',
+      principal: g.principal,
+      detail: { grant: g.id, sessions_ended: ended.map((s) => s.id), ...(g.revoked ? { by: g.revoked.by, reason: g.revoked.reason } : {}) },
+    });
+  }
+
+  async #flushReads(sessionId: string, session: Session | undefined): Promise<void> {
+    const reads = this.#reads.take(sessionId);
+    if (reads.length === 0) return;
+    await this.#record({ event: 'reads.aggregate', session: sessionId, ...(session ? who(session) : {}), detail: { reads } });
+  }
+
+  /** Journal something that gates nothing; a failure is logged (the journal raises its own alert). */
+  async #record(input: JournalEventInput): Promise<void> {
+    try {
+      await this.journal.append(input);
+    } catch (err) {
+      this.log.error({ err, event: input.event }, 'journal append failed');
+    }
+  }
+}
+
+function who(s: Session): Pick<JournalEventInput, 'session' | 'principal' | 'chain' | 'target' | 'listener'> {
+  return { session: s.id, principal: s.principal.id, chain: s.chain, ...(s.target ? { target: s.target } : {}), listener: s.listener };
+}
+
+function journalDown(err: unknown): Decision {
+  const why = isPenstockError(err) ? err.message : 'journal not writable';
+  return { effect: 'deny', reason: 'journal_unavailable', explanation: `refused because the journal cannot be written (${why})` };
+}

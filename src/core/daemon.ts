@@ -1,0 +1,298 @@
+// Start-up and shut-down, in the order design.md gives:
+//   config → journal → core → adapters → admin → sync → ready
+// Readiness (sd_notify READY=1) is sent only after every listener is bound. SIGHUP reloads the config
+// atomically (or not at all); SIGTERM drains sessions, signs a last checkpoint and exits.
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../common/clock.ts';
+import { PenstockError, isPenstockError } from '../common/errors.ts';
+import { checkConfig, loadConfig } from '../config/load.ts';
+import type { ConfigIssue, LoadedConfig } from '../config/types.ts';
+import { adapters, protocolSchemas } from '../adapters/registry.ts';
+import type { RunningListener } from '../adapters/types.ts';
+import { LmdbJournal } from '../journal/journal.ts';
+import { generateSigningKeyPem } from '../journal/checkpoint.ts';
+import { GrantStore } from '../grants/store.ts';
+import { grantSchema } from '../config/schema.ts';
+import { Approvals } from '../approvals/approvals.ts';
+import { Vault } from '../vault/vault.ts';
+import { startAdminServer } from '../admin/server.ts';
+import { adminCommands } from '../admin/commands.ts';
+import { journalCommands } from '../admin/journal-commands.ts';
+import { startSyncServer } from '../sync/server.ts';
+import { createNotifier } from './notify.ts';
+import { DaemonCore } from './daemon-core.ts';
+
+export const VERSION = '0.1.0';
+
+export interface DaemonOptions {
+  configFile: string;
+  log: Logger;
+  clock?: Clock;
+}
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+export class Daemon {
+  readonly #opts: DaemonOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  #core: DaemonCore | undefined;
+  #journal: LmdbJournal | undefined;
+  #listeners: RunningListener[] = [];
+  #admin: (Closable & { path: string }) | undefined;
+  #sync: (Closable & { address(): { host: string; port: number } }) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopWatchdog: (() => void) | undefined;
+  #startedMs = 0;
+  #stopping: Promise<void> | undefined;
+  #reloading: Promise<{ ok: boolean; issues: ConfigIssue[] }> | undefined;
+  readonly #notifier;
+
+  constructor(opts: DaemonOptions) {
+    this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#log = opts.log;
+    this.#notifier = createNotifier(opts.log);
+  }
+
+  get core(): DaemonCore {
+    if (!this.#core) throw new PenstockError('PS_INTERNAL', 'daemon not started');
+    return this.#core;
+  }
+
+  async start(): Promise<void> {
+    this.#startedMs = this.#clock.now();
+    const config = await loadConfig(this.#opts.configFile, protocolSchemas);
+    for (const w of config.warnings) this.#log.warn({ file: w.file, line: w.line, field: w.field }, w.message);
+    const app = config.appliance;
+    ensureDir(app.state_dir, 0o750);
+
+    this.#journal = await LmdbJournal.open({
+      path: app.journal_path,
+      mapSizeMiB: config.raw.journal.map_size_mib,
+      appliance: app.id,
+      signingKeyPem: loadOrCreateSigningKey(app.signing_key, this.#log),
+      clock: this.#clock,
+      checkpointEvery: config.raw.journal.checkpoint_every,
+      checkpointSeconds: config.raw.journal.checkpoint_seconds,
+      log: this.#log,
+      onAlert: (a) => this.#onJournalAlert(a),
+    });
+
+    const vault = openVault(config, this.#log);
+    const grantsFile = join(app.state_dir, 'grants.json');
+    const grants = new GrantStore({ clock: this.#clock, validateGrant: (g) => this.#validateRuntimeGrant(g) });
+    if (existsSync(grantsFile)) grants.fromJSON(JSON.parse(readFileSync(grantsFile, 'utf8')));
+    grants.replaceConfigGrants(config.grants);
+    // Runtime grants and revocations survive restarts: persist on every change, atomically.
+    grants.onChange(() => writeFileAtomic(grantsFile, JSON.stringify(grants.toJSON(), null, 2)));
+    const approvals = new Approvals({ clock: this.#clock, timeoutMs: config.raw.approvals.timeout_seconds * 1000 });
+
+    this.#core = new DaemonCore({ clock: this.#clock, log: this.#log, config, journal: this.#journal, grants, approvals, vault });
+    await this.#journal.append({ event: 'daemon.started', detail: { version: VERSION, config: config.file, node: process.version } });
+
+    for (const listener of config.listeners) {
+      const adapter = adapters.get(listener.protocol);
+      if (!adapter) throw new PenstockError('PS_PROTOCOL_UNKNOWN', `listener ${listener.id}: no front door for protocol ${listener.protocol}`);
+      this.#listeners.push(await adapter.start(listener, this.#core));
+    }
+
+    ensureDir(dirname(app.admin_socket), 0o750);
+    this.#admin = await startAdminServer({
+      socketPath: app.admin_socket,
+      ...(config.raw.admin.group ? { group: config.raw.admin.group } : {}),
+      commands: { ...adminCommands, ...journalCommands },
+      context: {
+        core: this.#core,
+        reload: () => this.reload(),
+        checkConfig: (file: string) => checkConfig(file, protocolSchemas),
+        status: () => this.status(),
+        journal: this.#journal,
+      },
+      log: this.#log,
+      audit: async (e) => {
+        await this.#journal!.append({
+          event: e.ok === false && e.error === 'PS_ADMIN_UNKNOWN_COMMAND' ? 'admin.refused' : 'admin.request',
+          detail: { command: e.command, operator: e.operator, ok: e.ok, ...(e.error ? { error: e.error } : {}) },
+        });
+      },
+    });
+
+    if (config.raw.sync) {
+      const s = config.raw.sync;
+      this.#sync = await startSyncServer({
+        host: s.host,
+        port: s.port,
+        tls: { cert: readFileSync(s.tls.cert, 'utf8'), key: readFileSync(s.tls.key, 'utf8'), clientCa: readFileSync(s.tls.client_ca, 'utf8') },
+        journal: this.#journal,
+        pageSize: s.page_size,
+        log: this.#log,
+      });
+    }
+
+    this.#timer = setInterval(() => {
+      void this.#core?.tick().catch((err: unknown) => this.#log.error({ err }, 'housekeeping failed'));
+    }, 1000);
+    this.#timer.unref();
+
+    // Every listener is bound: only now is the daemon ready.
+    await this.#notifier.ready(`serving ${this.#listeners.length} front door(s)`);
+    this.#stopWatchdog = this.#notifier.startWatchdog();
+    this.#log.info({ listeners: this.#listeners.map((l) => ({ id: l.id, ...l.address() })), admin: app.admin_socket }, 'penstock ready');
+  }
+
+  /** Load the config file again and swap it in whole, or keep the old one and report why. */
+  reload(): Promise<{ ok: boolean; issues: ConfigIssue[] }> {
+    // One reload at a time; a second request while one runs gets the same answer.
+    this.#reloading ??= this.#reloadOnce().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #reloadOnce(): Promise<{ ok: boolean; issues: ConfigIssue[] }> {
+    const core = this.core;
+    const { config, issues } = checkConfig(this.#opts.configFile, protocolSchemas);
+    const errors = issues.filter((i) => i.severity === 'error');
+    const why = unreloadable(core.config(), config);
+    if (!config || errors.length > 0 || why) {
+      const all = why ? [...issues, { file: this.#opts.configFile, line: 1, column: 1, field: why.field, message: why.message, severity: 'error' as const }] : issues;
+      this.#log.warn({ issues: all.length }, 'config reload refused; keeping the running configuration');
+      await core.journal.append({ event: 'config.reload_refused', detail: { file: this.#opts.configFile, issues: all.filter((i) => i.severity === 'error').map(brief) } }).catch(() => {});
+      return { ok: false, issues: all };
+    }
+    core.swapConfig(config);
+    await core.journal.append({ event: 'config.reloaded', detail: { file: config.file, warnings: issues.map(brief) } }).catch(() => {});
+    this.#log.info('configuration reloaded');
+    return { ok: true, issues };
+  }
+
+  status(): Record<string, unknown> {
+    const core = this.core;
+    const config = core.config();
+    return {
+      appliance: config.appliance.id,
+      site: config.appliance.site,
+      zone: config.appliance.zone,
+      version: VERSION,
+      node: process.version,
+      pid: process.pid,
+      uptime_seconds: Math.round((this.#clock.now() - this.#startedMs) / 1000),
+      config: config.file,
+      listeners: this.#listeners.map((l) => ({ id: l.id, ...l.address() })),
+      admin_socket: this.#admin?.path,
+      sync: this.#sync ? this.#sync.address() : null,
+      sessions: core.sessions.list().length,
+      pending_approvals: core.approvals.list().length,
+      grants: { total: core.grants.list().length, active: core.grants.list().filter((g) => core.grants.isActive(g, this.#clock.now())).length },
+      journal: core.journal.health(),
+      rss_bytes: process.memoryUsage.rss(),
+    };
+  }
+
+  /** Drain: stop accepting, end sessions (each front door tells its peers), sign a last checkpoint. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stopOnce();
+    return this.#stopping;
+  }
+
+  async #stopOnce(): Promise<void> {
+    this.#log.info('stopping: draining sessions');
+    await this.#notifier.stopping();
+    this.#stopWatchdog?.();
+    if (this.#timer) clearInterval(this.#timer);
+    await Promise.allSettled(this.#listeners.map((l) => l.close()));
+    await this.#sync?.close();
+    if (this.#core) {
+      await this.#core.drain();
+      await this.#core.journal.append({ event: 'daemon.stopping', detail: { reason: 'signal' } }).catch(() => {});
+    }
+    await this.#admin?.close();
+    await this.#journal?.close();
+    this.#log.info('stopped');
+  }
+
+  #validateRuntimeGrant(input: unknown) {
+    const parsed = grantSchema.safeParse(input);
+    if (!parsed.success) {
+      const first = parsed.error.issues[0];
+      throw new PenstockError('PS_GRANT_INVALID', `grant ${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`);
+    }
+    const g = parsed.data;
+    const config = this.core.config();
+    if (!config.principals.has(g.principal)) throw new PenstockError('PS_GRANT_INVALID', `grant.principal: no principal ${g.principal}`);
+    for (const t of g.targets) if (!config.targets.has(t)) throw new PenstockError('PS_GRANT_INVALID', `grant.targets: no target ${t}`);
+    // The same cross-checks as the config file (rule protocol vs target, profile points): validate the
+    // config as it would be with this grant added, and refuse on any error.
+    const { issues } = checkConfig(config.file, protocolSchemas, { extraGrants: [input] });
+    const errors = issues.filter((i) => i.severity === 'error' && i.field.startsWith(`grants[${config.grants.length}]`));
+    if (errors.length > 0) throw new PenstockError('PS_GRANT_INVALID', errors.map((e) => `${e.field.replace(/^grants\[\d+\]/, 'grant')}: ${e.message}`).join('; '));
+    return g;
+  }
+
+  #onJournalAlert(a: { kind: 'unavailable' | 'recovered'; reason: string }): void {
+    if (a.kind === 'unavailable') {
+      this.#log.error({ reason: a.reason }, 'ALERT journal cannot be written: privileged actions are refused');
+      void this.#notifier.status(`DEGRADED: journal unavailable (${a.reason})`);
+    } else {
+      this.#log.warn({ reason: a.reason }, 'journal writable again');
+      void this.#notifier.status('journal recovered');
+      void this.#journal?.append({ event: 'alert.journal_recovered', detail: { reason: a.reason } }).catch(() => {});
+    }
+  }
+}
+
+function brief(i: ConfigIssue): string {
+  return `${i.line}:${i.column} ${i.field}: ${i.message}`;
+}
+
+/** Some settings cannot change under a running daemon; a reload that changes them is refused, not half-applied. */
+function unreloadable(current: LoadedConfig, next: LoadedConfig | undefined): { field: string; message: string } | undefined {
+  if (!next) return undefined;
+  const a = current.appliance;
+  const b = next.appliance;
+  for (const key of ['id', 'state_dir', 'journal_path', 'admin_socket', 'signing_key'] as const) {
+    if (a[key] !== b[key]) return { field: `appliance.${key}`, message: `cannot change while running (restart the daemon to change ${key})` };
+  }
+  if (JSON.stringify(current.listeners) !== JSON.stringify(next.listeners)) {
+    return { field: 'listeners', message: 'listeners cannot change while running (restart the daemon to change front doors)' };
+  }
+  return undefined;
+}
+
+function ensureDir(path: string, mode: number): void {
+  mkdirSync(path, { recursive: true, mode });
+}
+
+function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o640 });
+  renameSync(tmp, path);
+}
+
+function loadOrCreateSigningKey(path: string, log: Logger): string {
+  if (existsSync(path)) return readFileSync(path, 'utf8');
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const pem = generateSigningKeyPem();
+  writeFileSync(path, pem, { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+  log.warn({ path }, 'generated a new appliance signing key');
+  return pem;
+}
+
+function openVault(config: LoadedConfig, log: Logger): Vault {
+  const needed = [...config.targets.values()].some((t) => t.credential !== undefined);
+  try {
+    return Vault.open(config.appliance.vault_file, config.appliance.vault_key_file);
+  } catch (err) {
+    if (!needed && isPenstockError(err, 'PS_VAULT')) {
+      log.info('no vault key; no target needs a credential');
+      return Vault.empty();
+    }
+    throw err;
+  }
+}
