@@ -1,0 +1,102 @@
+// Issue 3, fail closed through the whole daemon: the journal's filesystem (a small tmpfs) fills up, a
+// vendor's Modbus write is refused with a Modbus exception and never reaches the PLC, the daemon
+// reports the journal as not writable and raises the alert; when space returns it recovers by itself,
+// journals the recovery, and the next write goes through.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Plc, freePort, mbpoll } from '../adapters/modbus/fixtures/harness.ts';
+import { startDaemon, tempDir, until, type DaemonProcess } from './daemon-harness.ts';
+
+const tmp = tempDir('penstock-e2e-full-');
+const mnt = join(tmp.dir, 'journal-fs');
+let mounted = false;
+let plc: Plc | undefined;
+let daemon: DaemonProcess | undefined;
+let modbusPort: number;
+
+before(() => {
+  mkdirSync(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt], { stdio: 'pipe' });
+    mounted = true;
+  } catch {
+    mounted = false;
+  }
+});
+
+after(async () => {
+  await daemon?.stop();
+  await plc?.stop();
+  if (mounted) execFileSync('umount', ['-l', mnt]);
+  tmp.cleanup();
+});
+
+function fill(path: string): void {
+  const fd = openSync(path, 'w');
+  const block = Buffer.alloc(64 * 1024, 0xab);
+  try {
+    for (;;) writeSync(fd, block);
+  } catch {
+    // ENOSPC: the filesystem is full.
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('a full journal filesystem refuses privileged actions, alerts, and recovers by itself', async (t) => {
+  if (!mounted) {
+    t.skip('mounting a tmpfs is not permitted here (needs root): the journal-level capacity test covers fail-closed');
+    return;
+  }
+  const plcPort = await freePort();
+  modbusPort = await freePort();
+  plc = await Plc.start('tcp', plcPort);
+  const yaml = `appliance: { id: e2e-full-gw, site: Test, zone: dmz, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
+journal: { path: ${mnt}/journal, checkpoint_every: 1000, checkpoint_seconds: 3600 }
+listeners:
+  - { id: mb, protocol: modbus, mode: tcp, host: 127.0.0.1, port: ${modbusPort}, routes: [{ unit: 1, target: plc-1 }], bindings: [{ source: 127.0.0.1, principal: vendor-1 }] }
+principals:
+  - { id: vendor-1, kind: vendor, owner: ACME, purpose: Maintenance }
+targets:
+  - { id: plc-1, protocol: modbus, zone: cell-a, host: 127.0.0.1, port: ${plcPort} }
+grants:
+  - { id: g-write, principal: vendor-1, targets: [plc-1], task: { ticket: WO-5 }, rules: [{ modbus: { access: readwrite, tables: [holding_register], addresses: ["0-99"] } }] }
+`;
+  daemon = await startDaemon(tmp.dir, yaml);
+  const write = (address: number, value: number) => mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', '-t', '4', '-r', String(address), '127.0.0.1', String(value)]);
+
+  const ok = await write(5, 55);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.ok(plc.writes().some((w) => w.address === 5));
+
+  const filler = join(mnt, 'filler');
+  fill(filler);
+  // LMDB may still fit a few commits into pages it already holds; once it needs more, writes are
+  // refused: a Modbus exception, and the refused write never reaches the PLC.
+  let attempt = 10;
+  const refused = await until(async () => {
+    const address = attempt++;
+    const r = await write(address, 66);
+    return r.code !== 0 ? { ...r, address } : undefined;
+  }, 'a refused write once the disk is full', 20_000);
+  assert.match(refused.stderr, /failure/i, 'server device failure exception');
+  assert.ok(!plc.writes().some((w) => w.address === refused.address), 'a write that could not be journaled never reached the PLC');
+  const status = await daemon.json<{ journal: { writable: boolean; failure?: string } }>(['status']);
+  assert.equal(status.journal.writable, false);
+  assert.ok(status.journal.failure, 'the status says why');
+  assert.match(daemon.stderr(), /ALERT journal cannot be written/);
+
+  // Space returns: the journal recovers by itself (no restart, no command) and writes flow again.
+  rmSync(filler);
+  await until(async () => ((await daemon!.json<{ journal: { writable: boolean } }>(['status'])).journal.writable ? true : undefined), 'the journal to recover', 20_000);
+  const again = await write(7, 77);
+  assert.equal(again.code, 0, again.stderr);
+  assert.ok(plc.writes().some((w) => w.address === 7));
+  const tail = await daemon.json<{ events: { event: { event: string } }[] }>(['journal', 'tail', '-n', '50']);
+  assert.ok(tail.events.some((e) => e.event.event === 'alert.journal_recovered'), 'the recovery is journaled');
+  const v = await daemon.ctl(['journal', 'verify']);
+  assert.equal(v.code, 0, v.stdout);
+});
