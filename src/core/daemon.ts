@@ -21,10 +21,13 @@ import { startAdminServer } from '../admin/server.ts';
 import { adminCommands } from '../admin/commands.ts';
 import { journalCommands } from '../admin/journal-commands.ts';
 import { startSyncServer } from '../sync/server.ts';
+import type { SyncAuditEvent } from '../sync/types.ts';
 import { createNotifier } from './notify.ts';
 import { DaemonCore } from './daemon-core.ts';
 
 export const VERSION = '0.1.0';
+/** Retention runs once a minute. */
+const RETENTION_EVERY_TICKS = 60;
 
 export interface DaemonOptions {
   configFile: string;
@@ -131,11 +134,14 @@ export class Daemon {
         journal: this.#journal,
         pageSize: s.page_size,
         log: this.#log,
+        onAudit: (e) => this.#onSyncAudit(e),
       });
     }
 
+    let ticks = 0;
     this.#timer = setInterval(() => {
       void this.#core?.tick().catch((err: unknown) => this.#log.error({ err }, 'housekeeping failed'));
+      if (++ticks % RETENTION_EVERY_TICKS === 0) this.#applyRetention();
     }, 1000);
     this.#timer.unref();
 
@@ -232,6 +238,33 @@ export class Daemon {
     const errors = issues.filter((i) => i.severity === 'error' && i.field.startsWith(`grants[${config.grants.length}]`));
     if (errors.length > 0) throw new PenstockError('PS_GRANT_INVALID', errors.map((e) => `${e.field.replace(/^grants\[\d+\]/, 'grant')}: ${e.message}`).join('; '));
     return g;
+  }
+
+  /** Retention by size and age; the journal itself never removes what upstream has not acknowledged. */
+  #applyRetention(): void {
+    const r = this.core.config().raw.journal.retention;
+    if (r.max_mib === undefined && r.max_age_days === undefined) return;
+    try {
+      const pruned = this.#journal!.prune({
+        ...(r.max_mib !== undefined ? { maxBytes: r.max_mib * 2 ** 20 } : {}),
+        ...(r.max_age_days !== undefined ? { maxAgeMs: r.max_age_days * 86_400_000 } : {}),
+      });
+      if (pruned.removed > 0) this.#log.info({ removed: pruned.removed, first: pruned.first }, 'journal retention pruned acknowledged events');
+    } catch (err) {
+      this.#log.error({ err }, 'journal retention failed');
+    }
+  }
+
+  #onSyncAudit(e: SyncAuditEvent): void {
+    const journal = this.#journal!;
+    if (e.kind === 'acknowledged') {
+      void journal.append({ event: 'sync.acknowledged', detail: { by: e.by, seq: e.seq, checkpoint_size: e.checkpointSize } }).catch(() => {});
+    } else if (e.kind === 'cosigned') {
+      void journal.append({ event: 'sync.cosigned', detail: { by: e.by, size: e.size } }).catch(() => {});
+    } else if (e.kind === 'tls_refused') {
+      this.#log.warn({ remote: e.remote, reason: e.reason }, 'pull API: client certificate refused');
+      void journal.append({ event: 'auth.failed', listener: 'sync', detail: { remote: e.remote, reason: e.reason } }).catch(() => {});
+    }
   }
 
   #onJournalAlert(a: { kind: 'unavailable' | 'recovered'; reason: string }): void {
