@@ -1,6 +1,7 @@
-// Journal benchmark (not a test): append rates, verify rate, proof sizes and times.
-//   node scripts/bench-journal.ts            (PENSTOCK_BENCH_MAX=1000000 sets the largest tree)
-import { mkdtempSync, rmSync } from 'node:fs';
+// Journal benchmark (not a test): append rates, verify rate, proof sizes and times, bytes per event.
+//   node scripts/bench-journal.ts            one table for people (PENSTOCK_BENCH_MAX=1000000 sets the largest tree)
+//   node scripts/bench-journal.ts --json     also one JSON line (prefixed `BENCH_JOURNAL_JSON `) for scripts/bench.ts
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../src/common/clock.ts';
@@ -31,14 +32,21 @@ const event = (i: number) => ({
   decision: { effect: 'allow' as const, reason: 'rule_allows' as const, grant: 'g-4411', rule: 'g-4411#2', explanation: 'rule 2 of grant g-4411 allows writes to 40010-40060' },
 });
 
+const JSON_OUT = process.argv.includes('--json');
 const rows: [string, string][] = [];
-const rate = (n: number, ms: number) => `${Math.round((n / ms) * 1000).toLocaleString('en-US')}/s`;
+const figures: Record<string, unknown> = {};
+const perSecond = (n: number, ms: number) => Math.round((n / ms) * 1000);
+const rate = (n: number, ms: number) => `${perSecond(n, ms).toLocaleString('en-US')}/s`;
+const record = (key: string, label: string, n: number, ms: number) => {
+  figures[key] = perSecond(n, ms);
+  rows.push([label, rate(n, ms)]);
+};
 
 {
   const n = 2000;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) await journal.append(event(i));
-  rows.push(['appends, one at a time (awaited each)', rate(n, performance.now() - t0)]);
+  record('appendsPerSecOneAtATime', 'appends/s, one at a time (each awaited: one durable commit each)', n, performance.now() - t0);
 }
 for (const writers of [64, 1024]) {
   const perWriter = Math.ceil(100_000 / writers);
@@ -46,7 +54,7 @@ for (const writers of [64, 1024]) {
   await Promise.all(Array.from({ length: writers }, async (_, w) => {
     for (let i = 0; i < perWriter; i++) await journal.append(event(w * perWriter + i));
   }));
-  rows.push([`appends, ${writers} concurrent appenders`, rate(writers * perWriter, performance.now() - t0)]);
+  record(`appendsPerSec${writers}Concurrent`, `appends/s, ${writers} concurrent appenders (each awaits its own)`, writers * perWriter, performance.now() - t0);
 }
 // Grow to the largest tree in bursts of grouped appends, then measure proofs at each power of ten.
 const t1 = performance.now();
@@ -56,20 +64,25 @@ while (journal.size() < MAX) {
   await Promise.all(Array.from({ length: burst }, (_, i) => journal.append(event(i))));
   grown += burst;
 }
-rows.push([`appends, bursts of 10,000 in flight (${grown.toLocaleString('en-US')} events)`, rate(grown, performance.now() - t1)]);
+if (grown > 0) record('appendsPerSecBursts', `appends/s, bursts of 10,000 in flight (${grown.toLocaleString('en-US')} events)`, grown, performance.now() - t1);
 journal.checkpoint();
 {
   const t0 = performance.now();
   const v = journal.verifyAll();
   if (!v.ok) throw new Error(`verify failed: ${v.problem}`);
-  rows.push([`verifyAll (${v.size.toLocaleString('en-US')} events, every hash, node and checkpoint)`, rate(v.size, performance.now() - t0)]);
+  record('verifyEventsPerSec', `verifyAll events/s (${v.size.toLocaleString('en-US')} events, every hash, node and checkpoint)`, v.size, performance.now() - t0);
 }
-console.log('\nPenstock journal benchmark');
-console.log('| measurement | result |\n| --- | --- |');
-for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
-
-console.log('\n| tree size | inclusion proof | make | verify | consistency proof (n/2 → n) | make | verify |');
-console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+{
+  const h = journal.health();
+  const fileBytes = statSync(join(dir, 'data.mdb')).size;
+  figures.events = h.size;
+  figures.accountedBytesPerEvent = Math.round(h.bytes / h.size);
+  figures.fileBytesPerEvent = Math.round(fileBytes / h.size);
+  rows.push(['journal bytes/event (event body + tree nodes + checkpoints, as accounted)', String(figures.accountedBytesPerEvent)]);
+  rows.push(['LMDB file bytes/event (data.mdb, with page overhead)', String(figures.fileBytesPerEvent)]);
+}
+const proofs: Record<string, unknown>[] = [];
+const proofRows: string[] = [];
 for (let n = 1000; n <= MAX; n *= 10) {
   const reps = 200;
   const root = journal.rootAt(n);
@@ -99,10 +112,18 @@ for (let n = 1000; n <= MAX; n *= 10) {
     if (!verifyConsistency(old, n, oldR, root, cproof)) throw new Error('consistency failed');
     conVerify += performance.now() - t;
   }
-  const us = (ms: number) => `${((ms / reps) * 1000).toFixed(1)} µs`;
-  console.log(`| ${n.toLocaleString('en-US')} | ${incBytes} B | ${us(incMake)} | ${us(incVerify)} | ${conBytes} B | ${us(conMake)} | ${us(conVerify)} |`);
+  const micros = (ms: number) => Number(((ms / reps) * 1000).toFixed(1));
+  proofs.push({ treeSize: n, inclusionBytes: incBytes, inclusionMakeUs: micros(incMake), inclusionVerifyUs: micros(incVerify), consistencyBytes: conBytes, consistencyMakeUs: micros(conMake), consistencyVerifyUs: micros(conVerify) });
+  proofRows.push(`| ${n.toLocaleString('en-US')} | ${incBytes} B | ${micros(incMake)} µs | ${micros(incVerify)} µs | ${conBytes} B | ${micros(conMake)} µs | ${micros(conVerify)} µs |`);
 }
-const h = journal.health();
-console.log(`\nstored: ${h.size.toLocaleString('en-US')} events, ${(h.bytes / 1024 / 1024).toFixed(1)} MiB accounted`);
+figures.proofs = proofs;
 await journal.close();
+
+console.log('\nPenstock journal benchmark');
+console.log('| measurement | result |\n| --- | --- |');
+for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
+console.log('\n| tree size | inclusion proof | make | verify | consistency proof (n/2 → n) | make | verify |');
+console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const r of proofRows) console.log(r);
+if (JSON_OUT) console.log(`BENCH_JOURNAL_JSON ${JSON.stringify(figures)}`);
 rmSync(dir, { recursive: true, force: true });

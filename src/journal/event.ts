@@ -45,28 +45,65 @@ export interface PreparedEvent {
 const MAX_DEPTH = 32;
 
 /**
- * Copies a value, leaving out every Secret (its path goes to `redacted`): secrets are never journaled,
- * whatever a caller passes by mistake.
+ * Canonical JSON of `value` (exactly what canonicalJson gives for it) in one walk that also leaves out
+ * every Secret, recording its path in `redacted`: secrets are never journaled, whatever a caller passes
+ * by mistake. Returns undefined for a Secret itself. Paths are recorded in the order the caller's object
+ * lists them (depth first), though members are emitted in canonical (sorted) order.
  */
-function withoutSecrets(value: unknown, path: string, redacted: string[], depth = 0): unknown {
+function encodeWithoutSecrets(value: unknown, path: string, redacted: string[], depth: number): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new CanonicalJsonError(path, `number ${value} is not finite`);
+      return JSON.stringify(value);
+    case 'object':
+      break;
+    default:
+      throw new CanonicalJsonError(path, `${typeof value} is not JSON`);
+  }
+  if (value === null) return 'null';
   if (value instanceof Secret) {
     redacted.push(path);
     return undefined;
   }
-  if (value === null || typeof value !== 'object') return value;
   if (depth > MAX_DEPTH) throw new CanonicalJsonError(path, `nested deeper than ${MAX_DEPTH}`);
   if (Array.isArray(value)) {
-    const out: unknown[] = [];
-    value.forEach((item, i) => {
-      const v = withoutSecrets(item, `${path}[${i}]`, redacted, depth + 1);
-      if (v !== undefined || !(item instanceof Secret)) out.push(v);
-    });
-    return out;
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === undefined) throw new CanonicalJsonError(`${path}[${i}]`, 'undefined in an array');
+      const encoded = encodeWithoutSecrets(item, `${path}[${i}]`, redacted, depth + 1);
+      if (encoded === undefined) continue; // a Secret item is dropped from the array
+      out += out.length === 1 ? encoded : `,${encoded}`;
+    }
+    return `${out}]`;
   }
-  if (value instanceof Date) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = withoutSecrets(v, `${path}.${k}`, redacted, depth + 1);
-  return out;
+  if (value instanceof Date) return canonicalJson(value);
+  // Any other object is taken by its own enumerable members, as the copy that drops secrets always did.
+  const obj = value as Record<string, unknown>;
+  const members = encodeMembers(obj, path, redacted, depth);
+  let out = '{';
+  for (let i = 0; i < members.length; i++) out += `${i === 0 ? '' : ','}${JSON.stringify(members[i]![0])}:${members[i]![1]}`;
+  return `${out}}`;
+}
+
+/** [key, canonical value] of an object's defined, non-secret members, sorted by key (UTF-16 code units, as JCS). */
+function encodeMembers(obj: Record<string, unknown>, path: string, redacted: string[], depth: number): [string, string][] {
+  const members: [string, string][] = [];
+  for (const key of Object.keys(obj)) {
+    const v = obj[key];
+    if (v === undefined) continue;
+    const encoded = encodeWithoutSecrets(v, `${path}.${key}`, redacted, depth + 1);
+    if (encoded !== undefined) members.push([key, encoded]);
+  }
+  return members.sort(byKey);
+}
+
+function byKey(a: [string, string], b: [string, string]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
 /**
@@ -95,12 +132,11 @@ export function prepareEvent(input: JournalEventInput, appliance: string, clock:
     detail: input.detail,
   };
   try {
-    const clean = withoutSecrets(raw, '$', redacted) as Record<string, unknown>;
-    if (redacted.length > 0) clean.redacted = redacted;
-    const members = Object.keys(clean)
-      .filter((k) => clean[k] !== undefined)
-      .sort()
-      .map((k): [string, string] => [k, canonicalJson(clean[k])]);
+    const members = encodeMembers(raw, '$', redacted, 0);
+    if (redacted.length > 0) {
+      members.push(['redacted', canonicalJson(redacted)]);
+      members.sort(byKey);
+    }
     return { members };
   } catch (err) {
     if (err instanceof CanonicalJsonError) {
@@ -119,6 +155,7 @@ export function encodeEvent(prepared: PreparedEvent, seq: number): string {
       out += `"seq":${seq},`;
       placed = true;
     }
+    // Top-level keys are the StoredEvent names: plain ASCII, no escaping needed, but stay exact anyway.
     out += `${JSON.stringify(k)}:${v},`;
   }
   if (!placed) out += `"seq":${seq},`;

@@ -35,7 +35,6 @@ import { encodeEvent, prepareEvent, type PreparedEvent } from './event.ts';
 import {
   TreeBuilder,
   consistencyProof as merkleConsistency,
-  equalBytes,
   frontierAt,
   inclusionProof as merkleInclusion,
   rootAt as merkleRootAt,
@@ -46,6 +45,7 @@ import {
 import { NoteSigner, parseCheckpointBody, parseNote, verifyCheckpoint, NoteError } from './checkpoint.ts';
 import { canonicalJson } from './canonical.ts';
 import type { ProofBundle } from './verify.ts';
+import { encodeAndLeafHash, fastLeafHash, fastNodeHash } from './fast-hash.ts';
 
 export interface LmdbJournalOptions {
   /** Directory of the LMDB environment (created if missing). */
@@ -104,6 +104,7 @@ const LEVEL_STRIDE = 2 ** 40;
 const NODE_BYTES = 32;
 const MAX_BATCH = 10_000;
 const STATE_KEY = 'state';
+const DISK_FREE_TTL_MS = 1000;
 
 function nodeKey(level: number, index: number): number {
   return level * LEVEL_STRIDE + index;
@@ -135,6 +136,9 @@ export class LmdbJournal implements Journal {
   #probeTimer: NodeJS.Timeout | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  #diskFreeCache: { at: number; bytes: number } | undefined;
+  /** The newest checkpoint record, kept in memory (read on every health() call). */
+  #latestCheckpoint: CheckpointInfo | undefined | null = null;
   readonly #nodeSource: NodeSource;
 
   private constructor(opts: LmdbJournalOptions, env: RootDatabase) {
@@ -145,7 +149,7 @@ export class LmdbJournal implements Journal {
     this.#openDbs();
     this.#state = this.#meta.get(STATE_KEY) ?? { size: 0, first: 0, eventBytes: 0, otherBytes: 0, ack: -1, lastCheckpointSize: 0 };
     this.#nodeSource = { node: (level, index) => this.#node(level, index) };
-    this.#tree = new TreeBuilder(this.#state.size, frontierAt(this.#nodeSource, this.#state.size));
+    this.#tree = new TreeBuilder(this.#state.size, frontierAt(this.#nodeSource, this.#state.size), fastNodeHash);
   }
 
   /** Opens (or creates) the journal. Throws PS_JOURNAL_CORRUPT when the stored state does not add up. */
@@ -235,10 +239,10 @@ export class LmdbJournal implements Journal {
     const nodes: [number, Uint8Array][] = [];
     for (const item of batch) {
       const seq = state.size++;
-      const bytes = Buffer.from(encodeEvent(item.prepared, seq), 'utf8');
+      const { bytes, leaf } = encodeAndLeafHash(encodeEvent(item.prepared, seq));
       events.push([seq, bytes]);
       state.eventBytes += bytes.length;
-      tree.push(fastLeafHash(bytes), (level, index, hash) => nodes.push([nodeKey(level, index), hash]));
+      tree.push(leaf, (level, index, hash) => nodes.push([nodeKey(level, index), hash]));
     }
     state.otherBytes += nodes.length * NODE_BYTES;
     const checkpoint = state.size - state.lastCheckpointSize >= this.#opts.checkpointEvery ? this.#makeCheckpoint(state, tree) : undefined;
@@ -246,7 +250,7 @@ export class LmdbJournal implements Journal {
       this.#checkCapacity(state);
       this.#env.transactionSync(() => {
         for (const [seq, bytes] of events) this.#events.putSync(seq, bytes);
-        for (const [key, hash] of nodes) this.#nodes.putSync(key, Buffer.from(hash));
+        for (const [key, hash] of nodes) this.#nodes.putSync(key, hash as Buffer);
         if (checkpoint) this.#checkpoints.putSync(checkpoint.size, checkpoint);
         this.#meta.putSync(STATE_KEY, state);
       });
@@ -257,6 +261,7 @@ export class LmdbJournal implements Journal {
     }
     this.#state = state;
     this.#tree = tree;
+    if (checkpoint) this.#latestCheckpoint = checkpoint;
     this.#succeeded();
     for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ seq: events[i]![0] });
   }
@@ -364,6 +369,7 @@ export class LmdbJournal implements Journal {
         cp = this.#makeCheckpoint(state, this.#tree);
         this.#checkpoints.putSync(cp.size, cp);
       });
+      this.#latestCheckpoint = cp;
     }
     return this.latestCheckpoint();
   }
@@ -481,16 +487,11 @@ export class LmdbJournal implements Journal {
 
   // ---------------------------------------------------------------- reading (the API sync builds on)
 
+  /** Cheap enough to call on every read: free disk space is sampled at most once a second. */
   health(): JournalHealth {
     const s = this.#state;
     const cp = this.latestCheckpoint();
-    let diskFree = Number.MAX_SAFE_INTEGER;
-    try {
-      const fs = statfsSync(this.#opts.path);
-      diskFree = fs.bavail * fs.bsize;
-    } catch {
-      // keep the capacity bound alone
-    }
+    const diskFree = this.#diskFree();
     return {
       writable: this.#writable,
       ...(this.#failure === undefined ? {} : { failure: this.#failure }),
@@ -500,6 +501,20 @@ export class LmdbJournal implements Journal {
       ...(cp ? { lastCheckpoint: { size: cp.size, rootHash: cp.rootHash, time: cp.time } } : {}),
       acknowledgedUpTo: s.ack,
     };
+  }
+
+  #diskFree(): number {
+    const now = performance.now();
+    if (this.#diskFreeCache && now - this.#diskFreeCache.at < DISK_FREE_TTL_MS) return this.#diskFreeCache.bytes;
+    let bytes = Number.MAX_SAFE_INTEGER;
+    try {
+      const fs = statfsSync(this.#opts.path);
+      bytes = fs.bavail * fs.bsize;
+    } catch {
+      // keep the capacity bound alone
+    }
+    this.#diskFreeCache = { at: now, bytes };
+    return bytes;
   }
 
   /** Number of events ever appended (the tree size). */
@@ -561,7 +576,10 @@ export class LmdbJournal implements Journal {
   }
 
   latestCheckpoint(): CheckpointInfo | undefined {
-    return Array.from(this.#checkpoints.getRange({ reverse: true, limit: 1 }), ({ value }) => value)[0];
+    if (this.#latestCheckpoint === null) {
+      this.#latestCheckpoint = Array.from(this.#checkpoints.getRange({ reverse: true, limit: 1 }), ({ value }) => value)[0];
+    }
+    return this.#latestCheckpoint;
   }
 
   checkpointFor(size: number): CheckpointInfo | undefined {
@@ -633,7 +651,7 @@ export class LmdbJournal implements Journal {
     }
     let tree: TreeBuilder;
     try {
-      tree = new TreeBuilder(first, frontierAt(this.#nodeSource, first));
+      tree = new TreeBuilder(first, frontierAt(this.#nodeSource, first), fastNodeHash);
     } catch (err) {
       return bad(first, `tree nodes of the pruned prefix [0, ${first}) are missing: ${(err as Error).message}`);
     }
@@ -650,19 +668,27 @@ export class LmdbJournal implements Journal {
     }
     let expected = first;
     let problem: VerifyResult | undefined;
+    // One range scan per tree level instead of a look-up per node: the nodes a push completes come in
+    // index order on every level, starting at the node that holds leaf `first`.
+    const levels: { next: () => IteratorResult<{ key: number; value: Buffer }> }[] = [];
+    const levelScan = (level: number) => {
+      const start = nodeKey(level, Math.floor(first / 2 ** level));
+      return (levels[level] ??= this.#nodes.getRange({ start, end: nodeKey(level + 1, 0) })[Symbol.iterator]());
+    };
     const check = (level: number, index: number, hash: Hash): void => {
       if (problem) return;
-      const stored = this.#nodes.getBinary(nodeKey(level, index));
+      const next = levelScan(level).next();
+      const stored = !next.done && next.value.key === nodeKey(level, index) ? next.value.value : undefined;
       const seq = index * 2 ** level;
       if (!stored) problem = bad(seq, level === 0 ? `seq ${seq}: leaf hash missing` : `tree node level ${level} index ${index} missing`);
-      else if (!equalBytes(stored, hash)) {
+      else if (!stored.equals(hash)) {
         problem = bad(seq, level === 0 ? `seq ${seq}: event bytes do not match the stored leaf hash (event changed)` : `tree node level ${level} index ${index} (leaves from ${seq}) does not match the leaves below it`);
       }
     };
     for (const { key, value } of this.#events.getRange({ start: first })) {
       if (key !== expected) return bad(expected, key > expected ? `seq ${expected}: event missing (next stored is ${key})` : `unexpected key ${key}`);
       if (key >= size) return bad(key, `seq ${key}: event beyond the recorded journal size ${size}`);
-      const seqInBody = seqOf(value);
+      const seqInBody = seqOf(value, key);
       if (seqInBody !== key) return bad(key, `seq ${key}: event body says seq ${String(seqInBody)} (moved or reordered)`);
       tree.push(fastLeafHash(value), check);
       if (problem) return problem;
@@ -688,15 +714,26 @@ export class LmdbJournal implements Journal {
   }
 }
 
-const LEAF_PREFIX = Buffer.from([0x00]);
 
-/** RFC 6962 leaf hash with node's native SHA-256 (same result as merkle.leafHash, faster on the hot path). */
-function fastLeafHash(data: Uint8Array): Uint8Array {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
-}
+const SEQ_MEMBER = Buffer.from('"seq":');
 
-/** The top-level "seq" of a canonical event (keys are sorted, so it is found after the nested objects). */
-function seqOf(bytes: Buffer): number | undefined {
+/**
+ * The top-level "seq" of a stored event. Fast path for the bytes the journal writes: in canonical JSON
+ * `"seq":` can only be a key (inside a string the quotes are escaped), and the top-level one is the last
+ * such key, since the members sorted after it (session, target, time) are strings. When that gives the
+ * expected value it is taken; anything else is parsed in full, so a tampered body is still named exactly.
+ * (A body that only pretends here also fails its leaf hash, which is checked next.)
+ */
+function seqOf(bytes: Buffer, expected: number): number | undefined {
+  const at = bytes.lastIndexOf(SEQ_MEMBER);
+  if (at > 0) {
+    let i = at + SEQ_MEMBER.length;
+    let n = 0;
+    let digits = 0;
+    for (; i < bytes.length && bytes[i]! >= 0x30 && bytes[i]! <= 0x39 && digits < 16; i++, digits++) n = n * 10 + (bytes[i]! - 0x30);
+    const end = bytes[i];
+    if (digits > 0 && (digits === 1 || bytes[at + SEQ_MEMBER.length] !== 0x30) && (end === 0x2c || end === 0x7d) && n === expected) return n;
+  }
   try {
     const v = (JSON.parse(bytes.toString('utf8')) as { seq?: unknown }).seq;
     return typeof v === 'number' ? v : undefined;

@@ -6,6 +6,9 @@ import { sha256 } from '@noble/hashes/sha2.js';
 
 export type Hash = Uint8Array;
 
+/** Computes SHA-256(0x01 || left || right); the journal passes a faster, byte-identical one. */
+export type NodeHasher = (left: Hash, right: Hash) => Hash;
+
 const LEAF_PREFIX = new Uint8Array([0x00]);
 const NODE_PREFIX = new Uint8Array([0x01]);
 
@@ -185,9 +188,11 @@ export class TreeBuilder {
   #size: number;
   readonly #levels: number[] = [];
   readonly #hashes: Hash[] = [];
+  readonly #nodeHash: NodeHasher;
 
-  constructor(size = 0, frontier: readonly Hash[] = []) {
+  constructor(size = 0, frontier: readonly Hash[] = [], hashNode: NodeHasher = nodeHash) {
     this.#size = size;
+    this.#nodeHash = hashNode;
     const levels = frontierLevels(size);
     if (levels.length !== frontier.length) throw new RangeError(`a frontier of size ${size} has ${levels.length} hashes, got ${frontier.length}`);
     this.#levels.push(...levels);
@@ -206,7 +211,7 @@ export class TreeBuilder {
     completed?.(0, index, hash);
     while (this.#levels.length > 0 && this.#levels[this.#levels.length - 1] === level) {
       this.#levels.pop();
-      hash = nodeHash(this.#hashes.pop()!, hash);
+      hash = this.#nodeHash(this.#hashes.pop()!, hash);
       level++;
       index = Math.floor(index / 2);
       completed?.(level, index, hash);
@@ -219,7 +224,7 @@ export class TreeBuilder {
   root(): Hash {
     if (this.#hashes.length === 0) return emptyRoot();
     let h = this.#hashes[this.#hashes.length - 1]!;
-    for (let i = this.#hashes.length - 2; i >= 0; i--) h = nodeHash(this.#hashes[i]!, h);
+    for (let i = this.#hashes.length - 2; i >= 0; i--) h = this.#nodeHash(this.#hashes[i]!, h);
     return h;
   }
 
@@ -229,7 +234,7 @@ export class TreeBuilder {
   }
 
   clone(): TreeBuilder {
-    return new TreeBuilder(this.#size, this.#hashes);
+    return new TreeBuilder(this.#size, this.#hashes, this.#nodeHash);
   }
 }
 
