@@ -72,6 +72,10 @@ export function renderStatus(status: Record<string, unknown>): string {
   const listeners = Array.isArray(status.listeners) ? (status.listeners as Record<string, unknown>[]) : [];
   for (const [key, value] of Object.entries(status)) {
     if (key === 'listeners') continue;
+    if (key === 'journal' && value !== null && typeof value === 'object') {
+      out.push(...renderJournalHealth(value as Record<string, unknown>));
+      continue;
+    }
     // `uptime_seconds: 3725` reads as `uptime: 1h 2m`; `rss_bytes` as `rss: 81.2 MiB`.
     const label = typeof value === 'number' ? key.replace(/_(seconds|bytes)$/, '') : key;
     out.push(`${`${label.replaceAll('_', ' ')}:`.padEnd(20)} ${scalarOrNested(key, value)}`);
@@ -79,6 +83,19 @@ export function renderStatus(status: Record<string, unknown>): string {
   out.push('');
   out.push(listeners.length ? table(['LISTENER', 'PROTOCOL', 'ADDRESS'], listeners.map((l) => [str(l.id), str(l.protocol), address(l)])) : 'no front doors listening');
   return out.join('\n');
+}
+
+/** The journal's health as plant staff read it: size, space, last checkpoint, what upstream holds. */
+function renderJournalHealth(j: Record<string, unknown>): string[] {
+  const size = typeof j.size === 'number' ? j.size : 0;
+  const acked = typeof j.acknowledgedUpTo === 'number' ? j.acknowledgedUpTo : -1;
+  const cp = j.lastCheckpoint as { size?: number; time?: string; rootHash?: string } | undefined;
+  const state = j.writable === false ? `NOT WRITABLE (${str(j.failure)}): privileged actions are refused` : 'writable';
+  return [
+    `${'journal:'.padEnd(20)} ${size} events, ${bytes(Number(j.bytes ?? 0))} stored, ${bytes(Number(j.freeBytes ?? 0))} free, ${state}`,
+    `${'  last checkpoint:'.padEnd(20)} ${cp?.size !== undefined ? `size ${cp.size}, ${cp.time ?? ''}, root ${cp.rootHash ?? ''}` : 'none yet'}`,
+    `${'  upstream has:'.padEnd(20)} ${acked < 0 ? `nothing acknowledged (${size} events waiting)` : `up to seq ${acked} (${Math.max(0, size - acked - 1)} events not yet acknowledged)`}`,
+  ];
 }
 
 function address(l: Record<string, unknown>): string {
