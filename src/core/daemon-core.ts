@@ -10,7 +10,7 @@ import type { Journal, JournalEventInput } from '../journal/types.ts';
 import type { Action, Decision, Verb } from '../policy/types.ts';
 import { decide } from '../policy/decide.ts';
 import { GrantStore } from '../grants/store.ts';
-import type { GrantChange } from '../grants/types.ts';
+import type { GrantChange, HeldGrant } from '../grants/types.ts';
 import { Approvals } from '../approvals/approvals.ts';
 import type { Vault } from '../vault/vault.ts';
 import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
@@ -104,10 +104,12 @@ export class DaemonCore implements Core {
   async authorize(session: Session, action: Action): Promise<Decision> {
     const now = this.clock.now();
     session.lastActivityMs = now;
-    const limit = this.#checkSessionLimits(session, now);
+    // The principal's grants, looked up once for the limits and the decision of this one action.
+    const held = this.grants.forPrincipal(session.principal.id);
+    const limit = this.#checkSessionLimits(session, now, held);
     if (limit) return this.#deny(session, action, limit);
 
-    let decision = this.#decide(session.principal, action, now);
+    let decision = this.#decide(session.principal, action, now, held);
 
     if (decision.effect === 'approve') {
       decision = await this.#waitForApproval(session, action, decision);
@@ -178,10 +180,10 @@ export class DaemonCore implements Core {
 
   // ------------------------------------------------------------------ internals
 
-  #decide(principal: PrincipalConfig, action: Action, now: number): Decision {
+  #decide(principal: PrincipalConfig, action: Action, now: number, held: readonly HeldGrant[] = this.grants.forPrincipal(principal.id)): Decision {
     return decide(action, {
       principal,
-      grants: this.grants.forPrincipal(principal.id),
+      grants: held,
       now,
       profiles: this.#config.profiles,
       targets: this.#config.targets,
@@ -226,9 +228,9 @@ export class DaemonCore implements Core {
     return { ...asked, effect: 'allow', explanation: `${asked.explanation}; approved by uid ${outcome.by?.uid ?? '?'} (${request.id})` };
   }
 
-  #checkSessionLimits(session: Session, now: number): Decision | undefined {
+  #checkSessionLimits(session: Session, now: number, held: readonly HeldGrant[]): Decision | undefined {
     if (!session.active) return { effect: 'deny', reason: 'session_limit', explanation: 'the session has ended' };
-    const expiry = this.#sessionExpiry(session, now);
+    const expiry = this.#sessionExpiry(session, now, held);
     if (expiry) {
       session.terminate(expiry);
       return { effect: 'deny', reason: 'session_limit', explanation: `session ended: ${expiry.detail}` };
@@ -243,10 +245,10 @@ export class DaemonCore implements Core {
     return undefined;
   }
 
-  #sessionExpiry(session: Session, now: number): SessionEnd | undefined {
+  #sessionExpiry(session: Session, now: number, held: readonly HeldGrant[] = this.grants.forPrincipal(session.principal.id)): SessionEnd | undefined {
     const cfg = this.#config.raw.sessions;
     let maxSeconds = cfg.max_duration_seconds;
-    for (const g of this.grants.forPrincipal(session.principal.id)) {
+    for (const g of held) {
       if (session.grantsUsed.has(g.id) && g.limits?.max_session_seconds) maxSeconds = Math.min(maxSeconds, g.limits.max_session_seconds);
     }
     if (now - session.startedMs >= maxSeconds * 1000) return { reason: 'max_duration', detail: `maximum session duration of ${maxSeconds} s reached` };

@@ -1,6 +1,10 @@
 // Read evidence is aggregated per session (design.md: "Read evidence may be aggregated per session —
 // counts per object per interval"); writes, calls, execs and denials are journaled one by one.
 // The aggregator knows no protocol: an object's identity is its fields minus any values.
+//
+// `add` runs once per allowed read, on the hot path of every front door, so it does no more than build
+// a string key and bump a counter: the object copy is made only for a new aggregate, and times are kept
+// as numbers and turned into ISO strings when the aggregate is taken for the journal.
 import type { Action } from '../policy/types.ts';
 
 export interface ReadAggregate {
@@ -12,25 +16,59 @@ export interface ReadAggregate {
   last: string;
 }
 
+interface Tally {
+  target: string;
+  verb: string;
+  object: Record<string, unknown>;
+  count: number;
+  firstMs: number;
+  lastMs: number;
+}
+
+/** Fields that carry what was read or written, not which object: left out of an object's identity. */
+function isValueField(field: string): boolean {
+  return field === 'values' || field === 'value';
+}
+
+/**
+ * The identity of what an action reads: target, verb and the object's fields minus values. Every part is
+ * encoded unambiguously (strings and nested fields as JSON), so two different objects never share a key —
+ * whatever a client put into a string field.
+ */
+export function readKey(action: Action): string {
+  const object = action.object as unknown as Record<string, unknown>;
+  let key = `${JSON.stringify(action.target)}\u0000${action.verb}`;
+  for (const field in object) {
+    if (isValueField(field) || !Object.hasOwn(object, field)) continue;
+    const v = object[field];
+    if (v === undefined) continue; // as JSON.stringify: an absent field and an undefined one are the same object
+    key += `\u0000${field}=${typeof v === 'number' || typeof v === 'boolean' || v === null ? String(v) : JSON.stringify(v)}`;
+  }
+  return key;
+}
+
+function identityOf(action: Action): Record<string, unknown> {
+  const { values: _values, value: _value, ...object } = action.object as unknown as Record<string, unknown>;
+  return object;
+}
+
 export class ReadAggregator {
-  // session id → object key → aggregate
-  readonly #bySession = new Map<string, Map<string, ReadAggregate>>();
+  // session id → object key → tally
+  readonly #bySession = new Map<string, Map<string, Tally>>();
 
   add(sessionId: string, action: Action, nowMs: number): void {
-    const { values: _values, value: _value, ...object } = action.object as unknown as Record<string, unknown>;
-    const key = `${action.target}\u0000${action.verb}\u0000${JSON.stringify(object)}`;
+    const key = readKey(action);
     let perSession = this.#bySession.get(sessionId);
     if (!perSession) {
       perSession = new Map();
       this.#bySession.set(sessionId, perSession);
     }
-    const at = new Date(nowMs).toISOString();
-    const agg = perSession.get(key);
-    if (agg) {
-      agg.count++;
-      agg.last = at;
+    const tally = perSession.get(key);
+    if (tally) {
+      tally.count++;
+      tally.lastMs = nowMs;
     } else {
-      perSession.set(key, { target: action.target, verb: action.verb, object, count: 1, first: at, last: at });
+      perSession.set(key, { target: action.target, verb: action.verb, object: identityOf(action), count: 1, firstMs: nowMs, lastMs: nowMs });
     }
   }
 
@@ -38,7 +76,15 @@ export class ReadAggregator {
   take(sessionId: string): ReadAggregate[] {
     const perSession = this.#bySession.get(sessionId);
     this.#bySession.delete(sessionId);
-    return perSession ? [...perSession.values()] : [];
+    if (!perSession) return [];
+    return [...perSession.values()].map((t) => ({
+      target: t.target,
+      verb: t.verb,
+      object: t.object,
+      count: t.count,
+      first: new Date(t.firstMs).toISOString(),
+      last: new Date(t.lastMs).toISOString(),
+    }));
   }
 
   sessions(): string[] {

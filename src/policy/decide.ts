@@ -31,11 +31,32 @@ export function ruleId(grantId: string, index: number): string {
   return `${grantId}#${index}`;
 }
 
+// Rules are immutable once loaded (config snapshots and runtime grants are replaced, never edited), so
+// what decide() derives from a rule — its protocol part and its one-line text — is computed once per
+// rule object and kept beside it. Every allowed read names its rule, so this is on the hot path.
+interface RuleFacts {
+  kind: string;
+  body: { effect: Effect };
+  text?: string;
+}
+const ruleFacts = new WeakMap<RuleConfig, RuleFacts>();
+function factsOf(rule: RuleConfig): RuleFacts {
+  let f = ruleFacts.get(rule);
+  if (!f) {
+    f = ruleParts(rule);
+    ruleFacts.set(rule, f);
+  }
+  return f;
+}
+
 /** What a rule grants (or refuses), in one line: `allow modbus: preset readonly; unit 1`. */
 export function explainRule(rule: RuleConfig): string {
-  const { kind, body } = ruleParts(rule);
-  const m = matcherFor(kind);
-  return `${body.effect} ${m ? m.describe(body) : `${kind}: (no matcher for this protocol)`}`;
+  const f = factsOf(rule);
+  if (f.text === undefined) {
+    const m = matcherFor(f.kind);
+    f.text = `${f.body.effect} ${m ? m.describe(f.body) : `${f.kind}: (no matcher for this protocol)`}`;
+  }
+  return f.text;
 }
 
 function deny(reason: DecisionReason, explanation: string): Decision {
@@ -48,6 +69,20 @@ const EFFECT_REASON: Record<Effect, DecisionReason> = {
   allow: 'rule_allows',
 };
 const EFFECT_WORDS: Record<Effect, string> = { deny: 'denied', approve: 'needs approval', allow: 'allowed' };
+
+/** A rule's id and the explanation of a decision it made: fixed per grant and rule, so made once. */
+const hitTexts = new WeakMap<HeldGrant, { rule: string; explanation: string }[]>();
+function hitText(grant: HeldGrant, index: number, effect: Effect): { rule: string; explanation: string } {
+  let texts = hitTexts.get(grant);
+  if (!texts) hitTexts.set(grant, (texts = []));
+  let t = texts[index];
+  if (!t) {
+    const rule = ruleId(grant.id, index);
+    const explanation = `${EFFECT_WORDS[effect]} by rule ${rule} (${explainRule(grant.rules[index]!)}) of grant ${grant.id}, ticket ${grant.task.ticket}`;
+    texts[index] = t = { rule, explanation };
+  }
+  return t;
+}
 
 export function decide(action: Action, ctx: DecisionContext): Decision {
   const { principal, now } = ctx;
@@ -74,28 +109,23 @@ export function decide(action: Action, ctx: DecisionContext): Decision {
   const hits: Record<Effect, { grant: HeldGrant; index: number } | undefined> = { deny: undefined, approve: undefined, allow: undefined };
   let best: { reason: MissReason; detail: string; grant: HeldGrant; index: number } | undefined;
   for (const grant of active) {
-    grant.rules.forEach((rule, index) => {
-      const { kind, body } = ruleParts(rule);
-      if (kind !== action.object.kind) return;
+    const rules = grant.rules;
+    for (let index = 0; index < rules.length; index++) {
+      const { kind, body } = factsOf(rules[index]!);
+      if (kind !== action.object.kind) continue;
       const effect = body.effect;
-      if (hits[effect]) return; // the first match of each effect names the decision
+      if (hits[effect]) continue; // the first match of each effect names the decision
       const r = matcher.match(body, action, action.object, env, effect === 'deny' ? 'overlap' : 'contain');
       if (r.fits) hits[effect] = { grant, index };
       else if (effect !== 'deny' && (!best || MISS_RANK[r.miss] > MISS_RANK[best.reason])) best = { reason: r.miss, detail: r.detail, grant, index };
-    });
+    }
   }
 
   for (const effect of ['deny', 'approve', 'allow'] as const) {
     const hit = hits[effect];
     if (!hit) continue;
-    const id = ruleId(hit.grant.id, hit.index);
-    return {
-      effect,
-      reason: EFFECT_REASON[effect],
-      grant: hit.grant.id,
-      rule: id,
-      explanation: `${EFFECT_WORDS[effect]} by rule ${id} (${explainRule(hit.grant.rules[hit.index]!)}) of grant ${hit.grant.id}, ticket ${hit.grant.task.ticket}`,
-    };
+    const named = hitText(hit.grant, hit.index, effect);
+    return { effect, reason: EFFECT_REASON[effect], grant: hit.grant.id, rule: named.rule, explanation: named.explanation };
   }
 
   if (!best) {

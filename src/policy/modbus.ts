@@ -86,6 +86,70 @@ export function ruleGrantsFunction(rule: ModbusRuleConfig, fc: number, dir: Dire
   return false;
 }
 
+/** An operation as one number: function code and direction. */
+function opKey(fc: number, dir: Direction): number {
+  return fc * 2 + (dir === 'write' ? 1 : 0);
+}
+
+// Rules are immutable once loaded, so what match() derives from a rule (the operations it grants, its
+// address spans in order, the profile points its globs name) is computed once per rule object, and per
+// profile object for points (a reload brings new profile objects, and with them new entries).
+interface RuleIndex {
+  /** opKey of every (function code, direction) ruleGrantsFunction says yes to. */
+  ops: ReadonlySet<number>;
+  /** rule.addresses sorted by start, for coveredBy. */
+  spans: readonly Span[] | undefined;
+  /** rule.points resolved per profile and table. */
+  points: WeakMap<FirmwareProfile, Map<ModbusTable, ProfilePoint[]>>;
+}
+const ruleIndexes = new WeakMap<ModbusRuleConfig, RuleIndex>();
+function ruleIndex(rule: ModbusRuleConfig): RuleIndex {
+  let ix = ruleIndexes.get(rule);
+  if (!ix) {
+    const ops = new Set<number>();
+    for (let fc = 1; fc <= 127; fc++) {
+      for (const dir of ['read', 'write'] as const) if (ruleGrantsFunction(rule, fc, dir)) ops.add(opKey(fc, dir));
+    }
+    const spans = rule.addresses ? [...rule.addresses].sort((a, b) => a.from - b.from) : undefined;
+    ix = { ops, spans, points: new WeakMap() };
+    ruleIndexes.set(rule, ix);
+  }
+  return ix;
+}
+
+/** Points of the profile in this table named by the rule's globs (resolved once per rule, profile and table). */
+function rulePoints(rule: ModbusRuleConfig, globs: readonly string[], profile: FirmwareProfile, table: ModbusTable): ProfilePoint[] {
+  const ix = ruleIndex(rule);
+  let byTable = ix.points.get(profile);
+  if (!byTable) {
+    byTable = new Map();
+    ix.points.set(profile, byTable);
+  }
+  let pts = byTable.get(table);
+  if (!pts) {
+    pts = resolvePoints(globs, profile, table);
+    byTable.set(table, pts);
+  }
+  return pts;
+}
+
+/** A profile's read-only points per table (what no rule can make writable), indexed once per profile. */
+const readOnlyIndexes = new WeakMap<FirmwareProfile, Map<ModbusTable, ProfilePoint[]>>();
+function readOnlyPoints(profile: FirmwareProfile, table: ModbusTable): ProfilePoint[] {
+  let byTable = readOnlyIndexes.get(profile);
+  if (!byTable) {
+    byTable = new Map();
+    for (const p of profile.points) {
+      if (p.access !== 'R' || p.table === undefined || p.address === undefined) continue;
+      let list = byTable.get(p.table);
+      if (!list) byTable.set(p.table, (list = []));
+      list.push(p);
+    }
+    readOnlyIndexes.set(profile, byTable);
+  }
+  return byTable.get(table) ?? [];
+}
+
 // ------------------------------------------------------------------ ranges and points
 
 interface Span {
@@ -95,8 +159,13 @@ interface Span {
 
 /** Whether every register of [from, to] lies in the union of spans. */
 export function coveredBy(from: number, to: number, spans: readonly Span[]): boolean {
+  return coveredBySorted(from, to, [...spans].sort((a, b) => a.from - b.from));
+}
+
+/** coveredBy for spans already sorted by start. */
+function coveredBySorted(from: number, to: number, spans: readonly Span[]): boolean {
   let next = from; // first register not yet known to be covered
-  for (const s of [...spans].sort((a, b) => a.from - b.from)) {
+  for (const s of spans) {
     if (s.from > next) break;
     if (s.to >= next) next = s.to + 1;
     if (next > to) return true;
@@ -176,19 +245,22 @@ function match(rule: ModbusRuleConfig, action: Action, o: ModbusObject, env: Mat
   const f = functionOf(o.functionCode);
   const dir = directionOf(action, o);
   const contain = mode === 'contain';
-  const op = o.functionCode === 23 ? `FC 23 (${dir} half)` : `FC ${o.functionCode} (${f.name})`;
+  // Texts only a miss needs are built only on a miss: an allowed read must not pay for them.
+  const op = () => (o.functionCode === 23 ? `FC 23 (${dir} half)` : `FC ${o.functionCode} (${f.name})`);
+  const ix = ruleIndex(rule);
 
-  if (!ruleGrantsFunction(rule, o.functionCode, dir)) return miss('function_not_granted', `${op} is not granted`);
+  const granted = o.functionCode >= 1 && o.functionCode <= 127 ? ix.ops.has(opKey(o.functionCode, dir)) : ruleGrantsFunction(rule, o.functionCode, dir);
+  if (!granted) return miss('function_not_granted', `${op()} is not granted`);
   if (rule.units && !rule.units.includes(o.unit)) return miss('object_not_granted', `unit ${o.unit} is not among units ${rule.units.join(', ')}`);
 
   if (o.table === null) {
     // A function on no table: a rule narrowed to tables, addresses or points does not grant it (it
     // was written for those objects), but a deny rule so narrowed still refuses it (unknown = yes).
     if (rule.tables || rule.addresses || rule.points) {
-      return contain ? miss('object_not_granted', `${op} addresses no table; the rule is limited to ${rule.tables ? 'tables' : rule.addresses ? 'addresses' : 'points'}`) : fit;
+      return contain ? miss('object_not_granted', `${op()} addresses no table; the rule is limited to ${rule.tables ? 'tables' : rule.addresses ? 'addresses' : 'points'}`) : fit;
     }
     if (dir === 'write' && hasBounds(rule.min, rule.max)) {
-      return contain ? miss('value_out_of_bounds', `the rule bounds values, and ${op} carries none that can be checked`) : fit;
+      return contain ? miss('value_out_of_bounds', `the rule bounds values, and ${op()} carries none that can be checked`) : fit;
     }
     return fit;
   }
@@ -198,23 +270,23 @@ function match(rule: ModbusRuleConfig, action: Action, o: ModbusObject, env: Mat
 
   const from = o.address;
   const to = o.address + o.quantity - 1;
-  const what = `${table} ${rangeText(from, to)}`;
+  const what = () => `${table} ${rangeText(from, to)}`;
   const writing = dir === 'write';
   const knownValues = writing && VALUE_CARRYING_WRITES.has(o.functionCode) && o.values !== undefined ? o.values : undefined;
 
   if (contain && writing && env.profile) {
     // The device map says these registers are read-only: no rule can make them writable.
-    const ro = env.profile.points.find((p) => p.access === 'R' && p.table === table && p.address !== undefined && overlapsAny(from, to, [pointSpan(p)]));
-    if (ro) return miss('object_not_granted', `${what} touches read-only point ${ro.name}`);
+    const ro = readOnlyPoints(env.profile, table).find((p) => overlapsAny(from, to, [pointSpan(p)]));
+    if (ro) return miss('object_not_granted', `${what()} touches read-only point ${ro.name}`);
   }
 
   if (rule.points) {
     if (!env.profile) return miss('object_not_granted', `the rule names points, and target ${action.target} has no firmware profile`);
     const profile = env.profile;
-    const hit = resolvePoints(rule.points, profile, table).filter((p) => overlapsAny(from, to, [pointSpan(p)]));
+    const hit = rulePoints(rule, rule.points, profile, table).filter((p) => overlapsAny(from, to, [pointSpan(p)]));
     if (contain) {
       const usable = writing ? hit.filter((p) => p.access === 'RW') : hit;
-      if (!coveredBy(from, to, usable.map(pointSpan))) return miss('object_not_granted', `${what} is not covered by points ${rule.points.join(', ')}`);
+      if (!coveredBy(from, to, usable.map(pointSpan))) return miss('object_not_granted', `${what()} is not covered by points ${rule.points.join(', ')}`);
       if (writing) {
         for (const p of usable) {
           const s = pointSpan(p);
@@ -230,7 +302,7 @@ function match(rule: ModbusRuleConfig, action: Action, o: ModbusObject, env: Mat
       }
       return fit;
     }
-    if (hit.length === 0) return miss('object_not_granted', `${what} touches none of points ${rule.points.join(', ')}`);
+    if (hit.length === 0) return miss('object_not_granted', `${what()} touches none of points ${rule.points.join(', ')}`);
     if (!writing || !hasBounds(rule.min, rule.max)) return fit;
     // A deny rule with bounds refuses a write when any point it names may take a value inside them.
     for (const p of hit) {
@@ -242,13 +314,13 @@ function match(rule: ModbusRuleConfig, action: Action, o: ModbusObject, env: Mat
   }
 
   if (rule.addresses) {
-    const ok = contain ? coveredBy(from, to, rule.addresses) : overlapsAny(from, to, rule.addresses);
-    if (!ok) return miss('object_not_granted', `${what} is ${contain ? 'not inside' : 'outside'} addresses ${rule.addresses.map((r: Range) => rangeText(r.from, r.to)).join(', ')}`);
+    const ok = contain ? coveredBySorted(from, to, ix.spans!) : overlapsAny(from, to, rule.addresses);
+    if (!ok) return miss('object_not_granted', `${what()} is ${contain ? 'not inside' : 'outside'} addresses ${rule.addresses.map((r: Range) => rangeText(r.from, r.to)).join(', ')}`);
   }
 
   if (!writing || !hasBounds(rule.min, rule.max)) return fit;
   if (contain) {
-    if (!knownValues) return miss('value_out_of_bounds', `the rule bounds values, and ${op} carries none that can be checked`);
+    if (!knownValues) return miss('value_out_of_bounds', `the rule bounds values, and ${op()} carries none that can be checked`);
     const bad = knownValues.findIndex((v) => !withinBounds(v, rule.min, rule.max));
     if (bad >= 0) return miss('value_out_of_bounds', `value ${knownValues[bad]} at ${table} ${from + bad} is outside ${boundsText(rule.min, rule.max)}`);
     return fit;

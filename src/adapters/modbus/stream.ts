@@ -69,6 +69,20 @@ export const MALFORMED_JOURNALED_PER_STREAM = 16;
 /** Frames decoded but not yet handled before the stream stops reading (backpressure on a pipelining client). */
 const MAX_BACKLOG = 16;
 const READ_VERBS = new Set(['read']);
+const NO_ACTIONS: readonly ModbusAction[] = [];
+
+function isRead(a: ModbusAction): boolean {
+  return READ_VERBS.has(a.verb);
+}
+
+/**
+ * Reads first, then privileged actions: a write is journaled as allowed only when the whole request is.
+ * Most requests are one action, which is returned as it is (no copies on the hot path).
+ */
+function readsFirst(actions: ModbusAction[]): ModbusAction[] {
+  if (actions.length < 2) return actions;
+  return [...actions.filter(isRead), ...actions.filter((a) => !isRead(a))];
+}
 
 /**
  * Serve Modbus/TCP (MBAP) on `stream` for `session`. The caller owns the session: it opened it, and it
@@ -194,9 +208,7 @@ class StreamServer {
     }
     const req = decoded.value;
     const unit = route.targetUnit ?? target.unit;
-    const actions = requestToActions(req, route.target, unit);
-    // Reads first, then privileged actions: a write is journaled as allowed only when the whole request is.
-    const ordered = [...actions.filter((a) => READ_VERBS.has(a.verb)), ...actions.filter((a) => !READ_VERBS.has(a.verb))];
+    const ordered = readsFirst(requestToActions(req, route.target, unit));
     for (const action of ordered) {
       const decision = await this.#core.authorize(this.#session, action);
       if (decision.effect !== 'allow') return this.#answer(frame, encodeException(req.fc, exceptionForDecision(decision.reason)));
@@ -207,7 +219,7 @@ class StreamServer {
       return this.#answer(frame, encodeException(req.fc, EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE));
     }
     const upstream = this.#pool.get(target);
-    const writes = ordered.filter((a) => !READ_VERBS.has(a.verb));
+    const writes = ordered.length === 1 && isRead(ordered[0]!) ? NO_ACTIONS : ordered.filter((a) => !isRead(a));
     const before = writes.length > 0 && target.read_back_before_write ? await this.#readBack(upstream, unit, writes) : undefined;
     const reply = await upstream.request(this.#session.id, unit, req, frame.pdu);
     this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));
@@ -215,7 +227,7 @@ class StreamServer {
   }
 
   /** The current values of the registers or coils a write is about to change (Penstock's own read, not the client's). */
-  async #readBack(upstream: Upstream, unit: number, writes: ModbusAction[]): Promise<Record<string, unknown>> {
+  async #readBack(upstream: Upstream, unit: number, writes: readonly ModbusAction[]): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     for (const w of writes) {
       const o = w.object;

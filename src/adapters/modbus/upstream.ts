@@ -308,8 +308,9 @@ export class TcpUpstream extends Upstream {
     this.markSent(job);
     const socket = this.#socket!;
     // Requests from many sessions that are sent in the same event-loop turn leave in one write(v)
-    // syscall: corked now, uncorked once this turn's I/O callbacks have run (setImmediate).
-    if (!this.#corked) {
+    // syscall: corked now, uncorked once this turn's I/O callbacks have run (setImmediate). With one
+    // request in flight there is nothing to gather, and waiting would only delay the PLC: send at once.
+    if (this.maxInFlight > 1 && !this.#corked) {
       this.#corked = true;
       socket.cork();
       setImmediate(() => {
