@@ -1,0 +1,132 @@
+// What the enforcement code (accessor.ts, monitored.ts) shares: the targets' mirrors and upstream links,
+// the map from node-opcua sessions to Penstock sessions, what each principal may see, and the local
+// watches that carry upstream notifications to the gateway's variables.
+import { NodeId, type DataValue, type UAVariable } from 'node-opcua';
+import type { Core } from '../../core/core.ts';
+import type { Session } from '../../sessions/registry.ts';
+import type { Action, DecisionReason, OpcuaObject, OpcuaVerb } from '../../policy/types.ts';
+import type { GatewayNode, TargetMirror } from './address-space.ts';
+import type { OpcuaUpstream } from './upstream.ts';
+
+export interface Located {
+  mirror: TargetMirror;
+  node: GatewayNode;
+  upstream: OpcuaUpstream;
+}
+
+interface Visibility {
+  at: number;
+  config: unknown;
+  size: number;
+  ids: Set<string>;
+}
+
+export class OpcuaGateway {
+  readonly core: Core;
+  readonly listener: string;
+  readonly mirrors = new Map<string, TargetMirror>();
+  readonly upstreams = new Map<string, OpcuaUpstream>();
+  /** node-opcua ServerSession → Penstock session */
+  readonly #sessions = new WeakMap<object, Session>();
+  readonly #visibility = new Map<string, Visibility>();
+  readonly #visibilityMs: number;
+  readonly #localWatches = new Map<string, { count: number; unwatch: () => void }>();
+
+  constructor(core: Core, listener: string, visibilityMs: number) {
+    this.core = core;
+    this.listener = listener;
+    this.#visibilityMs = visibilityMs;
+    // A grant issued, revoked or expired changes what anyone may see.
+    core.grants.onChange(() => this.#visibility.clear());
+  }
+
+  bind(serverSession: object, session: Session): void {
+    this.#sessions.set(serverSession, session);
+  }
+
+  /** The Penstock session of a node-opcua session context (undefined: not activated through us). */
+  sessionOf(context: { session?: unknown } | undefined | null): Session | undefined {
+    const s = context?.session;
+    return s && typeof s === 'object' ? this.#sessions.get(s) : undefined;
+  }
+
+  /** A gateway node by (client-side) node id, or undefined for the server's own nodes. */
+  locate(nodeId: unknown): Located | undefined {
+    let key: string;
+    try {
+      key = nodeId instanceof NodeId ? nodeId.toString() : typeof nodeId === 'string' ? nodeId : new NodeId((nodeId as NodeId).identifierType, (nodeId as NodeId).value, (nodeId as NodeId).namespace).toString();
+    } catch {
+      return undefined;
+    }
+    for (const mirror of this.mirrors.values()) {
+      const node = mirror.nodes.get(key);
+      if (node) return { mirror, node, upstream: this.upstreams.get(mirror.target)! };
+    }
+    return undefined;
+  }
+
+  action(node: GatewayNode, verb: OpcuaVerb, extra: Partial<OpcuaObject> = {}): Action {
+    return { target: node.target, verb, object: { kind: 'opcua', nodeId: node.gatewayId, browsePath: node.browsePath, ...extra } };
+  }
+
+  /**
+   * May this session's principal see `node` in a browse? A node is visible when a `browse` rule of an
+   * active grant names it, or names something below it (the path down must be visible too). Computed
+   * as a dry run of policy (nothing journaled) over the whole mirror, cached per principal.
+   */
+  visible(session: Session, node: GatewayNode): boolean {
+    const now = this.core.clock.now();
+    const config = this.core.config();
+    const size = [...this.mirrors.values()].reduce((n, m) => n + m.nodes.size, 0);
+    let v = this.#visibility.get(session.principal.id);
+    if (!v || v.config !== config || v.size !== size || now - v.at > this.#visibilityMs) {
+      const ids = new Set<string>();
+      for (const mirror of this.mirrors.values()) {
+        for (const n of mirror.nodes.values()) {
+          if (n.nodeClass === 'Root' || ids.has(n.gatewayId)) continue;
+          if (this.core.explain(session.principal.id, this.action(n, 'browse')).effect === 'deny') continue;
+          for (let p: GatewayNode | undefined = n; p && !ids.has(p.gatewayId); p = p.parent) ids.add(p.gatewayId);
+        }
+      }
+      v = { at: now, config, size, ids };
+      this.#visibility.set(session.principal.id, v);
+    }
+    return v.ids.has(node.gatewayId);
+  }
+
+  /**
+   * Start carrying upstream notifications for `node` into its local variable (ref-counted: every
+   * monitored item on the node, from any session, shares one local watch and so one upstream item).
+   */
+  watchLocal(at: Located): () => void {
+    const id = at.node.gatewayId;
+    let w = this.#localWatches.get(id);
+    if (!w) {
+      const variable = at.node.local as UAVariable;
+      const unwatch = at.upstream.watch(at.node.upstreamId, (dv: DataValue) => {
+        try {
+          variable.setValueFromSource(dv.value, dv.statusCode, dv.sourceTimestamp ?? new Date());
+        } catch (err) {
+          this.core.log.debug({ node: id, err: (err as Error).message }, 'opcua notification not applied');
+        }
+      });
+      w = { count: 0, unwatch };
+      this.#localWatches.set(id, w);
+    }
+    w.count++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const cur = this.#localWatches.get(id);
+      if (!cur || --cur.count > 0) return;
+      this.#localWatches.delete(id);
+      cur.unwatch();
+    };
+  }
+}
+
+/** The per-item status code a refusal is answered with (OPC UA Part 4, 7.34). */
+export function refusalStatusName(reason: DecisionReason): 'BadOutOfRange' | 'BadUserAccessDenied' {
+  return reason === 'value_out_of_bounds' ? 'BadOutOfRange' : 'BadUserAccessDenied';
+}

@@ -1,0 +1,95 @@
+// CreateMonitoredItems with per-item enforcement. node-opcua checks no permission when a monitored item
+// is created (and its onCreateMonitoredItem hook cannot refuse one), so the gateway answers this service
+// itself: each item on a gateway variable's Value becomes an Action `subscribe`; a refused item gets
+// BadUserAccessDenied in its result while the others are created. An accepted item is fed by a local
+// watch shared by every item on the node, itself fed by ONE upstream monitored item (gateway.ts).
+//
+// This replaces OPCUAServer#_on_CreateMonitoredItemsRequest on the gateway's server instance only; the
+// body mirrors node-opcua 2.186's own (validation, limits, pre/post create), with the check inserted.
+import {
+  AttributeIds,
+  CreateMonitoredItemsResponse,
+  MonitoredItemCreateResult,
+  StatusCodes,
+  TimestampsToReturn,
+  type MonitoredItemCreateRequest,
+  type OPCUAServer,
+  type StatusCode,
+} from 'node-opcua';
+import { refusalStatusName, type OpcuaGateway } from './gateway.ts';
+
+interface SubscriptionLike {
+  preCreateMonitoredItem(addressSpace: unknown, ts: TimestampsToReturn, req: MonitoredItemCreateRequest): { monitoredItem?: object; createResult: MonitoredItemCreateResult };
+  postCreateMonitoredItem(item: object, req: MonitoredItemCreateRequest, result: MonitoredItemCreateResult): void;
+  on(event: 'removeMonitoredItem', fn: (item: object) => void): void;
+}
+
+interface ServerInternals {
+  engine: { addressSpace: unknown; serverCapabilities: { operationLimits: { maxMonitoredItemsPerCall: number } } };
+  _apply_on_Subscription(
+    responseClass: typeof CreateMonitoredItemsResponse,
+    message: { request: { timestampsToReturn: TimestampsToReturn; itemsToCreate?: MonitoredItemCreateRequest[] | null } },
+    channel: unknown,
+    action: (session: object, subscription: SubscriptionLike, sendResponse: (r: CreateMonitoredItemsResponse) => void, sendError: (s: StatusCode) => void) => Promise<void>,
+  ): Promise<void>;
+  _on_CreateMonitoredItemsRequest(message: unknown, channel: unknown): void;
+}
+
+const hooked = new WeakSet<object>();
+
+export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): void {
+  const internals = server as unknown as ServerInternals;
+  if (typeof internals._apply_on_Subscription !== 'function' || typeof internals._on_CreateMonitoredItemsRequest !== 'function') {
+    // Fail closed: without the hook, subscriptions would bypass policy.
+    throw new Error('node-opcua server internals changed: cannot enforce policy on monitored items');
+  }
+  const releases = new WeakMap<object, () => void>();
+  internals._on_CreateMonitoredItemsRequest = function (message, channel) {
+    const msg = message as Parameters<ServerInternals['_apply_on_Subscription']>[1];
+    const request = msg.request;
+    void internals._apply_on_Subscription(CreateMonitoredItemsResponse, msg, channel, async (serverSession, subscription, sendResponse, sendError) => {
+      const addressSpace = internals.engine.addressSpace;
+      if (request.timestampsToReturn === TimestampsToReturn.Invalid) return sendError(StatusCodes.BadTimestampsToReturnInvalid);
+      const items = request.itemsToCreate ?? [];
+      if (items.length === 0) return sendError(StatusCodes.BadNothingToDo);
+      const limit = internals.engine.serverCapabilities.operationLimits.maxMonitoredItemsPerCall;
+      if (limit > 0 && items.length > limit) return sendError(StatusCodes.BadTooManyOperations);
+      if (!hooked.has(subscription)) {
+        hooked.add(subscription);
+        subscription.on('removeMonitoredItem', (item) => {
+          releases.get(item)?.();
+          releases.delete(item);
+        });
+      }
+      const session = gw.sessionOf({ session: serverSession });
+      const results: MonitoredItemCreateResult[] = [];
+      for (const req of items) {
+        const at = gw.locate(req.itemToMonitor.nodeId);
+        const feeds = at !== undefined && at.node.nodeClass === 'Variable' && req.itemToMonitor.attributeId === AttributeIds.Value;
+        if (at) {
+          if (!session) {
+            results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes.BadUserAccessDenied }));
+            continue;
+          }
+          if (feeds) {
+            const d = await gw.core.authorize(session, gw.action(at.node, 'subscribe', { attribute: 'Value' }));
+            if (d.effect !== 'allow') {
+              results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes[refusalStatusName(d.reason)] }));
+              continue;
+            }
+          } else if (!gw.visible(session, at.node)) {
+            results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes.BadUserAccessDenied }));
+            continue;
+          }
+        }
+        const { monitoredItem, createResult } = subscription.preCreateMonitoredItem(addressSpace, request.timestampsToReturn, req);
+        if (monitoredItem) {
+          subscription.postCreateMonitoredItem(monitoredItem, req, createResult);
+          if (at && feeds) releases.set(monitoredItem, gw.watchLocal(at));
+        }
+        results.push(createResult);
+      }
+      sendResponse(new CreateMonitoredItemsResponse({ responseHeader: { serviceResult: StatusCodes.Good }, results }));
+    });
+  };
+}

@@ -1,0 +1,303 @@
+// The gateway's side toward one upstream OPC UA server: one node-opcua client, one session, one
+// subscription, shared by every front-door session that uses the target.
+//   - connects in the background with back-off (250 ms doubling to 10 s) and reconnects the same way
+//     after the link drops; node-opcua repairs the session and re-creates the subscription's items;
+//   - while the link is down every request fails at once with BadNotConnected (never a hang), and a
+//     request that fails on the wire with BadCommunicationError;
+//   - one upstream monitored item per node however many sessions watch it (`watch`, ref-counted).
+import type { Logger } from 'pino';
+import {
+  AttributeIds,
+  ClientMonitoredItem,
+  ClientSubscription,
+  DataValue,
+  MessageSecurityMode,
+  OPCUAClient,
+  SecurityPolicy,
+  StatusCodes,
+  TimestampsToReturn,
+  UserTokenType,
+  type BrowseDescriptionLike,
+  type BrowseResult,
+  type CallMethodRequestOptions,
+  type CallMethodResult,
+  type ClientSession,
+  type HistoryReadRequest,
+  type HistoryReadResponse,
+  type OPCUACertificateManager,
+  type ReadValueIdOptions,
+  type StatusCode,
+  type UserIdentityInfo,
+  type WriteValueOptions,
+} from 'node-opcua';
+import type { Secret } from '../../common/secret.ts';
+import type { OpcuaTargetConfig } from './schema.ts';
+
+const BACKOFF = { initialDelay: 250, maxDelay: 10_000, randomisationFactor: 0.1 };
+/** Upstream subscription: fast enough that the gateway adds little to a notification's latency. */
+const PUBLISHING_INTERVAL_MS = 50;
+
+/** A failure toward the upstream, with the status code the front door answers with. */
+export class UpstreamFailure extends Error {
+  readonly status: StatusCode;
+  constructor(status: StatusCode, message: string) {
+    super(message);
+    this.name = 'UpstreamFailure';
+    this.status = status;
+  }
+}
+
+type Watcher = (dv: DataValue) => void;
+interface Watch {
+  watchers: Set<Watcher>;
+  item: ClientMonitoredItem | undefined;
+  last: DataValue | undefined;
+}
+
+export interface UpstreamOptions {
+  certificateManager: OPCUACertificateManager;
+  /** The password for `username` (from the vault), when the target has one. */
+  password?: Secret;
+  log: Logger;
+}
+
+export class OpcuaUpstream {
+  readonly target: string;
+  readonly cfg: OpcuaTargetConfig;
+  readonly #opts: UpstreamOptions;
+  readonly #client: OPCUAClient;
+  #session: ClientSession | undefined;
+  #subscription: ClientSubscription | undefined;
+  #state: 'connecting' | 'up' | 'down' | 'closed' = 'connecting';
+  readonly #watches = new Map<string, Watch>();
+  readonly #onUp = new Set<() => void>();
+  readonly #onDown = new Set<() => void>();
+  /** Upstream round trips, by kind (status and tests). */
+  readonly stats = { reads: 0, writes: 0, calls: 0, browses: 0, reconnects: 0 };
+
+  constructor(cfg: OpcuaTargetConfig, opts: UpstreamOptions) {
+    this.target = cfg.id;
+    this.cfg = cfg;
+    this.#opts = opts;
+    this.#client = OPCUAClient.create({
+      applicationName: 'Penstock gateway',
+      applicationUri: 'urn:penstock:gateway:client',
+      clientCertificateManager: opts.certificateManager,
+      securityMode: MessageSecurityMode[cfg.security_mode],
+      securityPolicy: cfg.security_mode === 'None' ? SecurityPolicy.None : SecurityPolicy[cfg.security_policy],
+      endpointMustExist: false,
+      connectionStrategy: { ...BACKOFF, maxRetry: -1 },
+      keepSessionAlive: true,
+      requestedSessionTimeout: 60_000,
+      defaultTransactionTimeout: cfg.timeout_ms,
+      transportTimeout: cfg.timeout_ms,
+    });
+    this.#client.on('start_reconnection', () => this.#down('link lost'));
+    this.#client.on('connection_lost', () => this.#down('link lost'));
+    this.#client.on('after_reconnection', (err) => {
+      if (!err) this.stats.reconnects++;
+    });
+    this.#client.on('connection_reestablished', () => this.#maybeUp());
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  get up(): boolean {
+    return this.#state === 'up';
+  }
+
+  /** Called each time the link becomes usable (first connect and every reconnect). */
+  onUp(fn: () => void): () => void {
+    this.#onUp.add(fn);
+    return () => this.#onUp.delete(fn);
+  }
+
+  onDown(fn: () => void): () => void {
+    this.#onDown.add(fn);
+    return () => this.#onDown.delete(fn);
+  }
+
+  /** Connect in the background; never throws (failures are retried with back-off). */
+  start(): void {
+    void this.#connect();
+  }
+
+  async #connect(): Promise<void> {
+    try {
+      await this.#client.connect(this.cfg.endpoint);
+      if (this.#state === 'closed') return;
+      const identity: UserIdentityInfo = this.cfg.username && this.#opts.password
+        ? { type: UserTokenType.UserName, userName: this.cfg.username, password: this.#opts.password.reveal() }
+        : { type: UserTokenType.Anonymous };
+      const session = await this.#client.createSession(identity);
+      this.#session = session;
+      session.on('session_restored', () => this.#maybeUp());
+      session.on('keepalive_failure', () => this.#down('keep-alive failed'));
+      this.#subscription = await session.createSubscription2({
+        requestedPublishingInterval: PUBLISHING_INTERVAL_MS,
+        requestedLifetimeCount: 6000,
+        requestedMaxKeepAliveCount: 20,
+        maxNotificationsPerPublish: 0,
+        publishingEnabled: true,
+        priority: 1,
+      });
+      this.#opts.log.info({ target: this.target, endpoint: this.cfg.endpoint }, 'opcua upstream connected');
+      this.#maybeUp();
+    } catch (err) {
+      if (this.#state === 'closed') return;
+      // node-opcua gave up (bad certificate, refused identity): try again later, from scratch.
+      this.#opts.log.warn({ target: this.target, err: (err as Error).message }, 'opcua upstream connect failed; retrying');
+      this.#state = 'down';
+      setTimeout(() => void this.#connect(), BACKOFF.maxDelay).unref();
+    }
+  }
+
+  #maybeUp(): void {
+    if (this.#state === 'closed' || !this.#session || !this.#subscription) return;
+    if (this.#state === 'up') return;
+    this.#state = 'up';
+    // Items that could not be created while the link was down are created now.
+    for (const [nodeId, w] of this.#watches) if (!w.item && w.watchers.size > 0) void this.#monitor(nodeId, w);
+    for (const fn of this.#onUp) fn();
+  }
+
+  #down(why: string): void {
+    if (this.#state === 'closed' || this.#state === 'down') return;
+    this.#state = 'down';
+    this.#opts.log.warn({ target: this.target, why }, 'opcua upstream down');
+    const bad = new DataValue({ statusCode: StatusCodes.BadNotConnected, serverTimestamp: new Date() });
+    for (const w of this.#watches.values()) {
+      w.last = bad;
+      for (const fn of w.watchers) fn(bad);
+    }
+    for (const fn of this.#onDown) fn();
+  }
+
+  #ready(): ClientSession {
+    if (this.#state !== 'up' || !this.#session) throw new UpstreamFailure(StatusCodes.BadNotConnected, `target ${this.target} is not connected`);
+    return this.#session;
+  }
+
+  async #do<T>(what: string, fn: (s: ClientSession) => Promise<T>): Promise<T> {
+    const session = this.#ready();
+    try {
+      return await fn(session);
+    } catch (err) {
+      if (err instanceof UpstreamFailure) throw err;
+      this.#opts.log.warn({ target: this.target, what, err: (err as Error).message }, 'opcua upstream request failed');
+      throw new UpstreamFailure(this.#state === 'up' ? StatusCodes.BadCommunicationError : StatusCodes.BadNotConnected, `${what} on ${this.target} failed`);
+    }
+  }
+
+  read(nodes: ReadValueIdOptions[], maxAge = 0): Promise<DataValue[]> {
+    this.stats.reads++;
+    return this.#do('read', (s) => s.read(nodes, maxAge));
+  }
+
+  write(nodes: WriteValueOptions[]): Promise<StatusCode[]> {
+    this.stats.writes++;
+    return this.#do('write', (s) => s.write(nodes));
+  }
+
+  call(methods: CallMethodRequestOptions[]): Promise<CallMethodResult[]> {
+    this.stats.calls++;
+    return this.#do('call', (s) => s.call(methods));
+  }
+
+  historyRead(request: HistoryReadRequest): Promise<HistoryReadResponse> {
+    this.stats.reads++;
+    return this.#do('history read', (s) => s.historyRead(request));
+  }
+
+  browse(nodes: BrowseDescriptionLike[]): Promise<BrowseResult[]> {
+    this.stats.browses++;
+    return this.#do('browse', async (s) => {
+      const results = await s.browse(nodes);
+      // Follow continuation points: a large folder arrives in pieces.
+      for (const r of results) {
+        let cp = r.continuationPoint;
+        let guard = 0;
+        while (cp && cp.length > 0 && guard++ < 100) {
+          const [next] = await s.browseNext([cp], false);
+          if (!next) break;
+          r.references = [...(r.references ?? []), ...(next.references ?? [])];
+          cp = next.continuationPoint;
+        }
+      }
+      return results;
+    });
+  }
+
+  /**
+   * Watch the Value of an upstream node. The first watcher creates the upstream monitored item, the last
+   * one to leave deletes it; a late joiner gets the last value at once. Returns the unwatch function.
+   */
+  watch(nodeId: string, fn: Watcher): () => void {
+    let w = this.#watches.get(nodeId);
+    if (!w) {
+      w = { watchers: new Set(), item: undefined, last: undefined };
+      this.#watches.set(nodeId, w);
+      if (this.up) void this.#monitor(nodeId, w);
+    }
+    w.watchers.add(fn);
+    if (w.last) fn(w.last);
+    else if (!this.up) fn(new DataValue({ statusCode: StatusCodes.BadNotConnected, serverTimestamp: new Date() }));
+    const watch = w;
+    return () => {
+      watch.watchers.delete(fn);
+      if (watch.watchers.size > 0 || this.#watches.get(nodeId) !== watch) return;
+      this.#watches.delete(nodeId);
+      const item = watch.item;
+      watch.item = undefined;
+      if (item) void item.terminate().catch(() => {});
+    };
+  }
+
+  /** Upstream monitored items alive now (tests assert on sharing). */
+  get monitoredItemCount(): number {
+    let n = 0;
+    for (const w of this.#watches.values()) if (w.item) n++;
+    return n;
+  }
+
+  async #monitor(nodeId: string, w: Watch): Promise<void> {
+    const sub = this.#subscription;
+    if (!sub) return;
+    try {
+      const item = ClientMonitoredItem.create(
+        sub,
+        { nodeId, attributeId: AttributeIds.Value },
+        { samplingInterval: 0, discardOldest: true, queueSize: 10 },
+        TimestampsToReturn.Both,
+      );
+      item.on('changed', (dv: DataValue) => {
+        w.last = dv;
+        for (const fn of w.watchers) fn(dv);
+      });
+      if (this.#watches.get(nodeId) !== w) {
+        void item.terminate().catch(() => {});
+        return;
+      }
+      w.item = item;
+    } catch (err) {
+      this.#opts.log.warn({ target: this.target, nodeId, err: (err as Error).message }, 'opcua upstream monitored item failed');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#watches.clear();
+    try {
+      await this.#subscription?.terminate();
+    } catch {}
+    try {
+      await this.#session?.close();
+    } catch {}
+    try {
+      await this.#client.disconnect();
+    } catch {}
+  }
+}

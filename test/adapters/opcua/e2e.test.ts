@@ -1,0 +1,363 @@
+// End to end: node-opcua client → Penstock's OPC UA front door (real core, LMDB journal, vault) → the
+// plant (an upstream node-opcua server with a boiler). One plant and one gateway serve every test here
+// (node-opcua starts are slow); tests that change shared state say so and restore it.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  AttributeIds,
+  BrowseDirection,
+  ClientMonitoredItem,
+  ClientSubscription,
+  DataType,
+  MessageSecurityMode,
+  SecurityPolicy,
+  StatusCodes,
+  TimestampsToReturn,
+  UserTokenType,
+  Variant,
+  type ClientSession,
+  type DataValue,
+} from 'node-opcua';
+import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
+import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
+import { connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
+import { startPlant, type Plant } from './fixtures/plant.ts';
+import { hostileFrames, openNoneChannel, rawExchange } from './fixtures/raw.ts';
+
+const NS = 'ns=1;s=boiler-1';
+const LEVEL = `${NS}/Boiler/Drum/Level`;
+const PRESSURE = `${NS}/Boiler/Drum/Pressure`;
+const SETPOINT = `${NS}/Boiler/Setpoint`;
+const FUEL = `${NS}/Boiler/Burner/FuelValve`;
+const BOILER = `${NS}/Boiler`;
+const START_PUMP = `${NS}/Boiler/StartPump`;
+const RESET_TRIP = `${NS}/Boiler/ResetTrip`;
+const HIGH_LEVEL = `${NS}/Boiler/Alarms/HighLevel`;
+
+let tmp: { dir: string; cleanup: () => void };
+let plant: Plant;
+let gw: Gateway;
+let endpoint: string;
+let insecureEndpoint: string;
+let vendorApp: ClientIdentity;
+let rogueApp: ClientIdentity;
+let agentUser: ClientIdentity;
+const open: { close: () => Promise<void> }[] = [];
+
+const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
+
+async function annaSession(): Promise<ClientSession> {
+  const c = await connect(endpoint, { identity: vendorApp, user: anna });
+  open.push(c);
+  return c.session;
+}
+
+async function agentSession(): Promise<ClientSession> {
+  const c = await connect(endpoint, {
+    identity: vendorApp,
+    user: { type: UserTokenType.Certificate, certificateData: agentUser.der, privateKey: await import('node:fs').then((fs) => fs.readFileSync(agentUser.keyFile, 'utf8')) },
+  });
+  open.push(c);
+  return c.session;
+}
+
+/** The OPC UA block of a journaled action (journal/fields.ts renders it snake_case). */
+function opcuaOf(e: { action?: Record<string, unknown> }): { node_id?: string; value?: number } {
+  return (e.action?.opcua ?? {}) as { node_id?: string; value?: number };
+}
+
+function names(refs: { browseName: { name: string | null } }[] | null | undefined): string[] {
+  return (refs ?? []).map((r) => r.browseName.name ?? '').sort();
+}
+
+before(async () => {
+  tmp = tempDir('penstock-opcua-e2e-');
+  const [plantPort, gwPort, insecurePort] = [await freePort(), await freePort(), await freePort()];
+  [plant, vendorApp, rogueApp, agentUser] = await Promise.all([
+    startPlant(plantPort, join(tmp.dir, 'plant')),
+    makeIdentity(tmp.dir, 'vendor-laptop'),
+    makeIdentity(tmp.dir, 'rogue-laptop'),
+    makeIdentity(tmp.dir, 'agent-user'),
+  ]);
+  const vault = makeVault(tmp.dir, { 'anna-opcua': hashOpcuaPassword(anna.password) });
+  const agentFp = createHash('sha256').update(agentUser.der).digest('hex');
+  gw = await startGateway(tmp.dir, `
+appliance: { id: gw-test, site: test-site, zone: plant, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
+journal: { path: ${tmp.dir}/journal }
+vault: { file: ${vault.file}, key_file: ${vault.keyFile} }
+sessions: { actions_per_second: 100000 }
+listeners:
+  - id: opcua-main
+    protocol: opcua
+    host: 127.0.0.1
+    port: ${gwPort}
+    targets: [boiler-1]
+    trusted_clients: [${vendorApp.certFile}]
+  - id: opcua-insecure
+    protocol: opcua
+    host: 127.0.0.1
+    port: ${insecurePort}
+    targets: [boiler-1]
+    allow_security_none: true
+    trusted_clients: [${vendorApp.certFile}]
+principals:
+  - id: vendor-anna
+    kind: vendor
+    owner: Boilerworks GmbH
+    purpose: boiler commissioning
+    credentials: { opcua_user: { username: anna, password: "vault:anna-opcua" } }
+  - id: agent-observer
+    kind: agent
+    owner: plant IT
+    purpose: read-only monitoring agent
+    credentials: { x509: { fingerprints: ["${agentFp}"] } }
+targets:
+  - id: boiler-1
+    protocol: opcua
+    zone: plant
+    endpoint: ${plant.endpoint}
+    server_certificate: ${plant.certFile}
+grants:
+  - id: g-anna
+    principal: vendor-anna
+    targets: [boiler-1]
+    task: { ticket: WO-1001 }
+    rules:
+      - opcua: { verbs: [browse, read, subscribe], browse_paths: [Objects/Boiler/Drum, Objects/Boiler/Alarms, Objects/Bench] }
+      - opcua: { verbs: [browse, read, write], nodes: ["${SETPOINT}"], min: 0, max: 100 }
+      - opcua: { verbs: [browse, call], browse_paths: [Objects/Boiler/StartPump, Objects/Boiler/ResetTrip] }
+  - id: g-agent
+    principal: agent-observer
+    targets: [boiler-1]
+    task: { ticket: MON-7 }
+    rules:
+      - opcua: { verbs: [browse, read, subscribe], browse_paths: [Objects/Boiler/Drum] }
+`);
+  const internals = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
+  endpoint = internals.endpointUrl;
+  insecureEndpoint = opcuaListenerInternals(gw.listeners.get('opcua-insecure')!)!.endpointUrl;
+  // The mirror is built once the upstream link is up.
+  await until(() => internals.gateway.locate(LEVEL) !== undefined && internals.gateway.locate(RESET_TRIP) !== undefined, 'the boiler mirrored', 20_000);
+});
+
+after(async () => {
+  await Promise.allSettled(open.map((c) => c.close()));
+  await gw?.stop();
+  await plant?.stop();
+  tmp?.cleanup();
+});
+
+describe('OPC UA gateway, end to end', () => {
+  it('browse shows a principal only what its grants let it see', async () => {
+    const s = await annaSession();
+    const objects = await s.browse({ nodeId: 'i=85', browseDirection: BrowseDirection.Forward, referenceTypeId: 'HierarchicalReferences', includeSubtypes: true, resultMask: 63 });
+    assert.ok(names(objects.references).includes('boiler-1'));
+    const boiler = await s.browse({ nodeId: BOILER, browseDirection: BrowseDirection.Forward, referenceTypeId: 'HierarchicalReferences', includeSubtypes: true, resultMask: 63 });
+    assert.deepEqual(names(boiler.references), ['Alarms', 'Drum', 'ResetTrip', 'Setpoint', 'StartPump']); // no Burner
+    const agent = await agentSession();
+    const seen = await agent.browse({ nodeId: BOILER, browseDirection: BrowseDirection.Forward, referenceTypeId: 'HierarchicalReferences', includeSubtypes: true, resultMask: 63 });
+    assert.deepEqual(names(seen.references), ['Drum']);
+    // The upstream's ids never show: gateway ids are stable and name the target.
+    const drum = await agent.browse({ nodeId: `${NS}/Boiler/Drum`, browseDirection: BrowseDirection.Forward, resultMask: 63 });
+    assert.ok(drum.references!.some((r) => r.nodeId.toString() === LEVEL));
+  });
+
+  it('reads: allowed items are forwarded, a denied item in the same batch is refused and never reaches the plant', async () => {
+    const s = await annaSession();
+    const before = plant.hits.fuelValveReads;
+    const dvs = await s.read([
+      { nodeId: LEVEL, attributeId: AttributeIds.Value },
+      { nodeId: FUEL, attributeId: AttributeIds.Value },
+      { nodeId: PRESSURE, attributeId: AttributeIds.Value },
+      { nodeId: 'i=2259', attributeId: AttributeIds.Value }, // Server_ServerStatus_State: the gateway's own
+    ]);
+    assert.equal(dvs[0]!.statusCode.name, 'Good');
+    assert.equal(typeof dvs[0]!.value.value, 'number');
+    assert.equal(dvs[1]!.statusCode.name, 'BadUserAccessDenied');
+    assert.equal(dvs[2]!.statusCode.name, 'Good');
+    assert.equal(dvs[2]!.value.value, 11.2);
+    assert.equal(dvs[3]!.statusCode.name, 'Good');
+    assert.equal(plant.hits.fuelValveReads, before, 'the refused read never reached the plant');
+    const denied = gw.events().filter((e) => e.event === 'action.denied' && opcuaOf(e).node_id === FUEL);
+    assert.ok(denied.length >= 1, 'the denial is journaled');
+  });
+
+  it('writes: in-bounds write forwarded and journaled before with the value read just before; out of bounds and ungranted refused', async () => {
+    const s = await annaSession();
+    const writesBefore = plant.hits.setpointWrites;
+    const fuelBefore = plant.hits.fuelValveWrites;
+    const old = plant.setpoint();
+    const statuses = await s.write([
+      { nodeId: SETPOINT, attributeId: AttributeIds.Value, value: { value: new Variant({ dataType: DataType.Double, value: 75 }) } },
+      { nodeId: SETPOINT, attributeId: AttributeIds.Value, value: { value: new Variant({ dataType: DataType.Double, value: 150 }) } },
+      { nodeId: FUEL, attributeId: AttributeIds.Value, value: { value: new Variant({ dataType: DataType.Double, value: 99 }) } },
+      { nodeId: LEVEL, attributeId: AttributeIds.Value, value: { value: new Variant({ dataType: DataType.Double, value: 1 }) } },
+    ]);
+    assert.deepEqual(statuses.map((x) => x.name), ['Good', 'BadOutOfRange', 'BadUserAccessDenied', 'BadUserAccessDenied']);
+    assert.equal(plant.setpoint(), 75);
+    assert.equal(plant.hits.setpointWrites, writesBefore + 1, 'only the allowed write reached the plant');
+    assert.equal(plant.hits.fuelValveWrites, fuelBefore);
+    const events = gw.events();
+    const allowed = events.findIndex((e) => e.event === 'action.allowed' && e.action?.verb === 'write' && opcuaOf(e).value === 75);
+    const outcome = events.findIndex((e) => e.event === 'action.outcome' && opcuaOf(e).value === 75);
+    assert.ok(allowed >= 0 && outcome > allowed, 'allowed write journaled before its outcome');
+    assert.equal((events[outcome]!.outcome as { before?: unknown }).before, old);
+    assert.ok(events.some((e) => e.event === 'action.denied' && e.decision?.reason === 'value_out_of_bounds'));
+  });
+
+  it('calls: an allowed method is forwarded with its arguments; another principal is refused and the plant sees nothing', async () => {
+    const s = await annaSession();
+    const [pump, reset] = await s.call([
+      { objectId: BOILER, methodId: START_PUMP, inputArguments: [] },
+      { objectId: BOILER, methodId: RESET_TRIP, inputArguments: [new Variant({ dataType: DataType.String, value: 'test trip' })] },
+    ]);
+    assert.equal(pump!.statusCode.name, 'Good');
+    assert.equal(reset!.statusCode.name, 'Good');
+    assert.equal(reset!.outputArguments![0]!.value, true);
+    assert.equal(plant.hits.startPump, 1);
+    assert.equal(plant.hits.resetTrip, 1);
+    const agent = await agentSession();
+    const [refused] = await agent.call([{ objectId: BOILER, methodId: START_PUMP, inputArguments: [] }]);
+    assert.equal(refused!.statusCode.name, 'BadUserAccessDenied');
+    assert.equal(plant.hits.startPump, 1, 'the refused call never reached the plant');
+  });
+
+  it('subscriptions: two sessions share one upstream monitored item; a refused item does not stop the others', async () => {
+    const internals = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
+    const upstream = internals.gateway.upstreams.get('boiler-1')!;
+    const sessions = [await annaSession(), await agentSession()];
+    const seen: number[][] = [[], []];
+    const subs: ClientSubscription[] = [];
+    for (const [k, s] of sessions.entries()) {
+      const sub = await s.createSubscription2({ requestedPublishingInterval: 50, requestedMaxKeepAliveCount: 10, requestedLifetimeCount: 100, publishingEnabled: true });
+      subs.push(sub);
+      const item = await sub.monitor({ nodeId: LEVEL, attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
+      item.on('changed', (dv: DataValue) => {
+        if (dv.statusCode.isGood()) seen[k]!.push(dv.value.value as number);
+      });
+    }
+    const denied = ClientMonitoredItem.create(subs[1]!, { nodeId: FUEL, attributeId: AttributeIds.Value }, { samplingInterval: 0 }, TimestampsToReturn.Both);
+    const deniedStatus = await new Promise<string>((resolve) => {
+      denied.on('err', (msg: string) => resolve(msg));
+      denied.on('initialized', () => resolve('initialized'));
+    });
+    assert.match(deniedStatus, /BadUserAccessDenied/);
+    await until(() => seen.every((s) => s.length > 0), 'initial values');
+    const itemsForLevel = upstream.monitoredItemCount;
+    assert.equal(itemsForLevel, 1, 'one upstream monitored item for two sessions watching Level');
+    plant.setLevel(95);
+    await until(() => seen.every((s) => s.includes(95)), 'the change reached both sessions');
+    for (const sub of subs) await sub.terminate();
+    await until(() => upstream.monitoredItemCount === 0, 'the upstream item released when nobody watches');
+  });
+
+  it('an upstream restart during a live subscription: the same client session resumes receiving', async () => {
+    const internals = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
+    const upstream = internals.gateway.upstreams.get('boiler-1')!;
+    const s = await annaSession();
+    const sessionId = s.sessionId.toString();
+    const sub = await s.createSubscription2({ requestedPublishingInterval: 50, requestedMaxKeepAliveCount: 10, requestedLifetimeCount: 1000, publishingEnabled: true });
+    const values: (number | string)[] = [];
+    const item = await sub.monitor({ nodeId: LEVEL, attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
+    item.on('changed', (dv: DataValue) => values.push(dv.statusCode.isGood() ? (dv.value.value as number) : dv.statusCode.name));
+    plant.setLevel(60);
+    await until(() => values.includes(60), 'value before the restart');
+    const restarting = plant.restart();
+    await until(() => !upstream.up, 'the gateway notices the upstream is gone');
+    const during = await s.read({ nodeId: LEVEL, attributeId: AttributeIds.Value });
+    assert.ok(['BadNotConnected', 'BadCommunicationError'].includes(during.statusCode.name), `read while upstream down: ${during.statusCode.name}`);
+    await restarting;
+    await until(() => upstream.up, 'upstream reconnected', 30_000);
+    plant.setLevel(33);
+    await until(() => values.includes(33), 'notifications resumed after the restart', 30_000);
+    assert.equal(s.sessionId.toString(), sessionId, 'no new client session');
+    assert.ok(values.includes('BadNotConnected'), 'the client saw the outage as BadNotConnected');
+    await sub.terminate();
+  });
+
+  it('refuses a wrong password, anonymous, an untrusted client certificate and SecurityPolicy None, and journals them', async () => {
+    await assert.rejects(connect(endpoint, { identity: vendorApp, user: { type: UserTokenType.UserName, userName: 'anna', password: 'wrong' } }));
+    await assert.rejects(connect(endpoint, { identity: vendorApp, user: { type: UserTokenType.Anonymous } }));
+    await assert.rejects(connect(endpoint, { identity: rogueApp, user: anna }));
+    await assert.rejects(connect(endpoint, { identity: vendorApp, user: anna, mode: MessageSecurityMode.None, policy: SecurityPolicy.None }));
+    await new Promise((r) => setTimeout(r, 200)); // the refusals are journaled without being awaited
+    const failures = gw.events().filter((e) => e.event === 'auth.failed').map((e) => e.detail as Record<string, unknown>);
+    assert.ok(failures.some((d) => String(d.reason).includes('wrong_password')), JSON.stringify(failures));
+    // No endpoint offers an anonymous token or SecurityPolicy None (a client that sends one anyway is refused
+    // and journaled by the front door: 'anonymous login refused').
+    const probe = await connect(endpoint, { identity: vendorApp, user: anna });
+    open.push(probe);
+    const endpoints = await probe.client.getEndpoints();
+    assert.ok(endpoints.length > 0);
+    for (const ep of endpoints) {
+      assert.equal(ep.securityMode, MessageSecurityMode.SignAndEncrypt);
+      assert.ok(!(ep.userIdentityTokens ?? []).some((t) => t.tokenType === UserTokenType.Anonymous));
+    }
+    const rogueThumb = createHash('sha1').update(rogueApp.der).digest('hex');
+    assert.ok(failures.some((d) => d.thumbprint === rogueThumb), 'the refused certificate is journaled with its thumbprint');
+  });
+
+  it('unresolvedPermissionPolicy is deny: a node without role permissions is closed even to an authenticated session', async () => {
+    const { server } = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
+    const as = server.engine.addressSpace!;
+    const extra = as.registerNamespace('urn:penstock:test:unguarded');
+    const v = extra.addVariable({ organizedBy: as.rootFolder.objects, browseName: 'Unguarded', nodeId: 's=Unguarded', dataType: 'Double', value: { dataType: DataType.Double, value: 1 } });
+    const s = await annaSession();
+    const dv = await s.read({ nodeId: v.nodeId, attributeId: AttributeIds.Value });
+    assert.equal(dv.statusCode.name, 'BadUserAccessDenied');
+  });
+
+  it('sessions appear in the registry with counters, journaled with their security, and kill ends one', async () => {
+    const s = await annaSession();
+    await s.read({ nodeId: LEVEL, attributeId: AttributeIds.Value });
+    const mine = gw.core.sessions.list().filter((x) => x.protocol === 'opcua' && x.principal.id === 'vendor-anna');
+    assert.ok(mine.length >= 1);
+    const view = mine.at(-1)!.view();
+    assert.equal(view.attributes.security_mode, 'SignAndEncrypt');
+    assert.equal(view.attributes.identity, 'username');
+    assert.ok(view.counters.allowed >= 1);
+    const oldId = s.sessionId.toString();
+    gw.core.sessions.kill(view.id, { reason: 'killed', by: { uid: 0, user: 'root', verified: true } });
+    assert.equal(gw.core.sessions.get(view.id), undefined);
+    const { server } = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
+    assert.ok(!server.engine.getSessions().some((x) => x.nodeId.toString() === oldId), 'the OPC UA session is gone from the front door');
+    // node-opcua clients log in again on their own; that is a NEW session, authenticated and journaled anew.
+    await s.read({ nodeId: LEVEL, attributeId: AttributeIds.Value });
+    assert.notEqual(s.sessionId.toString(), oldId);
+    await until(() => gw.events().some((e) => e.event === 'session.killed' && e.session === view.id), 'session.killed journaled');
+  });
+});
+
+describe('OPC UA front door under hostile input', () => {
+  it('SecurityPolicy None, where configured, works and every such session is journaled as insecure', async () => {
+    const c = await connect(insecureEndpoint, { identity: vendorApp, user: anna, mode: MessageSecurityMode.None, policy: SecurityPolicy.None });
+    open.push(c);
+    const dv = await c.session.read({ nodeId: LEVEL, attributeId: AttributeIds.Value });
+    assert.equal(dv.statusCode.name, 'Good');
+    const opened = gw.events().filter((e) => e.event === 'session.opened' && e.listener === 'opcua-insecure');
+    assert.ok(opened.length >= 1);
+    for (const e of opened) assert.equal(((e.detail as { attributes?: Record<string, string> }).attributes ?? {}).security_mode, 'None');
+    assert.ok(opened.every((e) => typeof ((e.detail as { attributes?: Record<string, string> }).attributes ?? {}).insecure === 'string'));
+  });
+
+  it('malformed messages (lying lengths, truncated chunks, huge arrays, deep nesting) leave the front door up and other sessions served', async () => {
+    const good = await annaSession();
+    const port = Number(new URL(insecureEndpoint.replace('opc.tcp:', 'http:')).port);
+    const sessionsBefore = gw.core.sessions.list().length;
+    for (const [name, frames] of Object.entries(hostileFrames(insecureEndpoint))) {
+      // Some frames need an open (None) channel first: the decoder of service bodies is what they attack.
+      const needsChannel = name.startsWith('msg:');
+      const prefix = needsChannel ? await openNoneChannel(port, insecureEndpoint) : undefined;
+      await rawExchange(port, frames(prefix?.ids), prefix);
+      const dv = await good.read({ nodeId: LEVEL, attributeId: AttributeIds.Value });
+      assert.equal(dv.statusCode.name, 'Good', `after ${name} the other session is still served`);
+    }
+    assert.equal(gw.core.sessions.list().length, sessionsBefore, 'no hostile frame produced a session');
+    // And the front door still accepts new sessions.
+    const fresh = await connect(endpoint, { identity: vendorApp, user: anna });
+    open.push(fresh);
+    assert.equal((await fresh.session.read({ nodeId: PRESSURE, attributeId: AttributeIds.Value })).statusCode.name, 'Good');
+  });
+});
