@@ -311,10 +311,14 @@ export class DaemonCore implements Core {
     await this.#record({ event: 'reads.aggregate', session: sessionId, ...(session ? who(session) : {}), detail: { reads } });
   }
 
-  /** Journal something that gates nothing; a failure is logged (the journal raises its own alert). */
+  /**
+   * Journal something that gates nothing (outcomes, session records, denials, aggregates): lazily, so it
+   * rides with the next commit instead of costing an fsync of its own; a failure is logged (the journal
+   * raises its own alert).
+   */
   async #record(input: JournalEventInput): Promise<void> {
     try {
-      await this.journal.append(input);
+      await this.journal.append(input, { lazy: true });
     } catch (err) {
       this.log.error({ err, event: input.event }, 'journal append failed');
     }

@@ -21,6 +21,11 @@ export interface JournalEventInput {
   detail?: Record<string, unknown>;
 }
 
+export interface AppendOptions {
+  /** The event gates nothing: commit it with the next commit, or within a few milliseconds. */
+  lazy?: boolean;
+}
+
 export interface JournalReceipt {
   seq: number;
 }
@@ -37,7 +42,7 @@ export interface JournalHealth {
 }
 
 export interface Journal {
-  append(input: JournalEventInput): Promise<JournalReceipt>;
+  append(input: JournalEventInput, options?: AppendOptions): Promise<JournalReceipt>;
   health(): JournalHealth;
   close(): Promise<void>;
 }

@@ -252,3 +252,22 @@ function pick(r: ReturnType<typeof verifyExport>): { seq?: number; line?: number
   assert.equal(r.ok, false);
   return r.ok ? {} : { seq: r.seq, ...(r.line === undefined ? {} : { line: r.line }) };
 }
+
+test('a lazy append rides with the next commit, or commits on its own within a few milliseconds', async () => {
+  const { dir, cleanup } = tempDir();
+  const journal = await openJournal(dir);
+  try {
+    // Alone, a lazy append still resolves: it is committed by its own timer.
+    const alone = await journal.append({ event: 'action.outcome', detail: { n: 1 } }, { lazy: true });
+    assert.equal(alone.seq, 0);
+    assert.equal(journal.readEvents(0, 10).length, 1);
+    // Queued before an eager append, it commits with it, in order.
+    const lazy = journal.append({ event: 'action.outcome', detail: { n: 2 } }, { lazy: true });
+    const eager = journal.append({ event: 'action.allowed', detail: { n: 3 } });
+    assert.deepEqual([(await lazy).seq, (await eager).seq], [1, 2]);
+    assert.equal(journal.verifyAll().ok, true);
+  } finally {
+    await journal.close();
+    cleanup();
+  }
+});

@@ -26,6 +26,9 @@ import { connect, freePort, makeIdentity, makeVault, startGateway, tempDir, unti
 import { startPlant, type Plant } from './fixtures/plant.ts';
 import { hostileFrames, openNoneChannel, rawExchange } from './fixtures/raw.ts';
 
+/** Outcome and session records gate nothing, so the core commits them lazily (within 5 ms). */
+const journalSettled = () => new Promise((resolve) => setTimeout(resolve, 25));
+
 const NS = 'ns=1;s=boiler-1';
 const LEVEL = `${NS}/Boiler/Drum/Level`;
 const PRESSURE = `${NS}/Boiler/Drum/Pressure`;
@@ -199,6 +202,7 @@ describe('OPC UA gateway, end to end', () => {
     assert.equal(plant.setpoint(), 75);
     assert.equal(plant.hits.setpointWrites, writesBefore + 1, 'only the allowed write reached the plant');
     assert.equal(plant.hits.fuelValveWrites, fuelBefore);
+    await journalSettled();
     const events = gw.events();
     const allowed = events.findIndex((e) => e.event === 'action.allowed' && e.action?.verb === 'write' && opcuaOf(e).value === 75);
     const outcome = events.findIndex((e) => e.event === 'action.outcome' && opcuaOf(e).value === 75);
@@ -336,6 +340,7 @@ describe('OPC UA front door under hostile input', () => {
     open.push(c);
     const dv = await c.session.read({ nodeId: LEVEL, attributeId: AttributeIds.Value });
     assert.equal(dv.statusCode.name, 'Good');
+    await journalSettled();
     const opened = gw.events().filter((e) => e.event === 'session.opened' && e.listener === 'opcua-insecure');
     assert.ok(opened.length >= 1);
     for (const e of opened) assert.equal(((e.detail as { attributes?: Record<string, string> }).attributes ?? {}).security_mode, 'None');
