@@ -7,6 +7,7 @@ import { PenstockError } from '../common/errors.ts';
 import { grantSchema, modbusTables } from '../config/schema.ts';
 import type { Action } from '../policy/types.ts';
 import type { AdminCommand, AdminCommandTable, CommandContext } from './types.ts';
+import { findRecordings, readRecordingChunk, type JournalReader } from './recordings.ts';
 
 /** Build a table entry with the handler's params typed by its schema. */
 export function defineCommand<S extends z.ZodType>(def: {
@@ -80,6 +81,19 @@ export const adminCommands: AdminCommandTable = {
       context.core.sessions.kill(p.id, { reason: 'killed', ...(p.reason !== undefined ? { detail: p.reason } : {}), by: operator }),
   }),
 
+  'sessions.replay': defineCommand({
+    mutates: false,
+    // A session id (its recordings, oldest first) or a recording's SHA-256.
+    params: z.strictObject({ id }),
+    handler: async (p, { context }) => ({ recordings: findRecordings(journalReader(context.journal), p.id) }),
+  }),
+
+  'sessions.recording': defineCommand({
+    mutates: false,
+    params: z.strictObject({ sha256: z.string().length(64), offset: z.number().int().min(0).default(0) }),
+    handler: async (p, { context }) => readRecordingChunk(journalReader(context.journal), p.sha256, p.offset),
+  }),
+
   'grants.list': defineCommand({
     mutates: false,
     params: noParams,
@@ -148,3 +162,9 @@ export const adminCommands: AdminCommandTable = {
     handler: async (_p, { context }) => await context.reload(),
   }),
 };
+
+function journalReader(journal: unknown): JournalReader {
+  const j = journal as Partial<JournalReader> | undefined;
+  if (!j || typeof j.readEvents !== 'function') throw new PenstockError('PS_ADMIN_UNKNOWN_COMMAND', 'this daemon has no journal');
+  return j as JournalReader;
+}

@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '../common/clock.ts';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
 import { checkConfig, loadConfig } from '../config/load.ts';
 import type { ConfigIssue, LoadedConfig } from '../config/types.ts';
-import { adapters, protocolSchemas } from '../adapters/registry.ts';
+import { loadAdapter, protocolSchemas } from '../adapters/registry.ts';
 import type { RunningListener } from '../adapters/types.ts';
 import { LmdbJournal } from '../journal/journal.ts';
 import { generateSigningKeyPem } from '../journal/checkpoint.ts';
@@ -99,7 +99,7 @@ export class Daemon {
     await this.#journal.append({ event: 'daemon.started', detail: { version: VERSION, config: config.file, node: process.version } });
 
     for (const listener of config.listeners) {
-      const adapter = adapters.get(listener.protocol);
+      const adapter = await loadAdapter(listener.protocol);
       if (!adapter) throw new PenstockError('PS_PROTOCOL_UNKNOWN', `listener ${listener.id}: no front door for protocol ${listener.protocol}`);
       this.#listeners.push(await adapter.start(listener, this.#core));
     }

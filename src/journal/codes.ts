@@ -21,6 +21,7 @@ export const EVENT_CODES = {
   'action.outcome': 'PS3003I',
   'reads.aggregate': 'PS3004I',
   'action.malformed': 'PS3005W',
+  'ssh.channel_refused': 'PS3006W',
   // grants and approvals 4xxx
   'grant.issued': 'PS4001I',
   'grant.revoked': 'PS4002W',

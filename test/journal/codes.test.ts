@@ -21,6 +21,7 @@ const SNAPSHOT: Record<string, string> = {
   'action.outcome': 'PS3003I',
   'reads.aggregate': 'PS3004I',
   'action.malformed': 'PS3005W',
+  'ssh.channel_refused': 'PS3006W',
   'grant.issued': 'PS4001I',
   'grant.revoked': 'PS4002W',
   'grant.expired': 'PS4003I',

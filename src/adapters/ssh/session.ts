@@ -1,0 +1,631 @@
+// One authenticated SSH connection: the glue between ssh2's channels and the core. Every channel kind
+// becomes an Action that core.authorize decides before anything reaches the target:
+//   exec    → verb exec (argv parsed from the raw line; policy re-parses it), recorded output
+//   shell   → verb shell, recorded input and output, pty honoured
+//   sftp    → per file: download / upload with path, direction and size (sftp.ts)
+//   -L      → a Modbus target: the Modbus broker's stream entry point (every request decided);
+//             an SSH target's host: verb tunnel raw, on a port the target lists, byte counts journaled
+// Agent forwarding, X11, remote forwarding (-R), stream-local forwarding and other subsystems are
+// refused. While an approval is pending nothing else may start on the connection (new channels and
+// requests are refused, raw tunnels are paused), so nothing flows unrecorded in the meantime.
+import net from 'node:net';
+import { posix } from 'node:path';
+import type { Connection, PseudoTtyInfo, ServerChannel, TcpipRequestInfo, ClientChannel, SFTPWrapper } from 'ssh2';
+import type { Core } from '../../core/core.ts';
+import type { Session, SessionEnd } from '../../sessions/registry.ts';
+import type { Action, Decision, SshObject } from '../../policy/types.ts';
+import { parseCommandLine } from '../../policy/argv.ts';
+import { explainRule } from '../../policy/decide.ts';
+import { serveModbusStream, type ModbusRoute } from '../modbus/stream.ts';
+import type { Authenticated } from './auth.ts';
+import { Recording, type FinishedRecording } from './recording.ts';
+import { sshTargetSchema, type SshListenerConfig, type SshTargetConfig } from './schema.ts';
+import { connectUpstream, UpstreamError, type UpstreamConnection } from './upstream.ts';
+import { SftpProxy } from './sftp.ts';
+
+/** Exit status of a command Penstock refused (a shell's "cannot execute"). */
+export const EXIT_REFUSED = 126;
+/** Exit status when the target could not be reached (what ssh itself uses for connection errors). */
+export const EXIT_UPSTREAM = 255;
+
+interface SessionChannelEvents {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+type Accept<T> = (() => T) | undefined;
+type Reject = (() => void) | undefined;
+
+export interface ConnectionOptions {
+  listener: SshListenerConfig;
+  recordingsDir: string;
+  /** Where SFTP uploads wait for their decision. */
+  spoolDir: string;
+  remote: string;
+  /** Where Penstock listens, for the hints in the listing. */
+  port: number;
+}
+
+export class SshConnection {
+  readonly session: Session;
+  readonly #core: Core;
+  readonly #client: Connection;
+  readonly #who: Authenticated;
+  readonly #opts: ConnectionOptions;
+  #upstream: Promise<UpstreamConnection> | undefined;
+  #channels = 0;
+  #pendingApprovals = 0;
+  readonly #rawTunnels = new Set<net.Socket>();
+  /** Channels that can carry a goodbye message (exec and shell stderr). */
+  readonly #talkers = new Set<ServerChannel>();
+  readonly #closers = new Set<() => void>();
+  readonly #ptyChannels = new WeakSet<ServerChannel>();
+  /** Programs running on the target, so a kill can stop them there too (without a pty sshd would not). */
+  readonly #running = new Set<ClientChannel>();
+  #closed = false;
+
+  constructor(core: Core, client: Connection, who: Authenticated, opts: ConnectionOptions) {
+    this.#core = core;
+    this.#client = client;
+    this.#who = who;
+    this.#opts = opts;
+    const p = who.principal;
+    this.session = core.sessions.open(
+      {
+        principal: p,
+        chain: [p.id, ...(p.acting_for ? [p.acting_for] : [])],
+        ...(who.user.target ? { target: who.user.target } : {}),
+        listener: opts.listener.id,
+        protocol: 'ssh',
+        remote: opts.remote,
+        attributes: who.attributes,
+      },
+      (end) => this.#terminate(end),
+    );
+    client.on('session', (accept: () => SessionChannelEvents, reject: () => void) => this.#onSession(accept, reject));
+    client.on('tcpip', (accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo) => void this.#onTunnel(accept, reject, info));
+    client.on('openssh.streamlocal', (_accept: unknown, reject: () => void) => {
+      this.#refused('streamlocal', 'Unix socket forwarding is not offered');
+      reject();
+    });
+    client.on('request', (_accept: unknown, reject: Reject, name: string) => {
+      this.#refused('global_request', `${name} (remote forwarding) is not offered`);
+      reject?.();
+    });
+    client.on('close', () => this.#onClose());
+  }
+
+  // ----------------------------------------------------------------- channel admission
+
+  /** Refuse a new channel or request while an approval is pending, or past the channel limit. */
+  #admit(kind: string): boolean {
+    if (this.#closed || !this.session.active) return false;
+    if (this.#pendingApprovals > 0) {
+      this.#refused(kind, 'refused while an approval request is pending on this connection');
+      return false;
+    }
+    if (this.#channels >= this.#opts.listener.max_channels) {
+      this.#refused(kind, `more than ${this.#opts.listener.max_channels} channels at once`);
+      return false;
+    }
+    return true;
+  }
+
+  #onSession(accept: () => SessionChannelEvents, reject: () => void): void {
+    if (!this.#admit('session')) return reject();
+    this.#channels++;
+    const ch = accept();
+    let pty: PseudoTtyInfo | undefined;
+    let started = false;
+    let upstreamStream: ClientChannel | undefined;
+    const startOnce = (kind: string, reject: Reject): boolean => {
+      if (started || this.#pendingApprovals > 0 || this.#closed) {
+        this.#refused(kind, started ? 'a second program on one session channel' : 'refused while an approval request is pending on this connection');
+        reject?.();
+        return false;
+      }
+      started = true;
+      return true;
+    };
+    ch.on('close', () => this.#channels--);
+    ch.on('pty', (accept: Accept<void>, reject: Reject, info: PseudoTtyInfo) => {
+      if (this.#who.extensions && !this.#who.extensions.has('permit-pty')) {
+        this.#refused('pty', 'the certificate does not permit a pty');
+        return reject?.();
+      }
+      pty = info;
+      accept?.();
+    });
+    ch.on('window-change', (accept: Accept<void>, _reject: Reject, info: { cols: number; rows: number; width: number; height: number }) => {
+      if (pty) pty = { ...pty, cols: info.cols, rows: info.rows, width: info.width, height: info.height };
+      upstreamStream?.setWindow(info.rows, info.cols, info.height, info.width);
+      accept?.();
+    });
+    ch.on('env', (_accept: Accept<void>, reject: Reject) => reject?.());
+    ch.on('x11', (_accept: Accept<void>, reject: Reject) => {
+      this.#refused('x11', 'X11 forwarding is not offered');
+      reject?.();
+    });
+    ch.on('auth-agent', (_accept: Accept<void>, reject: Reject) => {
+      this.#refused('auth_agent', 'agent forwarding is not offered');
+      reject?.();
+    });
+    ch.on('signal', (accept: Accept<void>, _reject: Reject, info: { name: string }) => {
+      upstreamStream?.signal(info.name);
+      accept?.();
+    });
+    const attach = (s: ClientChannel) => {
+      upstreamStream = s;
+      this.#running.add(s);
+      s.once('close', () => this.#running.delete(s));
+    };
+    ch.on('exec', (accept: () => ServerChannel, reject: Reject, info: { command: string }) => {
+      if (!startOnce('exec', reject)) return;
+      void this.#exec(accept(), info.command, pty, attach).catch((err: unknown) => this.#bug(err));
+    });
+    ch.on('shell', (accept: () => ServerChannel, reject: Reject) => {
+      if (!startOnce('shell', reject)) return;
+      void this.#shell(accept(), pty, attach).catch((err: unknown) => this.#bug(err));
+    });
+    ch.on('sftp', (accept: () => never, reject: Reject) => {
+      if (!startOnce('sftp', reject)) return;
+      void this.#sftp(accept, reject).catch((err: unknown) => this.#bug(err));
+    });
+    ch.on('subsystem', (_accept: unknown, reject: Reject, info: { name: string }) => {
+      this.#refused('subsystem', `subsystem ${info.name} is not offered`);
+      reject?.();
+    });
+  }
+
+  // ----------------------------------------------------------------- exec and shell
+
+  async #exec(stream: ServerChannel, requested: string, pty: PseudoTtyInfo | undefined, attach: (s: ClientChannel) => void): Promise<void> {
+    this.#talk(stream, pty);
+    const target = this.#who.user.target;
+    if (!target) return this.#finish(stream, 0, this.#listing());
+    // A certificate's force-command replaces whatever the client asked for (as OpenSSH does).
+    const command = this.#who.forceCommand ?? requested;
+    const parsed = parseCommandLine(command);
+    if (!('error' in parsed) && isLegacyScp(parsed.argv)) {
+      this.#refused('exec', 'legacy scp protocol (scp -O)');
+      return this.#finish(stream, 1, '', 'penstock: the legacy scp protocol (scp -O) is refused; use scp without -O (it uses SFTP, which Penstock checks per file)\n');
+    }
+    const object: SshObject = {
+      kind: 'ssh',
+      channel: 'exec',
+      commandLine: command,
+      ...('error' in parsed ? {} : { argv: parsed.argv, metacharacters: parsed.metacharacters }),
+    };
+    const action: Action = { target, verb: 'exec', object };
+    const decision = await this.#authorize(action, stream);
+    if (decision.effect !== 'allow') return this.#finish(stream, EXIT_REFUSED, '', refusalText(decision));
+    const up = await this.#connect(stream);
+    if (!up) return;
+    const recording = this.#record(pty, { command });
+    const started = performance.now();
+    up.client.exec(command, pty ? { pty: ptyOptions(pty) } : {}, (err, remote) => {
+      if (err) {
+        recording.discard();
+        void this.#core.recordOutcome(this.session, action, { ok: false, error: 'exec request refused by target' });
+        return this.#finish(stream, EXIT_UPSTREAM, '', `penstock: target ${target} refused to run the command\n`);
+      }
+      attach(remote);
+      this.#splice(stream, remote, recording, false, (exit, bytes) => {
+        const rec = recording.finish();
+        void this.#core.recordOutcome(this.session, action, { ok: true, ...exit, ...bytes, duration_ms: Math.round(performance.now() - started), recording: recordingRef(rec), ...(this.#who.forceCommand !== undefined ? { requested: requested } : {}) });
+      });
+    });
+  }
+
+  async #shell(stream: ServerChannel, pty: PseudoTtyInfo | undefined, attach: (s: ClientChannel) => void): Promise<void> {
+    this.#talk(stream, pty);
+    const target = this.#who.user.target;
+    if (!target) return this.#finish(stream, 0, this.#listing());
+    if (this.#who.forceCommand !== undefined) return this.#exec(stream, this.#who.forceCommand, pty, attach);
+    const action: Action = { target, verb: 'shell', object: { kind: 'ssh', channel: 'shell' } };
+    const decision = await this.#authorize(action, stream);
+    if (decision.effect !== 'allow') return this.#finish(stream, EXIT_REFUSED, '', refusalText(decision));
+    const up = await this.#connect(stream);
+    if (!up) return;
+    const recording = this.#record(pty, { title: `${this.session.principal.id} shell on ${target}` });
+    const started = performance.now();
+    up.client.shell(pty ? ptyOptions(pty) : false, (err, remote) => {
+      if (err) {
+        recording.discard();
+        void this.#core.recordOutcome(this.session, action, { ok: false, error: 'shell request refused by target' });
+        return this.#finish(stream, EXIT_UPSTREAM, '', `penstock: target ${target} refused a shell\n`);
+      }
+      attach(remote);
+      this.#splice(stream, remote, recording, true, (exit, bytes) => {
+        const rec = recording.finish();
+        void this.#core.recordOutcome(this.session, action, { ok: true, ...exit, ...bytes, duration_ms: Math.round(performance.now() - started), recording: recordingRef(rec) });
+      });
+    });
+  }
+
+  /** Join the client's channel and the target's, recording as data passes; exit status as the target gave it. */
+  #splice(
+    client: ServerChannel,
+    remote: ClientChannel,
+    recording: Recording,
+    recordInput: boolean,
+    done: (exit: Record<string, unknown>, bytes: Record<string, number>) => void,
+  ): void {
+    const bytes = { stdin_bytes: 0, stdout_bytes: 0, stderr_bytes: 0 };
+    let exit: Record<string, unknown> = {};
+    const touch = () => {
+      this.session.lastActivityMs = this.#core.clock.now();
+    };
+    client.on('data', (d: Buffer) => {
+      bytes.stdin_bytes += d.length;
+      this.session.counters.bytesIn += d.length;
+      if (recordInput) recording.input(d);
+      touch();
+    });
+    client.pipe(remote);
+    remote.on('data', (d: Buffer) => {
+      bytes.stdout_bytes += d.length;
+      this.session.counters.bytesOut += d.length;
+      recording.output(d);
+      touch();
+    });
+    remote.stderr.on('data', (d: Buffer) => {
+      bytes.stderr_bytes += d.length;
+      this.session.counters.bytesOut += d.length;
+      recording.output(d, 'stderr');
+      client.stderr.write(d);
+    });
+    remote.pipe(client, { end: false });
+    remote.on('exit', (code: number | null, signal?: string) => {
+      exit = code !== null && code !== undefined ? { exit_code: code } : { signal: signal ?? 'unknown' };
+    });
+    let finished = false;
+    const end = () => {
+      if (finished) return;
+      finished = true;
+      done(exit, bytes);
+      if (!client.destroyed) {
+        if (typeof exit.exit_code === 'number') client.exit(exit.exit_code);
+        else if (typeof exit.signal === 'string') client.exit(exit.signal, false, '');
+        client.end();
+      }
+      this.#talkers.delete(client);
+    };
+    remote.on('close', end);
+    client.on('close', () => {
+      if (!finished) remote.close();
+    });
+  }
+
+  // ----------------------------------------------------------------- sftp
+
+  async #sftp(accept: () => never, reject: Reject): Promise<void> {
+    const target = this.#who.user.target;
+    if (!target) {
+      this.#refused('sftp', 'no target in the user name');
+      return reject?.();
+    }
+    // Accept at once: the client sends its INIT right behind the request. Requests wait for the
+    // upstream SFTP channel inside the proxy.
+    const server = accept() as unknown as SFTPWrapper;
+    const remote = this.#upstreamFor(target).then(
+      (up) => new Promise<SFTPWrapper>((resolve, fail) => up.client.sftp((err, sftp) => (err ? fail(err) : resolve(sftp)))),
+    );
+    remote.catch((err: unknown) => {
+      this.#core.log.warn({ err, session: this.session.id }, 'ssh upstream failed for sftp');
+      server.end();
+    });
+    const proxy = new SftpProxy({
+      core: this.#core,
+      session: this.session,
+      target,
+      server,
+      remote,
+      spoolDir: this.#opts.spoolDir,
+      maxUploadBytes: this.#opts.listener.max_upload_mib * 1024 * 1024,
+      authorize: (action) => this.#authorize(action, undefined),
+    });
+    this.#closers.add(() => proxy.close());
+  }
+
+  // ----------------------------------------------------------------- tunnels
+
+  async #onTunnel(accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): Promise<void> {
+    if (!this.#admit('tunnel')) return reject();
+    if (this.#who.extensions && !this.#who.extensions.has('permit-port-forwarding')) {
+      this.#refused('tunnel', 'the certificate does not permit port forwarding');
+      return reject();
+    }
+    const id = info.destIP;
+    const target = this.#core.config().targets.get(id);
+    if (!target) {
+      this.#refused('tunnel', `-L destination ${id} is not a target (use -L PORT:TARGET_ID:PORT)`);
+      return reject();
+    }
+    if (target.protocol === 'modbus') return this.#modbusTunnel(accept, reject, id);
+    if (target.protocol === 'ssh') return this.#rawTunnel(accept, reject, id, info.destPort);
+    this.#refused('tunnel', `tunnels to ${target.protocol} targets are not offered`);
+    reject();
+  }
+
+  async #modbusTunnel(accept: () => ServerChannel, reject: () => void, target: string): Promise<void> {
+    const action: Action = { target, verb: 'tunnel', object: { kind: 'ssh', channel: 'tunnel', tunnel: 'modbus' } };
+    // The tunnel opens when a grant for the target is active; each request in it is then decided by
+    // the target's Modbus rules. Without one, ask policy anyway so the refusal is decided and journaled.
+    const now = this.#core.clock.now();
+    const held = this.#core.grants.forPrincipal(this.session.principal.id).filter((g) => g.targets.includes(target) && this.#core.grants.isActive(g, now));
+    if (held.length === 0) {
+      await this.#core.authorize(this.session, action);
+      return reject();
+    }
+    this.#channels++;
+    const stream = accept();
+    const routes: ModbusRoute[] = Array.from({ length: 256 }, (_, unit) => ({ unit, target, targetUnit: unit }));
+    const opened = performance.now();
+    void this.#core.recordOutcome(this.session, action, { tunnel: 'opened', grants: held.map((g) => g.id) });
+    const handle = serveModbusStream(stream, this.session, this.#core, { routes });
+    this.#closers.add(() => handle.close());
+    void handle.done.then((reason) => {
+      this.#channels--;
+      void this.#core.recordOutcome(this.session, action, { tunnel: 'closed', reason, duration_ms: Math.round(performance.now() - opened) });
+    });
+  }
+
+  async #rawTunnel(accept: () => ServerChannel, reject: () => void, targetId: string, port: number): Promise<void> {
+    const target = this.#sshTarget(targetId);
+    if (!target) return reject();
+    const action: Action = { target: targetId, verb: 'tunnel', object: { kind: 'ssh', channel: 'tunnel', tunnel: 'raw' } };
+    if (!target.tunnel_ports?.includes(port)) {
+      this.#refused('tunnel', `port ${port} of ${targetId} is not in its tunnel_ports`);
+      return reject();
+    }
+    const decision = await this.#authorize(action, undefined);
+    if (decision.effect !== 'allow' || this.#closed) return reject();
+    const socket = net.connect({ host: target.host, port });
+    const counts = { bytes_to_target: 0, bytes_from_target: 0 };
+    const opened = performance.now();
+    let stream: ServerChannel | undefined;
+    socket.once('error', () => {
+      if (!stream) reject();
+      socket.destroy();
+    });
+    socket.once('connect', () => {
+      if (this.#closed) return socket.destroy();
+      this.#channels++;
+      stream = accept();
+      this.#rawTunnels.add(socket);
+      if (this.#pendingApprovals > 0) socket.pause();
+      stream.on('data', (d: Buffer) => {
+        counts.bytes_to_target += d.length;
+        this.session.counters.bytesIn += d.length;
+      });
+      socket.on('data', (d: Buffer) => {
+        counts.bytes_from_target += d.length;
+        this.session.counters.bytesOut += d.length;
+      });
+      stream.pipe(socket).pipe(stream);
+      const ch = stream;
+      let done = false;
+      const close = () => {
+        if (done) return;
+        done = true;
+        this.#channels--;
+        this.#rawTunnels.delete(socket);
+        socket.destroy();
+        ch.destroy();
+        void this.#core.recordOutcome(this.session, action, { tunnel: 'closed', port, ...counts, duration_ms: Math.round(performance.now() - opened) });
+      };
+      stream.on('close', close);
+      stream.on('error', close);
+      socket.on('close', close);
+    });
+  }
+
+  // ----------------------------------------------------------------- policy, with a person in the loop
+
+  /**
+   * core.authorize, telling the user when a person must approve, and holding the connection still
+   * meanwhile: no new channels or requests, raw tunnels paused.
+   */
+  async #authorize(action: Action, notify: ServerChannel | undefined): Promise<Decision> {
+    const preview = this.#core.explain(this.session.principal.id, action);
+    if (preview.effect !== 'approve') return this.#core.authorize(this.session, action);
+    this.#pendingApprovals++;
+    for (const s of this.#rawTunnels) s.pause();
+    try {
+      const pending = this.#core.authorize(this.session, action);
+      let settled = false;
+      void pending.finally(() => {
+        settled = true;
+      });
+      if (notify) {
+        // The core sets the request id once the request is journaled; say it to the user then.
+        while (!settled && this.session.pendingApproval === undefined) await new Promise((r) => setTimeout(r, 20));
+        const id = this.session.pendingApproval;
+        if (id !== undefined && !settled && !notify.destroyed) {
+          notify.stderr.write(this.#nl(notify, `penstock: this needs approval by plant staff; waiting (request ${id}). Staff approve it with: penstockctl approvals approve ${id}\n`));
+        }
+      }
+      const d = await pending;
+      if (notify && d.effect === 'allow' && !notify.destroyed) notify.stderr.write(this.#nl(notify, 'penstock: approved; running\n'));
+      return d;
+    } finally {
+      this.#pendingApprovals--;
+      if (this.#pendingApprovals === 0) for (const s of this.#rawTunnels) s.resume();
+    }
+  }
+
+  // ----------------------------------------------------------------- upstream
+
+  #sshTarget(id: string): SshTargetConfig | undefined {
+    const raw = this.#core.config().targets.get(id);
+    const r = raw ? sshTargetSchema.safeParse(raw) : undefined;
+    return r?.success ? r.data : undefined;
+  }
+
+  #upstreamFor(targetId: string): Promise<UpstreamConnection> {
+    if (!this.#upstream) {
+      const target = this.#sshTarget(targetId);
+      if (!target) return Promise.reject(new UpstreamError('unreachable', `${targetId} is not an ssh target`));
+      this.#upstream = connectUpstream(this.#core, target);
+      this.#upstream.then(
+        (u) => {
+          if (this.#closed) u.end();
+          u.client.on('close', () => {
+            this.#upstream = undefined;
+          });
+        },
+        () => {
+          this.#upstream = undefined;
+        },
+      );
+    }
+    return this.#upstream;
+  }
+
+  async #connect(stream: ServerChannel): Promise<UpstreamConnection | undefined> {
+    const target = this.#who.user.target!;
+    try {
+      return await this.#upstreamFor(target);
+    } catch (err) {
+      const failure = err instanceof UpstreamError ? err.failure : 'unreachable';
+      this.#core.log.warn({ err, session: this.session.id, target }, 'ssh upstream failed');
+      void this.#core.recordOutcome(this.session, { target, verb: 'other', object: { kind: 'ssh', channel: 'exec' } }, { ok: false, upstream: failure, message: (err as Error).message });
+      const say = failure === 'host_key_mismatch' ? `target ${target} presented a host key that is not pinned; refusing to connect` : `target ${target} could not be reached`;
+      this.#finish(stream, EXIT_UPSTREAM, '', `penstock: ${say}\n`);
+      return undefined;
+    }
+  }
+
+  #record(pty: PseudoTtyInfo | undefined, what: { command?: string; title?: string }): Recording {
+    return new Recording(
+      this.#opts.recordingsDir,
+      {
+        width: pty?.cols || 80,
+        height: pty?.rows || 24,
+        timestamp: Math.floor(this.#core.clock.now() / 1000),
+        ...(what.command !== undefined ? { command: what.command } : {}),
+        title: what.title ?? `${this.session.principal.id}@${this.#who.user.target}: ${what.command ?? ''}`,
+        env: { TERM: pty?.term ?? '', SHELL: '' },
+      },
+      this.#opts.listener.max_recording_mib * 1024 * 1024,
+    );
+  }
+
+  // ----------------------------------------------------------------- listing
+
+  #listing(): string {
+    const core = this.#core;
+    const p = this.session.principal;
+    const now = core.clock.now();
+    const config = core.config();
+    const held = core.grants.forPrincipal(p.id);
+    const lines = [`Penstock: you are ${p.id} (${p.kind}, ${p.owner}).`, ''];
+    const active = held.filter((g) => core.grants.isActive(g, now));
+    if (active.length === 0) lines.push('You hold no active grant now.');
+    else {
+      lines.push('Targets you may reach now:');
+      for (const g of active) {
+        for (const t of g.targets) {
+          const target = config.targets.get(t);
+          const how = target?.protocol === 'ssh' ? `ssh -p ${this.#opts.port} ${t}@GATEWAY 'COMMAND'` : target?.protocol === 'modbus' ? `ssh -N -L 1502:${t}:502 -p ${this.#opts.port} ${p.id}@GATEWAY` : '';
+          lines.push(`  ${t.padEnd(16)} ${String(target?.protocol ?? '?').padEnd(7)} grant ${g.id} (ticket ${g.task.ticket})${g.window ? ` until ${g.window.to}` : ''}${how ? `\n      ${how}` : ''}`);
+        }
+        g.rules.forEach((r, i) => lines.push(`      rule ${g.id}#${i}: ${explainRule(r)}`));
+      }
+    }
+    const inactive = held.filter((g) => !core.grants.isActive(g, now));
+    if (inactive.length > 0) lines.push('', `Grants not active now: ${inactive.map((g) => g.id).join(', ')}`);
+    return `${lines.join('\n')}\n`;
+  }
+
+  // ----------------------------------------------------------------- endings
+
+  /** A terminal in raw mode (the client asked for a pty) needs CR LF; a pipe wants plain LF. */
+  #nl(stream: ServerChannel, text: string): string {
+    return this.#ptyChannels.has(stream) ? text.replace(/\n/g, '\r\n') : text;
+  }
+
+  #talk(stream: ServerChannel, pty?: PseudoTtyInfo): void {
+    if (pty) this.#ptyChannels.add(stream);
+    this.#talkers.add(stream);
+    stream.on('close', () => this.#talkers.delete(stream));
+  }
+
+  #finish(stream: ServerChannel, code: number, out: string, err = ''): void {
+    this.#talkers.delete(stream);
+    if (stream.destroyed) return;
+    if (out) stream.write(this.#nl(stream, out));
+    if (err) stream.stderr.write(this.#nl(stream, err));
+    stream.exit(code);
+    stream.end();
+  }
+
+  /** A refusal before policy (a channel kind or request the front door does not offer). */
+  #refused(kind: string, reason: string): void {
+    const s = this.session;
+    void this.#core.journal
+      .append({ event: 'ssh.channel_refused', session: s.id, principal: s.principal.id, chain: s.chain, listener: s.listener, ...(s.target ? { target: s.target } : {}), detail: { kind, reason } })
+      .catch((err: unknown) => this.#core.log.error({ err }, 'journal append failed (ssh.channel_refused)'));
+  }
+
+  /** Kill, grant expiry or revocation: tell the user, then cut the target and the client at once. */
+  #terminate(end: SessionEnd): void {
+    const why = `${end.reason.replace(/_/g, ' ')}${end.detail ? `: ${end.detail}` : ''}`;
+    for (const ch of this.#talkers) {
+      try {
+        ch.stderr.write(this.#nl(ch, `\npenstock: session ended by the gateway (${why})\n`));
+        ch.exit(EXIT_UPSTREAM);
+      } catch {
+        // channel already gone
+      }
+    }
+    this.#shutdown();
+    this.#client.end();
+    // A client that stops reading must not keep the socket: destroy it shortly after the goodbye.
+    const sock = (this.#client as unknown as { _sock?: net.Socket })._sock;
+    setTimeout(() => sock?.destroy(), 500).unref();
+  }
+
+  #shutdown(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const s of this.#running) {
+      try {
+        s.signal('KILL');
+      } catch {
+        // channel already closed
+      }
+    }
+    void this.#upstream?.then((u) => u.end(), () => {});
+    for (const s of this.#rawTunnels) s.destroy();
+    for (const c of this.#closers) c();
+  }
+
+  #onClose(): void {
+    this.#shutdown();
+    this.session.close();
+  }
+
+  #bug(err: unknown): void {
+    this.#core.log.error({ err, session: this.session.id }, 'ssh channel handler failed');
+    this.#terminate({ reason: 'closed', detail: 'internal error' });
+  }
+}
+
+function ptyOptions(p: PseudoTtyInfo) {
+  return { rows: p.rows, cols: p.cols, width: p.width, height: p.height, term: p.term, modes: p.modes };
+}
+
+function refusalText(d: Decision): string {
+  const what = d.reason === 'approval_refused' ? 'not approved' : d.reason === 'journal_unavailable' ? 'refused (the gateway cannot record it)' : 'denied by policy';
+  return `penstock: ${what} [${d.reason}]: ${d.explanation}\n`;
+}
+
+function recordingRef(r: FinishedRecording): Record<string, unknown> {
+  return { sha256: r.sha256, bytes: r.bytes, path: r.path, ...(r.truncated ? { truncated: true, stream_bytes: r.streamBytes } : {}) };
+}
+
+/** `scp -t …` / `scp -f …`: the legacy scp protocol, which would move files unseen by the SFTP checks. */
+function isLegacyScp(argv: readonly string[]): boolean {
+  return posix.basename(argv[0] ?? '') === 'scp' && argv.slice(1).some((a) => /^-[a-zA-Z]*[tf]/.test(a));
+}

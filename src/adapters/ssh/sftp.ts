@@ -1,0 +1,455 @@
+// SFTP (and scp, which speaks SFTP in current OpenSSH) as a proxy: ssh2's server-side SFTP stream
+// parses the client's requests; each allowed one is forwarded to the target's SFTP server over the
+// upstream connection. Only the operations OpenSSH's sftp and scp use are offered (open, read, write,
+// close, stat, lstat, fstat, setstat, fsetstat, opendir, readdir, realpath, mkdir, rmdir, remove,
+// rename); anything else is answered "operation unsupported".
+//
+// Decisions, per file and path (paths resolved to absolute normal form, as policy compares them):
+//   download  OPEN for reading: the size is taken from the target and decided (rules may bound it)
+//             before a byte flows; reads stop at that size. On CLOSE the SHA-256 and size of what was
+//             sent are journaled (action.outcome).
+//   upload    OPEN for writing is checked as a dry run; the data is spooled on the gateway (bounded),
+//             and only on CLOSE, with the real size and SHA-256 known, is the upload decided and
+//             journaled — then, and only then, the file is written to the target.
+//   metadata  stat, opendir/readdir: `browse` where a rule allows download or upload of the path.
+//   changes   mkdir, rmdir, remove, rename, setstat: `upload` of 0 bytes on each path touched.
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, fstatSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import type { Attributes, InputAttributes, SFTPWrapper, Stats } from 'ssh2';
+import type { Core } from '../../core/core.ts';
+import type { Session } from '../../sessions/registry.ts';
+import type { Action, Decision, SshObject } from '../../policy/types.ts';
+
+const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, OP_UNSUPPORTED: 8 } as const;
+const OPEN_WRITE = 0x02;
+const OPEN_APPEND = 0x04;
+/** Out-of-order read chunks held for hashing before the hash gives up (a client reading at random). */
+const MAX_PENDING_CHUNKS = 512;
+/** Largest READ answered (OpenSSH asks for 32 KiB; the SFTP draft allows servers to send less). */
+const MAX_READ = 256 * 1024;
+
+export interface SftpProxyOptions {
+  core: Core;
+  session: Session;
+  target: string;
+  server: SFTPWrapper;
+  /** The target's SFTP channel; requests wait for it (the client starts talking before it is open). */
+  remote: Promise<SFTPWrapper>;
+  spoolDir: string;
+  maxUploadBytes: number;
+  authorize: (action: Action) => Promise<Decision>;
+}
+
+interface DirHandle {
+  kind: 'dir';
+  remote: Buffer;
+}
+interface DownloadHandle {
+  kind: 'download';
+  remote: Buffer;
+  path: string;
+  action: Action;
+  size: number;
+  hash: ReturnType<typeof createHash> | undefined;
+  hashedUpTo: number;
+  pending: Map<number, Buffer>;
+  sent: number;
+  started: number;
+}
+interface UploadHandle {
+  kind: 'upload';
+  path: string;
+  fd: number;
+  spool: string;
+  size: number;
+  attrs: InputAttributes | undefined;
+  started: number;
+  /** A write was refused: the file is incomplete and is never sent. */
+  failed: boolean;
+}
+type Handle = DirHandle | DownloadHandle | UploadHandle;
+
+export class SftpProxy {
+  readonly #o: Omit<SftpProxyOptions, 'remote'> & { remote: SFTPWrapper };
+  #remote: SFTPWrapper | undefined;
+  readonly #handles = new Map<string, Handle>();
+  #nextHandle = 1;
+  #home: Promise<string> | undefined;
+  #closed = false;
+
+  constructor(options: SftpProxyOptions) {
+    // `remote` is read through a getter that is only used after the promise resolved (see `on`).
+    const self = this;
+    const o = {
+      ...options,
+      get remote(): SFTPWrapper {
+        return self.#remote!;
+      },
+    };
+    this.#o = o;
+    const s = o.server;
+    const on = (event: string, fn: (reqid: number, ...args: never[]) => Promise<void>) => {
+      s.on(event, (reqid: number, ...args: never[]) => {
+        options.remote.then((r) => {
+          this.#remote = r;
+          if (this.#closed) return;
+          return fn(reqid, ...args);
+        }).catch((err: unknown) => {
+          o.core.log.error({ err, session: o.session.id, op: event }, 'sftp request failed');
+          this.#status(reqid, STATUS.FAILURE, 'internal error');
+        });
+      });
+    };
+    on('REALPATH', (id, path: string) => this.#realpath(id, path));
+    on('STAT', (id, path: string) => this.#stat(id, path, 'stat'));
+    on('LSTAT', (id, path: string) => this.#stat(id, path, 'lstat'));
+    on('FSTAT', (id, handle: Buffer) => this.#fstat(id, handle));
+    on('OPENDIR', (id, path: string) => this.#opendir(id, path));
+    on('READDIR', (id, handle: Buffer) => this.#readdir(id, handle));
+    on('OPEN', (id, path: string, flags: number, attrs: InputAttributes) => this.#open(id, path, flags, attrs));
+    on('READ', (id, handle: Buffer, offset: number, length: number) => this.#read(id, handle, offset, length));
+    on('WRITE', (id, handle: Buffer, offset: number, data: Buffer) => this.#write(id, handle, offset, data));
+    on('FSETSTAT', (id, handle: Buffer, attrs: InputAttributes) => this.#fsetstat(id, handle, attrs));
+    on('CLOSE', (id, handle: Buffer) => this.#close(id, handle));
+    on('SETSTAT', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], (p) => (cb) => o.remote.setstat(p[0]!, attrs, cb)));
+    on('MKDIR', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], (p) => (cb) => o.remote.mkdir(p[0]!, attrs, cb)));
+    on('RMDIR', (id, path: string) => this.#change(id, [path], (p) => (cb) => o.remote.rmdir(p[0]!, cb)));
+    on('REMOVE', (id, path: string) => this.#change(id, [path], (p) => (cb) => o.remote.unlink(p[0]!, cb)));
+    on('RENAME', (id, from: string, to: string) => this.#change(id, [from, to], (p) => (cb) => o.remote.rename(p[0]!, p[1]!, cb)));
+    s.on('close', () => this.close());
+    s.on('end', () => this.close()); // the client sent EOF: it is done
+  }
+
+  /** End the proxy: drop spooled uploads (never decided, never sent) and the upstream SFTP channel. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const h of this.#handles.values()) if (h.kind === 'upload') dropSpool(h);
+    this.#handles.clear();
+    this.#remote?.end();
+    try {
+      // As sshd does when its sftp-server exits: exit status 0, then close (scp checks the status).
+      const ch = this.#o.server as unknown as { outgoing?: { id: number; state: string }; _protocol?: { exitStatus(id: number, status: number): void } };
+      if (ch.outgoing?.state === 'open') ch._protocol?.exitStatus(ch.outgoing.id, 0);
+      this.#o.server.end();
+    } catch {
+      // already closed
+    }
+  }
+
+  // ----------------------------------------------------------------- paths and decisions
+
+  async #abs(path: string): Promise<string> {
+    if (path.includes('\0')) throw new PathError('a path with a NUL byte');
+    if (!path.startsWith('/')) {
+      this.#home ??= call<string>((cb) => this.#o.remote.realpath('.', cb)).catch(() => '/');
+      return posix.resolve(await this.#home, path);
+    }
+    return posix.resolve(path);
+  }
+
+  #action(verb: Action['verb'], path: string, direction: 'download' | 'upload', bytes?: number): Action {
+    const object: SshObject = { kind: 'ssh', channel: 'sftp', path, direction, ...(bytes !== undefined ? { bytes } : {}) };
+    return { target: this.#o.target, verb, object };
+  }
+
+  /** Metadata reads: allowed where either direction is allowed on the path (aggregated as browse). */
+  async #mayBrowse(path: string): Promise<Decision> {
+    const { core, session } = this.#o;
+    const up = this.#action('browse', path, 'upload', 0);
+    const dir = core.explain(session.principal.id, this.#action('browse', path, 'download', 0)).effect === 'deny' && core.explain(session.principal.id, up).effect !== 'deny' ? 'upload' : 'download';
+    return this.#o.authorize(this.#action('browse', path, dir, 0));
+  }
+
+  async #resolveOr(reqid: number, path: string): Promise<string | undefined> {
+    try {
+      return await this.#abs(path);
+    } catch (err) {
+      this.#status(reqid, STATUS.BAD_MESSAGE, err instanceof PathError ? err.message : 'bad path');
+      return undefined;
+    }
+  }
+
+  // ----------------------------------------------------------------- operations
+
+  async #realpath(reqid: number, path: string): Promise<void> {
+    const p = await this.#resolveOr(reqid, path);
+    if (p === undefined) return;
+    // Where the path leads, as the target resolves it (symlinks included); telling it grants nothing.
+    const real = await call<string>((cb) => this.#o.remote.realpath(p, cb)).catch(() => p);
+    this.#o.server.name(reqid, [{ filename: real, longname: real, attrs: {} as Attributes }]);
+  }
+
+  async #stat(reqid: number, path: string, how: 'stat' | 'lstat'): Promise<void> {
+    const p = await this.#resolveOr(reqid, path);
+    if (p === undefined) return;
+    if (!(await this.#allowed(reqid, await this.#mayBrowse(p)))) return;
+    const r = this.#o.remote;
+    const st = await call<Stats>((cb) => (how === 'stat' ? r.stat(p, cb) : r.lstat(p, cb))).catch((e: unknown) => e as SftpError);
+    if (st instanceof Error) return this.#fail(reqid, st);
+    this.#o.server.attrs(reqid, toAttrs(st));
+  }
+
+  async #fstat(reqid: number, handle: Buffer): Promise<void> {
+    const h = this.#handles.get(handle.toString('hex'));
+    if (!h) return this.#status(reqid, STATUS.FAILURE, 'no such handle');
+    if (h.kind === 'upload') return this.#o.server.attrs(reqid, { mode: 0o100644, uid: 0, gid: 0, size: h.size, atime: 0, mtime: 0 } as Attributes);
+    const st = await call<Stats>((cb) => this.#o.remote.fstat(h.remote, cb)).catch((e: unknown) => e as SftpError);
+    if (st instanceof Error) return this.#fail(reqid, st);
+    this.#o.server.attrs(reqid, toAttrs(st));
+  }
+
+  async #opendir(reqid: number, path: string): Promise<void> {
+    const p = await this.#resolveOr(reqid, path);
+    if (p === undefined) return;
+    if (!(await this.#allowed(reqid, await this.#mayBrowse(p)))) return;
+    const remote = await call<Buffer>((cb) => this.#o.remote.opendir(p, cb)).catch((e: unknown) => e as SftpError);
+    if (remote instanceof Error) return this.#fail(reqid, remote);
+    this.#o.server.handle(reqid, this.#store({ kind: 'dir', remote }));
+  }
+
+  async #readdir(reqid: number, handle: Buffer): Promise<void> {
+    const h = this.#handles.get(handle.toString('hex'));
+    if (!h || h.kind !== 'dir') return this.#status(reqid, STATUS.FAILURE, 'no such handle');
+    const list = await call<{ filename: string; longname: string; attrs: Attributes }[]>((cb) => this.#o.remote.readdir(h.remote, cb)).catch((e: unknown) => e as SftpError);
+    if (list instanceof Error) return this.#fail(reqid, list);
+    if (list.length === 0) return this.#status(reqid, STATUS.EOF);
+    this.#o.server.name(reqid, list.map((e) => ({ filename: e.filename, longname: e.longname, attrs: toAttrs(e.attrs) })));
+  }
+
+  async #open(reqid: number, path: string, flags: number, _attrs: InputAttributes): Promise<void> {
+    const p = await this.#resolveOr(reqid, path);
+    if (p === undefined) return;
+    const { core, session, remote } = this.#o;
+    if (flags & (OPEN_WRITE | OPEN_APPEND)) {
+      // A dry run now (nothing journaled, nothing sent); the real decision comes with the size at CLOSE.
+      const dry = this.#action('upload', p, 'upload', 0);
+      if (core.explain(session.principal.id, dry).effect === 'deny') {
+        const d = await this.#o.authorize(dry); // decided and journaled as the refusal it is
+        if (!(await this.#allowed(reqid, d))) return;
+      }
+      mkdirSync(this.#o.spoolDir, { recursive: true, mode: 0o700 });
+      const spool = join(this.#o.spoolDir, `up-${randomBytes(8).toString('hex')}`);
+      const fd = openSync(spool, 'wx', 0o600);
+      this.#o.server.handle(reqid, this.#store({ kind: 'upload', path: p, fd, spool, size: 0, attrs: undefined, started: performance.now(), failed: false }));
+      return;
+    }
+    const st = await call<Stats>((cb) => remote.stat(p, cb)).catch((e: unknown) => e as SftpError);
+    if (st instanceof Error) {
+      // Say nothing about the file's existence to someone who may not read it.
+      if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('download', p, 'download'))))) return;
+      return this.#fail(reqid, st);
+    }
+    const action = this.#action('download', p, 'download', st.size);
+    if (!(await this.#allowed(reqid, await this.#o.authorize(action)))) return;
+    const h = await call<Buffer>((cb) => remote.open(p, 'r', cb)).catch((e: unknown) => e as SftpError);
+    if (h instanceof Error) return this.#fail(reqid, h);
+    this.#o.server.handle(reqid, this.#store({ kind: 'download', remote: h, path: p, action, size: st.size, hash: createHash('sha256'), hashedUpTo: 0, pending: new Map(), sent: 0, started: performance.now() }));
+  }
+
+  async #read(reqid: number, handle: Buffer, offset: number, length: number): Promise<void> {
+    const h = this.#handles.get(handle.toString('hex'));
+    if (!h || h.kind !== 'download') return this.#status(reqid, STATUS.FAILURE, 'no such handle');
+    // Never more than was decided on: the size the file had when it was opened.
+    if (offset >= h.size) return this.#status(reqid, STATUS.EOF);
+    const len = Math.min(length, MAX_READ, h.size - offset);
+    const buf = Buffer.allocUnsafe(len);
+    const n = await new Promise<number | SftpError>((resolve) => {
+      this.#o.remote.read(h.remote, buf, 0, len, offset, (err, bytesRead) => resolve(err ? (err as SftpError) : bytesRead));
+    });
+    if (n instanceof Error) return this.#fail(reqid, n);
+    if (n === 0) return this.#status(reqid, STATUS.EOF);
+    const data = buf.subarray(0, n);
+    this.#hashChunk(h, offset, data);
+    h.sent += n;
+    this.#o.session.counters.bytesOut += n;
+    this.#o.server.data(reqid, data);
+  }
+
+  #hashChunk(h: DownloadHandle, offset: number, data: Buffer): void {
+    if (!h.hash || offset + data.length <= h.hashedUpTo) return;
+    if (offset > h.hashedUpTo) {
+      h.pending.set(offset, Buffer.from(data));
+      if (h.pending.size > MAX_PENDING_CHUNKS) {
+        h.hash = undefined; // reads too scattered to hash in order; the outcome says so
+        h.pending.clear();
+      }
+      return;
+    }
+    h.hash.update(data.subarray(h.hashedUpTo - offset));
+    h.hashedUpTo = offset + data.length;
+    for (let next = h.pending.get(h.hashedUpTo); next; next = h.pending.get(h.hashedUpTo)) {
+      h.pending.delete(h.hashedUpTo);
+      h.hash.update(next);
+      h.hashedUpTo += next.length;
+    }
+  }
+
+  async #write(reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {
+    const h = this.#handles.get(handle.toString('hex'));
+    if (!h || h.kind !== 'upload') return this.#status(reqid, STATUS.FAILURE, 'no such handle');
+    const end = offset + data.length;
+    if (h.failed) return this.#status(reqid, STATUS.FAILURE, 'an earlier write to this file was refused');
+    if (end > this.#o.maxUploadBytes) {
+      h.failed = true;
+      return this.#status(reqid, STATUS.FAILURE, `uploads through this gateway are limited to ${this.#o.maxUploadBytes} bytes`);
+    }
+    if (end > h.size && this.#o.core.explain(this.#o.session.principal.id, this.#action('upload', h.path, 'upload', end)).effect === 'deny') {
+      h.failed = true;
+      // Decided and journaled with the size it reached, so the refusal is on record.
+      void this.#o.authorize(this.#action('upload', h.path, 'upload', end));
+      return this.#status(reqid, STATUS.PERMISSION_DENIED, `${h.path}: ${end} bytes exceed what your grant allows`);
+    }
+    writeSync(h.fd, data, 0, data.length, offset);
+    h.size = Math.max(h.size, end);
+    this.#o.session.counters.bytesIn += data.length;
+    this.#status(reqid, STATUS.OK);
+  }
+
+  async #fsetstat(reqid: number, handle: Buffer, attrs: InputAttributes): Promise<void> {
+    const h = this.#handles.get(handle.toString('hex'));
+    if (!h) return this.#status(reqid, STATUS.FAILURE, 'no such handle');
+    if (h.kind !== 'upload') return this.#status(reqid, STATUS.PERMISSION_DENIED, 'only files being uploaded can be changed');
+    // Applied on the target after the upload itself (times and mode, as `put -p` / `scp -p` send them).
+    h.attrs = { ...h.attrs, ...attrs };
+    this.#status(reqid, STATUS.OK);
+  }
+
+  async #close(reqid: number, handle: Buffer): Promise<void> {
+    const key = handle.toString('hex');
+    const h = this.#handles.get(key);
+    if (!h) return this.#status(reqid, STATUS.FAILURE, 'no such handle');
+    this.#handles.delete(key);
+    const { core, session, remote } = this.#o;
+    if (h.kind === 'dir') {
+      await call<void>((cb) => remote.close(h.remote, cb)).catch(() => {});
+      return this.#status(reqid, STATUS.OK);
+    }
+    if (h.kind === 'download') {
+      await call<void>((cb) => remote.close(h.remote, cb)).catch(() => {});
+      const complete = h.hash !== undefined && h.hashedUpTo === h.size;
+      void core.recordOutcome(session, h.action, {
+        ok: true,
+        path: h.path,
+        direction: 'download',
+        size: h.size,
+        bytes_sent: h.sent,
+        complete,
+        ...(complete ? { sha256: h.hash!.digest('hex') } : { sha256_of_prefix: h.hash?.digest('hex'), prefix_bytes: h.hashedUpTo }),
+        duration_ms: Math.round(performance.now() - h.started),
+      });
+      return this.#status(reqid, STATUS.OK);
+    }
+    // Upload: decide with the real size; journaled before the file reaches the target.
+    if (h.failed) {
+      dropSpool(h);
+      return this.#status(reqid, STATUS.FAILURE, 'the upload was refused and nothing was sent');
+    }
+    try {
+      const size = fstatSync(h.fd).size;
+      closeSync(h.fd);
+      h.fd = -1;
+      const sha256 = await sha256File(h.spool);
+      const action = this.#action('upload', h.path, 'upload', size);
+      const d = await this.#o.authorize(action);
+      if (d.effect !== 'allow') return this.#deny(reqid, d);
+      const sent = await call<void>((cb) => remote.fastPut(h.spool, h.path, {}, cb)).then(() => undefined, (e: unknown) => e as SftpError);
+      if (sent === undefined && h.attrs) {
+        const attrs = h.attrs;
+        await call<void>((cb) => remote.setstat(h.path, attrs, cb)).catch(() => {});
+      }
+      void core.recordOutcome(session, action, {
+        ok: sent === undefined,
+        path: h.path,
+        direction: 'upload',
+        size,
+        sha256,
+        duration_ms: Math.round(performance.now() - h.started),
+        ...(sent ? { error: sent.message } : {}),
+      });
+      if (sent) return this.#fail(reqid, sent);
+      this.#status(reqid, STATUS.OK);
+    } finally {
+      dropSpool(h);
+    }
+  }
+
+  /** mkdir, rmdir, remove, rename, setstat: each path touched is an upload of 0 bytes. */
+  async #change(reqid: number, paths: string[], op: (abs: string[]) => (cb: (err: Error | null | undefined) => void) => void): Promise<void> {
+    const abs: string[] = [];
+    for (const p of paths) {
+      const a = await this.#resolveOr(reqid, p);
+      if (a === undefined) return;
+      abs.push(a);
+    }
+    for (const a of abs) if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('upload', a, 'upload', 0))))) return;
+    const err = await call<void>((cb) => op(abs)(cb)).then(() => undefined, (e: unknown) => e as SftpError);
+    if (err) return this.#fail(reqid, err);
+    this.#status(reqid, STATUS.OK);
+  }
+
+  // ----------------------------------------------------------------- answers
+
+  #store(h: Handle): Buffer {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(this.#nextHandle++ >>> 0);
+    this.#handles.set(b.toString('hex'), h);
+    return b;
+  }
+
+  async #allowed(reqid: number, d: Decision): Promise<boolean> {
+    if (d.effect === 'allow') return true;
+    this.#deny(reqid, d);
+    return false;
+  }
+
+  #deny(reqid: number, d: Decision): void {
+    this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${d.reason}: ${d.explanation}`);
+  }
+
+  #fail(reqid: number, err: SftpError): void {
+    const code = typeof err.code === 'number' && err.code > 0 && err.code <= 8 ? err.code : STATUS.FAILURE;
+    this.#status(reqid, code, err.message);
+  }
+
+  #status(reqid: number, code: number, message?: string): void {
+    if (this.#closed) return;
+    try {
+      this.#o.server.status(reqid, code, message);
+    } catch {
+      // the client went away
+    }
+  }
+}
+
+type SftpError = Error & { code?: number | string };
+
+class PathError extends Error {}
+
+function call<T>(fn: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+function toAttrs(st: Partial<Attributes>): Attributes {
+  return { mode: st.mode ?? 0, uid: st.uid ?? 0, gid: st.gid ?? 0, size: st.size ?? 0, atime: st.atime ?? 0, mtime: st.mtime ?? 0 } as Attributes;
+}
+
+function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path).on('data', (d) => hash.update(d)).on('error', reject).on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+function dropSpool(h: UploadHandle): void {
+  if (h.fd >= 0) {
+    closeSync(h.fd);
+    h.fd = -1;
+  }
+  try {
+    unlinkSync(h.spool);
+  } catch {
+    // already gone
+  }
+}

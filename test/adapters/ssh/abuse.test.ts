@@ -1,0 +1,145 @@
+// Protocol abuse against the SSH front door: floods of failed logins, idle and slow handshakes,
+// garbage after the banner, more channels than allowed. The daemon must stay up, keep serving an
+// honest client from another address, journal the refusals without being flooded itself, and leave
+// nothing half-open. Size knob: PENSTOCK_SSH_ABUSE (failed logins; CI default 200).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import ssh2 from 'ssh2';
+import type { ClientChannel } from 'ssh2';
+import { run, sshSkipReason, until, keygen } from './harness.ts';
+import { startSite, type Site } from './fixture.ts';
+
+const { Client } = ssh2;
+const ATTEMPTS = Number(process.env.PENSTOCK_SSH_ABUSE ?? 200);
+const skip = sshSkipReason();
+let site: Site;
+
+before(async () => {
+  if (!skip) site = await startSite({ loginGraceSeconds: 2 });
+});
+after(async () => {
+  await site?.stop();
+});
+
+/** One login attempt with ssh2 (a client library no one here wrote); resolves when the connection ends. */
+function attempt(port: number, privateKey: Buffer, username = 'rtu-7'): Promise<'ready' | 'refused'> {
+  return new Promise((resolve) => {
+    const c = new Client();
+    let ok = false;
+    c.on('ready', () => {
+      ok = true;
+      c.end();
+    });
+    c.on('error', () => {});
+    c.on('close', () => resolve(ok ? 'ready' : 'refused'));
+    c.connect({ host: '127.0.0.1', port, username, privateKey, readyTimeout: 10_000, hostVerifier: () => true });
+  });
+}
+
+/** The honest client: real OpenSSH from another loopback address (rate limits are per source). */
+async function honest(): Promise<void> {
+  const r = await site.ssh('rtu-7', ['echo', 'still-serving'], { extra: ['-b', '127.0.0.2'] });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'still-serving\n');
+}
+
+async function establishedTo(port: number): Promise<number> {
+  const r = await run('ss', ['-tnH', 'state', 'established', `( sport = :${port} )`]);
+  return r.stdout.split('\n').filter((l) => l.trim()).length;
+}
+
+test(`${ATTEMPTS} failed logins: refused, rate-limited per source, journaled without flooding; others still served`, { skip, timeout: 90_000 }, async () => {
+  const wrongKey = readFileSync(keygen(`${site.dir}/keys/attacker`).key);
+  let refused = 0;
+  for (let i = 0; i < ATTEMPTS; i += 20) {
+    const batch = await Promise.all(Array.from({ length: Math.min(20, ATTEMPTS - i) }, () => attempt(site.gw.port, wrongKey)));
+    refused += batch.filter((r) => r === 'refused').length;
+  }
+  assert.equal(refused, ATTEMPTS, 'no attempt with an unknown key got in');
+  // The right key from the flooded address is now refused too (per-source limit) …
+  const vendorKey = readFileSync(site.keys.vendor);
+  assert.equal(await attempt(site.gw.port, vendorKey), 'refused');
+  // … while the same principal from another address is served.
+  await honest();
+  assert.ok(site.gw.alive);
+  const events = await site.gw.events();
+  const failed = events.filter((e) => e.event === 'auth.failed' || e.event === 'auth.rate_limited');
+  assert.ok(events.some((e) => e.event === 'auth.rate_limited'), 'rate limiting journaled');
+  assert.ok(failed.length < ATTEMPTS, `journaled ${failed.length} refusal events for ${ATTEMPTS} attempts: bounded`);
+  await until(async () => (await establishedTo(site.gw.port)) === 0, 'no connection left open');
+});
+
+test('idle and slow handshakes are dropped (beyond max_unauthenticated at once, and after the grace period)', { skip, timeout: 90_000 }, async () => {
+  // From an address that has not failed yet, so the pre-authentication limits (not the source limit) act.
+  const sockets = await Promise.all(Array.from({ length: 40 }, () => new Promise<net.Socket>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: site.gw.port, localAddress: '127.0.0.3' }, () => resolve(s));
+    s.on('error', () => {});
+    s.resume(); // read (and drop) the gateway's banner, so its close is seen
+  })));
+  // A slow-loris: a banner dribbled one byte at a time.
+  const slow = net.connect({ host: '127.0.0.1', port: site.gw.port, localAddress: '127.0.0.4' });
+  slow.on('error', () => {});
+  slow.resume();
+  const banner = 'SSH-2.0-slowpoke\r\n';
+  let i = 0;
+  const drip = setInterval(() => {
+    if (i < banner.length && !slow.destroyed) slow.write(banner[i++]!);
+  }, 300);
+  await until(() => sockets.every((s) => s.closed) && slow.closed, 'every idle socket to be closed by the gateway', 15_000);
+  clearInterval(drip);
+  assert.ok(site.gw.alive);
+  await honest();
+  const events = await site.gw.events();
+  assert.ok(events.some((e) => e.event === 'auth.rate_limited' && String(e.detail?.reason).includes('unauthenticated connections at once')));
+  await until(async () => (await establishedTo(site.gw.port)) === 0, 'no connection left open');
+});
+
+test('garbage after the banner closes that connection only', { skip, timeout: 90_000 }, async () => {
+  const garbage = await new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: site.gw.port }, () => {
+      s.write('SSH-2.0-fuzzer\r\n');
+      s.write(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x00, 0x01, 0x02, 0x03, ...Array.from({ length: 4000 }, (_, k) => k & 0xff)]));
+    });
+    s.on('error', () => {});
+    s.resume();
+    s.on('close', () => resolve(true));
+  });
+  assert.ok(garbage);
+  await honest();
+});
+
+test('more channels than max_channels on one connection: the excess is refused, the connection keeps working', { skip, timeout: 90_000 }, async () => {
+  const c = new Client();
+  await new Promise<void>((resolve, reject) => {
+    c.on('ready', () => resolve());
+    c.on('error', reject);
+    c.connect({ host: '127.0.0.1', port: site.gw.port, username: 'rtu-7', privateKey: readFileSync(site.keys.vendor), hostVerifier: () => true, localAddress: '127.0.0.2' } as never);
+  });
+  const opened: ClientChannel[] = [];
+  const results = await Promise.all(Array.from({ length: 30 }, () => new Promise<boolean>((resolve) => {
+    c.exec('sleep 3', (err, ch) => {
+      if (err) return resolve(false);
+      opened.push(ch);
+      ch.on('close', () => {});
+      resolve(true);
+    });
+  })));
+  const ok = results.filter(Boolean).length;
+  assert.ok(ok <= 10, `${ok} channels opened, max_channels is 10`);
+  assert.ok(ok >= 1);
+  for (const ch of opened) ch.close();
+  await new Promise((r) => setTimeout(r, 200));
+  const again = await new Promise<string>((resolve) => {
+    c.exec('echo after', (err, ch) => {
+      if (err) return resolve(`error ${err.message}`);
+      let out = '';
+      ch.on('data', (d: Buffer) => (out += d.toString()));
+      ch.on('close', () => resolve(out));
+    });
+  });
+  assert.equal(again, 'after\n');
+  c.end();
+  assert.ok(site.gw.alive);
+});
