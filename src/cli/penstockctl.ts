@@ -15,6 +15,8 @@ import { DEFAULT_ADMIN_SOCKET, adminRequest } from '../admin/client.ts';
 import { UsageError, modbusAction, opcuaAction, sshAction, type DryRunAction } from './action.ts';
 import { quickGrant, readGrantFile, type QuickGrantOptions } from './grant-input.ts';
 import { addJournalCommands } from './journal.ts';
+import { addVaultCommands } from './vault.ts';
+import { addReplayCommand } from './replay.ts';
 import { renderApprovals, renderDecision, renderGrants, renderIssues, renderSessions, renderStatus, type GrantRow } from './render.ts';
 
 export const EXIT = { ok: 0, no: 1, approve: 2, usage: 3, unreachable: 4, refused: 5 } as const;
@@ -100,6 +102,8 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
       const r = (await call('sessions.kill', { id, ...(o.reason ? { reason: o.reason } : {}) })) as SessionView;
       show(r, () => `killed session ${r.id} (${r.principal}${r.target ? ` → ${r.target}` : ''}, ${r.counters.allowed} allowed, ${r.counters.denied} denied)`);
     });
+
+  addReplayCommand(sessions, { io, call, json: () => Boolean(globals().json), setExit: (code) => (exitCode = code) });
 
   const grants = program.command('grants').description('task-bound, time-boxed privileges');
   grants.command('list')
@@ -211,6 +215,7 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
     });
 
   addJournalCommands(program, { io, call, show, setExit: (code) => (exitCode = code) });
+  addVaultCommands(program, { io, show });
 
   try {
     await program.parseAsync(args, { from: 'user' });

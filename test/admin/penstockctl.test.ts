@@ -115,7 +115,7 @@ rules:
   it('approvals list, approve and deny', async () => {
     const list = await ctl(['approvals', 'list']);
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /ap-1\s+agent-7 > vendor-ana\s+inverter-1\s+write holding_register 40 = \[7\] \(unit 1, fc 6\)\s+g-config#0\s+s-x\s+2026-11-25 08:59 \(\S+ ago\)/);
+    assert.match(list.stdout, /ap-1\s+agent-7 > vendor-ana\s+inverter-1\s+write holding_register 40 = \[7\] \(unit 1, fc 6\)\s+g-config#0\s+s-x\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2} \([^)]+ ago\)/);
     const approve = await ctl(['approvals', 'approve', 'ap-1', '--note', 'checked with the shift lead']);
     assert.equal(approve.code, 0, approve.stderr);
     assert.deepEqual(h.calls.resolved.at(-1), { id: 'ap-1', by: h.calls.resolved.at(-1)!.by, note: 'checked with the shift lead', approved: true });
