@@ -14,6 +14,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Core } from '../../core/core.ts';
+import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
 import type { PrincipalConfig } from '../../config/schema.ts';
 import type { Session } from '../../sessions/registry.ts';
@@ -44,7 +45,7 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
   const routeTargets = new Set(routes.map((r) => r.target));
   const releasePool = upstreamsFor(core).acquire();
   const sockets = new Set<net.Socket>();
-  const authFailures = new AuthFailureJournal(core, cfg.id);
+  const authFailures = new RateLimitedRefusals(core, cfg.id, 'modbus');
 
   const serve = (socket: net.Socket, principal: PrincipalConfig, role: string | undefined) => {
     const session = core.sessions.open(
@@ -102,7 +103,7 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
     });
     // A failed handshake (no certificate, untrusted CA, old TLS) is an authentication failure too.
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
-      authFailures.record(remoteOf(socket), `TLS handshake failed (${err.code ?? 'error'})`);
+      authFailures.authFailed(remoteOf(socket), `TLS handshake failed (${err.code ?? 'error'})`);
       socket.destroy();
     });
   } else {
@@ -124,7 +125,7 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
   server.maxConnections = cfg.max_connections;
 
   function refuse(socket: net.Socket, reason: string, detail: Record<string, unknown> = {}): void {
-    authFailures.record(remoteOf(socket), reason, detail);
+    authFailures.authFailed(remoteOf(socket), reason, detail);
     socket.destroy();
   }
 
@@ -174,38 +175,3 @@ function blockListOf(source: string): net.BlockList {
   return list;
 }
 
-/**
- * auth.failed events, journaled one by one up to a rate (a connection flood must not become a journal
- * flood); beyond it they are counted and the count is journaled with the next one let through.
- */
-class AuthFailureJournal {
-  static readonly PER_10S = 20;
-  readonly #core: Core;
-  readonly #listener: string;
-  #windowStart = 0;
-  #inWindow = 0;
-  #suppressed = 0;
-
-  constructor(core: Core, listener: string) {
-    this.#core = core;
-    this.#listener = listener;
-  }
-
-  record(remote: string, reason: string, detail: Record<string, unknown> = {}): void {
-    const now = this.#core.clock.now();
-    if (now - this.#windowStart >= 10_000) {
-      this.#windowStart = now;
-      this.#inWindow = 0;
-    }
-    if (++this.#inWindow > AuthFailureJournal.PER_10S) {
-      this.#suppressed++;
-      return;
-    }
-    const suppressed = this.#suppressed;
-    this.#suppressed = 0;
-    this.#core.log.warn({ listener: this.#listener, remote, reason }, 'modbus authentication failed');
-    void this.#core.journal
-      .append({ event: 'auth.failed', listener: this.#listener, detail: { protocol: 'modbus', remote, reason, ...detail, ...(suppressed ? { suppressed_since_last: suppressed } : {}) } })
-      .catch((err: unknown) => this.#core.log.error({ err }, 'journal append failed (auth.failed)'));
-  }
-}

@@ -28,6 +28,7 @@ import {
   type ServerSession,
 } from 'node-opcua';
 import type { Core } from '../../core/core.ts';
+import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
 import type { PrincipalConfig } from '../../config/schema.ts';
 import type { Session } from '../../sessions/registry.ts';
@@ -77,7 +78,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     return opcuaTargetSchema.parse(t);
   });
   const pkiDir = cfg.pki_dir ?? join(config.appliance.state_dir, 'opcua', cfg.id);
-  const authFailures = new AuthFailureJournal(core, cfg.id, log);
+  const authFailures = new RateLimitedRefusals(core, cfg.id, 'opcua');
   const pki = await openGatewayPki({
     dir: pkiDir,
     trustedClients: cfg.trusted_clients,
@@ -86,7 +87,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     userFingerprints: () => new Set([...core.config().principals.values()].flatMap((p) => p.credentials.x509?.fingerprints?.map(normalizeHex) ?? [])),
     // A refused certificate is journaled with its thumbprints (the channel's peer address is not known
     // to the certificate store; the secure-channel failure below records it when node-opcua reports one).
-    onRefused: (leaf, status, what) => authFailures.record('?', `${what} refused (${status.name})`, { ...certificateFacts(leaf) }),
+    onRefused: (leaf, status, what) => authFailures.authFailed('?', `${what} refused (${status.name})`, { ...certificateFacts(leaf) }),
   });
   const gw = new OpcuaGateway(core, cfg.id, cfg.visibility_cache_seconds * 1000);
 
@@ -115,7 +116,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
       isValidUserAsync(this: ServerSession, username: string, password: string, callback: (err: Error | null, ok?: boolean) => void) {
         const result = checkPassword(core.config().principals.values(), core.vault, username, password);
         if (!result.ok) {
-          authFailures.record(remoteOf(this), `user name / password refused (${result.reason})`, { username, ...(result.principal ? { principal: result.principal } : {}) });
+          authFailures.authFailed(remoteOf(this), `user name / password refused (${result.reason})`, { username, ...(result.principal ? { principal: result.principal } : {}) });
         }
         callback(null, result.ok);
       },
@@ -164,7 +165,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
       const facts = certificateFacts(token.certificateData);
       attributes.identity = 'x509';
       attributes.user_certificate = facts.sha256;
-      if (!principal) authFailures.record(remote, 'the user certificate names no principal', { ...facts });
+      if (!principal) authFailures.authFailed(remote, 'the user certificate names no principal', { ...facts });
     }
     if (!principal) {
       engine_closeSession(server, ss);
@@ -207,19 +208,19 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   server.on('request', (request: unknown, channel: { remoteAddress?: string; remotePort?: number }) => {
     if (request instanceof ActivateSessionRequest) {
       const t = request.userIdentityToken;
-      if (!t || t instanceof AnonymousIdentityToken) authFailures.record(`${channel.remoteAddress ?? '?'}:${channel.remotePort ?? '?'}`, 'anonymous login refused');
+      if (!t || t instanceof AnonymousIdentityToken) authFailures.authFailed(`${channel.remoteAddress ?? '?'}:${channel.remotePort ?? '?'}`, 'anonymous login refused');
     }
   });
   server.on('openSecureChannelFailure', (socketData: { remoteAddress?: string; remotePort?: number; reason: string }, channelData: { clientCertificate: Buffer | null; securityPolicy: string; securityMode: MessageSecurityMode }) => {
     const cert = channelData.clientCertificate;
-    authFailures.record(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, cert ? 'client application certificate refused' : `secure channel refused (${socketData.reason})`, {
+    authFailures.authFailed(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, cert ? 'client application certificate refused' : `secure channel refused (${socketData.reason})`, {
       ...(cert ? certificateFacts(cert) : {}),
       security_policy: channelData.securityPolicy,
       security_mode: securityModeName(channelData.securityMode),
     });
   });
   server.on('connectionRefused', (socketData: { remoteAddress?: string; remotePort?: number; reason: string }) => {
-    authFailures.record(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, `connection refused (${socketData.reason})`);
+    authFailures.authFailed(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, `connection refused (${socketData.reason})`);
   });
 
   for (const u of gw.upstreams.values()) u.start();
@@ -263,45 +264,3 @@ function remoteOf(ss: { channel?: { remoteAddress?: string; remotePort?: number 
   return a.includes(':') ? `[${a}]:${ss.channel?.remotePort ?? '?'}` : `${a}:${ss.channel?.remotePort ?? '?'}`;
 }
 
-/**
- * auth.failed events, journaled one by one up to a rate (a login flood must not become a journal
- * flood); beyond it they are counted and the count goes with the next one journaled.
- */
-class AuthFailureJournal {
-  static readonly PER_10S = 20;
-  readonly #core: Core;
-  readonly #listener: string;
-  readonly #log: Logger;
-  #windowStart = 0;
-  #inWindow = 0;
-  #suppressed = 0;
-
-  constructor(core: Core, listener: string, log: Logger) {
-    this.#core = core;
-    this.#listener = listener;
-    this.#log = log;
-  }
-
-  record(remote: string, reason: string, detail: Record<string, unknown> = {}): void {
-    const now = this.#core.clock.now();
-    if (now - this.#windowStart >= 10_000) {
-      this.#windowStart = now;
-      this.#inWindow = 0;
-    }
-    if (++this.#inWindow > AuthFailureJournal.PER_10S) {
-      this.#suppressed++;
-      return;
-    }
-    const suppressed = this.#suppressed;
-    this.#suppressed = 0;
-    this.#log.warn({ remote, reason }, 'opcua authentication failed');
-    const principal = typeof detail.principal === 'string' ? detail.principal : undefined;
-    void this.#core.recordRefusal({
-      event: 'auth.failed',
-      listener: this.#listener,
-      remote,
-      ...(principal ? { principal } : {}),
-      detail: { protocol: 'opcua', reason, ...detail, ...(suppressed ? { suppressed_since_last: suppressed } : {}) },
-    });
-  }
-}

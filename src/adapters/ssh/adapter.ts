@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { AuthContext as Ssh2AuthContext, Connection, ClientInfo } from 'ssh2';
 import type { Core } from '../../core/core.ts';
+import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
 import type { ProtocolAdapter, RunningListener } from '../types.ts';
 import { authenticatePublicKey, FailureWindow, type Authenticated } from './auth.ts';
@@ -45,7 +46,7 @@ export async function startSshListener(raw: ListenerConfig, core: Core): Promise
   const windowMs = cfg.auth_rate.window_seconds * 1000;
   const bySource = new FailureWindow(windowMs, cfg.auth_rate.per_source);
   const byPrincipal = new FailureWindow(windowMs, cfg.auth_rate.per_principal);
-  const failures = new RefusalJournal(core, cfg.id);
+  const failures = new RateLimitedRefusals(core, cfg.id, 'ssh');
   const sockets = new Set<net.Socket>();
   const connections = new Set<SshConnection>();
   let unauthenticated = 0;
@@ -202,41 +203,3 @@ function normalizeAddress(a: string): string {
   return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
 }
 
-/**
- * auth.failed / auth.rate_limited, journaled one by one up to a rate (a login flood must not become a
- * journal flood); beyond it they are counted, and the count goes with the next one journaled.
- */
-class RefusalJournal {
-  static readonly PER_10S = 20;
-  readonly #core: Core;
-  readonly #listener: string;
-  #windowStart = 0;
-  #inWindow = 0;
-  #suppressed = 0;
-
-  constructor(core: Core, listener: string) {
-    this.#core = core;
-    this.#listener = listener;
-  }
-
-  record(event: 'auth.failed' | 'auth.rate_limited', remote: string, principal: string | undefined, detail: Record<string, unknown>): void {
-    const now = this.#core.clock.now();
-    if (now - this.#windowStart >= 10_000) {
-      this.#windowStart = now;
-      this.#inWindow = 0;
-    }
-    if (++this.#inWindow > RefusalJournal.PER_10S) {
-      this.#suppressed++;
-      return;
-    }
-    const suppressed = this.#suppressed;
-    this.#suppressed = 0;
-    void this.#core.recordRefusal({
-      event,
-      listener: this.#listener,
-      remote,
-      ...(principal ? { principal } : {}),
-      detail: { protocol: 'ssh', ...detail, ...(suppressed ? { suppressed_since_last: suppressed } : {}) },
-    });
-  }
-}
