@@ -69,13 +69,13 @@ Try, in another terminal (mbpoll: apt-get install mbpoll; its -r is 1-based, so 
   mbpoll -m tcp -p 1502 -a 1 -r 40233 -1 127.0.0.1 50             # set WMaxLimPct to 50: allowed, journaled first
   mbpoll -m tcp -p 1502 -a 1 -r 40233 -1 127.0.0.1 95             # above the grant's bound: illegal data value
   mbpoll -m tcp -p 1502 -a 1 -r 40001 -1 127.0.0.1 7              # not granted: illegal data address
-  mbpoll -m tcp -p 1502 -a 1 -r 40232 -1 127.0.0.1 0              # Conn: waits for a person to approve
+  mbpoll -m tcp -p 1502 -a 1 -r 40232 -1 -o 10 127.0.0.1 0        # Conn: waits (10 s) for a person to approve
   ${ctl} approvals list
   ${ctl} approvals approve ID
   ${ctl} status
   ${ctl} sessions list
   ${ctl} grants list
-  ${ctl} policy check acme-tech inverter-1 modbus write holding_register 40232 --values 0
+  ${ctl} policy check acme-tech inverter-1 modbus write holding_register 40232 --values 95   # dry run: why not?
   ${ctl} journal tail
   ${ctl} journal verify
 Ctrl-C stops the demo.`);
