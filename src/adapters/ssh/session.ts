@@ -22,6 +22,7 @@ import { Recording, type FinishedRecording } from './recording.ts';
 import { sshTargetSchema, type SshListenerConfig, type SshTargetConfig } from './schema.ts';
 import { connectUpstream, UpstreamError, type UpstreamConnection } from './upstream.ts';
 import { SftpProxy } from './sftp.ts';
+import { ClientBackpressure } from './flow.ts';
 
 /** Exit status of a command Penstock refused (a shell's "cannot execute"). */
 export const EXIT_REFUSED = 126;
@@ -62,12 +63,15 @@ export class SshConnection {
   /** Programs running on the target, so a kill can stop them there too (without a pty sshd would not). */
   readonly #running = new Set<ClientChannel>();
   #closed = false;
+  /** Everything sent toward the client waits while its socket is full (a huge window buys nothing). */
+  readonly #toClient: ClientBackpressure;
 
   constructor(core: Core, client: Connection, who: Authenticated, opts: ConnectionOptions) {
     this.#core = core;
     this.#client = client;
     this.#who = who;
     this.#opts = opts;
+    this.#toClient = ClientBackpressure.of(client);
     const p = who.principal;
     this.session = core.sessions.open(
       {
@@ -272,9 +276,9 @@ export class SshConnection {
       bytes.stderr_bytes += d.length;
       this.session.counters.bytesOut += d.length;
       recording.output(d, 'stderr');
-      client.stderr.write(d);
     });
-    remote.pipe(client, { end: false });
+    this.#toClient.forward(remote.stderr, client.stderr);
+    this.#toClient.forward(remote, client);
     remote.on('exit', (code: number | null, signal?: string) => {
       exit = code !== null && code !== undefined ? { exit_code: code } : { signal: signal ?? 'unknown' };
     });
@@ -323,6 +327,7 @@ export class SshConnection {
       spoolDir: this.#opts.spoolDir,
       maxUploadBytes: this.#opts.listener.max_upload_mib * 1024 * 1024,
       authorize: (action) => this.#authorize(action, undefined),
+      toClient: this.#toClient,
     });
     this.#closers.add(() => proxy.close());
   }
@@ -402,7 +407,8 @@ export class SshConnection {
         counts.bytes_from_target += d.length;
         this.session.counters.bytesOut += d.length;
       });
-      stream.pipe(socket).pipe(stream);
+      stream.pipe(socket);
+      this.#toClient.forward(socket, stream);
       const ch = stream;
       let done = false;
       const close = () => {
@@ -571,19 +577,29 @@ export class SshConnection {
   /** Kill, grant expiry or revocation: tell the user, then cut the target and the client at once. */
   #terminate(end: SessionEnd): void {
     const why = `${end.reason.replace(/_/g, ' ')}${end.detail ? `: ${end.detail}` : ''}`;
+    const closing: Promise<void>[] = [];
     for (const ch of this.#talkers) {
       try {
+        closing.push(new Promise((resolve) => ch.once('close', () => resolve())));
         ch.stderr.write(this.#nl(ch, `\npenstock: session ended by the gateway (${why})\n`));
         ch.exit(EXIT_UPSTREAM);
+        ch.end(); // EOF and close after the goodbye, so the client prints it and exits on its own
       } catch {
         // channel already gone
       }
     }
     this.#shutdown();
-    this.#client.end();
-    // A client that stops reading must not keep the socket: destroy it shortly after the goodbye.
+    // Disconnect once the goodbyes are closed (OpenSSH drops unprinted channel output on a
+    // disconnect), or shortly after: a client that does not answer does not hold the connection.
     const sock = (this.#client as unknown as { _sock?: net.Socket })._sock;
-    setTimeout(() => sock?.destroy(), 500).unref();
+    const disconnect = setTimeout(() => this.#client.end(), 250);
+    disconnect.unref();
+    void Promise.all(closing).then(() => {
+      clearTimeout(disconnect);
+      this.#client.end();
+    });
+    // A client that stops reading must not keep the socket: destroy it shortly after the goodbye.
+    setTimeout(() => sock?.destroy(), 1000).unref();
   }
 
   #shutdown(): void {

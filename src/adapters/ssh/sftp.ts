@@ -4,6 +4,12 @@
 // close, stat, lstat, fstat, setstat, fsetstat, opendir, readdir, realpath, mkdir, rmdir, remove,
 // rename); anything else is answered "operation unsupported".
 //
+// Downloads read ahead: a client reading a file in order is served from upstream READs already in
+// flight (AHEAD_DEPTH of AHEAD_CHUNK bytes each, at most MAX_AHEAD_CHUNKS held per channel), so the
+// target's round trips overlap instead of adding up. Whatever the source, the SHA-256 is taken over
+// the bytes actually sent to the client, in file order. Nothing is read from the target while the
+// client's socket is full (flow.ts), so a client that asks and never reads costs bounded memory.
+//
 // Decisions, per file and path (paths resolved to absolute normal form, as policy compares them):
 //   download  OPEN for reading: the size is taken from the target and decided (rules may bound it)
 //             before a byte flows; reads stop at that size. On CLOSE the SHA-256 and size of what was
@@ -20,6 +26,7 @@ import type { Attributes, InputAttributes, SFTPWrapper, Stats } from 'ssh2';
 import type { Core } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { Action, Decision, SshObject } from '../../policy/types.ts';
+import type { ClientBackpressure } from './flow.ts';
 
 const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, OP_UNSUPPORTED: 8 } as const;
 const OPEN_WRITE = 0x02;
@@ -28,6 +35,14 @@ const OPEN_APPEND = 0x04;
 const MAX_PENDING_CHUNKS = 512;
 /** Largest READ answered (OpenSSH asks for 32 KiB; the SFTP draft allows servers to send less). */
 const MAX_READ = 256 * 1024;
+/** Size of one upstream read-ahead request (below OpenSSH's sftp-server limit of 255 KiB per READ). */
+const AHEAD_CHUNK = 128 * 1024;
+/** Read-ahead requests kept in flight beyond the furthest byte the client asked for. */
+const AHEAD_DEPTH = 8;
+/** Read-ahead chunks held at once on one SFTP channel, over all its files (8 MiB). */
+const MAX_AHEAD_CHUNKS = 64;
+/** READs answered at once on one SFTP channel (OpenSSH keeps 64 in flight); the rest wait, holding no data. */
+const MAX_READS_IN_FLIGHT = 64;
 
 export interface SftpProxyOptions {
   core: Core;
@@ -39,6 +54,8 @@ export interface SftpProxyOptions {
   spoolDir: string;
   maxUploadBytes: number;
   authorize: (action: Action) => Promise<Decision>;
+  /** Backpressure of the client's socket: nothing is read from the target while it is full. */
+  toClient: ClientBackpressure;
 }
 
 interface DirHandle {
@@ -56,6 +73,21 @@ interface DownloadHandle {
   pending: Map<number, Buffer>;
   sent: number;
   started: number;
+  /** End of the last range served: a READ starting here continues in order. */
+  servedTo: number;
+  ahead: ReadAhead | undefined;
+}
+/** Upstream reads of [base, next) in AHEAD_CHUNK pieces aligned on `base`; served ones are dropped. */
+interface ReadAhead {
+  base: number;
+  next: number;
+  chunks: Map<number, AheadChunk>;
+}
+interface AheadChunk {
+  offset: number;
+  length: number;
+  served: number;
+  data: Promise<Buffer | SftpError>;
 }
 interface UploadHandle {
   kind: 'upload';
@@ -77,6 +109,9 @@ export class SftpProxy {
   #nextHandle = 1;
   #home: Promise<string> | undefined;
   #closed = false;
+  #aheadHeld = 0;
+  #readsInFlight = 0;
+  readonly #readQueue: (() => void)[] = [];
 
   constructor(options: SftpProxyOptions) {
     // `remote` is read through a getter that is only used after the promise resolved (see `on`).
@@ -245,26 +280,101 @@ export class SftpProxy {
     if (!(await this.#allowed(reqid, await this.#o.authorize(action)))) return;
     const h = await call<Buffer>((cb) => remote.open(p, 'r', cb)).catch((e: unknown) => e as SftpError);
     if (h instanceof Error) return this.#fail(reqid, h);
-    this.#o.server.handle(reqid, this.#store({ kind: 'download', remote: h, path: p, action, size: st.size, hash: createHash('sha256'), hashedUpTo: 0, pending: new Map(), sent: 0, started: performance.now() }));
+    this.#o.server.handle(reqid, this.#store({ kind: 'download', remote: h, path: p, action, size: st.size, hash: createHash('sha256'), hashedUpTo: 0, pending: new Map(), sent: 0, started: performance.now(), servedTo: 0, ahead: undefined }));
   }
 
   async #read(reqid: number, handle: Buffer, offset: number, length: number): Promise<void> {
-    const h = this.#handles.get(handle.toString('hex'));
+    if (this.#readsInFlight >= MAX_READS_IN_FLIGHT) await new Promise<void>((resolve) => this.#readQueue.push(resolve));
+    this.#readsInFlight++;
+    try {
+      // Read from the target only when the client's socket has room: a client that asks and never reads stalls here.
+      await this.#o.toClient.room();
+      await this.#answerRead(reqid, handle, offset, length);
+    } finally {
+      this.#readsInFlight--;
+      this.#readQueue.shift()?.();
+    }
+  }
+
+  async #answerRead(reqid: number, handle: Buffer, offset: number, length: number): Promise<void> {
+    const key = handle.toString('hex');
+    const h = this.#handles.get(key);
     if (!h || h.kind !== 'download') return this.#status(reqid, STATUS.FAILURE, 'no such handle');
     // Never more than was decided on: the size the file had when it was opened.
     if (offset >= h.size) return this.#status(reqid, STATUS.EOF);
     const len = Math.min(length, MAX_READ, h.size - offset);
-    const buf = Buffer.allocUnsafe(len);
-    const n = await new Promise<number | SftpError>((resolve) => {
-      this.#o.remote.read(h.remote, buf, 0, len, offset, (err, bytesRead) => resolve(err ? (err as SftpError) : bytesRead));
-    });
-    if (n instanceof Error) return this.#fail(reqid, n);
-    if (n === 0) return this.#status(reqid, STATUS.EOF);
-    const data = buf.subarray(0, n);
+    const data = await (this.#inOrder(h, offset) ? this.#readAhead(h, offset, len) : this.#readDirect(h, offset, len));
+    if (data instanceof Error) return this.#fail(reqid, data);
+    if (data.length === 0) return this.#status(reqid, STATUS.EOF);
+    if (this.#handles.get(key) !== h) return this.#status(reqid, STATUS.FAILURE, 'the handle was closed');
+    h.servedTo = offset + data.length;
     this.#hashChunk(h, offset, data);
-    h.sent += n;
-    this.#o.session.counters.bytesOut += n;
+    h.sent += data.length;
+    this.#o.session.counters.bytesOut += data.length;
     this.#o.server.data(reqid, data);
+  }
+
+  /** Whether a READ continues the file in order (read-ahead serves it) rather than jumping about. */
+  #inOrder(h: DownloadHandle, offset: number): boolean {
+    const a = h.ahead;
+    if (a && offset >= a.base && offset <= a.next) return true;
+    if (offset !== h.servedTo) return false;
+    this.#dropAhead(h);
+    h.ahead = { base: offset, next: offset, chunks: new Map() };
+    return true;
+  }
+
+  #readDirect(h: DownloadHandle, offset: number, len: number): Promise<Buffer | SftpError> {
+    const buf = Buffer.allocUnsafe(len);
+    return new Promise((resolve) => {
+      this.#o.remote.read(h.remote, buf, 0, len, offset, (err, n) => resolve(err ? (err as SftpError) : buf.subarray(0, n)));
+    });
+  }
+
+  /** Serve [offset, offset + len) from read-ahead chunks, asking the target for more ahead. */
+  async #readAhead(h: DownloadHandle, offset: number, len: number): Promise<Buffer | SftpError> {
+    const a = h.ahead!;
+    const end = offset + len;
+    // Keep AHEAD_DEPTH chunks requested past what the client asked for, within the held bound.
+    const want = Math.min(h.size, end + AHEAD_DEPTH * AHEAD_CHUNK);
+    while (a.next < want && this.#aheadHeld < MAX_AHEAD_CHUNKS) {
+      const length = Math.min(AHEAD_CHUNK, h.size - a.next);
+      a.chunks.set(a.next, { offset: a.next, length, served: 0, data: this.#readDirect(h, a.next, length) });
+      a.next += length;
+      this.#aheadHeld++;
+    }
+    const parts: Buffer[] = [];
+    let pos = offset;
+    while (pos < end) {
+      const start = a.base + Math.floor((pos - a.base) / AHEAD_CHUNK) * AHEAD_CHUNK;
+      const chunk = a.chunks.get(start);
+      // Beyond the held bound, or a chunk already served and dropped: ask the target directly.
+      const data = chunk ? await chunk.data : await this.#readDirect(h, pos, end - pos);
+      if (data instanceof Error) return parts.length > 0 ? Buffer.concat(parts) : data;
+      const base = chunk ? start : pos;
+      const piece = data.subarray(pos - base, Math.min(data.length, end - base));
+      if (piece.length === 0) break; // the file is shorter than it was: end of file
+      parts.push(piece);
+      pos += piece.length;
+      if (chunk) {
+        chunk.served += piece.length;
+        if (chunk.served >= data.length) this.#dropChunk(a, start);
+      }
+      if (base + data.length < (chunk ? start + chunk.length : end)) break; // a short read: end of file
+    }
+    // Chunks the client skipped over (it moved on past them) are dropped too.
+    for (const [at, c] of a.chunks) if (at + c.length <= offset - AHEAD_DEPTH * AHEAD_CHUNK) this.#dropChunk(a, at);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  #dropChunk(a: ReadAhead, at: number): void {
+    if (a.chunks.delete(at)) this.#aheadHeld--;
+  }
+
+  #dropAhead(h: DownloadHandle): void {
+    if (!h.ahead) return;
+    for (const at of [...h.ahead.chunks.keys()]) this.#dropChunk(h.ahead, at);
+    h.ahead = undefined;
   }
 
   #hashChunk(h: DownloadHandle, offset: number, data: Buffer): void {
@@ -327,6 +437,7 @@ export class SftpProxy {
       return this.#status(reqid, STATUS.OK);
     }
     if (h.kind === 'download') {
+      this.#dropAhead(h);
       await call<void>((cb) => remote.close(h.remote, cb)).catch(() => {});
       const complete = h.hash !== undefined && h.hashedUpTo === h.size;
       void core.recordOutcome(session, h.action, {

@@ -365,3 +365,37 @@ test('penstockctl sessions kill ends the SSH session and the command on the targ
   assert.match(ssh.stderr(), /session ended by the gateway \(killed: test\)/);
   await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', 'sleep 47'])).code !== 0, 'the command on the target to end');
 });
+
+test('a grant whose window ends ends the live SSH session it carries, and the command on the target, with a message', { skip, timeout: 60_000 }, async () => {
+  // A grant issued at run time whose window closes a few seconds from now; its one rule is the only
+  // one that allows this command, so the session runs on this grant.
+  const now = Date.now();
+  const grant = {
+    id: 'g-expiring',
+    principal: 'vendor-a',
+    targets: ['rtu-7'],
+    task: { ticket: 'WO-4413', purpose: 'short job' },
+    window: { from: new Date(now - 60_000).toISOString(), to: new Date(now + 6_000).toISOString() },
+    rules: [{ ssh: { exec: ['tail', '-f', '/etc/hostname'] } }],
+  };
+  const file = join(site.dir, 'expiring-grant.json');
+  writeFileSync(file, JSON.stringify(grant));
+  const issued = await site.gw.ctl(['grants', 'issue', '--file', file]);
+  assert.equal(issued.code, 0, issued.stderr);
+  const ssh = spawnSsh([...site.sshArgs('rtu-7'), '--', 'tail', '-f', '/etc/hostname']);
+  await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', 'tail -f /etc/hostname'])).code === 0, 'tail on the target');
+  // The daemon's housekeeping tick (every second) notices the window's end.
+  const code = await ssh.done;
+  assert.notEqual(code, 0);
+  assert.match(ssh.stderr(), /session ended by the gateway \(grant expired: grant g-expiring expired\)/);
+  await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', 'tail -f /etc/hostname'])).code !== 0, 'the command on the target to end');
+  const events = await site.gw.events();
+  const expired = events.find((e) => e.event === 'grant.expired' && e.detail?.grant === 'g-expiring');
+  assert.ok(expired, 'grant.expired journaled');
+  const ended = expired.detail?.sessions_ended as string[];
+  assert.equal(ended.length, 1);
+  assert.ok(events.some((e) => e.event === 'session.closed' && e.session === ended[0] && e.detail?.reason === 'grant_expired'));
+  // The grant is over: the same command is now refused.
+  const again = await site.ssh('rtu-7', ['tail', '-f', '/etc/hostname'], { timeoutMs: 15_000 });
+  assert.equal(again.code, 126);
+});
