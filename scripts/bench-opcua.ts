@@ -3,7 +3,9 @@
 // door (real core, LMDB journal and vault, its own process). Both paths use SignAndEncrypt with
 // Basic256Sha256 (the gateway also re-encrypts toward the plant). Ratios are through / direct.
 //
-//   node scripts/bench-opcua.ts [--seconds N] [--json]
+//   node scripts/bench-opcua.ts [--seconds N] [--json] [--gateway-flags="--max-semi-space-size=2"]
+//
+// --gateway-flags: V8/Node flags for the gateway process only (what the systemd unit would pass).
 //
 // Figures: reads/s of one node, nodes/s in 100-node batches, write round trip, subscription notification
 // latency (a write on the plant to the notification at the client), and the gateway's RSS with 20 OPC UA
@@ -17,27 +19,51 @@ import { AttributeIds, DataType, TimestampsToReturn, UserTokenType, Variant, Mes
 import { connect, freePort, makeIdentity, makeVault, tempDir } from '../test/adapters/opcua/fixtures/harness.ts';
 import { hashOpcuaPassword } from '../src/adapters/opcua/identity.ts';
 
-const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, json: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, 'gateway-flags': { type: 'string', default: '' } } });
+const GATEWAY_FLAGS = args['gateway-flags'].split(/\s+/).filter(Boolean);
 const SECONDS = Number(args.seconds);
 const root = join(new URL('.', import.meta.url).pathname, '..');
 const tmp = tempDir('penstock-bench-opcua-');
 const children: ChildProcess[] = [];
+let closing = false;
+
+/** JSON lines a child printed after `ready`, by child. */
+const messages = new Map<ChildProcess, (msg: Record<string, unknown>) => void>();
 
 function start(argv: string[]): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${argv[0]} did not become ready`)), 90_000);
-    child.once('exit', (code) => reject(new Error(`${argv[0]} exited ${code}`)));
+    const timer = setTimeout(() => reject(new Error(`${argv.find((a) => !a.startsWith('-'))} did not become ready`)), 90_000);
+    child.once('exit', (code) => reject(new Error(`${argv.find((a) => !a.startsWith('-'))} exited ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (!line.startsWith('{')) return;
       const msg = JSON.parse(line) as Record<string, unknown>;
+      messages.get(child)?.(msg);
       if (msg.ready) {
         clearTimeout(timer);
         resolve({ child, ready: msg });
       }
     });
-    child.stderr!.resume();
+    let stderrTail = '';
+    child.stderr!.on('data', (b: Buffer) => (stderrTail = (stderrTail + b.toString()).slice(-4000)));
+    child.once('exit', (code, signal) => {
+      if (!closing) console.error(`${argv.find((a) => !a.startsWith('-'))} exited (${code ?? signal}) during the run:\n${stderrTail}`);
+    });
+  });
+}
+
+/** The gateway's own account of its memory (gateway-main.ts answers SIGUSR2). */
+function memoryOf(child: ChildProcess): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ unavailable: 'no answer to SIGUSR2' }), 5000);
+    messages.set(child, (msg) => {
+      if (!msg.memory) return;
+      clearTimeout(timer);
+      messages.delete(child);
+      resolve(msg.memory as Record<string, unknown>);
+    });
+    child.kill('SIGUSR2');
   });
 }
 
@@ -141,9 +167,10 @@ grants:
       - opcua: { verbs: [browse, read, subscribe], browse_paths: [Objects/Bench, Objects/Boiler] }
       - opcua: { verbs: [write], nodes: ["ns=1;s=plant/Boiler/Setpoint"], min: 0, max: 100 }
 `);
-  const gateway = await start([join(root, 'test/adapters/opcua/fixtures/gateway-main.ts'), tmp.dir]);
+  const gateway = await start([...GATEWAY_FLAGS, join(root, 'test/adapters/opcua/fixtures/gateway-main.ts'), tmp.dir]);
   const gwPid = Number(gateway.ready.pid);
   const rssIdle = rssMiB(gwPid);
+  const memoryIdle = await memoryOf(gateway.child);
 
   const sign = { mode: MessageSecurityMode.SignAndEncrypt, policy: SecurityPolicy.Basic256Sha256 };
   const direct = await connect(String(plant.ready.endpoint), { identity: app, user: { type: UserTokenType.Anonymous }, ...sign });
@@ -164,10 +191,12 @@ grants:
   }
   await new Promise((r) => setTimeout(r, 1000));
   const rss20 = rssMiB(gwPid);
+  const memory20 = await memoryOf(gateway.child);
   const plantRss = rssMiB(Number(plant.ready.pid));
 
   const result = {
     seconds_per_cell: SECONDS,
+    gateway_flags: GATEWAY_FLAGS,
     direct: d,
     through_penstock: g,
     ratio: {
@@ -178,6 +207,7 @@ grants:
       notification_latency: g.notification_ms / d.notification_ms,
     },
     gateway_rss_mib: { idle_after_start: rssIdle, with_20_sessions: rss20 },
+    gateway_memory_mib: { idle_after_start: memoryIdle, with_20_sessions: memory20 },
     plant_rss_mib: plantRss,
   };
   if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -189,15 +219,19 @@ grants:
     console.log(`  nodes/s, 100-node batches, 4 in flight              ${f(d.batch4_nodes_per_s)} ${f(g.batch4_nodes_per_s)} ${f(result.ratio.batch_reads_4_in_flight, 2)}`);
     console.log(`  write round trip, median ms                         ${f(d.write_rtt_ms, 2)} ${f(g.write_rtt_ms, 2)} ${f(result.ratio.write_rtt, 2)}`);
     console.log(`  notification latency, median ms                     ${f(d.notification_ms, 2)} ${f(g.notification_ms, 2)} ${f(result.ratio.notification_latency, 2)}`);
+    if (GATEWAY_FLAGS.length > 0) console.log(`  gateway flags: ${GATEWAY_FLAGS.join(' ')}`);
     console.log(`  gateway RSS: ${rssIdle.toFixed(0)} MiB after start, ${rss20.toFixed(0)} MiB with 20 sessions (plant server: ${plantRss.toFixed(0)} MiB)`);
+    const heap = (m: Record<string, unknown>) => `V8 heap ${String(m.heap_used)} used of ${String(m.heap_total)}, external ${String(m.external)}`;
+    console.log(`  gateway memory (MiB): after start ${heap(memoryIdle)}; with 20 sessions ${heap(memory20)}`);
   }
   for (const c of [direct, writer, through, ...extra]) await c.close();
 } finally {
+  closing = true;
   for (const c of children) {
     if (c.exitCode === null) {
       c.kill('SIGTERM');
       await new Promise((r) => {
-        const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+        const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
         c.once('exit', () => {
           clearTimeout(t);
           r(undefined);

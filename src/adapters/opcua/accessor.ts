@@ -30,7 +30,7 @@ import {
 import type { Session } from '../../sessions/registry.ts';
 import type { Decision } from '../../policy/types.ts';
 import { refusalStatusName, type Located, type OpcuaGateway } from './gateway.ts';
-import { UpstreamFailure } from './upstream.ts';
+import { UpstreamFailure, type OpcuaUpstream } from './upstream.ts';
 
 /** The accessor interface node-opcua's ServerEngine calls (node-opcua-server IAddressSpaceAccessor). */
 export interface AddressSpaceAccessor {
@@ -108,27 +108,43 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const session = this.#gw.sessionOf(context as { session?: unknown });
     const out: (DataValue | undefined)[] = new Array(items.length);
     const local: number[] = [];
-    const upstream = new Map<string, { at: Located; idx: number[]; nodes: string[] }>();
-    await Promise.all(items.map(async (item, i) => {
+    // Value reads, per upstream link: every item is decided, and those allowed go upstream in ONE read.
+    const upstream = new Map<OpcuaUpstream, { idx: number[]; ids: ReadValueIdOptions[] }>();
+    const decisions: Promise<void>[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
       const at = this.#gw.locate(item.nodeId);
-      if (!at) return void local.push(i);
-      if (!session) return void (out[i] = new DataValue({ statusCode: StatusCodes.BadUserAccessDenied }));
-      const attribute = ATTRIBUTE_NAMES[item.attributeId ?? AttributeIds.Value] ?? String(item.attributeId);
-      if (item.attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable') {
-        const d = await this.#gw.core.authorize(session, this.#gw.action(at.node, 'read', { attribute }));
-        if (d.effect !== 'allow') return void (out[i] = new DataValue({ statusCode: refused(d) }));
-        const group = upstream.get(at.mirror.target) ?? { at, idx: [], nodes: [] };
+      if (!at) {
+        local.push(i);
+        continue;
+      }
+      if (!session) {
+        out[i] = new DataValue({ statusCode: StatusCodes.BadUserAccessDenied });
+        continue;
+      }
+      const attributeId = item.attributeId ?? AttributeIds.Value;
+      if (attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable') {
+        let group = upstream.get(at.upstream);
+        if (!group) upstream.set(at.upstream, (group = { idx: [], ids: [] }));
         group.idx.push(i);
-        group.nodes.push(at.node.upstreamId);
-        upstream.set(at.mirror.target, group);
-        return;
+        group.ids.push(item.indexRange ? { nodeId: at.node.upstreamId, attributeId, indexRange: item.indexRange } : { nodeId: at.node.upstreamId, attributeId });
+        decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node)).then((d) => {
+          if (d.effect !== 'allow') out[i] = new DataValue({ statusCode: refused(d) });
+        }));
+        continue;
       }
       // Metadata is what browse shows: served from the mirror to those who may see the node.
-      if (this.#gw.visible(session, at.node)) return void local.push(i);
-      const d = await this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }));
-      if (d.effect === 'allow') local.push(i);
-      else out[i] = new DataValue({ statusCode: refused(d) });
-    }));
+      if (this.#gw.visible(session, at.node)) {
+        local.push(i);
+        continue;
+      }
+      const attribute = ATTRIBUTE_NAMES[attributeId] ?? String(attributeId);
+      decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute })).then((d) => {
+        if (d.effect === 'allow') local.push(i);
+        else out[i] = new DataValue({ statusCode: refused(d) });
+      }));
+    }
+    await Promise.all(decisions);
     await Promise.all([
       (async () => {
         if (local.length === 0) return;
@@ -136,9 +152,18 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         const dvs = await this.#inner.read(context, { ...req, nodesToRead: local.map((i) => items[i]!) });
         local.forEach((i, k) => (out[i] = dvs[k]));
       })(),
-      ...[...upstream.values()].map(async ({ at, idx, nodes }) => {
+      ...[...upstream].map(async ([link, group]) => {
+        // Refused items (already answered) stay behind.
+        const idx: number[] = [];
+        const ids: ReadValueIdOptions[] = [];
+        group.idx.forEach((i, k) => {
+          if (out[i] !== undefined) return;
+          idx.push(i);
+          ids.push(group.ids[k]!);
+        });
+        if (idx.length === 0) return;
         try {
-          const dvs = await at.upstream.read(idx.map((i, k) => ({ nodeId: nodes[k]!, attributeId: AttributeIds.Value, ...(items[i]!.indexRange ? { indexRange: items[i]!.indexRange } : {}) })), req.maxAge ?? 0);
+          const dvs = await link.read(ids, req.maxAge ?? 0);
           idx.forEach((i, k) => (out[i] = dvs[k] ?? new DataValue({ statusCode: StatusCodes.BadCommunicationError })));
         } catch (err) {
           for (const i of idx) out[i] = new DataValue({ statusCode: failureStatus(err) });

@@ -31,6 +31,7 @@ export class OpcuaGateway {
   readonly #visibility = new Map<string, Visibility>();
   readonly #visibilityMs: number;
   readonly #localWatches = new Map<string, { count: number; unwatch: () => void }>();
+  readonly #readValueActions = new WeakMap<GatewayNode, Action>();
 
   constructor(core: Core, listener: string, visibilityMs: number) {
     this.core = core;
@@ -67,6 +68,21 @@ export class OpcuaGateway {
 
   action(node: GatewayNode, verb: OpcuaVerb, extra: Partial<OpcuaObject> = {}): Action {
     return { target: node.target, verb, object: { kind: 'opcua', nodeId: node.gatewayId, browsePath: node.browsePath, ...extra } };
+  }
+
+  /**
+   * The action of reading a variable's Value. It is the same for every read of the node, so it is built
+   * once per node (frozen: policy and the journal only look at it) instead of once per item of a batch.
+   */
+  readValueAction(node: GatewayNode): Action {
+    let a = this.#readValueActions.get(node);
+    if (!a) {
+      const action = this.action(node, 'read', { attribute: 'Value' });
+      Object.freeze(action.object);
+      a = Object.freeze(action);
+      this.#readValueActions.set(node, a);
+    }
+    return a;
   }
 
   /**
