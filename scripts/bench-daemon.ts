@@ -13,7 +13,8 @@ const config = join(dir, 'penstock.yaml');
 writeFileSync(config, readFileSync(join(root, 'scripts/demo/site.yaml'), 'utf8').replaceAll('@STATE@', dir).replace('port: 1502', 'port: 0'));
 const socket = join(dir, 'run', 'admin.sock');
 const started = performance.now();
-const daemon = spawn(process.execPath, [join(root, 'src/main.ts'), '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PENSTOCK_LOG_LEVEL: 'error' } });
+// The flag systemd/penstock.service runs the daemon with.
+const daemon = spawn(process.execPath, ['--max-semi-space-size=2', join(root, 'src/main.ts'), '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PENSTOCK_LOG_LEVEL: 'error' } });
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

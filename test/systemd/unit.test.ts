@@ -61,14 +61,14 @@ test('the unit is Type=notify with a watchdog, and systemd accepts messages from
 
 test('ExecStart runs the pinned Node from the install tree, and that layout exists in this repo', () => {
   const argv = (one('Service.ExecStart') ?? '').split(/\s+/);
-  assert.deepEqual(argv, [`${INSTALL_PREFIX}/node_modules/node/bin/node`, `${INSTALL_PREFIX}/src/main.ts`, '--config', '/etc/penstock/penstock.yaml']);
+  assert.deepEqual(argv, [`${INSTALL_PREFIX}/node_modules/node/bin/node`, '--max-semi-space-size=2', `${INSTALL_PREFIX}/src/main.ts`, '--config', '/etc/penstock/penstock.yaml']);
   // The unit must run the very runtime package.json pins (the npm `node` package), not a system node.
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
   const pinned = pkg.dependencies.node;
   assert.match(pinned ?? '', /^24\./);
   const installed = JSON.parse(readFileSync(join(ROOT, 'node_modules/node/package.json'), 'utf8')) as { version: string };
   assert.equal(installed.version, pinned);
-  for (const path of argv.slice(0, 2)) assert.ok(existsSync(join(ROOT, path.slice(INSTALL_PREFIX.length))), `${path} has no counterpart in the repo`);
+  for (const path of [argv[0]!, argv[2]!]) assert.ok(existsSync(join(ROOT, path.slice(INSTALL_PREFIX.length))), `${path} has no counterpart in the repo`);
   assert.equal(execFileSync(join(ROOT, 'node_modules/node/bin/node'), ['--version'], { encoding: 'utf8' }).trim(), `v${pinned}`);
 });
 
