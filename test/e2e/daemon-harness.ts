@@ -1,18 +1,14 @@
 // Runs the real daemon (src/main.ts) as a child process on a config file, and the real penstockctl
 // against its admin socket. Used by the end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 
+export { tempDir } from '../support.ts';
+
 export const ROOT = new URL('../../', import.meta.url).pathname;
 export const NODE = process.execPath;
-
-export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 export interface CtlResult {
   code: number;

@@ -1,17 +1,14 @@
 // Shared set-up for the journal tests.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ManualClock } from '../../src/common/clock.ts';
 import { generateSigningKeyPem } from '../../src/journal/checkpoint.ts';
 import { LmdbJournal, type LmdbJournalOptions } from '../../src/journal/journal.ts';
+import { tempDir as sharedTempDir } from '../support.ts';
 
 export const APPLIANCE = 'penstock/gw-test-01';
 const KEY = generateSigningKeyPem();
 
 export function tempDir(prefix = 'penstock-journal-'): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return sharedTempDir(prefix);
 }
 
 export function journalOptions(path: string, extra: Partial<LmdbJournalOptions> = {}): LmdbJournalOptions {

@@ -3,11 +3,12 @@
 // `penstocktest` user); the gateway is the real daemon (`src/main.ts --config FILE`) with its admin
 // socket; clients are the real `ssh`, `sftp`, `scp` and `penstockctl`. Every child is killed and waited for.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
 import { Vault } from '../../../src/vault/vault.ts';
+import { freePort, tempDir as sharedTempDir } from '../../support.ts';
+export { freePort };
 
 export const ROOT = new URL('../../../', import.meta.url).pathname;
 export const NODE = process.execPath;
@@ -44,21 +45,10 @@ export function run(cmd: string, args: string[], opts: { input?: string; timeout
 }
 
 export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const made = sharedTempDir(prefix);
   // sshd reads authorized_keys as the test user: the folder must be reachable by it.
-  chmodSync(dir, 0o755);
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
+  chmodSync(made.dir, 0o755);
+  return made;
 }
 
 export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
