@@ -44,4 +44,10 @@ export interface Core {
   recordRefusal(refusal: Refusal): Promise<void>;
   /** Journal what happened upstream after an allowed privileged action (or an upstream failure). */
   recordOutcome(session: Session, action: Action, outcome: Record<string, unknown>): Promise<void>;
+  /**
+   * Count values pushed to a session without a request of their own (a subscription's notifications
+   * on the object `action` names, already allowed when the subscription was made). Goes into the
+   * session's read aggregate, marked `kind: notification`; no decision, no journal write now.
+   */
+  recordDeliveries(session: Session, action: Action, count: number): void;
 }

@@ -157,6 +157,11 @@ export class DaemonCore implements Core {
     await this.#record({ event: 'action.outcome', ...who(session), target: action.target, action, outcome });
   }
 
+  recordDeliveries(session: Session, action: Action, count: number): void {
+    // Not activity: a subscription left open does not keep an idle session alive.
+    if (count > 0) this.#reads.add(session.id, action, this.clock.now(), 'notification', count);
+  }
+
   /** Housekeeping, called by the daemon every second (and by tests with a manual clock). */
   async tick(): Promise<void> {
     const now = this.clock.now();

@@ -7,10 +7,15 @@
 // as numbers and turned into ISO strings when the aggregate is taken for the journal.
 import type { Action } from '../policy/types.ts';
 
+/** `request`: reads the principal asked for; `notification`: values pushed to it by a subscription. */
+export type ReadKind = 'request' | 'notification';
+
 export interface ReadAggregate {
   target: string;
   verb: string;
   object: Record<string, unknown>;
+  /** Present for notifications only (absent: requests), so read aggregates keep their old shape. */
+  kind?: 'notification';
   count: number;
   first: string;
   last: string;
@@ -20,6 +25,7 @@ interface Tally {
   target: string;
   verb: string;
   object: Record<string, unknown>;
+  kind: ReadKind;
   count: number;
   firstMs: number;
   lastMs: number;
@@ -56,8 +62,8 @@ export class ReadAggregator {
   // session id → object key → tally
   readonly #bySession = new Map<string, Map<string, Tally>>();
 
-  add(sessionId: string, action: Action, nowMs: number): void {
-    const key = readKey(action);
+  add(sessionId: string, action: Action, nowMs: number, kind: ReadKind = 'request', count = 1): void {
+    const key = kind === 'request' ? readKey(action) : `n\u0000${readKey(action)}`;
     let perSession = this.#bySession.get(sessionId);
     if (!perSession) {
       perSession = new Map();
@@ -65,10 +71,10 @@ export class ReadAggregator {
     }
     const tally = perSession.get(key);
     if (tally) {
-      tally.count++;
+      tally.count += count;
       tally.lastMs = nowMs;
     } else {
-      perSession.set(key, { target: action.target, verb: action.verb, object: identityOf(action), count: 1, firstMs: nowMs, lastMs: nowMs });
+      perSession.set(key, { target: action.target, verb: action.verb, object: identityOf(action), kind, count, firstMs: nowMs, lastMs: nowMs });
     }
   }
 
@@ -81,6 +87,7 @@ export class ReadAggregator {
       target: t.target,
       verb: t.verb,
       object: t.object,
+      ...(t.kind === 'notification' ? { kind: 'notification' as const } : {}),
       count: t.count,
       first: new Date(t.firstMs).toISOString(),
       last: new Date(t.lastMs).toISOString(),

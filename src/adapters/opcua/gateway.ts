@@ -32,6 +32,7 @@ export class OpcuaGateway {
   readonly #visibilityMs: number;
   readonly #localWatches = new Map<string, { count: number; unwatch: () => void }>();
   readonly #readValueActions = new WeakMap<GatewayNode, Action>();
+  readonly #subscribeActions = new WeakMap<GatewayNode, Action>();
 
   constructor(core: Core, listener: string, visibilityMs: number) {
     this.core = core;
@@ -75,12 +76,21 @@ export class OpcuaGateway {
    * once per node (frozen: policy and the journal only look at it) instead of once per item of a batch.
    */
   readValueAction(node: GatewayNode): Action {
-    let a = this.#readValueActions.get(node);
+    return this.#frozenAction(this.#readValueActions, node, 'read');
+  }
+
+  /** The action of watching a variable's Value (subscribe, and the notifications it delivers). */
+  subscribeAction(node: GatewayNode): Action {
+    return this.#frozenAction(this.#subscribeActions, node, 'subscribe');
+  }
+
+  #frozenAction(cache: WeakMap<GatewayNode, Action>, node: GatewayNode, verb: 'read' | 'subscribe'): Action {
+    let a = cache.get(node);
     if (!a) {
-      const action = this.action(node, 'read', { attribute: 'Value' });
+      const action = this.action(node, verb, { attribute: 'Value' });
       Object.freeze(action.object);
       a = Object.freeze(action);
-      this.#readValueActions.set(node, a);
+      cache.set(node, a);
     }
     return a;
   }

@@ -3,25 +3,72 @@
 // itself: each item on a gateway variable's Value becomes an Action `subscribe`; a refused item gets
 // BadUserAccessDenied in its result while the others are created. An accepted item is fed by a local
 // watch shared by every item on the node, itself fed by ONE upstream monitored item (gateway.ts).
+// The data changes each subscription actually sends are counted per session and node into the
+// session's read aggregate (kind: notification), from the subscription's own `notification` event.
 //
 // This replaces OPCUAServer#_on_CreateMonitoredItemsRequest on the gateway's server instance only; the
 // body mirrors node-opcua 2.186's own (validation, limits, pre/post create), with the check inserted.
 import {
   AttributeIds,
   CreateMonitoredItemsResponse,
+  DataChangeNotification,
   MonitoredItemCreateResult,
   StatusCodes,
   TimestampsToReturn,
   type MonitoredItemCreateRequest,
+  type NotificationMessage,
   type OPCUAServer,
   type StatusCode,
 } from 'node-opcua';
+import type { Action } from '../../policy/types.ts';
+import type { Session } from '../../sessions/registry.ts';
 import { refusalStatusName, type OpcuaGateway } from './gateway.ts';
 
+interface MonitoredItemLike {
+  clientHandle: number;
+}
+
 interface SubscriptionLike {
-  preCreateMonitoredItem(addressSpace: unknown, ts: TimestampsToReturn, req: MonitoredItemCreateRequest): { monitoredItem?: object; createResult: MonitoredItemCreateResult };
-  postCreateMonitoredItem(item: object, req: MonitoredItemCreateRequest, result: MonitoredItemCreateResult): void;
-  on(event: 'removeMonitoredItem', fn: (item: object) => void): void;
+  preCreateMonitoredItem(addressSpace: unknown, ts: TimestampsToReturn, req: MonitoredItemCreateRequest): { monitoredItem?: MonitoredItemLike; createResult: MonitoredItemCreateResult };
+  postCreateMonitoredItem(item: MonitoredItemLike, req: MonitoredItemCreateRequest, result: MonitoredItemCreateResult): void;
+  on(event: 'removeMonitoredItem', fn: (item: MonitoredItemLike) => void): void;
+  on(event: 'notification', fn: (message: NotificationMessage) => void): void;
+}
+
+/** One subscription's items on gateway variables, for counting what it delivers to its session. */
+class DeliveryCounter {
+  readonly #gw: OpcuaGateway;
+  readonly #session: Session;
+  readonly #items = new Map<MonitoredItemLike, Action>();
+
+  constructor(gw: OpcuaGateway, session: Session) {
+    this.#gw = gw;
+    this.#session = session;
+  }
+
+  add(item: MonitoredItemLike, action: Action): void {
+    this.#items.set(item, action);
+  }
+
+  remove(item: MonitoredItemLike): void {
+    this.#items.delete(item);
+  }
+
+  /** Count the data changes of one notification message, by node (client handles can be modified). */
+  count(message: NotificationMessage): void {
+    if (this.#items.size === 0) return;
+    let byHandle: Map<number, Action> | undefined;
+    const counts = new Map<Action, number>();
+    for (const data of message.notificationData ?? []) {
+      if (!(data instanceof DataChangeNotification)) continue;
+      for (const n of data.monitoredItems ?? []) {
+        byHandle ??= new Map([...this.#items].map(([item, action]) => [item.clientHandle, action]));
+        const action = byHandle.get(n.clientHandle);
+        if (action) counts.set(action, (counts.get(action) ?? 0) + 1);
+      }
+    }
+    for (const [action, n] of counts) this.#gw.core.recordDeliveries(this.#session, action, n);
+  }
 }
 
 interface ServerInternals {
@@ -44,6 +91,7 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
     throw new Error('node-opcua server internals changed: cannot enforce policy on monitored items');
   }
   const releases = new WeakMap<object, () => void>();
+  const counters = new WeakMap<object, DeliveryCounter>();
   internals._on_CreateMonitoredItemsRequest = function (message, channel) {
     const msg = message as Parameters<ServerInternals['_apply_on_Subscription']>[1];
     const request = msg.request;
@@ -54,14 +102,18 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
       if (items.length === 0) return sendError(StatusCodes.BadNothingToDo);
       const limit = internals.engine.serverCapabilities.operationLimits.maxMonitoredItemsPerCall;
       if (limit > 0 && items.length > limit) return sendError(StatusCodes.BadTooManyOperations);
+      const session = gw.sessionOf({ session: serverSession });
       if (!hooked.has(subscription)) {
         hooked.add(subscription);
+        const counter = session ? new DeliveryCounter(gw, session) : undefined;
+        if (counter) counters.set(subscription, counter);
         subscription.on('removeMonitoredItem', (item) => {
           releases.get(item)?.();
           releases.delete(item);
+          counter?.remove(item);
         });
+        if (counter) subscription.on('notification', (message) => counter.count(message));
       }
-      const session = gw.sessionOf({ session: serverSession });
       const results: MonitoredItemCreateResult[] = [];
       for (const req of items) {
         const at = gw.locate(req.itemToMonitor.nodeId);
@@ -72,7 +124,7 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
             continue;
           }
           if (feeds) {
-            const d = await gw.core.authorize(session, gw.action(at.node, 'subscribe', { attribute: 'Value' }));
+            const d = await gw.core.authorize(session, gw.subscribeAction(at.node));
             if (d.effect !== 'allow') {
               results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes[refusalStatusName(d.reason)] }));
               continue;
@@ -85,7 +137,10 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
         const { monitoredItem, createResult } = subscription.preCreateMonitoredItem(addressSpace, request.timestampsToReturn, req);
         if (monitoredItem) {
           subscription.postCreateMonitoredItem(monitoredItem, req, createResult);
-          if (at && feeds) releases.set(monitoredItem, gw.watchLocal(at));
+          if (at && feeds) {
+            releases.set(monitoredItem, gw.watchLocal(at));
+            counters.get(subscription)?.add(monitoredItem, gw.subscribeAction(at.node));
+          }
         }
         results.push(createResult);
       }
