@@ -41,6 +41,8 @@ import { TargetMirror } from './address-space.ts';
 import { OpcuaGateway } from './gateway.ts';
 import { GatewayAccessor, type AddressSpaceAccessor } from './accessor.ts';
 import { enforceMonitoredItems } from './monitored.ts';
+import { enforceDiscovery, neverAliasGatewayNodes } from './discovery.ts';
+import { watchWireErrors } from './wire-errors.ts';
 
 export const opcuaAdapter: ProtocolAdapter = {
   protocol: 'opcua',
@@ -78,7 +80,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     return opcuaTargetSchema.parse(t);
   });
   const pkiDir = cfg.pki_dir ?? join(config.appliance.state_dir, 'opcua', cfg.id);
-  const authFailures = new RateLimitedRefusals(core, cfg.id, 'opcua');
+  const refusals = new RateLimitedRefusals(core, cfg.id, 'opcua');
   const pki = await openGatewayPki({
     dir: pkiDir,
     trustedClients: cfg.trusted_clients,
@@ -87,7 +89,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     userFingerprints: () => new Set([...core.config().principals.values()].flatMap((p) => p.credentials.x509?.fingerprints?.map(normalizeHex) ?? [])),
     // A refused certificate is journaled with its thumbprints (the channel's peer address is not known
     // to the certificate store; the secure-channel failure below records it when node-opcua reports one).
-    onRefused: (leaf, status, what) => authFailures.authFailed('?', `${what} refused (${status.name})`, { ...certificateFacts(leaf) }),
+    onRefused: (leaf, status, what) => refusals.authFailed('?', `${what} refused (${status.name})`, { ...certificateFacts(leaf) }),
   });
   const gw = new OpcuaGateway(core, cfg.id, cfg.visibility_cache_seconds * 1000);
 
@@ -116,7 +118,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
       isValidUserAsync(this: ServerSession, username: string, password: string, callback: (err: Error | null, ok?: boolean) => void) {
         const result = checkPassword(core.config().principals.values(), core.vault, username, password);
         if (!result.ok) {
-          authFailures.authFailed(remoteOf(this), `user name / password refused (${result.reason})`, { username, ...(result.principal ? { principal: result.principal } : {}) });
+          refusals.authFailed(remoteOf(this), `user name / password refused (${result.reason})`, { username, ...(result.principal ? { principal: result.principal } : {}) });
         }
         callback(null, result.ok);
       },
@@ -147,6 +149,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   }
   engine.addressSpaceAccessor = new GatewayAccessor(engine.addressSpaceAccessor, gw, cfg.browse_cache_seconds * 1000);
   enforceMonitoredItems(server, gw);
+  enforceDiscovery(server, gw);
 
   // ------------------------------------------------------------------ sessions
   const live = new Map<ServerSession, Session>();
@@ -165,7 +168,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
       const facts = certificateFacts(token.certificateData);
       attributes.identity = 'x509';
       attributes.user_certificate = facts.sha256;
-      if (!principal) authFailures.authFailed(remote, 'the user certificate names no principal', { ...facts });
+      if (!principal) refusals.authFailed(remote, 'the user certificate names no principal', { ...facts });
     }
     if (!principal) {
       engine_closeSession(server, ss);
@@ -198,6 +201,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     );
     live.set(ss, session);
     gw.bind(ss, session);
+    neverAliasGatewayNodes(ss, ns.index);
   });
   server.on('session_closed', (ss: ServerSession) => {
     const s = live.get(ss);
@@ -208,20 +212,22 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   server.on('request', (request: unknown, channel: { remoteAddress?: string; remotePort?: number }) => {
     if (request instanceof ActivateSessionRequest) {
       const t = request.userIdentityToken;
-      if (!t || t instanceof AnonymousIdentityToken) authFailures.authFailed(`${channel.remoteAddress ?? '?'}:${channel.remotePort ?? '?'}`, 'anonymous login refused');
+      if (!t || t instanceof AnonymousIdentityToken) refusals.authFailed(`${channel.remoteAddress ?? '?'}:${channel.remotePort ?? '?'}`, 'anonymous login refused');
     }
   });
   server.on('openSecureChannelFailure', (socketData: { remoteAddress?: string; remotePort?: number; reason: string }, channelData: { clientCertificate: Buffer | null; securityPolicy: string; securityMode: MessageSecurityMode }) => {
     const cert = channelData.clientCertificate;
-    authFailures.authFailed(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, cert ? 'client application certificate refused' : `secure channel refused (${socketData.reason})`, {
+    refusals.authFailed(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, cert ? 'client application certificate refused' : `secure channel refused (${socketData.reason})`, {
       ...(cert ? certificateFacts(cert) : {}),
       security_policy: channelData.securityPolicy,
       security_mode: securityModeName(channelData.securityMode),
     });
   });
   server.on('connectionRefused', (socketData: { remoteAddress?: string; remotePort?: number; reason: string }) => {
-    authFailures.authFailed(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, `connection refused (${socketData.reason})`);
+    refusals.authFailed(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, `connection refused (${socketData.reason})`);
   });
+
+  watchWireErrors(server, (e) => refusals.record('action.malformed', e.remote, undefined, { reason: `malformed OPC UA frame refused (${e.status})`, status: e.status, detail: e.reason }));
 
   for (const u of gw.upstreams.values()) u.start();
   await server.start();

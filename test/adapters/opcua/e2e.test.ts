@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AttributeIds,
@@ -17,6 +18,7 @@ import {
   TimestampsToReturn,
   UserTokenType,
   Variant,
+  makeBrowsePath,
   type ClientSession,
   type DataValue,
 } from 'node-opcua';
@@ -60,7 +62,7 @@ async function annaSession(): Promise<ClientSession> {
 async function agentSession(): Promise<ClientSession> {
   const c = await connect(endpoint, {
     identity: vendorApp,
-    user: { type: UserTokenType.Certificate, certificateData: agentUser.der, privateKey: await import('node:fs').then((fs) => fs.readFileSync(agentUser.keyFile, 'utf8')) },
+    user: { type: UserTokenType.Certificate, certificateData: agentUser.der, privateKey: readFileSync(agentUser.keyFile, 'utf8') },
   });
   open.push(c);
   return c.session;
@@ -167,6 +169,30 @@ describe('OPC UA gateway, end to end', () => {
     assert.ok(drum.references!.some((r) => r.nodeId.toString() === LEVEL));
   });
 
+  it('TranslateBrowsePaths and RegisterNodes tell a hidden node from a missing one no more than browse does', async () => {
+    const agent = await agentSession();
+    const translate = (path: string) => agent.translateBrowsePath(makeBrowsePath(`${NS}`, path.split('/').map((n) => `/1:${n}`).join('')));
+    const visible = await translate('Boiler/Drum/Level');
+    assert.equal(visible.statusCode.name, 'Good');
+    assert.equal(visible.targets![0]!.targetId.toString(), LEVEL);
+    const hidden = await translate('Boiler/Burner/FuelValve'); // exists upstream, not granted to the agent
+    const missing = await translate('Boiler/Burner/NoSuchValve');
+    assert.equal(hidden.statusCode.name, 'BadNoMatch');
+    assert.deepEqual(hidden.targets ?? [], []);
+    assert.equal(hidden.statusCode.name, missing.statusCode.name);
+    // Anna may see the burner's valve: the same path resolves for her.
+    const anna = await annaSession();
+    assert.equal((await anna.translateBrowsePath(makeBrowsePath(`${NS}`, '/1:Boiler/1:Burner'))).statusCode.name, 'BadNoMatch', 'Burner is not granted to anna either');
+    assert.equal((await anna.translateBrowsePath(makeBrowsePath(`${NS}`, '/1:Boiler/1:Setpoint'))).targets![0]!.targetId.toString(), SETPOINT);
+    // RegisterNodes: a hidden node and a missing one come back alike, as given; reads still decide per node.
+    const [fuel, nowhere, level] = await agent.registerNodes([FUEL, `${NS}/Boiler/Burner/NoSuchValve`, LEVEL]);
+    assert.equal(fuel!.toString(), FUEL);
+    assert.equal(nowhere!.toString(), `${NS}/Boiler/Burner/NoSuchValve`);
+    assert.equal(level!.toString(), LEVEL);
+    assert.equal((await agent.read({ nodeId: level!, attributeId: AttributeIds.Value })).statusCode.name, 'Good');
+    assert.equal((await agent.read({ nodeId: fuel!, attributeId: AttributeIds.Value })).statusCode.name, 'BadUserAccessDenied');
+  });
+
   it('reads: allowed items are forwarded, a denied item in the same batch is refused and never reaches the plant', async () => {
     const s = await annaSession();
     const before = plant.hits.fuelValveReads;
@@ -228,17 +254,24 @@ describe('OPC UA gateway, end to end', () => {
     assert.equal(plant.hits.startPump, 1, 'the refused call never reached the plant');
   });
 
-  it('subscriptions: two sessions share one upstream monitored item; a refused item does not stop the others', async () => {
+  it('subscriptions: two sessions share one upstream monitored item; a refused item does not stop the others; notifications are journaled per session', async () => {
     const internals = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
     const upstream = internals.gateway.upstreams.get('boiler-1')!;
-    const sessions = [await annaSession(), await agentSession()];
+    const clients = [await connect(endpoint, { identity: vendorApp, user: anna }), await connect(endpoint, {
+      identity: vendorApp,
+      user: { type: UserTokenType.Certificate, certificateData: agentUser.der, privateKey: readFileSync(agentUser.keyFile, 'utf8') },
+    })];
+    open.push(...clients);
+    const principals = ['vendor-anna', 'agent-observer'];
     const seen: number[][] = [[], []];
+    const delivered = [0, 0];
     const subs: ClientSubscription[] = [];
-    for (const [k, s] of sessions.entries()) {
+    for (const [k, { session: s }] of clients.entries()) {
       const sub = await s.createSubscription2({ requestedPublishingInterval: 50, requestedMaxKeepAliveCount: 10, requestedLifetimeCount: 100, publishingEnabled: true });
       subs.push(sub);
       const item = await sub.monitor({ nodeId: LEVEL, attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
       item.on('changed', (dv: DataValue) => {
+        delivered[k]!++;
         if (dv.statusCode.isGood()) seen[k]!.push(dv.value.value as number);
       });
     }
@@ -253,8 +286,24 @@ describe('OPC UA gateway, end to end', () => {
     assert.equal(itemsForLevel, 1, 'one upstream monitored item for two sessions watching Level');
     plant.setLevel(95);
     await until(() => seen.every((s) => s.includes(95)), 'the change reached both sessions');
+    plant.setLevel(96);
+    await until(() => seen.every((s) => s.includes(96)), 'the second change reached both sessions');
     for (const sub of subs) await sub.terminate();
     await until(() => upstream.monitoredItemCount === 0, 'the upstream item released when nobody watches');
+    // Each session's notifications are journaled as one aggregate per node when the session ends,
+    // counting exactly what that session's client received.
+    for (const c of clients) await c.close();
+    for (const [k, principal] of principals.entries()) {
+      const aggregateOf = () => gw.events()
+        .filter((e) => e.event === 'reads.aggregate' && e.principal === principal)
+        .flatMap((e) => (e.detail as { reads: { verb: string; kind?: string; count: number; object: { nodeId?: string } }[] }).reads)
+        .filter((r) => r.kind === 'notification' && r.object.nodeId === LEVEL);
+      await until(() => aggregateOf().length > 0, `${principal}'s notification aggregate`);
+      const counted = aggregateOf().reduce((n, r) => n + r.count, 0);
+      assert.equal(counted, delivered[k], `${principal}: notifications journaled = notifications received`);
+      assert.ok(counted >= 3, `${principal} received the initial value and two changes`);
+      assert.equal(aggregateOf()[0]!.verb, 'subscribe');
+    }
   });
 
   it('an upstream restart during a live subscription: the same client session resumes receiving', async () => {
@@ -360,6 +409,13 @@ describe('OPC UA front door under hostile input', () => {
       assert.equal(dv.statusCode.name, 'Good', `after ${name} the other session is still served`);
     }
     assert.equal(gw.core.sessions.list().length, sessionsBefore, 'no hostile frame produced a session');
+    // What node-opcua refused with an ERR message is journaled, with the client's address and the status.
+    await journalSettled();
+    const malformed = gw.events().filter((e) => e.event === 'action.malformed' && e.listener === 'opcua-insecure');
+    const statuses = new Set(malformed.map((e) => (e.detail as { status?: string }).status));
+    assert.ok(statuses.has('BadTcpMessageTooLarge'), `lying lengths journaled: ${[...statuses].join(', ')}`);
+    assert.ok(statuses.has('BadNotSupported'), 'the unknown service type journaled');
+    assert.ok(malformed.every((e) => /^127\.0\.0\.1:\d+$/.test(String((e.detail as { remote?: string }).remote))));
     // And the front door still accepts new sessions.
     const fresh = await connect(endpoint, { identity: vendorApp, user: anna });
     open.push(fresh);
