@@ -20,6 +20,15 @@ export interface Refusal {
   detail: Record<string, unknown>;
 }
 
+/**
+ * The items of one request on the wire (an OPC UA batch of reads, writes or calls) share it: the request
+ * takes one rate-limit token however many items it carries, as one Modbus request does.
+ */
+export interface WireRequest {
+  /** Set by the core at the first item: admitted, or the limit refusal every item then gets. */
+  rate?: 'admitted' | Decision;
+}
+
 export interface Core {
   readonly clock: Clock;
   readonly log: Logger;
@@ -34,7 +43,7 @@ export interface Core {
    * The one path every action takes: decide, wait for a person if the rule says approve, journal
    * (durably before returning for anything but a read), count. Forward only when effect is 'allow'.
    */
-  authorize(session: Session, action: Action): Promise<Decision>;
+  authorize(session: Session, action: Action, request?: WireRequest): Promise<Decision>;
   /** A dry run of policy for `penstockctl policy check`: no journal, no counters, no approvals. */
   explain(principalId: string, action: Action): Decision;
   /**

@@ -14,7 +14,7 @@ import type { GrantChange, HeldGrant } from '../grants/types.ts';
 import { Approvals } from '../approvals/approvals.ts';
 import type { Vault } from '../vault/vault.ts';
 import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
-import type { Core, Refusal } from './core.ts';
+import type { Core, Refusal, WireRequest } from './core.ts';
 import { ReadAggregator } from './reads.ts';
 
 /** Verbs whose evidence may be aggregated; everything else is privileged and journaled before forwarding. */
@@ -101,15 +101,15 @@ export class DaemonCore implements Core {
     return this.#decide(principal, action, this.clock.now());
   }
 
-  async authorize(session: Session, action: Action): Promise<Decision> {
+  async authorize(session: Session, action: Action, request?: WireRequest): Promise<Decision> {
     const now = this.clock.now();
     session.lastActivityMs = now;
     // The principal's grants, looked up once for the limits and the decision of this one action.
     const held = this.grants.forPrincipal(session.principal.id);
-    const limit = this.#checkSessionLimits(session, now, held);
-    if (limit) return this.#deny(session, action, limit);
-
     let decision = this.#decide(session.principal, action, now, held);
+    // The limits come after the decision only so that the grant about to be used counts for the rate.
+    const limit = this.#checkSessionLimits(session, now, held, decision.grant, request);
+    if (limit) return this.#deny(session, action, limit);
 
     if (decision.effect === 'approve') {
       decision = await this.#waitForApproval(session, action, decision);
@@ -233,15 +233,28 @@ export class DaemonCore implements Core {
     return { ...asked, effect: 'allow', explanation: `${asked.explanation}; approved by uid ${outcome.by?.uid ?? '?'} (${request.id})` };
   }
 
-  #checkSessionLimits(session: Session, now: number, held: readonly HeldGrant[]): Decision | undefined {
+  #checkSessionLimits(session: Session, now: number, held: readonly HeldGrant[], grant: string | undefined, request?: WireRequest): Decision | undefined {
     if (!session.active) return { effect: 'deny', reason: 'session_limit', explanation: 'the session has ended' };
     const expiry = this.#sessionExpiry(session, now, held);
     if (expiry) {
       session.terminate(expiry);
       return { effect: 'deny', reason: 'session_limit', explanation: `session ended: ${expiry.detail}` };
     }
-    // Token bucket: a burst of one second's worth, refilled continuously.
-    const rate = this.#config.raw.sessions.actions_per_second;
+    if (request?.rate !== undefined) return request.rate === 'admitted' ? undefined : request.rate;
+    const refusal = this.#takeToken(session, now, held, grant);
+    if (request) request.rate = refusal ?? 'admitted';
+    return refusal;
+  }
+
+  /**
+   * Token bucket: a burst of one second's worth, refilled continuously, at the listed rate or the
+   * lowest `limits.actions_per_second` of the grants this session has used or is about to use.
+   */
+  #takeToken(session: Session, now: number, held: readonly HeldGrant[], grant: string | undefined): Decision | undefined {
+    let rate = this.#config.raw.sessions.actions_per_second;
+    for (const g of held) {
+      if ((g.id === grant || session.grantsUsed.has(g.id)) && g.limits?.actions_per_second) rate = Math.min(rate, g.limits.actions_per_second);
+    }
     if (session.tokens === Number.POSITIVE_INFINITY) session.tokens = rate;
     session.tokens = Math.min(rate, session.tokens + ((now - session.tokensAtMs) / 1000) * rate);
     session.tokensAtMs = now;

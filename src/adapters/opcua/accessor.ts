@@ -8,6 +8,7 @@
 //   Call             → Action call (method node, object) → journaled → upstream call → outcome
 //   HistoryRead      → Action history → forwarded
 //   Browse           → references filtered to what the principal may see
+// The items of one service request share one rate-limit token (WireRequest), as one Modbus request does.
 // A refusal is a per-item status (BadUserAccessDenied, BadOutOfRange, BadNotWritable); the rest of the
 // batch goes on. The server's own nodes (namespace 0, Server object) go to the default accessor, where
 // node-opcua's role permissions apply (unresolvedPermissionPolicy: deny).
@@ -27,6 +28,7 @@ import {
   type StatusCode,
   type WriteValue,
 } from 'node-opcua';
+import type { WireRequest } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { Decision } from '../../policy/types.ts';
 import { refusalStatusName, type Located, type OpcuaGateway } from './gateway.ts';
@@ -111,6 +113,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     // Value reads, per upstream link: every item is decided, and those allowed go upstream in ONE read.
     const upstream = new Map<OpcuaUpstream, { idx: number[]; ids: ReadValueIdOptions[] }>();
     const decisions: Promise<void>[] = [];
+    const request: WireRequest = {};
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       const at = this.#gw.locate(item.nodeId);
@@ -128,7 +131,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         if (!group) upstream.set(at.upstream, (group = { idx: [], ids: [] }));
         group.idx.push(i);
         group.ids.push(item.indexRange ? { nodeId: at.node.upstreamId, attributeId, indexRange: item.indexRange } : { nodeId: at.node.upstreamId, attributeId });
-        decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node)).then((d) => {
+        decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node), request).then((d) => {
           if (d.effect !== 'allow') out[i] = new DataValue({ statusCode: refused(d) });
         }));
         continue;
@@ -139,7 +142,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         continue;
       }
       const attribute = ATTRIBUTE_NAMES[attributeId] ?? String(attributeId);
-      decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute })).then((d) => {
+      decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }), request).then((d) => {
         if (d.effect === 'allow') local.push(i);
         else out[i] = new DataValue({ statusCode: refused(d) });
       }));
@@ -180,6 +183,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const out: StatusCode[] = new Array(nodesToWrite.length);
     const local: number[] = [];
     const forward: { i: number; at: Located; action: ReturnType<OpcuaGateway['action']>; value: unknown }[] = [];
+    const request: WireRequest = {};
     // Decide (and journal) in request order, one by one: a write is journaled before it is forwarded.
     for (let i = 0; i < nodesToWrite.length; i++) {
       const w = nodesToWrite[i]!;
@@ -196,7 +200,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const attribute = ATTRIBUTE_NAMES[w.attributeId] ?? String(w.attributeId);
       const value = numericValue(raw);
       const action = this.#gw.action(at.node, 'write', { attribute, ...(value !== undefined ? { value } : {}) });
-      const d = await this.#gw.core.authorize(session, action);
+      const d = await this.#gw.core.authorize(session, action, request);
       if (d.effect !== 'allow') {
         out[i] = refused(d);
         continue;
@@ -243,6 +247,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const session = this.#gw.sessionOf(context as { session?: unknown });
     const out: CallMethodResultOptions[] = new Array(methodsToCall.length);
     const local: number[] = [];
+    const request: WireRequest = {};
     for (let i = 0; i < methodsToCall.length; i++) {
       const m = methodsToCall[i]!;
       const method = this.#gw.locate(m.methodId);
@@ -257,7 +262,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       }
       const args = (m.inputArguments ?? []).map((v) => evidence(v.value));
       const action = this.#gw.action(method.node, 'call', { objectId: object.node.gatewayId });
-      const d = await this.#gw.core.authorize(session, action);
+      const d = await this.#gw.core.authorize(session, action, request);
       if (d.effect !== 'allow') {
         out[i] = new CallMethodResult({ statusCode: refused(d) });
         continue;
@@ -288,13 +293,14 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     if (located.every((l) => !l)) return this.#inner.historyRead(context, req);
     const out: HistoryReadResult[] = new Array(items.length);
     const localIdx: number[] = [];
+    const request: WireRequest = {};
     for (let i = 0; i < items.length; i++) {
       const at = located[i];
       if (!at) {
         localIdx.push(i);
         continue;
       }
-      const d = session ? await this.#gw.core.authorize(session, this.#gw.action(at.node, 'history', { attribute: 'Value' })) : undefined;
+      const d = session ? await this.#gw.core.authorize(session, this.#gw.action(at.node, 'history', { attribute: 'Value' }), request) : undefined;
       if (!d || d.effect !== 'allow') {
         out[i] = new HistoryReadResult({ statusCode: d ? refused(d) : StatusCodes.BadUserAccessDenied });
         continue;

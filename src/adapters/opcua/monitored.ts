@@ -20,6 +20,7 @@ import {
   type OPCUAServer,
   type StatusCode,
 } from 'node-opcua';
+import type { WireRequest } from '../../core/core.ts';
 import type { Action } from '../../policy/types.ts';
 import type { Session } from '../../sessions/registry.ts';
 import { refusalStatusName, type OpcuaGateway } from './gateway.ts';
@@ -115,6 +116,7 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
         if (counter) subscription.on('notification', (message) => counter.count(message));
       }
       const results: MonitoredItemCreateResult[] = [];
+      const wire: WireRequest = {};
       for (const req of items) {
         const at = gw.locate(req.itemToMonitor.nodeId);
         const feeds = at !== undefined && at.node.nodeClass === 'Variable' && req.itemToMonitor.attributeId === AttributeIds.Value;
@@ -124,7 +126,7 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
             continue;
           }
           if (feeds) {
-            const d = await gw.core.authorize(session, gw.subscribeAction(at.node));
+            const d = await gw.core.authorize(session, gw.subscribeAction(at.node), wire);
             if (d.effect !== 'allow') {
               results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes[refusalStatusName(d.reason)] }));
               continue;
