@@ -29,6 +29,17 @@ export interface WireRequest {
   rate?: 'admitted' | Decision;
 }
 
+export interface AuthorizeOptions {
+  /** The wire request this action is one item of (one rate-limit token per request). */
+  request?: WireRequest;
+  /**
+   * For a privileged action: what the record made before forwarding should also hold (the value about
+   * to be overwritten, the arguments of a call). Called once the action is allowed — after any
+   * approval — and before the durable record; its result goes into that record's detail.
+   */
+  evidence?: () => Promise<Record<string, unknown>>;
+}
+
 export interface Core {
   readonly clock: Clock;
   readonly log: Logger;
@@ -43,7 +54,7 @@ export interface Core {
    * The one path every action takes: decide, wait for a person if the rule says approve, journal
    * (durably before returning for anything but a read), count. Forward only when effect is 'allow'.
    */
-  authorize(session: Session, action: Action, request?: WireRequest): Promise<Decision>;
+  authorize(session: Session, action: Action, opts?: AuthorizeOptions): Promise<Decision>;
   /** A dry run of policy for `penstockctl policy check`: no journal, no counters, no approvals. */
   explain(principalId: string, action: Action): Decision;
   /**

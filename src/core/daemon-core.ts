@@ -14,7 +14,7 @@ import type { GrantChange, HeldGrant } from '../grants/types.ts';
 import { Approvals } from '../approvals/approvals.ts';
 import type { Vault } from '../vault/vault.ts';
 import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
-import type { Core, Refusal, WireRequest } from './core.ts';
+import type { AuthorizeOptions, Core, Refusal, WireRequest } from './core.ts';
 import { ReadAggregator } from './reads.ts';
 
 /** Verbs whose evidence may be aggregated; everything else is privileged and journaled before forwarding. */
@@ -101,14 +101,14 @@ export class DaemonCore implements Core {
     return this.#decide(principal, action, this.clock.now());
   }
 
-  async authorize(session: Session, action: Action, request?: WireRequest): Promise<Decision> {
+  async authorize(session: Session, action: Action, opts: AuthorizeOptions = {}): Promise<Decision> {
     const now = this.clock.now();
     session.lastActivityMs = now;
     // The principal's grants, looked up once for the limits and the decision of this one action.
     const held = this.grants.forPrincipal(session.principal.id);
     let decision = this.#decide(session.principal, action, now, held);
     // The limits come after the decision only so that the grant about to be used counts for the rate.
-    const limit = this.#checkSessionLimits(session, now, held, decision.grant, request);
+    const limit = this.#checkSessionLimits(session, now, held, decision.grant, opts.request);
     if (limit) return this.#deny(session, action, limit);
 
     if (decision.effect === 'approve') {
@@ -133,7 +133,8 @@ export class DaemonCore implements Core {
     } else {
       // No record, no action: the caller forwards only after this append resolved.
       try {
-        await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision });
+        const detail = opts.evidence ? await gatherEvidence(opts.evidence) : undefined;
+        await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision, ...(detail ? { detail } : {}) });
       } catch (err) {
         return this.#deny(session, action, journalDown(err));
       }
@@ -350,4 +351,13 @@ function who(s: Session): Pick<JournalEventInput, 'session' | 'principal' | 'cha
 function journalDown(err: unknown): Decision {
   const why = isPenstockError(err) ? err.message : 'journal not writable';
   return { effect: 'deny', reason: 'journal_unavailable', explanation: `refused because the journal cannot be written (${why})` };
+}
+
+/** Evidence that could not be gathered is recorded as such: the action still goes on the record. */
+async function gatherEvidence(fn: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+  try {
+    return await fn();
+  } catch (err) {
+    return { evidence_unavailable: (err as Error).message.slice(0, 200) };
+  }
 }

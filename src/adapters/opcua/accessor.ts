@@ -3,9 +3,10 @@
 // default. For each item on a gateway node (Objects/<target>/…):
 //   Read Value       → Action read  → allowed items of a batch go upstream in ONE read per target
 //   Read metadata    → served from the mirror when the node is visible to the principal, else denied
-//   Write Value      → Action write (numeric value for bounds) → journaled before forwarding → value read
-//                      just before → upstream write → outcome journaled with before/after
-//   Call             → Action call (method node, object) → journaled → upstream call → outcome
+//   Write Value      → Action write (numeric value for bounds) → value read just before → journaled with
+//                      the value written and the value before → upstream write → outcome journaled
+//   Call             → Action call (method node, object) → journaled with its arguments → upstream call
+//                      → outcome with the output arguments
 //   HistoryRead      → Action history → forwarded
 //   Browse           → references filtered to what the principal may see
 // The items of one service request share one rate-limit token (WireRequest), as one Modbus request does.
@@ -131,7 +132,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         if (!group) upstream.set(at.upstream, (group = { idx: [], ids: [] }));
         group.idx.push(i);
         group.ids.push(item.indexRange ? { nodeId: at.node.upstreamId, attributeId, indexRange: item.indexRange } : { nodeId: at.node.upstreamId, attributeId });
-        decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node), request).then((d) => {
+        decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node), { request }).then((d) => {
           if (d.effect !== 'allow') out[i] = new DataValue({ statusCode: refused(d) });
         }));
         continue;
@@ -142,7 +143,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         continue;
       }
       const attribute = ATTRIBUTE_NAMES[attributeId] ?? String(attributeId);
-      decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }), request).then((d) => {
+      decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }), { request }).then((d) => {
         if (d.effect === 'allow') local.push(i);
         else out[i] = new DataValue({ statusCode: refused(d) });
       }));
@@ -182,9 +183,10 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const session = this.#gw.sessionOf(context as { session?: unknown });
     const out: StatusCode[] = new Array(nodesToWrite.length);
     const local: number[] = [];
-    const forward: { i: number; at: Located; action: ReturnType<OpcuaGateway['action']>; value: unknown }[] = [];
+    const forward: { i: number; at: Located; action: ReturnType<OpcuaGateway['action']> }[] = [];
     const request: WireRequest = {};
-    // Decide (and journal) in request order, one by one: a write is journaled before it is forwarded.
+    // Decide and journal in request order, one by one. The durable record made before a write is
+    // forwarded holds the value written and the value Penstock read just before (after any approval).
     for (let i = 0; i < nodesToWrite.length; i++) {
       const w = nodesToWrite[i]!;
       const at = this.#gw.locate(w.nodeId);
@@ -200,17 +202,21 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const attribute = ATTRIBUTE_NAMES[w.attributeId] ?? String(w.attributeId);
       const value = numericValue(raw);
       const action = this.#gw.action(at.node, 'write', { attribute, ...(value !== undefined ? { value } : {}) });
-      const d = await this.#gw.core.authorize(session, action, request);
+      const forwardable = w.attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable' && at.node.writable;
+      const d = await this.#gw.core.authorize(session, action, {
+        request,
+        evidence: async () => ({ written: evidence(raw), ...(forwardable ? await this.#valueBefore(at) : {}) }),
+      });
       if (d.effect !== 'allow') {
         out[i] = refused(d);
         continue;
       }
-      if (w.attributeId !== AttributeIds.Value || at.node.nodeClass !== 'Variable' || !at.node.writable) {
+      if (!forwardable) {
         out[i] = StatusCodes.BadNotWritable;
         void this.#gw.core.recordOutcome(session, action, { status: 'BadNotWritable', forwarded: false });
         continue;
       }
-      forward.push({ i, at, action, value: raw });
+      forward.push({ i, at, action });
     }
     if (local.length > 0) {
       const statuses = await this.#inner.write(context, local.map((i) => nodesToWrite[i]!));
@@ -218,27 +224,34 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     }
     for (const [target, group] of groupBy(forward, (f) => f.at.mirror.target)) {
       const upstream = this.#gw.upstreams.get(target)!;
-      let before: DataValue[] = [];
+      const started = process.hrtime.bigint();
       try {
-        // The value about to be overwritten, read by Penstock just before the write, for the evidence.
-        before = await upstream.read(group.map((f) => ({ nodeId: f.at.node.upstreamId, attributeId: AttributeIds.Value })));
-        const started = process.hrtime.bigint();
         const statuses = await upstream.write(group.map((f) => ({ nodeId: f.at.node.upstreamId, attributeId: AttributeIds.Value, value: nodesToWrite[f.i]!.value, ...(nodesToWrite[f.i]!.indexRange ? { indexRange: nodesToWrite[f.i]!.indexRange } : {}) })));
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const ms = Math.round((Number(process.hrtime.bigint() - started) / 1e6) * 10) / 10;
         group.forEach((f, k) => {
           const status = statuses[k] ?? StatusCodes.BadCommunicationError;
           out[f.i] = status;
-          void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, before: evidence(before[k]?.value.value), written: evidence(f.value), ms: Math.round(ms * 10) / 10 });
+          void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, ms });
         });
       } catch (err) {
         const status = failureStatus(err);
-        for (const [k, f] of group.entries()) {
+        for (const f of group) {
           out[f.i] = status;
-          void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, upstream_failure: true, ...(before[k] ? { before: evidence(before[k]!.value.value) } : {}), written: evidence(f.value) });
+          void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, upstream_failure: true });
         }
       }
     }
     return out;
+  }
+
+  /** The value about to be overwritten, read upstream for the write's record (or why it could not be). */
+  async #valueBefore(at: Located): Promise<Record<string, unknown>> {
+    try {
+      const [dv] = await at.upstream.read([{ nodeId: at.node.upstreamId, attributeId: AttributeIds.Value }]);
+      return dv?.statusCode.isGood() ? { before: evidence(dv.value.value) } : { before_unavailable: dv?.statusCode.name ?? 'BadCommunicationError' };
+    } catch (err) {
+      return { before_unavailable: failureStatus(err).name };
+    }
   }
 
   // ---------------------------------------------------------------- call
@@ -262,7 +275,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       }
       const args = (m.inputArguments ?? []).map((v) => evidence(v.value));
       const action = this.#gw.action(method.node, 'call', { objectId: object.node.gatewayId });
-      const d = await this.#gw.core.authorize(session, action, request);
+      const d = await this.#gw.core.authorize(session, action, { request, evidence: async () => ({ arguments: args }) });
       if (d.effect !== 'allow') {
         out[i] = new CallMethodResult({ statusCode: refused(d) });
         continue;
@@ -270,11 +283,11 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       try {
         const [r] = await method.upstream.call([{ objectId: object.node.upstreamId, methodId: method.node.upstreamId, inputArguments: m.inputArguments ?? [] }]);
         out[i] = r ?? new CallMethodResult({ statusCode: StatusCodes.BadCommunicationError });
-        void this.#gw.core.recordOutcome(session, action, { status: r?.statusCode.name ?? 'BadCommunicationError', arguments: args, outputs: (r?.outputArguments ?? []).map((v) => evidence(v.value)) });
+        void this.#gw.core.recordOutcome(session, action, { status: r?.statusCode.name ?? 'BadCommunicationError', outputs: (r?.outputArguments ?? []).map((v) => evidence(v.value)) });
       } catch (err) {
         const status = failureStatus(err);
         out[i] = new CallMethodResult({ statusCode: status });
-        void this.#gw.core.recordOutcome(session, action, { status: status.name, upstream_failure: true, arguments: args });
+        void this.#gw.core.recordOutcome(session, action, { status: status.name, upstream_failure: true });
       }
     }
     if (local.length > 0) {
@@ -300,7 +313,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         localIdx.push(i);
         continue;
       }
-      const d = session ? await this.#gw.core.authorize(session, this.#gw.action(at.node, 'history', { attribute: 'Value' }), request) : undefined;
+      const d = session ? await this.#gw.core.authorize(session, this.#gw.action(at.node, 'history', { attribute: 'Value' }), { request }) : undefined;
       if (!d || d.effect !== 'allow') {
         out[i] = new HistoryReadResult({ statusCode: d ? refused(d) : StatusCodes.BadUserAccessDenied });
         continue;

@@ -126,7 +126,7 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
             continue;
           }
           if (feeds) {
-            const d = await gw.core.authorize(session, gw.subscribeAction(at.node), wire);
+            const d = await gw.core.authorize(session, gw.subscribeAction(at.node), { request: wire });
             if (d.effect !== 'allow') {
               results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes[refusalStatusName(d.reason)] }));
               continue;

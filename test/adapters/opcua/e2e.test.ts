@@ -233,7 +233,9 @@ describe('OPC UA gateway, end to end', () => {
     const allowed = events.findIndex((e) => e.event === 'action.allowed' && e.action?.verb === 'write' && opcuaOf(e).value === 75);
     const outcome = events.findIndex((e) => e.event === 'action.outcome' && opcuaOf(e).value === 75);
     assert.ok(allowed >= 0 && outcome > allowed, 'allowed write journaled before its outcome');
-    assert.equal((events[outcome]!.outcome as { before?: unknown }).before, old);
+    // The record made before forwarding holds the value written and the one read just before.
+    assert.deepEqual(events[allowed]!.detail, { written: 75, before: old });
+    assert.equal((events[outcome]!.outcome as { status?: string }).status, 'Good');
     assert.ok(events.some((e) => e.event === 'action.denied' && e.decision?.reason === 'value_out_of_bounds'));
   });
 
@@ -248,6 +250,9 @@ describe('OPC UA gateway, end to end', () => {
     assert.equal(reset!.outputArguments![0]!.value, true);
     assert.equal(plant.hits.startPump, 1);
     assert.equal(plant.hits.resetTrip, 1);
+    await journalSettled();
+    const resetRecord = gw.events().find((e) => e.event === 'action.allowed' && e.action?.verb === 'call' && opcuaOf(e).node_id === RESET_TRIP);
+    assert.deepEqual(resetRecord?.detail, { arguments: ['test trip'] }, 'the call journaled with its arguments before it was forwarded');
     const agent = await agentSession();
     const [refused] = await agent.call([{ objectId: BOILER, methodId: START_PUMP, inputArguments: [] }]);
     assert.equal(refused!.statusCode.name, 'BadUserAccessDenied');
