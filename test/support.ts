@@ -1,4 +1,4 @@
-// Small helpers every test harness needs: a scratch folder and a free loopback port.
+// Small helpers every test harness needs: a scratch folder, a free loopback port, waiting for an effect.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,4 +19,18 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Poll `probe` every 20 ms until it gives something other than undefined or false, and return that (for
+ * effects another process or an un-awaited journal append produces). Throws naming `what` on time-out.
+ */
+export async function until<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<Exclude<T, false>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v as Exclude<T, false>;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

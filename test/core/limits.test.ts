@@ -2,25 +2,16 @@
 // grant's limits.actions_per_second, and one token per wire request however many items it carries.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import pino from 'pino';
 import { ManualClock } from '../../src/common/clock.ts';
-import { loadConfig } from '../../src/config/load.ts';
-import { protocolSchemas } from '../../src/adapters/registry.ts';
-import { DaemonCore } from '../../src/core/daemon-core.ts';
 import type { WireRequest } from '../../src/core/core.ts';
-import { GrantStore } from '../../src/grants/store.ts';
-import { Approvals } from '../../src/approvals/approvals.ts';
-import { Vault } from '../../src/vault/vault.ts';
-import { LmdbJournal } from '../../src/journal/journal.ts';
 import type { Action } from '../../src/policy/types.ts';
 import type { Session } from '../../src/sessions/registry.ts';
-import { journalOptions } from '../journal/helpers.ts';
 import { tempDir } from '../support.ts';
+import { startTestCore, type TestCore } from '../core-harness.ts';
+import type { DaemonCore } from '../../src/core/daemon-core.ts';
 
 let tmp: { dir: string; cleanup: () => void };
-let journal: LmdbJournal;
+let t: TestCore;
 let core: DaemonCore;
 const clock = new ManualClock(Date.parse('2026-11-25T09:00:00Z'));
 
@@ -38,8 +29,7 @@ async function allowedOf(session: Session, n: number, request?: WireRequest): Pr
 
 before(async () => {
   tmp = tempDir('penstock-limits-');
-  const file = join(tmp.dir, 'penstock.yaml');
-  writeFileSync(file, `
+  t = await startTestCore(tmp.dir, `
 appliance: { id: gw-limits, site: test, zone: lab, state_dir: ${tmp.dir}/state }
 sessions: { actions_per_second: 5 }
 principals:
@@ -59,17 +49,12 @@ grants:
     task: { ticket: T-2 }
     limits: { actions_per_second: 2 }
     rules: [{ modbus: { function_codes: [3], tables: [holding_register], addresses: ["0-9"] } }]
-`);
-  const config = loadConfig(file, protocolSchemas);
-  journal = await LmdbJournal.open(journalOptions(join(tmp.dir, 'journal'), { clock }));
-  const grants = new GrantStore({ clock, validateGrant: () => { throw new Error('no runtime grants here'); } });
-  grants.replaceConfigGrants(config.grants);
-  core = new DaemonCore({ clock, log: pino({ level: 'silent' }), config, journal, grants, approvals: new Approvals({ clock, timeoutMs: 60_000 }), vault: Vault.empty() });
+`, { clock });
+  core = t.core;
 });
 
 after(async () => {
-  await core.drain();
-  await journal.close();
+  await t.stop();
   tmp.cleanup();
 });
 

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 
-export { tempDir } from '../support.ts';
+export { tempDir, until } from '../support.ts';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 export const NODE = process.execPath;
@@ -99,12 +99,3 @@ export function accepts(target: { port: number; host?: string } | string): Promi
   });
 }
 
-export async function until<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

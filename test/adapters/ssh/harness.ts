@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { Vault } from '../../../src/vault/vault.ts';
 import { freePort, tempDir as sharedTempDir } from '../../support.ts';
+import { until } from '../../support.ts';
+export { until };
 export { freePort };
 
 export const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -63,14 +65,6 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
     });
     if (ok) return;
     if (Date.now() > end) throw new Error(`nothing listens on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-export async function until(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -1,0 +1,62 @@
+// A real DaemonCore for tests that drive it in-process: the config loaded from YAML as the daemon loads
+// it, a real LMDB journal and grant store, the vault the config names (or an empty one). Front-door
+// harnesses start their listeners on top of it.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { systemClock, type Clock } from '../src/common/clock.ts';
+import { loadConfig } from '../src/config/load.ts';
+import type { LoadedConfig } from '../src/config/types.ts';
+import { protocolSchemas } from '../src/adapters/registry.ts';
+import { LmdbJournal } from '../src/journal/journal.ts';
+import { generateSigningKeyPem } from '../src/journal/checkpoint.ts';
+import type { StoredEvent } from '../src/journal/event.ts';
+import { GrantStore } from '../src/grants/store.ts';
+import { Approvals } from '../src/approvals/approvals.ts';
+import { Vault } from '../src/vault/vault.ts';
+import { DaemonCore } from '../src/core/daemon-core.ts';
+
+export interface TestCore {
+  config: LoadedConfig;
+  core: DaemonCore;
+  journal: LmdbJournal;
+  /** Every journaled event so far, parsed. */
+  events(): StoredEvent[];
+  /** Drain the core (ending sessions, writing read aggregates) and close the journal. */
+  stop(): Promise<void>;
+}
+
+/** Write `yaml` as DIR/penstock.yaml and build the core from it (journal under DIR/journal). */
+export async function startTestCore(dir: string, yaml: string, opts: { clock?: Clock } = {}): Promise<TestCore> {
+  const clock = opts.clock ?? systemClock;
+  const file = join(dir, 'penstock.yaml');
+  writeFileSync(file, yaml);
+  const config = loadConfig(file, protocolSchemas);
+  const log = pino({ level: process.env.PENSTOCK_TEST_LOG ?? 'silent' });
+  const journal = await LmdbJournal.open({
+    path: join(dir, 'journal'),
+    mapSizeMiB: 256,
+    appliance: config.appliance.id,
+    signingKeyPem: generateSigningKeyPem(),
+    clock,
+    checkpointEvery: 100_000,
+    checkpointSeconds: 3600,
+    log,
+  });
+  const grants = new GrantStore({ clock, validateGrant: () => { throw new Error('no runtime grants in this test'); } });
+  grants.replaceConfigGrants(config.grants);
+  const approvals = new Approvals({ clock, timeoutMs: 60_000 });
+  const vault = existsSync(config.appliance.vault_file) ? Vault.open(config.appliance.vault_file, config.appliance.vault_key_file) : Vault.empty();
+  const core = new DaemonCore({ clock, log, config, journal, grants, approvals, vault });
+  return {
+    config,
+    core,
+    journal,
+    events: () => journal.readEvents(0, 1_000_000).map((e) => JSON.parse(e.bytes) as StoredEvent),
+    stop: async () => {
+      await core.drain();
+      await new Promise((r) => setTimeout(r, 50)); // let fire-and-forget journal records land
+      await journal.close();
+    },
+  };
+}
