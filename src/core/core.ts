@@ -38,6 +38,8 @@ export interface AuthorizeOptions {
    * approval — and before the durable record; its result goes into that record's detail.
    */
   evidence?: () => Promise<Record<string, unknown>>;
+  /** Told the approval request's id once it is journaled and waiting for a person (to say so to the user). */
+  onApprovalPending?: (approvalId: string) => void;
 }
 
 export interface Core {

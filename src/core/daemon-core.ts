@@ -112,7 +112,7 @@ export class DaemonCore implements Core {
     if (limit) return this.#deny(session, action, limit);
 
     if (decision.effect === 'approve') {
-      decision = await this.#waitForApproval(session, action, decision);
+      decision = await this.#waitForApproval(session, action, decision, opts.onApprovalPending);
     }
     if (decision.effect !== 'allow') return this.#deny(session, action, decision);
 
@@ -196,7 +196,7 @@ export class DaemonCore implements Core {
     });
   }
 
-  async #waitForApproval(session: Session, action: Action, asked: Decision): Promise<Decision> {
+  async #waitForApproval(session: Session, action: Action, asked: Decision, onPending?: (approvalId: string) => void): Promise<Decision> {
     const request = this.approvals.request({
       session: session.id,
       principal: session.principal.id,
@@ -213,6 +213,7 @@ export class DaemonCore implements Core {
       return journalDown(err);
     }
     session.pendingApproval = request.id;
+    onPending?.(request.id);
     const outcome = await request.outcome;
     session.pendingApproval = undefined;
     const detail = { approval: request.id, reason: outcome.reason, ...(outcome.note ? { note: outcome.note } : {}), ...(outcome.by ? { by: outcome.by } : {}) };

@@ -438,20 +438,14 @@ export class SshConnection {
     this.#pendingApprovals++;
     for (const s of this.#rawTunnels) s.pause();
     try {
-      const pending = this.#core.authorize(this.session, action);
-      let settled = false;
-      void pending.finally(() => {
-        settled = true;
+      const d = await this.#core.authorize(this.session, action, {
+        // Said to the user once the request is journaled, with what staff type to approve it.
+        onApprovalPending: (id) => {
+          if (notify && !notify.destroyed) {
+            notify.stderr.write(this.#nl(notify, `penstock: this needs approval by plant staff; waiting (request ${id}). Staff approve it with: penstockctl approvals approve ${id}\n`));
+          }
+        },
       });
-      if (notify) {
-        // The core sets the request id once the request is journaled; say it to the user then.
-        while (!settled && this.session.pendingApproval === undefined) await new Promise((r) => setTimeout(r, 20));
-        const id = this.session.pendingApproval;
-        if (id !== undefined && !settled && !notify.destroyed) {
-          notify.stderr.write(this.#nl(notify, `penstock: this needs approval by plant staff; waiting (request ${id}). Staff approve it with: penstockctl approvals approve ${id}\n`));
-        }
-      }
-      const d = await pending;
       if (notify && d.effect === 'allow' && !notify.destroyed) notify.stderr.write(this.#nl(notify, 'penstock: approved; running\n'));
       return d;
     } finally {
