@@ -19,6 +19,7 @@ import type { ListenerConfig } from '../../config/types.ts';
 import type { PrincipalConfig } from '../../config/schema.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { ProtocolAdapter, RunningListener } from '../types.ts';
+import { formatRemote, listenOn, normalizeAddress, tcpListenerCloser } from '../net.ts';
 import { modbusListenerSchema, modbusTargetSchema, type ModbusListenerConfig } from './schema.ts';
 import { modbusRole, normalizeFingerprint, principalForCertificate, subjectCommonName } from './tls.ts';
 import { serveModbusStream, type ModbusRoute } from './stream.ts';
@@ -129,40 +130,20 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
     socket.destroy();
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const bound = await listenOn(server, cfg.port, cfg.host);
   server.on('error', (err) => core.log.error({ err, listener: cfg.id }, 'modbus listener error'));
-  const bound = server.address() as net.AddressInfo;
   core.log.info({ listener: cfg.id, mode: cfg.mode, host: bound.address, port: bound.port }, 'modbus front door listening');
 
-  let closing: Promise<void> | undefined;
+  const close = tcpListenerCloser(server, sockets, core, cfg.id);
   return {
     id: cfg.id,
     address: () => ({ host: bound.address, port: bound.port }),
-    close: () => {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of core.sessions.list()) if (s.listener === cfg.id) s.terminate({ reason: 'shutdown' });
-        for (const socket of sockets) socket.destroy();
-      }).finally(releasePool);
-      return closing;
-    },
+    close: () => close().finally(releasePool),
   };
 }
 
 function remoteOf(socket: net.Socket): string {
-  const a = normalizeAddress(socket.remoteAddress ?? '?');
-  return net.isIPv6(a) ? `[${a}]:${socket.remotePort}` : `${a}:${socket.remotePort}`;
-}
-
-/** An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; bindings are written as a.b.c.d. */
-function normalizeAddress(a: string): string {
-  return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
+  return formatRemote(socket.remoteAddress, socket.remotePort);
 }
 
 /** A binding source: one address (`10.0.0.5`, `::1`) or a subnet (`10.0.0.0/24`). */

@@ -14,7 +14,6 @@
 //     every session; the gateway grants its namespace and namespace 0 the few permissions the mirror and
 //     the server object need, and Penstock's policy decides everything on the targets' nodes.
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import {
   ActivateSessionRequest,
   AnonymousIdentityToken,
@@ -33,6 +32,7 @@ import type { ListenerConfig } from '../../config/types.ts';
 import type { PrincipalConfig } from '../../config/schema.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { ProtocolAdapter, RunningListener } from '../types.ts';
+import { formatRemote } from '../net.ts';
 import { opcuaListenerSchema, opcuaTargetSchema, type OpcuaListenerConfig, type OpcuaTargetConfig } from './schema.ts';
 import { openGatewayPki } from './pki.ts';
 import { certificateFacts, checkPassword, normalizeHex, principalForUserCertificate } from './identity.ts';
@@ -212,19 +212,19 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   server.on('request', (request: unknown, channel: { remoteAddress?: string; remotePort?: number }) => {
     if (request instanceof ActivateSessionRequest) {
       const t = request.userIdentityToken;
-      if (!t || t instanceof AnonymousIdentityToken) refusals.authFailed(`${channel.remoteAddress ?? '?'}:${channel.remotePort ?? '?'}`, 'anonymous login refused');
+      if (!t || t instanceof AnonymousIdentityToken) refusals.authFailed(formatRemote(channel.remoteAddress, channel.remotePort), 'anonymous login refused');
     }
   });
   server.on('openSecureChannelFailure', (socketData: { remoteAddress?: string; remotePort?: number; reason: string }, channelData: { clientCertificate: Buffer | null; securityPolicy: string; securityMode: MessageSecurityMode }) => {
     const cert = channelData.clientCertificate;
-    refusals.authFailed(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, cert ? 'client application certificate refused' : `secure channel refused (${socketData.reason})`, {
+    refusals.authFailed(formatRemote(socketData.remoteAddress, socketData.remotePort), cert ? 'client application certificate refused' : `secure channel refused (${socketData.reason})`, {
       ...(cert ? certificateFacts(cert) : {}),
       security_policy: channelData.securityPolicy,
       security_mode: securityModeName(channelData.securityMode),
     });
   });
   server.on('connectionRefused', (socketData: { remoteAddress?: string; remotePort?: number; reason: string }) => {
-    refusals.authFailed(`${socketData.remoteAddress ?? '?'}:${socketData.remotePort ?? '?'}`, `connection refused (${socketData.reason})`);
+    refusals.authFailed(formatRemote(socketData.remoteAddress, socketData.remotePort), `connection refused (${socketData.reason})`);
   });
 
   watchWireErrors(server, (e) => refusals.record('action.malformed', e.remote, undefined, { reason: `malformed OPC UA frame refused (${e.status})`, status: e.status, detail: e.reason }));
@@ -266,7 +266,5 @@ function engine_closeSession(server: OPCUAServer, ss: ServerSession): void {
 }
 
 function remoteOf(ss: { channel?: { remoteAddress?: string; remotePort?: number } | undefined }): string {
-  const a = ss.channel?.remoteAddress ?? '?';
-  return a.includes(':') ? `[${a}]:${ss.channel?.remotePort ?? '?'}` : `${a}:${ss.channel?.remotePort ?? '?'}`;
+  return formatRemote(ss.channel?.remoteAddress, ss.channel?.remotePort);
 }
-

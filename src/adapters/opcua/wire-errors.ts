@@ -8,6 +8,7 @@
 // ERR message; the client then times out, and the daemon and other sessions carry on.
 import type { Socket } from 'node:net';
 import { StatusCodes, type OPCUAServer } from 'node-opcua';
+import { formatRemote } from '../net.ts';
 
 export interface WireError {
   remote: string;
@@ -45,10 +46,7 @@ export function watchWireErrors(server: OPCUAServer, report: (e: WireError) => v
       socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
         if (Buffer.isBuffer(chunk) && chunk[0] === 0x45 /* E */) {
           const err = decodeErrMessage(chunk);
-          if (err && isMalformedInput(err.status)) {
-            const a = socket.remoteAddress ?? '?';
-            report({ remote: a.includes(':') ? `[${a}]:${socket.remotePort ?? '?'}` : `${a}:${socket.remotePort ?? '?'}`, ...err });
-          }
+          if (err && isMalformedInput(err.status)) report({ remote: formatRemote(socket.remoteAddress, socket.remotePort), ...err });
         }
         return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
       } as Socket['write'];

@@ -16,6 +16,7 @@ import type { Core } from '../../core/core.ts';
 import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
 import type { ProtocolAdapter, RunningListener } from '../types.ts';
+import { formatRemote, listenOn, normalizeAddress, tcpListenerCloser } from '../net.ts';
 import { authenticatePublicKey, FailureWindow, type Authenticated } from './auth.ts';
 import { parseAuthorizedKeyLine } from './keys.ts';
 import { sshListenerSchema, sshTargetSchema, type SshListenerConfig } from './schema.ts';
@@ -63,7 +64,7 @@ export async function startSshListener(raw: ListenerConfig, core: Core): Promise
   const server = new Server({ hostKeys: [hostKey], ident: 'Penstock' }, (client: Connection, info: ClientInfo) => {
     const sock = (client as unknown as { _sock: net.Socket })._sock;
     const address = normalizeAddress(info.ip ?? '');
-    const remote = remoteOf(address, info.port);
+    const remote = formatRemote(address, info.port);
     const attempts: Attempt[] = [];
     const pinned = new Set<string>();
     let authenticated = false;
@@ -144,7 +145,7 @@ export async function startSshListener(raw: ListenerConfig, core: Core): Promise
     });
     socket.on('error', () => {});
     const address = normalizeAddress(socket.remoteAddress ?? '');
-    const remote = remoteOf(address, socket.remotePort ?? 0);
+    const remote = formatRemote(address, socket.remotePort);
     if (bySource.limited(address, core.clock.now())) {
       limitedSockets.add(socket);
       failures.record('auth.rate_limited', remote, undefined, { reason: `source ${address} failed to log in ${cfg.auth_rate.per_source} times within ${cfg.auth_rate.window_seconds} s` });
@@ -165,41 +166,15 @@ export async function startSshListener(raw: ListenerConfig, core: Core): Promise
     socket.once('close', () => clearTimeout(grace));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const bound = await listenOn(server, cfg.port, cfg.host);
   server.on('error', (err: Error) => core.log.error({ err, listener: cfg.id }, 'ssh listener error'));
-  const bound = server.address() as net.AddressInfo;
   boundPort = bound.port;
   core.log.info({ listener: cfg.id, host: bound.address, port: bound.port }, 'ssh front door listening');
 
-  let closing: Promise<void> | undefined;
   return {
     id: cfg.id,
     address: () => ({ host: bound.address, port: bound.port }),
-    close: () => {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of core.sessions.list()) if (s.listener === cfg.id) s.terminate({ reason: 'shutdown' });
-        setTimeout(() => {
-          for (const socket of sockets) socket.destroy();
-        }, 200).unref();
-      });
-      return closing;
-    },
+    // Sockets are dropped 200 ms after the sessions end, so their goodbye messages get out.
+    close: tcpListenerCloser(server, sockets, core, cfg.id, 200),
   };
 }
-
-function remoteOf(address: string, port: number): string {
-  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-/** An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d. */
-function normalizeAddress(a: string): string {
-  return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
-}
-
