@@ -22,7 +22,6 @@ import {
 } from 'node-opcua';
 import type { WireRequest } from '../../core/core.ts';
 import type { Action } from '../../policy/types.ts';
-import type { Session } from '../../sessions/registry.ts';
 import { refusalStatusName, type OpcuaGateway } from './gateway.ts';
 
 interface MonitoredItemLike {
@@ -30,21 +29,27 @@ interface MonitoredItemLike {
 }
 
 interface SubscriptionLike {
+  /** The node-opcua session the subscription belongs to now (TransferSubscriptions can move it). */
+  $session?: object;
   preCreateMonitoredItem(addressSpace: unknown, ts: TimestampsToReturn, req: MonitoredItemCreateRequest): { monitoredItem?: MonitoredItemLike; createResult: MonitoredItemCreateResult };
   postCreateMonitoredItem(item: MonitoredItemLike, req: MonitoredItemCreateRequest, result: MonitoredItemCreateResult): void;
   on(event: 'removeMonitoredItem', fn: (item: MonitoredItemLike) => void): void;
   on(event: 'notification', fn: (message: NotificationMessage) => void): void;
 }
 
-/** One subscription's items on gateway variables, for counting what it delivers to its session. */
+/**
+ * One subscription's items on gateway variables, for counting what it delivers to its session — the
+ * session it belongs to when it delivers: node-opcua lets the same user move a subscription to another
+ * session (TransferSubscriptions), which is then another Penstock session.
+ */
 class DeliveryCounter {
   readonly #gw: OpcuaGateway;
-  readonly #session: Session;
+  readonly #subscription: SubscriptionLike;
   readonly #items = new Map<MonitoredItemLike, Action>();
 
-  constructor(gw: OpcuaGateway, session: Session) {
+  constructor(gw: OpcuaGateway, subscription: SubscriptionLike) {
     this.#gw = gw;
-    this.#session = session;
+    this.#subscription = subscription;
   }
 
   add(item: MonitoredItemLike, action: Action): void {
@@ -57,7 +62,8 @@ class DeliveryCounter {
 
   /** Count the data changes of one notification message, by node (client handles can be modified). */
   count(message: NotificationMessage): void {
-    if (this.#items.size === 0) return;
+    const session = this.#gw.sessionOf({ session: this.#subscription.$session });
+    if (this.#items.size === 0 || !session) return;
     let byHandle: Map<number, Action> | undefined;
     const counts = new Map<Action, number>();
     for (const data of message.notificationData ?? []) {
@@ -68,7 +74,7 @@ class DeliveryCounter {
         if (action) counts.set(action, (counts.get(action) ?? 0) + 1);
       }
     }
-    for (const [action, n] of counts) this.#gw.core.recordDeliveries(this.#session, action, n);
+    for (const [action, n] of counts) this.#gw.core.recordDeliveries(session, action, n);
   }
 }
 
@@ -106,14 +112,14 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
       const session = gw.sessionOf({ session: serverSession });
       if (!hooked.has(subscription)) {
         hooked.add(subscription);
-        const counter = session ? new DeliveryCounter(gw, session) : undefined;
-        if (counter) counters.set(subscription, counter);
+        const counter = new DeliveryCounter(gw, subscription);
+        counters.set(subscription, counter);
         subscription.on('removeMonitoredItem', (item) => {
           releases.get(item)?.();
           releases.delete(item);
-          counter?.remove(item);
+          counter.remove(item);
         });
-        if (counter) subscription.on('notification', (message) => counter.count(message));
+        subscription.on('notification', (message) => counter.count(message));
       }
       const results: MonitoredItemCreateResult[] = [];
       const wire: WireRequest = {};
