@@ -311,6 +311,18 @@ describe('OPC UA gateway, end to end', () => {
     }
   });
 
+  it('a subscription cannot be transferred to a session of another principal (TransferSubscriptions)', async () => {
+    const anna1 = await annaSession();
+    const sub = await anna1.createSubscription2({ requestedPublishingInterval: 50, requestedMaxKeepAliveCount: 10, requestedLifetimeCount: 100, publishingEnabled: true });
+    await sub.monitor({ nodeId: LEVEL, attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
+    const agent = await agentSession();
+    const taken = await agent.transferSubscriptions({ subscriptionIds: [sub.subscriptionId], sendInitialValues: true });
+    assert.equal(taken.results![0]!.statusCode.name, 'BadUserAccessDenied', 'another principal cannot take it');
+    const anna2 = await annaSession();
+    const moved = await anna2.transferSubscriptions({ subscriptionIds: [sub.subscriptionId], sendInitialValues: false });
+    assert.equal(moved.results![0]!.statusCode.name, 'Good', 'the same principal may move it to another of its sessions');
+  });
+
   it('an upstream restart during a live subscription: the same client session resumes receiving', async () => {
     const internals = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
     const upstream = internals.gateway.upstreams.get('boiler-1')!;
