@@ -20,6 +20,7 @@ import {
   Variant,
   makeBrowsePath,
   type ClientSession,
+  type TransferSubscriptionsResponse,
   type DataValue,
 } from 'node-opcua';
 import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
@@ -71,6 +72,11 @@ async function agentSession(): Promise<ClientSession> {
 /** The OPC UA block of a journaled action (journal/fields.ts renders it snake_case). */
 function opcuaOf(e: { action?: Record<string, unknown> }): { node_id?: string; value?: number } {
   return (e.action?.opcua ?? {}) as { node_id?: string; value?: number };
+}
+
+/** TransferSubscriptions, which node-opcua's session has but its ClientSession type does not list. */
+function raw(s: ClientSession): { transferSubscriptions(o: { subscriptionIds: number[]; sendInitialValues: boolean }): Promise<TransferSubscriptionsResponse> } {
+  return s as unknown as ReturnType<typeof raw>;
 }
 
 function names(refs: { browseName: { name: string | null } }[] | null | undefined): string[] {
@@ -316,10 +322,10 @@ describe('OPC UA gateway, end to end', () => {
     const sub = await anna1.createSubscription2({ requestedPublishingInterval: 50, requestedMaxKeepAliveCount: 10, requestedLifetimeCount: 100, publishingEnabled: true });
     await sub.monitor({ nodeId: LEVEL, attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
     const agent = await agentSession();
-    const taken = await agent.transferSubscriptions({ subscriptionIds: [sub.subscriptionId], sendInitialValues: true });
+    const taken = await raw(agent).transferSubscriptions({ subscriptionIds: [sub.subscriptionId], sendInitialValues: true });
     assert.equal(taken.results![0]!.statusCode.name, 'BadUserAccessDenied', 'another principal cannot take it');
     const anna2 = await annaSession();
-    const moved = await anna2.transferSubscriptions({ subscriptionIds: [sub.subscriptionId], sendInitialValues: false });
+    const moved = await raw(anna2).transferSubscriptions({ subscriptionIds: [sub.subscriptionId], sendInitialValues: false });
     assert.equal(moved.results![0]!.statusCode.name, 'Good', 'the same principal may move it to another of its sessions');
   });
 
