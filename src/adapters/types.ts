@@ -11,6 +11,8 @@ export interface RunningListener {
   address(): { host: string; port: number };
   /** Stop accepting, end sessions cleanly (telling clients in their protocol), release upstreams. */
   close(): Promise<void>;
+  /** What plant staff should see in `penstockctl status` beyond the address (e.g. upstream links). */
+  status?(): Record<string, unknown>;
 }
 
 export interface ProtocolAdapter {

@@ -82,6 +82,9 @@ export function renderStatus(status: Record<string, unknown>): string {
   }
   out.push('');
   out.push(listeners.length ? table(['LISTENER', 'PROTOCOL', 'ADDRESS'], listeners.map((l) => [str(l.id), str(l.protocol), address(l)])) : 'no front doors listening');
+  // Front doors that keep their own upstream links (OPC UA) say how each target is doing.
+  const targets = listeners.flatMap((l) => (Array.isArray(l.targets) ? (l.targets as Record<string, unknown>[]).map((t) => [str(l.id), str(t.id), str(t.upstream), t.mirrored_at ? `${str(t.mirrored_nodes)} nodes at ${str(t.mirrored_at)}` : 'not yet']) : []));
+  if (targets.length) out.push('', table(['LISTENER', 'TARGET', 'UPSTREAM', 'MIRRORED'], targets));
   return out.join('\n');
 }
 

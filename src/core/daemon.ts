@@ -189,7 +189,7 @@ export class Daemon {
       pid: process.pid,
       uptime_seconds: Math.round((this.#clock.now() - this.#startedMs) / 1000),
       config: config.file,
-      listeners: this.#listeners.map((l) => ({ id: l.id, protocol: config.listeners.find((c) => c.id === l.id)?.protocol, ...l.address() })),
+      listeners: this.#listeners.map((l) => ({ id: l.id, protocol: config.listeners.find((c) => c.id === l.id)?.protocol, ...l.address(), ...l.status?.() })),
       admin_socket: this.#admin?.path,
       sync: this.#sync ? this.#sync.address() : null,
       sessions: core.sessions.list().length,

@@ -239,6 +239,15 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   const running: RunningListener = {
     id: cfg.id,
     address: () => ({ host: cfg.host, port }),
+    // Each target's upstream link and mirror: until a target is mirrored its nodes are unknown here.
+    status: () => ({
+      targets: [...gw.mirrors.values()].map((m) => ({
+        id: m.target,
+        upstream: gw.upstreams.get(m.target)!.state,
+        mirrored_nodes: m.nodes.size - 1,
+        mirrored_at: m.syncedAt > 0 ? new Date(m.syncedAt).toISOString() : null,
+      })),
+    }),
     close: () => {
       closing ??= (async () => {
         for (const s of [...live.values()]) s.terminate({ reason: 'shutdown' });
