@@ -1,0 +1,146 @@
+// Smoke test of `npm run demo` (scripts/demo.ts), run as a person runs it: a child process with its own
+// folder and ports, driven with the tools its printed instructions name (mbpoll for Modbus, the demo's
+// OPC UA client), asserting on the simulated devices' side that a refused write never arrived, then
+// stopped with Ctrl-C (SIGINT).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, tempDir, until } from '../support.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const mbpoll = ['/usr/bin/mbpoll', '/usr/local/bin/mbpoll'].find((p) => existsSync(p));
+
+let tmp: { dir: string; cleanup: () => void };
+let demo: ChildProcess;
+let ports: number[];
+let stdout = '';
+let stderr = '';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(file: string, args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(file, args, { cwd: root, timeout: 20_000 }, (err, out, errOut) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+      resolve({ code, stdout: out, stderr: errOut });
+    });
+  });
+}
+
+/** The demo's OPC UA client, as the printed instructions run it (with the test's demo folder). */
+function opcuaClient(...args: string[]): Promise<Run> {
+  return run(process.execPath, [join(root, 'scripts/demo/opcua-client.ts'), '--dir', tmp.dir, ...args]);
+}
+
+/** Every process below `pid` (from /proc: parent ids), children first. */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // The command name is in parentheses and may contain spaces: the fields after it are fixed.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, ppid] of parent) {
+      if (ppid === p) {
+        out.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Still running: exists and is not a zombie (an exited process its parent has not reaped). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+describe('npm run demo', { timeout: 90_000 }, () => {
+  before(async () => {
+    tmp = tempDir('penstock-demo-test-');
+    ports = [];
+    for (let i = 0; i < 5; i++) ports.push(await freePort());
+    demo = spawn(process.execPath, [join(root, 'scripts/demo.ts')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PENSTOCK_DEMO_DIR: tmp.dir, PENSTOCK_DEMO_PORTS: ports.join(','), PENSTOCK_LOG_LEVEL: 'warn' },
+    });
+    demo.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    demo.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    await until(() => {
+      if (demo.exitCode !== null) throw new Error(`the demo exited with code ${demo.exitCode}:\n${stdout}\n${stderr}`);
+      return stdout.includes('Penstock demo site is running');
+    }, 'the demo banner', 60_000);
+  });
+
+  after(() => {
+    // Only if a test failed before the demo was stopped: it must not outlive the run.
+    if (demo && demo.exitCode === null && demo.signalCode === null) {
+      for (const pid of descendants(demo.pid!)) process.kill(pid, 'SIGKILL');
+      demo.kill('SIGKILL');
+    }
+    tmp?.cleanup();
+  });
+
+  it('prints instructions that use the ports and folder it was given', () => {
+    assert.match(stdout, new RegExp(`mbpoll -m tcp -p ${ports[0]} -a 1 -r 40070`));
+    assert.match(stdout, new RegExp(`OPC UA on opc\\.tcp://127\\.0\\.0\\.1:${ports[4]}, SignAndEncrypt`));
+    assert.match(stdout, new RegExp(`opcua-client\\.ts --dir ${tmp.dir} read Boiler/Drum/Level`));
+    assert.match(stdout, /password boiler-demo-5120/);
+  });
+
+  it('Modbus: mbpoll reads the inverter through the front door', { skip: mbpoll ? false : 'mbpoll is not installed (apt-get install mbpoll)' }, async () => {
+    // -r 40001 -c 2 (1-based) is common.SID at address 40000, "SunS", as the simulated inverter serves it.
+    const r = await run(mbpoll!, ['-m', 'tcp', '-p', String(ports[0]), '-a', '1', '-r', '40001', '-c', '2', '-1', '127.0.0.1']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^\[40001\]:\s+21365$/m);
+    assert.match(r.stdout, /^\[40002\]:\s+28243$/m);
+  });
+
+  it('OPC UA: the drum level is read; a write to the fuel valve is refused and never reaches the boiler', async () => {
+    const level = await opcuaClient('read', 'Boiler/Drum/Level');
+    assert.equal(level.code, 0, level.stdout + level.stderr);
+    assert.match(level.stdout, /^Boiler\/Drum\/Level = \d+(\.\d+)? \(Good\)$/m);
+
+    const fuel = await opcuaClient('write', 'Boiler/Burner/FuelValve', '100');
+    assert.equal(fuel.code, 1, fuel.stdout + fuel.stderr);
+    assert.match(fuel.stdout, /^Boiler\/Burner\/FuelValve <- 100: BadUserAccessDenied$/m);
+
+    // A granted write after it reaches the boiler, which the demo prints: had the refused one been
+    // forwarded, its line would have come first.
+    const setpoint = await opcuaClient('write', 'Boiler/Setpoint', '60');
+    assert.equal(setpoint.code, 0, setpoint.stdout + setpoint.stderr);
+    assert.match(setpoint.stdout, /^Boiler\/Setpoint <- 60: Good$/m);
+    await until(() => stdout.includes('[boiler] write reached the boiler: Boiler/Setpoint <- 60'), 'the setpoint write at the boiler');
+    assert.doesNotMatch(stdout, /reached the boiler: Boiler\/Burner\/FuelValve/);
+  });
+
+  it('Ctrl-C stops the demo: exit status 0 and no process left behind', async () => {
+    const children = descendants(demo.pid!);
+    assert.ok(children.length >= 1, 'the daemon runs as a child of the demo');
+    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    demo.kill('SIGINT');
+    assert.equal(await exited, 0, stderr);
+    assert.deepEqual(children.filter(running), [], 'every process the demo started has ended');
+  });
+});
