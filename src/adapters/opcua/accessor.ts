@@ -46,6 +46,8 @@ export interface AddressSpaceAccessor {
 
 const ATTRIBUTE_NAMES = Object.fromEntries(Object.entries(AttributeIds).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
 
+const CLIENT_GONE = 'the client connection closed before the action was forwarded (while it waited for approval)';
+
 function refused(d: Decision): StatusCode {
   return StatusCodes[refusalStatusName(d.reason)];
 }
@@ -211,6 +213,11 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         out[i] = refused(d);
         continue;
       }
+      if (this.#gw.clientGone(context as { session?: unknown })) {
+        out[i] = StatusCodes.BadSecureChannelClosed;
+        void this.#gw.core.recordOutcome(session, action, { status: 'BadSecureChannelClosed', forwarded: false, reason: CLIENT_GONE });
+        continue;
+      }
       if (!forwardable) {
         out[i] = StatusCodes.BadNotWritable;
         void this.#gw.core.recordOutcome(session, action, { status: 'BadNotWritable', forwarded: false });
@@ -278,6 +285,11 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const d = await this.#gw.core.authorize(session, action, { request, evidence: async () => ({ arguments: args }) });
       if (d.effect !== 'allow') {
         out[i] = new CallMethodResult({ statusCode: refused(d) });
+        continue;
+      }
+      if (this.#gw.clientGone(context as { session?: unknown })) {
+        out[i] = new CallMethodResult({ statusCode: StatusCodes.BadSecureChannelClosed });
+        void this.#gw.core.recordOutcome(session, action, { status: 'BadSecureChannelClosed', forwarded: false, reason: CLIENT_GONE });
         continue;
       }
       try {

@@ -1,7 +1,7 @@
 // What the enforcement code (accessor.ts, monitored.ts) shares: the targets' mirrors and upstream links,
 // the map from node-opcua sessions to Penstock sessions, what each principal may see, and the local
 // watches that carry upstream notifications to the gateway's variables.
-import { NodeId, type DataValue, type UAVariable } from 'node-opcua';
+import { DataType, NodeId, StatusCodes, Variant, type DataValue, type UAVariable } from 'node-opcua';
 import type { Core } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { Action, DecisionReason, OpcuaObject, OpcuaVerb } from '../../policy/types.ts';
@@ -30,7 +30,7 @@ export class OpcuaGateway {
   readonly #sessions = new WeakMap<object, Session>();
   readonly #visibility = new Map<string, Visibility>();
   readonly #visibilityMs: number;
-  readonly #localWatches = new Map<string, { count: number; unwatch: () => void }>();
+  readonly #localWatches = new Map<string, { count: number; unwatch: () => void; first: Promise<void> }>();
   readonly #readValueActions = new WeakMap<GatewayNode, Action>();
   readonly #subscribeActions = new WeakMap<GatewayNode, Action>();
 
@@ -50,6 +50,16 @@ export class OpcuaGateway {
   sessionOf(context: { session?: unknown } | undefined | null): Session | undefined {
     const s = context?.session;
     return s && typeof s === 'object' ? this.#sessions.get(s) : undefined;
+  }
+
+  /**
+   * Has the client's connection gone while its request waited (an approval can take minutes)? Its OPC UA
+   * session outlives the connection, but nobody is there for the answer: a privileged action is then not
+   * forwarded, since the person who approved it expected the requester to be at the other end.
+   */
+  clientGone(context: { session?: unknown } | undefined | null): boolean {
+    const s = context?.session as { aborted?: boolean } | undefined;
+    return s?.aborted === true;
   }
 
   /** A gateway node by (client-side) node id, or undefined for the server's own nodes. */
@@ -123,25 +133,33 @@ export class OpcuaGateway {
   /**
    * Start carrying upstream notifications for `node` into its local variable (ref-counted: every
    * monitored item on the node, from any session, shares one local watch and so one upstream item).
+   * `first` settles once the variable holds a value from this watch (or after `firstWaitMs`): a new
+   * monitored item created after it starts with a current value, not with one left from an earlier
+   * watch or with BadWaitingForInitialData.
    */
-  watchLocal(at: Located): () => void {
+  watchLocal(at: Located, firstWaitMs = 2000): { release: () => void; first: Promise<void> } {
     const id = at.node.gatewayId;
     let w = this.#localWatches.get(id);
     if (!w) {
       const variable = at.node.local as UAVariable;
+      // Whatever the variable held is from an earlier watch: stale until upstream speaks.
+      variable.setValueFromSource(new Variant({ dataType: DataType.Null }), StatusCodes.BadWaitingForInitialData);
+      let arrived!: () => void;
+      const first = new Promise<void>((resolve) => (arrived = resolve));
       const unwatch = at.upstream.watch(at.node.upstreamId, (dv: DataValue) => {
         try {
           variable.setValueFromSource(dv.value, dv.statusCode, dv.sourceTimestamp ?? new Date());
         } catch (err) {
           this.core.log.debug({ node: id, err: (err as Error).message }, 'opcua notification not applied');
         }
+        arrived();
       });
-      w = { count: 0, unwatch };
+      w = { count: 0, unwatch, first };
       this.#localWatches.set(id, w);
     }
     w.count++;
     let released = false;
-    return () => {
+    const release = () => {
       if (released) return;
       released = true;
       const cur = this.#localWatches.get(id);
@@ -149,6 +167,9 @@ export class OpcuaGateway {
       this.#localWatches.delete(id);
       cur.unwatch();
     };
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, firstWaitMs)));
+    return { release, first: Promise.race([w.first, waited]).finally(() => clearTimeout(timer)) };
   }
 }
 

@@ -142,13 +142,25 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
             continue;
           }
         }
-        const { monitoredItem, createResult } = subscription.preCreateMonitoredItem(addressSpace, request.timestampsToReturn, req);
+        // The local watch first, so the item's initial value is a current one from upstream.
+        const watch = at && feeds ? gw.watchLocal(at) : undefined;
+        await watch?.first;
+        let created: ReturnType<SubscriptionLike['preCreateMonitoredItem']>;
+        try {
+          created = subscription.preCreateMonitoredItem(addressSpace, request.timestampsToReturn, req);
+        } catch (err) {
+          watch?.release();
+          throw err;
+        }
+        const { monitoredItem, createResult } = created;
         if (monitoredItem) {
           subscription.postCreateMonitoredItem(monitoredItem, req, createResult);
-          if (at && feeds) {
-            releases.set(monitoredItem, gw.watchLocal(at));
+          if (at && watch) {
+            releases.set(monitoredItem, watch.release);
             counters.get(subscription)?.add(monitoredItem, gw.subscribeAction(at.node));
           }
+        } else {
+          watch?.release();
         }
         results.push(createResult);
       }

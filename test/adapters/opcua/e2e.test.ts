@@ -41,6 +41,7 @@ const BOILER = `${NS}/Boiler`;
 const START_PUMP = `${NS}/Boiler/StartPump`;
 const RESET_TRIP = `${NS}/Boiler/ResetTrip`;
 const HIGH_LEVEL = `${NS}/Boiler/Alarms/HighLevel`;
+const KNOB = `${NS}/Bench/Knob`;
 
 let tmp: { dir: string; cleanup: () => void };
 let plant: Plant;
@@ -139,6 +140,7 @@ grants:
       - opcua: { verbs: [browse, read, subscribe], browse_paths: [Objects/Boiler/Drum, Objects/Boiler/Alarms, Objects/Bench] }
       - opcua: { verbs: [browse, read, write], nodes: ["${SETPOINT}"], min: 0, max: 100 }
       - opcua: { verbs: [browse, call], browse_paths: [Objects/Boiler/StartPump, Objects/Boiler/ResetTrip] }
+      - opcua: { effect: approve, verbs: [write], nodes: ["${KNOB}"] }
   - id: g-agent
     principal: agent-observer
     targets: [boiler-1]
@@ -245,6 +247,24 @@ describe('OPC UA gateway, end to end', () => {
     assert.ok(events.some((e) => e.event === 'action.denied' && e.decision?.reason === 'value_out_of_bounds'));
   });
 
+  it('a write approved after the connection of its client dropped is not forwarded', async () => {
+    const c = await connect(endpoint, { identity: vendorApp, user: anna });
+    open.push(c);
+    const before = (await c.session.read({ nodeId: KNOB, attributeId: AttributeIds.Value })).value.value as number;
+    const write = c.session.write([{ nodeId: KNOB, attributeId: AttributeIds.Value, value: { value: new Variant({ dataType: DataType.Double, value: before + 7 }) } }]).catch((err: Error) => err);
+    const pending = await until(() => gw.core.approvals.list().find((a) => (a.action.object as { nodeId?: string }).nodeId === KNOB), 'the approval request');
+    // The laptop drops off the network: the channel goes, the OPC UA session stays on the server.
+    (c.client as unknown as { keepPendingSessionsOnDisconnect: boolean }).keepPendingSessionsOnDisconnect = true;
+    await c.client.disconnect();
+    await write; // the client side gives up on its own (closed channel)
+    gw.core.approvals.approve(pending.id, { uid: 0, user: 'root', verified: true });
+    await until(() => gw.events().find((e) => e.event === 'action.outcome' && opcuaOf(e).node_id === KNOB), 'the outcome');
+    const outcome = gw.events().find((e) => e.event === 'action.outcome' && opcuaOf(e).node_id === KNOB)!;
+    assert.deepEqual({ ...(outcome.outcome as Record<string, unknown>), reason: undefined }, { status: 'BadSecureChannelClosed', forwarded: false, reason: undefined });
+    const s = await annaSession();
+    assert.equal((await s.read({ nodeId: KNOB, attributeId: AttributeIds.Value })).value.value, before, 'the plant never saw the write');
+  });
+
   it('calls: an allowed method is forwarded with its arguments; another principal is refused and the plant sees nothing', async () => {
     const s = await annaSession();
     const [pump, reset] = await s.call([
@@ -275,6 +295,7 @@ describe('OPC UA gateway, end to end', () => {
     open.push(...clients);
     const principals = ['vendor-anna', 'agent-observer'];
     const seen: number[][] = [[], []];
+    const firstStatus: string[] = [];
     const delivered = [0, 0];
     const subs: ClientSubscription[] = [];
     for (const [k, { session: s }] of clients.entries()) {
@@ -282,7 +303,7 @@ describe('OPC UA gateway, end to end', () => {
       subs.push(sub);
       const item = await sub.monitor({ nodeId: LEVEL, attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
       item.on('changed', (dv: DataValue) => {
-        delivered[k]!++;
+        if (delivered[k]!++ === 0) firstStatus[k] = dv.statusCode.name;
         if (dv.statusCode.isGood()) seen[k]!.push(dv.value.value as number);
       });
     }
@@ -299,8 +320,18 @@ describe('OPC UA gateway, end to end', () => {
     await until(() => seen.every((s) => s.includes(95)), 'the change reached both sessions');
     plant.setLevel(96);
     await until(() => seen.every((s) => s.includes(96)), 'the second change reached both sessions');
+    assert.deepEqual(firstStatus, ['Good', 'Good'], 'the first value of each session is a current one, not BadWaitingForInitialData');
     for (const sub of subs) await sub.terminate();
     await until(() => upstream.monitoredItemCount === 0, 'the upstream item released when nobody watches');
+    // Nobody watches: the level changes unseen. A new watcher starts from the plant's value now, not
+    // from what the gateway last saw.
+    plant.setLevel(12);
+    const later = await clients[0]!.session.createSubscription2({ requestedPublishingInterval: 50, requestedMaxKeepAliveCount: 10, requestedLifetimeCount: 100, publishingEnabled: true });
+    const again = await later.monitor({ nodeId: LEVEL, attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
+    const firstAgain = await new Promise<DataValue>((resolve) => again.once('changed', resolve));
+    delivered[0]!++;
+    assert.equal(firstAgain.value.value, 12, 'the first value of a new watch is current, not the one left from the last watch');
+    await later.terminate();
     // Each session's notifications are journaled as one aggregate per node when the session ends,
     // counting exactly what that session's client received.
     for (const c of clients) await c.close();
