@@ -2,6 +2,7 @@
 //   config → journal → core → adapters → admin → sync → ready
 // Readiness (sd_notify READY=1) is sent only after every listener is bound. SIGHUP reloads the config
 // atomically (or not at all); SIGTERM drains sessions, signs a last checkpoint and exits.
+import v8 from 'node:v8';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -197,6 +198,9 @@ export class Daemon {
       grants: { total: core.grants.list().length, active: core.grants.list().filter((g) => core.grants.isActive(g, this.#clock.now())).length },
       journal: core.journal.health(),
       rss_bytes: process.memoryUsage.rss(),
+      // The V8 heap against its limit (--max-old-space-size): raise the limit before it is reached.
+      heap_used_bytes: v8.getHeapStatistics().used_heap_size,
+      heap_limit_bytes: v8.getHeapStatistics().heap_size_limit,
     };
   }
 

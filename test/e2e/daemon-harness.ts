@@ -43,11 +43,12 @@ export interface DaemonProcess {
 }
 
 /** Write `yaml` to DIR/penstock.yaml and start the daemon on it. Resolves once the admin socket answers. */
-export async function startDaemon(dir: string, yaml: string, opts: { env?: NodeJS.ProcessEnv; waitReady?: boolean } = {}): Promise<DaemonProcess> {
+export async function startDaemon(dir: string, yaml: string, opts: { env?: NodeJS.ProcessEnv; waitReady?: boolean; main?: string[] } = {}): Promise<DaemonProcess> {
   const configFile = join(dir, 'penstock.yaml');
   writeFileSync(configFile, yaml);
   const socket = join(dir, 'run', 'admin.sock');
-  const child = spawn(NODE, [join(ROOT, 'src/main.ts'), '--config', configFile], {
+  // `main`: Node flags and the entry point (default src/main.ts, as `npm start` runs it).
+  const child = spawn(NODE, [...(opts.main ?? [join(ROOT, 'src/main.ts')]), '--config', configFile], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, PENSTOCK_LOG_LEVEL: process.env.PENSTOCK_TEST_LOG ?? 'warn', ...opts.env },
   });

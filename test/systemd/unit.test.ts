@@ -7,12 +7,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { INSTALL_PREFIX, shippedDaemon } from '../../scripts/shipped-daemon.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const UNIT = join(ROOT, 'systemd/penstock.service');
 const SYSUSERS = join(ROOT, 'systemd/penstock.sysusers.conf');
 const TMPFILES = join(ROOT, 'systemd/penstock.tmpfiles.conf');
-const INSTALL_PREFIX = '/opt/penstock';
 const MAX_EXPOSURE = 2.5;
 
 const ANALYZE = '/usr/bin/systemd-analyze';
@@ -59,9 +59,15 @@ test('the unit is Type=notify with a watchdog, and systemd accepts messages from
   assert.equal(one('Service.Restart'), 'on-failure');
 });
 
-test('ExecStart runs the pinned Node from the install tree, and that layout exists in this repo', () => {
+test('ExecStart runs the pinned Node on the built dist/ with the V8 flags, and that layout exists in this repo', () => {
   const argv = (one('Service.ExecStart') ?? '').split(/\s+/);
-  assert.deepEqual(argv, [`${INSTALL_PREFIX}/node_modules/node/bin/node`, '--max-semi-space-size=2', `${INSTALL_PREFIX}/src/main.ts`, '--config', '/etc/penstock/penstock.yaml']);
+  assert.deepEqual(argv, [`${INSTALL_PREFIX}/node_modules/node/bin/node`, '$PENSTOCK_V8_FLAGS', `${INSTALL_PREFIX}/dist/main.js`, '--config', '/etc/penstock/penstock.yaml']);
+  const shipped = shippedDaemon(ROOT);
+  assert.deepEqual(shipped.flags, ['--max-semi-space-size=2', '--max-old-space-size=128']);
+  // bin/penstock starts the daemon the same way (same default flags, same entry point).
+  const launcher = readFileSync(join(ROOT, 'bin/penstock'), 'utf8');
+  assert.equal(/PENSTOCK_V8_FLAGS:=([^}]*)\}/.exec(launcher)?.[1], shipped.flags.join(' '));
+  assert.match(launcher, /"\$root\/dist\/main\.js"/);
   // The unit must run the very runtime package.json pins (the npm `node` package), not a system node.
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
   const pinned = pkg.dependencies.node;
