@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adminRequest } from '../src/admin/client.ts';
+import { shippedDaemon } from './shipped-daemon.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = mkdtempSync(join(tmpdir(), 'penstock-bench-daemon-'));
@@ -13,8 +14,9 @@ const config = join(dir, 'penstock.yaml');
 writeFileSync(config, readFileSync(join(root, 'scripts/demo/site.yaml'), 'utf8').replaceAll('@STATE@', dir).replace('port: 1502', 'port: 0'));
 const socket = join(dir, 'run', 'admin.sock');
 const started = performance.now();
-// The flag systemd/penstock.service runs the daemon with.
-const daemon = spawn(process.execPath, ['--max-semi-space-size=2', join(root, 'src/main.ts'), '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PENSTOCK_LOG_LEVEL: 'error' } });
+// As systemd/penstock.service runs it: its V8 flags, the built dist/.
+const shipped = shippedDaemon(root);
+const daemon = spawn(process.execPath, [...shipped.flags, shipped.main, '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PENSTOCK_LOG_LEVEL: 'error' } });
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

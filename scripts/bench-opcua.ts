@@ -1,60 +1,104 @@
 // OPC UA figures, side by side in one run: a node-opcua client against the plant server
-// (test/adapters/opcua/fixtures/plant.ts, its own process) directly, and through Penstock's OPC UA front
-// door (real core, LMDB journal and vault, its own process). Both paths use SignAndEncrypt with
-// Basic256Sha256 (the gateway also re-encrypts toward the plant). Ratios are through / direct.
+// (test/adapters/opcua/fixtures/plant.ts, its own process) directly, and through the real Penstock daemon
+// (dist/main.js --config FILE with the unit's V8 flags, as bin/penstock and the systemd unit start it:
+// real core, LMDB journal, vault, admin socket, OPC UA front door). Both paths use SignAndEncrypt with Basic256Sha256 (the
+// gateway also re-encrypts toward the plant). Ratios are through / direct.
 //
-//   node scripts/bench-opcua.ts [--seconds N] [--json] [--gateway-flags="--max-semi-space-size=2"]
+//   node scripts/bench-opcua.ts [--seconds N] [--json] [--gateway-flags="…"] [--gateway-env="K=V …"]
+//                               [--daemon-main FILE] [--heap-spaces]
 //
-// --gateway-flags: V8/Node flags for the gateway process only (what the systemd unit would pass).
+// --gateway-flags: Node/V8 flags for the daemon. Default: PENSTOCK_V8_FLAGS of systemd/penstock.service
+//   (test/systemd/unit.test.ts checks bin/penstock passes the same). --gateway-flags="" runs none.
+// --gateway-env: extra environment for the daemon only (MALLOC_ARENA_MAX=2, UV_THREADPOOL_SIZE=2, …).
+// --daemon-main: the daemon's entry point (default dist/main.js, built by npm ci / npm run build; pass
+//   src/main.ts to see what Node's type stripping costs).
+// --heap-spaces: also print V8 heap spaces (a few lines loaded with --import that answer SIGUSR2; off by
+//   default so the measured process is exactly the shipped one).
 //
 // Figures: reads/s of one node, nodes/s in 100-node batches, write round trip, subscription notification
-// latency (a write on the plant to the notification at the client), and the gateway's RSS with 20 OPC UA
-// sessions open (each with a live subscription). Nothing here asserts a time.
+// latency (a write on the plant to the notification at the client), and the daemon's RSS after start and
+// with 20 OPC UA sessions open (each with a live subscription), split into anonymous memory (V8 heap,
+// malloc) and file-backed pages (the node binary's text, LMDB's journal map, shared libraries).
+// Nothing here asserts a time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
+import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AttributeIds, DataType, TimestampsToReturn, UserTokenType, Variant, MessageSecurityMode, SecurityPolicy, type ClientSession, type DataValue } from 'node-opcua';
 import { connect, freePort, makeIdentity, makeVault, tempDir } from '../test/adapters/opcua/fixtures/harness.ts';
 import { hashOpcuaPassword } from '../src/adapters/opcua/identity.ts';
+import { shippedDaemon } from './shipped-daemon.ts';
 
-const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, 'gateway-flags': { type: 'string', default: '' } } });
-const GATEWAY_FLAGS = args['gateway-flags'].split(/\s+/).filter(Boolean);
-const SECONDS = Number(args.seconds);
 const root = join(new URL('.', import.meta.url).pathname, '..');
+
+const shipped = shippedDaemon(root);
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '3' },
+    json: { type: 'boolean', default: false },
+    'gateway-flags': { type: 'string' },
+    'gateway-env': { type: 'string', default: '' },
+    'daemon-main': { type: 'string', default: shipped.main },
+    'heap-spaces': { type: 'boolean', default: false },
+  },
+});
+const GATEWAY_FLAGS = args['gateway-flags'] === undefined ? shipped.flags : args['gateway-flags'].split(/\s+/).filter(Boolean);
+const GATEWAY_ENV = Object.fromEntries(args['gateway-env'].split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const SECONDS = Number(args.seconds);
 const tmp = tempDir('penstock-bench-opcua-');
 const children: ChildProcess[] = [];
 let closing = false;
 
-/** JSON lines a child printed after `ready`, by child. */
+/** JSON lines a child prints on stdout, by child. */
 const messages = new Map<ChildProcess, (msg: Record<string, unknown>) => void>();
+const stderrTails = new Map<ChildProcess, () => string>();
 
-function start(argv: string[]): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnChild(argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const name = relative(root, argv.find((a) => !a.startsWith('-')) ?? '?');
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
   children.push(child);
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (line.startsWith('{')) messages.get(child)?.(JSON.parse(line) as Record<string, unknown>);
+  });
+  let stderrTail = '';
+  child.stderr!.on('data', (b: Buffer) => (stderrTail = (stderrTail + b.toString()).slice(-4000)));
+  stderrTails.set(child, () => stderrTail);
+  child.once('exit', (code, signal) => {
+    if (!closing) console.error(`${name} exited (${code ?? signal}) during the run:\n${stderrTail}`);
+  });
+  return child;
+}
+
+/** A child that prints a JSON line with `ready` (the plant). */
+function startReporting(argv: string[]): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+  const child = spawnChild(argv);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${argv.find((a) => !a.startsWith('-'))} did not become ready`)), 90_000);
-    child.once('exit', (code) => reject(new Error(`${argv.find((a) => !a.startsWith('-'))} exited ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (!line.startsWith('{')) return;
-      const msg = JSON.parse(line) as Record<string, unknown>;
-      messages.get(child)?.(msg);
-      if (msg.ready) {
-        clearTimeout(timer);
-        resolve({ child, ready: msg });
-      }
-    });
-    let stderrTail = '';
-    child.stderr!.on('data', (b: Buffer) => (stderrTail = (stderrTail + b.toString()).slice(-4000)));
-    child.once('exit', (code, signal) => {
-      if (!closing) console.error(`${argv.find((a) => !a.startsWith('-'))} exited (${code ?? signal}) during the run:\n${stderrTail}`);
+    const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} did not become ready`)), 90_000);
+    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited ${code}`)));
+    messages.set(child, (msg) => {
+      if (!msg.ready) return;
+      clearTimeout(timer);
+      messages.delete(child);
+      resolve({ child, ready: msg });
     });
   });
 }
 
-/** The gateway's own account of its memory (gateway-main.ts answers SIGUSR2). */
-function memoryOf(child: ChildProcess): Promise<Record<string, unknown>> {
+/** Prints process.memoryUsage and the V8 heap spaces (MiB) as one JSON line on each SIGUSR2. */
+const HEAP_SPACES_HOOK = `import v8 from 'node:v8';
+const mib = (n) => Math.round((n / 1048576) * 10) / 10;
+process.on('SIGUSR2', () => {
+  const m = process.memoryUsage();
+  const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().filter((s) => s.physical_space_size > 0).map((s) => [s.space_name, { committed: mib(s.physical_space_size), used: mib(s.space_used_size) }]));
+  process.stdout.write(JSON.stringify({ memory: { heap_total: mib(m.heapTotal), heap_used: mib(m.heapUsed), external: mib(m.external), array_buffers: mib(m.arrayBuffers), malloced: mib(v8.getHeapStatistics().malloced_memory), spaces } }) + '\\n');
+});`;
+
+/** V8's own account of the daemon's memory (only with --heap-spaces: without the hook SIGUSR2 would kill it). */
+function heapSpacesOf(child: ChildProcess): Promise<Record<string, unknown> | undefined> {
+  if (!args['heap-spaces']) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ unavailable: 'no answer to SIGUSR2' }), 5000);
     messages.set(child, (msg) => {
@@ -67,9 +111,43 @@ function memoryOf(child: ChildProcess): Promise<Record<string, unknown>> {
   });
 }
 
-function rssMiB(pid: number): number {
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+const KB = (text: string, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) / 1024;
+const round1 = (n: number) => Math.round(n * 10) / 10;
+
+interface RssSplit {
+  rss: number;
+  /** Peak RSS so far (VmHWM). */
+  peak: number;
+  anon: number;
+  file: number;
+  shmem: number;
+  /** Resident MiB of the largest file-backed mappings, by file (node binary, data.mdb, …). */
+  files: Record<string, number>;
+}
+
+/** RSS and its split, in MiB, from /proc (what the kernel and a cgroup limit see). */
+function rssOf(pid: number): RssSplit {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+  const byFile = new Map<string, number>();
+  let current: string | undefined;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) current = head[1]!.startsWith('/') ? head[1]! : undefined;
+    else if (current && line.startsWith('Rss:')) byFile.set(current, (byFile.get(current) ?? 0) + KB(line, 'Rss'));
+  }
+  const files = Object.fromEntries([...byFile].filter(([, mib]) => mib >= 0.5).sort((a, b) => b[1] - a[1]).map(([f, mib]) => [f.replace(tmp.dir, '$TMP'), round1(mib)]));
+  return { rss: round1(KB(status, 'VmRSS')), peak: round1(KB(status, 'VmHWM')), anon: round1(KB(status, 'RssAnon')), file: round1(KB(status, 'RssFile')), shmem: round1(KB(status, 'RssShmem')), files };
 }
 
 async function loop(fn: () => Promise<void>): Promise<{ ops: number; perSecond: number }> {
@@ -83,14 +161,28 @@ async function loop(fn: () => Promise<void>): Promise<{ ops: number; perSecond: 
   return { ops, perSecond: ops / ((performance.now() - t0) / 1000) };
 }
 
-function median(xs: number[]): number {
+function percentile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  return s[Math.min(s.length - 1, Math.floor(s.length * q))]!;
+}
+
+function median(xs: number[]): number {
+  return percentile(xs, 0.5);
+}
+
+/** CPU time (user + system) a process has used so far, in ms (/proc/PID/stat; 10 ms ticks). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 interface Figures {
   single_reads_per_s: number;
+  /** Round trip of one single-node read, ms: median and 99th percentile. */
+  single_read_ms: { p50: number; p99: number };
   batch_nodes_per_s: number;
+  /** CPU ms each process spent per 100-node batch (where the time goes: one leg or two). */
+  batch_cpu_ms: Record<string, number>;
   /** 100-node batches with 4 requests in flight on the session (what a historian or SCADA poller does). */
   batch4_nodes_per_s: number;
   write_rtt_ms: number;
@@ -98,18 +190,23 @@ interface Figures {
 }
 
 /** `id(path)` turns a browse path below Objects (`Bench/V000`) into the node id on that side. */
-async function measure(read: ClientSession, writer: ClientSession, id: (path: string) => string): Promise<Figures> {
+async function measure(read: ClientSession, writer: ClientSession, id: (path: string) => string, pids: Record<string, number>): Promise<Figures> {
   const v0 = id('Bench/V000');
   const batch = Array.from({ length: 100 }, (_, i) => ({ nodeId: id(`Bench/V${String(i).padStart(3, '0')}`), attributeId: AttributeIds.Value }));
   for (let i = 0; i < 20; i++) await read.read({ nodeId: v0, attributeId: AttributeIds.Value }); // warm-up
+  const singleMs: number[] = [];
   const single = await loop(async () => {
+    const t = performance.now();
     const dv = await read.read({ nodeId: v0, attributeId: AttributeIds.Value });
+    singleMs.push(performance.now() - t);
     if (!dv.statusCode.isGood()) throw new Error(`read failed: ${dv.statusCode.name}`);
   });
+  const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)]));
   const batched = await loop(async () => {
     const dvs = await read.read(batch);
     if (!dvs.every((d) => d.statusCode.isGood())) throw new Error('batch read failed');
   });
+  const batch_cpu_ms = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, round1(((cpuMs(pid) - cpuBefore[name]!) / batched.ops) * 100) / 100]));
   const batched4 = await loop(async () => {
     const all = await Promise.all([read.read(batch), read.read(batch), read.read(batch), read.read(batch)]);
     if (!all.every((dvs) => dvs.every((d) => d.statusCode.isGood()))) throw new Error('batch read failed');
@@ -138,17 +235,19 @@ async function measure(read: ClientSession, writer: ClientSession, id: (path: st
     waiters.delete(value);
   }
   await sub.terminate();
-  return { single_reads_per_s: single.perSecond, batch_nodes_per_s: batched.perSecond * 100, batch4_nodes_per_s: batched4.perSecond * 400, write_rtt_ms: median(rtts), notification_ms: median(lat) };
+  return { single_reads_per_s: single.perSecond, single_read_ms: { p50: Math.round(median(singleMs) * 100) / 100, p99: Math.round(percentile(singleMs, 0.99) * 100) / 100 }, batch_nodes_per_s: batched.perSecond * 100, batch_cpu_ms, batch4_nodes_per_s: batched4.perSecond * 400, write_rtt_ms: median(rtts), notification_ms: median(lat) };
 }
 
 try {
   const [plantPort, gwPort] = [await freePort(), await freePort()];
-  const plant = await start([join(root, 'test/adapters/opcua/fixtures/plant.ts'), String(plantPort), join(tmp.dir, 'plant')]);
+  const plant = await startReporting([join(root, 'test/adapters/opcua/fixtures/plant.ts'), String(plantPort), join(tmp.dir, 'plant')]);
   const app = await makeIdentity(tmp.dir, 'bench-client');
   const password = 'bench-password';
   const vault = makeVault(tmp.dir, { 'bench-opcua': hashOpcuaPassword(password) });
-  writeFileSync(join(tmp.dir, 'penstock.yaml'), `
+  const configFile = join(tmp.dir, 'penstock.yaml');
+  writeFileSync(configFile, `
 appliance: { id: gw-bench, site: bench, zone: plant, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
+admin: { socket: ${tmp.dir}/run/admin.sock }
 journal: { path: ${tmp.dir}/journal }
 vault: { file: ${vault.file}, key_file: ${vault.keyFile} }
 sessions: { actions_per_second: 1000000 }
@@ -167,36 +266,58 @@ grants:
       - opcua: { verbs: [browse, read, subscribe], browse_paths: [Objects/Bench, Objects/Boiler] }
       - opcua: { verbs: [write], nodes: ["ns=1;s=plant/Boiler/Setpoint"], min: 0, max: 100 }
 `);
-  const gateway = await start([...GATEWAY_FLAGS, join(root, 'test/adapters/opcua/fixtures/gateway-main.ts'), tmp.dir]);
-  const gwPid = Number(gateway.ready.pid);
-  const rssIdle = rssMiB(gwPid);
-  const memoryIdle = await memoryOf(gateway.child);
-
+  // The daemon as shipped; only --heap-spaces adds the SIGUSR2 hook.
+  const hook = args['heap-spaces'] ? [`--import=data:text/javascript;base64,${Buffer.from(HEAP_SPACES_HOOK).toString('base64')}`] : [];
+  const gateway = spawnChild([...GATEWAY_FLAGS, ...hook, args['daemon-main'], '--config', configFile], { ...process.env, ...GATEWAY_ENV });
+  const gwPid = gateway.pid!;
+  const gwEndpoint = `opc.tcp://127.0.0.1:${gwPort}`;
   const sign = { mode: MessageSecurityMode.SignAndEncrypt, policy: SecurityPolicy.Basic256Sha256 };
+  const connectThrough = () => connect(gwEndpoint, { identity: app, user: { type: UserTokenType.UserName, userName: 'bench', password }, ...sign });
+
+  // Ready: a read of a plant node through the daemon comes back Good (listener bound, target mirrored).
+  const startedAt = performance.now();
+  const through = await (async () => {
+    let c: Awaited<ReturnType<typeof connect>> | undefined;
+    for (;;) {
+      if (gateway.exitCode !== null || gateway.signalCode !== null) throw new Error(`the daemon exited (${gateway.exitCode ?? gateway.signalCode}):\n${stderrTails.get(gateway)!()}`);
+      if (performance.now() - startedAt > 90_000) throw new Error(`the daemon did not serve a Good read within 90 s:\n${stderrTails.get(gateway)!()}`);
+      // Try OPC UA only once the port accepts (node-opcua's client logs every refused attempt).
+      if (!c && (await accepts(gwPort))) c = await connectThrough().catch(() => undefined);
+      const dv = await c?.session.read({ nodeId: 'ns=1;s=plant/Bench/V000', attributeId: AttributeIds.Value }).catch(() => undefined);
+      if (c && dv?.statusCode.isGood()) return c;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const readyMs = performance.now() - startedAt;
+  // The first session stays open: RSS "after start" is the daemon serving one idle client.
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssIdle = rssOf(gwPid);
+  const heapIdle = await heapSpacesOf(gateway);
+
   const direct = await connect(String(plant.ready.endpoint), { identity: app, user: { type: UserTokenType.Anonymous }, ...sign });
   const writer = await connect(String(plant.ready.endpoint), { identity: app, user: { type: UserTokenType.Anonymous }, ...sign });
-  const through = await connect(String(gateway.ready.endpoint), { identity: app, user: { type: UserTokenType.UserName, userName: 'bench', password }, ...sign });
 
   // The plant's ids are dotted; the gateway's are `<target>/<browse path>`.
-  const d = await measure(direct.session, writer.session, (p) => `ns=1;s=${p.replace(/\//g, '.')}`);
-  const g = await measure(through.session, writer.session, (p) => `ns=1;s=plant/${p}`);
+  const pids = { bench_client: process.pid, plant: plant.child.pid!, daemon: gwPid };
+  const d = await measure(direct.session, writer.session, (p) => `ns=1;s=${p.replace(/\//g, '.')}`, pids);
+  const g = await measure(through.session, writer.session, (p) => `ns=1;s=plant/${p}`, pids);
 
   // RSS with 20 sessions, each with a live subscription on the drum level.
   const extra = [];
-  for (let i = 0; i < 19; i++) extra.push(await connect(String(gateway.ready.endpoint), { identity: app, user: { type: UserTokenType.UserName, userName: 'bench', password }, ...sign }));
+  for (let i = 0; i < 19; i++) extra.push(await connectThrough());
   for (const c of [through, ...extra]) {
     const sub = await c.session.createSubscription2({ requestedPublishingInterval: 250, requestedMaxKeepAliveCount: 20, requestedLifetimeCount: 200, publishingEnabled: true });
     await sub.monitor({ nodeId: 'ns=1;s=plant/Boiler/Drum/Level', attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 1 }, TimestampsToReturn.Both);
     await c.session.read({ nodeId: 'ns=1;s=plant/Bench/V000', attributeId: AttributeIds.Value });
   }
   await new Promise((r) => setTimeout(r, 1000));
-  const rss20 = rssMiB(gwPid);
-  const memory20 = await memoryOf(gateway.child);
-  const plantRss = rssMiB(Number(plant.ready.pid));
+  const rss20 = rssOf(gwPid);
+  const heap20 = await heapSpacesOf(gateway);
+  const plantRss = rssOf(plant.child.pid!).rss;
 
   const result = {
     seconds_per_cell: SECONDS,
-    gateway_flags: GATEWAY_FLAGS,
+    daemon: { main: relative(root, args['daemon-main']), flags: GATEWAY_FLAGS, env: GATEWAY_ENV, ready_s: round1(readyMs / 1000) },
     direct: d,
     through_penstock: g,
     ratio: {
@@ -207,7 +328,7 @@ grants:
       notification_latency: g.notification_ms / d.notification_ms,
     },
     gateway_rss_mib: { idle_after_start: rssIdle, with_20_sessions: rss20 },
-    gateway_memory_mib: { idle_after_start: memoryIdle, with_20_sessions: memory20 },
+    ...(heapIdle && heap20 ? { gateway_heap_mib: { idle_after_start: heapIdle, with_20_sessions: heap20 } } : {}),
     plant_rss_mib: plantRss,
   };
   if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -215,20 +336,29 @@ grants:
     const f = (n: number, digits = 0) => n.toFixed(digits).padStart(10);
     console.log('OPC UA (SignAndEncrypt / Basic256Sha256 on both legs)      direct   penstock     ratio');
     console.log(`  reads/s, one node                                   ${f(d.single_reads_per_s)} ${f(g.single_reads_per_s)} ${f(result.ratio.single_reads, 2)}`);
+    console.log(`    read round trip p50 / p99 ms: direct ${d.single_read_ms.p50} / ${d.single_read_ms.p99}; through ${g.single_read_ms.p50} / ${g.single_read_ms.p99}`);
     console.log(`  nodes/s, 100-node batches                           ${f(d.batch_nodes_per_s)} ${f(g.batch_nodes_per_s)} ${f(result.ratio.batch_reads, 2)}`);
+    const cpu = (c: Record<string, number>) => Object.entries(c).filter(([, ms]) => ms >= 0.01).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ');
+    console.log(`    CPU ms per batch: direct ${cpu(d.batch_cpu_ms)}; through ${cpu(g.batch_cpu_ms)}`);
     console.log(`  nodes/s, 100-node batches, 4 in flight              ${f(d.batch4_nodes_per_s)} ${f(g.batch4_nodes_per_s)} ${f(result.ratio.batch_reads_4_in_flight, 2)}`);
     console.log(`  write round trip, median ms                         ${f(d.write_rtt_ms, 2)} ${f(g.write_rtt_ms, 2)} ${f(result.ratio.write_rtt, 2)}`);
     console.log(`  notification latency, median ms                     ${f(d.notification_ms, 2)} ${f(g.notification_ms, 2)} ${f(result.ratio.notification_latency, 2)}`);
-    if (GATEWAY_FLAGS.length > 0) console.log(`  gateway flags: ${GATEWAY_FLAGS.join(' ')}`);
-    console.log(`  gateway RSS: ${rssIdle.toFixed(0)} MiB after start, ${rss20.toFixed(0)} MiB with 20 sessions (plant server: ${plantRss.toFixed(0)} MiB)`);
-    const heap = (m: Record<string, unknown>) => `V8 heap ${String(m.heap_used)} used of ${String(m.heap_total)}, external ${String(m.external)}`;
-    console.log(`  gateway memory (MiB): after start ${heap(memoryIdle)}; with 20 sessions ${heap(memory20)}`);
+    console.log(`  daemon: ${result.daemon.main} ${GATEWAY_FLAGS.join(' ') || '(no flags)'}${Object.keys(GATEWAY_ENV).length > 0 ? ` env ${args['gateway-env']}` : ''}; served its first read ${result.daemon.ready_s} s after spawn`);
+    const split = (r: RssSplit) => `${r.rss.toFixed(0)} MiB (anon ${r.anon.toFixed(0)}, file ${r.file.toFixed(0)}, shmem ${r.shmem.toFixed(0)}; peak so far ${r.peak.toFixed(0)})`;
+    console.log(`  daemon RSS after start:     ${split(rssIdle)}`);
+    console.log(`  daemon RSS with 20 sessions: ${split(rss20)}   (plant server: ${plantRss.toFixed(0)} MiB)`);
+    const top = Object.entries(rss20.files).slice(0, 4).map(([file, mib]) => `${file.split('/').slice(-2).join('/')} ${mib.toFixed(0)}`);
+    console.log(`  file-backed with 20 sessions (MiB): ${top.join(', ')}`);
+    if (heapIdle && heap20) {
+      const heap = (m: Record<string, unknown>) => `V8 heap ${String(m.heap_used)} used of ${String(m.heap_total)}, external ${String(m.external)}`;
+      console.log(`  V8 (MiB): after start ${heap(heapIdle)}; with 20 sessions ${heap(heap20)}`);
+    }
   }
   for (const c of [direct, writer, through, ...extra]) await c.close();
 } finally {
   closing = true;
   for (const c of children) {
-    if (c.exitCode === null) {
+    if (c.exitCode === null && c.signalCode === null) {
       c.kill('SIGTERM');
       await new Promise((r) => {
         const t = setTimeout(() => c.kill('SIGKILL'), 15_000);

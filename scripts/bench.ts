@@ -3,7 +3,7 @@
 // where there is one (ratios = through Penstock / direct).
 //   PENSTOCK_BENCH_ONLY=journal,modbus   run only some parts
 //   PENSTOCK_BENCH_SECONDS=3             seconds per throughput cell (Modbus)
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,10 @@ const parts: { name: string; script: string; args: string[] }[] = [
   { name: 'ssh', script: 'scripts/bench-ssh.ts', args: [] },
   { name: 'opcua', script: 'scripts/bench-opcua.ts', args: [] },
 ];
+
+// The daemon is measured as shipped: from dist/, built from the src/ in this checkout now.
+const build = spawnSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' });
+if (build.status !== 0) process.exit(1);
 
 console.log(`Penstock bench — Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString()}`);
 let failed = 0;
