@@ -7,10 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, writeSync, closeSync, readFileSync, rmSync, writeFileSync, chownSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { run, until, testUserIds, clientOptions } from '../test/adapters/ssh/harness.ts';
 import { startSite } from '../test/adapters/ssh/fixture.ts';
+import { shippedDaemon } from './shipped-daemon.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '40' }, mib: { type: 'string', default: '100' }, sessions: { type: 'string', default: '20' } } });
 const RUNS = Number(values.runs);
@@ -34,7 +36,9 @@ function rssOf(pid: number): number {
   return Number(m![1]) * 1024;
 }
 
-const site = await startSite();
+// The daemon as the unit runs it (dist/, its V8 flags).
+const shipped = shippedDaemon(join(dirname(fileURLToPath(import.meta.url)), '..'));
+const site = await startSite({ daemon: [...shipped.flags, shipped.main] });
 try {
   const benchDir = join(site.target, 'bench');
   // A grant for the benchmark, issued at run time (the target folder's path is only known now).

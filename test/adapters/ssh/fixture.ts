@@ -34,7 +34,8 @@ export interface Site {
   stop(): Promise<void>;
 }
 
-export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number } = {}): Promise<Site> {
+/** `daemon`: Node flags and entry point for the daemon (default src/main.ts; the bench passes the shipped ones). */
+export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: string[] } = {}): Promise<Site> {
   ensureTestUser();
   const { dir, cleanup } = tempDir('penstock-ssh-');
   const k = join(dir, 'keys');
@@ -134,7 +135,7 @@ grants:
       - ssh: { exec: [echo, "..."] }
 ${extraYaml.grants ?? ''}
 `);
-  const gw = await Gateway.start(files);
+  const gw = await Gateway.start(files, 'ssh-main', extraYaml.daemon);
   const knownHosts = join(dir, 'known_hosts');
   writeKnownHosts(knownHosts, gw.port, files.hostKey.pub);
   const sshArgs = (user: string, key = vendor.key, extra: string[] = []) => [...clientOptions(knownHosts, key, extra), '-p', String(gw.port), `${user}@127.0.0.1`];
