@@ -14,9 +14,9 @@ const config = join(dir, 'penstock.yaml');
 writeFileSync(config, readFileSync(join(root, 'scripts/demo/site.yaml'), 'utf8').replaceAll('@STATE@', dir).replace('port: 1502', 'port: 0'));
 const socket = join(dir, 'run', 'admin.sock');
 const started = performance.now();
-// As systemd/penstock.service runs it: its V8 flags, the built dist/.
+// As systemd/penstock.service runs it: its V8 flags and environment, the built dist/.
 const shipped = shippedDaemon(root);
-const daemon = spawn(process.execPath, [...shipped.flags, shipped.main, '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PENSTOCK_LOG_LEVEL: 'error' } });
+const daemon = spawn(process.execPath, [...shipped.flags, shipped.main, '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...shipped.env, PENSTOCK_LOG_LEVEL: 'error' } });
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

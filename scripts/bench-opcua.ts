@@ -9,7 +9,8 @@
 //
 // --gateway-flags: Node/V8 flags for the daemon. Default: PENSTOCK_V8_FLAGS of systemd/penstock.service
 //   (test/systemd/unit.test.ts checks bin/penstock passes the same). --gateway-flags="" runs none.
-// --gateway-env: extra environment for the daemon only (MALLOC_ARENA_MAX=2, UV_THREADPOOL_SIZE=2, …).
+// --gateway-env: the daemon's environment settings instead of the unit's (its malloc thresholds), e.g.
+//   MALLOC_ARENA_MAX=2 or UV_THREADPOOL_SIZE=2; --gateway-env="" runs without any.
 // --daemon-main: the daemon's entry point (default dist/main.js, built by npm ci / npm run build; pass
 //   src/main.ts to see what Node's type stripping costs).
 // --heap-spaces: also print V8 heap spaces (a few lines loaded with --import that answer SIGUSR2; off by
@@ -40,13 +41,13 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
     'gateway-flags': { type: 'string' },
-    'gateway-env': { type: 'string', default: '' },
+    'gateway-env': { type: 'string' },
     'daemon-main': { type: 'string', default: shipped.main },
     'heap-spaces': { type: 'boolean', default: false },
   },
 });
 const GATEWAY_FLAGS = args['gateway-flags'] === undefined ? shipped.flags : args['gateway-flags'].split(/\s+/).filter(Boolean);
-const GATEWAY_ENV = Object.fromEntries(args['gateway-env'].split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const GATEWAY_ENV: Record<string, string> = args['gateway-env'] === undefined ? shipped.env : Object.fromEntries(args['gateway-env'].split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const SECONDS = Number(args.seconds);
 const tmp = tempDir('penstock-bench-opcua-');
 const children: ChildProcess[] = [];
@@ -343,7 +344,7 @@ grants:
     console.log(`  nodes/s, 100-node batches, 4 in flight              ${f(d.batch4_nodes_per_s)} ${f(g.batch4_nodes_per_s)} ${f(result.ratio.batch_reads_4_in_flight, 2)}`);
     console.log(`  write round trip, median ms                         ${f(d.write_rtt_ms, 2)} ${f(g.write_rtt_ms, 2)} ${f(result.ratio.write_rtt, 2)}`);
     console.log(`  notification latency, median ms                     ${f(d.notification_ms, 2)} ${f(g.notification_ms, 2)} ${f(result.ratio.notification_latency, 2)}`);
-    console.log(`  daemon: ${result.daemon.main} ${GATEWAY_FLAGS.join(' ') || '(no flags)'}${Object.keys(GATEWAY_ENV).length > 0 ? ` env ${args['gateway-env']}` : ''}; served its first read ${result.daemon.ready_s} s after spawn`);
+    console.log(`  daemon: ${result.daemon.main} ${GATEWAY_FLAGS.join(' ') || '(no flags)'}${Object.keys(GATEWAY_ENV).length > 0 ? ` env ${Object.entries(GATEWAY_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}; served its first read ${result.daemon.ready_s} s after spawn`);
     const split = (r: RssSplit) => `${r.rss.toFixed(0)} MiB (anon ${r.anon.toFixed(0)}, file ${r.file.toFixed(0)}, shmem ${r.shmem.toFixed(0)}; peak so far ${r.peak.toFixed(0)})`;
     console.log(`  daemon RSS after start:     ${split(rssIdle)}`);
     console.log(`  daemon RSS with 20 sessions: ${split(rss20)}   (plant server: ${plantRss.toFixed(0)} MiB)`);

@@ -36,9 +36,9 @@ function rssOf(pid: number): number {
   return Number(m![1]) * 1024;
 }
 
-// The daemon as the unit runs it (dist/, its V8 flags).
+// The daemon as the unit runs it (dist/, its V8 flags and environment).
 const shipped = shippedDaemon(join(dirname(fileURLToPath(import.meta.url)), '..'));
-const site = await startSite({ daemon: [...shipped.flags, shipped.main] });
+const site = await startSite({ daemon: { argv: [...shipped.flags, shipped.main], env: shipped.env } });
 try {
   const benchDir = join(site.target, 'bench');
   // A grant for the benchmark, issued at run time (the target folder's path is only known now).

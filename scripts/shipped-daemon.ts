@@ -12,6 +12,8 @@ export interface ShippedDaemon {
   main: string;
   /** The arguments after the entry point, as the unit has them. */
   args: string[];
+  /** The unit's Environment= for the daemon (malloc settings), PENSTOCK_V8_FLAGS left out. */
+  env: Record<string, string>;
 }
 
 export function shippedDaemon(root: string): ShippedDaemon {
@@ -26,5 +28,6 @@ export function shippedDaemon(root: string): ShippedDaemon {
   const words = exec.slice(1).flatMap((w) => (w.startsWith('$') ? (env.get(w.slice(1)) ?? '').split(/\s+/).filter(Boolean) : [w]));
   const at = words.findIndex((w) => w.startsWith(`${INSTALL_PREFIX}/`));
   if (at < 0) throw new Error(`ExecStart runs nothing under ${INSTALL_PREFIX}`);
-  return { flags: words.slice(0, at), main: join(root, words[at]!.slice(INSTALL_PREFIX.length)), args: words.slice(at + 1) };
+  const { PENSTOCK_V8_FLAGS: _flags, ...rest } = Object.fromEntries(env);
+  return { flags: words.slice(0, at), main: join(root, words[at]!.slice(INSTALL_PREFIX.length)), args: words.slice(at + 1), env: rest };
 }

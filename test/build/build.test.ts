@@ -43,7 +43,7 @@ test('every source file is built, with no relative .ts import left and line numb
 test('the daemon runs from the build with the flags of the unit, answers status and drains on SIGTERM', async () => {
   const shipped = shippedDaemon(ROOT);
   const site = readFileSync(join(ROOT, 'scripts/demo/site.yaml'), 'utf8').replaceAll('@STATE@', tmp.dir).replace('port: 1502', 'port: 0');
-  const daemon = await startDaemon(tmp.dir, site, { main: [...shipped.flags, join(OUT, 'main.js')] });
+  const daemon = await startDaemon(tmp.dir, site, { main: [...shipped.flags, join(OUT, 'main.js')], env: shipped.env });
   const status = await daemon.json<{ heap_limit_bytes: number; listeners: { protocol: string; port: number }[] }>(['status']);
   assert.equal(status.listeners[0]?.protocol, 'modbus');
   assert.ok(status.listeners[0]!.port > 0);

@@ -68,6 +68,9 @@ test('ExecStart runs the pinned Node on the built dist/ with the V8 flags, and t
   const launcher = readFileSync(join(ROOT, 'bin/penstock'), 'utf8');
   assert.equal(/PENSTOCK_V8_FLAGS:=([^}]*)\}/.exec(launcher)?.[1], shipped.flags.join(' '));
   assert.match(launcher, /"\$root\/dist\/main\.js"/);
+  // The malloc settings too, in both.
+  assert.deepEqual(shipped.env, { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' });
+  for (const [k, v] of Object.entries(shipped.env)) assert.ok(launcher.includes(`\${${k}:=${v}}`), `bin/penstock sets ${k}=${v}`);
   // The unit must run the very runtime package.json pins (the npm `node` package), not a system node.
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
   const pinned = pkg.dependencies.node;

@@ -34,8 +34,8 @@ export interface Site {
   stop(): Promise<void>;
 }
 
-/** `daemon`: Node flags and entry point for the daemon (default src/main.ts; the bench passes the shipped ones). */
-export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: string[] } = {}): Promise<Site> {
+/** `daemon`: Node flags, entry point and environment (default src/main.ts; the bench passes the shipped ones). */
+export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: { argv: string[]; env: Record<string, string> } } = {}): Promise<Site> {
   ensureTestUser();
   const { dir, cleanup } = tempDir('penstock-ssh-');
   const k = join(dir, 'keys');

@@ -219,8 +219,8 @@ export class Gateway {
     return this.#child.exitCode === null && this.#child.signalCode === null;
   }
 
-  static async start(files: GatewayFiles, listener = 'ssh-main', daemon: string[] = [join(ROOT, 'src/main.ts')]): Promise<Gateway> {
-    const child = spawn(NODE, [...daemon, '--config', files.config, '--log-level', process.env.PENSTOCK_TEST_LOG ?? 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  static async start(files: GatewayFiles, listener = 'ssh-main', daemon: { argv: string[]; env: Record<string, string> } = { argv: [join(ROOT, 'src/main.ts')], env: {} }): Promise<Gateway> {
+    const child = spawn(NODE, [...daemon.argv, '--config', files.config, '--log-level', process.env.PENSTOCK_TEST_LOG ?? 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...daemon.env } });
     let log = '';
     const collect = (d: Buffer) => {
       log = (log + d.toString()).slice(-20_000);
