@@ -46,8 +46,6 @@ export interface AddressSpaceAccessor {
 
 const ATTRIBUTE_NAMES = Object.fromEntries(Object.entries(AttributeIds).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
 
-const CLIENT_GONE = 'the client connection closed before the action was forwarded (while it waited for approval)';
-
 function refused(d: Decision): StatusCode {
   return StatusCodes[refusalStatusName(d.reason)];
 }
@@ -213,9 +211,8 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         out[i] = refused(d);
         continue;
       }
-      if (this.#gw.clientGone(context as { session?: unknown })) {
+      if (this.#clientGone(context, session, action)) {
         out[i] = StatusCodes.BadSecureChannelClosed;
-        void this.#gw.core.recordOutcome(session, action, { status: 'BadSecureChannelClosed', forwarded: false, reason: CLIENT_GONE });
         continue;
       }
       if (!forwardable) {
@@ -249,6 +246,13 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       }
     }
     return out;
+  }
+
+  /** An allowed privileged action whose client has gone meanwhile: journaled as not forwarded. */
+  #clientGone(context: unknown, session: Session, action: ReturnType<OpcuaGateway['action']>): boolean {
+    if (!this.#gw.clientGone(context as { session?: unknown })) return false;
+    void this.#gw.core.recordOutcome(session, action, { status: 'BadSecureChannelClosed', forwarded: false, reason: 'the client connection closed before the action was forwarded' });
+    return true;
   }
 
   /** The value about to be overwritten, read upstream for the write's record (or why it could not be). */
@@ -287,9 +291,8 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         out[i] = new CallMethodResult({ statusCode: refused(d) });
         continue;
       }
-      if (this.#gw.clientGone(context as { session?: unknown })) {
+      if (this.#clientGone(context, session, action)) {
         out[i] = new CallMethodResult({ statusCode: StatusCodes.BadSecureChannelClosed });
-        void this.#gw.core.recordOutcome(session, action, { status: 'BadSecureChannelClosed', forwarded: false, reason: CLIENT_GONE });
         continue;
       }
       try {
