@@ -200,8 +200,8 @@ Penstock demo site is running (state in ${dir}, config ${configFile}).
 Try, in another terminal, from the repository. Modbus (mbpoll: apt-get install mbpoll; its -r is 1-based, so -r 40070 is address 40069):
 ${rows([
     [mb('-a 1 -r 40070 -c 17 -1 127.0.0.1'), 'read the inverter model (W at 40084): allowed'],
-    [mb('-a 1 -r 40233 -1 127.0.0.1 50'), 'set WMaxLimPct to 50: allowed, journaled first'],
-    [mb('-a 1 -r 40233 -1 127.0.0.1 95'), "above the grant's bound: illegal data value"],
+    [mb('-a 1 -r 40233 -1 127.0.0.1 5000'), 'set WMaxLimPct to 50 % (raw x 10^WMaxLimPct_SF, which the gateway reads: -2): allowed, journaled first'],
+    [mb('-a 1 -r 40233 -1 127.0.0.1 9500'), "95 %, above the grant's 80: illegal data value"],
     [mb('-a 1 -r 40001 -1 127.0.0.1 7'), 'not granted: illegal data address'],
     [mb('-a 1 -r 40232 -1 -o 10 127.0.0.1 0'), 'Conn: waits (10 s) for a person to approve'],
   ])}

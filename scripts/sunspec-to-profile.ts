@@ -96,7 +96,7 @@ const DEVICES: DeviceSpec[] = [
       'The Datamanager must be set to "int + SF" (F_ModelType = 2); in float mode the inverter model is 113 and every later address moves.',
       'Models 120 (nameplate, L=26), 121 (basic settings, L=30) and 122 (extended status, L=44) sit between 103 and 123 and are not mapped here',
       '(their SunSpec definitions are not in ../shared/data/sunspec); IC123 therefore starts at 40227 (Fronius register 40228).',
-      'Points with a *_SF partner are scaled at run time: engineering value = raw x 10^SF (the SF register is a point too).',
+      'Points with a *_SF partner name it in scale_factor: engineering value = raw x 10^SF; the gateway reads the SF register from the device before it decides a bounded write.',
     ],
     base: 40000,
     layout: [
@@ -117,7 +117,7 @@ const DEVICES: DeviceSpec[] = [
       'Addresses are 0-based protocol addresses, computed by walking the SunSpec JSON point sizes from the SunS marker at 40000.',
       'A device that places other models in between (e.g. 703, 705-712) moves the later models: check its discovery walk before use.',
       'uint64 energy totals of model 701 (TotWhInj, TotWhAbs, TotVarh*) have no profile type: their registers are left unmapped.',
-      'Points with a *_SF partner are scaled at run time: engineering value = raw x 10^SF (the SF register is a point too).',
+      'Points with a *_SF partner name it in scale_factor: engineering value = raw x 10^SF; the gateway reads the SF register from the device before it decides a bounded write.',
       'Absolute W/VA/var/V setpoints depend on the device rating and carry no safe range here: bound them in the grant rule.',
     ],
     base: 40000,
@@ -145,6 +145,7 @@ function pointsOf(model: SunSpecGroup, place: ModelPlacement, start: number): { 
     const point: ProfilePoint = { name: `${group}.${prefix}${p.name}`, table: 'holding_register', address, type, words: p.size, access };
     if (p.units) point.units = p.units;
     if (typeof p.sf === 'number') point.scale_exponent = p.sf;
+    else if (typeof p.sf === 'string') point.scale_factor = `${place.group}.${p.sf}`;
     const label = (p.label ?? p.name).trim();
     point.description = p.type === 'sunssf' ? `${label} (scale factor: value = raw x 10^this)` : typeof p.sf === 'string' ? `${label} (scaled by ${place.group}.${p.sf})` : label;
     if (access === 'RW') {

@@ -36,9 +36,11 @@ export function startSimulatedPlc(profile: FirmwareProfile, port: number, onWrit
     else if (/\.ID$/.test(p.name)) regs.set(p.address, MODEL_IDS[p.name.split('.')[0]!] ?? 0);
     else if (p.min !== undefined && p.max !== undefined) regs.set(p.address, Math.max(0, Math.min(p.max, 100)));
   }
-  // A sunny afternoon: about 6.2 kW, 230 V, 50 Hz (scale factors 0, -1, -2), drifting a little.
+  // A sunny afternoon: about 6.2 kW, 230 V, 50 Hz (scale factors 0, -1, -2), drifting a little. The power
+  // limit is in 0.01 % as on a Fronius (WMaxLimPct_SF = -2), at 100 %.
   const live: [RegExp, number, number][] = [[/\.W$/, 6200, 80], [/\.PhVphA$/, 2301, 15], [/\.Hz$/, 5000, 3]];
-  const scale: [RegExp, number][] = [[/\.W_SF$/, 0], [/\.V_SF$/, -1], [/\.Hz_SF$/, -2]];
+  const scale: [RegExp, number][] = [[/\.W_SF$/, 0], [/\.V_SF$/, -1], [/\.Hz_SF$/, -2], [/\.WMaxLimPct_SF$/, -2]];
+  for (const p of profile.points) if (p.name.endsWith('.WMaxLimPct') && p.address !== undefined) regs.set(p.address, 10000);
   for (const p of profile.points) {
     const sf = scale.find(([re]) => re.test(p.name));
     if (sf && p.address !== undefined) regs.set(p.address, sf[1] & 0xffff);

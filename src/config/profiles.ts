@@ -28,6 +28,7 @@ const pointSchema = z.strictObject({
   type: z.enum(['uint16', 'int16', 'uint32', 'int32', 'float32', 'string']),
   words: z.number().int().min(1).max(125),
   scale_exponent: z.number().int().min(-10).max(10).optional(),
+  scale_factor: z.string().regex(pointNameRe).optional(),
   units: z.string().min(1).optional(),
   access: z.enum(['R', 'RW']),
   min: z.number().optional(),
@@ -38,6 +39,7 @@ const pointSchema = z.strictObject({
   if (p.min !== undefined && p.max !== undefined && p.min > p.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `min ${p.min} exceeds max ${p.max}` });
   if ((p.table === 'coil' || p.table === 'discrete_input') && p.words !== 1) ctx.addIssue({ code: 'custom', path: ['words'], message: `a ${p.table} is one bit: words must be 1` });
   if ((p.table === 'discrete_input' || p.table === 'input_register') && p.access === 'RW') ctx.addIssue({ code: 'custom', path: ['access'], message: `a ${p.table} cannot be written` });
+  if (p.scale_factor !== undefined && p.scale_exponent !== undefined) ctx.addIssue({ code: 'custom', path: ['scale_factor'], message: 'a point has a fixed scale_exponent or a run-time scale_factor, not both' });
 });
 
 export const firmwareProfileSchema = z.strictObject({
@@ -62,6 +64,15 @@ export const firmwareProfileSchema = z.strictObject({
     } else {
       if (p.node === undefined) ctx.addIssue({ code: 'custom', path: ['points', i], message: 'an opcua point needs `node`' });
       if (p.table !== undefined || p.address !== undefined) ctx.addIssue({ code: 'custom', path: ['points', i, p.table !== undefined ? 'table' : 'address'], message: '`table` and `address` are for modbus profiles' });
+    }
+  });
+  // A run-time scale factor is a one-register signed point of the same profile, read from the device.
+  prof.points.forEach((p, i) => {
+    if (p.scale_factor === undefined) return;
+    const sf = prof.points.find((q) => q.name === p.scale_factor);
+    if (!sf) ctx.addIssue({ code: 'custom', path: ['points', i, 'scale_factor'], message: `names no point of this profile (${p.scale_factor})` });
+    else if (prof.protocol !== 'modbus' || sf.type !== 'int16' || sf.words !== 1 || sf.table !== 'holding_register') {
+      ctx.addIssue({ code: 'custom', path: ['points', i, 'scale_factor'], message: `${p.scale_factor} must be a modbus int16 holding register` });
     }
   });
   // Two points sharing a register is a map error: a write to one would silently change the other.

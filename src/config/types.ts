@@ -36,6 +36,12 @@ export interface ProfilePoint {
   words: number;
   /** Engineering value = raw * 10^scale_exponent (SunSpec style fixed scale) when given. */
   scale_exponent?: number;
+  /**
+   * Engineering value = raw * 10^(the value of this other point, read from the device): SunSpec's
+   * run-time scale factors (`controls.WMaxLimPct_SF`). Bounds on such a point are checked only once
+   * the gateway has read the factor; until then a bounded write is refused.
+   */
+  scale_factor?: string;
   units?: string;
   access: 'R' | 'RW';
   /** Safe engineering range for writes. */

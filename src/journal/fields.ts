@@ -56,6 +56,8 @@ export function renderModbus(o: ModbusObject): Record<string, unknown> {
     address: o.address,
     quantity: o.quantity,
     values: o.values,
+    // How the values were read against bounds: run-time scale factors the gateway read from the device.
+    ...(o.scaleFactors ? { scale_factors: o.scaleFactors } : {}),
   };
 }
 

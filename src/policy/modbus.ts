@@ -205,7 +205,10 @@ function decodePoint(p: ProfilePoint, o: ModbusObject, profile: FirmwareProfile)
   } else {
     return undefined; // strings, or a type and width that disagree
   }
-  return scaled(raw, p.scale_exponent);
+  if (p.scale_factor === undefined) return scaled(raw, p.scale_exponent);
+  // Scaled by a register of the device: unknown until the gateway has read it (then refused if bounded).
+  const exponent = o.scaleFactors?.[p.scale_factor];
+  return exponent === undefined ? undefined : scaled(raw, exponent);
 }
 
 function hasBounds(min: number | undefined, max: number | undefined): boolean {
@@ -232,6 +235,9 @@ function validate(action: Action, o: ModbusObject): string | undefined {
   }
   if (!Number.isInteger(o.address) || o.address < 0 || o.address > 0xffff) return `address ${o.address} is not 0-65535`;
   if (!Number.isInteger(o.quantity) || o.quantity < 1 || o.address + o.quantity > 0x10000) return `quantity ${o.quantity} at address ${o.address} runs outside 0-65535`;
+  if (o.scaleFactors !== undefined && Object.values(o.scaleFactors).some((e) => !Number.isInteger(e) || e < -10 || e > 10)) {
+    return 'scale factors must be integers -10..10';
+  }
   if (o.values !== undefined && o.functionCode !== 22) {
     if (directionOf(action, o) === 'read') return 'a read carries no values';
     if (o.values.length !== o.quantity) return `${o.values.length} values for a quantity of ${o.quantity}`;
@@ -295,7 +301,9 @@ function match(rule: ModbusRuleConfig, action: Action, o: ModbusObject, env: Mat
           const max = rule.max;
           if (!hasBounds(min, max) && !hasBounds(p.min, p.max)) continue;
           const v = decodePoint(p, o, profile);
-          if (v === undefined) return miss('value_out_of_bounds', `point ${p.name} is bounded, and the value written to it cannot be read from the request`);
+          if (v === undefined) return miss('value_out_of_bounds', p.scale_factor !== undefined && o.scaleFactors?.[p.scale_factor] === undefined
+            ? `point ${p.name} is bounded, and its scale factor ${p.scale_factor} could not be read from the device`
+            : `point ${p.name} is bounded, and the value written to it cannot be read from the request`);
           if (!withinBounds(v, min, max)) return miss('value_out_of_bounds', `point ${p.name} = ${v}${p.units ? ' ' + p.units : ''} is outside the rule's ${boundsText(min, max)}`);
           if (!withinBounds(v, p.min, p.max)) return miss('value_out_of_bounds', `point ${p.name} = ${v}${p.units ? ' ' + p.units : ''} is outside its safe range ${boundsText(p.min, p.max)}`);
         }

@@ -15,6 +15,11 @@ export interface ModbusObject {
   quantity: number;
   /** Raw register (0..65535) or coil (0/1) values of a write, in address order. */
   values?: number[];
+  /**
+   * Run-time scale factors the gateway read from the device for this write (profile point name →
+   * exponent), so bounds on points with a `scale_factor` compare engineering values.
+   */
+  scaleFactors?: Record<string, number>;
 }
 
 export interface OpcuaObject {

@@ -113,6 +113,16 @@ test('bad types and unknown keys in a profile are located errors', () => {
   assert.equal(issue(r.issues, 'points[2].colour').line, 25);
 });
 
+test('a run-time scale factor must name a one-register signed point of the profile, and not come with a fixed exponent', () => {
+  const r = checkFirmwareProfile('badscale', BAD_PROFILES);
+  assert.equal(r.profile, undefined);
+  assert.match(issue(r.issues, 'points[0].scale_factor').message, /controls\.Lim_SF must be a modbus int16 holding register/);
+  assert.match(issue(r.issues, 'points[1].scale_factor').message, /names no point of this profile/);
+  assert.match(issue(r.issues, 'points[2].scale_factor').message, /not both/);
+  assert.equal(issue(r.issues, 'points[1].scale_factor').line, 8);
+  assert.equal(r.issues.length, 3);
+});
+
 test('a profile whose name differs from its file is refused', () => {
   const r = checkFirmwareProfile('wrongname', BAD_PROFILES);
   assert.equal(issue(r.issues, 'name').line, 1);
@@ -126,7 +136,7 @@ test('loadFirmwareProfiles lists the issues of every bad file', () => {
   assert.throws(() => loadFirmwareProfiles(BAD_PROFILES), (e: unknown) => {
     assert.ok(isPenstockError(e, 'PS_CONFIG_INVALID'));
     const files = new Set((e.details as { issues: ConfigIssue[] }).issues.map((i) => i.file.split('/').pop()));
-    assert.deepEqual([...files].sort(), ['badtypes.yaml', 'overlap.yaml', 'wrongname.yaml']);
+    assert.deepEqual([...files].sort(), ['badscale.yaml', 'badtypes.yaml', 'overlap.yaml', 'wrongname.yaml']);
     return true;
   });
 });

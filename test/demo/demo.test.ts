@@ -117,6 +117,17 @@ describe('npm run demo', { timeout: 90_000 }, () => {
     assert.match(r.stdout, /^\[40002\]:\s+28243$/m);
   });
 
+  it('Modbus: the power limit is bounded in percent, scaled by the factor the gateway reads from the inverter', { skip: mbpoll ? false : 'mbpoll is not installed (apt-get install mbpoll)' }, async () => {
+    // -r 40233 is WMaxLimPct at address 40232; the simulated inverter's WMaxLimPct_SF is -2 (0.01 %).
+    const over = await run(mbpoll!, ['-m', 'tcp', '-p', String(ports[0]), '-a', '1', '-r', '40233', '-1', '127.0.0.1', '9500']);
+    assert.notEqual(over.code, 0, '95 % is over the grant\'s 80 %');
+    assert.match(over.stdout + over.stderr, /Illegal data value/i);
+    const ok = await run(mbpoll!, ['-m', 'tcp', '-p', String(ports[0]), '-a', '1', '-r', '40233', '-1', '127.0.0.1', '5000']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    await until(() => stdout.includes('write reached the PLC: address 40232 <- 5000'), 'the 50 % write at the inverter');
+    assert.doesNotMatch(stdout, /address 40232 <- 9500/, 'the refused write never reached the inverter');
+  });
+
   it('OPC UA: the drum level is read; a write to the fuel valve is refused and never reaches the boiler', async () => {
     const level = await opcuaClient('read', 'Boiler/Drum/Level');
     assert.equal(level.code, 0, level.stdout + level.stderr);

@@ -73,10 +73,13 @@ test('events render protocol fields with Zeek names, drop secrets and refuse wha
   await j.append({ event: 'action.allowed', action: { target: 'h', verb: 'exec', object: { kind: 'ssh', channel: 'exec', commandLine: 'ls -l', argv: ['ls', '-l'] } } });
   const [ua, ssh] = j.readEvents(1, 2).map((r) => JSON.parse(r.bytes));
   assert.deepEqual(ua.action.opcua, { node_id: 'ns=1;s=Drum/Level', attribute: 'Value', value: 4.5 });
+  // A write decided with a scale factor read from the device carries it: how its value was judged.
+  const scaled = await j.append({ event: 'action.allowed', action: { target: 'inv', verb: 'write', object: { kind: 'modbus', unit: 1, functionCode: 6, table: 'holding_register', address: 40232, quantity: 1, values: [5000], scaleFactors: { 'controls.WMaxLimPct_SF': -2 } } } });
+  assert.deepEqual(JSON.parse(j.readEvents(scaled.seq, 1)[0]!.bytes).action.modbus.scale_factors, { 'controls.WMaxLimPct_SF': -2 });
   assert.deepEqual(ssh.action.ssh, { channel: 'exec', command: 'ls -l', argv: ['ls', '-l'] });
   await assert.rejects(j.append({ event: 'action.outcome', outcome: { ratio: Number.NaN } }), (err) => isPenstockError(err, 'PS_INTERNAL'));
   await assert.rejects(j.append({ event: 'no.such' as 'action.outcome' }), (err) => isPenstockError(err, 'PS_INTERNAL'));
-  assert.equal(j.size(), 3, 'refused events leave nothing behind');
+  assert.equal(j.size(), 4, 'refused events leave nothing behind');
 });
 
 test('proofs from the reader API verify against signed checkpoints; bundles verify offline', async (t) => {

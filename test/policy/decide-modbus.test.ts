@@ -4,8 +4,8 @@ import { decide } from '../../src/policy/decide.ts';
 import type { Action, ModbusObject, ModbusTable, Verb } from '../../src/policy/types.ts';
 import { ctx, grant, words32 } from './fixtures.ts';
 
-function mb(fc: number, table: ModbusTable | null, address: number, quantity: number, opts: { unit?: number; values?: number[]; verb?: Verb; target?: string } = {}): Action {
-  const object: ModbusObject = { kind: 'modbus', unit: opts.unit ?? 1, functionCode: fc, table, address, quantity, ...(opts.values ? { values: opts.values } : {}) };
+function mb(fc: number, table: ModbusTable | null, address: number, quantity: number, opts: { unit?: number; values?: number[]; verb?: Verb; target?: string; scaleFactors?: Record<string, number> } = {}): Action {
+  const object: ModbusObject = { kind: 'modbus', unit: opts.unit ?? 1, functionCode: fc, table, address, quantity, ...(opts.values ? { values: opts.values } : {}), ...(opts.scaleFactors ? { scaleFactors: opts.scaleFactors } : {}) };
   const verb: Verb = opts.verb ?? ([5, 6, 15, 16, 22].includes(fc) ? 'write' : table === null ? 'other' : 'read');
   return { target: opts.target ?? 'plc-raw', verb, object };
 }
@@ -129,6 +129,22 @@ test('points expand to their registers and bound writes in engineering units', (
   const tighter = ctx([grant('G', [{ modbus: { access: 'write', points: ['setpoints.WMaxLimPct'], max: 80 } }])]);
   assert.equal(decide(write16(40100, [800], at), tighter).effect, 'allow');
   assert.equal(decide(write16(40100, [801], at), tighter).reason, 'value_out_of_bounds', "the rule's own bound is tighter than the profile's");
+});
+
+test('a point scaled by a register of the device is bounded in engineering units once the factor is known', () => {
+  const at = { target: 'plc-1' };
+  const c = ctx([grant('G', [{ modbus: { access: 'write', points: ['limits.VArPct'], max: 80 } }])]);
+  const sf = (e: number) => ({ ...at, scaleFactors: { 'limits.VArPct_SF': e } });
+  assert.equal(decide(write16(40120, [5000], sf(-2)), c).effect, 'allow', '5000 x 10^-2 = 50 %');
+  assert.equal(decide(write16(40120, [9000], sf(-2)), c).reason, 'value_out_of_bounds', '90 % is over the rule');
+  assert.equal(decide(write16(40120, [50], sf(0)), c).effect, 'allow', 'the same rule, a device with factor 0');
+  assert.equal(decide(write16(40120, [90], sf(0)), c).reason, 'value_out_of_bounds');
+  // Not read (yet, or the device did not answer): the value is unknown, so a bounded write is refused.
+  const unknown = decide(write16(40120, [50], at), c);
+  assert.equal(unknown.reason, 'value_out_of_bounds');
+  assert.match(unknown.explanation, /scale factor limits\.VArPct_SF could not be read/);
+  // A device answering 0x8000 ("not implemented") is no exponent: raw / 10^32768 would pass any bound.
+  assert.equal(decide(write16(40120, [65535], sf(-32768)), c).reason, 'malformed');
 });
 
 test('word order of the profile decides how 32-bit points decode', () => {

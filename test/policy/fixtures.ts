@@ -22,6 +22,9 @@ export const modbusProfile: FirmwareProfile = {
     { name: 'status.St', table: 'holding_register', address: 40110, type: 'uint16', words: 1, access: 'R' },
     { name: 'status.W', table: 'holding_register', address: 40111, type: 'int16', words: 1, access: 'R' },
     { name: 'controls.Enable', table: 'coil', address: 10, type: 'uint16', words: 1, access: 'RW' },
+    // SunSpec style: scaled by another register of the device, read at run time.
+    { name: 'limits.VArPct', table: 'holding_register', address: 40120, type: 'uint16', words: 1, scale_factor: 'limits.VArPct_SF', units: '%', access: 'RW', min: 0, max: 100 },
+    { name: 'limits.VArPct_SF', table: 'holding_register', address: 40121, type: 'int16', words: 1, access: 'R' },
   ],
 };
 

@@ -33,6 +33,7 @@ import {
 } from './codec.ts';
 import { modbusTargetSchema, type ModbusTargetConfig } from './schema.ts';
 import type { Upstream, UpstreamReply } from './upstream.ts';
+import { scaleFactorsFor } from './scale-factors.ts';
 import { upstreamsFor, type UpstreamPool } from './pool.ts';
 
 /** A client unit id → the target it reaches and the unit id used toward that target. */
@@ -209,6 +210,14 @@ class StreamServer {
     const req = decoded.value;
     const unit = route.targetUnit ?? target.unit;
     const ordered = readsFirst(requestToActions(req, route.target, unit));
+    const upstream = this.#pool.get(target);
+    // Writes to points scaled by a register of the device carry the factor, read first, into policy.
+    const profile = target.profile ? this.#core.config().profiles.get(target.profile) : undefined;
+    for (const action of ordered) {
+      if (isRead(action) || !profile) continue;
+      const scaleFactors = await scaleFactorsFor(action.object, profile, upstream, this.#session.id, Date.now());
+      if (scaleFactors) action.object.scaleFactors = scaleFactors;
+    }
     for (const action of ordered) {
       const decision = await this.#core.authorize(this.#session, action);
       if (decision.effect !== 'allow') return this.#answer(frame, encodeException(req.fc, exceptionForDecision(decision.reason)));
@@ -218,7 +227,6 @@ class StreamServer {
       // A broadcast on a serial line is never answered, so it cannot be confirmed to the client.
       return this.#answer(frame, encodeException(req.fc, EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE));
     }
-    const upstream = this.#pool.get(target);
     const writes = ordered.length === 1 && isRead(ordered[0]!) ? NO_ACTIONS : ordered.filter((a) => !isRead(a));
     const before = writes.length > 0 && target.read_back_before_write ? await this.#readBack(upstream, unit, writes) : undefined;
     const reply = await upstream.request(this.#session.id, unit, req, frame.pdu);

@@ -26,7 +26,7 @@ listeners:
     host: 127.0.0.1
     port: 0
     bindings: [{ source: 127.0.0.1, principal: vendor-a }]
-    routes: [{ unit: 1, target: plc-1 }, { unit: 7, target: plc-1, target_unit: 3 }]
+    routes: [{ unit: 1, target: plc-1 }, { unit: 7, target: plc-1, target_unit: 3 }, { unit: 2, target: inverter-1 }]
   - id: mb-tls
     protocol: modbus
     mode: tls
@@ -53,6 +53,8 @@ targets:
     port: ${plcPort}
     timeout_ms: 1000
     read_back_before_write: true
+  # The same pymodbus PLC as a Fronius: it has no register 40250, so WMaxLimPct_SF cannot be read.
+  - { id: inverter-1, protocol: modbus, zone: pv, host: 127.0.0.1, port: ${plcPort}, timeout_ms: 1000, profile: fronius-symo-intsf }
 grants:
   - id: g-pumps
     principal: vendor-a
@@ -61,6 +63,12 @@ grants:
     rules:
       - modbus: { access: read, tables: [holding_register, input_register], addresses: ["0-49"] }
       - modbus: { access: write, tables: [holding_register], addresses: ["10-19"], min: 0, max: 500 }
+  - id: g-inverter
+    principal: vendor-a
+    targets: [inverter-1]
+    task: { ticket: CHG-43 }
+    rules:
+      - modbus: { access: write, points: [controls.WMaxLimPct], max: 80 }
 `;
 }
 
@@ -108,6 +116,18 @@ test('an allowed write reaches the PLC, is journaled before it, and its outcome 
   assert.deepEqual(outcome!.outcome?.values, [250]);
   assert.deepEqual(outcome!.outcome?.before, [112], 'the value read back just before the write');
   assert.equal(outcome!.outcome?.ok, true);
+});
+
+test('a write bounded in engineering units is refused while the scale factor of the device cannot be read, and never reaches it', async () => {
+  const writesBefore = plc.writes().length;
+  const r = await mbpoll(['-p', port(), '-a', '2', '-r', '40232', '127.0.0.1', '50']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stdout + r.stderr, /Illegal data value/i);
+  // The gateway asked the device for the factor itself; the device has no such register.
+  await until(() => plc.requests.some((q) => q.fc === 3 && q.address === 40250 && q.count === 1), 'the factor read at the PLC');
+  assert.equal(plc.writes().length, writesBefore, 'the write never reached the PLC');
+  const denied = await until(() => gw.events().find((e) => e.event === 'action.denied' && e.target === 'inverter-1'), 'the denial');
+  assert.match(String((denied.decision as { explanation?: string }).explanation), /scale factor controls\.WMaxLimPct_SF could not be read from the device/);
 });
 
 test('denied requests get the right exception at once and never reach the PLC', async () => {
