@@ -1,6 +1,6 @@
 // A real DaemonCore for tests that drive it in-process: the config loaded from YAML as the daemon loads
-// it, a real LMDB journal and grant store, the vault the config names (or an empty one). Front-door
-// harnesses start their listeners on top of it.
+// it, a real LMDB journal and grant store, the vault the config names (or an empty one); and a front
+// door's listeners started on top of it (startTestGateway).
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -15,6 +15,7 @@ import { GrantStore } from '../src/grants/store.ts';
 import { Approvals } from '../src/approvals/approvals.ts';
 import { Vault } from '../src/vault/vault.ts';
 import { DaemonCore } from '../src/core/daemon-core.ts';
+import type { ProtocolAdapter, RunningListener } from '../src/adapters/types.ts';
 
 export interface TestCore {
   config: LoadedConfig;
@@ -57,6 +58,32 @@ export async function startTestCore(dir: string, yaml: string, opts: { clock?: C
       await core.drain();
       await new Promise((r) => setTimeout(r, 50)); // let fire-and-forget journal records land
       await journal.close();
+    },
+  };
+}
+
+export interface TestGateway {
+  core: DaemonCore;
+  journal: LmdbJournal;
+  listeners: Map<string, RunningListener>;
+  events(): StoredEvent[];
+  /** Close the listeners, then stop the core. */
+  stop(): Promise<void>;
+}
+
+/** startTestCore, then every listener of the config started with `adapter`. */
+export async function startTestGateway(dir: string, yaml: string, adapter: ProtocolAdapter): Promise<TestGateway> {
+  const t = await startTestCore(dir, yaml);
+  const listeners = new Map<string, RunningListener>();
+  for (const l of t.config.listeners) listeners.set(l.id, await adapter.start(l, t.core));
+  return {
+    core: t.core,
+    journal: t.journal,
+    listeners,
+    events: t.events,
+    stop: async () => {
+      await Promise.allSettled([...listeners.values()].map((l) => l.close()));
+      await t.stop();
     },
   };
 }
