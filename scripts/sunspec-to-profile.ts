@@ -1,4 +1,4 @@
-// Generate firmware-profiles/*.yaml from the public SunSpec model definitions (../shared/data/sunspec,
+// Generate firmware-profiles/*.yaml from the public SunSpec model definitions (data/sunspec,
 // sunspec/models json/, Apache-2.0). Addresses are computed by walking each model's points in order,
 // adding their sizes, exactly as a SunSpec device lays models out back to back after the `SunS` marker.
 //
@@ -95,7 +95,7 @@ const DEVICES: DeviceSpec[] = [
       'Fronius exposes the common model with length 65 (no Pad register), so the inverter model starts at 40069 (Fronius register 40070).',
       'The Datamanager must be set to "int + SF" (F_ModelType = 2); in float mode the inverter model is 113 and every later address moves.',
       'Models 120 (nameplate, L=26), 121 (basic settings, L=30) and 122 (extended status, L=44) sit between 103 and 123 and are not mapped here',
-      '(their SunSpec definitions are not in ../shared/data/sunspec); IC123 therefore starts at 40227 (Fronius register 40228).',
+      '(their SunSpec definitions are not in data/sunspec); IC123 therefore starts at 40227 (Fronius register 40228).',
       'Points with a *_SF partner name it in scale_factor: engineering value = raw x 10^SF; the gateway reads the SF register from the device before it decides a bounded write.',
     ],
     base: 40000,
@@ -195,7 +195,7 @@ export function renderProfile(spec: DeviceSpec, profile: FirmwareProfile): strin
 function main(): void {
   const here = fileURLToPath(new URL('..', import.meta.url));
   const { values } = parseArgs({ options: { sunspec: { type: 'string' }, out: { type: 'string' }, check: { type: 'boolean' } } });
-  const sunspecDir = values.sunspec ?? join(here, '..', 'shared', 'data', 'sunspec');
+  const sunspecDir = values.sunspec ?? join(here, '..', 'data', 'sunspec');
   const outDir = values.out ?? join(here, 'firmware-profiles');
   let stale = 0;
   for (const spec of DEVICES) {

@@ -13,7 +13,7 @@ import type { ConfigIssue, FirmwareProfile } from '../../src/config/types.ts';
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const BAD_PROFILES = here('./fixtures/bad-profiles/');
 const BAD_HARDWARE = here('./fixtures/bad-hardware/');
-const SUNSPEC = here('../../../shared/data/sunspec/');
+const SUNSPEC = here('../../data/sunspec/');
 const REPO = here('../../');
 
 function issue(issues: ConfigIssue[], field: string): ConfigIssue {

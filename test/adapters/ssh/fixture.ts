@@ -45,9 +45,23 @@ export async function startSite(extraYaml: { grants?: string; listener?: string;
   const stranger = keygen(join(k, 'stranger_ed25519'));
   const ca = keygen(join(k, 'ca_ed25519'));
   const targetLogin = keygen(join(k, 'penstock_to_rtu'));
-  const sshd = await Sshd.start(dir, [targetLogin.pub]);
+  // A peer that cannot start fails the site at once with its own error, and stops what already
+  // started: a leftover sshd would keep the test file's process (and CI) waiting for ever.
+  const started: { stop(): Promise<void> }[] = [];
+  const orStop = async <T extends { stop(): Promise<void> }>(starting: Promise<T>): Promise<T> => {
+    try {
+      const peer = await starting;
+      started.push(peer);
+      return peer;
+    } catch (err) {
+      await Promise.allSettled(started.map((p) => p.stop()));
+      cleanup();
+      throw err;
+    }
+  };
+  const sshd = await orStop(Sshd.start(dir, [targetLogin.pub]));
   const plcPort = await freePort();
-  const plc = await Plc.start('tcp', plcPort);
+  const plc = await orStop(Plc.start('tcp', plcPort));
   const target = targetFolder(dir);
   const bogusHostKey = keygen(join(k, 'bogus_host')).pub;
 
@@ -135,7 +149,7 @@ grants:
       - ssh: { exec: [echo, "..."] }
 ${extraYaml.grants ?? ''}
 `);
-  const gw = await Gateway.start(files, 'ssh-main', extraYaml.daemon);
+  const gw = await orStop(Gateway.start(files, 'ssh-main', extraYaml.daemon));
   const knownHosts = join(dir, 'known_hosts');
   writeKnownHosts(knownHosts, gw.port, files.hostKey.pub);
   const sshArgs = (user: string, key = vendor.key, extra: string[] = []) => [...clientOptions(knownHosts, key, extra), '-p', String(gw.port), `${user}@127.0.0.1`];

@@ -158,7 +158,10 @@ export class Sshd {
     ].join('\n'));
     const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config, '-h', hostKey.key, '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
     const sshd = new Sshd(port, hostKey.pub, child);
-    await waitForPort(port);
+    // An sshd that exits (bad config, missing privilege separation directory) fails at once, in its own words.
+    const exited = new Promise<never>((_, reject) => child.once('close', (code) => reject(new Error(`sshd exited (${code}): ${sshd.stderr.trim() || 'no output'}`))));
+    exited.catch(() => {});
+    await Promise.race([waitForPort(port), exited]);
     return sshd;
   }
 
