@@ -5,10 +5,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, tempDir, until } from '../support.ts';
+import { descendants, freePort, tempDir, until } from '../support.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const mbpoll = ['/usr/bin/mbpoll', '/usr/local/bin/mbpoll'].find((p) => existsSync(p));
@@ -39,31 +39,6 @@ function opcuaClient(...args: string[]): Promise<Run> {
   return run(process.execPath, [join(root, 'scripts/demo/opcua-client.ts'), '--dir', tmp.dir, ...args]);
 }
 
-/** Every process below `pid` (from /proc: parent ids), children first. */
-function descendants(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      // The command name is in parentheses and may contain spaces: the fields after it are fixed.
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const [child, ppid] of parent) {
-      if (ppid === p) {
-        out.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(pid);
-  return out;
-}
 
 /** Still running: exists and is not a zombie (an exited process its parent has not reaped). */
 function running(pid: number): boolean {
