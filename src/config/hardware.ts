@@ -21,6 +21,13 @@ export const hardwareProfileSchema = z.strictObject({
   state_dir: absPath,
   runtime_dir: absPath,
   journal_map_size_mib: z.number().int().min(16).max(1024 * 1024),
+  /** The board's RAM. */
+  memory_mib: z.number().int().min(128).max(1024 * 1024),
+  /** Limits for the service's cgroup (systemd MemoryMax=, TasksMax=): the shipped unit carries the smallest profile's. */
+  service: z.strictObject({
+    memory_max_mib: z.number().int().min(128).max(1024 * 1024),
+    tasks_max: z.number().int().min(16).max(4096),
+  }),
   serial_ports: z.array(z.strictObject({
     name: z.string().min(1),
     device: z.string().regex(/^\/dev\/\S+$/, 'must be a device path under /dev'),
@@ -36,6 +43,7 @@ export const hardwareProfileSchema = z.strictObject({
   /** Where the appliance signing key and vault key live: `file` (root-only file on the data disk), `tpm2`, or a vendor secure element. */
   key_storage: z.string().min(1),
 }).superRefine((h, ctx) => {
+  if (h.service.memory_max_mib > h.memory_mib) ctx.addIssue({ code: 'custom', path: ['service', 'memory_max_mib'], message: `more than the board's memory_mib (${h.memory_mib})` });
   const dup = <T extends { name: string }>(list: T[], key: 'serial_ports' | 'nics') => {
     const seen = new Set<string>();
     list.forEach((x, i) => {

@@ -68,6 +68,8 @@ export interface HardwareProfile {
   state_dir: string;
   runtime_dir: string;
   journal_map_size_mib: number;
+  memory_mib: number;
+  service: { memory_max_mib: number; tasks_max: number };
   serial_ports: { name: string; device: string; kind: 'rs485' | 'rs232'; baud?: number }[];
   nics: { name: string; role: 'plant' | 'uplink' | 'management' }[];
   watchdog_seconds: number;

@@ -8,12 +8,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INSTALL_PREFIX, shippedDaemon } from '../../scripts/shipped-daemon.ts';
+import { DEFAULT_HARDWARE_DIR, loadHardwareProfiles } from '../../src/config/hardware.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const UNIT = join(ROOT, 'systemd/penstock.service');
 const SYSUSERS = join(ROOT, 'systemd/penstock.sysusers.conf');
 const TMPFILES = join(ROOT, 'systemd/penstock.tmpfiles.conf');
-const MAX_EXPOSURE = 2.5;
+const MAX_EXPOSURE = 2.0;
 
 const ANALYZE = '/usr/bin/systemd-analyze';
 const noAnalyze = existsSync(ANALYZE) ? false : `${ANALYZE} is missing (apt-get install systemd)`;
@@ -95,6 +96,22 @@ test('the unit runs as the sysusers user, with only the one capability and a JIT
   assert.equal(one('Service.DevicePolicy'), 'closed');
   assert.ok((unit.get('Service.DeviceAllow') ?? []).includes('char-ttyS rw'));
   assert.equal(one('Service.IPAddressDeny'), undefined, 'the daemon must reach PLCs');
+});
+
+test('resource limits fit the smallest hardware profile, leave the capped V8 heap room, and forbid core dumps', () => {
+  const profiles = [...loadHardwareProfiles(DEFAULT_HARDWARE_DIR).values()];
+  assert.ok(profiles.length >= 2);
+  const smallest = Math.min(...profiles.map((p) => p.service.memory_max_mib));
+  assert.equal(one('Service.MemoryMax'), `${smallest}M`, 'MemoryMax is the smallest profile\'s service.memory_max_mib');
+  assert.equal(one('Service.TasksMax'), String(Math.min(...profiles.map((p) => p.service.tasks_max))));
+  // A core dump would hold the unwrapped vault key and target credentials.
+  assert.equal(one('Service.LimitCORE'), '0');
+  // The V8 old-space cap the unit sets, plus as much again for code, buffers and node-opcua's native
+  // memory (measured peak ~200 MiB with a 128 MiB cap), must fit under MemoryMax.
+  const heapCap = Number(/--max-old-space-size=(\d+)/.exec(shippedDaemon(ROOT).flags.join(' '))?.[1]);
+  assert.ok(heapCap > 0, 'the unit caps the V8 heap');
+  assert.ok(heapCap * 2 + 64 <= smallest, `heap cap ${heapCap} MiB leaves too little under MemoryMax=${smallest}M`);
+  for (const p of profiles) assert.ok(p.service.memory_max_mib <= p.memory_mib / 2, `${p.name}: the service takes at most half the board's memory`);
 });
 
 test(`systemd-analyze security scores the unit at ${MAX_EXPOSURE} or lower, with no ignored keys`, { skip: noAnalyze }, () => {
