@@ -4,12 +4,14 @@
 // and node-gyp builds nan-based addons (ssh2's sshcrypto, cpu-features) against that Node's headers.
 // Penstock runs on the pinned Node 24, whose ABI differs, so those addons would silently fail to load
 // and ssh2 would fall back to slower pure-JS crypto. The official Node tarball on the npm registry
-// (`node-linux-<arch>`) carries the matching headers; we take only `include/` from it and rebuild.
+// (`node-linux-<arch>`) carries the matching headers; we take only `include/` from it, after checking the
+// tarball against its pinned integrity (scripts/runtime-pins.json), and rebuild.
 // N-API addons (lmdb, serialport) are ABI-stable and need nothing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pinsFor, readPins, tarballIntegrityOk } from './verify-runtime.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pinnedNode = join(root, 'node_modules', 'node', 'bin', 'node');
@@ -34,16 +36,22 @@ if (nativeOk()) {
   process.exit(0);
 }
 
-const arch = { x64: 'x64', arm64: 'arm64', arm: 'armv7l' }[process.arch];
-if (!arch) throw new Error(`no Node headers package for architecture ${process.arch}`);
+// The tarball is checked against its pinned registry integrity before anything is taken from it: npm
+// pack of a package outside package-lock.json is otherwise unchecked.
+const pinned = pinsFor(readPins(root));
 const headersDir = join(root, 'node_modules', '.cache', 'penstock-node-headers', version);
 if (!existsSync(join(headersDir, 'include', 'node', 'node_version.h'))) {
   const work = join(headersDir, '..', `tmp-${process.pid}`);
   mkdirSync(work, { recursive: true });
-  log(`fetching headers from node-linux-${arch}@${version} (npm registry)`);
-  execFileSync('npm', ['pack', `node-linux-${arch}@${version}`, '--pack-destination', work], { stdio: ['ignore', 'ignore', 'inherit'] });
+  log(`fetching headers from ${pinned.package}@${version} (npm registry)`);
+  execFileSync('npm', ['pack', `${pinned.package}@${version}`, '--pack-destination', work], { stdio: ['ignore', 'ignore', 'inherit'] });
   const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
   if (!tarball) throw new Error('npm pack produced no tarball');
+  if (!tarballIntegrityOk(join(work, tarball), pinned.integrity)) {
+    rmSync(work, { recursive: true, force: true });
+    log(`${tarball} does not match its pinned integrity in scripts/runtime-pins.json; not using its headers`);
+    process.exit(1);
+  }
   mkdirSync(headersDir, { recursive: true });
   execFileSync('tar', ['xzf', join(work, tarball), '-C', headersDir, '--strip-components=1', 'package/include']);
   rmSync(work, { recursive: true, force: true });
