@@ -4,7 +4,8 @@
 // file directly, which creates it and leaves it) is left as it was.
 import { execFileSync } from 'node:child_process';
 
-const USER = 'penstocktest';
+// PENSTOCK_TEST_USER: another name, for the test of this file itself (test/build/test-user.test.ts).
+const USER = process.env.PENSTOCK_TEST_USER ?? 'penstocktest';
 let created = false;
 
 function exists(): boolean {
