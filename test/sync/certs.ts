@@ -3,6 +3,7 @@
 // (CN central-pam), and an "untrusted" client certificate signed by a second, unrelated CA.
 // Reusable by end-to-end tests: call makeTestPki() once per test file and rm the dir afterwards.
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,16 @@ function makeLeaf(dir: string, name: string, cn: string, ca: string, ext: string
   openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
     '-days', '2', '-out', `${name}.crt`, '-extfile', `${name}.ext`], dir);
   return pair(dir, name);
+}
+
+/** Another client certificate under the test CA (e.g. a read-only auditor or a witness). */
+export function makeClientCert(pki: TestPki, name: string, cn: string): CertPair {
+  return makeLeaf(pki.dir, name, cn, 'ca', 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+}
+
+/** The certificate's SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` prints it (AB:CD:…). */
+export function fingerprintOf(pair: CertPair): string {
+  return new X509Certificate(pair.cert).fingerprint256;
 }
 
 export function makeTestPki(): TestPki {
