@@ -58,6 +58,15 @@ export function makeClientCert(pki: TestPki, name: string, cn: string): CertPair
   return makeLeaf(pki.dir, name, cn, 'ca', 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
 }
 
+/** A server certificate with an RSA key under the test CA (to try the static-RSA suites against). */
+export function makeRsaServerCert(pki: TestPki): CertPair {
+  const dir = pki.dir;
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=penstock-gateway-rsa', '-keyout', 'server-rsa.key', '-out', 'server-rsa.csr'], dir);
+  writeFileSync(join(dir, 'server-rsa.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  openssl(['x509', '-req', '-in', 'server-rsa.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', 'server-rsa.crt', '-extfile', 'server-rsa.ext'], dir);
+  return pair(dir, 'server-rsa');
+}
+
 /** The certificate's SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` prints it (AB:CD:…). */
 export function fingerprintOf(pair: CertPair): string {
   return new X509Certificate(pair.cert).fingerprint256;
