@@ -280,9 +280,7 @@ export const configSchema = z.strictObject({
     tls: z.strictObject({ cert: nonEmpty, key: nonEmpty, client_ca: nonEmpty }),
     page_size: z.number().int().min(1).max(10000).default(500),
     /** Required: a certificate under client_ca that no entry names is refused (see src/sync/clients.ts). */
-    clients: z.array(syncClientSchema, {
-      error: (i) => (i.input === undefined ? 'is required: list each pull client by fingerprint or subject, with roles (read, ack, cosign)' : undefined),
-    }).min(1).superRefine((clients, ctx) => {
+    clients: z.array(syncClientSchema).min(1).superRefine((clients, ctx) => {
       const seen = new Map<string, number>();
       clients.forEach((c, i) => {
         for (const key of [`name ${c.name}`, c.fingerprint ? `fingerprint ${normaliseFingerprint(c.fingerprint)}` : `subject ${c.subject}`]) {
