@@ -1,20 +1,25 @@
 // The pull API central PAM uses to fetch the journal: HTTPS with mutual TLS, versioned JSON.
-// Only clients whose certificate chains to the configured client CA get past the TLS handshake;
-// everything here after that is read-only except /v1/ack and /v1/cosign.
+// Only clients whose certificate chains to the configured client CA get past the TLS handshake, and
+// only certificates `sync.clients` names get an answer, each limited to its roles (clients.ts).
+// Everything is read-only except /v1/ack and /v1/cosign.
 //
 // ---------------------------------------------------------------------------------------------
 // Penstock pull API, version 1 (text for the README)
 //
-// Transport: HTTPS, TLS 1.2 or later, mutual TLS. The gateway presents its server certificate;
-// the client must present a certificate that chains to the CA in `sync.tls.client_ca`, or the
-// connection is refused during the handshake (no HTTP response at all). The client identity used
-// for acknowledgements is the certificate's subject CN.
+// Transport: HTTPS, TLS 1.2 or later with ECDHE key exchange and AEAD ciphers only (tls.ts), mutual
+// TLS. The gateway presents its server certificate; the client must present a certificate that chains
+// to the CA in `sync.tls.client_ca`, or the connection is refused during the handshake (no HTTP
+// response at all). The certificate must then be one `sync.clients` names (by SHA-256 fingerprint or
+// subject), else every request is 403 unknown_client; each endpoint needs a role (read: the GETs,
+// ack: /v1/ack, cosign: /v1/cosign), else 403 forbidden. The client's configured name is recorded
+// with its acknowledgements and cosignatures.
 //
 // All responses are JSON (`application/json; charset=utf-8`, `Cache-Control: no-store`). Errors are
 // `{ "error": { "code": "<stable code>", "message": "<for people>" } }` with codes
-// bad_parameter (400), bad_body (400), out_of_range (400), rejected (400), not_found (404),
-// no_checkpoint (404), method_not_allowed (405), body_too_large (413),
-// unsupported_media_type (415), internal (500), unavailable (503). Match on the code.
+// bad_parameter (400), bad_body (400), out_of_range (400), rejected (400), unknown_client (403),
+// forbidden (403), not_found (404), no_checkpoint (404), method_not_allowed (405),
+// already_cosigned (409), body_too_large (413), unsupported_media_type (415), internal (500),
+// event_missing (500, with "seq": the missing event), unavailable (503). Match on the code.
 // Numbers in queries are plain decimal integers (no sign, no leading zeros, no exponent); unknown or
 // repeated query parameters are refused with bad_parameter.
 //
@@ -34,7 +39,8 @@
 //   ask for next; `tree_size` is the journal's current size (it may be ahead of the latest
 //   checkpoint: only trust events up to the size of a checkpoint you verified). from = tree_size gives
 //   an empty page; from > tree_size is out_of_range. Events removed by retention (which only ever
-//   removes acknowledged events) are not_found.
+//   removes acknowledged events) are not_found. An event missing anywhere else (the journal lost it,
+//   or someone deleted it) is event_missing with its seq: evidence is gone; retrying cannot help.
 //
 // GET /v1/proof/consistency?from=M&to=N       (1 <= M <= N <= tree size)
 //   -> { "proof": [ "<base64 hash>", ... ] }  RFC 9162 consistency proof from tree size M to N.
@@ -50,9 +56,11 @@
 //
 // POST /v1/cosign  body { "note": "<the checkpoint note with the witness's signature line added>" }
 //   -> { "stored": true }
-//   A witness cosignature of a checkpoint the gateway signed (note at most 8 KiB). The gateway checks
-//   that the note's body is byte for byte a checkpoint it issued and keeps the note; it does not know
-//   witness keys, so whoever relies on a cosignature verifies it. rejected (400) otherwise.
+//   A witness cosignature of a checkpoint the gateway signed (note at most 8 KiB). The note's body
+//   must be byte for byte a checkpoint the gateway issued and carry a valid Ed25519 signature by the
+//   posting client's `witness_key`; rejected (400) otherwise. One cosignature per witness per
+//   checkpoint: a second is already_cosigned (409). The gateway keeps its own note plus that one
+//   signature line, nothing else the client sent.
 //
 // GET /v1/key
 //   -> { "vkey": "<C2SP note verifier key: name+keyhash+base64(0x01||ed25519 key)>" }
@@ -61,8 +69,12 @@
 //   be given its pinned key and must never take it from this endpoint: a key fetched over the same
 //   link it is meant to authenticate proves nothing.
 //
-// Bodies are limited to 16 KiB; slow or idle connections are closed (header, request and idle
-// time-outs); internal error details are logged on the gateway, never sent to the peer.
+// Bodies are limited to 16 KiB; at most 32 connections, 8 per source address (IPv6: per /64); a
+// handshake must finish within 3 s; slow or idle connections are closed (header, request and idle
+// time-outs); internal error details are logged on the gateway, never sent to the peer. Refusals
+// before a request is served (handshake refused, over the per-source cap, unknown certificate,
+// missing role) are journaled as auth.failed folded per source: the first at once, the rest of an
+// interval (10 s) as one event with `folded` (their number) and `reasons` (counts per reason).
 // ---------------------------------------------------------------------------------------------
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as HttpsServer } from 'node:https';
