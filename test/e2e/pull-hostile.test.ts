@@ -21,7 +21,7 @@ let stranger: CertPair;
 let daemon: DaemonProcess;
 let syncPort: number;
 
-function config(): string {
+function config(auditorRoles = '[read]'): string {
   return `appliance: { id: e2e-hostile-gw, site: Test, zone: dmz, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
 journal: { checkpoint_every: 5, checkpoint_seconds: 1 }
 sync:
@@ -30,7 +30,7 @@ sync:
   tls: { cert: ${pki.server.certPath}, key: ${pki.server.keyPath}, client_ca: ${pki.ca.certPath} }
   clients:
     - { name: central-pam, fingerprint: "${fingerprintOf(pki.client)}", roles: [read, ack] }
-    - { name: auditor, subject: "CN=auditor", roles: [read] }
+    - { name: auditor, subject: "CN=auditor", roles: ${auditorRoles} }
 `;
 }
 
@@ -108,7 +108,7 @@ after(async () => {
   tmp.cleanup();
 });
 
-test('300 refused handshakes (plain TCP and a certificate from another CA) add a handful of journal events that say how many were folded', { timeout: 120_000 }, async () => {
+test('300 refused handshakes (plain TCP and a certificate from another CA) add a handful of journal events that say how many were folded', { timeout: 120_000 }, async (t) => {
   assert.equal((await syncRefusals()).length, 0);
   const kinds = Array.from({ length: 300 }, (_, i): 'plain' | 'wrong-ca' => (i % 2 === 0 ? 'plain' : 'wrong-ca'));
   // Four at a time: below the per-source connection cap, so every one is a handshake refusal.
@@ -118,6 +118,7 @@ test('300 refused handshakes (plain TCP and a certificate from another CA) add a
     const e = await syncRefusals();
     return represented(e) >= 300 ? e : undefined;
   }, 'the folded refusals to be journaled', 40_000);
+  t.diagnostic(`${events.length} auth.failed events for 300 refused handshakes`);
   assert.ok(events.length <= 5, `${events.length} events for 300 refusals`);
   assert.equal(represented(events), 300);
   const aggregate = events.find((e) => (e.detail?.folded ?? 0) > 0)!;
@@ -189,4 +190,19 @@ test('sync.clients: a read-only client cannot acknowledge, an unlisted certifica
   // central PAM itself may: the same request succeeds with its certificate.
   const ok = await curl(pki.client, 'POST', '/v1/ack', JSON.stringify({ seq: size - 1, checkpoint_size: size }));
   assert.equal(ok.status, 200, JSON.stringify(ok.json));
+});
+
+test('a reload that changes sync.clients applies to the next request', { timeout: 120_000 }, async () => {
+  const cp = await curl(auditor, 'GET', '/v1/checkpoint');
+  const size = cp.json.size as number;
+  writeFileSync(daemon.configFile, config('[read, ack]'));
+  const reload = await daemon.ctl(['config', 'reload']);
+  assert.equal(reload.code, 0, reload.stdout + reload.stderr);
+  const ack = await curl(auditor, 'POST', '/v1/ack', JSON.stringify({ seq: size - 1, checkpoint_size: size }));
+  assert.equal(ack.status, 200, JSON.stringify(ack.json));
+  writeFileSync(daemon.configFile, config('[read]'));
+  assert.equal((await daemon.ctl(['config', 'reload'])).code, 0);
+  const again = await curl(auditor, 'POST', '/v1/ack', JSON.stringify({ seq: size - 1, checkpoint_size: size }));
+  assert.equal(again.status, 403);
+  assert.equal(again.json.error?.code, 'forbidden');
 });
