@@ -80,7 +80,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Server as HttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { isPenstockError } from '../common/errors.ts';
@@ -398,7 +398,7 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
   server.maxConnections = opts.maxConnections ?? 32;
   server.setTimeout(timeouts.idleMs, (socket) => socket.destroy());
   // Runs after the TLS server wrapped the raw socket (its own 'connection' listener comes first).
-  server.on('connection', (raw: import('node:net').Socket) => {
+  server.on('connection', (raw: Socket) => {
     const source = sourceKey(raw.remoteAddress);
     if (!connections.admit(source)) {
       dropped.add(raw);
@@ -409,6 +409,8 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
     sourceOf.set(raw, source);
     raw.once('close', () => connections.release(source));
   });
+  // Over the server-wide cap (only reachable from several sources at once): Node closed it already.
+  server.on('drop', (data?: { remoteAddress?: string }) => fold.refuse(sourceKey(data?.remoteAddress), 'server_full'));
   server.on('tlsClientError', (err, socket) => {
     // Node destroys a socket whose client certificate fails verification before the handshake ends;
     // the verification result is kept in authorizationError. The source was noted at 'connection'.

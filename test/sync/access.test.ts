@@ -156,3 +156,31 @@ test('refusal fold: one report at once, one aggregate per interval, bounded sour
     fold.close();
   }
 });
+
+test('connections over the per-source cap and over the server-wide cap are closed and reported, folded', async () => {
+  const pki = makeTestPki();
+  const j = new MemoryJournal(testSigner());
+  const ts = await startTestServer(pki, j, 10, 0, { maxConnections: 4, maxConnectionsPerSource: 2, fold: { intervalMs: 60_000 } });
+  const { connect } = await import('node:net');
+  const sockets: { socket: import('node:net').Socket; closed: boolean }[] = [];
+  const open = (localAddress: string) => new Promise<void>((resolve) => {
+    const entry = { socket: connect({ host: '127.0.0.1', port: ts.server.address().port, localAddress }), closed: false };
+    sockets.push(entry);
+    entry.socket.on('error', () => {});
+    entry.socket.once('close', () => (entry.closed = true));
+    entry.socket.once('connect', () => resolve());
+  });
+  try {
+    for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.2']) await open(from);
+    await until(() => sockets[2]!.closed, 'the third connection from 127.0.0.2 to be closed');
+    for (const from of ['127.0.0.3', '127.0.0.3', '127.0.0.4']) await open(from);
+    await until(() => sockets[5]!.closed, 'the fifth connection in all to be closed');
+    assert.deepEqual(sockets.map((e) => e.closed), [false, false, true, false, false, true], 'the others stay open');
+    const reasons = ts.audit.flatMap((e) => (e.kind === 'auth_refused' ? [`${e.remote} ${e.reason}`] : []));
+    assert.deepEqual(reasons, ['127.0.0.2 too_many_connections', '127.0.0.4 server_full']);
+  } finally {
+    for (const e of sockets) e.socket.destroy();
+    await ts.server.close();
+    pki.cleanup();
+  }
+});
