@@ -318,8 +318,10 @@ function routes(opts: SyncServerOptions, storeCosignature: (note: string, client
         if (!journal.checkpointFor(body.checkpoint_size)) {
           throw new WireRefusal('out_of_range', `no checkpoint of size ${body.checkpoint_size}`);
         }
+        const before = journal.acknowledged();
         await journal.acknowledge(body.seq, by);
-        onAudit?.({ kind: 'acknowledged', by, seq: body.seq, checkpointSize: body.checkpoint_size });
+        // Journaled only when the position moved: repeating an ack must not be a way to grow the journal.
+        if (journal.acknowledged() > before) onAudit?.({ kind: 'acknowledged', by, seq: body.seq, checkpointSize: body.checkpoint_size });
         return { acknowledged: journal.acknowledged() };
       },
     }],

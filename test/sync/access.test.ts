@@ -79,6 +79,12 @@ describe('sync.clients over the real journal', () => {
     assert.equal(ack.status, 200);
     assert.equal(fixture.journal.prune({ maxBytes: 0 }).removed, 20);
     assert.ok(ts.audit.some((e) => e.kind === 'acknowledged' && e.by === 'central-pam' && e.seq === 19));
+    // Repeating (or going back on) an ack changes nothing and is not journaled again.
+    for (const seq of [19, 19, 10, 19]) {
+      const again = await rawRequest(pki, ts.url, 'POST', '/v1/ack', JSON.stringify({ seq, checkpoint_size: 40 }));
+      assert.deepEqual(again.json, { acknowledged: 19 });
+    }
+    assert.equal(ts.audit.filter((e) => e.kind === 'acknowledged').length, 1);
   });
 });
 
