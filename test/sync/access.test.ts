@@ -190,3 +190,21 @@ test('connections over the per-source cap and over the server-wide cap are close
     pki.cleanup();
   }
 });
+
+test('a connection that never starts its handshake is closed after 3 s and reported', { timeout: 30_000 }, async () => {
+  const pki = makeTestPki();
+  const ts = await startTestServer(pki, new MemoryJournal(testSigner()), 10);
+  const { connect } = await import('node:net');
+  try {
+    const started = Date.now();
+    const s = connect(ts.server.address().port, '127.0.0.1');
+    s.on('error', () => {});
+    await new Promise((resolve) => s.once('close', resolve));
+    const held = Date.now() - started;
+    assert.ok(held >= 2_500 && held < 6_000, `closed after ${held} ms`);
+    await until(() => ts.audit.some((e) => e.kind === 'auth_refused' && e.reason === 'ERR_TLS_HANDSHAKE_TIMEOUT'), 'the time-out to be reported');
+  } finally {
+    await ts.server.close();
+    pki.cleanup();
+  }
+});
