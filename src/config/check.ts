@@ -53,6 +53,7 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
   const targets = ids('targets');
   ids('grants');
   ids('listeners');
+  syncClientWarnings(root, warn);
 
   // Two listeners cannot bind the same host and port (port 0 asks the kernel for a free one).
   const binds = new Map<string, number>();
@@ -154,4 +155,17 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
     });
   });
   return out;
+}
+
+/**
+ * A pull client named by subject is any certificate client_ca issues with that subject. With the ack role
+ * such a certificate lets retention remove events, so say so: a fingerprint names one certificate.
+ */
+function syncClientWarnings(root: Obj, warn: (path: Path, message: string) => void): void {
+  const sync = isObj(root.sync) ? root.sync : {};
+  list(sync.clients).forEach((c, i) => {
+    if (!isObj(c) || typeof c.subject !== 'string' || c.fingerprint !== undefined) return;
+    if (!list(c.roles).includes('ack')) return;
+    warn(['sync', 'clients', i, 'subject'], 'any certificate sync.tls.client_ca issues with this subject may acknowledge, letting retention remove events; name this client by its certificate fingerprint instead');
+  });
 }

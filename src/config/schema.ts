@@ -6,6 +6,8 @@
 // protocol-specific listener/target options are checked by the loader (config/load.ts), which knows
 // the adapter registry; this file knows no adapter.
 import { z } from 'zod';
+import { parseVkey } from '../journal/checkpoint.ts';
+import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '../sync/clients.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'must be 1-64 letters, digits, dot, dash, colon or underscore, starting with a letter or digit');
 const nonEmpty = z.string().min(1);
@@ -212,6 +214,27 @@ export type ListenerBase = z.infer<typeof listenerBaseSchema>;
 
 // ---------------------------------------------------------------- appliance and services
 
+/** One pull API client: a certificate (by SHA-256 fingerprint or by subject) and what it may do. */
+const syncClientSchema = z.strictObject({
+  name: id,
+  fingerprint: z.string().regex(FINGERPRINT_RE, 'must be the certificate\'s SHA-256 fingerprint: 64 hex digits, colons allowed (openssl x509 -noout -fingerprint -sha256)').optional(),
+  subject: z.string().regex(SUBJECT_RE, 'must be ATTR=value pairs separated by commas, e.g. CN=central-pam,O=Plant').optional(),
+  roles: z.array(z.enum(SYNC_ROLES)).min(1),
+  /** The witness's C2SP verifier key (name+hash+key); required with the cosign role. */
+  witness_key: z.string().refine((v) => {
+    try {
+      parseVkey(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be an Ed25519 C2SP verifier key name+hash+base64key').optional(),
+}).superRefine((c, ctx) => {
+  if ((c.fingerprint === undefined) === (c.subject === undefined)) ctx.addIssue({ code: 'custom', message: 'give exactly one of fingerprint or subject' });
+  if (c.roles.includes('cosign') && c.witness_key === undefined) ctx.addIssue({ code: 'custom', path: ['witness_key'], message: 'the cosign role needs the witness\'s verifier key' });
+  if (!c.roles.includes('cosign') && c.witness_key !== undefined) ctx.addIssue({ code: 'custom', path: ['witness_key'], message: 'only a client with the cosign role has a witness key' });
+});
+
 export const configSchema = z.strictObject({
   appliance: z.strictObject({
     id,
@@ -256,6 +279,17 @@ export const configSchema = z.strictObject({
     port,
     tls: z.strictObject({ cert: nonEmpty, key: nonEmpty, client_ca: nonEmpty }),
     page_size: z.number().int().min(1).max(10000).default(500),
+    /** Required: a certificate under client_ca that no entry names is refused (see src/sync/clients.ts). */
+    clients: z.array(syncClientSchema).min(1).superRefine((clients, ctx) => {
+      const seen = new Map<string, number>();
+      clients.forEach((c, i) => {
+        for (const key of [`name ${c.name}`, c.fingerprint ? `fingerprint ${normaliseFingerprint(c.fingerprint)}` : `subject ${c.subject}`]) {
+          const first = seen.get(key);
+          if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i], message: `the same ${key.split(' ')[0]} as clients[${first}]` });
+          else seen.set(key, i);
+        }
+      });
+    }),
   }).optional(),
   approvals: z.strictObject({
     timeout_seconds: z.number().int().min(1).default(300),

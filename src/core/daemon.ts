@@ -22,7 +22,9 @@ import { startAdminServer } from '../admin/server.ts';
 import { adminCommands } from '../admin/commands.ts';
 import { journalCommands } from '../admin/journal-commands.ts';
 import { startSyncServer } from '../sync/server.ts';
+import { currentClientRules } from '../sync/clients.ts';
 import type { SyncAuditEvent } from '../sync/types.ts';
+import { RateLimitedRefusals } from './refusals.ts';
 import { createNotifier } from './notify.ts';
 import { DaemonCore } from './daemon-core.ts';
 
@@ -49,6 +51,7 @@ export class Daemon {
   #listeners: RunningListener[] = [];
   #admin: (Closable & { path: string }) | undefined;
   #sync: (Closable & { address(): { host: string; port: number } }) | undefined;
+  #syncRefusals: RateLimitedRefusals | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopWatchdog: (() => void) | undefined;
   #startedMs = 0;
@@ -128,12 +131,14 @@ export class Daemon {
 
     if (config.raw.sync) {
       const s = config.raw.sync;
+      this.#syncRefusals = new RateLimitedRefusals(this.#core, 'sync', 'https');
       this.#sync = await startSyncServer({
         host: s.host,
         port: s.port,
         tls: { cert: readFileSync(s.tls.cert, 'utf8'), key: readFileSync(s.tls.key, 'utf8'), clientCa: readFileSync(s.tls.client_ca, 'utf8') },
         journal: this.#journal,
         pageSize: s.page_size,
+        clients: currentClientRules(() => this.core.config().raw.sync?.clients ?? []),
         log: this.#log,
         onAudit: (e) => this.#onSyncAudit(e),
       });
@@ -264,10 +269,10 @@ export class Daemon {
     if (e.kind === 'acknowledged') {
       void journal.append({ event: 'sync.acknowledged', detail: { by: e.by, seq: e.seq, checkpoint_size: e.checkpointSize } }).catch(() => {});
     } else if (e.kind === 'cosigned') {
-      void journal.append({ event: 'sync.cosigned', detail: { by: e.by, size: e.size } }).catch(() => {});
-    } else if (e.kind === 'tls_refused') {
-      this.#log.warn({ remote: e.remote, reason: e.reason }, 'pull API: client certificate refused');
-      void journal.append({ event: 'auth.failed', listener: 'sync', detail: { remote: e.remote, reason: e.reason } }).catch(() => {});
+      void journal.append({ event: 'sync.cosigned', detail: { by: e.by, size: e.size, witness: e.witness } }).catch(() => {});
+    } else if (e.kind === 'auth_refused') {
+      // Already folded per source by the sync server; the core's refusal path bounds the total.
+      this.#syncRefusals?.record('auth.failed', e.remote, e.client, { reason: e.reason, folded: e.folded, ...(e.reasons ? { reasons: e.reasons } : {}) });
     }
   }
 

@@ -28,7 +28,7 @@ const eventsSchema = z.object({
 });
 const proofSchema = z.object({ proof: z.array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'a base64 SHA-256 hash')) });
 const ackSchema = z.object({ acknowledged: z.number().int() });
-const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), seq: z.number().int().min(0).optional() }) });
 
 const TLS_ERROR = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH)/;
 
@@ -127,6 +127,12 @@ export class SyncClient {
     if (status !== 200) {
       const e = errorSchema.safeParse(json);
       const wireCode = e.success ? e.data.error.code : 'unknown';
+      // The appliance's journal lacks an event it should hold: evidence removed, not an outage. Retrying
+      // cannot help; the missing seq is what an investigator needs.
+      if (wireCode === 'event_missing') {
+        const seq = e.success ? e.data.error.seq : undefined;
+        throw new PenstockError('PS_SYNC_MISMATCH', `the appliance's journal is missing event seq ${seq ?? '?'}`, { path, status, wireCode, ...(seq === undefined ? {} : { seq }), retryable: false });
+      }
       const details = { path, status, wireCode, retryable: status >= 500 };
       if (status >= 500) throw new PenstockError('PS_SYNC_UNAVAILABLE', `appliance answered ${status} ${wireCode} to /${path}`, details);
       throw new PenstockError('PS_SYNC_REFUSED', `appliance refused /${path}: ${status} ${wireCode}`, details);

@@ -2,6 +2,8 @@
 // against the real journal or against a small in-memory reader. seq is the 0-based leaf index;
 // `bytes` is the event's canonical JSON exactly as it was hashed into the tree.
 
+import type { FoldedRefusal } from './refusal-fold.ts';
+
 export interface CheckpointInfo {
   size: number;
   /** Base64 of the 32-byte RFC 6962 root hash. */
@@ -17,6 +19,8 @@ export interface JournalEventBytes {
 
 export interface JournalReaderLike {
   size(): number;
+  /** Lowest seq whose event is still held (retention removes a prefix, only up to the acknowledged seq). */
+  firstRetained(): number;
   readEvents(fromSeq: number, limit: number): JournalEventBytes[];
   inclusionProof(seq: number, treeSize: number): Uint8Array[];
   consistencyProof(oldSize: number, newSize: number): Uint8Array[];
@@ -26,14 +30,20 @@ export interface JournalReaderLike {
   acknowledge(seq: number, by: string): Promise<void>;
   acknowledged(): number;
   addCosignature(note: string): unknown;
+  /** Cosigned notes stored for the checkpoint of this size. */
+  cosignatures(size: number): string[];
   publicKeyVkey(): string;
 }
 
 /** What the server reports for the daemon to journal or log (never secrets). */
 export type SyncAuditEvent =
   | { kind: 'acknowledged'; by: string; seq: number; checkpointSize: number }
-  | { kind: 'cosigned'; by: string; size: number }
-  | { kind: 'tls_refused'; /** host:port, or ? when already gone */ remote: string; /** e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE */ reason: string }
+  | { kind: 'cosigned'; by: string; size: number; witness: string }
+  /**
+   * Refused before any request was served (handshake refused, too many connections from one source, a
+   * certificate no `sync.clients` entry names), folded per source and interval (refusal-fold.ts).
+   */
+  | ({ kind: 'auth_refused' } & FoldedRefusal)
   | { kind: 'request_refused'; by: string; path: string; status: number; error: string };
 
 // ---- wire shapes (snake_case on the wire, as documented in server.ts)
@@ -56,7 +66,8 @@ export interface WireProof {
 }
 
 export interface WireError {
-  error: { code: SyncWireErrorCode; message: string };
+  /** `seq` names the missing event of an event_missing refusal. */
+  error: { code: SyncWireErrorCode; message: string; seq?: number };
 }
 
 /** Stable error codes the server puts on the wire; clients match on these, never on message text. */
@@ -65,12 +76,16 @@ export const SYNC_WIRE_ERRORS = {
   bad_body: 400,
   out_of_range: 400,
   rejected: 400,
+  unknown_client: 403,
+  forbidden: 403,
   not_found: 404,
   no_checkpoint: 404,
   method_not_allowed: 405,
+  already_cosigned: 409,
   body_too_large: 413,
   unsupported_media_type: 415,
   internal: 500,
+  event_missing: 500,
   unavailable: 503,
 } as const;
 

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
-import { makeTestPki, type TestPki } from '../sync/certs.ts';
+import { fingerprintOf, makeTestPki, type TestPki } from '../sync/certs.ts';
 import { Plc, freePort } from '../adapters/modbus/fixtures/harness.ts';
 import { MbapDecoder, encodeMbap } from '../../src/adapters/modbus/mbap.ts';
 import { encodeRequest } from '../../src/adapters/modbus/pdu.ts';
@@ -33,6 +33,7 @@ sync:
   port: ${syncPort}
   page_size: 10
   tls: { cert: ${pki.server.certPath}, key: ${pki.server.keyPath}, client_ca: ${pki.ca.certPath} }
+  clients: [{ name: central-pam, fingerprint: "${fingerprintOf(pki.client)}", roles: [read, ack] }]
 listeners:
   - { id: mb, protocol: modbus, mode: tcp, host: 127.0.0.1, port: ${modbusPort}, routes: [{ unit: 1, target: plc-1 }], bindings: [{ source: 127.0.0.1, principal: vendor-1 }] }
 principals:

@@ -3,6 +3,7 @@
 // (CN central-pam), and an "untrusted" client certificate signed by a second, unrelated CA.
 // Reusable by end-to-end tests: call makeTestPki() once per test file and rm the dir afterwards.
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,25 @@ function makeLeaf(dir: string, name: string, cn: string, ca: string, ext: string
   openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
     '-days', '2', '-out', `${name}.crt`, '-extfile', `${name}.ext`], dir);
   return pair(dir, name);
+}
+
+/** Another client certificate under the test CA (e.g. a read-only auditor or a witness). */
+export function makeClientCert(pki: TestPki, name: string, cn: string): CertPair {
+  return makeLeaf(pki.dir, name, cn, 'ca', 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+}
+
+/** A server certificate with an RSA key under the test CA (to try the static-RSA suites against). */
+export function makeRsaServerCert(pki: TestPki): CertPair {
+  const dir = pki.dir;
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=penstock-gateway-rsa', '-keyout', 'server-rsa.key', '-out', 'server-rsa.csr'], dir);
+  writeFileSync(join(dir, 'server-rsa.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  openssl(['x509', '-req', '-in', 'server-rsa.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', 'server-rsa.crt', '-extfile', 'server-rsa.ext'], dir);
+  return pair(dir, 'server-rsa');
+}
+
+/** The certificate's SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` prints it (AB:CD:…). */
+export function fingerprintOf(pair: CertPair): string {
+  return new X509Certificate(pair.cert).fingerprint256;
 }
 
 export function makeTestPki(): TestPki {

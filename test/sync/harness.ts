@@ -3,10 +3,12 @@
 import { request } from 'node:https';
 import pino from 'pino';
 import { startSyncServer } from '../../src/sync/server.ts';
-import type { SyncServer } from '../../src/sync/server.ts';
+import type { SyncServer, SyncServerOptions } from '../../src/sync/server.ts';
+import { clientRules, type SyncClientConfig } from '../../src/sync/clients.ts';
 import type { JournalReaderLike, SyncAuditEvent } from '../../src/sync/types.ts';
 import type { PullOptions } from '../../src/sync/puller.ts';
 import type { CertPair, TestPki } from './certs.ts';
+import { fingerprintOf } from './certs.ts';
 
 export const silentLog = pino({ level: 'silent' });
 
@@ -16,16 +18,25 @@ export interface TestServer {
   audit: SyncAuditEvent[];
 }
 
-export async function startTestServer(pki: TestPki, journal: JournalReaderLike, pageSize = 50, port = 0): Promise<TestServer> {
+/** The test PKI's client (CN central-pam) as central PAM: read and ack, by fingerprint. */
+export function centralPam(pki: TestPki): SyncClientConfig {
+  return { name: 'central-pam', fingerprint: fingerprintOf(pki.client), roles: ['read', 'ack'] };
+}
+
+export async function startTestServer(pki: TestPki, journal: JournalReaderLike, pageSize = 50, port = 0, extra: Partial<SyncServerOptions> & { clientList?: SyncClientConfig[] } = {}): Promise<TestServer> {
   const audit: SyncAuditEvent[] = [];
+  const { clientList, ...rest } = extra;
+  const rules = clientRules(clientList ?? [centralPam(pki)]);
   const server = await startSyncServer({
     host: '127.0.0.1',
     port,
     tls: { cert: pki.server.certPath, key: pki.server.keyPath, clientCa: pki.ca.cert },
     journal,
     pageSize,
+    clients: () => rules,
     log: silentLog,
     onAudit: (e) => audit.push(e),
+    ...rest,
   });
   return { server, url: `https://127.0.0.1:${server.address().port}`, audit };
 }

@@ -18,7 +18,7 @@ export class MemoryJournal implements JournalReaderLike {
   readonly events: string[] = [];
   readonly tree = new MemoryTree();
   readonly checkpoints = new Map<number, CheckpointInfo>();
-  readonly cosignatures: string[] = [];
+  readonly storedCosignatures: string[] = [];
   readonly acks: { seq: number; by: string }[] = [];
   readonly signer: NoteSigner;
   #latest: CheckpointInfo | undefined;
@@ -92,7 +92,15 @@ export class MemoryJournal implements JournalReaderLike {
   }
 
   addCosignature(note: string): void {
-    this.cosignatures.push(note);
+    this.storedCosignatures.push(note);
+  }
+
+  cosignatures(size: number): string[] {
+    return this.storedCosignatures.filter((n) => n.split('\n')[1] === String(size));
+  }
+
+  firstRetained(): number {
+    return 0;
   }
 
   publicKeyVkey(): string {

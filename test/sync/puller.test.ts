@@ -275,7 +275,7 @@ describe('puller against the journal over mutual TLS', () => {
     const opts = { ...pullOptions(pki, s.url, out('l'), j.vkey), cert: pki.untrustedClient.certPath, key: pki.untrustedClient.keyPath };
     // The server just closes the connection: to the client a reset, retryable, with a hint.
     await assert.rejects(pull(opts), expectCode('PS_SYNC_UNAVAILABLE', { cause: 'ECONNRESET', retryable: true }));
-    assert.ok(s.audit.some((e) => e.kind === 'tls_refused' && e.reason === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'));
+    assert.ok(s.audit.some((e) => e.kind === 'auth_refused' && e.reason === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'));
     // A puller that does not trust the appliance's server certificate stops, not retryable.
     const wrongCa = { ...pullOptions(pki, s.url, out('l2'), j.vkey), ca: pki.otherCa.certPath };
     await assert.rejects(pull(wrongCa), expectCode('PS_SYNC_TLS', { retryable: false }));
