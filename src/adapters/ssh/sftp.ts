@@ -255,6 +255,8 @@ export class SftpProxy {
     }
     const real = await this.#onTarget(abs, follow);
     if (real === undefined) {
+      // Outside every grant as asked: the policy refusal (journaled). Inside: a target error, like ENOENT.
+      if (!(await this.#allowed(reqid, await this.#mayBrowse(abs)))) return undefined;
       this.#o.core.log.info({ session: this.#o.session.id, path: abs }, 'sftp path does not resolve on the target');
       this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${abs} cannot be resolved on the target (a link to nowhere, a loop or a folder that cannot be searched)`);
       return undefined;
