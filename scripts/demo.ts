@@ -8,7 +8,8 @@
 // PENSTOCK_DEMO_PORTS (loopback ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA[,SSH,SSHTARGET]": the Modbus
 // front door, the two simulated inverters, the simulated boiler, the OPC UA front door, the SSH front
 // door and the target sshd; default 1502,15020,15021,14840,4840,2222,12222; given five, the SSH two
-// keep their defaults), PENSTOCK_LOG_LEVEL (the daemon's, default warn).
+// keep their defaults), PENSTOCK_DEMO_SSHD (the sshd to run; default /usr/sbin/sshd; `none` leaves the
+// SSH target out), PENSTOCK_LOG_LEVEL (the daemon's, default warn).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -137,7 +138,7 @@ function writeVault(ssh: DemoSshFiles | undefined): void {
 async function startSshTarget(): Promise<DemoSshFiles | undefined> {
   const sshd = findSshd();
   if (!sshd) {
-    console.log('demo: OpenSSH sshd is not installed (apt-get install openssh-server): no SSH target; the rest of the demo runs without it');
+    console.log('demo: no OpenSSH sshd (apt-get install openssh-server, or PENSTOCK_DEMO_SSHD=PATH): no SSH target; the rest of the demo runs without it');
     return undefined;
   }
   try {

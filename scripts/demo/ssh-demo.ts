@@ -17,8 +17,10 @@ export const DEMO_SSH_HOST = 'penstock-demo';
 
 const SSHD_CANDIDATES = ['/usr/sbin/sshd', '/usr/local/sbin/sshd'];
 
-/** The sshd binary, or undefined where OpenSSH's server is not installed. */
+/** The sshd binary (PENSTOCK_DEMO_SSHD names one; `none` leaves SSH out), or undefined where there is none. */
 export function findSshd(): string | undefined {
+  const named = process.env.PENSTOCK_DEMO_SSHD;
+  if (named !== undefined && named !== '') return named !== 'none' && existsSync(named) ? named : undefined;
   return SSHD_CANDIDATES.find((p) => existsSync(p));
 }
 

@@ -195,3 +195,39 @@ describe('npm run demo', { timeout: 90_000 }, () => {
     assert.deepEqual(children.filter(running), [], 'every process the demo started has ended');
   });
 });
+
+describe('npm run demo without sshd', { timeout: 90_000 }, () => {
+  it('says there is no SSH target, and runs the rest', async () => {
+    const own = tempDir('penstock-demo-nossh-');
+    const p: number[] = [];
+    for (let i = 0; i < 7; i++) p.push(await freePort());
+    let out = '';
+    const child = spawn(process.execPath, [join(root, 'scripts/demo.ts')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PENSTOCK_DEMO_DIR: own.dir, PENSTOCK_DEMO_PORTS: p.join(','), PENSTOCK_DEMO_SSHD: 'none', PENSTOCK_LOG_LEVEL: 'warn' },
+    });
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await until(() => {
+        if (child.exitCode !== null) throw new Error(`the demo exited with code ${child.exitCode}:\n${out}`);
+        return out.includes('Penstock demo site is running');
+      }, 'the demo banner', 60_000);
+      assert.match(out, /demo: no OpenSSH sshd .*the rest of the demo runs without it/);
+      assert.match(out, /SSH: no SSH target in this run/);
+      assert.doesNotMatch(readFileSync(join(own.dir, 'penstock.yaml'), 'utf8'), /protocol: ssh/);
+      const children = descendants(child.pid!);
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, out);
+      assert.deepEqual(children.filter(running), []);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        for (const pid of descendants(child.pid!)) process.kill(pid, 'SIGKILL');
+        child.kill('SIGKILL');
+      }
+      own.cleanup();
+    }
+  });
+});
