@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { checkConfig } from '../../src/config/load.ts';
-import { sshRuleWarnings } from '../../src/config/ssh-warnings.ts';
+import { SSH_RULE_WARNINGS, sshRuleWarnings } from '../../src/config/ssh-warnings.ts';
 import { testProtocols } from './protocols.ts';
 
 const GOOD = fileURLToPath(new URL('./fixtures/good.yaml', import.meta.url));
@@ -76,4 +76,9 @@ test('interpreters and wrappers with a free argument, or a wildcard program, all
   assert.deepEqual(codes({ exec: ['*', '...'] }), ['ssh_exec_runs_anything']);
   assert.deepEqual(codes({ exec: ['bash', '/opt/check.sh'] }), [], 'a named script is the site\'s choice');
   assert.deepEqual(codes({ exec: ['env', '-...'] }), ['ssh_exec_any_option', 'ssh_exec_runs_anything'], 'one shell warning, not two');
+});
+
+test('every warning code is documented in the README', () => {
+  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  for (const code of Object.keys(SSH_RULE_WARNINGS)) assert.ok(readme.includes(`\`${code}\``), `${code} is not in README.md`);
 });
