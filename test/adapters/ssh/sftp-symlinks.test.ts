@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chownSync, existsSync, lchownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
+import ssh2, { type SFTPWrapper } from 'ssh2';
 import { run, sshSkipReason, testUserIds } from './harness.ts';
 import { startSite, type Site } from './fixture.ts';
 
@@ -90,4 +91,32 @@ test('links that stay inside the grant work, and removing a link removes the lin
   assert.equal(readFileSync(local, 'utf8'), 'inside\n');
   assert.throws(() => lstatSync(join(site.target, 'link-file')), /ENOENT/);
   assert.equal(readFileSync(join(outside, 'secret.txt'), 'utf8'), ORIGINAL);
+});
+
+test('a link swapped in on the target between an upload\'s open and its close is caught: nothing is written through it', { skip }, async () => {
+  // OpenSSH's sftp cannot pause between OPEN and CLOSE, so this step-by-step client is ssh2's.
+  const victim = join(outside, 'swap-victim.txt');
+  writeFileSync(victim, ORIGINAL);
+  chownSync(victim, testUserIds().uid, testUserIds().gid); // the target user could overwrite it: only Penstock stops it
+  const c = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    c.on('ready', () => resolve());
+    c.on('error', reject);
+    c.connect({ host: '127.0.0.1', port: site.gw.port, username: 'rtu-7', privateKey: readFileSync(site.keys.vendor), hostVerifier: () => true });
+  });
+  try {
+    const sftpc = await new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s))));
+    const remote = join(site.target, 'swapped.bin');
+    const handle = await new Promise<Buffer>((resolve, reject) => sftpc.open(remote, 'w', (err, h) => (err ? reject(err) : resolve(h))));
+    const data = Buffer.from('written through a swapped link\n');
+    await new Promise<void>((resolve, reject) => sftpc.write(handle, data, 0, data.length, 0, (err) => (err ? reject(err) : resolve())));
+    // Someone on the target puts a link where the upload is going, after Penstock decided the path.
+    symlinkSync(victim, remote);
+    const closed = await new Promise<Error | undefined>((resolve) => sftpc.close(handle, (err) => resolve(err ?? undefined)));
+    assert.ok(closed, 'the close was refused');
+    assert.match(closed.message, /changed on the target/);
+  } finally {
+    c.end();
+  }
+  assert.equal(readFileSync(victim, 'utf8'), ORIGINAL, 'nothing was written through the link');
 });
