@@ -37,9 +37,11 @@ interface Escape {
   stdin?: string;
   /** Reads its first argument as option letters even without a dash (`tar xIf CMD`): a wildcard there opens options. */
   bareFirstOptions?: boolean;
+  /** An option that, named in the rule, turns the terminal's way off (`--no-pager`). */
+  ttyOff?: string;
 }
 const PAGER = 'its pager (less) runs shell commands with !';
-const SYSTEMD: Escape = { tty: `${PAGER} unless the rule names --no-pager`, options: '--host/-H and -M reach other machines' };
+const SYSTEMD: Escape = { tty: `${PAGER} unless the rule names --no-pager`, ttyOff: '--no-pager', options: '--host/-H and -M reach other machines' };
 const EDITOR: Escape = { tty: 'an editor runs shell commands (:!, !, ^T)', stdin: 'an editor reads commands, :! among them, from its input', options: 'editor options run commands (-c, +cmd)' };
 const SHELL_ESCAPES: Readonly<Record<string, Escape>> = {
   less: { tty: 'less runs shell commands with ! and opens an editor with v' },
@@ -58,7 +60,7 @@ const SHELL_ESCAPES: Readonly<Record<string, Escape>> = {
   resolvectl: SYSTEMD,
   timedatectl: SYSTEMD,
   localectl: SYSTEMD,
-  git: { tty: `${PAGER} unless the rule names --no-pager`, options: '-c core.pager=…, -c core.sshCommand=…, --upload-pack=… run programs' },
+  git: { tty: `${PAGER} unless the rule names --no-pager`, ttyOff: '--no-pager', options: '-c core.pager=…, -c core.sshCommand=…, --upload-pack=… run programs' },
   vi: EDITOR,
   vim: EDITOR,
   nvim: EDITOR,
@@ -125,11 +127,10 @@ export function sshRuleWarnings(rule: Record<string, unknown>): SshRuleWarning[]
   if (out.some((w) => w.code === 'ssh_exec_runs_anything')) return out;
   const escape = SHELL_ESCAPES[name];
   if (!escape) return out;
-  const noPager = words.includes('--no-pager');
   const bareOptions = escape.bareFirstOptions === true && pattern !== undefined && hasWildcard(pattern.slice(1, 2));
   const ways: string[] = [];
   if (escape.stdin) ways.push(escape.stdin);
-  if (pty && escape.tty && !(noPager && escape.tty.includes('--no-pager'))) ways.push(`with a pty, ${escape.tty}`);
+  if (pty && escape.tty && !(escape.ttyOff && words.includes(escape.ttyOff))) ways.push(`with a pty, ${escape.tty}`);
   if (openOptions && escape.options) ways.push(`with any option, ${escape.options}`);
   else if (bareOptions && escape.options) ways.push(`its first argument is option letters even without a dash, and ${escape.options}`);
   if (ways.length > 0) out.push({ field, code: 'ssh_exec_shell_escape', message: `reaches a shell: \`${shown}\`: ${ways.join('; ')}` });
