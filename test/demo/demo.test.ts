@@ -78,7 +78,7 @@ function running(pid: number): boolean {
   }
 }
 
-describe('npm run demo', { timeout: 90_000 }, () => {
+describe('npm run demo', { timeout: 180_000 }, () => {
   before(async () => {
     tmp = tempDir('penstock-demo-test-');
     ports = [];
@@ -93,7 +93,7 @@ describe('npm run demo', { timeout: 90_000 }, () => {
     await until(() => {
       if (demo.exitCode !== null) throw new Error(`the demo exited with code ${demo.exitCode}:\n${stdout}\n${stderr}`);
       return stdout.includes('Penstock demo site is running');
-    }, 'the demo banner', 60_000);
+    }, 'the demo banner', 120_000);
   });
 
   after(() => {
@@ -196,7 +196,7 @@ describe('npm run demo', { timeout: 90_000 }, () => {
   });
 });
 
-describe('npm run demo without sshd', { timeout: 90_000 }, () => {
+describe('npm run demo without sshd', { timeout: 180_000 }, () => {
   it('says there is no SSH target, and runs the rest', async () => {
     const own = tempDir('penstock-demo-nossh-');
     const p: number[] = [];
@@ -214,7 +214,7 @@ describe('npm run demo without sshd', { timeout: 90_000 }, () => {
       await until(() => {
         if (child.exitCode !== null) throw new Error(`the demo exited with code ${child.exitCode}:\n${out}`);
         return out.includes('Penstock demo site is running');
-      }, 'the demo banner', 60_000);
+      }, 'the demo banner', 120_000);
       assert.match(out, /demo: no OpenSSH sshd .*the rest of the demo runs without it/);
       assert.match(out, /SSH: no SSH target in this run/);
       assert.doesNotMatch(readFileSync(join(own.dir, 'penstock.yaml'), 'utf8'), /protocol: ssh/);
