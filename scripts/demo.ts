@@ -1,23 +1,37 @@
-// `npm run demo`: the built-in demo site. Starts two simulated inverters (Modbus/TCP) and a simulated
-// boiler (OPC UA) on loopback, makes the demo OPC UA client's certificate and the vault, writes the demo
+// `npm run demo`: the built-in demo site. Starts two simulated inverters (Modbus/TCP), a simulated
+// boiler (OPC UA) and, where OpenSSH's sshd is installed, an unprivileged sshd as an SSH target, all on
+// loopback; makes the demo OPC UA client's certificate, the SSH keys and the vault, writes the demo
 // config into a folder of its own, runs the real daemon on it, and prints what to try.
 // Ctrl-C stops everything.
 //
 // Environment: PENSTOCK_DEMO_DIR (the folder; default one per user under the temp folder),
-// PENSTOCK_DEMO_PORTS (five loopback ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA": the Modbus front door,
-// the two simulated inverters, the simulated boiler, the OPC UA front door; default
-// 1502,15020,15021,14840,4840), PENSTOCK_LOG_LEVEL (the daemon's, default warn).
+// PENSTOCK_DEMO_PORTS (loopback ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA[,SSH,SSHTARGET]": the Modbus
+// front door, the two simulated inverters, the simulated boiler, the OPC UA front door, the SSH front
+// door and the target sshd; default 1502,15020,15021,14840,4840,2222,12222; given five, the SSH two
+// keep their defaults), PENSTOCK_DEMO_SSHD (the sshd to run; default /usr/sbin/sshd; `none` leaves the
+// SSH target out), PENSTOCK_LOG_LEVEL (the daemon's, default warn).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDocument, isMap, isSeq, type Document } from 'yaml';
+import { parseDocument, isMap, isSeq, type Document, type YAMLMap } from 'yaml';
 import { loadFirmwareProfile } from '../src/config/profiles.ts';
 import { adminRequest } from '../src/admin/client.ts';
 import { Vault } from '../src/vault/vault.ts';
 import { hashOpcuaPassword } from '../src/adapters/opcua/identity.ts';
 import { startSimulatedPlc } from './demo/plc-sim.ts';
 import { startPlant, type PlantReach } from './demo/boiler-plant.ts';
+import {
+  DEMO_SSH_HOST,
+  DEMO_SSH_LISTENER,
+  DEMO_SSH_PRINCIPAL,
+  DEMO_SSH_TARGET,
+  findSshd,
+  prepareDemoSsh,
+  startDemoSshd,
+  writeDemoClientConfig,
+  type DemoSshFiles,
+} from './demo/ssh-demo.ts';
 import {
   DEMO_OPCUA_LISTENER,
   DEMO_OPCUA_TARGET,
@@ -31,19 +45,19 @@ import {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = demoDir();
-const ports = demoPorts(process.env.PENSTOCK_DEMO_PORTS ?? '1502,15020,15021,14840,4840');
+const ports = demoPorts(process.env.PENSTOCK_DEMO_PORTS ?? '1502,15020,15021,14840,4840,2222,12222');
 mkdirSync(dir, { recursive: true, mode: 0o700 });
 const configFile = join(dir, 'penstock.yaml');
 const socket = join(dir, 'run', 'admin.sock');
 
-function demoPorts(spec: string): { modbus: number; inverter1: number; der1: number; boiler: number; opcua: number } {
+function demoPorts(spec: string): { modbus: number; inverter1: number; der1: number; boiler: number; opcua: number; ssh: number; sshTarget: number } {
   const list = spec.split(',').map((s) => Number(s.trim()));
-  if (list.length !== 5 || !list.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
-    console.error(`demo: PENSTOCK_DEMO_PORTS must be five ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA", got "${spec}"`);
+  if ((list.length !== 5 && list.length !== 7) || !list.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
+    console.error(`demo: PENSTOCK_DEMO_PORTS must be five or seven ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA[,SSH,SSHTARGET]", got "${spec}"`);
     process.exit(2);
   }
-  const [modbus, inverter1, der1, boiler, opcua] = list as [number, number, number, number, number];
-  return { modbus, inverter1, der1, boiler, opcua };
+  const [modbus, inverter1, der1, boiler, opcua, ssh = 2222, sshTarget = 12222] = list as [number, number, number, number, number, number?, number?];
+  return { modbus, inverter1, der1, boiler, opcua, ssh, sshTarget };
 }
 
 // ------------------------------------------------------------------ everything started, stopped in reverse
@@ -60,15 +74,32 @@ function shutdown(code: number): Promise<never> {
 process.once('SIGINT', () => void shutdown(0));
 process.once('SIGTERM', () => void shutdown(0));
 
-/** The demo config: site.yaml plus site-opcua.yaml (their lists joined), for this folder and these ports. */
-function siteConfig(): string {
+/** The demo config: site.yaml plus site-opcua.yaml and, with an SSH target, site-ssh.yaml (their lists joined), for this folder and these ports. */
+function siteConfig(ssh: DemoSshFiles | undefined): string {
   const read = (name: string) => parseDocument(readFileSync(join(root, 'scripts/demo', name), 'utf8').replaceAll('@STATE@', dir));
   const doc = read('site.yaml');
-  const opcua = read('site-opcua.yaml');
-  if (!isMap(opcua.contents)) throw new Error('site-opcua.yaml is not a mapping');
   const top = doc.contents;
   if (!isMap(top)) throw new Error('site.yaml is not a mapping');
-  for (const pair of opcua.contents.items) {
+  for (const name of ['site-opcua.yaml', ...(ssh ? ['site-ssh.yaml'] : [])]) joinSite(doc, top, name, read(name));
+  setEntry(doc, 'listeners', 'modbus-demo', 'port', ports.modbus);
+  setEntry(doc, 'targets', 'inverter-1', 'port', ports.inverter1);
+  setEntry(doc, 'targets', 'der-1', 'port', ports.der1);
+  setEntry(doc, 'targets', DEMO_OPCUA_TARGET, 'endpoint', `opc.tcp://127.0.0.1:${ports.boiler}`);
+  setEntry(doc, 'listeners', DEMO_OPCUA_LISTENER, 'port', ports.opcua);
+  if (ssh) {
+    setEntry(doc, 'listeners', DEMO_SSH_LISTENER, 'port', ports.ssh);
+    setEntry(doc, 'principals', DEMO_SSH_PRINCIPAL, 'credentials', { ssh_keys: [ssh.vendorPub] });
+    setEntry(doc, 'targets', DEMO_SSH_TARGET, 'port', ports.sshTarget);
+    setEntry(doc, 'targets', DEMO_SSH_TARGET, 'username', ssh.user);
+    setEntry(doc, 'targets', DEMO_SSH_TARGET, 'host_keys', [`[127.0.0.1]:${ports.sshTarget} ${ssh.targetHostPub}`]);
+  }
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+}
+
+/** Join one more site file's lists into the config (`top` is doc's root map). */
+function joinSite(doc: Document, top: YAMLMap, name: string, more: Document): void {
+  if (!isMap(more.contents)) throw new Error(`${name} is not a mapping`);
+  for (const pair of more.contents.items) {
     const key = String((pair.key as { value: unknown }).value);
     const have = doc.get(key, true);
     if (isSeq(have) && isSeq(pair.value)) {
@@ -80,28 +111,45 @@ function siteConfig(): string {
       // New sections (vault) go before the lists, where a reader looks for settings.
       const at = top.items.findIndex((p) => isSeq(p.value));
       top.items.splice(at < 0 ? top.items.length : at, 0, pair);
-    } else throw new Error(`site-opcua.yaml: ${key} is also in site.yaml and is not a list`);
+    } else throw new Error(`${name}: ${key} is also in site.yaml and is not a list`);
   }
-  setEntry(doc, 'listeners', 'modbus-demo', 'port', ports.modbus);
-  setEntry(doc, 'targets', 'inverter-1', 'port', ports.inverter1);
-  setEntry(doc, 'targets', 'der-1', 'port', ports.der1);
-  setEntry(doc, 'targets', DEMO_OPCUA_TARGET, 'endpoint', `opc.tcp://127.0.0.1:${ports.boiler}`);
-  setEntry(doc, 'listeners', DEMO_OPCUA_LISTENER, 'port', ports.opcua);
-  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }
 
-function setEntry(doc: Document, list: string, id: string, key: string, value: number | string): void {
+function setEntry(doc: Document, list: string, id: string, key: string, value: unknown): void {
   const seq = doc.get(list, true);
   const item = isSeq(seq) ? seq.items.find((i) => isMap(i) && i.get('id') === id) : undefined;
   if (!isMap(item)) throw new Error(`demo config: no ${list} entry ${id}`);
-  item.set(key, value);
+  item.set(key, typeof value === 'object' ? doc.createNode(value, { flow: true }) : value);
 }
 
-/** The vault (made on first run) with the demo user's password hash: the config's `vault:` points here. */
-function writeVault(): void {
+/**
+ * The vault (made on first run) with the demo user's password hash and, with an SSH target, the
+ * gateway's login key for it: the config's `vault:` points here.
+ */
+function writeVault(ssh: DemoSshFiles | undefined): void {
   const keyFile = join(dir, 'vault.key');
   if (!existsSync(keyFile)) Vault.createKeyFile(keyFile);
-  Vault.open(join(dir, 'vault.json'), keyFile).set(DEMO_OPCUA_USER.vaultEntry, hashOpcuaPassword(DEMO_OPCUA_USER.password));
+  const vault = Vault.open(join(dir, 'vault.json'), keyFile);
+  vault.set(DEMO_OPCUA_USER.vaultEntry, hashOpcuaPassword(DEMO_OPCUA_USER.password));
+  if (ssh) vault.set('rtu-demo-ssh', readFileSync(ssh.gatewayLoginKey, 'utf8'));
+}
+
+/** The SSH target where sshd is installed and starts; otherwise says why not, and the demo runs without it. */
+async function startSshTarget(): Promise<DemoSshFiles | undefined> {
+  const sshd = findSshd();
+  if (!sshd) {
+    console.log('demo: no OpenSSH sshd (apt-get install openssh-server, or PENSTOCK_DEMO_SSHD=PATH): no SSH target; the rest of the demo runs without it');
+    return undefined;
+  }
+  try {
+    const files = prepareDemoSsh(dir);
+    const target = await startDemoSshd(sshd, files, ports.sshTarget);
+    stops.push(() => target.stop());
+    return files;
+  } catch (err) {
+    console.log(`demo: the SSH target did not start (${(err as Error).message}); the rest of the demo runs without it`);
+    return undefined;
+  }
 }
 
 function describeReach(r: PlantReach): string {
@@ -147,9 +195,11 @@ try {
   const drift = setInterval(() => boiler.setLevel(Math.round(Math.min(55, Math.max(35, boiler.level() + (Math.random() - 0.5) * 1.5)) * 10) / 10), 2000);
   stops.push(async () => clearInterval(drift));
 
+  const ssh = await startSshTarget();
   const client = await ensureDemoClientCertificate(dir);
-  writeVault();
-  writeFileSync(configFile, siteConfig());
+  writeVault(ssh);
+  writeFileSync(configFile, siteConfig(ssh));
+  if (ssh) writeDemoClientConfig(ssh, ports.ssh);
 
   const daemon = spawn(process.execPath, [join(root, 'src/main.ts'), '--config', configFile], {
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -171,7 +221,7 @@ try {
   const endpoint = `opc.tcp://127.0.0.1:${ports.opcua}`;
   writeFileSync(client.connectionFile, `${JSON.stringify({ endpoint, target: DEMO_OPCUA_TARGET })}\n`);
 
-  printInstructions(endpoint);
+  printInstructions(endpoint, ssh);
 } catch (err) {
   console.error(`demo: ${(err as Error).message}`);
   await shutdown(1);
@@ -183,7 +233,7 @@ function rows(list: [string, string?][]): string {
   return list.map(([cmd, note]) => `  ${note ? `${cmd.padEnd(width)}   # ${note}` : cmd}`).join('\n');
 }
 
-function printInstructions(endpoint: string): void {
+function printInstructions(endpoint: string, ssh: DemoSshFiles | undefined): void {
   const ctl = `bin/penstockctl --socket ${socket}`;
   const ua = `node_modules/.bin/node scripts/demo/opcua-client.ts${process.env.PENSTOCK_DEMO_DIR ? ` --dir ${dir}` : ''}`;
   const mb = (args: string) => `mbpoll -m tcp -p ${ports.modbus} ${args}`;
@@ -218,6 +268,7 @@ ${rows([
     [`${ua} --password wrong read Boiler/Drum/Level`, 'login refused, journaled'],
   ])}
 
+${ssh ? sshInstructions(ssh) : 'SSH: no SSH target in this run (see above).\n'}
 Plant staff (policy check is a dry run that says which grant and rule decide, and why not):
 ${rows([
     [`${ctl} approvals list`],
@@ -227,8 +278,28 @@ ${rows([
     [`${ctl} grants list`],
     [`${ctl} policy check acme-tech inverter-1 modbus write holding_register 40232 --values 95`],
     [`${ctl} policy check boiler-tech boiler-1 opcua write 'ns=1;s=boiler-1/Boiler/Setpoint' --browse-path Objects/Boiler/Setpoint --value 95`],
+    ...(ssh ? [[`${ctl} policy check ${DEMO_SSH_PRINCIPAL} ${DEMO_SSH_TARGET} ssh exec -- ls -la /`] as [string]] : []),
     [`${ctl} journal tail`],
     [`${ctl} journal verify`],
   ])}
 Ctrl-C stops the demo.`);
+}
+
+function sshInstructions(ssh: DemoSshFiles): string {
+  const at = `${DEMO_SSH_TARGET}@${DEMO_SSH_HOST}`;
+  const sh = (cmd: string) => `ssh -F ${ssh.clientConfig} ${at} ${cmd}`;
+  const ex = ssh.exchange;
+  return `SSH (OpenSSH; you are principal ${DEMO_SSH_PRINCIPAL} with the key the demo made; the user name picks the target
+${DEMO_SSH_TARGET}, an sshd on 127.0.0.1:${ports.sshTarget} that runs commands as ${ssh.user}; the SSH front door is 127.0.0.1:${ports.ssh}):
+${rows([
+    [sh("'uname -a'"), 'allowed: runs on the target, output passed through'],
+    [sh(`'ls -l ${ex}'`), 'allowed: * is one operand'],
+    [sh(`'ls -la ${ex}'`), 'refused: -la is an option no rule names'],
+    [sh("'cat /etc/shadow'"), 'not granted: exit 126 and the reason'],
+    [sh("'uname -a; id'"), 'shell metacharacters: refused'],
+    [sh(`touch ${ex}/restart-requested`), 'waits for a person to approve (approvals list / approve ID)'],
+    [`sftp -F ${ssh.clientConfig} ${at}`, `file transfer, only in ${ex}: put FILE ${ex}/ ; get ${ex}/FILE`],
+    [`ssh -F ${ssh.clientConfig} ${DEMO_SSH_PRINCIPAL}@${DEMO_SSH_HOST}`, 'no target: lists your targets and grants'],
+  ])}
+`;
 }

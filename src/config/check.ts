@@ -6,6 +6,7 @@ import type { FirmwareProfile } from './types.ts';
 import { matchPoints } from './profiles.ts';
 import { issueAt, type Path, type YamlSource } from './yaml-issues.ts';
 import type { ConfigIssue } from './types.ts';
+import { sshRuleWarnings } from './ssh-warnings.ts';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -14,9 +15,6 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 
 /** An external delegation reference such as `work-order:WO-4411` or `ticket:INC-99`. */
 const externalRefRe = /^[a-z][a-z0-9-]*:\S+$/;
-
-/** Programs that, given a free argument, run anything at all (a shell, an interpreter, a wrapper). */
-const runsAnything = /^(bash|sh|dash|zsh|ksh|csh|tcsh|fish|ash|python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|lua[0-9.]*|luajit|tclsh[0-9.]*|wish|php[0-9.]*|awk|gawk|mawk|nawk|busybox|env|sudo|su|doas|pkexec|xargs|find|nice|nohup|timeout|setsid|stdbuf|chroot|script)$/;
 
 export interface CrossCheckInput {
   source: YamlSource;
@@ -29,7 +27,7 @@ export interface CrossCheckInput {
 export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const err = (path: Path, message: string) => out.push(issueAt(source, path, message));
-  const warn = (path: Path, message: string) => out.push(issueAt(source, path, message, 'warning'));
+  const warn = (path: Path, message: string, code?: string) => out.push({ ...issueAt(source, path, message, 'warning'), ...(code ? { code } : {}) });
   const root = isObj(source.data) ? source.data : {};
 
   // Duplicate ids: the later one is the error, naming where the first was written.
@@ -145,13 +143,7 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
           if (matchPoints(profile, glob).length === 0) err([...at, 'points', pi], `${glob} matches no point of firmware profile ${name} (target ${String(target.id)})`);
         }
       });
-      if (protocol === 'ssh' && body.effect !== 'deny') {
-        const exec = list(body.exec).filter((w): w is string => typeof w === 'string');
-        const program = exec[0]?.split('/').pop() ?? '';
-        if (runsAnything.test(program) && exec.slice(1).some((w) => w === '*' || w === '...')) {
-          warn([...at, 'exec'], `allows everything: \`${exec.join(' ')}\` lets the client choose what ${program} runs; name exact commands (exec with literal words, or command_line) instead`);
-        }
-      }
+      if (protocol === 'ssh') for (const w of sshRuleWarnings(body)) warn([...at, w.field], w.message, w.code);
     });
   });
   return out;

@@ -90,8 +90,9 @@ export const opcuaRuleSchema = z.strictObject({
 });
 
 /**
- * An SSH rule. `exec` is an argv pattern: literal words, `*` for exactly one argument, and a final
- * `...` for any tail. It is matched against the argv parsed with POSIX shell quoting, never a regex
+ * An SSH rule. `exec` is an argv pattern (policy/argv-pattern.ts): literal words, `*` for one operand
+ * (never an option), `--NAME=*` for that option with any value, a final `...` for any operands; `-*`
+ * (any option) and a final `-...` (any tail) admit options. It is matched against the argv parsed with POSIX shell quoting, never a regex
  * over the raw string. `command_line` names one exact command line, and is the only way to allow shell
  * metacharacters. `shell`, `tunnel` and `sftp` grant those channel kinds.
  */
@@ -110,7 +111,7 @@ export const sshRuleSchema = z.strictObject({
   const kinds = ['exec', 'command_line', 'shell', 'tunnel', 'sftp'].filter((k) => (r as Record<string, unknown>)[k] !== undefined);
   if (kinds.length !== 1) ctx.addIssue({ code: 'custom', message: `an ssh rule names exactly one of exec, command_line, shell, tunnel, sftp (found ${kinds.length ? kinds.join(', ') : 'none'})` });
   const e = r.exec;
-  if (e && e.slice(0, -1).includes('...')) ctx.addIssue({ code: 'custom', path: ['exec'], message: '`...` may only be the last word of an exec pattern' });
+  if (e && e.slice(0, -1).some((w) => w === '...' || w === '-...')) ctx.addIssue({ code: 'custom', path: ['exec'], message: '`...` and `-...` may only be the last word of an exec pattern' });
 });
 
 /** Exactly one protocol key per rule, e.g. `- modbus: { preset: readonly }`. */

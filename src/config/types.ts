@@ -12,6 +12,8 @@ export interface ConfigIssue {
   field: string;
   message: string;
   severity: 'error' | 'warning';
+  /** A stable code for warnings that have one (e.g. `ssh_exec_any_option`); tests match it. */
+  code?: string;
 }
 
 /** A target with its protocol options, validated by the adapter's own schema. */

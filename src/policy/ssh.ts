@@ -1,5 +1,6 @@
-// SSH rules: which channel kinds, and for exec which argv. An exec pattern is a list of words:
-// a literal word matches itself, `*` exactly one argument, a final `...` any tail (including none).
+// SSH rules: which channel kinds, and for exec which argv. An exec pattern is a list of words
+// (argv-pattern.ts): a literal word matches itself, `*` one operand (never an option), `--NAME=*` that
+// option with any value, a final `...` any operands; `-*` and `-...` admit options and are warned about.
 // The argv comes from parsing the raw command line here (argv.ts), not from the adapter's copy, so
 // policy and the shell agree on the words. A line the shell would do more with (metacharacters) is
 // allowed only by a `command_line` rule naming that exact line.
@@ -7,15 +8,9 @@ import { posix } from 'node:path';
 import type { SshRuleConfig } from '../config/schema.ts';
 import type { Action, SshObject } from './types.ts';
 import { parseCommandLine } from './argv.ts';
+import { argvMismatch, matchArgvPattern } from './argv-pattern.ts';
 import { fit, miss, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from './matcher.ts';
 import { matchPath } from './glob.ts';
-
-export function matchArgvPattern(pattern: readonly string[], argv: readonly string[]): boolean {
-  const open = pattern[pattern.length - 1] === '...';
-  const fixed = open ? pattern.slice(0, -1) : pattern;
-  if (open ? argv.length < fixed.length : argv.length !== fixed.length) return false;
-  return fixed.every((w, i) => w === '*' || w === argv[i]);
-}
 
 const SEPARATOR_TOKENS = new Set([';', '|', '&', '<', '>', '(', ')', '\n']);
 
@@ -91,9 +86,10 @@ function match(rule: SshRuleConfig, _action: Action, o: SshObject, _env: MatchEn
       if (e.metacharacters) {
         if (contain) return miss('metacharacters', `command line ${JSON.stringify(shown)} holds shell metacharacters, and no rule names that exact line`);
         // A deny pattern refuses the line when any command it would run matches.
-        return matchArgvPattern(pattern, e.argv) || commandSegments(e.argv).some((s) => matchArgvPattern(pattern, s)) ? fit : miss('object_not_granted', 'no command matches');
+        return matchArgvPattern(pattern, e.argv, mode) || commandSegments(e.argv).some((s) => matchArgvPattern(pattern, s, mode)) ? fit : miss('object_not_granted', 'no command matches');
       }
-      return matchArgvPattern(pattern, e.argv) ? fit : miss('object_not_granted', `argv ${JSON.stringify(e.argv)} does not match ${JSON.stringify(pattern)}`);
+      const why = argvMismatch(pattern, e.argv, mode);
+      return why === undefined ? fit : miss('object_not_granted', `argv ${JSON.stringify(e.argv)} does not match ${JSON.stringify(pattern)}: ${why}`);
     }
     case 'shell':
       return fit;

@@ -1,17 +1,20 @@
 // Smoke test of `npm run demo` (scripts/demo.ts), run as a person runs it: a child process with its own
 // folder and ports, driven with the tools its printed instructions name (mbpoll for Modbus, the demo's
-// OPC UA client), asserting on the simulated devices' side that a refused write never arrived, then
-// stopped with Ctrl-C (SIGINT).
+// OPC UA client, OpenSSH ssh and sftp), asserting on the simulated devices' side that a refused write
+// never arrived and on the SSH target's files, then stopped with Ctrl-C (SIGINT).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { descendants, freePort, tempDir, until } from '../support.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const mbpoll = ['/usr/bin/mbpoll', '/usr/local/bin/mbpoll'].find((p) => existsSync(p));
+const sshd = ['/usr/sbin/sshd', '/usr/local/sbin/sshd'].find((p) => existsSync(p));
+const noSsh = sshd ? false : 'sshd is not installed (apt-get install openssh-server)';
 
 let tmp: { dir: string; cleanup: () => void };
 let demo: ChildProcess;
@@ -50,11 +53,11 @@ function running(pid: number): boolean {
   }
 }
 
-describe('npm run demo', { timeout: 90_000 }, () => {
+describe('npm run demo', { timeout: 180_000 }, () => {
   before(async () => {
     tmp = tempDir('penstock-demo-test-');
     ports = [];
-    for (let i = 0; i < 5; i++) ports.push(await freePort());
+    for (let i = 0; i < 7; i++) ports.push(await freePort());
     demo = spawn(process.execPath, [join(root, 'scripts/demo.ts')], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -65,7 +68,7 @@ describe('npm run demo', { timeout: 90_000 }, () => {
     await until(() => {
       if (demo.exitCode !== null) throw new Error(`the demo exited with code ${demo.exitCode}:\n${stdout}\n${stderr}`);
       return stdout.includes('Penstock demo site is running');
-    }, 'the demo banner', 60_000);
+    }, 'the demo banner', 120_000);
   });
 
   after(() => {
@@ -121,6 +124,43 @@ describe('npm run demo', { timeout: 90_000 }, () => {
     assert.doesNotMatch(stdout, /reached the boiler: Boiler\/Burner\/FuelValve/);
   });
 
+  /** The demo's ssh_config and the exchange folder, as its instructions print them. */
+  const sshSetup = () => {
+    const config = /ssh -F (\S+ssh_config) rtu-demo@penstock-demo 'uname -a'/.exec(stdout)?.[1];
+    const exchange = /only in (\S+): put FILE/.exec(stdout)?.[1];
+    assert.ok(config && exchange, `the SSH instructions:\n${stdout}`);
+    return { config, exchange };
+  };
+  const ssh = (config: string, ...command: string[]) => run('ssh', ['-F', config, '-o', 'BatchMode=yes', 'rtu-demo@penstock-demo', ...command]);
+
+  it('SSH: an allowed command runs on the demo sshd; a refused one (an unnamed option, an ungranted file) does not', { skip: noSsh }, async () => {
+    const { config, exchange } = sshSetup();
+    assert.match(stdout, new RegExp(`the SSH front door is 127\\.0\\.0\\.1:${ports[5]}`));
+    const name = await ssh(config, 'hostname');
+    assert.equal(name.code, 0, name.stderr);
+    assert.equal(name.stdout.trim(), hostname(), "the target's own output");
+    const listed = await ssh(config, 'ls', '-l', exchange);
+    assert.equal(listed.code, 0, listed.stderr);
+    const option = await ssh(config, 'ls', '-la', exchange);
+    assert.equal(option.code, 126, option.stderr);
+    assert.match(option.stderr, /object_not_granted/);
+    const shadow = await ssh(config, 'cat', '/etc/shadow');
+    assert.equal(shadow.code, 126);
+    assert.equal(shadow.stdout, '', 'nothing from the target');
+  });
+
+  it('SSH: sftp uploads into the exchange folder and nowhere else', { skip: noSsh }, async () => {
+    const { config, exchange } = sshSetup();
+    const local = join(tmp.dir, 'firmware-demo.bin');
+    writeFileSync(local, 'demo firmware 1.2.3\n');
+    const batch = join(tmp.dir, 'sftp-batch');
+    writeFileSync(batch, `put ${local} ${exchange}/firmware.bin\n-put ${local} ${tmp.dir}/outside.bin\n`);
+    const r = await run('sftp', ['-F', config, '-o', 'BatchMode=yes', '-b', batch, 'rtu-demo@penstock-demo']);
+    assert.match(r.stderr, /Permission denied/, 'the put outside the folder is refused');
+    assert.equal(readFileSync(join(exchange, 'firmware.bin'), 'utf8'), 'demo firmware 1.2.3\n');
+    assert.equal(existsSync(join(tmp.dir, 'outside.bin')), false);
+  });
+
   it('Ctrl-C stops the demo: exit status 0 and no process left behind', async () => {
     const children = descendants(demo.pid!);
     assert.ok(children.length >= 1, 'the daemon runs as a child of the demo');
@@ -128,5 +168,41 @@ describe('npm run demo', { timeout: 90_000 }, () => {
     demo.kill('SIGINT');
     assert.equal(await exited, 0, stderr);
     assert.deepEqual(children.filter(running), [], 'every process the demo started has ended');
+  });
+});
+
+describe('npm run demo without sshd', { timeout: 180_000 }, () => {
+  it('says there is no SSH target, and runs the rest', async () => {
+    const own = tempDir('penstock-demo-nossh-');
+    const p: number[] = [];
+    for (let i = 0; i < 7; i++) p.push(await freePort());
+    let out = '';
+    const child = spawn(process.execPath, [join(root, 'scripts/demo.ts')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PENSTOCK_DEMO_DIR: own.dir, PENSTOCK_DEMO_PORTS: p.join(','), PENSTOCK_DEMO_SSHD: 'none', PENSTOCK_LOG_LEVEL: 'warn' },
+    });
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await until(() => {
+        if (child.exitCode !== null) throw new Error(`the demo exited with code ${child.exitCode}:\n${out}`);
+        return out.includes('Penstock demo site is running');
+      }, 'the demo banner', 120_000);
+      assert.match(out, /demo: no OpenSSH sshd .*the rest of the demo runs without it/);
+      assert.match(out, /SSH: no SSH target in this run/);
+      assert.doesNotMatch(readFileSync(join(own.dir, 'penstock.yaml'), 'utf8'), /protocol: ssh/);
+      const children = descendants(child.pid!);
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, out);
+      assert.deepEqual(children.filter(running), []);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        for (const pid of descendants(child.pid!)) process.kill(pid, 'SIGKILL');
+        child.kill('SIGKILL');
+      }
+      own.cleanup();
+    }
   });
 });

@@ -57,9 +57,25 @@ test('SSH exec: argv patterns with *, ... and quoting', () => {
   assert.equal(decide(exec('systemctl status'), c).reason, 'object_not_granted');
   assert.equal(decide(exec('systemctl restart penstock'), c).reason, 'object_not_granted');
   assert.equal(decide(exec('journalctl'), c).effect, 'allow', '... takes an empty tail');
-  assert.equal(decide(exec('journalctl -u penstock -n 50'), c).effect, 'allow');
+  // Options are not operands: * and ... never admit them (this used to allow).
+  assert.equal(decide(exec('journalctl -u penstock -n 50'), c).reason, 'object_not_granted', '... admits operands only');
+  const host = decide(exec('systemctl status --host=rtu@127.0.0.1:22201'), c);
+  assert.equal(host.reason, 'object_not_granted', 'an option is not one argument of *');
+  assert.match(host.explanation, /is an option/);
+  assert.equal(decide(exec('systemctl status -H rtu@10.0.0.1'), c).reason, 'object_not_granted');
   assert.equal(decide(exec('journalctl-x'), c).reason, 'object_not_granted');
   assert.equal(decide(exec("systemctl status 'unterminated"), c).reason, 'malformed');
+});
+
+test('SSH exec: options are allowed where a rule names them', () => {
+  const c = ctx([grant('G', [
+    { ssh: { exec: ['journalctl', '--no-pager', '-u', '*', '--lines=*'] } },
+    { ssh: { exec: ['ls', '-...'] } },
+  ])]);
+  assert.equal(decide(exec('journalctl --no-pager -u bridge --lines=50'), c).effect, 'allow');
+  assert.equal(decide(exec('journalctl --no-pager -u --file=x --lines=50'), c).reason, 'object_not_granted');
+  assert.equal(decide(exec('journalctl --no-pager -u bridge --since=50'), c).reason, 'object_not_granted');
+  assert.equal(decide(exec('ls -la /tmp'), c).effect, 'allow', '-... is the explicit opt-in');
 });
 
 test('SSH exec: metacharacters refuse unless a command_line rule names the exact line', () => {
@@ -72,7 +88,7 @@ test('SSH exec: metacharacters refuse unless a command_line rule names the exact
   }
   assert.equal(decide(exec(line), c).effect, 'allow');
   assert.equal(decide(exec(line + ' '), c).reason, 'metacharacters', 'exact means exact');
-  assert.equal(decide(exec("journalctl -g 'a;b|c'"), c).effect, 'allow', 'quoted metacharacters are plain text');
+  assert.equal(decide(exec("journalctl 'a;b|c'"), c).effect, 'allow', 'quoted metacharacters are plain text (an operand: ... admits no -g)');
 });
 
 test('SSH: a deny exec pattern refuses a command hidden behind a separator', () => {

@@ -85,6 +85,9 @@ const WORDS: Word[] = [
   { text: 'status', arg: 'status', meta: false },
   { text: 'penstock', arg: 'penstock', meta: false },
   { text: '-l', arg: '-l', meta: false },
+  { text: '--', arg: '--', meta: false },
+  { text: '-', arg: '-', meta: false },
+  { text: '--host=x', arg: '--host=x', meta: false },
   { text: 'rm', arg: 'rm', meta: false },
   { text: "'a b'", arg: 'a b', meta: false },
   { text: '"x;y"', arg: 'x;y', meta: false },
@@ -99,8 +102,8 @@ const commandWords = fc.array(fc.constantFrom(...WORDS), { minLength: 0, maxLeng
 const line = (ws: Word[]) => ws.map((w) => w.text).join(' ');
 
 const sshRule = fc.oneof(
-  fc.record({ effect, exec: fc.tuple(fc.array(fc.constantFrom('ls', 'systemctl', 'status', 'penstock', '-l', 'rm', 'a b', '*'), { minLength: 1, maxLength: 3 }), fc.boolean()) })
-    .map(({ effect, exec: [ws, tail] }) => ({ ssh: { effect, exec: tail ? [...ws, '...'] : ws } })),
+  fc.record({ effect, exec: fc.tuple(fc.array(fc.constantFrom('ls', 'systemctl', 'status', 'penstock', '-l', 'rm', 'a b', '*', '-*', '--', '--host=*'), { minLength: 1, maxLength: 3 }), fc.constantFrom(undefined, '...', '-...')) })
+    .map(({ effect, exec: [ws, tail] }) => ({ ssh: { effect, exec: tail ? [...ws, tail] : ws } })),
   fc.record({ effect, words: commandWords.filter((w) => w.length > 0) }).map(({ effect, words }) => ({ ssh: { effect, command_line: line(words) } })),
   effect.map((effect) => ({ ssh: { effect, shell: true } })),
   fc.record({ effect, tunnel: fc.constantFrom('modbus', 'raw') }).map((r) => ({ ssh: r })),
@@ -356,10 +359,21 @@ function opcuaSurelyTouches(r: OpcuaRuleConfig, a: Action, o: OpcuaObject): bool
   return o.value !== undefined && inB(o.value, r.min, r.max);
 }
 
-const patternHits = (p: string[], argv: string[]) => {
-  const open = p[p.length - 1] === '...';
-  const fixed = open ? p.slice(0, -1) : p;
-  return (open ? argv.length >= fixed.length : argv.length === fixed.length) && fixed.every((w, i) => w === '*' || w === argv[i]);
+/** Written apart from argv-pattern.ts: a deny rule (broad) lets every wildcard take any word. */
+const patternHits = (p: string[], argv: string[], broad: boolean) => {
+  const tail = ['...', '-...'].includes(p[p.length - 1]!) ? p[p.length - 1] : undefined;
+  const fixed = tail ? p.slice(0, -1) : p;
+  if (tail ? argv.length < fixed.length : argv.length !== fixed.length) return false;
+  const dashed = (a: string) => a[0] === '-';
+  const afterDashDash = (i: number) => fixed.slice(0, i).includes('--');
+  const wordOk = (w: string, a: string, i: number) => {
+    if (w === '*') return broad || afterDashDash(i) || !dashed(a);
+    if (w === '-*') return broad || dashed(a);
+    if (/^-[^*]+=\*$/.test(w)) return a.startsWith(w.slice(0, -1));
+    return w === a;
+  };
+  const tailOk = argv.slice(fixed.length).every((a) => tail !== '...' || broad || afterDashDash(fixed.length) || !dashed(a));
+  return fixed.every((w, i) => wordOk(w, argv[i]!, i)) && tailOk;
 };
 function pathHits(glob: string, path: string): boolean {
   const deep = glob.endsWith('/**');
@@ -367,13 +381,14 @@ function pathHits(glob: string, path: string): boolean {
   return new RegExp(`^${body}${deep ? '(/.*)?' : ''}$`).test(path);
 }
 
-function sshContains(r: SshRuleConfig, o: SshObject): boolean {
+/** `broad`: as a deny rule reads its pattern (every wildcard takes any word). */
+function sshContains(r: SshRuleConfig, o: SshObject, broad = false): boolean {
   switch (o.channel) {
     case 'exec': {
       if (r.command_line !== undefined) return r.command_line === o.commandLine;
       if (!r.exec) return false;
       const words = wordsOf.get(o)!;
-      return !words.some((w) => w.meta) && patternHits(r.exec, words.map((w) => w.arg));
+      return !words.some((w) => w.meta) && patternHits(r.exec, words.map((w) => w.arg), broad);
     }
     case 'shell':
       return r.shell === true;
@@ -397,8 +412,8 @@ function surelyTouches(rule: RuleConfig, a: Action): boolean {
   const o = a.object;
   if ('modbus' in rule) return o.kind === 'modbus' && modbusSurelyTouches(rule.modbus, a, o);
   if ('opcua' in rule) return o.kind === 'opcua' && opcuaSurelyTouches(rule.opcua, a, o);
-  // For SSH, touching and containing coincide where the oracle is sure (it never is for metacharacters).
-  return o.kind === 'ssh' && sshContains(rule.ssh, o);
+  // For SSH, touching is containing with every wildcard taking any word (never sure for metacharacters).
+  return o.kind === 'ssh' && sshContains(rule.ssh, o, true);
 }
 const effectOf = (rule: RuleConfig) => Object.values(rule)[0]!.effect;
 const kindOf = (rule: RuleConfig) => Object.keys(rule)[0]!;

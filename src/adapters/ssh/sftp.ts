@@ -10,7 +10,18 @@
 // the bytes actually sent to the client, in file order. Nothing is read from the target while the
 // client's socket is full (flow.ts), so a client that asks and never reads costs bounded memory.
 //
-// Decisions, per file and path (paths resolved to absolute normal form, as policy compares them):
+// Paths are decided where they lead on the target, never as written: each is made absolute (relative to
+// the folder the client was told it starts in) and then resolved by the target itself (SFTP REALPATH
+// upstream), so a symlink inside a granted folder that points outside is refused, and the operation is
+// sent upstream with the resolved path. A path that does not exist yet is its resolved folder plus its
+// name; something that exists but will not resolve (a link to nowhere) is refused. Operations on a
+// name itself (lstat, mkdir, rmdir, remove, rename) resolve its folder only. REALPATH answers only
+// with a path a grant covers; the client's start-up question (".") gets the login's home where a grant
+// covers it, else "/", which tells nothing. Races: a link swapped in between the check and the
+// operation is caught by resolving again after a download opens and before an upload is written; a
+// swap and swap back inside that window is not (SFTP has no O_NOFOLLOW, nor inode numbers to compare).
+//
+// Decisions, per file and path:
 //   download  OPEN for reading: the size is taken from the target and decided (rules may bound it)
 //             before a byte flows; reads stop at that size. On CLOSE the SHA-256 and size of what was
 //             sent are journaled (action.outcome).
@@ -147,11 +158,12 @@ export class SftpProxy {
     on('WRITE', (id, handle: Buffer, offset: number, data: Buffer) => this.#write(id, handle, offset, data));
     on('FSETSTAT', (id, handle: Buffer, attrs: InputAttributes) => this.#fsetstat(id, handle, attrs));
     on('CLOSE', (id, handle: Buffer) => this.#close(id, handle));
-    on('SETSTAT', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], (p) => (cb) => o.remote.setstat(p[0]!, attrs, cb)));
-    on('MKDIR', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], (p) => (cb) => o.remote.mkdir(p[0]!, attrs, cb)));
-    on('RMDIR', (id, path: string) => this.#change(id, [path], (p) => (cb) => o.remote.rmdir(p[0]!, cb)));
-    on('REMOVE', (id, path: string) => this.#change(id, [path], (p) => (cb) => o.remote.unlink(p[0]!, cb)));
-    on('RENAME', (id, from: string, to: string) => this.#change(id, [from, to], (p) => (cb) => o.remote.rename(p[0]!, p[1]!, cb)));
+    // setstat follows a link; the others act on the name itself.
+    on('SETSTAT', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], true, (p) => (cb) => o.remote.setstat(p[0]!, attrs, cb)));
+    on('MKDIR', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], false, (p) => (cb) => o.remote.mkdir(p[0]!, attrs, cb)));
+    on('RMDIR', (id, path: string) => this.#change(id, [path], false, (p) => (cb) => o.remote.rmdir(p[0]!, cb)));
+    on('REMOVE', (id, path: string) => this.#change(id, [path], false, (p) => (cb) => o.remote.unlink(p[0]!, cb)));
+    on('RENAME', (id, from: string, to: string) => this.#change(id, [from, to], false, (p) => (cb) => o.remote.rename(p[0]!, p[1]!, cb)));
     s.on('close', () => this.close());
     s.on('end', () => this.close()); // the client sent EOF: it is done
   }
@@ -177,11 +189,38 @@ export class SftpProxy {
 
   async #abs(path: string): Promise<string> {
     if (path.includes('\0')) throw new PathError('a path with a NUL byte');
-    if (!path.startsWith('/')) {
-      this.#home ??= call<string>((cb) => this.#o.remote.realpath('.', cb)).catch(() => '/');
-      return posix.resolve(await this.#home, path);
-    }
+    if (!path.startsWith('/')) return posix.resolve(await this.#homeDir(), path);
     return posix.resolve(path);
+  }
+
+  /** Where relative paths start, as the client is told: the login's home where a grant covers it, else `/`. */
+  #homeDir(): Promise<string> {
+    this.#home ??= call<string>((cb) => this.#o.remote.realpath('.', cb)).then(
+      (real) => (typeof real === 'string' && real.startsWith('/') && this.#browsable(posix.normalize(real)) ? posix.normalize(real) : '/'),
+      () => '/',
+    );
+    return this.#home;
+  }
+
+  /**
+   * Where an absolute, normal path leads on the target, resolved by the target (SFTP REALPATH). With
+   * `follow` false only the folder is resolved: the last name is the object itself (a link is not
+   * followed). Undefined when the target cannot tell: a link to nowhere, a loop, an unsearchable folder.
+   */
+  async #onTarget(path: string, follow: boolean): Promise<string | undefined> {
+    if (path === '/') return '/';
+    if (!follow) {
+      const folder = await this.#onTarget(posix.dirname(path), true);
+      return folder === undefined ? undefined : posix.join(folder, posix.basename(path));
+    }
+    const r = this.#o.remote;
+    const real = await call<string>((cb) => r.realpath(path, cb)).catch((e: unknown) => e as SftpError);
+    if (!(real instanceof Error)) return typeof real === 'string' && real.startsWith('/') && !real.includes('\0') ? posix.normalize(real) : undefined;
+    if (real.code !== STATUS.NO_SUCH_FILE) return undefined;
+    // Nothing there yet: its folder's resolution plus its name. Something there that does not resolve
+    // (a dangling link) is refused: creating through it would write wherever it points.
+    const there = await call<Stats>((cb) => r.lstat(path, cb)).then(() => true, (e: unknown) => (e as SftpError).code !== STATUS.NO_SUCH_FILE);
+    return there ? undefined : this.#onTarget(path, false);
   }
 
   #action(verb: Action['verb'], path: string, direction: 'download' | 'upload', bytes?: number): Action {
@@ -189,39 +228,67 @@ export class SftpProxy {
     return { target: this.#o.target, verb, object };
   }
 
-  /** Metadata reads: allowed where either direction is allowed on the path (aggregated as browse). */
-  async #mayBrowse(path: string): Promise<Decision> {
+  /** The direction a metadata read of `path` is decided as: one a rule allows, if any (no decision journaled). */
+  #browseDirection(path: string): 'download' | 'upload' | undefined {
     const { core, session } = this.#o;
-    const up = this.#action('browse', path, 'upload', 0);
-    const dir = core.explain(session.principal.id, this.#action('browse', path, 'download', 0)).effect === 'deny' && core.explain(session.principal.id, up).effect !== 'deny' ? 'upload' : 'download';
-    return this.#o.authorize(this.#action('browse', path, dir, 0));
+    for (const dir of ['download', 'upload'] as const) if (core.explain(session.principal.id, this.#action('browse', path, dir, 0)).effect !== 'deny') return dir;
+    return undefined;
   }
 
-  async #resolveOr(reqid: number, path: string): Promise<string | undefined> {
+  #browsable(path: string): boolean {
+    return this.#browseDirection(path) !== undefined;
+  }
+
+  /** Metadata reads: allowed where either direction is allowed on the path (aggregated as browse). */
+  async #mayBrowse(path: string): Promise<Decision> {
+    return this.#o.authorize(this.#action('browse', path, this.#browseDirection(path) ?? 'download', 0));
+  }
+
+  /** The path as the target resolves it (see #onTarget), or undefined with the refusal already sent. */
+  async #resolveOr(reqid: number, path: string, follow = true): Promise<Resolved | undefined> {
+    let abs: string;
     try {
-      return await this.#abs(path);
+      abs = await this.#abs(path);
     } catch (err) {
       this.#status(reqid, STATUS.BAD_MESSAGE, err instanceof PathError ? err.message : 'bad path');
       return undefined;
     }
+    const real = await this.#onTarget(abs, follow);
+    if (real === undefined) {
+      // Outside every grant as asked: the policy refusal (journaled). Inside: a target error, like ENOENT.
+      if (!(await this.#allowed(reqid, await this.#mayBrowse(abs)))) return undefined;
+      this.#o.core.log.info({ session: this.#o.session.id, path: abs }, 'sftp path does not resolve on the target');
+      this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${abs} cannot be resolved on the target (a link to nowhere, a loop or a folder that cannot be searched)`);
+      return undefined;
+    }
+    return { path: real, asked: abs };
+  }
+
+  /** Whether `path` still leads where it did when it was decided (a link swapped in since is refused). */
+  async #unchanged(path: string): Promise<boolean> {
+    return (await this.#onTarget(path, true)) === path;
   }
 
   // ----------------------------------------------------------------- operations
 
   async #realpath(reqid: number, path: string): Promise<void> {
-    const p = await this.#resolveOr(reqid, path);
-    if (p === undefined) return;
-    // Where the path leads, as the target resolves it (symlinks included); telling it grants nothing.
-    const real = await call<string>((cb) => this.#o.remote.realpath(p, cb)).catch(() => p);
-    this.#o.server.name(reqid, [{ filename: real, longname: real, attrs: {} as Attributes }]);
+    // The client's start-up question: the home where a grant covers it, else "/" (see #homeDir).
+    const start = path === '.' || path === '';
+    const r = start ? { path: await this.#homeDir(), asked: '.' } : await this.#resolveOr(reqid, path);
+    if (r === undefined) return;
+    const p = r.path;
+    // Anything else: where the path leads, as the target resolves it, told only where a grant covers it.
+    if (!start && !(await this.#allowed(reqid, await this.#mayBrowse(p), r))) return;
+    this.#o.server.name(reqid, [{ filename: p, longname: p, attrs: {} as Attributes }]);
   }
 
   async #stat(reqid: number, path: string, how: 'stat' | 'lstat'): Promise<void> {
-    const p = await this.#resolveOr(reqid, path);
-    if (p === undefined) return;
-    if (!(await this.#allowed(reqid, await this.#mayBrowse(p)))) return;
-    const r = this.#o.remote;
-    const st = await call<Stats>((cb) => (how === 'stat' ? r.stat(p, cb) : r.lstat(p, cb))).catch((e: unknown) => e as SftpError);
+    const r = await this.#resolveOr(reqid, path, how === 'stat');
+    if (r === undefined) return;
+    const p = r.path;
+    if (!(await this.#allowed(reqid, await this.#mayBrowse(p), r))) return;
+    const remote = this.#o.remote;
+    const st = await call<Stats>((cb) => (how === 'stat' ? remote.stat(p, cb) : remote.lstat(p, cb))).catch((e: unknown) => e as SftpError);
     if (st instanceof Error) return this.#fail(reqid, st);
     this.#o.server.attrs(reqid, toAttrs(st));
   }
@@ -236,9 +303,10 @@ export class SftpProxy {
   }
 
   async #opendir(reqid: number, path: string): Promise<void> {
-    const p = await this.#resolveOr(reqid, path);
-    if (p === undefined) return;
-    if (!(await this.#allowed(reqid, await this.#mayBrowse(p)))) return;
+    const r = await this.#resolveOr(reqid, path);
+    if (r === undefined) return;
+    const p = r.path;
+    if (!(await this.#allowed(reqid, await this.#mayBrowse(p), r))) return;
     const remote = await call<Buffer>((cb) => this.#o.remote.opendir(p, cb)).catch((e: unknown) => e as SftpError);
     if (remote instanceof Error) return this.#fail(reqid, remote);
     this.#o.server.handle(reqid, this.#store({ kind: 'dir', remote }));
@@ -254,15 +322,16 @@ export class SftpProxy {
   }
 
   async #open(reqid: number, path: string, flags: number, _attrs: InputAttributes): Promise<void> {
-    const p = await this.#resolveOr(reqid, path);
-    if (p === undefined) return;
+    const r = await this.#resolveOr(reqid, path);
+    if (r === undefined) return;
+    const p = r.path;
     const { core, session, remote } = this.#o;
     if (flags & (OPEN_WRITE | OPEN_APPEND)) {
       // A dry run now (nothing journaled, nothing sent); the real decision comes with the size at CLOSE.
       const dry = this.#action('upload', p, 'upload', 0);
       if (core.explain(session.principal.id, dry).effect === 'deny') {
         const d = await this.#o.authorize(dry); // decided and journaled as the refusal it is
-        if (!(await this.#allowed(reqid, d))) return;
+        if (!(await this.#allowed(reqid, d, r))) return;
       }
       mkdirSync(this.#o.spoolDir, { recursive: true, mode: 0o700 });
       const spool = join(this.#o.spoolDir, `up-${randomBytes(8).toString('hex')}`);
@@ -273,13 +342,18 @@ export class SftpProxy {
     const st = await call<Stats>((cb) => remote.stat(p, cb)).catch((e: unknown) => e as SftpError);
     if (st instanceof Error) {
       // Say nothing about the file's existence to someone who may not read it.
-      if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('download', p, 'download'))))) return;
+      if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('download', p, 'download')), r))) return;
       return this.#fail(reqid, st);
     }
     const action = this.#action('download', p, 'download', st.size);
-    if (!(await this.#allowed(reqid, await this.#o.authorize(action)))) return;
+    if (!(await this.#allowed(reqid, await this.#o.authorize(action), r))) return;
     const h = await call<Buffer>((cb) => remote.open(p, 'r', cb)).catch((e: unknown) => e as SftpError);
     if (h instanceof Error) return this.#fail(reqid, h);
+    if (!(await this.#unchanged(p))) {
+      await call<void>((cb) => remote.close(h, cb)).catch(() => {});
+      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', error: 'the path changed on the target while it was opened' });
+      return this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${p} changed on the target while it was opened; nothing was read`);
+    }
     this.#o.server.handle(reqid, this.#store({ kind: 'download', remote: h, path: p, action, size: st.size, hash: createHash('sha256'), hashedUpTo: 0, pending: new Map(), sent: 0, started: performance.now(), servedTo: 0, ahead: undefined }));
   }
 
@@ -465,6 +539,10 @@ export class SftpProxy {
       const action = this.#action('upload', h.path, 'upload', size);
       const d = await this.#o.authorize(action);
       if (d.effect !== 'allow') return this.#deny(reqid, d);
+      if (!(await this.#unchanged(h.path))) {
+        void core.recordOutcome(session, action, { ok: false, path: h.path, direction: 'upload', size, sha256, error: 'the path changed on the target since it was opened' });
+        return this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${h.path} changed on the target since it was opened; nothing was written`);
+      }
       const sent = await call<void>((cb) => remote.fastPut(h.spool, h.path, {}, cb)).then(() => undefined, (e: unknown) => e as SftpError);
       if (sent === undefined && h.attrs) {
         const attrs = h.attrs;
@@ -487,14 +565,15 @@ export class SftpProxy {
   }
 
   /** mkdir, rmdir, remove, rename, setstat: each path touched is an upload of 0 bytes. */
-  async #change(reqid: number, paths: string[], op: (abs: string[]) => (cb: (err: Error | null | undefined) => void) => void): Promise<void> {
-    const abs: string[] = [];
+  async #change(reqid: number, paths: string[], follow: boolean, op: (abs: string[]) => (cb: (err: Error | null | undefined) => void) => void): Promise<void> {
+    const resolved: Resolved[] = [];
     for (const p of paths) {
-      const a = await this.#resolveOr(reqid, p);
+      const a = await this.#resolveOr(reqid, p, follow);
       if (a === undefined) return;
-      abs.push(a);
+      resolved.push(a);
     }
-    for (const a of abs) if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('upload', a, 'upload', 0))))) return;
+    for (const r of resolved) if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('upload', r.path, 'upload', 0)), r))) return;
+    const abs = resolved.map((r) => r.path);
     const err = await call<void>((cb) => op(abs)(cb)).then(() => undefined, (e: unknown) => e as SftpError);
     if (err) return this.#fail(reqid, err);
     this.#status(reqid, STATUS.OK);
@@ -509,14 +588,16 @@ export class SftpProxy {
     return b;
   }
 
-  async #allowed(reqid: number, d: Decision): Promise<boolean> {
+  async #allowed(reqid: number, d: Decision, r?: Resolved): Promise<boolean> {
     if (d.effect === 'allow') return true;
-    this.#deny(reqid, d);
+    this.#deny(reqid, d, r);
     return false;
   }
 
-  #deny(reqid: number, d: Decision): void {
-    this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${d.reason}: ${d.explanation}`);
+  /** The refusal as the client sees it: where a link led is in the journal, never in the answer. */
+  #deny(reqid: number, d: Decision, r?: Resolved): void {
+    const explanation = r && r.path !== r.asked ? d.explanation.split(r.path).join(`${r.asked} (where it leads on the target)`) : d.explanation;
+    this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${d.reason}: ${explanation}`);
   }
 
   #fail(reqid: number, err: SftpError): void {
@@ -537,6 +618,12 @@ export class SftpProxy {
 type SftpError = Error & { code?: number | string };
 
 class PathError extends Error {}
+
+/** A path as the client asked for it (absolute, normal form) and where it leads on the target. */
+interface Resolved {
+  path: string;
+  asked: string;
+}
 
 function call<T>(fn: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));

@@ -146,6 +146,7 @@ grants:
     task: { ticket: WO-4412 }
     rules:
       - ssh: { exec: [uname, "..."] }
+      - ssh: { exec: [uname, "-s"] }
       - ssh: { exec: [echo, "..."] }
 ${extraYaml.grants ?? ''}
 `);

@@ -1,0 +1,138 @@
+// Config-check warnings for SSH exec rules that grant more than they seem to: a program that runs
+// whatever its argument says (an interpreter, a wrapper), a pattern that lets the client add options,
+// and programs that reach a shell through their own features (a pager's `!`, an editor's `:!`,
+// `tar --to-command`, `find -exec`, `ssh -o ProxyCommand`). Warnings, not errors: a site may mean it,
+// but it should say so knowingly. Codes are stable; tests match them.
+import { admitsAnyOption, hasWildcard } from '../policy/argv-pattern.ts';
+import { parseCommandLine } from '../policy/argv.ts';
+
+export const SSH_RULE_WARNINGS = {
+  /** The client chooses what runs: an interpreter or wrapper with a free argument, or a wildcard program. */
+  ssh_exec_runs_anything: 'the rule lets the client choose what runs',
+  /** `-*` or `-...`: the client may add any option. */
+  ssh_exec_any_option: 'the rule admits options it does not name',
+  /** The program reaches a shell through a pager, an editor, stdin commands or its own options. */
+  ssh_exec_shell_escape: 'the program can reach a shell as the rule allows it',
+} as const;
+export type SshRuleWarningCode = keyof typeof SSH_RULE_WARNINGS;
+
+export interface SshRuleWarning {
+  /** The rule's key the warning points at (`exec`, `command_line`). */
+  field: string;
+  code: SshRuleWarningCode;
+  message: string;
+}
+
+/** Programs that, given a free argument, run anything at all (a shell, an interpreter, a wrapper). */
+const runsAnything = /^(bash|sh|dash|zsh|ksh|csh|tcsh|fish|ash|python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|lua[0-9.]*|luajit|tclsh[0-9.]*|wish|php[0-9.]*|awk|gawk|mawk|nawk|sed|busybox|env|sudo|su|doas|pkexec|runuser|xargs|nice|ionice|taskset|nohup|timeout|setsid|stdbuf|chroot|unshare|nsenter|flock|watch|strace|ltrace|script|socat)$/;
+
+/**
+ * How a program reaches a shell: `tty` with a terminal (a pager or full-screen program, so only with
+ * `pty: true`), `options` through options the rule would have to admit, `stdin` by reading commands
+ * from its input (always open on an exec).
+ */
+interface Escape {
+  tty?: string;
+  options?: string;
+  stdin?: string;
+  /** Reads its first argument as option letters even without a dash (`tar xIf CMD`): a wildcard there opens options. */
+  bareFirstOptions?: boolean;
+  /** An option that, named in the rule, turns the terminal's way off (`--no-pager`). */
+  ttyOff?: string;
+}
+const PAGER = 'its pager (less) runs shell commands with !';
+const SYSTEMD: Escape = { tty: `${PAGER} unless the rule names --no-pager`, ttyOff: '--no-pager', options: '--host/-H and -M reach other machines' };
+const EDITOR: Escape = { tty: 'an editor runs shell commands (:!, !, ^T)', stdin: 'an editor reads commands, :! among them, from its input', options: 'editor options run commands (-c, +cmd)' };
+const SHELL_ESCAPES: Readonly<Record<string, Escape>> = {
+  less: { tty: 'less runs shell commands with ! and opens an editor with v' },
+  more: { tty: 'more runs shell commands with !' },
+  most: { tty: 'most runs shell commands' },
+  pg: { tty: 'pg runs shell commands with !' },
+  man: { tty: PAGER, options: '-P/--pager and -H/--html choose a program to run' },
+  dmesg: { tty: PAGER },
+  systemctl: SYSTEMD,
+  journalctl: SYSTEMD,
+  loginctl: SYSTEMD,
+  busctl: SYSTEMD,
+  coredumpctl: { ...SYSTEMD, options: '--debugger and -A run a program of the caller\'s choice' },
+  networkctl: SYSTEMD,
+  machinectl: SYSTEMD,
+  resolvectl: SYSTEMD,
+  timedatectl: SYSTEMD,
+  localectl: SYSTEMD,
+  git: { tty: `${PAGER} unless the rule names --no-pager`, ttyOff: '--no-pager', options: '-c core.pager=…, -c core.sshCommand=…, --upload-pack=… run programs' },
+  vi: EDITOR,
+  vim: EDITOR,
+  nvim: EDITOR,
+  view: EDITOR,
+  vimdiff: EDITOR,
+  ex: EDITOR,
+  ed: EDITOR,
+  nano: { tty: 'nano runs commands with ^T / ^R^X' },
+  emacs: { tty: 'emacs runs shell commands (M-!)', options: '--eval and -l run code' },
+  mg: { tty: 'mg runs shell commands' },
+  ssh: { tty: 'the ~C escape and a remote shell on another host', options: '-o ProxyCommand=…/LocalCommand=… run programs; the client picks hosts' },
+  scp: { options: '-S and -o ProxyCommand=… run programs' },
+  sftp: { stdin: 'sftp runs local shell commands with ! read from its input', options: '-S and -o ProxyCommand=… run programs' },
+  rsync: { options: '-e/--rsh and --rsync-path run programs' },
+  find: { options: '-exec, -execdir, -ok and -okdir run programs; -fprint and -delete change files' },
+  tar: { options: '--to-command, -I/--use-compress-program, --checkpoint-action=exec and -F run programs', bareFirstOptions: true },
+  zip: { options: '-TT/--unzip-command runs a program' },
+  crontab: { options: '-e opens an editor' },
+  tcpdump: { options: '-z runs a program after each file' },
+  make: { options: '-f, --eval and -C choose what recipes run' },
+  mail: { stdin: 'mail runs shell commands with ~! read from its input' },
+  mailx: { stdin: 'mailx runs shell commands with ~! read from its input' },
+  ftp: { stdin: 'ftp runs shell commands with ! read from its input' },
+  sqlite3: { stdin: 'sqlite3 runs shell commands with .shell/.system read from its input', options: '-cmd runs dot-commands' },
+  mysql: { stdin: 'mysql runs shell commands with \\! read from its input' },
+  psql: { stdin: 'psql runs shell commands with \\! read from its input' },
+  gdb: { stdin: 'gdb runs shell commands read from its input', options: '-ex runs commands' },
+  nc: { options: '-e/-c run a program' },
+};
+
+const program = (word: string | undefined): string => word?.split('/').pop() ?? '';
+
+/** Warnings for one SSH rule body (the plain YAML map, read defensively). Deny rules grant nothing. */
+export function sshRuleWarnings(rule: Record<string, unknown>): SshRuleWarning[] {
+  if (rule.effect === 'deny') return [];
+  const pty = rule.pty === true;
+  let field: string;
+  let words: string[];
+  let pattern: string[] | undefined;
+  if (Array.isArray(rule.exec)) {
+    field = 'exec';
+    pattern = rule.exec.filter((w): w is string => typeof w === 'string');
+    words = pattern;
+  } else if (typeof rule.command_line === 'string') {
+    field = 'command_line';
+    const parsed = parseCommandLine(rule.command_line);
+    words = 'error' in parsed ? [] : parsed.argv;
+  } else {
+    return [];
+  }
+  const out: SshRuleWarning[] = [];
+  const shown = pattern ? pattern.join(' ') : String(rule.command_line);
+  const name = program(words[0]);
+  const free = pattern !== undefined && hasWildcard(pattern.slice(1));
+  if (pattern && hasWildcard(pattern.slice(0, 1))) {
+    out.push({ field, code: 'ssh_exec_runs_anything', message: `allows everything: \`${shown}\` lets the client choose the program; name it` });
+  } else if (runsAnything.test(name) && free) {
+    out.push({ field, code: 'ssh_exec_runs_anything', message: `allows everything: \`${shown}\` lets the client choose what ${name} runs; name exact commands (exec with literal words, or command_line) instead` });
+  }
+  const openOptions = pattern !== undefined && admitsAnyOption(pattern);
+  if (openOptions) {
+    out.push({ field, code: 'ssh_exec_any_option', message: `admits any option: \`${shown}\` lets the client add options the rule does not name (-* or -...); name the options instead (--no-pager, -n *, --lines=*)` });
+  }
+  if (out.some((w) => w.code === 'ssh_exec_runs_anything')) return out;
+  const escape = SHELL_ESCAPES[name];
+  if (!escape) return out;
+  const bareOptions = escape.bareFirstOptions === true && pattern !== undefined && hasWildcard(pattern.slice(1, 2));
+  const ways: string[] = [];
+  if (escape.stdin) ways.push(escape.stdin);
+  if (pty && escape.tty && !(escape.ttyOff && words.includes(escape.ttyOff))) ways.push(`with a pty, ${escape.tty}`);
+  if (openOptions && escape.options) ways.push(`with any option, ${escape.options}`);
+  else if (bareOptions && escape.options) ways.push(`its first argument is option letters even without a dash, and ${escape.options}`);
+  if (ways.length > 0) out.push({ field, code: 'ssh_exec_shell_escape', message: `reaches a shell: \`${shown}\`: ${ways.join('; ')}` });
+  return out;
+}
