@@ -21,6 +21,8 @@ export const hardwareProfileSchema = z.strictObject({
   state_dir: absPath,
   runtime_dir: absPath,
   journal_map_size_mib: z.number().int().min(16).max(1024 * 1024),
+  /** RAM of the box: the OPC UA front door caps the message buffers clients may negotiate at a share of it. */
+  memory_mib: z.number().int().min(128).max(16 * 1024 * 1024).optional(),
   serial_ports: z.array(z.strictObject({
     name: z.string().min(1),
     device: z.string().regex(/^\/dev\/\S+$/, 'must be a device path under /dev'),

@@ -30,12 +30,25 @@ export const opcuaListenerSchema = listenerBaseSchema.extend({
   pki_dir: z.string().min(1).optional(),
   /** Host name put in the server certificate and endpoint URLs. Default: the listener host. */
   hostname: z.string().min(1).optional(),
+  /**
+   * The operator's own front-door certificate and its private key (PEM files), served as they are.
+   * Default: a self-signed certificate made under pki_dir naming the appliance, its site, `hostname`,
+   * `host` and 127.0.0.1.
+   */
+  certificate_file: z.string().min(1).optional(),
+  private_key_file: z.string().min(1).optional(),
+  /** A connection that has not activated a session this long after connecting is closed. */
+  handshake_seconds: z.number().int().min(1).max(600).default(15),
   max_sessions: z.number().int().min(1).max(1000).default(50),
   /** How long the mirrored structure of a target stays fresh before a browse re-reads it upstream. */
   browse_cache_seconds: z.number().int().min(1).max(86_400).default(300),
   /** How long a principal's computed browse visibility is reused (grants changes clear it at once). */
   visibility_cache_seconds: z.number().int().min(1).max(3600).default(30),
-}).strict();
+}).strict().superRefine((l, ctx) => {
+  if ((l.certificate_file === undefined) !== (l.private_key_file === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [l.certificate_file ? 'private_key_file' : 'certificate_file'], message: 'certificate_file and private_key_file go together' });
+  }
+});
 export type OpcuaListenerConfig = z.infer<typeof opcuaListenerSchema>;
 
 /**
