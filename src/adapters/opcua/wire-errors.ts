@@ -6,6 +6,7 @@
 // limits are journaled where they are decided (adapter.ts) and are not repeated here.
 // Not seen: a request body node-opcua cannot decode is dropped inside its message builder without an
 // ERR message; the client then times out, and the daemon and other sessions carry on.
+// Also here: the ERR message a refused client certificate is answered with (answerCertificateRefusalsWithErr).
 import type { Socket } from 'node:net';
 import { StatusCodes, type OPCUAServer, type StatusCode } from 'node-opcua';
 import { formatRemote } from '../net.ts';
