@@ -184,8 +184,9 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   // ------------------------------------------------------------------ sessions
   const live = new Map<ServerSession, Session>();
   server.on('session_activated', (ss: ServerSession) => {
-    if (live.has(ss)) return; // re-activation (user change is not supported: same principal kept)
+    // The connection it was activated on (a new one when a client moves its session) is no longer unauthenticated.
     guard.authenticated(ss.channel?.remoteAddress, ss.channel?.remotePort);
+    if (live.has(ss)) return; // re-activation (user change is not supported: same principal kept)
     const token = ss.userIdentityToken;
     const remote = remoteOf(ss);
     let principal: PrincipalConfig | undefined;
