@@ -157,16 +157,19 @@ export interface TooLarge {
 }
 
 /**
- * The values of one request, added up item by item against the room the V8 heap has now. Each byte of a
- * value may exist COPIES times while the item is worked on (decoded, read before, encoded upstream).
+ * The values of one request, added up item by item against the V8 heap the daemon runs with. Each byte
+ * of a value may exist COPIES times while the item is worked on (decoded, read before, encoded upstream),
+ * so a request may carry at most 1/(4 * COPIES) of the heap limit (11 MiB of the shipped 134 MiB: an
+ * 8 MB array passes, 14 MB do not, whatever else is on the heap) and never more than the room left.
  */
 export class RequestBudget {
   static readonly COPIES = 3;
   readonly #allowed: number;
   #used = 0;
-  constructor() {
-    const h = v8.getHeapStatistics();
-    this.#allowed = Math.max(0, Math.floor((h.heap_size_limit - h.used_heap_size) / 2 / RequestBudget.COPIES));
+  constructor(heap: { heap_size_limit: number; used_heap_size: number } = v8.getHeapStatistics()) {
+    const ofLimit = heap.heap_size_limit / (4 * RequestBudget.COPIES);
+    const ofRoom = (heap.heap_size_limit - heap.used_heap_size) / RequestBudget.COPIES;
+    this.#allowed = Math.max(0, Math.floor(Math.min(ofLimit, ofRoom)));
   }
   admit(value: unknown): TooLarge | undefined {
     const bytes = approximateBytes(value);

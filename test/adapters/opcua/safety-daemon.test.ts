@@ -41,6 +41,11 @@ interface JournalEvent {
   outcome?: Record<string, unknown>;
 }
 
+/** The array the plant holds now (read in its own address space). */
+function plantArray(): Int32Array {
+  return (plant.engine.addressSpace!.findNode('ns=1;s=Big') as unknown as { readValue(): { value: { value: Int32Array } } }).readValue().value.value;
+}
+
 async function journalTail(n: number): Promise<JournalEvent[]> {
   const r = await daemon.json<{ events: { seq: number; event: JournalEvent }[] }>(['journal', 'tail', '-n', String(n)]);
   return r.events.map((e) => e.event);
@@ -125,7 +130,7 @@ describe('the daemon as shipped (128 MiB V8 heap)', () => {
       const sha256 = createHash('sha256').update(Buffer.from(value.buffer, value.byteOffset, value.byteLength)).digest('hex');
       const events = await journalTail(50);
       if (status!.name === 'Good') {
-        const plantValue = (plant.engine.addressSpace!.findNode('ns=1;s=Big') as unknown as { readValue(): { value: { value: Int32Array } } }).readValue().value.value;
+        const plantValue = plantArray();
         assert.equal(plantValue.length, ELEMENTS, 'the plant holds the array written');
         assert.equal(plantValue[ELEMENTS - 1], value[ELEMENTS - 1]);
         const allowed = events.find((e) => e.event === 'action.allowed' && e.action?.verb === 'write' && e.action.opcua?.node_id === BIG);
@@ -141,6 +146,30 @@ describe('the daemon as shipped (128 MiB V8 heap)', () => {
       // Still serving.
       const dv = await c.session.read({ nodeId: BIG, attributeId: AttributeIds.Value });
       assert.equal(dv.statusCode.name, 'Good');
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('refuses, before any work, a write whose value would not fit the heap: BadRequestTooLarge, journaled, the plant untouched', async () => {
+    const c = await connect(`opc.tcp://127.0.0.1:${gwPort}`, { identity: vendorApp, user: anna });
+    try {
+      const held = plantArray();
+      const heldLength = held.length;
+      const heldLast = held[heldLength - 1];
+      // 14 MB: under the 16 MiB message the front door agrees to, over the 11 MiB a request may carry.
+      const value = new Int32Array(3_500_000).fill(7);
+      const [status] = await c.session.write([{ nodeId: BIG, attributeId: AttributeIds.Value, value: { value: { dataType: DataType.Int32, arrayType: VariantArrayType.Array, value } } }]);
+      assert.equal(status!.name, 'BadRequestTooLarge');
+      assert.equal(plantArray().length, heldLength, 'the plant never saw the write');
+      assert.equal(plantArray()[heldLength - 1], heldLast);
+      const events = await journalTail(20);
+      const refusal = events.find((e) => e.event === 'action.malformed' && e.detail?.node_id === BIG);
+      assert.equal(refusal?.detail?.bytes, value.byteLength, 'journaled with the size refused');
+      assert.equal(refusal?.detail?.status, 'BadRequestTooLarge');
+      assert.ok(!events.some((e) => e.event === 'action.allowed' && e.action?.opcua?.node_id === BIG && (e.detail?.written as { bytes?: number } | undefined)?.bytes === value.byteLength), 'never decided on, never forwarded');
+      assert.equal(daemon.child.exitCode, null);
+      assert.equal((await c.session.read({ nodeId: BIG, attributeId: AttributeIds.Value })).statusCode.name, 'Good');
     } finally {
       await c.close();
     }
