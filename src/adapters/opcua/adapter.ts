@@ -100,6 +100,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
       serverUri: `urn:penstock:${config.appliance.id}:${cfg.id}`,
       clientUri: `urn:penstock:${config.appliance.id}:${cfg.id}:client`,
       ...(cfg.certificate_file && cfg.private_key_file ? { operator: { certificateFile: cfg.certificate_file, privateKeyFile: cfg.private_key_file } } : {}),
+      ...(cfg.client_certificate_file && cfg.client_private_key_file ? { operatorClient: { certificateFile: cfg.client_certificate_file, privateKeyFile: cfg.client_private_key_file } } : {}),
     },
   });
   const gw = new OpcuaGateway(core, cfg.id, cfg.visibility_cache_seconds * 1000, refusals);
@@ -166,8 +167,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
 
   for (const t of targets) {
     const password = t.username && t.credential ? core.vault.resolve(t.credential) : undefined;
-    const certificate = { ...pki.clientCertificate, applicationUri: `urn:penstock:${config.appliance.id}:${cfg.id}:client` };
-    const upstream = new OpcuaUpstream(t, { certificateManager: pki.client, certificate, ...(password ? { password } : {}), log });
+    const upstream = new OpcuaUpstream(t, { certificateManager: pki.client, certificate: pki.clientCertificate, ...(password ? { password } : {}), log });
     const mirror = new TargetMirror(ns, t.id, upstream, { root: t.root, maxNodes: t.max_nodes, maxDepth: t.max_depth, log });
     gw.upstreams.set(t.id, upstream);
     gw.mirrors.set(t.id, mirror);

@@ -37,8 +37,8 @@ export interface GatewayPki {
   clientRoot: string;
   /** The front door's own certificate and key (generated, or the operator's). */
   serverCertificate: OwnCertificate;
-  /** The certificate Penstock presents to upstream servers. */
-  clientCertificate: OwnCertificate;
+  /** The certificate Penstock presents to upstream servers, and the application URI it names. */
+  clientCertificate: OwnCertificate & { applicationUri: string };
 }
 
 export interface OwnCertificate {
@@ -57,6 +57,8 @@ export interface CertificateIdentity {
   clientUri: string;
   /** An operator's own front-door certificate and key (PEM files): served as they are. */
   operator?: OwnCertificate;
+  /** An operator's own certificate and key for the connections to upstream servers. */
+  operatorClient?: OwnCertificate;
 }
 
 export interface PkiOptions {
@@ -79,11 +81,17 @@ export async function openGatewayPki(opts: PkiOptions & { identity: CertificateI
   const id = opts.identity;
   const subject = `/CN=Penstock ${id.applianceId} ${id.listener}/O=${id.site}/OU=Penstock OPC UA gateway`;
   const serverCertificate = id.operator ?? await ensureOwnCertificate(server, join(opts.dir, 'server', 'own', 'certs', 'certificate.pem'), { subject, applicationUri: id.serverUri, ...sans(id.names) });
-  const clientCertificate = await ensureOwnCertificate(client, join(clientRoot, 'own', 'certs', 'penstock-client.pem'), {
-    subject: `/CN=Penstock ${id.applianceId} ${id.listener} upstream client/O=${id.site}/OU=Penstock OPC UA gateway`,
-    applicationUri: id.clientUri,
-    ...sans(id.names),
-  });
+  const clientCertificate = id.operatorClient
+    // A client's application URI must be the one its certificate names, or servers refuse the session.
+    ? { ...id.operatorClient, applicationUri: certificateUri(readFileSync(id.operatorClient.certificateFile)) ?? id.clientUri }
+    : {
+      ...await ensureOwnCertificate(client, join(clientRoot, 'own', 'certs', 'penstock-client.pem'), {
+        subject: `/CN=Penstock ${id.applianceId} ${id.listener} upstream client/O=${id.site}/OU=Penstock OPC UA gateway`,
+        applicationUri: id.clientUri,
+        ...sans(id.names),
+      }),
+      applicationUri: id.clientUri,
+    };
   return { server, users, client, clientRoot, serverCertificate, clientCertificate };
 }
 
@@ -114,6 +122,15 @@ async function ensureOwnCertificate(cm: OPCUACertificateManager, file: string, w
     await cm.createSelfSignedCertificate({ ...wanted, outputFile: file, startDate: new Date(Date.now() - 3_600_000), validity: 3650 });
   }
   return { certificateFile: file, privateKeyFile: cm.privateKey };
+}
+
+/** The application URI a certificate's SANs name (URI:…), if any. */
+function certificateUri(pem: Buffer): string | undefined {
+  try {
+    return (new X509Certificate(pem).subjectAltName ?? '').split(/,\s*/).find((n) => n.startsWith('URI:'))?.slice(4);
+  } catch {
+    return undefined;
+  }
 }
 
 function covers(pem: Buffer, wanted: Wanted): boolean {

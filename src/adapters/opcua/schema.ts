@@ -37,6 +37,9 @@ export const opcuaListenerSchema = listenerBaseSchema.extend({
    */
   certificate_file: z.string().min(1).optional(),
   private_key_file: z.string().min(1).optional(),
+  /** The operator's own certificate and key (PEM) for Penstock's connections to this listener's targets. */
+  client_certificate_file: z.string().min(1).optional(),
+  client_private_key_file: z.string().min(1).optional(),
   /** A connection that has not activated a session this long after connecting is closed. */
   handshake_seconds: z.number().int().min(1).max(600).default(15),
   max_sessions: z.number().int().min(1).max(1000).default(50),
@@ -45,8 +48,8 @@ export const opcuaListenerSchema = listenerBaseSchema.extend({
   /** How long a principal's computed browse visibility is reused (grants changes clear it at once). */
   visibility_cache_seconds: z.number().int().min(1).max(3600).default(30),
 }).strict().superRefine((l, ctx) => {
-  if ((l.certificate_file === undefined) !== (l.private_key_file === undefined)) {
-    ctx.addIssue({ code: 'custom', path: [l.certificate_file ? 'private_key_file' : 'certificate_file'], message: 'certificate_file and private_key_file go together' });
+  for (const [cert, key] of [['certificate_file', 'private_key_file'], ['client_certificate_file', 'client_private_key_file']] as const) {
+    if ((l[cert] === undefined) !== (l[key] === undefined)) ctx.addIssue({ code: 'custom', path: [l[cert] ? key : cert], message: `${cert} and ${key} go together` });
   }
 });
 export type OpcuaListenerConfig = z.infer<typeof opcuaListenerSchema>;

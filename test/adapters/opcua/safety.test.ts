@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import {
@@ -41,6 +41,7 @@ let ownPort: number;
 let vendorApp: ClientIdentity;
 let rogueApp: ClientIdentity;
 let operatorCert: ClientIdentity;
+let operatorClientCert: ClientIdentity;
 const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
 const closers: (() => Promise<unknown>)[] = [];
 
@@ -48,11 +49,12 @@ before(async () => {
   tmp = tempDir('penstock-opcua-safety-');
   const plantPort = await freePort();
   [namedPort, ownPort] = [await freePort(), await freePort()];
-  [plant, vendorApp, rogueApp, operatorCert] = await Promise.all([
+  [plant, vendorApp, rogueApp, operatorCert, operatorClientCert] = await Promise.all([
     startPlant(plantPort, join(tmp.dir, 'plant')),
     makeIdentity(tmp.dir, 'vendor-laptop'),
     makeIdentity(tmp.dir, 'rogue-laptop'),
     makeIdentity(tmp.dir, 'operator-server-cert'),
+    makeIdentity(tmp.dir, 'operator-client-cert'),
   ]);
   const vault = makeVault(tmp.dir, { 'anna-opcua': hashOpcuaPassword(anna.password) });
   // The ARM gateway's profile: 1 GiB of RAM, so unauthenticated connections may hold 128 MiB in all.
@@ -78,6 +80,8 @@ listeners:
     targets: [boiler-1]
     certificate_file: ${operatorCert.certFile}
     private_key_file: ${operatorCert.keyFile}
+    client_certificate_file: ${operatorClientCert.certFile}
+    client_private_key_file: ${operatorClientCert.keyFile}
     trusted_clients: [${vendorApp.certFile}]
 principals:
   - id: vendor-anna
@@ -151,12 +155,17 @@ describe('OPC UA front door: certificates (defect 9)', () => {
     assert.doesNotMatch(cert.subject, /Sterfive/);
   });
 
-  it('the certificate Penstock presents upstream names the appliance and its site too', () => {
-    const pem = readFileSync(join(tmp.dir, 'state', 'opcua', 'opcua-named', 'client', 'own', 'certs', 'penstock-client.pem'));
-    const cert = new X509Certificate(pem);
-    assert.match(cert.subject, /^CN=Penstock gw-test opcua-named upstream client$/m);
-    assert.match(cert.subject, /^O=test-site$/m);
-    assert.ok((cert.subjectAltName ?? '').split(/,\s*/).includes('URI:urn:penstock:gw-test:opcua-named:client'));
+  it('the certificates Penstock presents upstream, as the plant received them: the appliance and site, or the operator\'s own', async () => {
+    const listenerMirrored = (id: string) => opcuaListenerInternals(gw.listeners.get(id)!)!.gateway.locate(KNOB) !== undefined;
+    await until(() => listenerMirrored('opcua-named') && listenerMirrored('opcua-own') || undefined, 'both listeners connected upstream', 20_000);
+    // The simulated PLC keeps every client application certificate it accepted.
+    const dir = join(tmp.dir, 'plant', 'plant', 'trusted', 'certs');
+    const seen = readdirSync(dir).map((f) => new X509Certificate(readFileSync(join(dir, f))));
+    const generated = seen.find((c) => /^CN=Penstock gw-test opcua-named upstream client$/m.test(c.subject));
+    assert.ok(generated, `the plant saw ${seen.map((c) => c.subject.replace(/\n/g, '/')).join(', ')}`);
+    assert.match(generated.subject, /^O=test-site$/m);
+    assert.ok((generated.subjectAltName ?? '').split(/,\s*/).includes('URI:urn:penstock:gw-test:opcua-named:client'));
+    assert.ok(seen.some((c) => c.raw.equals(operatorClientCert.der)), 'the operator\'s own client certificate, byte for byte');
   });
 
   it('an operator-supplied certificate is served exactly as given', async () => {
