@@ -129,7 +129,10 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
           return negotiate(hello, caps, guard.committed);
         } catch (err) {
           // node-opcua answers the HEL with an ERR message (BadConnectionRejected) and closes the socket.
-          if (err instanceof TransportLimitRefused) refusals.record('auth.rate_limited', '?', undefined, { reason: `connection refused: ${err.message}`, asked_message_size: err.asked });
+          if (err instanceof TransportLimitRefused) {
+            const peer = guard.receivingFrom;
+            refusals.record('auth.rate_limited', formatRemote(peer.address, peer.port), undefined, { reason: `connection refused: ${err.message}`, asked_message_size: err.asked });
+          }
           throw err;
         }
       },

@@ -94,6 +94,8 @@ export class ConnectionGuard {
   readonly #events: GuardEvents;
   readonly #pending = new Map<string, { granted: number; timer: NodeJS.Timeout }>();
   #committed = 0;
+  /** The socket whose bytes node-opcua is handling right now (it answers a HEL synchronously). */
+  #receiving: Socket | undefined;
 
   constructor(handshakeMs: number, events: GuardEvents) {
     this.#handshakeMs = handshakeMs;
@@ -105,8 +107,14 @@ export class ConnectionGuard {
     return this.#committed;
   }
 
+  /** The peer whose HEL is being answered (for the journal of a refused one). */
+  get receivingFrom(): { address: string | undefined; port: number | undefined } {
+    return { address: this.#receiving?.remoteAddress, port: this.#receiving?.remotePort };
+  }
+
   /** A new socket on the front door. */
   watch(socket: Socket): void {
+    socket.prependListener('data', () => (this.#receiving = socket));
     const key = remoteKey(socket.remoteAddress, socket.remotePort);
     const timer = setTimeout(() => {
       if (!this.#pending.has(key)) return;

@@ -217,7 +217,8 @@ describe('OPC UA front door: unauthenticated connections (defect 2)', () => {
     ninth.write(helloFrame(url, { maxMessageSize: 128 * MiB, maxChunkCount: 9000 }));
     const answer = await readFrame(ninth);
     assert.equal(decodeErrMessage(answer)?.status, 'BadConnectionRejected');
-    await until(() => gw.events().slice(before).find((x) => x.event === 'auth.rate_limited' && String(x.detail?.reason).includes('message buffers are spent')), 'the journaled refusal');
+    const refusal = await until(() => gw.events().slice(before).find((x) => x.event === 'auth.rate_limited' && String(x.detail?.reason).includes('message buffers are spent')), 'the journaled refusal');
+    assert.equal(refusal.detail?.remote, `127.0.0.1:${ninth.localPort}`, 'journaled with the peer refused');
     // Closing one gives its share back.
     held[0]!.destroy();
     await until(async () => {
