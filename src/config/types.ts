@@ -70,6 +70,7 @@ export interface HardwareProfile {
   state_dir: string;
   runtime_dir: string;
   journal_map_size_mib: number;
+  /** RAM of the box (MiB): front doors size what unauthenticated clients may make them buffer from it. */
   memory_mib: number;
   service: { memory_max_mib: number; tasks_max: number };
   serial_ports: { name: string; device: string; kind: 'rs485' | 'rs232'; baud?: number }[];

@@ -34,6 +34,8 @@ import type { Session } from '../../sessions/registry.ts';
 import type { Decision } from '../../policy/types.ts';
 import { refusalStatusName, type Located, type OpcuaGateway } from './gateway.ts';
 import { UpstreamFailure, type OpcuaUpstream } from './upstream.ts';
+import { evidence } from './evidence.ts';
+import { RequestBudget } from './limits.ts';
 
 /** The accessor interface node-opcua's ServerEngine calls (node-opcua-server IAddressSpaceAccessor). */
 export interface AddressSpaceAccessor {
@@ -60,15 +62,6 @@ function numericValue(v: unknown): number | undefined {
   if (typeof v === 'boolean') return v ? 1 : 0;
   if (typeof v === 'bigint') return Number(v);
   return undefined;
-}
-
-/** Evidence-friendly rendering of a value (bounded: a huge array must not become a huge event). */
-function evidence(v: unknown): unknown {
-  if (v === null || v === undefined || typeof v === 'number' || typeof v === 'boolean') return v ?? null;
-  if (typeof v === 'string') return v.length > 256 ? `${v.slice(0, 256)}…` : v;
-  if (typeof v === 'bigint') return v.toString();
-  const s = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
-  return s.length > 256 ? `${s.slice(0, 256)}…` : s;
 }
 
 export class GatewayAccessor implements AddressSpaceAccessor {
@@ -185,6 +178,8 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const local: number[] = [];
     const forward: { i: number; at: Located; action: ReturnType<OpcuaGateway['action']> }[] = [];
     const request: WireRequest = {};
+    const budget = new RequestBudget();
+    const deadline = this.#gw.deadlineOf(nodesToWrite);
     // Decide and journal in request order, one by one. The durable record made before a write is
     // forwarded holds the value written and the value Penstock read just before (after any approval).
     for (let i = 0; i < nodesToWrite.length; i++) {
@@ -199,6 +194,11 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         continue;
       }
       const raw = w.value?.value?.value;
+      const tooLarge = this.#tooLarge(budget, session, at, raw);
+      if (tooLarge) {
+        out[i] = tooLarge;
+        continue;
+      }
       const attribute = ATTRIBUTE_NAMES[w.attributeId] ?? String(w.attributeId);
       const value = numericValue(raw);
       const action = this.#gw.action(at.node, 'write', { attribute, ...(value !== undefined ? { value } : {}) });
@@ -213,6 +213,10 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       }
       if (this.#clientGone(context, session, action)) {
         out[i] = StatusCodes.BadSecureChannelClosed;
+        continue;
+      }
+      if (this.#expired(deadline, session, action)) {
+        out[i] = StatusCodes.BadTimeout;
         continue;
       }
       if (!forwardable) {
@@ -255,6 +259,28 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     return true;
   }
 
+  /**
+   * An allowed action whose client stopped waiting (its request's timeoutHint passed, typically while a
+   * person decided on an approval): the approval applied only while the request waited, so the action is
+   * journaled as expired and not forwarded.
+   */
+  #expired(deadline: number | undefined, session: Session, action: ReturnType<OpcuaGateway['action']>): boolean {
+    if (deadline === undefined || this.#gw.core.clock.now() < deadline) return false;
+    void this.#gw.core.recordOutcome(session, action, { status: 'BadTimeout', forwarded: false, expired: true, deadline: new Date(deadline).toISOString(), reason: 'the request timed out at its client before the action was allowed' });
+    return true;
+  }
+
+  /**
+   * Refuse, before any decision, upstream read or approval, an item whose value would not fit the heap
+   * next to the other items of its request (the value, the value read before it and their encodings).
+   */
+  #tooLarge(budget: RequestBudget, session: Session, at: Located, raw: unknown): StatusCode | undefined {
+    const refusal = budget.admit(raw);
+    if (!refusal) return undefined;
+    this.#gw.refuseTooLarge(session, at.node.gatewayId, refusal);
+    return StatusCodes[refusal.status];
+  }
+
   /** The value about to be overwritten, read upstream for the write's record (or why it could not be). */
   async #valueBefore(at: Located): Promise<Record<string, unknown>> {
     try {
@@ -272,6 +298,8 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const out: CallMethodResultOptions[] = new Array(methodsToCall.length);
     const local: number[] = [];
     const request: WireRequest = {};
+    const budget = new RequestBudget();
+    const deadline = this.#gw.deadlineOf(methodsToCall);
     for (let i = 0; i < methodsToCall.length; i++) {
       const m = methodsToCall[i]!;
       const method = this.#gw.locate(m.methodId);
@@ -284,6 +312,11 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         out[i] = new CallMethodResult({ statusCode: session ? StatusCodes.BadMethodInvalid : StatusCodes.BadUserAccessDenied });
         continue;
       }
+      const tooLarge = this.#tooLarge(budget, session, method, (m.inputArguments ?? []).map((v) => v.value));
+      if (tooLarge) {
+        out[i] = new CallMethodResult({ statusCode: tooLarge });
+        continue;
+      }
       const args = (m.inputArguments ?? []).map((v) => evidence(v.value));
       const action = this.#gw.action(method.node, 'call', { objectId: object.node.gatewayId });
       const d = await this.#gw.core.authorize(session, action, { request, evidence: async () => ({ arguments: args }) });
@@ -293,6 +326,10 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       }
       if (this.#clientGone(context, session, action)) {
         out[i] = new CallMethodResult({ statusCode: StatusCodes.BadSecureChannelClosed });
+        continue;
+      }
+      if (this.#expired(deadline, session, action)) {
+        out[i] = new CallMethodResult({ statusCode: StatusCodes.BadTimeout });
         continue;
       }
       try {

@@ -14,6 +14,7 @@
 //     every session; the gateway grants its namespace and namespace 0 the few permissions the mirror and
 //     the server object need, and Penstock's policy decides everything on the targets' nodes.
 import { join } from 'node:path';
+import v8 from 'node:v8';
 import {
   ActivateSessionRequest,
   AnonymousIdentityToken,
@@ -42,7 +43,8 @@ import { OpcuaGateway } from './gateway.ts';
 import { GatewayAccessor, type AddressSpaceAccessor } from './accessor.ts';
 import { enforceMonitoredItems } from './monitored.ts';
 import { enforceDiscovery, neverAliasGatewayNodes } from './discovery.ts';
-import { watchWireErrors } from './wire-errors.ts';
+import { answerCertificateRefusalsWithErr, eachConnection, watchWireErrors } from './wire-errors.ts';
+import { ConnectionGuard, negotiate, transportCaps, TransportLimitRefused, type HelloLimits } from './limits.ts';
 
 export const opcuaAdapter: ProtocolAdapter = {
   protocol: 'opcua',
@@ -90,8 +92,23 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     // A refused certificate is journaled with its thumbprints (the channel's peer address is not known
     // to the certificate store; the secure-channel failure below records it when node-opcua reports one).
     onRefused: (leaf, status, what) => refusals.authFailed('?', `${what} refused (${status.name})`, { ...certificateFacts(leaf) }),
+    identity: {
+      applianceId: config.appliance.id,
+      site: config.appliance.site,
+      listener: cfg.id,
+      names: [...new Set([cfg.hostname ?? cfg.host, cfg.host])],
+      serverUri: `urn:penstock:${config.appliance.id}:${cfg.id}`,
+      clientUri: `urn:penstock:${config.appliance.id}:${cfg.id}:client`,
+      ...(cfg.certificate_file && cfg.private_key_file ? { operator: { certificateFile: cfg.certificate_file, privateKeyFile: cfg.private_key_file } } : {}),
+      ...(cfg.client_certificate_file && cfg.client_private_key_file ? { operatorClient: { certificateFile: cfg.client_certificate_file, privateKeyFile: cfg.client_private_key_file } } : {}),
+    },
   });
-  const gw = new OpcuaGateway(core, cfg.id, cfg.visibility_cache_seconds * 1000);
+  const gw = new OpcuaGateway(core, cfg.id, cfg.visibility_cache_seconds * 1000, refusals);
+  // What clients that have not authenticated may make this front door buffer (limits.ts).
+  const caps = transportCaps(v8.getHeapStatistics().heap_size_limit, config.hardware);
+  const guard = new ConnectionGuard(cfg.handshake_seconds * 1000, {
+    onHandshakeTimeout: (socket) => refusals.record('auth.rate_limited', formatRemote(socket.remoteAddress, socket.remotePort), undefined, { reason: `no session activated within ${cfg.handshake_seconds} s of connecting: connection closed` }),
+  });
 
   const modes: MessageSecurityMode[] = cfg.security_modes.map((m) => MessageSecurityMode[m]);
   const policies: SecurityPolicy[] = cfg.security_policies.map((p) => SecurityPolicy[p]);
@@ -104,6 +121,22 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     host: cfg.host,
     hostname: cfg.hostname ?? cfg.host,
     serverCertificateManager: pki.server,
+    certificateFile: pki.serverCertificate.certificateFile,
+    privateKeyFile: pki.serverCertificate.privateKeyFile,
+    transportSettings: {
+      adjustTransportLimits: (hello: HelloLimits) => {
+        try {
+          return negotiate(hello, caps, guard.committed);
+        } catch (err) {
+          // node-opcua answers the HEL with an ERR message (BadConnectionRejected) and closes the socket.
+          if (err instanceof TransportLimitRefused) {
+            const peer = guard.receivingFrom;
+            refusals.record('auth.rate_limited', formatRemote(peer.address, peer.port), undefined, { reason: `connection refused: ${err.message}`, asked_message_size: err.asked });
+          }
+          throw err;
+        }
+      },
+    },
     userCertificateManager: pki.users,
     securityModes: modes,
     securityPolicies: policies,
@@ -137,7 +170,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
 
   for (const t of targets) {
     const password = t.username && t.credential ? core.vault.resolve(t.credential) : undefined;
-    const upstream = new OpcuaUpstream(t, { certificateManager: pki.client, ...(password ? { password } : {}), log });
+    const upstream = new OpcuaUpstream(t, { certificateManager: pki.client, certificate: pki.clientCertificate, ...(password ? { password } : {}), log });
     const mirror = new TargetMirror(ns, t.id, upstream, { root: t.root, maxNodes: t.max_nodes, maxDepth: t.max_depth, log });
     gw.upstreams.set(t.id, upstream);
     gw.mirrors.set(t.id, mirror);
@@ -154,6 +187,8 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   // ------------------------------------------------------------------ sessions
   const live = new Map<ServerSession, Session>();
   server.on('session_activated', (ss: ServerSession) => {
+    // The connection it was activated on (a new one when a client moves its session) is no longer unauthenticated.
+    guard.authenticated(ss.channel?.remoteAddress, ss.channel?.remotePort);
     if (live.has(ss)) return; // re-activation (user change is not supported: same principal kept)
     const token = ss.userIdentityToken;
     const remote = remoteOf(ss);
@@ -210,6 +245,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   });
   // Anonymous is not offered, but a client may still try it: journal the attempt.
   server.on('request', (request: unknown, channel: { remoteAddress?: string; remotePort?: number }) => {
+    gw.noteRequest(request as Parameters<OpcuaGateway['noteRequest']>[0]);
     if (request instanceof ActivateSessionRequest) {
       const t = request.userIdentityToken;
       if (!t || t instanceof AnonymousIdentityToken) refusals.authFailed(formatRemote(channel.remoteAddress, channel.remotePort), 'anonymous login refused');
@@ -227,6 +263,8 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     refusals.authFailed(formatRemote(socketData.remoteAddress, socketData.remotePort), `connection refused (${socketData.reason})`);
   });
 
+  answerCertificateRefusalsWithErr(server);
+  eachConnection(server, (socket) => guard.watch(socket));
   watchWireErrors(server, (e) => refusals.record('action.malformed', e.remote, undefined, { reason: `malformed OPC UA frame refused (${e.status})`, status: e.status, detail: e.reason }));
 
   for (const u of gw.upstreams.values()) u.start();

@@ -7,6 +7,8 @@ import type { Session } from '../../sessions/registry.ts';
 import type { Action, DecisionReason, OpcuaObject, OpcuaVerb } from '../../policy/types.ts';
 import type { GatewayNode, TargetMirror } from './address-space.ts';
 import type { OpcuaUpstream } from './upstream.ts';
+import type { RateLimitedRefusals } from '../../core/refusals.ts';
+import type { TooLarge } from './limits.ts';
 
 export interface Located {
   mirror: TargetMirror;
@@ -33,11 +35,16 @@ export class OpcuaGateway {
   readonly #localWatches = new Map<string, { count: number; unwatch: () => void; first: Promise<void> }>();
   readonly #readValueActions = new WeakMap<GatewayNode, Action>();
   readonly #subscribeActions = new WeakMap<GatewayNode, Action>();
+  /** A Write or Call request's item list → when its client stops waiting (ms since the epoch). */
+  readonly #deadlines = new WeakMap<object, number>();
 
-  constructor(core: Core, listener: string, visibilityMs: number) {
+  readonly #refusals: RateLimitedRefusals | undefined;
+
+  constructor(core: Core, listener: string, visibilityMs: number, refusals?: RateLimitedRefusals) {
     this.core = core;
     this.listener = listener;
     this.#visibilityMs = visibilityMs;
+    this.#refusals = refusals;
     // A grant issued, revoked or expired changes what anyone may see.
     core.grants.onChange(() => this.#visibility.clear());
   }
@@ -60,6 +67,29 @@ export class OpcuaGateway {
   clientGone(context: { session?: unknown } | undefined | null): boolean {
     const s = context?.session as { aborted?: boolean } | undefined;
     return s?.aborted === true;
+  }
+
+  /**
+   * Remember when the client of a Write or Call request stops waiting for the answer: its arrival plus
+   * the RequestHeader's timeoutHint (0: no deadline). node-opcua emits every request before it hands
+   * the request's item list, that same array, to the accessor, so the list is the key.
+   */
+  noteRequest(request: { requestHeader?: { timeoutHint?: number }; nodesToWrite?: unknown; methodsToCall?: unknown }): void {
+    const items = request.nodesToWrite ?? request.methodsToCall;
+    const hint = request.requestHeader?.timeoutHint ?? 0;
+    if (items && typeof items === 'object' && hint > 0) this.#deadlines.set(items, this.core.clock.now() + hint);
+  }
+
+  /** When the client of the request whose item list is `items` gives up (undefined: it waits as long as it takes). */
+  deadlineOf(items: object): number | undefined {
+    return this.#deadlines.get(items);
+  }
+
+  /** Journal (rate-limited) an item refused before any work because its value would not fit the heap. */
+  refuseTooLarge(session: Session, nodeId: string, r: TooLarge): void {
+    const detail = { reason: `request too large for the heap (${r.status})`, status: r.status, node_id: nodeId, bytes: r.bytes, allowed_bytes: r.allowed };
+    if (this.#refusals) this.#refusals.record('action.malformed', session.remote, session.principal.id, detail);
+    else this.core.log.warn(detail, 'opcua request too large');
   }
 
   /** A gateway node by (client-side) node id, or undefined for the server's own nodes. */

@@ -4,7 +4,10 @@
 // the upstream server certificates it pins). Nothing is ever trusted automatically: node-opcua's default
 // store accepts unknown certificates, these do not. The trusted/ folders are rebuilt from the config at
 // every start, so a certificate removed from the config is no longer trusted after a restart.
-import { readFileSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { OPCUACertificateManager, StatusCodes, type StatusCode } from 'node-opcua';
 import { certificateFacts } from './identity.ts';
@@ -32,6 +35,30 @@ export interface GatewayPki {
   users: OPCUACertificateManager;
   client: OPCUACertificateManager;
   clientRoot: string;
+  /** The front door's own certificate and key (generated, or the operator's). */
+  serverCertificate: OwnCertificate;
+  /** The certificate Penstock presents to upstream servers, and the application URI it names. */
+  clientCertificate: OwnCertificate & { applicationUri: string };
+}
+
+export interface OwnCertificate {
+  certificateFile: string;
+  privateKeyFile: string;
+}
+
+/** Who the gateway's certificates name: the appliance, its site, and where clients reach it. */
+export interface CertificateIdentity {
+  applianceId: string;
+  site: string;
+  listener: string;
+  /** The listener's `hostname` and `host`: each goes into the SANs as a DNS name or an IP address. */
+  names: string[];
+  serverUri: string;
+  clientUri: string;
+  /** An operator's own front-door certificate and key (PEM files): served as they are. */
+  operator?: OwnCertificate;
+  /** An operator's own certificate and key for the connections to upstream servers. */
+  operatorClient?: OwnCertificate;
 }
 
 export interface PkiOptions {
@@ -44,14 +71,80 @@ export interface PkiOptions {
   onRefused: (leaf: Buffer, status: StatusCode, what: string) => void;
 }
 
-export async function openGatewayPki(opts: PkiOptions): Promise<GatewayPki> {
+export async function openGatewayPki(opts: PkiOptions & { identity: CertificateIdentity }): Promise<GatewayPki> {
   const server = await store(join(opts.dir, 'server'), opts.trustedClients.map(readCertificateDer));
   const users = await store(join(opts.dir, 'users'), opts.trustedUsers.map(readCertificateDer));
   const clientRoot = join(opts.dir, 'client');
   const client = await store(clientRoot, opts.pinnedUpstreams.map(readCertificateDer));
   hookCheck(server, { onRefused: (leaf, status) => opts.onRefused(leaf, status, 'client application certificate') });
   hookCheck(users, { pinned: (leaf) => opts.userFingerprints().has(certificateFacts(leaf).sha256), onRefused: (leaf, status) => opts.onRefused(leaf, status, 'user certificate') });
-  return { server, users, client, clientRoot };
+  const id = opts.identity;
+  const subject = `/CN=Penstock ${id.applianceId} ${id.listener}/O=${id.site}/OU=Penstock OPC UA gateway`;
+  const serverCertificate = id.operator ?? await ensureOwnCertificate(server, join(opts.dir, 'server', 'own', 'certs', 'certificate.pem'), { subject, applicationUri: id.serverUri, ...sans(id.names) });
+  const clientCertificate = id.operatorClient
+    // A client's application URI must be the one its certificate names, or servers refuse the session.
+    ? { ...id.operatorClient, applicationUri: certificateUri(readFileSync(id.operatorClient.certificateFile)) ?? id.clientUri }
+    : {
+      ...await ensureOwnCertificate(client, join(clientRoot, 'own', 'certs', 'penstock-client.pem'), {
+        subject: `/CN=Penstock ${id.applianceId} ${id.listener} upstream client/O=${id.site}/OU=Penstock OPC UA gateway`,
+        applicationUri: id.clientUri,
+        ...sans(id.names),
+      }),
+      applicationUri: id.clientUri,
+    };
+  return { server, users, client, clientRoot, serverCertificate, clientCertificate };
+}
+
+interface Wanted {
+  subject: string;
+  applicationUri: string;
+  dns: string[];
+  ip: string[];
+}
+
+/** SANs for the configured names: each as an IP address or a DNS name, plus the machine's name and loopback. */
+function sans(names: string[]): { dns: string[]; ip: string[] } {
+  const configured = names.filter((n) => n && n !== '0.0.0.0' && n !== '::');
+  const ip = [...new Set([...configured.filter((n) => isIP(n) === 4), '127.0.0.1'])].sort();
+  const dns = [...new Set([...configured.filter((n) => !isIP(n)), osHostname(), 'localhost'])].sort();
+  return { dns, ip };
+}
+
+/**
+ * The store's own certificate at `file`, made (self-signed, ten years, the store's key) unless one is
+ * there already with this subject, application URI and every wanted SAN: a certificate from an earlier
+ * start keeps its thumbprint (clients that trusted it keep trusting it) until the names it must carry
+ * change in the config.
+ */
+async function ensureOwnCertificate(cm: OPCUACertificateManager, file: string, wanted: Wanted): Promise<OwnCertificate> {
+  if (existsSync(file) && !covers(readFileSync(file), wanted)) rmSync(file);
+  if (!existsSync(file)) {
+    await cm.createSelfSignedCertificate({ ...wanted, outputFile: file, startDate: new Date(Date.now() - 3_600_000), validity: 3650 });
+  }
+  return { certificateFile: file, privateKeyFile: cm.privateKey };
+}
+
+/** The application URI a certificate's SANs name (URI:…), if any. */
+function certificateUri(pem: Buffer): string | undefined {
+  try {
+    return (new X509Certificate(pem).subjectAltName ?? '').split(/,\s*/).find((n) => n.startsWith('URI:'))?.slice(4);
+  } catch {
+    return undefined;
+  }
+}
+
+function covers(pem: Buffer, wanted: Wanted): boolean {
+  try {
+    const cert = new X509Certificate(pem);
+    const san = (cert.subjectAltName ?? '').split(/,\s*/);
+    const subject = wanted.subject.split('/').filter(Boolean).join('\n');
+    return cert.subject === subject
+      && san.includes(`URI:${wanted.applicationUri}`)
+      && wanted.dns.every((d) => san.includes(`DNS:${d}`))
+      && wanted.ip.every((a) => san.includes(`IP Address:${a}`));
+  } catch {
+    return false;
+  }
 }
 
 type StatusCallback = (err: Error | null, status?: StatusCode) => void;

@@ -30,12 +30,28 @@ export const opcuaListenerSchema = listenerBaseSchema.extend({
   pki_dir: z.string().min(1).optional(),
   /** Host name put in the server certificate and endpoint URLs. Default: the listener host. */
   hostname: z.string().min(1).optional(),
+  /**
+   * The operator's own front-door certificate and its private key (PEM files), served as they are.
+   * Default: a self-signed certificate made under pki_dir naming the appliance, its site, `hostname`,
+   * `host` and 127.0.0.1.
+   */
+  certificate_file: z.string().min(1).optional(),
+  private_key_file: z.string().min(1).optional(),
+  /** The operator's own certificate and key (PEM) for Penstock's connections to this listener's targets. */
+  client_certificate_file: z.string().min(1).optional(),
+  client_private_key_file: z.string().min(1).optional(),
+  /** A connection that has not activated a session this long after connecting is closed. */
+  handshake_seconds: z.number().int().min(1).max(600).default(15),
   max_sessions: z.number().int().min(1).max(1000).default(50),
   /** How long the mirrored structure of a target stays fresh before a browse re-reads it upstream. */
   browse_cache_seconds: z.number().int().min(1).max(86_400).default(300),
   /** How long a principal's computed browse visibility is reused (grants changes clear it at once). */
   visibility_cache_seconds: z.number().int().min(1).max(3600).default(30),
-}).strict();
+}).strict().superRefine((l, ctx) => {
+  for (const [cert, key] of [['certificate_file', 'private_key_file'], ['client_certificate_file', 'client_private_key_file']] as const) {
+    if ((l[cert] === undefined) !== (l[key] === undefined)) ctx.addIssue({ code: 'custom', path: [l[cert] ? key : cert], message: `${cert} and ${key} go together` });
+  }
+});
 export type OpcuaListenerConfig = z.infer<typeof opcuaListenerSchema>;
 
 /**

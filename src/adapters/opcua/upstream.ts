@@ -56,6 +56,8 @@ interface Watch {
 
 export interface UpstreamOptions {
   certificateManager: OPCUACertificateManager;
+  /** Penstock's own client certificate (naming the appliance and site) and its key. */
+  certificate?: { certificateFile: string; privateKeyFile: string; applicationUri: string };
   /** The password for `username` (from the vault), when the target has one. */
   password?: Secret;
   log: Logger;
@@ -81,8 +83,9 @@ export class OpcuaUpstream {
     this.#opts = opts;
     this.#client = OPCUAClient.create({
       applicationName: 'Penstock gateway',
-      applicationUri: 'urn:penstock:gateway:client',
+      applicationUri: opts.certificate?.applicationUri ?? 'urn:penstock:gateway:client',
       clientCertificateManager: opts.certificateManager,
+      ...(opts.certificate ? { certificateFile: opts.certificate.certificateFile, privateKeyFile: opts.certificate.privateKeyFile } : {}),
       securityMode: MessageSecurityMode[cfg.security_mode],
       securityPolicy: cfg.security_mode === 'None' ? SecurityPolicy.None : SecurityPolicy[cfg.security_policy],
       endpointMustExist: false,
