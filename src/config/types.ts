@@ -12,6 +12,8 @@ export interface ConfigIssue {
   field: string;
   message: string;
   severity: 'error' | 'warning';
+  /** Stable code, where the issue has one (PS_CONFIG_TOO_LARGE, or a warning's W_… code): match on it, not on the message. */
+  code?: string;
 }
 
 /** A target with its protocol options, validated by the adapter's own schema. */
