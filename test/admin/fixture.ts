@@ -242,3 +242,24 @@ export function runCtl(args: string[], opts: { stdin?: string; env?: NodeJS.Proc
     child.stdin.end(opts.stdin ?? '');
   });
 }
+
+/** Run a node script as another uid (and gid, default the same) through setpriv; needs root. */
+export function nodeAs(asUid: number, script: string, args: string[], opts: { gid?: number } = {}): Promise<CtlResult> {
+  const gid = opts.gid ?? asUid;
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('setpriv', [`--reuid=${asUid}`, `--regid=${gid}`, '--clear-groups', NODE, '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+/** A node -e script for nodeAs: sends argv[2] on a connection to argv[1], prints the first answer line. */
+export const ONE_REQUEST_SCRIPT = `const s = require('node:net').createConnection(process.argv[1]);
+let buf = '';
+s.on('connect', () => s.write(process.argv[2]));
+s.on('data', (d) => { buf += d; const nl = buf.indexOf('\\n'); if (nl >= 0) { process.stdout.write(buf.slice(0, nl)); s.destroy(); } });
+s.on('error', (e) => { console.error(e.code); process.exit(2); });`;

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { adminCommands, defineCommand } from '../../src/admin/commands.ts';
 import { identifyOperator, verifyPeer } from '../../src/admin/peer.ts';
 import { tempDir } from '../support.ts';
-import { NODE, rawExchange, request, runCtl, startHarness, type Harness } from './fixture.ts';
+import { NODE, ONE_REQUEST_SCRIPT, nodeAs, rawExchange, request, runCtl, startHarness, type Harness } from './fixture.ts';
 
 const uid = process.getuid!();
 const canSwitchUsers = uid === 0 && existsSync('/usr/bin/setpriv');
@@ -43,24 +43,6 @@ async function peerOf(connect: (path: string) => void): Promise<ReturnType<typeo
     socket.destroy();
     tmp.cleanup();
   }
-}
-
-/** A node client run as another uid that connects, sends `line` and prints the first answer line. */
-function clientAs(asUid: number, path: string, line: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const script = `const s = require('node:net').createConnection(process.argv[1]);
-let buf = '';
-s.on('connect', () => s.write(process.argv[2]));
-s.on('data', (d) => { buf += d; const nl = buf.indexOf('\\n'); if (nl >= 0) { process.stdout.write(buf.slice(0, nl)); s.destroy(); } });
-s.on('error', (e) => { console.error(e.code); process.exit(2); });`;
-  return new Promise((resolve, reject) => {
-    const child = spawn('setpriv', [`--reuid=${asUid}`, `--regid=${asUid}`, '--clear-groups', NODE, '-e', script, path, line], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 describe('verifyPeer (SO_PEERCRED in-process)', () => {
@@ -104,7 +86,7 @@ describe('admin server: operators as the kernel names them', { skip: canSwitchUs
   });
 
   it('a client that claims to be root is recorded with the uid the kernel gives', async () => {
-    const r = await clientAs(NO_NAME_UID, h.path, request(1, 'test.whoami', {}, { uid: 0, user: 'root' }));
+    const r = await nodeAs(NO_NAME_UID, ONE_REQUEST_SCRIPT, [h.path, request(1, 'test.whoami', {}, { uid: 0, user: 'root' })]);
     assert.equal(r.code, 0, r.stderr);
     const res = JSON.parse(r.stdout) as { ok: boolean; result: unknown };
     assert.equal(res.ok, true);
