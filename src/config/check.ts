@@ -18,6 +18,18 @@ const externalRefRe = /^[a-z][a-z0-9-]*:\S+$/;
 /** Programs that, given a free argument, run anything at all (a shell, an interpreter, a wrapper). */
 const runsAnything = /^(bash|sh|dash|zsh|ksh|csh|tcsh|fish|ash|python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|lua[0-9.]*|luajit|tclsh[0-9.]*|wish|php[0-9.]*|awk|gawk|mawk|nawk|busybox|env|sudo|su|doas|pkexec|xargs|find|nice|nohup|timeout|setsid|stdbuf|chroot|script)$/;
 
+/** Stable codes of the warnings below: tests and tools match on these, never on the message text. */
+export const WARNING_CODES = {
+  /** An SSH exec rule gives a shell or interpreter a free argument (`bash *`). */
+  sshExecInterpreter: 'W_SSH_EXEC_INTERPRETER',
+  /** An SSH exec rule whose program word is a wildcard (`["*", "..."]`, `["..."]`): any command. */
+  sshExecAnyProgram: 'W_SSH_EXEC_ANY_PROGRAM',
+  /** A Modbus rule allowing writes to every address 0-65535 (or naming no addresses at all). */
+  modbusWriteEverywhere: 'W_MODBUS_WRITE_ALL_ADDRESSES',
+  /** An SFTP rule allowing uploads to any top-level path (`/*`, `/**`). */
+  sftpUploadAnywhere: 'W_SFTP_UPLOAD_ANYWHERE',
+} as const;
+
 export interface CrossCheckInput {
   source: YamlSource;
   /** Firmware profiles by name; null when the named profile could not be loaded (already reported). */
@@ -29,7 +41,7 @@ export interface CrossCheckInput {
 export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const err = (path: Path, message: string) => out.push(issueAt(source, path, message));
-  const warn = (path: Path, message: string) => out.push(issueAt(source, path, message, 'warning'));
+  const warn = (path: Path, message: string, code?: string) => out.push({ ...issueAt(source, path, message, 'warning'), ...(code ? { code } : {}) });
   const root = isObj(source.data) ? source.data : {};
 
   // Duplicate ids: the later one is the error, naming where the first was written.
@@ -148,10 +160,83 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
         const exec = list(body.exec).filter((w): w is string => typeof w === 'string');
         const program = exec[0]?.split('/').pop() ?? '';
         if (runsAnything.test(program) && exec.slice(1).some((w) => w === '*' || w === '...')) {
-          warn([...at, 'exec'], `allows everything: \`${exec.join(' ')}\` lets the client choose what ${program} runs; name exact commands (exec with literal words, or command_line) instead`);
+          warn([...at, 'exec'], `allows everything: \`${exec.join(' ')}\` lets the client choose what ${program} runs; name exact commands (exec with literal words, or command_line) instead`, WARNING_CODES.sshExecInterpreter);
         }
       }
+      if (body.effect !== 'deny') for (const w of widestRuleWarnings(protocol, body)) warn([...at, ...w.path], w.message, w.code);
     });
   });
   return out;
+}
+
+// ---------------------------------------------------------------- rules that grant (nearly) everything
+
+interface RuleWarning {
+  /** Inside the rule's body. */
+  path: Path;
+  message: string;
+  code: string;
+}
+
+/** Warnings for an allowing rule whose reach is the whole of what its protocol can do. */
+function widestRuleWarnings(protocol: string, body: Obj): RuleWarning[] {
+  if (protocol === 'ssh') return [...sshAnyProgram(body), ...sftpUploadAnywhere(body)];
+  if (protocol === 'modbus') return modbusWriteEverywhere(body);
+  return [];
+}
+
+/** `exec: ["*", …]` or `exec: ["..."]`: the program itself is the client's choice. */
+function sshAnyProgram(body: Obj): RuleWarning[] {
+  const exec = list(body.exec);
+  const first = exec[0];
+  if (first !== '*' && first !== '...') return [];
+  return [{ path: ['exec'], code: WARNING_CODES.sshExecAnyProgram, message: `allows any command: \`${exec.map(String).join(' ')}\` lets the client choose the program; name the programs (exec with a literal first word)` }];
+}
+
+/** An upload path pattern whose first segment is a wildcard can write anywhere from the root down. */
+function sftpUploadAnywhere(body: Obj): RuleWarning[] {
+  const sftp = isObj(body.sftp) ? body.sftp : undefined;
+  if (!sftp || (sftp.direction !== 'upload' && sftp.direction !== 'both')) return [];
+  const out: RuleWarning[] = [];
+  list(sftp.paths).forEach((p, i) => {
+    if (typeof p !== 'string') return;
+    const first = p.split('/').find((seg) => seg !== '');
+    if (first === undefined || /^\*+$/.test(first)) {
+      out.push({ path: ['sftp', 'paths', i], code: WARNING_CODES.sftpUploadAnywhere, message: `allows uploads anywhere: \`${p}\` matches every top-level path; name the directory uploads go to` });
+    }
+  });
+  return out;
+}
+
+const MODBUS_ADDRESS_SPACE = 65_536;
+/** Function codes that write: 5, 6, 15, 16 (coils and registers), 22 (mask write), 23 (read/write). */
+const MODBUS_WRITE_CODES = new Set([5, 6, 15, 16, 22, 23]);
+
+/** Writes to every address: `readwrite`/`write` (or write codes) over 0-65535, or with no addresses or points at all. */
+function modbusWriteEverywhere(body: Obj): RuleWarning[] {
+  const writes = body.access === 'write' || body.access === 'readwrite' || body.preset === 'readwrite' || body.preset === 'programming'
+    || list(body.function_codes).some((fc) => typeof fc === 'number' && MODBUS_WRITE_CODES.has(fc));
+  if (!writes || body.points !== undefined) return [];
+  if (body.addresses !== undefined) {
+    // The schema refuses overlapping ranges, so the covered count is the sum of the ranges' sizes.
+    let covered = 0;
+    for (const r of list(body.addresses)) {
+      const range = addressRange(r);
+      if (!range) return []; // malformed: the schema reports it
+      covered += range.to - range.from + 1;
+    }
+    if (covered < MODBUS_ADDRESS_SPACE) return [];
+  }
+  const what = body.addresses === undefined ? 'no addresses or points' : 'addresses 0-65535';
+  return [{ path: body.addresses === undefined ? [] : ['addresses'], code: WARNING_CODES.modbusWriteEverywhere, message: `allows writes to every address (${what}); name the registers and coils that may be written` }];
+}
+
+function addressRange(r: unknown): { from: number; to: number } | undefined {
+  if (typeof r === 'number' && Number.isInteger(r)) return { from: r, to: r };
+  if (typeof r === 'string') {
+    const m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(r);
+    return m ? { from: Number(m[1]), to: Math.min(Number(m[2]), MODBUS_ADDRESS_SPACE - 1) } : undefined;
+  }
+  if (isObj(r) && typeof r.from === 'number' && typeof r.to === 'number') return { from: r.from, to: Math.min(r.to, MODBUS_ADDRESS_SPACE - 1) };
+  return undefined;
 }
