@@ -78,7 +78,12 @@ export function verifyPeer(socket: Socket): PeerResult {
   if (typeof read !== 'function') return read;
   const fd = socketFd(socket);
   if (fd === undefined) return { failure: 'socket descriptor unknown' };
-  return read(fd);
+  try {
+    return read(fd);
+  } catch (err) {
+    // Never let an FFI surprise take the daemon down with it: the peer is then merely unverified.
+    return { failure: `getsockopt(SO_PEERCRED) threw: ${(err as Error).message}` };
+  }
 }
 
 /** User name of a uid from /etc/passwd (undefined when it has none). */

@@ -78,9 +78,6 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       if (reads.add(entry, Date.now())) void flushAudit();
     },
   };
-  const flushTimer = setInterval(() => void flushAudit(), opts.aggregateReadsMs ?? 60_000);
-  flushTimer.unref();
-
   const limits = new ConnectionLimits(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, opts.maxConnectionsPerUid ?? DEFAULT_MAX_CONNECTIONS_PER_UID);
   const server = createServer({ allowHalfOpen: false, pauseOnConnect: false }, (socket) => {
     connections.add(socket);
@@ -110,6 +107,8 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     throw new PenstockError('PS_CONFIG_INVALID', `cannot set permissions of admin socket ${path}: ${(err as Error).message}`, undefined, { cause: err });
   }
   opts.log.info({ socket: path, group: opts.group ?? null, mode: gid !== undefined ? '0660' : '0600' }, 'admin socket listening');
+  const flushTimer = setInterval(() => void flushAudit(), opts.aggregateReadsMs ?? 60_000);
+  flushTimer.unref();
 
   let closed: Promise<void> | undefined;
   return {
