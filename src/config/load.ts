@@ -55,6 +55,9 @@ export interface CheckResult {
   tooLarge?: boolean;
 }
 
+/** The top-level keys of a config file: a map with none of them is some other file, and is not quoted. */
+const CONFIG_KEYS = Object.keys(configSchema.shape);
+
 /** Defaults that have no better source than a constant. */
 export const VAULT_KEY_FILE_DEFAULT = '/etc/penstock/vault.key';
 
@@ -64,7 +67,7 @@ export const VAULT_KEY_FILE_DEFAULT = '/etc/penstock/vault.key';
  */
 export function checkConfig(file: string, protocols: ProtocolSchemas, opts: LoadOptions = {}): CheckResult {
   const path = resolve(file);
-  const { source: fileSource, issues: yamlIssues, unreadable, tooLarge } = readYaml(path, opts.text, MAX_CONFIG_BYTES);
+  const { source: fileSource, issues: yamlIssues, unreadable, tooLarge } = readYaml(path, opts.text, { maxBytes: MAX_CONFIG_BYTES, knownKeys: CONFIG_KEYS });
   if (!fileSource) return { issues: yamlIssues, ...(unreadable ? { unreadable } : {}), ...(tooLarge ? { tooLarge } : {}) };
   const source = withExtraGrants(fileSource, opts.extraGrants);
   const issues: ConfigIssue[] = [...yamlIssues];

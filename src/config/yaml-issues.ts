@@ -95,12 +95,31 @@ export function readBoundedText(file: string, maxBytes: number): { text: string 
   }
 }
 
+/** What readYaml needs to know to tell a config file from any other file. */
+export interface YamlExpectation {
+  /** Most bytes read (default: no bound). */
+  maxBytes?: number;
+  /**
+   * Top-level keys of the expected kind of file. When given, a document whose top level is a map with
+   * none of them is not that kind of file (a password or key file): it is reported in one message that
+   * quotes nothing of it, and YAML syntax problems in a document not shown to be one are reported by
+   * their code only (the library's messages quote tags, aliases and escapes from the text).
+   */
+  knownKeys?: readonly string[];
+}
+
+/** True when the document's top level is a map holding at least one of the known keys. */
+function holdsKnownKey(contents: unknown, knownKeys: readonly string[]): boolean {
+  return isMap(contents) && contents.items.some((p) => isScalar(p.key) && typeof p.key.value === 'string' && knownKeys.includes(p.key.value));
+}
+
 /**
  * Read and parse a YAML file (or `text` standing in for it), refusing more than `maxBytes`. YAML
  * syntax errors come back as issues, and then `source` is undefined: a half-parsed document is never
  * validated.
  */
-export function readYaml(file: string, text?: string, maxBytes = Number.MAX_SAFE_INTEGER): { source?: YamlSource; issues: ConfigIssue[]; unreadable?: boolean; missing?: boolean; tooLarge?: boolean } {
+export function readYaml(file: string, text?: string, expect: YamlExpectation = {}): { source?: YamlSource; issues: ConfigIssue[]; unreadable?: boolean; missing?: boolean; tooLarge?: boolean } {
+  const maxBytes = expect.maxBytes ?? Number.MAX_SAFE_INTEGER;
   let src: string;
   if (text !== undefined) {
     if (Buffer.byteLength(text, 'utf8') > maxBytes) {
@@ -119,13 +138,15 @@ export function readYaml(file: string, text?: string, maxBytes = Number.MAX_SAFE
   const doc = parseDocument(src, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, version: '1.2' });
   const at = (offset: number) => lines.linePos(offset);
   const issues: ConfigIssue[] = [];
+  const shown = expect.knownKeys === undefined || holdsKnownKey(doc.contents, expect.knownKeys);
+  const describeYaml = (e: { code: string; message: string }) => (shown ? e.message.split('\n')[0] : `${e.code.toLowerCase().replaceAll('_', ' ')} (${e.code})`);
   for (const e of doc.errors) {
     const p = at(e.pos[0]);
-    issues.push({ file, line: p.line, column: p.col, field: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, severity: 'error' });
+    issues.push({ file, line: p.line, column: p.col, field: '', message: `YAML syntax: ${describeYaml(e)}`, severity: 'error' });
   }
   for (const w of doc.warnings) {
     const p = at(w.pos[0]);
-    issues.push({ file, line: p.line, column: p.col, field: '', message: `YAML: ${w.message.split('\n')[0]}`, severity: 'warning' });
+    issues.push({ file, line: p.line, column: p.col, field: '', message: `YAML: ${describeYaml(w)}`, severity: 'warning' });
   }
   if (hasErrors(issues)) return { issues };
   if (doc.contents === null) return { issues: [...issues, { file, line: 1, column: 1, field: '', message: 'the file is empty', severity: 'error' }] };
@@ -133,7 +154,12 @@ export function readYaml(file: string, text?: string, maxBytes = Number.MAX_SAFE
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    return { issues: [...issues, { file, line: 1, column: 1, field: '', message: `YAML: ${(err as Error).message}`, severity: 'error' }] };
+    const message = shown ? `YAML: ${(err as Error).message}` : 'YAML: the document cannot be resolved (an alias or tag)';
+    return { issues: [...issues, { file, line: 1, column: 1, field: '', message, severity: 'error' }] };
+  }
+  if (!shown && isMap(doc.contents)) {
+    const message = `not a config file: none of its ${doc.contents.items.length} top-level keys is one a config has (${expect.knownKeys!.join(', ')})`;
+    return { issues: [...issues, { file, line: 1, column: 1, field: '', message, severity: 'error' }] };
   }
   return { source: { file, doc, lines, data }, issues };
 }

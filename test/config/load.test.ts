@@ -399,6 +399,17 @@ test('a file that is not a config is described by type, never quoted', () => {
     assert.ok(!/4711|\btrue\b/.test(all), all);
   }
   assert.ok(checkConfig(GOOD, testProtocols, { text: `${secret}\n` }).issues.some((i) => /expected a map, got a string/.test(i.message)));
+  // Files that parse as a map without one config key (a shadow file), or whose YAML errors would quote
+  // the text (aliases, tags, directives, escapes): nothing of the text comes back.
+  const hash = '$y$j9T$Fq3e1Zx0$s3cr3tH4shValue';
+  for (const text of [`root:${hash}:20228:0:99999:7:::\nana:${hash}:20228:0:99999:7:::\n`, `k: *${secret}\n`, `k: !${secret} v\n`, `%${secret} x\n---\na: 1\n`, `"\\q${secret}"\n`]) {
+    const r = checkConfig(GOOD, testProtocols, { text });
+    assert.equal(r.config, undefined, text);
+    const all = r.issues.map(formatIssue).join('\n');
+    assert.ok(!all.includes(secret.slice(0, 8)) && !all.includes('s3cr3t') && !all.includes('ana'), all);
+  }
+  // A real config keeps the YAML library's detail.
+  assert.match(check(mutate(['  site: Riverside PV\n', '  site: !weird Riverside PV\n'])).issues.map(formatIssue).join('\n'), /Unresolved tag: !weird/);
 });
 
 // ---------------------------------------------------------------- rules that allow everything (issue 10)
