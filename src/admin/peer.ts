@@ -30,6 +30,11 @@ const PEERCRED_CONSTANTS: Readonly<Record<string, { SOL_SOCKET: number; SO_PEERC
   arm: { SOL_SOCKET: 1, SO_PEERCRED: 17 },
 };
 
+/** The constants for a platform and architecture, or undefined where we would have to guess. */
+export function peercredConstants(platform: string, arch: string): { SOL_SOCKET: number; SO_PEERCRED: number } | undefined {
+  return platform === 'linux' && Object.hasOwn(PEERCRED_CONSTANTS, arch) ? PEERCRED_CONSTANTS[arch] : undefined;
+}
+
 /** struct ucred { pid_t pid; uid_t uid; gid_t gid; } — 32-bit fields on every Linux architecture. */
 const UCRED_SIZE = 12;
 
@@ -40,7 +45,7 @@ let reader: GetPeerCred | { failure: string } | undefined;
 /** Bind getsockopt once; a failure to bind is kept and reported on every connection. */
 function peerCredReader(): GetPeerCred | { failure: string } {
   if (reader) return reader;
-  const constants = process.platform === 'linux' ? PEERCRED_CONSTANTS[process.arch] : undefined;
+  const constants = peercredConstants(process.platform, process.arch);
   if (!constants) {
     reader = { failure: `SO_PEERCRED is not known for ${process.platform}/${process.arch}` };
     return reader;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { adminCommands, defineCommand } from '../../src/admin/commands.ts';
-import { identifyOperator, verifyPeer } from '../../src/admin/peer.ts';
+import { identifyOperator, peercredConstants, verifyPeer } from '../../src/admin/peer.ts';
 import { tempDir } from '../support.ts';
 import { NODE, ONE_REQUEST_SCRIPT, nodeAs, rawExchange, request, runCtl, startHarness, type Harness } from './fixture.ts';
 
@@ -59,6 +59,13 @@ describe('verifyPeer (SO_PEERCRED in-process)', () => {
     });
     // setpriv execs node in place: the pid the kernel recorded is the child's own.
     assert.deepEqual(peer, { uid: NO_NAME_UID, pid: childPid });
+  });
+
+  it('uses SOL_SOCKET 1 / SO_PEERCRED 17 on x86-64, arm64 and arm, and refuses to guess anywhere else', () => {
+    for (const arch of ['x64', 'arm64', 'arm']) assert.deepEqual(peercredConstants('linux', arch), { SOL_SOCKET: 1, SO_PEERCRED: 17 }, arch);
+    // powerpc's SO_PEERCRED is 21, mips' and sparc's SOL_SOCKET is not 1: a guess would read another option.
+    for (const arch of ['ppc64', 'mips', 'mipsel', 'sparc', 's390x', 'riscv64', 'loong64', 'ia32', 'constructor']) assert.equal(peercredConstants('linux', arch), undefined, arch);
+    assert.equal(peercredConstants('darwin', 'arm64'), undefined);
   });
 
   it('an operator is named from the kernel only', async () => {
