@@ -17,7 +17,6 @@ import { checkFirmwareProfile, DEFAULT_PROFILES_DIR } from './profiles.ts';
 import { checkHardwareProfile, DEFAULT_HARDWARE_DIR } from './hardware.ts';
 import { crossCheck } from './check.ts';
 import { dedupe, deepFreeze, sortIssues, hasErrors, issueAt, readBoundedText, readYaml, throwIfErrors, valueAt, zodToIssues, type UnreadableText, type YamlSource } from './yaml-issues.ts';
-
 import { MAX_CONFIG_BYTES } from './limits.ts';
 
 export { formatIssue } from './yaml-issues.ts';
