@@ -236,7 +236,11 @@ function serveConnection(socket: Socket, peer: PeerResult, opts: AdminServerOpti
   let started = false;
 
   // A hard deadline for the first request, however slowly its bytes trickle in; then an idle time-out.
-  const firstRequest = setTimeout(() => socket.destroy(), opts.firstRequestTimeoutMs ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS);
+  // Checked again after the event loop's I/O phase: when the loop was busy, a request that arrived in
+  // time is read before the connection is judged.
+  const firstRequest = setTimeout(() => setImmediate(() => {
+    if (!started) socket.destroy();
+  }), opts.firstRequestTimeoutMs ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS);
   socket.once('close', () => clearTimeout(firstRequest));
   socket.on('timeout', () => {
     if (!busy) socket.destroy();

@@ -7,7 +7,7 @@ import { createConnection } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_FIRST_REQUEST_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS_PER_UID } from '../../src/admin/server.ts';
 import { until } from '../support.ts';
-import { NODE, runCtl, startHarness, type Harness } from './fixture.ts';
+import { NODE, request, runCtl, startHarness, type Harness } from './fixture.ts';
 
 const uid = process.getuid!();
 const canSwitchUsers = uid === 0 && existsSync('/usr/bin/setpriv');
@@ -26,7 +26,7 @@ const open = () => {
   s.on('connect', () => t.opened++);
   s.on('data', (d) => { for (const line of String(d).split('\\\\n')) { try { const c = JSON.parse(line).error.code; t.codes[c] = (t.codes[c] || 0) + 1; } catch {} } });
   s.on('error', () => {});
-  s.on('close', () => { t.closed++; setTimeout(open, 10); });
+  s.on('close', () => { t.closed++; setTimeout(open, 100); });
 };
 for (let i = 0; i < ${HOG_CONNECTIONS}; i++) open();
 setInterval(() => console.log(JSON.stringify(t)), 100);`;
@@ -106,6 +106,40 @@ describe('a connection that sends no request', () => {
       });
       assert.ok(closedAfter >= DEFAULT_FIRST_REQUEST_TIMEOUT_MS - 100, `closed after ${closedAfter} ms`);
       assert.ok(closedAfter < DEFAULT_FIRST_REQUEST_TIMEOUT_MS + 3000, `closed after ${closedAfter} ms`);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('a request that arrived in time while the daemon was busy', () => {
+  /** Connects, says so, sends a status request 150 ms later, prints the answer (or nothing if cut off). */
+  const LATE_WRITER = `const s = require('node:net').createConnection(process.argv[1]);
+let buf = '';
+s.on('connect', () => { console.log('connected'); setTimeout(() => s.write(process.argv[2]), 150); });
+s.on('data', (d) => { buf += d; if (buf.includes('\\n')) { console.log(buf.trim()); s.destroy(); } });
+s.on('error', () => {});`;
+
+  it('is served, not cut off by the first-request deadline that passed meanwhile', async () => {
+    const h = await startHarness({ server: { firstRequestTimeoutMs: 100 } });
+    try {
+      const child = spawn(NODE, ['-e', LATE_WRITER, h.path, request(1, 'status')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      let stalled = false;
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (!stalled && out.includes('connected')) {
+          stalled = true;
+          // The server (in this process) stalls past the deadline, as a busy daemon's loop would, while
+          // the request arrives: the next loop turn runs its timers before it reads the socket.
+          const until = Date.now() + 500;
+          while (Date.now() < until) { /* busy */ }
+        }
+      });
+      await new Promise((resolve) => child.on('close', resolve));
+      const answer = out.split('\n').find((l) => l.startsWith('{'));
+      assert.ok(answer, `no answer: ${out}`);
+      assert.equal((JSON.parse(answer) as { ok: boolean }).ok, true, answer);
     } finally {
       await h.close();
     }
