@@ -1,10 +1,10 @@
 // The allowlist of admin commands. Each declares whether it changes state (then the server journals the
 // request before the handler runs) and a strict schema of its params. Handlers are thin: the core's
 // parts validate and act; this file only maps requests to them.
-import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { PenstockError } from '../common/errors.ts';
 import { grantSchema, modbusTables } from '../config/schema.ts';
+import { MAX_CONFIG_BYTES } from '../config/limits.ts';
 import type { Action } from '../policy/types.ts';
 import type { AdminCommand, AdminCommandTable, CommandContext } from './types.ts';
 import { findRecordings, readRecordingChunk, type JournalReader } from './recordings.ts';
@@ -19,6 +19,8 @@ export function defineCommand<S extends z.ZodType>(def: {
 }
 
 const noParams = z.strictObject({});
+/** How issues name config text sent without a name. */
+const CHECKED_TEXT_NAME = 'config.yaml';
 const id = z.string().min(1).max(128);
 const note = z.string().max(1000).optional();
 
@@ -147,11 +149,12 @@ export const adminCommands: AdminCommandTable = {
 
   'config.check': defineCommand({
     mutates: false,
-    params: z.strictObject({ file: z.string().min(1).max(4096) }),
+    // The text, read by penstockctl with the operator's own rights: a path would be opened with the
+    // daemon's, and so let the admin group read the vault key. `name` only labels the issues.
+    params: z.strictObject({ text: z.string(), name: z.string().min(1).max(4096).optional() }),
     handler: async (p, { context }) => {
-      // The daemon's working directory means nothing to the operator: only absolute paths.
-      if (!isAbsolute(p.file)) throw new PenstockError('PS_ADMIN_BAD_REQUEST', `file: must be an absolute path (got ${p.file})`);
-      const { issues } = context.checkConfig(p.file);
+      if (Buffer.byteLength(p.text, 'utf8') > MAX_CONFIG_BYTES) throw new PenstockError('PS_CONFIG_TOO_LARGE', `config text is larger than ${MAX_CONFIG_BYTES} bytes, the most a config file may be`);
+      const { issues } = context.checkConfig(p.text, p.name ?? CHECKED_TEXT_NAME);
       return { ok: !issues.some((i) => i.severity === 'error'), issues };
     },
   }),

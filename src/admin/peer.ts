@@ -1,92 +1,93 @@
-// Who is on the other end of an admin connection. Node exposes no SO_PEERCRED, so we ask the kernel
-// through a tiny child: perl (perl-base is Essential on Debian, always installed) inherits the accepted
-// socket as fd 3 and reads getsockopt(SO_PEERCRED) — the uid the peer had when it connected, as the
-// kernel recorded it, for any user and with no privilege (≈ 10 ms; admin requests are rare).
+// Who is on the other end of an admin connection: the uid the kernel recorded when the peer connected
+// (SO_PEERCRED), read in-process with getsockopt(2) on the accepted socket's descriptor. No child
+// process and no /proc, so it works under ProtectProc=invisible, for any user, with no privilege, and
+// cannot be slow. Node exposes no getsockopt, so libc's is called through koffi (FFI).
 //
-// Fallback when perl is missing: the way `ss` finds it — the accepted socket's inode (/proc/self/fd),
-// the peer socket's inode (`ss -xpn`), the process holding it, and its uid from /proc/PID/status. That
-// needs the right to read the peer's /proc/PID/fd (root, CAP_SYS_PTRACE or the same uid), so a daemon
-// running as its own user falls back to the client's claim — marked verified: false — for anyone else.
-import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readFile, readlink } from 'node:fs/promises';
+// When the kernel cannot say (an architecture whose constants we do not know, no descriptor, libc not
+// loadable), the connection is unverified: read-only commands still answer, state-changing ones are
+// refused (server.ts). The client's own claim of who it is is never used as the operator's identity.
+import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import koffi from 'koffi';
 import type { Operator } from '../grants/types.ts';
 
-const SS_CANDIDATES = ['/usr/bin/ss', '/usr/sbin/ss', '/bin/ss', '/sbin/ss'];
-const SS_TIMEOUT_MS = 3000;
-const SS_MAX_OUTPUT = 32 * 1024 * 1024;
-
-export interface PeerClaim {
-  uid: number;
-  user?: string;
-}
-
-export interface UnixSocketEntry {
-  /** Inode of this end of the connection. */
-  inode: number;
-  /** Inode of the other end (0 when not connected). */
-  peer: number;
-  /** Processes holding this end, as `ss -p` lists them. */
-  users: { command: string; pid: number; fd: number }[];
-}
-
-/** Where a verified identification came from (for the log). */
+/** The peer as the kernel identified it. */
 export interface PeerIdentity {
   uid: number;
   pid: number;
 }
 
-/** The inode of the socket behind a Node socket, from its file descriptor; undefined if unknown. */
-export async function socketInode(socket: Socket): Promise<number | undefined> {
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) return undefined;
-  try {
-    return parseSocketLink(await readlink(`/proc/self/fd/${fd}`));
-  } catch {
-    return undefined;
-  }
+export type PeerResult = PeerIdentity | { failure: string };
+
+/**
+ * SOL_SOCKET and SO_PEERCRED by Node's process.arch. The asm-generic values (1, 17) hold on x86-64,
+ * arm64 and 32-bit arm; other architectures (mips, powerpc, sparc, parisc…) differ, and a wrong constant
+ * would read another option, so anything not listed here is refused rather than guessed.
+ */
+const PEERCRED_CONSTANTS: Readonly<Record<string, { SOL_SOCKET: number; SO_PEERCRED: number }>> = {
+  x64: { SOL_SOCKET: 1, SO_PEERCRED: 17 },
+  arm64: { SOL_SOCKET: 1, SO_PEERCRED: 17 },
+  arm: { SOL_SOCKET: 1, SO_PEERCRED: 17 },
+};
+
+/** The constants for a platform and architecture, or undefined where we would have to guess. */
+export function peercredConstants(platform: string, arch: string): { SOL_SOCKET: number; SO_PEERCRED: number } | undefined {
+  return platform === 'linux' && Object.hasOwn(PEERCRED_CONSTANTS, arch) ? PEERCRED_CONSTANTS[arch] : undefined;
 }
 
-function parseSocketLink(link: string): number | undefined {
-  const m = /^socket:\[(\d+)\]$/.exec(link);
-  return m ? Number(m[1]) : undefined;
+/** struct ucred { pid_t pid; uid_t uid; gid_t gid; } — 32-bit fields on every Linux architecture. */
+const UCRED_SIZE = 12;
+
+type GetPeerCred = (fd: number) => PeerResult;
+
+let reader: GetPeerCred | { failure: string } | undefined;
+
+/** Bind getsockopt once; a failure to bind is kept and reported on every connection. */
+function peerCredReader(): GetPeerCred | { failure: string } {
+  if (reader) return reader;
+  const constants = peercredConstants(process.platform, process.arch);
+  if (!constants) {
+    reader = { failure: `SO_PEERCRED is not known for ${process.platform}/${process.arch}` };
+    return reader;
+  }
+  try {
+    const libc = koffi.load('libc.so.6');
+    const ucred = koffi.struct({ pid: 'int32', uid: 'uint32', gid: 'uint32' });
+    const getsockopt = libc.func('getsockopt', 'int', ['int', 'int', 'int', koffi.out(koffi.pointer(ucred)), koffi.inout(koffi.pointer('uint32'))]);
+    reader = (fd: number): PeerResult => {
+      const cred: { pid?: number; uid?: number } = {};
+      const len = [UCRED_SIZE];
+      const rc = getsockopt(fd, constants.SOL_SOCKET, constants.SO_PEERCRED, cred, len) as number;
+      if (rc !== 0) return { failure: `getsockopt(SO_PEERCRED) failed: errno ${koffi.errno()}` };
+      if (len[0] !== UCRED_SIZE || typeof cred.uid !== 'number' || typeof cred.pid !== 'number') return { failure: 'getsockopt(SO_PEERCRED) returned no credentials' };
+      return { uid: cred.uid, pid: cred.pid };
+    };
+  } catch (err) {
+    reader = { failure: `cannot call getsockopt through libc: ${(err as Error).message}` };
+  }
+  return reader;
+}
+
+/** The descriptor behind an accepted Node socket (Node keeps it in its libuv handle). */
+function socketFd(socket: Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
 /**
- * Parse `ss -xpn` output. A line: `u_str ESTAB 0 0 /run/x.sock 29278 * 29277 users:(("node",pid=8122,fd=5))`:
- * netid, state, queues, local address and its inode, peer address and its inode, then the holders. A
- * local address may be a path holding spaces, so the line is matched from both ends.
+ * The uid (and pid) of the process that connected, as the kernel recorded it at connect(2), or the
+ * reason it cannot be known. Synchronous: it is one system call.
  */
-export function parseSsUnix(output: string): Map<number, UnixSocketEntry> {
-  const entries = new Map<number, UnixSocketEntry>();
-  for (const line of output.split('\n')) {
-    if (!line.startsWith('u_')) continue;
-    const usersAt = line.indexOf('users:(');
-    const head = (usersAt === -1 ? line : line.slice(0, usersAt)).trim();
-    const m = /^u_\S+\s+\S+\s+\d+\s+\d+\s+.*?\s+(\d+)\s+\S+\s+(\d+)$/.exec(head);
-    if (!m) continue;
-    const inode = Number(m[1]);
-    const peer = Number(m[2]);
-    const users: UnixSocketEntry['users'] = [];
-    if (usersAt !== -1) {
-      for (const u of line.slice(usersAt).matchAll(/\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)/g)) {
-        users.push({ command: u[1]!, pid: Number(u[2]), fd: Number(u[3]) });
-      }
-    }
-    entries.set(inode, { inode, peer, users });
-  }
-  return entries;
-}
-
-/** Effective uid of a process, from /proc/PID/status (`Uid: real effective saved fs`). */
-export async function uidOfPid(pid: number): Promise<number | undefined> {
+export function verifyPeer(socket: Socket): PeerResult {
+  const read = peerCredReader();
+  if (typeof read !== 'function') return read;
+  const fd = socketFd(socket);
+  if (fd === undefined) return { failure: 'socket descriptor unknown' };
   try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const m = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status);
-    return m ? Number(m[2]) : undefined;
-  } catch {
-    return undefined;
+    return read(fd);
+  } catch (err) {
+    // Never let an FFI surprise take the daemon down with it: the peer is then merely unverified.
+    return { failure: `getsockopt(SO_PEERCRED) threw: ${(err as Error).message}` };
   }
 }
 
@@ -112,112 +113,12 @@ export async function groupId(name: string, groupFile = '/etc/group'): Promise<n
   return undefined;
 }
 
-function findSs(): string | undefined {
-  return SS_CANDIDATES.find((p) => existsSync(p));
-}
-
-function runSs(ss: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(ss, ['-xpn'], { timeout: SS_TIMEOUT_MS, maxBuffer: SS_MAX_OUTPUT, encoding: 'utf8', env: { LC_ALL: 'C' } }, (err, stdout) => {
-      if (err) reject(err);
-      else resolve(stdout);
-    });
-  });
-}
-
 /**
- * The uid of the process at the other end of an accepted admin connection, as the kernel knows it, or
- * undefined with the reason when it cannot be established. Every process holding the peer socket must
- * have the same uid (a socket passed between users is ambiguous, so it is not verified).
+ * The Operator for a connection the kernel identified, or undefined when it could not: then nobody is
+ * named and the server refuses every state-changing command. Whatever the client claims is ignored.
  */
-export async function verifyPeer(socket: Socket): Promise<PeerIdentity | { failure: string }> {
-  const cred = await peerCredentials(socket);
-  if (!('failure' in cred)) return cred;
-  const ss = findSs();
-  if (!ss) return { failure: 'ss (iproute2) is not installed' };
-  const inode = await socketInode(socket);
-  if (inode === undefined) return { failure: 'socket inode unknown' };
-  let table: Map<number, UnixSocketEntry>;
-  try {
-    table = parseSsUnix(await runSs(ss));
-  } catch (err) {
-    return { failure: `ss failed: ${(err as Error).message}` };
-  }
-  const ours = table.get(inode);
-  if (!ours || ours.peer === 0) return { failure: 'connection not found in the socket table' };
-  const peer = table.get(ours.peer);
-  if (!peer || peer.users.length === 0) return { failure: 'the process holding the peer socket is not visible to this user' };
-  let identity: PeerIdentity | undefined;
-  for (const holder of peer.users) {
-    const uid = await uidOfPid(holder.pid);
-    if (uid === undefined) return { failure: `process ${holder.pid} went away` };
-    if (identity && identity.uid !== uid) return { failure: 'the peer socket is shared by processes of different users' };
-    identity ??= { uid, pid: holder.pid };
-    // The pid could have been reused between ss and /proc/PID/status: the fd must still be the peer socket.
-    let link: string;
-    try {
-      link = await readlink(`/proc/${holder.pid}/fd/${holder.fd}`);
-    } catch {
-      return { failure: `process ${holder.pid} went away` };
-    }
-    if (parseSocketLink(link) !== peer.inode) return { failure: `process ${holder.pid} no longer holds the peer socket` };
-  }
-  return identity!;
-}
-
-/**
- * The Operator for a connection: verified by the kernel when possible, else the client's claim (marked
- * unverified), else undefined (nobody can be named: state-changing commands are refused).
- */
-export async function identifyOperator(verified: PeerIdentity | { failure: string }, claim: PeerClaim | undefined): Promise<Operator | undefined> {
-  if ('uid' in verified) {
-    const user = await userName(verified.uid);
-    return { uid: verified.uid, ...(user !== undefined ? { user } : {}), verified: true };
-  }
-  if (!claim) return undefined;
-  return { uid: claim.uid, ...(claim.user !== undefined ? { user: claim.user } : {}), verified: false };
-}
-
-const PERL_CANDIDATES = ['/usr/bin/perl', '/bin/perl'];
-const PEERCRED_SCRIPT =
-  'use Socket; open(my $s, "+<&=3") or exit 2; my $c = getsockopt($s, SOL_SOCKET, SO_PEERCRED) or exit 3; ' +
-  'my ($pid, $uid) = unpack("iI", $c); print "$pid $uid\\n";';
-
-/** SO_PEERCRED of an accepted unix socket, read by a perl child that inherits it as fd 3. */
-export function peerCredentials(socket: Socket): Promise<PeerIdentity | { failure: string }> {
-  const perl = PERL_CANDIDATES.find((p) => existsSync(p));
-  if (!perl) return Promise.resolve({ failure: 'perl is not installed' });
-  // Pass the raw descriptor, not the Socket: handing Node the Socket object makes it stop reading it.
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) return Promise.resolve({ failure: 'socket descriptor unknown' });
-  return new Promise((resolve) => {
-    let out = '';
-    let child;
-    try {
-      child = spawn(perl, ['-e', PEERCRED_SCRIPT], { stdio: ['ignore', 'pipe', 'ignore', fd], timeout: SS_TIMEOUT_MS, env: { LC_ALL: 'C' } });
-    } catch (err) {
-      resolve({ failure: `perl failed: ${(err as Error).message}` });
-      return;
-    }
-    // Not 'close': that waits for every stdio stream, and fd 3 is the live admin connection itself.
-    let exitCode: number | null | undefined;
-    let ended = false;
-    const settle = () => {
-      if (exitCode === undefined || !ended) return;
-      const m = /^(\d+) (\d+)$/.exec(out.trim());
-      if (exitCode !== 0 || !m) resolve({ failure: `SO_PEERCRED not available (perl exit ${exitCode})` });
-      else resolve({ pid: Number(m[1]), uid: Number(m[2]) });
-    };
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => (out += d));
-    child.stdout!.on('end', () => {
-      ended = true;
-      settle();
-    });
-    child.on('error', (err) => resolve({ failure: `perl failed: ${err.message}` }));
-    child.on('exit', (code) => {
-      exitCode = code;
-      settle();
-    });
-  });
+export async function identifyOperator(verified: PeerResult): Promise<Operator | undefined> {
+  if (!('uid' in verified)) return undefined;
+  const user = await userName(verified.uid);
+  return { uid: verified.uid, ...(user !== undefined ? { user } : {}), verified: true };
 }

@@ -5,14 +5,18 @@
 //   success   {"id": 7, "ok": true, "result": …}
 //   failure   {"id": 7, "ok": false, "error": {"code": "PS_GRANT_UNKNOWN", "message": "no grant g1"}}
 //
-// `operator` is the client's own claim of who it is; the server uses it only when the kernel cannot
-// tell (the Operator is then marked verified: false). A request line is at most MAX_REQUEST_BYTES;
+// `operator` is the client's own claim of who it is, kept for old clients and logged; it never names
+// the operator (only the kernel's SO_PEERCRED does). A request line is at most MAX_REQUEST_BYTES;
 // the splitter below refuses a longer one before buffering past the bound.
 import { z } from 'zod';
 import { ERROR_CODES, PenstockError, type ErrorCode } from '../common/errors.ts';
+import { MAX_CONFIG_BYTES } from '../config/limits.ts';
 
-/** Longest request line accepted, excluding its newline. */
-export const MAX_REQUEST_BYTES = 64 * 1024;
+/**
+ * Longest request line accepted, excluding its newline: room for config.check's text (at most
+ * MAX_CONFIG_BYTES, which JSON escaping of tabs, newlines and quotes can at most double) and its envelope.
+ */
+export const MAX_REQUEST_BYTES = 2 * MAX_CONFIG_BYTES + 64 * 1024;
 /** Longest response line a client accepts (a list of many sessions or grants is still far below). */
 export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 

@@ -1,11 +1,16 @@
 // The admin socket: a Unix socket for local operators, owner-only (0600) or owner + one group (0660).
 // Requests are dispatched from an allowlist table; every state-changing request is audited (the daemon
-// journals it) before its handler runs, and is refused if that record cannot be written.
+// journals it) before its handler runs, and is refused if that record cannot be written, or if the kernel
+// did not confirm who sent it. Requests that change nothing are counted and audited as aggregates.
+//
+// Connections are bounded per uid (as the kernel names it) so that one user's idle connections cannot
+// lock the others out; a connection must send its first request within seconds of connecting.
 import { chmod, chown, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, isAbsolute } from 'node:path';
 import { ERROR_CODES, PenstockError, isPenstockError, type ErrorCode } from '../common/errors.ts';
-import { identifyOperator, groupId, verifyPeer, type PeerIdentity } from './peer.ts';
+import { identifyOperator, groupId, verifyPeer, type PeerResult } from './peer.ts';
+import { ReadOnlyAudit } from './read-audit.ts';
 import { LineSplitter, MAX_REQUEST_BYTES, encodeResponse, requestEnvelopeSchema, type AdminResponse, type RequestId } from './protocol.ts';
 import type { AdminAudit, AdminAuditEntry, AdminCommandTable, AdminContext, AdminLog, Operator } from './types.ts';
 import type { z } from 'zod';
@@ -19,18 +24,31 @@ export interface AdminServerOptions {
   context: AdminContext;
   log: AdminLog;
   audit: AdminAudit;
-  /** Close a connection that sends nothing for this long while no request is in flight (default 30 s). */
+  /** After its first request, close a connection that sends nothing for this long while no request is in flight (default 30 s). */
   idleTimeoutMs?: number;
-  /** Most connections served at once (default 32). */
+  /** Close a connection whose first request has not fully arrived this long after it connected (default 2 s). */
+  firstRequestTimeoutMs?: number;
+  /** Most connections served at once, root's not counted (default 32). */
   maxConnections?: number;
-  /** How the peer's uid is found (default: the kernel's socket table, see peer.ts). Tests replace it. */
-  identifyPeer?: (socket: Socket) => Promise<PeerIdentity | { failure: string }>;
+  /** Most connections of one uid at once; all unverified peers count as one uid (default 8). */
+  maxConnectionsPerUid?: number;
+  /** Read-only requests are audited as one aggregate per command, operator and outcome this often (default 60 s). */
+  aggregateReadsMs?: number;
+  /** How the peer's uid is found (default: SO_PEERCRED, see peer.ts). Tests replace it to inject a failure. */
+  identifyPeer?: (socket: Socket) => PeerResult;
 }
 
 export interface AdminServer {
   readonly path: string;
+  /** Audit what the read-only aggregates hold now (also done every interval and on close). */
+  flushAudit(): Promise<void>;
   close(): Promise<void>;
 }
+
+export const DEFAULT_MAX_CONNECTIONS = 32;
+export const DEFAULT_MAX_CONNECTIONS_PER_UID = 8;
+export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 2_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 /** The operator recorded when neither the kernel nor the client named one (read-only commands only). */
 const UNKNOWN_OPERATOR: Operator = { uid: -1, verified: false };
@@ -45,12 +63,35 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   await removeStaleSocket(path);
 
   const connections = new Set<Socket>();
+  const reads = new ReadOnlyAudit();
+  let flushing: Promise<void> = Promise.resolve();
+  const flushAudit = (): Promise<void> => {
+    // One flush at a time, in order: entries are taken when this flush's turn comes.
+    flushing = flushing.then(async () => {
+      for (const entry of reads.take()) await auditQuietly(opts, entry);
+    });
+    return flushing;
+  };
+  const audit: Auditor = {
+    changes: (entry) => opts.audit(entry),
+    counted: (entry) => {
+      if (reads.add(entry, Date.now())) void flushAudit();
+    },
+  };
+  const limits = new ConnectionLimits(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, opts.maxConnectionsPerUid ?? DEFAULT_MAX_CONNECTIONS_PER_UID);
   const server = createServer({ allowHalfOpen: false, pauseOnConnect: false }, (socket) => {
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
-    serveConnection(socket, opts);
+    // One system call, before anything is read: the uid decides which bound the connection counts against.
+    const peer = (opts.identifyPeer ?? verifyPeer)(socket);
+    const uid = 'uid' in peer ? peer.uid : undefined;
+    if (!limits.admit(uid)) {
+      refuseBusy(socket, uid, opts, audit);
+      return;
+    }
+    socket.once('close', () => limits.release(uid));
+    serveConnection(socket, peer, opts, audit);
   });
-  server.maxConnections = opts.maxConnections ?? 32;
 
   await listen(server, path);
   try {
@@ -66,15 +107,71 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     throw new PenstockError('PS_CONFIG_INVALID', `cannot set permissions of admin socket ${path}: ${(err as Error).message}`, undefined, { cause: err });
   }
   opts.log.info({ socket: path, group: opts.group ?? null, mode: gid !== undefined ? '0660' : '0600' }, 'admin socket listening');
+  const flushTimer = setInterval(() => void flushAudit(), opts.aggregateReadsMs ?? 60_000);
+  flushTimer.unref();
 
   let closed: Promise<void> | undefined;
   return {
     path,
+    flushAudit,
     close() {
-      closed ??= closeServer(server, connections).then(() => unlink(path).catch(() => undefined));
+      clearInterval(flushTimer);
+      closed ??= closeServer(server, connections)
+        .then(() => unlink(path).catch(() => undefined))
+        .then(flushAudit);
       return closed;
     },
   };
+}
+
+/** Where audit records go: state changes one by one (and awaited), everything else counted. */
+interface Auditor {
+  changes(entry: AdminAuditEntry): Promise<void>;
+  counted(entry: Pick<AdminAuditEntry, 'command' | 'operator' | 'ok' | 'error'>): void;
+}
+
+/**
+ * Connections held per uid, and in all. Root (uid 0) counts only against its own per-uid bound, so
+ * other users filling the total can never lock root out; unverified peers share one bound.
+ */
+class ConnectionLimits {
+  readonly #perUid = new Map<number, number>();
+  readonly #maxTotal: number;
+  readonly #maxPerUid: number;
+  #total = 0;
+
+  constructor(maxTotal: number, maxPerUid: number) {
+    this.#maxTotal = maxTotal;
+    this.#maxPerUid = maxPerUid;
+  }
+
+  admit(uid: number | undefined): boolean {
+    const key = uid ?? -1;
+    const held = this.#perUid.get(key) ?? 0;
+    if (held >= this.#maxPerUid) return false;
+    if (uid !== 0 && this.#total >= this.#maxTotal) return false;
+    this.#perUid.set(key, held + 1);
+    if (uid !== 0) this.#total++;
+    return true;
+  }
+
+  release(uid: number | undefined): void {
+    const key = uid ?? -1;
+    const held = (this.#perUid.get(key) ?? 1) - 1;
+    if (held > 0) this.#perUid.set(key, held);
+    else this.#perUid.delete(key);
+    if (uid !== 0) this.#total--;
+  }
+}
+
+/** Too many connections from this uid (or in all): say so in the protocol, count it, close. */
+function refuseBusy(socket: Socket, uid: number | undefined, opts: AdminServerOptions, audit: Auditor): void {
+  socket.on('error', () => {});
+  const operator: Operator = uid === undefined ? UNKNOWN_OPERATOR : { uid, verified: true };
+  audit.counted({ command: '(connection)', operator, ok: false, error: 'PS_ADMIN_BUSY' });
+  opts.log.warn({ uid: uid ?? null }, 'admin connection refused: too many connections from this user');
+  const res: AdminResponse = { id: null, ok: false, error: body('PS_ADMIN_BUSY', 'too many admin connections from this user; close some and retry') };
+  socket.end(encodeResponse(res), () => socket.destroy());
 }
 
 async function prepareDirectory(dir: string, gid: number | undefined, log: AdminLog): Promise<void> {
@@ -130,16 +227,21 @@ async function closeServer(server: Server, connections: Set<Socket>): Promise<vo
   await done;
 }
 
-function serveConnection(socket: Socket, opts: AdminServerOptions): void {
+function serveConnection(socket: Socket, peer: PeerResult, opts: AdminServerOptions, audit: Auditor): void {
   const { log } = opts;
   const splitter = new LineSplitter(MAX_REQUEST_BYTES);
-  // Ask the kernel who connected while the request is still in flight (the client is alive and waiting).
-  const peer = (opts.identifyPeer ?? verifyPeer)(socket);
   const queue: string[] = [];
   let busy = false;
   let closing = false;
+  let started = false;
 
-  socket.setTimeout(opts.idleTimeoutMs ?? 30_000);
+  // A hard deadline for the first request, however slowly its bytes trickle in; then an idle time-out.
+  // Checked again after the event loop's I/O phase: when the loop was busy, a request that arrived in
+  // time is read before the connection is judged.
+  const firstRequest = setTimeout(() => setImmediate(() => {
+    if (!started) socket.destroy();
+  }), opts.firstRequestTimeoutMs ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS);
+  socket.once('close', () => clearTimeout(firstRequest));
   socket.on('timeout', () => {
     if (!busy) socket.destroy();
   });
@@ -148,6 +250,11 @@ function serveConnection(socket: Socket, opts: AdminServerOptions): void {
   socket.on('data', (chunk: Buffer) => {
     if (closing) return;
     const { lines, tooLarge } = splitter.push(chunk);
+    if (lines.length > 0 && !started) {
+      started = true;
+      clearTimeout(firstRequest);
+      socket.setTimeout(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+    }
     queue.push(...lines);
     if (tooLarge) {
       closing = true;
@@ -156,10 +263,11 @@ function serveConnection(socket: Socket, opts: AdminServerOptions): void {
     void drain();
   });
 
-  const operatorFor = async (claim: { uid: number; user?: string } | undefined): Promise<Operator | undefined> => {
-    const verified = await peer;
-    if ('failure' in verified) log.debug({ reason: verified.failure }, 'admin peer uid not verified by the kernel');
-    return identifyOperator(verified, claim);
+  let operator: Promise<Operator | undefined> | undefined;
+  const operatorFor: OperatorFor = (claim) => {
+    if ('failure' in peer) log.debug({ reason: peer.failure, claim: claim ?? null }, 'admin peer uid not verified by the kernel');
+    operator ??= identifyOperator(peer);
+    return operator;
   };
 
   async function drain(): Promise<void> {
@@ -169,13 +277,13 @@ function serveConnection(socket: Socket, opts: AdminServerOptions): void {
       while (queue.length > 0) {
         const line = queue.shift()!;
         socket.pause();
-        const res = await handleLine(line, opts, operatorFor);
+        const res = await handleLine(line, opts, operatorFor, audit);
         if (socket.destroyed) return;
         socket.write(encodeResponse(res));
       }
       if (closing) {
         const operator = (await operatorFor(undefined)) ?? UNKNOWN_OPERATOR;
-        await auditQuietly(opts, { command: '(too large)', operator, params: undefined, ok: false, error: 'PS_ADMIN_TOO_LARGE', phase: 'after' });
+        audit.counted({ command: '(too large)', operator, ok: false, error: 'PS_ADMIN_TOO_LARGE' });
         const res: AdminResponse = { id: null, ok: false, error: body('PS_ADMIN_TOO_LARGE', `request line longer than ${MAX_REQUEST_BYTES} bytes`) };
         if (!socket.destroyed) socket.end(encodeResponse(res), () => socket.destroy());
         return;
@@ -189,46 +297,52 @@ function serveConnection(socket: Socket, opts: AdminServerOptions): void {
 
 type OperatorFor = (claim: { uid: number; user?: string } | undefined) => Promise<Operator | undefined>;
 
-async function handleLine(line: string, opts: AdminServerOptions, operatorFor: OperatorFor): Promise<AdminResponse> {
+async function handleLine(line: string, opts: AdminServerOptions, operatorFor: OperatorFor, audit: Auditor): Promise<AdminResponse> {
   let raw: unknown;
   try {
     raw = JSON.parse(line);
   } catch {
     const operator = (await operatorFor(undefined)) ?? UNKNOWN_OPERATOR;
-    await auditQuietly(opts, { command: '(malformed)', operator, params: undefined, ok: false, error: 'PS_ADMIN_BAD_REQUEST', phase: 'after' });
+    audit.counted({ command: '(malformed)', operator, ok: false, error: 'PS_ADMIN_BAD_REQUEST' });
     return { id: null, ok: false, error: body('PS_ADMIN_BAD_REQUEST', 'request is not valid JSON') };
   }
   const envelope = requestEnvelopeSchema.safeParse(raw);
   if (!envelope.success) {
     const id = pickId(raw);
     const operator = (await operatorFor(undefined)) ?? UNKNOWN_OPERATOR;
-    await auditQuietly(opts, { command: '(malformed)', operator, params: undefined, ok: false, error: 'PS_ADMIN_BAD_REQUEST', phase: 'after' });
+    audit.counted({ command: '(malformed)', operator, ok: false, error: 'PS_ADMIN_BAD_REQUEST' });
     return { id, ok: false, error: body('PS_ADMIN_BAD_REQUEST', `bad request: ${describeIssues(envelope.error)}`) };
   }
   const req = envelope.data;
   const operator = await operatorFor(req.operator);
-  return dispatch(req.id, req.command, req.params ?? {}, operator, opts);
+  return dispatch(req.id, req.command, req.params ?? {}, operator, opts, audit);
 }
 
-async function dispatch(id: RequestId, command: string, params: unknown, operator: Operator | undefined, opts: AdminServerOptions): Promise<AdminResponse> {
+async function dispatch(id: RequestId, command: string, params: unknown, operator: Operator | undefined, opts: AdminServerOptions, audit: Auditor): Promise<AdminResponse> {
   const who = operator ?? UNKNOWN_OPERATOR;
+  // Own properties only: `constructor` or `__proto__` is not a command.
+  const cmd = Object.hasOwn(opts.commands, command) ? opts.commands[command] : undefined;
+  // A refused attempt at a state change is recorded on its own; any other refusal is only counted.
+  const record = async (ok: boolean, error?: ErrorCode): Promise<void> => {
+    if (cmd?.mutates) await auditQuietly(opts, { command, operator: who, params, ok, ...(error ? { error } : {}), phase: 'after' });
+    else audit.counted({ command, operator: who, ok, ...(error ? { error } : {}) });
+  };
   const refuse = async (code: ErrorCode, message: string): Promise<AdminResponse> => {
-    await auditQuietly(opts, { command, operator: who, params, ok: false, error: code, phase: 'after' });
+    await record(false, code);
     return { id, ok: false, error: body(code, message) };
   };
 
-  // Own properties only: `constructor` or `__proto__` is not a command.
-  const cmd = Object.hasOwn(opts.commands, command) ? opts.commands[command] : undefined;
   if (!cmd) return refuse('PS_ADMIN_UNKNOWN_COMMAND', `unknown command ${command}`);
 
   const parsed = cmd.params.safeParse(params);
   if (!parsed.success) return refuse('PS_ADMIN_BAD_REQUEST', `bad params for ${command}: ${describeIssues(parsed.error)}`);
 
   if (cmd.mutates) {
-    if (!operator) return refuse('PS_ADMIN_FORBIDDEN', `${command} changes state and the operator could not be identified: send "operator": {"uid": …}`);
+    // Only the kernel's word names an operator: a client's claim could name anyone.
+    if (!operator) return refuse('PS_ADMIN_PEER_UNVERIFIED', `${command} changes state, and the kernel did not confirm who sent it (SO_PEERCRED unavailable); read-only commands still answer`);
     // No record, no change: the handler runs only once the request is journaled.
     try {
-      await opts.audit({ command, operator, params: parsed.data, ok: true, phase: 'before' });
+      await audit.changes({ command, operator, params: parsed.data, ok: true, phase: 'before' });
     } catch (err) {
       opts.log.error({ err, command }, 'admin request refused: audit record could not be written');
       return { id, ok: false, error: errorBody(err) };
@@ -237,13 +351,13 @@ async function dispatch(id: RequestId, command: string, params: unknown, operato
 
   try {
     const result = await cmd.handler(parsed.data as never, { operator: who, context: opts.context });
-    if (!cmd.mutates) await auditQuietly(opts, { command, operator: who, params, ok: true, phase: 'after' });
+    if (!cmd.mutates) await record(true);
     return { id, ok: true, result: result ?? null };
   } catch (err) {
     const error = errorBody(err);
     if (error.code === 'PS_INTERNAL') opts.log.error({ err, command }, 'admin command failed');
     else opts.log.info({ code: error.code, command }, 'admin command refused');
-    await auditQuietly(opts, { command, operator: who, params, ok: false, error: error.code, phase: 'after' });
+    await record(false, error.code);
     return { id, ok: false, error };
   }
 }

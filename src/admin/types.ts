@@ -39,8 +39,11 @@ export interface AdminContext {
   core: AdminCore;
   /** Reload the config file the daemon runs on: swapped whole, or not at all. */
   reload(): Promise<{ ok: boolean; issues: ConfigIssue[] }>;
-  /** Validate a config file without applying it. */
-  checkConfig(file: string): { issues: ConfigIssue[] };
+  /**
+   * Validate config text sent by the operator, without applying it. `name` only labels the issues: the
+   * daemon never opens a path an admin client names (it would read with the daemon's rights).
+   */
+  checkConfig(text: string, name: string): { issues: ConfigIssue[] };
   /** Appliance id, version, uptime, listeners with bound addresses, counts. */
   status(): Record<string, unknown>;
   /** The journal, for the journal.* commands the daemon adds to the table. */
@@ -65,9 +68,11 @@ export type AdminCommandTable = Record<string, AdminCommand>;
 
 /**
  * One audit record. A state-changing command produces `phase: 'before'` (ok: true — admitted, about to
- * run; the handler runs only if this audit resolved) and, if its handler then fails, `phase: 'after'` with
- * ok: false. Refusals (unknown command, malformed or oversize request, bad params) and read-only
- * commands produce one `phase: 'after'` record.
+ * run; the handler runs only if this audit resolved) and, if its handler then fails or it is refused
+ * (bad params, unverified peer), `phase: 'after'` with ok: false — each on its own. Everything that
+ * changes nothing (read-only commands, unknown commands, malformed or oversize requests, connections
+ * refused as too many) is counted and comes as `phase: 'aggregate'` records, one per command, operator
+ * and outcome per interval, with `count`, `first` and `last` (see read-audit.ts).
  */
 export interface AdminAuditEntry {
   command: string;
@@ -75,7 +80,11 @@ export interface AdminAuditEntry {
   params: unknown;
   ok: boolean;
   error?: string;
-  phase: 'before' | 'after';
+  phase: 'before' | 'after' | 'aggregate';
+  /** Aggregates only: how many such requests, and when the first and last came (ISO 8601). */
+  count?: number;
+  first?: string;
+  last?: string;
 }
 
 export type AdminAudit = (entry: AdminAuditEntry) => Promise<void>;

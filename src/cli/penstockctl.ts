@@ -194,9 +194,20 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
   config.command('check')
     .description('validate a config file here, without a daemon; prints each problem with file, line and field')
     .argument('<file>')
-    .action(async (file: string) => {
-      const [{ checkConfig, formatIssue }, { protocolSchemas }] = await Promise.all([import('../config/load.ts'), import('../adapters/registry.ts')]);
-      const { issues } = checkConfig(resolve(file), protocolSchemas);
+    .option('--daemon', "check against the running daemon's profiles instead: the file is read here, with your rights, and its text sent")
+    .action(async (file: string, o: { daemon?: boolean }) => {
+      const [{ checkConfig, formatIssue, readConfigText }, { fileIssue }] = await Promise.all([import('../config/load.ts'), import('../config/yaml-issues.ts')]);
+      const path = resolve(file);
+      let issues: ConfigIssue[];
+      if (o.daemon) {
+        const read = readConfigText(path);
+        issues = 'text' in read
+          ? ((await call('config.check', { text: read.text, name: path })) as { issues: ConfigIssue[] }).issues
+          : [fileIssue(path, read.message, 'error', read.code)];
+      } else {
+        const { protocolSchemas } = await import('../adapters/registry.ts');
+        issues = checkConfig(path, protocolSchemas).issues;
+      }
       const { text, errors } = renderIssues(issues, formatIssue);
       show({ ok: errors === 0, issues }, () => text);
       if (errors > 0) exitCode = EXIT.no;

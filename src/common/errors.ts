@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   PS_CONFIG_INVALID: 'configuration failed validation',
   PS_CONFIG_READ: 'configuration file could not be read',
+  PS_CONFIG_TOO_LARGE: 'configuration file is larger than the 1 MiB a config may be',
   PS_POLICY_DENIED: 'denied by policy',
   PS_APPROVAL_DENIED: 'approval was refused or timed out',
   PS_APPROVAL_UNKNOWN: 'no such pending approval',
@@ -19,6 +20,8 @@ export const ERROR_CODES = {
   PS_ADMIN_BAD_REQUEST: 'malformed admin request',
   PS_ADMIN_TOO_LARGE: 'admin request too large',
   PS_ADMIN_FORBIDDEN: 'admin peer not permitted',
+  PS_ADMIN_PEER_UNVERIFIED: 'the kernel did not confirm the admin peer\'s uid; state-changing commands are refused',
+  PS_ADMIN_BUSY: 'too many admin connections from this user',
   PS_UPSTREAM_UNAVAILABLE: 'target did not answer',
   PS_PROTOCOL_UNKNOWN: 'no adapter for this protocol',
   PS_SYNC_FORK: 'appliance served a checkpoint not consistent with one already held (fork)',

@@ -16,6 +16,19 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 /** An external delegation reference such as `work-order:WO-4411` or `ticket:INC-99`. */
 const externalRefRe = /^[a-z][a-z0-9-]*:\S+$/;
 
+/**
+ * Stable codes of the rule warnings below: tests and tools match on these, never on the message text.
+ * SSH exec rules have their own (W_SSH_EXEC_…, src/config/ssh-warnings.ts).
+ */
+export const WARNING_CODES = {
+  /** A Modbus rule allowing writes to every address 0-65535 (or naming no addresses at all). */
+  modbusWriteEverywhere: 'W_MODBUS_WRITE_ALL_ADDRESSES',
+  /** An SFTP rule allowing uploads to any top-level path (`/*`, `/**`). */
+  sftpUploadAnywhere: 'W_SFTP_UPLOAD_ANYWHERE',
+  /** A pull API client named by subject (any certificate with it) may acknowledge, and so prune. */
+  syncSubjectMayAck: 'W_SYNC_SUBJECT_MAY_ACK',
+} as const;
+
 export interface CrossCheckInput {
   source: YamlSource;
   /** Firmware profiles by name; null when the named profile could not be loaded (already reported). */
@@ -144,6 +157,7 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
         }
       });
       if (protocol === 'ssh') for (const w of sshRuleWarnings(body)) warn([...at, w.field], w.message, w.code);
+      if (body.effect !== 'deny') for (const w of widestRuleWarnings(protocol, body)) warn([...at, ...w.path], w.message, w.code);
     });
   });
   return out;
@@ -153,11 +167,75 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
  * A pull client named by subject is any certificate client_ca issues with that subject. With the ack role
  * such a certificate lets retention remove events, so say so: a fingerprint names one certificate.
  */
-function syncClientWarnings(root: Obj, warn: (path: Path, message: string) => void): void {
+function syncClientWarnings(root: Obj, warn: (path: Path, message: string, code: string) => void): void {
   const sync = isObj(root.sync) ? root.sync : {};
   list(sync.clients).forEach((c, i) => {
     if (!isObj(c) || typeof c.subject !== 'string' || c.fingerprint !== undefined) return;
     if (!list(c.roles).includes('ack')) return;
-    warn(['sync', 'clients', i, 'subject'], 'any certificate sync.tls.client_ca issues with this subject may acknowledge, letting retention remove events; name this client by its certificate fingerprint instead');
+    warn(['sync', 'clients', i, 'subject'], 'any certificate sync.tls.client_ca issues with this subject may acknowledge, letting retention remove events; name this client by its certificate fingerprint instead', WARNING_CODES.syncSubjectMayAck);
   });
+}
+
+// ---------------------------------------------------------------- rules that grant (nearly) everything
+
+interface RuleWarning {
+  /** Inside the rule's body. */
+  path: Path;
+  message: string;
+  code: string;
+}
+
+/** Warnings for an allowing rule whose reach is the whole of what its protocol can do. */
+function widestRuleWarnings(protocol: string, body: Obj): RuleWarning[] {
+  if (protocol === 'ssh') return sftpUploadAnywhere(body);
+  if (protocol === 'modbus') return modbusWriteEverywhere(body);
+  return [];
+}
+
+/** An upload path pattern whose first segment is a wildcard can write anywhere from the root down. */
+function sftpUploadAnywhere(body: Obj): RuleWarning[] {
+  const sftp = isObj(body.sftp) ? body.sftp : undefined;
+  if (!sftp || (sftp.direction !== 'upload' && sftp.direction !== 'both')) return [];
+  const out: RuleWarning[] = [];
+  list(sftp.paths).forEach((p, i) => {
+    if (typeof p !== 'string') return;
+    const first = p.split('/').find((seg) => seg !== '');
+    if (first === undefined || /^\*+$/.test(first)) {
+      out.push({ path: ['sftp', 'paths', i], code: WARNING_CODES.sftpUploadAnywhere, message: `allows uploads anywhere: \`${p}\` matches every top-level path; name the directory uploads go to` });
+    }
+  });
+  return out;
+}
+
+const MODBUS_ADDRESS_SPACE = 65_536;
+/** Function codes that write: 5, 6, 15, 16 (coils and registers), 22 (mask write), 23 (read/write). */
+const MODBUS_WRITE_CODES = new Set([5, 6, 15, 16, 22, 23]);
+
+/** Writes to every address: `readwrite`/`write` (or write codes) over 0-65535, or with no addresses or points at all. */
+function modbusWriteEverywhere(body: Obj): RuleWarning[] {
+  const writes = body.access === 'write' || body.access === 'readwrite' || body.preset === 'readwrite' || body.preset === 'programming'
+    || list(body.function_codes).some((fc) => typeof fc === 'number' && MODBUS_WRITE_CODES.has(fc));
+  if (!writes || body.points !== undefined) return [];
+  if (body.addresses !== undefined) {
+    // The schema refuses overlapping ranges, so the covered count is the sum of the ranges' sizes.
+    let covered = 0;
+    for (const r of list(body.addresses)) {
+      const range = addressRange(r);
+      if (!range) return []; // malformed: the schema reports it
+      covered += range.to - range.from + 1;
+    }
+    if (covered < MODBUS_ADDRESS_SPACE) return [];
+  }
+  const what = body.addresses === undefined ? 'no addresses or points' : 'addresses 0-65535';
+  return [{ path: body.addresses === undefined ? [] : ['addresses'], code: WARNING_CODES.modbusWriteEverywhere, message: `allows writes to every address (${what}); name the registers and coils that may be written` }];
+}
+
+function addressRange(r: unknown): { from: number; to: number } | undefined {
+  if (typeof r === 'number' && Number.isInteger(r)) return { from: r, to: r };
+  if (typeof r === 'string') {
+    const m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(r);
+    return m ? { from: Number(m[1]), to: Math.min(Number(m[2]), MODBUS_ADDRESS_SPACE - 1) } : undefined;
+  }
+  if (isObj(r) && typeof r.from === 'number' && typeof r.to === 'number') return { from: r.from, to: Math.min(r.to, MODBUS_ADDRESS_SPACE - 1) };
+  return undefined;
 }

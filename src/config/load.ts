@@ -16,9 +16,16 @@ import type { ConfigIssue, FirmwareProfile, HardwareProfile, ListenerConfig, Loa
 import { checkFirmwareProfile, DEFAULT_PROFILES_DIR } from './profiles.ts';
 import { checkHardwareProfile, DEFAULT_HARDWARE_DIR } from './hardware.ts';
 import { crossCheck } from './check.ts';
-import { dedupe, deepFreeze, sortIssues, hasErrors, issueAt, readYaml, throwIfErrors, valueAt, zodToIssues, type YamlSource } from './yaml-issues.ts';
+import { dedupe, deepFreeze, sortIssues, hasErrors, issueAt, readBoundedText, readYaml, throwIfErrors, valueAt, zodToIssues, type UnreadableText, type YamlSource } from './yaml-issues.ts';
+import { MAX_CONFIG_BYTES } from './limits.ts';
 
 export { formatIssue } from './yaml-issues.ts';
+export { MAX_CONFIG_BYTES } from './limits.ts';
+
+/** A config file's text read with this process's rights, bounded like a config (for sending to config.check). */
+export function readConfigText(file: string): { text: string } | UnreadableText {
+  return readBoundedText(file, MAX_CONFIG_BYTES);
+}
 
 export interface LoadOptions {
   /** Folder of firmware profiles (default: firmware-profiles/ of this installation). */
@@ -41,9 +48,14 @@ export interface CheckResult {
   config?: LoadedConfig;
   /** Every error and warning, in file order per file. */
   issues: ConfigIssue[];
-  /** True when the file itself could not be read (loadConfig then throws PS_CONFIG_READ). */
+  /** True when the file itself could not be read (loadConfig then throws PS_CONFIG_READ, or PS_CONFIG_TOO_LARGE). */
   unreadable?: boolean;
+  /** True when the file or text is larger than MAX_CONFIG_BYTES. */
+  tooLarge?: boolean;
 }
+
+/** The top-level keys of a config file: a map with none of them is some other file, and is not quoted. */
+const CONFIG_KEYS = Object.keys(configSchema.shape);
 
 /** Defaults that have no better source than a constant. */
 export const VAULT_KEY_FILE_DEFAULT = '/etc/penstock/vault.key';
@@ -54,8 +66,8 @@ export const VAULT_KEY_FILE_DEFAULT = '/etc/penstock/vault.key';
  */
 export function checkConfig(file: string, protocols: ProtocolSchemas, opts: LoadOptions = {}): CheckResult {
   const path = resolve(file);
-  const { source: fileSource, issues: yamlIssues, unreadable } = readYaml(path, opts.text);
-  if (!fileSource) return unreadable ? { issues: yamlIssues, unreadable } : { issues: yamlIssues };
+  const { source: fileSource, issues: yamlIssues, unreadable, tooLarge } = readYaml(path, opts.text, { maxBytes: MAX_CONFIG_BYTES, knownKeys: CONFIG_KEYS });
+  if (!fileSource) return { issues: yamlIssues, ...(unreadable ? { unreadable } : {}), ...(tooLarge ? { tooLarge } : {}) };
   const source = withExtraGrants(fileSource, opts.extraGrants);
   const issues: ConfigIssue[] = [...yamlIssues];
 
@@ -103,8 +115,8 @@ export function checkConfig(file: string, protocols: ProtocolSchemas, opts: Load
 
 /** Load a config file into an immutable snapshot; throws PS_CONFIG_INVALID with `details.issues` listing all issues. */
 export function loadConfig(file: string, protocols: ProtocolSchemas, opts: LoadOptions = {}): LoadedConfig {
-  const { config, issues, unreadable } = checkConfig(file, protocols, opts);
-  if (unreadable) throw new PenstockError('PS_CONFIG_READ', issues[0]?.message ?? 'cannot read the configuration', { file: resolve(file), issues });
+  const { config, issues, unreadable, tooLarge } = checkConfig(file, protocols, opts);
+  if (unreadable) throw new PenstockError(tooLarge ? 'PS_CONFIG_TOO_LARGE' : 'PS_CONFIG_READ', issues[0]?.message ?? 'cannot read the configuration', { file: resolve(file), issues });
   throwIfErrors(`invalid configuration ${resolve(file)}`, issues);
   return config!;
 }

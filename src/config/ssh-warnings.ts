@@ -7,12 +7,14 @@ import { admitsAnyOption, hasWildcard } from '../policy/argv-pattern.ts';
 import { parseCommandLine } from '../policy/argv.ts';
 
 export const SSH_RULE_WARNINGS = {
-  /** The client chooses what runs: an interpreter or wrapper with a free argument, or a wildcard program. */
-  ssh_exec_runs_anything: 'the rule lets the client choose what runs',
+  /** The program word is a wildcard (`["*", "..."]`, `["..."]`): any command. */
+  W_SSH_EXEC_ANY_PROGRAM: 'the rule lets the client choose the program',
+  /** An interpreter or wrapper with a free argument (`bash *`, `env -...`): it runs what the client says. */
+  W_SSH_EXEC_INTERPRETER: 'the rule lets the client choose what the program runs',
   /** `-*` or `-...`: the client may add any option. */
-  ssh_exec_any_option: 'the rule admits options it does not name',
+  W_SSH_EXEC_ANY_OPTION: 'the rule admits options it does not name',
   /** The program reaches a shell through a pager, an editor, stdin commands or its own options. */
-  ssh_exec_shell_escape: 'the program can reach a shell as the rule allows it',
+  W_SSH_EXEC_SHELL_ESCAPE: 'the program can reach a shell as the rule allows it',
 } as const;
 export type SshRuleWarningCode = keyof typeof SSH_RULE_WARNINGS;
 
@@ -116,15 +118,15 @@ export function sshRuleWarnings(rule: Record<string, unknown>): SshRuleWarning[]
   const name = program(words[0]);
   const free = pattern !== undefined && hasWildcard(pattern.slice(1));
   if (pattern && hasWildcard(pattern.slice(0, 1))) {
-    out.push({ field, code: 'ssh_exec_runs_anything', message: `allows everything: \`${shown}\` lets the client choose the program; name it` });
+    out.push({ field, code: 'W_SSH_EXEC_ANY_PROGRAM', message: `allows any command: \`${shown}\` lets the client choose the program; name it` });
   } else if (runsAnything.test(name) && free) {
-    out.push({ field, code: 'ssh_exec_runs_anything', message: `allows everything: \`${shown}\` lets the client choose what ${name} runs; name exact commands (exec with literal words, or command_line) instead` });
+    out.push({ field, code: 'W_SSH_EXEC_INTERPRETER', message: `allows everything: \`${shown}\` lets the client choose what ${name} runs; name exact commands (exec with literal words, or command_line) instead` });
   }
   const openOptions = pattern !== undefined && admitsAnyOption(pattern);
   if (openOptions) {
-    out.push({ field, code: 'ssh_exec_any_option', message: `admits any option: \`${shown}\` lets the client add options the rule does not name (-* or -...); name the options instead (--no-pager, -n *, --lines=*)` });
+    out.push({ field, code: 'W_SSH_EXEC_ANY_OPTION', message: `admits any option: \`${shown}\` lets the client add options the rule does not name (-* or -...); name the options instead (--no-pager, -n *, --lines=*)` });
   }
-  if (out.some((w) => w.code === 'ssh_exec_runs_anything')) return out;
+  if (out.some((w) => w.code === 'W_SSH_EXEC_ANY_PROGRAM' || w.code === 'W_SSH_EXEC_INTERPRETER')) return out;
   const escape = SHELL_ESCAPES[name];
   if (!escape) return out;
   const bareOptions = escape.bareFirstOptions === true && pattern !== undefined && hasWildcard(pattern.slice(1, 2));
@@ -133,6 +135,6 @@ export function sshRuleWarnings(rule: Record<string, unknown>): SshRuleWarning[]
   if (pty && escape.tty && !(escape.ttyOff && words.includes(escape.ttyOff))) ways.push(`with a pty, ${escape.tty}`);
   if (openOptions && escape.options) ways.push(`with any option, ${escape.options}`);
   else if (bareOptions && escape.options) ways.push(`its first argument is option letters even without a dash, and ${escape.options}`);
-  if (ways.length > 0) out.push({ field, code: 'ssh_exec_shell_escape', message: `reaches a shell: \`${shown}\`: ${ways.join('; ')}` });
+  if (ways.length > 0) out.push({ field, code: 'W_SSH_EXEC_SHELL_ESCAPE', message: `reaches a shell: \`${shown}\`: ${ways.join('; ')}` });
   return out;
 }

@@ -12,7 +12,7 @@ export interface ConfigIssue {
   field: string;
   message: string;
   severity: 'error' | 'warning';
-  /** A stable code for warnings that have one (e.g. `ssh_exec_any_option`); tests match it. */
+  /** Stable code, where the issue has one (PS_CONFIG_TOO_LARGE, or a warning's W_… code): match on it, not on the message. */
   code?: string;
 }
 

@@ -3,7 +3,7 @@
 //
 // zod reports paths into the plain JS value; we keep the parsed YAML Document (with a LineCounter) and
 // walk the same path through its nodes to find where that value was written.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { PenstockError } from '../common/errors.ts';
@@ -26,11 +26,12 @@ export function formatPath(path: Path): string {
   return out;
 }
 
-/** `FILE:LINE:COL: FIELD: MESSAGE`, warnings prefixed `warning:`. File-level issues (line 0) omit the position. */
+/** `FILE:LINE:COL: FIELD: MESSAGE [CODE]`, warnings prefixed `warning:`. File-level issues (line 0) omit the position. */
 export function formatIssue(issue: ConfigIssue): string {
   const where = issue.line > 0 ? `${issue.file}:${issue.line}:${issue.column}` : issue.file;
   const field = issue.field ? `${issue.field}: ` : '';
-  return `${where}: ${issue.severity === 'warning' ? 'warning: ' : ''}${field}${issue.message}`;
+  const code = issue.code ? ` [${issue.code}]` : '';
+  return `${where}: ${issue.severity === 'warning' ? 'warning: ' : ''}${field}${issue.message}${code}`;
 }
 
 export function hasErrors(issues: readonly ConfigIssue[]): boolean {
@@ -46,37 +47,106 @@ export function throwIfErrors(what: string, issues: readonly ConfigIssue[]): voi
   throw new PenstockError('PS_CONFIG_INVALID', `${what}: ${errors.length} error${errors.length === 1 ? '' : 's'}\n  ${first}${more}`, { issues: [...issues] });
 }
 
-export function fileIssue(file: string, message: string, severity: ConfigIssue['severity'] = 'error'): ConfigIssue {
-  return { file, line: 0, column: 0, field: '', message, severity };
+export function fileIssue(file: string, message: string, severity: ConfigIssue['severity'] = 'error', code?: string): ConfigIssue {
+  return { file, line: 0, column: 0, field: '', message, severity, ...(code !== undefined ? { code } : {}) };
+}
+
+/** Why a file's text could not be had: the error code, a message for people, and whether it is absent. */
+export interface UnreadableText {
+  code: 'PS_CONFIG_READ' | 'PS_CONFIG_TOO_LARGE';
+  message: string;
+  missing?: boolean;
 }
 
 /**
- * Read and parse a YAML file (or `text` standing in for it). YAML syntax errors come back as issues,
- * and then `source` is undefined: a half-parsed document is never validated.
+ * A file's text, reading at most `maxBytes` (+1 to notice more): a regular file only, so a device
+ * (/dev/zero), a FIFO or a socket is refused at once instead of blocking or filling memory.
  */
-export function readYaml(file: string, text?: string): { source?: YamlSource; issues: ConfigIssue[]; unreadable?: boolean; missing?: boolean } {
-  let src: string;
-  if (text !== undefined) src = text;
-  else {
-    try {
-      src = readFileSync(file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      return { issues: [fileIssue(file, `cannot read file: ${code ?? String(err)}`)], unreadable: true, missing: code === 'ENOENT' };
+export function readBoundedText(file: string, maxBytes: number): { text: string } | UnreadableText {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused below as not a regular file.
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { code: 'PS_CONFIG_READ', message: `cannot read file: ${code ?? String(err)}`, missing: code === 'ENOENT' };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { code: 'PS_CONFIG_READ', message: 'cannot read file: not a regular file' };
+    const tooLarge = (): UnreadableText => ({ code: 'PS_CONFIG_TOO_LARGE', message: `file is larger than ${maxBytes} bytes, the most a config file may be` });
+    if (st.size > maxBytes) return tooLarge();
+    // st.size may be 0 for files that still have content (/proc): read until end, never past the bound.
+    const buf = Buffer.allocUnsafe(Math.min(maxBytes, Math.max(st.size, 64 * 1024)) + 1);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > maxBytes) return tooLarge();
+      chunks.push(Buffer.from(buf.subarray(0, n)));
     }
+    return { text: Buffer.concat(chunks, total).toString('utf8') };
+  } catch (err) {
+    return { code: 'PS_CONFIG_READ', message: `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What readYaml needs to know to tell a config file from any other file. */
+export interface YamlExpectation {
+  /** Most bytes read (default: no bound). */
+  maxBytes?: number;
+  /**
+   * Top-level keys of the expected kind of file. When given, a document whose top level is a map with
+   * none of them is not that kind of file (a password or key file): it is reported in one message that
+   * quotes nothing of it, and YAML syntax problems in a document not shown to be one are reported by
+   * their code only (the library's messages quote tags, aliases and escapes from the text).
+   */
+  knownKeys?: readonly string[];
+}
+
+/** True when the document's top level is a map holding at least one of the known keys. */
+function holdsKnownKey(contents: unknown, knownKeys: readonly string[]): boolean {
+  return isMap(contents) && contents.items.some((p) => isScalar(p.key) && typeof p.key.value === 'string' && knownKeys.includes(p.key.value));
+}
+
+/**
+ * Read and parse a YAML file (or `text` standing in for it), refusing more than `maxBytes`. YAML
+ * syntax errors come back as issues, and then `source` is undefined: a half-parsed document is never
+ * validated.
+ */
+export function readYaml(file: string, text?: string, expect: YamlExpectation = {}): { source?: YamlSource; issues: ConfigIssue[]; unreadable?: boolean; missing?: boolean; tooLarge?: boolean } {
+  const maxBytes = expect.maxBytes ?? Number.MAX_SAFE_INTEGER;
+  let src: string;
+  if (text !== undefined) {
+    if (Buffer.byteLength(text, 'utf8') > maxBytes) {
+      return { issues: [fileIssue(file, `text is larger than ${maxBytes} bytes, the most a config file may be`, 'error', 'PS_CONFIG_TOO_LARGE')], unreadable: true, tooLarge: true };
+    }
+    src = text;
+  } else {
+    const read = readBoundedText(file, maxBytes);
+    if (!('text' in read)) {
+      return { issues: [fileIssue(file, read.message, 'error', read.code)], unreadable: true, ...(read.missing ? { missing: true } : {}), ...(read.code === 'PS_CONFIG_TOO_LARGE' ? { tooLarge: true } : {}) };
+    }
+    src = read.text;
   }
   const lines = new LineCounter();
   // YAML 1.2 core schema: `08:00` and `2026-11-25T08:00:00Z` stay strings, `yes` is not a boolean.
   const doc = parseDocument(src, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, version: '1.2' });
   const at = (offset: number) => lines.linePos(offset);
   const issues: ConfigIssue[] = [];
+  const shown = expect.knownKeys === undefined || holdsKnownKey(doc.contents, expect.knownKeys);
+  const describeYaml = (e: { code: string; message: string }) => (shown ? e.message.split('\n')[0] : `${e.code.toLowerCase().replaceAll('_', ' ')} (${e.code})`);
   for (const e of doc.errors) {
     const p = at(e.pos[0]);
-    issues.push({ file, line: p.line, column: p.col, field: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, severity: 'error' });
+    issues.push({ file, line: p.line, column: p.col, field: '', message: `YAML syntax: ${describeYaml(e)}`, severity: 'error' });
   }
   for (const w of doc.warnings) {
     const p = at(w.pos[0]);
-    issues.push({ file, line: p.line, column: p.col, field: '', message: `YAML: ${w.message.split('\n')[0]}`, severity: 'warning' });
+    issues.push({ file, line: p.line, column: p.col, field: '', message: `YAML: ${describeYaml(w)}`, severity: 'warning' });
   }
   if (hasErrors(issues)) return { issues };
   if (doc.contents === null) return { issues: [...issues, { file, line: 1, column: 1, field: '', message: 'the file is empty', severity: 'error' }] };
@@ -84,7 +154,12 @@ export function readYaml(file: string, text?: string): { source?: YamlSource; is
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    return { issues: [...issues, { file, line: 1, column: 1, field: '', message: `YAML: ${(err as Error).message}`, severity: 'error' }] };
+    const message = shown ? `YAML: ${(err as Error).message}` : 'YAML: the document cannot be resolved (an alias or tag)';
+    return { issues: [...issues, { file, line: 1, column: 1, field: '', message, severity: 'error' }] };
+  }
+  if (!shown && isMap(doc.contents)) {
+    const message = `not a config file: none of its ${doc.contents.items.length} top-level keys is one a config has (${expect.knownKeys!.join(', ')})`;
+    return { issues: [...issues, { file, line: 1, column: 1, field: '', message, severity: 'error' }] };
   }
   return { source: { file, doc, lines, data }, issues };
 }
@@ -140,12 +215,18 @@ export function issueAt(source: YamlSource, path: Path, message: string, severit
 
 type ZodIssue = z.core.$ZodIssue;
 
+/**
+ * The kind of a value, never the value: a file that is not a config at all (a key, a password file)
+ * parses as one string, and echoing it would hand its content to whoever asked for the check.
+ */
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a map';
-  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-  return `${typeof v} ${String(v)}`;
+  if (typeof v === 'string') return 'a string';
+  if (typeof v === 'number') return 'a number';
+  if (typeof v === 'boolean') return 'a boolean';
+  return typeof v;
 }
 
 function typeMatches(expected: string, v: unknown): boolean {

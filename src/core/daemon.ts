@@ -116,15 +116,24 @@ export class Daemon {
       context: {
         core: this.#core,
         reload: () => this.reload(),
-        checkConfig: (file: string) => checkConfig(file, protocolSchemas),
+        // Text the operator's penstockctl read with its own rights; the daemon opens no path for this.
+        checkConfig: (text: string, name: string) => checkConfig(name, protocolSchemas, { text }),
         status: () => this.status(),
         journal: this.#journal,
       },
       log: this.#log,
+      // Read-only requests arrive counted, one record per command, operator and outcome per interval.
+      aggregateReadsMs: config.raw.journal.aggregate_reads_seconds * 1000,
       audit: async (e) => {
         await this.#journal!.append({
           event: e.ok === false && e.error === 'PS_ADMIN_UNKNOWN_COMMAND' ? 'admin.refused' : 'admin.request',
-          detail: { command: e.command, operator: e.operator, ok: e.ok, ...(e.error ? { error: e.error } : {}) },
+          detail: {
+            command: e.command,
+            operator: e.operator,
+            ok: e.ok,
+            ...(e.error ? { error: e.error } : {}),
+            ...(e.phase === 'aggregate' ? { count: e.count, first: e.first, last: e.last } : {}),
+          },
         });
       },
     });

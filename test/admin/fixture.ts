@@ -228,17 +228,35 @@ export interface CtlResult {
 export function runCtl(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; asUid?: number; cwd?: string; viaBin?: boolean } = {}): Promise<CtlResult> {
   // Through bin/penstockctl (the installed wrapper) or the runtime on the script directly.
   const argv = opts.viaBin ? [join(ROOT, 'bin/penstockctl'), ...args] : [NODE, CTL, ...args];
-  const [cmd, cmdArgs] = opts.asUid === undefined
-    ? [argv[0]!, argv.slice(1)]
-    : ['setpriv', [`--reuid=${opts.asUid}`, `--regid=${opts.asUid}`, '--clear-groups', ...argv]];
+  return runAs(opts.asUid === undefined ? argv : setprivArgv(opts.asUid, opts.asUid, argv), { cwd: opts.cwd ?? ROOT, env: { PATH: process.env.PATH, TZ: 'UTC', ...opts.env }, stdin: opts.stdin ?? '' });
+}
+
+/** Run a node script as another uid (and gid, default the same) through setpriv; needs root. */
+export function nodeAs(asUid: number, script: string, args: string[], opts: { gid?: number } = {}): Promise<CtlResult> {
+  return runAs(setprivArgv(asUid, opts.gid ?? asUid, [NODE, '-e', script, ...args]), { stdin: '' });
+}
+
+function setprivArgv(uid: number, gid: number, argv: string[]): string[] {
+  return ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', ...argv];
+}
+
+/** Spawn argv, feed it stdin, collect its output until it closes. */
+function runAs(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdin: string }): Promise<CtlResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, cmdArgs, { cwd: opts.cwd ?? ROOT, env: { PATH: process.env.PATH, TZ: 'UTC', ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.env ? { env: opts.env } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
-    child.stdin.end(opts.stdin ?? '');
+    child.stdin.end(opts.stdin);
   });
 }
+
+/** A node -e script for nodeAs: sends argv[2] on a connection to argv[1], prints the first answer line. */
+export const ONE_REQUEST_SCRIPT = `const s = require('node:net').createConnection(process.argv[1]);
+let buf = '';
+s.on('connect', () => s.write(process.argv[2]));
+s.on('data', (d) => { buf += d; const nl = buf.indexOf('\\n'); if (nl >= 0) { process.stdout.write(buf.slice(0, nl)); s.destroy(); } });
+s.on('error', (e) => { console.error(e.code); process.exit(2); });`;

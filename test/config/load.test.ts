@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkConfig, loadConfig, formatIssue } from '../../src/config/load.ts';
+import { MAX_CONFIG_BYTES } from '../../src/config/limits.ts';
 import { isPenstockError } from '../../src/common/errors.ts';
 import type { ConfigIssue } from '../../src/config/types.ts';
 import { testProtocols } from './protocols.ts';
@@ -341,5 +345,117 @@ test('checkConfig never throws on hostile input', () => {
     const r = checkConfig(GOOD, testProtocols, { text });
     assert.equal(r.config, undefined, text);
     assert.ok(errors(r.issues).length > 0, text);
+  }
+});
+
+// ---------------------------------------------------------------- size cap (issue 10)
+
+test('a config over MAX_CONFIG_BYTES is refused at once with PS_CONFIG_TOO_LARGE: load, check, and text', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'penstock-cap-'));
+  try {
+    const huge = join(dir, 'huge.yaml');
+    // Valid YAML all the way (a long comment), so only the size can be the reason.
+    writeFileSync(huge, `${goodText}\n# ${'x'.repeat(MAX_CONFIG_BYTES)}\n`);
+    const started = Date.now();
+    assert.throws(() => loadConfig(huge, testProtocols, { clock }), (err: unknown) => isPenstockError(err, 'PS_CONFIG_TOO_LARGE'));
+    const r = checkConfig(huge, testProtocols, { clock });
+    assert.equal(r.config, undefined);
+    assert.equal(r.tooLarge, true);
+    assert.deepEqual(r.issues.map((i) => i.code), ['PS_CONFIG_TOO_LARGE']);
+    const t = checkConfig(GOOD, testProtocols, { clock, text: `${goodText}\n# ${'x'.repeat(MAX_CONFIG_BYTES)}\n` });
+    assert.deepEqual(t.issues.map((i) => i.code), ['PS_CONFIG_TOO_LARGE']);
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    // Exactly at the bound is still read (and judged on its content).
+    const atBound = join(dir, 'at-bound.yaml');
+    const pad = MAX_CONFIG_BYTES - Buffer.byteLength(goodText) - 3;
+    writeFileSync(atBound, `${goodText}# ${'x'.repeat(pad)}\n`);
+    assert.equal(statSync(atBound).size, MAX_CONFIG_BYTES);
+    assert.ok(loadConfig(atBound, testProtocols, { clock }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('devices and FIFOs are refused without being read: PS_CONFIG_READ', () => {
+  assert.throws(() => loadConfig('/dev/zero', testProtocols), (err: unknown) => isPenstockError(err, 'PS_CONFIG_READ'));
+  const dir = mkdtempSync(join(tmpdir(), 'penstock-fifo-'));
+  try {
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    // A FIFO with no writer would block a plain read forever.
+    const r = checkConfig(fifo, testProtocols);
+    assert.deepEqual(r.issues.map((i) => i.code), ['PS_CONFIG_READ']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file that is not a config is described by type, never quoted', () => {
+  const secret = 'c2004ffb41a6d0e19b7a2c55e0f3a9d84b6c1e27f05a3d9c8b2e4f6a1d3c5e7f';
+  for (const text of [`${secret}\n`, `appliance: ${secret}\n`, `appliance:\n  id: gw\n  site: s\n  zone: z\n  state_dir: 4711\nadmin: { group: true }\n`]) {
+    const r = checkConfig(GOOD, testProtocols, { text });
+    const all = r.issues.map(formatIssue).join('\n');
+    assert.ok(!all.includes(secret.slice(0, 8)), all);
+    assert.ok(!/4711|\btrue\b/.test(all), all);
+  }
+  assert.ok(checkConfig(GOOD, testProtocols, { text: `${secret}\n` }).issues.some((i) => /expected a map, got a string/.test(i.message)));
+  // Files that parse as a map without one config key (a shadow file), or whose YAML errors would quote
+  // the text (aliases, tags, directives, escapes): nothing of the text comes back.
+  const hash = '$y$j9T$Fq3e1Zx0$s3cr3tH4shValue';
+  for (const text of [`root:${hash}:20228:0:99999:7:::\nana:${hash}:20228:0:99999:7:::\n`, `k: *${secret}\n`, `k: !${secret} v\n`, `%${secret} x\n---\na: 1\n`, `"\\q${secret}"\n`]) {
+    const r = checkConfig(GOOD, testProtocols, { text });
+    assert.equal(r.config, undefined, text);
+    const all = r.issues.map(formatIssue).join('\n');
+    assert.ok(!all.includes(secret.slice(0, 8)) && !all.includes('s3cr3t') && !all.includes('ana'), all);
+  }
+  // A real config keeps the YAML library's detail.
+  assert.match(check(mutate(['  site: Riverside PV\n', '  site: !weird Riverside PV\n'])).issues.map(formatIssue).join('\n'), /Unresolved tag: !weird/);
+});
+
+// ---------------------------------------------------------------- rules that allow everything (issue 10)
+
+function warningCodes(text: string): { field: string; code: string | undefined }[] {
+  const r = check(text);
+  assert.ok(r.config, r.issues.map(formatIssue).join('\n'));
+  return r.issues.filter((i) => i.severity === 'warning').map((i) => ({ field: i.field, code: i.code }));
+}
+
+const SSH_RULE = '      - ssh: { exec: [systemctl, status, "*"] }';
+
+test('bash * keeps its warning, now with a code', () => {
+  assert.deepEqual(warningCodes(mutate([SSH_RULE, '      - ssh: { exec: [bash, "*"] }'])), [{ field: 'grants[2].rules[0].ssh.exec', code: 'W_SSH_EXEC_INTERPRETER' }]);
+});
+
+test('exec whose program is a wildcard allows any command: W_SSH_EXEC_ANY_PROGRAM', () => {
+  for (const exec of ['["*", "..."]', '["..."]', '["*"]']) {
+    assert.deepEqual(warningCodes(mutate([SSH_RULE, `      - ssh: { exec: ${exec} }`])), [{ field: 'grants[2].rules[0].ssh.exec', code: 'W_SSH_EXEC_ANY_PROGRAM' }], exec);
+  }
+  assert.deepEqual(warningCodes(mutate([SSH_RULE, '      - ssh: { effect: deny, exec: ["..."] }'])), [], 'a deny rule takes nothing away');
+  assert.deepEqual(warningCodes(goodText), [], 'systemctl status * names its program');
+});
+
+test('SFTP upload to /* or /** allows uploads anywhere: W_SFTP_UPLOAD_ANYWHERE', () => {
+  for (const [paths, direction] of [['["/*"]', 'upload'], ['["/**"]', 'both'], ['["/srv/ok/*", "/**/authorized_keys"]', 'upload']] as const) {
+    const codes = warningCodes(mutate([SSH_RULE, `      - ssh: { sftp: { paths: ${paths}, direction: ${direction} } }`]));
+    assert.deepEqual(codes.map((c) => c.code), ['W_SFTP_UPLOAD_ANYWHERE'], paths);
+    assert.match(codes[0]!.field, /^grants\[2\]\.rules\[0\]\.ssh\.sftp\.paths\[\d\]$/);
+  }
+  assert.deepEqual(warningCodes(mutate([SSH_RULE, '      - ssh: { sftp: { paths: ["/*"], direction: download } }'])), [], 'downloads are not this warning');
+  assert.deepEqual(warningCodes(mutate([SSH_RULE, '      - ssh: { sftp: { paths: ["/srv/upload/*"], direction: upload } }'])), []);
+});
+
+test('Modbus writes over 0-65535, or with no addresses, are a warning: W_MODBUS_WRITE_ALL_ADDRESSES', () => {
+  const CURTAIL = '      - modbus: { access: read, addresses: ["40000-40001", 40069] }';
+  for (const rule of [
+    '{ access: readwrite, addresses: ["0-65535"] }',
+    '{ access: write, addresses: ["0-39999", "40000-65535"] }',
+    '{ access: readwrite }',
+    '{ preset: readwrite }',
+    '{ function_codes: [3, 16] }',
+  ]) {
+    assert.deepEqual(warningCodes(mutate([CURTAIL, `      - modbus: ${rule}`])).map((w) => w.code), ['W_MODBUS_WRITE_ALL_ADDRESSES'], rule);
+  }
+  for (const rule of ['{ access: readwrite, addresses: ["0-65534"] }', '{ access: read }', '{ preset: readonly }', '{ effect: deny, access: write }']) {
+    assert.deepEqual(warningCodes(mutate([CURTAIL, `      - modbus: ${rule}`])), [], rule);
   }
 });

@@ -26,10 +26,10 @@ test('a wildcard that admits options is warned at config check, with its code, f
   assert.ok(result.config, 'warnings do not stop the config');
   const w = result.issues.filter((i) => i.severity === 'warning');
   assert.deepEqual(w.map((i) => [i.field, i.code]), [
-    ['grants[2].rules[1].ssh.exec', 'ssh_exec_any_option'],
-    ['grants[2].rules[2].ssh.exec', 'ssh_exec_any_option'],
+    ['grants[2].rules[1].ssh.exec', 'W_SSH_EXEC_ANY_OPTION'],
+    ['grants[2].rules[2].ssh.exec', 'W_SSH_EXEC_ANY_OPTION'],
     // journalctl with any option also reaches other machines (--host, -M)
-    ['grants[2].rules[2].ssh.exec', 'ssh_exec_shell_escape'],
+    ['grants[2].rules[2].ssh.exec', 'W_SSH_EXEC_SHELL_ESCAPE'],
   ]);
   assert.equal(w[0]!.line, text.split('\n').findIndex((l) => l.includes('[ls, "-*"')) + 1);
 });
@@ -44,38 +44,38 @@ test('operand-only patterns and named options are not warned', () => {
 });
 
 test('programs that reach a shell are warned with a pty or with open options', () => {
-  assert.deepEqual(codes({ exec: ['systemctl', 'status', '*'], pty: true }), ['ssh_exec_shell_escape'], 'the pager');
+  assert.deepEqual(codes({ exec: ['systemctl', 'status', '*'], pty: true }), ['W_SSH_EXEC_SHELL_ESCAPE'], 'the pager');
   assert.deepEqual(codes({ exec: ['systemctl', '--no-pager', 'status', '*'], pty: true }), [], '--no-pager: no pager');
-  assert.deepEqual(codes({ exec: ['journalctl', '-u', 'bridge'], pty: true }), ['ssh_exec_shell_escape']);
-  assert.deepEqual(codes({ exec: ['less', '/var/log/syslog'], pty: true }), ['ssh_exec_shell_escape']);
+  assert.deepEqual(codes({ exec: ['journalctl', '-u', 'bridge'], pty: true }), ['W_SSH_EXEC_SHELL_ESCAPE']);
+  assert.deepEqual(codes({ exec: ['less', '/var/log/syslog'], pty: true }), ['W_SSH_EXEC_SHELL_ESCAPE']);
   assert.deepEqual(codes({ exec: ['less', '/var/log/syslog'] }), [], 'less without a terminal pages nothing');
-  assert.deepEqual(codes({ exec: ['/usr/bin/man', '*'], pty: true }), ['ssh_exec_shell_escape']);
+  assert.deepEqual(codes({ exec: ['/usr/bin/man', '*'], pty: true }), ['W_SSH_EXEC_SHELL_ESCAPE']);
   assert.deepEqual(codes({ exec: ['git', '--no-pager', 'log'], pty: true }), []);
-  assert.deepEqual(codes({ exec: ['git', 'log'], pty: true }), ['ssh_exec_shell_escape']);
-  assert.deepEqual(codes({ command_line: 'more /etc/motd', pty: true }), ['ssh_exec_shell_escape'], 'command_line rules too');
-  assert.deepEqual(codes({ exec: ['tar', '-...'] }), ['ssh_exec_any_option', 'ssh_exec_shell_escape'], 'tar --to-command');
-  assert.deepEqual(codes({ exec: ['tar', '*', '...'] }), ['ssh_exec_shell_escape'], 'tar xIf CMD: old-style options need no dash');
-  assert.deepEqual(codes({ exec: ['find', '/var', '-*', '*'] }), ['ssh_exec_any_option', 'ssh_exec_shell_escape'], 'find -exec');
-  assert.deepEqual(codes({ exec: ['rsync', '-...'] }), ['ssh_exec_any_option', 'ssh_exec_shell_escape']);
-  assert.deepEqual(codes({ exec: ['ssh', '-*', '*'] }), ['ssh_exec_any_option', 'ssh_exec_shell_escape']);
-  assert.deepEqual(codes({ exec: ['scp', '-...'] }), ['ssh_exec_any_option', 'ssh_exec_shell_escape']);
+  assert.deepEqual(codes({ exec: ['git', 'log'], pty: true }), ['W_SSH_EXEC_SHELL_ESCAPE']);
+  assert.deepEqual(codes({ command_line: 'more /etc/motd', pty: true }), ['W_SSH_EXEC_SHELL_ESCAPE'], 'command_line rules too');
+  assert.deepEqual(codes({ exec: ['tar', '-...'] }), ['W_SSH_EXEC_ANY_OPTION', 'W_SSH_EXEC_SHELL_ESCAPE'], 'tar --to-command');
+  assert.deepEqual(codes({ exec: ['tar', '*', '...'] }), ['W_SSH_EXEC_SHELL_ESCAPE'], 'tar xIf CMD: old-style options need no dash');
+  assert.deepEqual(codes({ exec: ['find', '/var', '-*', '*'] }), ['W_SSH_EXEC_ANY_OPTION', 'W_SSH_EXEC_SHELL_ESCAPE'], 'find -exec');
+  assert.deepEqual(codes({ exec: ['rsync', '-...'] }), ['W_SSH_EXEC_ANY_OPTION', 'W_SSH_EXEC_SHELL_ESCAPE']);
+  assert.deepEqual(codes({ exec: ['ssh', '-*', '*'] }), ['W_SSH_EXEC_ANY_OPTION', 'W_SSH_EXEC_SHELL_ESCAPE']);
+  assert.deepEqual(codes({ exec: ['scp', '-...'] }), ['W_SSH_EXEC_ANY_OPTION', 'W_SSH_EXEC_SHELL_ESCAPE']);
 });
 
 test('editors and command-reading programs are warned even without a pty: they read commands from stdin', () => {
   for (const exec of [['vi', '/etc/motd'], ['ed', '/etc/motd'], ['vim', '*'], ['sftp', 'backup'], ['sqlite3', '/var/db/x']]) {
-    assert.deepEqual(codes({ exec }), ['ssh_exec_shell_escape'], exec.join(' '));
+    assert.deepEqual(codes({ exec }), ['W_SSH_EXEC_SHELL_ESCAPE'], exec.join(' '));
   }
   assert.deepEqual(codes({ exec: ['nano', '/etc/motd'] }), [], 'nano needs a terminal');
-  assert.deepEqual(codes({ exec: ['nano', '/etc/motd'], pty: true }), ['ssh_exec_shell_escape']);
+  assert.deepEqual(codes({ exec: ['nano', '/etc/motd'], pty: true }), ['W_SSH_EXEC_SHELL_ESCAPE']);
 });
 
 test('interpreters and wrappers with a free argument, or a wildcard program, allow everything', () => {
-  assert.deepEqual(codes({ exec: ['bash', '-c', '*'] }), ['ssh_exec_runs_anything']);
-  assert.deepEqual(codes({ exec: ['awk', '*', '*'] }), ['ssh_exec_runs_anything'], 'awk system()');
-  assert.deepEqual(codes({ exec: ['sed', '*', '/etc/motd'] }), ['ssh_exec_runs_anything'], "GNU sed's e command");
-  assert.deepEqual(codes({ exec: ['*', '...'] }), ['ssh_exec_runs_anything']);
+  assert.deepEqual(codes({ exec: ['bash', '-c', '*'] }), ['W_SSH_EXEC_INTERPRETER']);
+  assert.deepEqual(codes({ exec: ['awk', '*', '*'] }), ['W_SSH_EXEC_INTERPRETER'], 'awk system()');
+  assert.deepEqual(codes({ exec: ['sed', '*', '/etc/motd'] }), ['W_SSH_EXEC_INTERPRETER'], "GNU sed's e command");
+  assert.deepEqual(codes({ exec: ['*', '...'] }), ['W_SSH_EXEC_ANY_PROGRAM']);
   assert.deepEqual(codes({ exec: ['bash', '/opt/check.sh'] }), [], 'a named script is the site\'s choice');
-  assert.deepEqual(codes({ exec: ['env', '-...'] }), ['ssh_exec_any_option', 'ssh_exec_runs_anything'], 'one shell warning, not two');
+  assert.deepEqual(codes({ exec: ['env', '-...'] }), ['W_SSH_EXEC_ANY_OPTION', 'W_SSH_EXEC_INTERPRETER'], 'one shell warning, not two');
 });
 
 test('every warning code is documented in the README', () => {
