@@ -35,7 +35,8 @@ export interface Site {
 }
 
 /** `daemon`: Node flags, entry point and environment (default src/main.ts; the bench passes the shipped ones). */
-export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: { argv: string[]; env: Record<string, string> } } = {}): Promise<Site> {
+/** `sshdConfig`: more sshd_config lines for the target (e.g. AcceptEnv, SetEnv). */
+export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: { argv: string[]; env: Record<string, string> }; sshdConfig?: string[] } = {}): Promise<Site> {
   ensureTestUser();
   const { dir, cleanup } = tempDir('penstock-ssh-');
   const k = join(dir, 'keys');
@@ -45,7 +46,7 @@ export async function startSite(extraYaml: { grants?: string; listener?: string;
   const stranger = keygen(join(k, 'stranger_ed25519'));
   const ca = keygen(join(k, 'ca_ed25519'));
   const targetLogin = keygen(join(k, 'penstock_to_rtu'));
-  const sshd = await Sshd.start(dir, [targetLogin.pub]);
+  const sshd = await Sshd.start(dir, [targetLogin.pub], extraYaml.sshdConfig);
   const plcPort = await freePort();
   const plc = await Plc.start('tcp', plcPort);
   const target = targetFolder(dir);
