@@ -160,7 +160,11 @@ export class SftpProxy {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const h of this.#handles.values()) if (h.kind === 'upload') dropSpool(h);
+    for (const h of this.#handles.values()) {
+      if (h.kind === 'upload') dropSpool(h);
+      // A download cut off (revoke, kill, the client gone) still gets its outcome: what was sent.
+      if (h.kind === 'download') this.#downloaded(h, false);
+    }
     this.#handles.clear();
     this.#remote?.end();
     try {
@@ -439,17 +443,7 @@ export class SftpProxy {
     if (h.kind === 'download') {
       this.#dropAhead(h);
       await call<void>((cb) => remote.close(h.remote, cb)).catch(() => {});
-      const complete = h.hash !== undefined && h.hashedUpTo === h.size;
-      void core.recordOutcome(session, h.action, {
-        ok: true,
-        path: h.path,
-        direction: 'download',
-        size: h.size,
-        bytes_sent: h.sent,
-        complete,
-        ...(complete ? { sha256: h.hash!.digest('hex') } : { sha256_of_prefix: h.hash?.digest('hex'), prefix_bytes: h.hashedUpTo }),
-        duration_ms: Math.round(performance.now() - h.started),
-      });
+      this.#downloaded(h, true);
       return this.#status(reqid, STATUS.OK);
     }
     // Upload: decide with the real size; journaled before the file reaches the target.
@@ -484,6 +478,22 @@ export class SftpProxy {
     } finally {
       dropSpool(h);
     }
+  }
+
+  /** A download's outcome: the bytes sent and the SHA-256 of what the client got. */
+  #downloaded(h: DownloadHandle, closedByClient: boolean): void {
+    const complete = h.hash !== undefined && h.hashedUpTo === h.size;
+    void this.#o.core.recordOutcome(this.#o.session, h.action, {
+      ok: closedByClient,
+      path: h.path,
+      direction: 'download',
+      size: h.size,
+      bytes_sent: h.sent,
+      complete,
+      ...(complete ? { sha256: h.hash!.digest('hex') } : { sha256_of_prefix: h.hash?.digest('hex'), prefix_bytes: h.hashedUpTo }),
+      duration_ms: Math.round(performance.now() - h.started),
+      ...(closedByClient ? {} : { error: 'the session ended before the client closed the file' }),
+    });
   }
 
   /** mkdir, rmdir, remove, rename, setstat: each path touched is an upload of 0 bytes. */
