@@ -33,5 +33,5 @@ test('pty applies to exec and command_line rules only, and shows in the rule\'s 
   assert.equal(sshRuleSchema.safeParse({ exec: ['less', '*'], pty: true }).success, true);
   assert.equal(sshRuleSchema.safeParse({ shell: true, pty: true }).success, false);
   assert.equal(sshRuleSchema.safeParse({ exec: ['less', '*'], pty: false }).success, false);
-  assert.match(explainRule({ ssh: { exec: ['less', '*'], pty: true } }), /with a terminal/);
+  assert.match(explainRule({ ssh: sshRuleSchema.parse({ exec: ['less', '*'], pty: true }) }), /with a terminal/);
 });
