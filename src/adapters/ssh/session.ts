@@ -242,8 +242,8 @@ export class SshConnection {
     };
     // A terminal only where a rule says `pty: true`: on a terminal a pager or an editor is a shell.
     // Without such a rule the command still runs, without a terminal upstream. The client's pty
-    // request was accepted already (it comes before the command): refusing it would make OpenSSH
-    // close the channel under `ssh -t`, so the allowed command would not run at all.
+    // request was accepted already (it comes before the command): refusing it makes OpenSSH 9.2
+    // close the channel under `ssh -tt` (measured), so the allowed command would not run at all.
     const ptyGranted = pty !== undefined && this.#core.explain(this.session.principal.id, { target, verb: 'exec', object: { ...object, pty: true } }).effect !== 'deny';
     const action: Action = { target, verb: 'exec', object: ptyGranted ? { ...object, pty: true } : object };
     const decision = await this.#authorize(action, stream);
