@@ -5,10 +5,10 @@
 // absent, processes gone from its process table.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, sshSkipReason, until, type JournalEvent } from './harness.ts';
+import { run, signCert, sshSkipReason, until, type JournalEvent } from './harness.ts';
 import { startSite, type Site } from './fixture.ts';
 
 const skip = sshSkipReason();
@@ -29,6 +29,13 @@ before(async () => {
       - ssh: { exec: [tty] }
       - ssh: { exec: [systemctl, --help], pty: true }
       - ssh: { exec: [less, "*"], pty: true }
+  - id: g-agent-tty
+    principal: agent-7
+    targets: [rtu-7]
+    task: { ticket: WO-9001, purpose: terminal checks by certificate }
+    rules:
+      - ssh: { exec: [tty] }
+      - ssh: { exec: [tty, -s], pty: true }
 `,
   });
 });
@@ -104,6 +111,19 @@ test('exec under a rule with pty: true gets a terminal and the safe pager enviro
   const typed = lines.filter(([, k]) => k === 'i').map(([, , d]) => d).join('');
   assert.ok(typed.includes(`!touch ${m2}`), `the keys typed are in the recording: ${JSON.stringify(typed)}`);
   assert.ok(lines.some(([, k, d]) => k === 'o' && d.includes('pager-test-content')), 'output recorded');
+});
+
+test('certificate logins get a terminal by the same rule: permit-pty alone does not give one', { skip }, async () => {
+  const key = join(site.dir, 'keys', 'agent_tty');
+  execFileSync('cp', [site.keys.agent, key]);
+  execFileSync('cp', [`${site.keys.agent}.pub`, `${key}.pub`]);
+  execFileSync('chmod', ['600', key]);
+  signCert(site.keys.ca, key, 'task-logs-7 tty', ['task-logs-7'], '-5m:+10m'); // ssh-keygen's default extensions include permit-pty
+  const args = (cmd: string[]) => ['ssh', ...site.sshArgs('rtu-7', key, ['-tt', '-o', `CertificateFile=${key}-cert.pub`]), '--', ...cmd];
+  const without = await typeAt(args(['tty']), []);
+  assert.match(without.transcript, /not a tty/);
+  const withPty = await typeAt(args(['tty', '-s']), []);
+  assert.equal(withPty.code, 0, `tty -s on the target found no terminal: ${withPty.transcript}`);
 });
 
 // ----------------------------------------------------------------- a stopped session stops its command
