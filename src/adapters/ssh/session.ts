@@ -255,6 +255,7 @@ export class SshConnection {
       open: (up, cb) => up.client.exec(command, upstreamPty ? { pty: ptyOptions(upstreamPty), env: { ...SAFE_TERMINAL_ENV } } : {}, cb),
       // With a terminal, what is typed is evidence (a pager's `!`), so it is recorded.
       recordInput: upstreamPty !== undefined,
+      interruptOnCtrlC: pty !== undefined && !ptyGranted,
       extra: this.#who.forceCommand !== undefined ? { requested } : {},
     });
   }
@@ -286,7 +287,7 @@ export class SshConnection {
     pty: PseudoTtyInfo | undefined,
     what: { command?: string; title?: string },
     attach: (s: ClientChannel) => void,
-    how: { refusedText: string; open: (up: UpstreamConnection, cb: (err: Error | undefined, remote: ClientChannel) => void) => void; recordInput: boolean; extra: Record<string, unknown> },
+    how: { refusedText: string; open: (up: UpstreamConnection, cb: (err: Error | undefined, remote: ClientChannel) => void) => void; recordInput: boolean; interruptOnCtrlC?: boolean; extra: Record<string, unknown> },
   ): Promise<void> {
     let settled = false;
     let recording: Recording | undefined;
@@ -325,7 +326,7 @@ export class SshConnection {
       }
       this.#closers.delete(abandon); // from here the splice owns the outcome
       attach(remote);
-      this.#splice(stream, remote, rec, how.recordInput, (exit, bytes) => {
+      this.#splice(stream, remote, rec, how.recordInput, how.interruptOnCtrlC ?? false, (exit, bytes) => {
         const finished = rec.finish();
         settle({ ok: true, ...exit, ...bytes, duration_ms: Math.round(performance.now() - started), recording: recordingRef(finished), ...how.extra });
       });
@@ -338,6 +339,7 @@ export class SshConnection {
     remote: ClientChannel,
     recording: Recording,
     recordInput: boolean,
+    interruptOnCtrlC: boolean,
     done: (exit: Record<string, unknown>, bytes: Record<string, number>) => void,
   ): void {
     const bytes = { stdin_bytes: 0, stdout_bytes: 0, stderr_bytes: 0 };
@@ -349,6 +351,8 @@ export class SshConnection {
       bytes.stdin_bytes += d.length;
       this.session.counters.bytesIn += d.length;
       if (recordInput) recording.input(d);
+      // The client's terminal is in raw mode and the target has none to turn ^C into SIGINT: do it here.
+      if (interruptOnCtrlC && d.includes(0x03)) signalChannel(remote, 'INT');
       touch();
     });
     client.pipe(remote);

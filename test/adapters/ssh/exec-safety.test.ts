@@ -27,6 +27,7 @@ before(async () => {
     rules:
       - ssh: { exec: [systemctl, status, --help] }
       - ssh: { exec: [tty] }
+      - ssh: { exec: [tail, -f, "*"] }
       - ssh: { exec: [systemctl, --help], pty: true }
       - ssh: { exec: [less, "*"], pty: true }
   - id: g-agent-tty
@@ -55,8 +56,8 @@ interface Typed {
 }
 
 /** Run `argv` on a real pty, typing `send` once `expect` is on the screen, then `q` until it exits. */
-async function typeAt(argv: string[], steps: { expect: string; send: string }[]): Promise<Typed> {
-  const r = await run('/usr/bin/python3', [TYPIST, JSON.stringify({ argv, steps, quit: 'q', timeout: 40 })], { timeoutMs: 60_000 });
+async function typeAt(argv: string[], steps: { expect: string; send: string }[], timeout = 40): Promise<Typed> {
+  const r = await run('/usr/bin/python3', [TYPIST, JSON.stringify({ argv, steps, quit: 'q', timeout })], { timeoutMs: (timeout + 20) * 1000 });
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as Typed;
 }
@@ -111,6 +112,15 @@ test('exec under a rule with pty: true gets a terminal and the safe pager enviro
   const typed = lines.filter(([, k]) => k === 'i').map(([, , d]) => d).join('');
   assert.ok(typed.includes(`!touch ${m2}`), `the keys typed are in the recording: ${JSON.stringify(typed)}`);
   assert.ok(lines.some(([, k, d]) => k === 'o' && d.includes('pager-test-content')), 'output recorded');
+});
+
+test('^C typed at a command that runs without a terminal interrupts it on the target', { skip, timeout: 60_000 }, async () => {
+  const file = join(site.target, 'followed.log');
+  writeFileSync(file, 'follow-me-line\n');
+  const t = await typeAt(['ssh', ...site.sshArgs('rtu-7', undefined, ['-tt']), '--', 'tail', '-f', file], [{ expect: 'follow-me-line', send: '\x03' }], 15);
+  assert.equal(t.timed_out, false, `tail -f did not stop on ^C: ${t.transcript}`);
+  const pattern = `^tail -f ${file.replace(/[.]/g, '\\.')}$`;
+  await until(async () => !(await onTarget(pattern)), 'tail to be gone from the target');
 });
 
 test('certificate logins get a terminal by the same rule: permit-pty alone does not give one', { skip }, async () => {
