@@ -504,8 +504,11 @@ export class SftpProxy {
       if (a === undefined) return;
       abs.push(a);
     }
-    for (const a of abs) if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('upload', a, 'upload', 0))))) return;
+    const actions = abs.map((a) => this.#action('upload', a, 'upload', 0));
+    for (const action of actions) if (!(await this.#allowed(reqid, await this.#o.authorize(action)))) return;
     const err = await call<void>((cb) => op(abs)(cb)).then(() => undefined, (e: unknown) => e as SftpError);
+    // Each allowed change gets its outcome, done or failed on the target.
+    for (const [i, path] of abs.entries()) void this.#o.core.recordOutcome(this.#o.session, actions[i]!, { ok: !err, path, ...(err ? { error: err.message } : {}) });
     if (err) return this.#fail(reqid, err);
     this.#status(reqid, STATUS.OK);
   }

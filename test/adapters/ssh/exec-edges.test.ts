@@ -176,3 +176,19 @@ test('an sftp download cut off by revoking its grant still gets its per-file out
   assert.equal(outcome.outcome?.ok, false);
   assert.equal(typeof outcome.outcome?.bytes_sent, 'number');
 });
+
+test('sftp changes (mkdir, rename, remove) each get an outcome for their decision', { skip }, async () => {
+  const dir = join(site.target, 'made-by-sftp');
+  const batch = join(site.dir, 'batch-changes');
+  writeFileSync(batch, `mkdir ${dir}\nrename ${dir} ${dir}-2\nrmdir ${dir}-2\n`);
+  const r = await run('sftp', ['-b', batch, ...site.fileArgs(), 'rtu-7@127.0.0.1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(existsSync(`${dir}-2`), false);
+  const events = await site.gw.events();
+  for (const path of [dir, `${dir}-2`]) {
+    const allowed = events.filter((e) => e.event === 'action.allowed' && e.action?.verb === 'upload' && e.action.ssh?.path === path).length;
+    const outcomes = events.filter((e) => e.event === 'action.outcome' && e.action?.verb === 'upload' && e.action.ssh?.path === path && e.outcome?.ok === true).length;
+    assert.ok(allowed > 0, `${path} was decided`);
+    assert.equal(outcomes, allowed, `${path}: ${allowed} allowed, ${outcomes} outcomes`);
+  }
+});
