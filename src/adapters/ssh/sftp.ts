@@ -277,13 +277,18 @@ export class SftpProxy {
     const st = await call<Stats>((cb) => remote.stat(p, cb)).catch((e: unknown) => e as SftpError);
     if (st instanceof Error) {
       // Say nothing about the file's existence to someone who may not read it.
-      if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('download', p, 'download'))))) return;
+      const action = this.#action('download', p, 'download');
+      if (!(await this.#allowed(reqid, await this.#o.authorize(action)))) return;
+      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', error: st.message });
       return this.#fail(reqid, st);
     }
     const action = this.#action('download', p, 'download', st.size);
     if (!(await this.#allowed(reqid, await this.#o.authorize(action)))) return;
     const h = await call<Buffer>((cb) => remote.open(p, 'r', cb)).catch((e: unknown) => e as SftpError);
-    if (h instanceof Error) return this.#fail(reqid, h);
+    if (h instanceof Error || this.#closed) {
+      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', size: st.size, bytes_sent: 0, error: h instanceof Error ? h.message : 'the session ended before the file was opened' });
+      return h instanceof Error ? this.#fail(reqid, h) : undefined;
+    }
     this.#o.server.handle(reqid, this.#store({ kind: 'download', remote: h, path: p, action, size: st.size, hash: createHash('sha256'), hashedUpTo: 0, pending: new Map(), sent: 0, started: performance.now(), servedTo: 0, ahead: undefined }));
   }
 

@@ -177,10 +177,13 @@ test('an sftp download cut off by revoking its grant still gets its per-file out
   assert.equal(typeof outcome.outcome?.bytes_sent, 'number');
 });
 
-test('sftp changes (mkdir, rename, remove) each get an outcome for their decision', { skip }, async () => {
+test('sftp changes (mkdir, rename, remove) and a download the target refuses each get an outcome for their decision', { skip }, async () => {
   const dir = join(site.target, 'made-by-sftp');
+  // Readable by root (the test), not by the target's login: the target refuses the open.
+  const missing = join(site.target, 'root-only.txt');
+  writeFileSync(missing, 'secret\n', { mode: 0o600 });
   const batch = join(site.dir, 'batch-changes');
-  writeFileSync(batch, `mkdir ${dir}\nrename ${dir} ${dir}-2\nrmdir ${dir}-2\n`);
+  writeFileSync(batch, `mkdir ${dir}\nrename ${dir} ${dir}-2\nrmdir ${dir}-2\n-get ${missing} ${join(site.dir, 'never')}\n`);
   const r = await run('sftp', ['-b', batch, ...site.fileArgs(), 'rtu-7@127.0.0.1']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(existsSync(`${dir}-2`), false);
@@ -191,4 +194,9 @@ test('sftp changes (mkdir, rename, remove) each get an outcome for their decisio
     assert.ok(allowed > 0, `${path} was decided`);
     assert.equal(outcomes, allowed, `${path}: ${allowed} allowed, ${outcomes} outcomes`);
   }
+  const allowedGet = events.filter((e) => e.event === 'action.allowed' && e.action?.verb === 'download' && e.action.ssh?.path === missing);
+  const getOutcomes = events.filter((e) => e.event === 'action.outcome' && e.action?.verb === 'download' && e.action.ssh?.path === missing);
+  assert.ok(allowedGet.length > 0, 'the download was decided');
+  assert.equal(getOutcomes.length, allowedGet.length);
+  assert.equal(getOutcomes[0]!.outcome?.ok, false);
 });
