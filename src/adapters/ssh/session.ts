@@ -479,12 +479,20 @@ export class SshConnection {
     const counts = { bytes_to_target: 0, bytes_from_target: 0 };
     const opened = performance.now();
     let stream: ServerChannel | undefined;
-    socket.once('error', () => {
-      if (!stream) reject();
+    // An allowed tunnel that never opens still gets its outcome.
+    const notOpened = (error: string) => void this.#core.recordOutcome(this.session, action, { tunnel: 'failed', port, error });
+    socket.once('error', (err: Error) => {
+      if (!stream) {
+        reject();
+        notOpened(`the target's port could not be reached (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
       socket.destroy();
     });
     socket.once('connect', () => {
-      if (this.#closed) return socket.destroy();
+      if (this.#closed) {
+        notOpened('the session ended before the tunnel opened');
+        return socket.destroy();
+      }
       this.#channels++;
       stream = accept();
       this.#rawTunnels.add(socket);

@@ -8,16 +8,37 @@ import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, signCert, sshSkipReason, until, type JournalEvent } from './harness.ts';
+import net from 'node:net';
+import { freePort, run, signCert, sshSkipReason, until, waitForPort, type JournalEvent } from './harness.ts';
 import { startSite, type Site } from './fixture.ts';
 
 const skip = sshSkipReason();
 let site: Site;
+/** A port on the target where nothing listens, open to raw tunnels of rtu-tun. */
+let closedPort = 0;
 
 before(async () => {
   if (skip) return;
+  closedPort = await freePort();
   site = await startSite({
+    targets: (sshd) => `
+  - id: rtu-tun
+    protocol: ssh
+    zone: plant
+    host: 127.0.0.1
+    port: ${sshd.port}
+    username: penstocktest
+    credential: vault:rtu-7
+    host_keys: ["[127.0.0.1]:${sshd.port} ${sshd.hostKeyLine}"]
+    tunnel_ports: [${closedPort}]
+`,
     grants: `
+  - id: g-tunnel
+    principal: vendor-a
+    targets: [rtu-tun]
+    task: { ticket: WO-9005, purpose: raw tunnel }
+    rules:
+      - ssh: { tunnel: raw }
   - id: g-agent-files
     principal: agent-7
     targets: [rtu-7]
@@ -199,4 +220,30 @@ test('sftp changes (mkdir, rename, remove) and a download the target refuses eac
   assert.ok(allowedGet.length > 0, 'the download was decided');
   assert.equal(getOutcomes.length, allowedGet.length);
   assert.equal(getOutcomes[0]!.outcome?.ok, false);
+});
+
+test('an allowed raw tunnel whose port on the target refuses the connection still gets its outcome', { skip }, async () => {
+  const local = await freePort();
+  const fwd = spawn('ssh', [...site.sshArgs('vendor-a', undefined, ['-N', '-L', `${local}:rtu-tun:${closedPort}`])], { stdio: 'ignore' });
+  const gone = new Promise<void>((resolve) => fwd.once('close', () => resolve()));
+  try {
+    await waitForPort(local);
+    const sock = net.connect(local, '127.0.0.1');
+    sock.on('error', () => {});
+    await new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    // (waitForPort's probe is a connection through the tunnel as well.)
+    const count = (events: JournalEvent[], kind: string) => events.filter((e) => e.event === kind && e.target === 'rtu-tun');
+    const events = await until(async () => {
+      const all = await site.gw.events();
+      return count(all, 'action.allowed').length >= 2 ? all : undefined;
+    }, 'both tunnel channels decided');
+    await until(async () => count(await site.gw.events(), 'action.outcome').length >= 2, 'an outcome for each', 5_000).catch(() => {});
+    const final = await site.gw.events();
+    const outcomes = count(final, 'action.outcome');
+    assert.equal(outcomes.length, count(events, 'action.allowed').length, 'an outcome for every allowed tunnel');
+    for (const o of outcomes) assert.equal(o.outcome?.tunnel, 'failed');
+  } finally {
+    fwd.kill('SIGTERM');
+    await gone;
+  }
 });

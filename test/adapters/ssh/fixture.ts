@@ -35,8 +35,11 @@ export interface Site {
 }
 
 /** `daemon`: Node flags, entry point and environment (default src/main.ts; the bench passes the shipped ones). */
-/** `sshdConfig`: more sshd_config lines for the target (e.g. AcceptEnv, SetEnv). */
-export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: { argv: string[]; env: Record<string, string> }; sshdConfig?: string[] } = {}): Promise<Site> {
+/**
+ * `sshdConfig`: more sshd_config lines for the target (e.g. AcceptEnv, SetEnv); `targets`: more target
+ * entries, given the sshd's port and known_hosts line.
+ */
+export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: { argv: string[]; env: Record<string, string> }; sshdConfig?: string[]; targets?: (sshd: { port: number; hostKeyLine: string }) => string } = {}): Promise<Site> {
   ensureTestUser();
   const { dir, cleanup } = tempDir('penstock-ssh-');
   const k = join(dir, 'keys');
@@ -100,6 +103,7 @@ targets:
     username: penstocktest
     credential: vault:rtu-7
     host_keys: ["${bogusHostKey}"]
+${extraYaml.targets?.(sshd) ?? ''}
   - id: plc-1
     protocol: modbus
     zone: plant
