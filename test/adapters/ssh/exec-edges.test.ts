@@ -21,17 +21,8 @@ before(async () => {
   if (skip) return;
   closedPort = await freePort();
   site = await startSite({
-    targets: (sshd) => `
-  - id: rtu-tun
-    protocol: ssh
-    zone: plant
-    host: 127.0.0.1
-    port: ${sshd.port}
-    username: penstocktest
-    credential: vault:rtu-7
-    host_keys: ["[127.0.0.1]:${sshd.port} ${sshd.hostKeyLine}"]
-    tunnel_ports: [${closedPort}]
-`,
+    // rtu-7's sshd and login, with a tunnel port.
+    targets: (sshd) => `  - { id: rtu-tun, protocol: ssh, zone: plant, host: 127.0.0.1, port: ${sshd.port}, username: penstocktest, credential: "vault:rtu-7", host_keys: ["[127.0.0.1]:${sshd.port} ${sshd.hostKeyLine}"], tunnel_ports: [${closedPort}] }\n`,
     grants: `
   - id: g-tunnel
     principal: vendor-a
