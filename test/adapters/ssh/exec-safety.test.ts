@@ -12,6 +12,10 @@ import { run, signCert, sshSkipReason, until, type JournalEvent } from './harnes
 import { startSite, type Site } from './fixture.ts';
 
 const skip = sshSkipReason();
+/** The pager tests drive systemctl's pager and less on the target, through a pty made by Python. */
+const missing = ['/usr/bin/systemctl', '/usr/bin/less', '/usr/bin/python3'].find((p) => !existsSync(p));
+const pagerSkip = skip || (missing ? `${missing} is needed` : false);
+const ptySkip = skip || (existsSync('/usr/bin/python3') ? false : '/usr/bin/python3 is needed to drive a pty');
 let site: Site;
 const TYPIST = new URL('./typist.py', import.meta.url).pathname;
 
@@ -64,7 +68,7 @@ async function typeAt(argv: string[], steps: { expect: string; send: string }[],
 
 const allowed = (events: JournalEvent[], command: string) => events.filter((e) => e.event === 'action.allowed' && e.action?.ssh?.command === command);
 
-test('exec under a rule without pty: true gets no terminal on the target, so a pager escape typed at it runs nothing', { skip }, async () => {
+test('exec under a rule without pty: true gets no terminal on the target, so a pager escape typed at it runs nothing', { skip: pagerSkip }, async () => {
   const marker = join(site.target, 'escape-no-pty');
   const t = await typeAt(['ssh', ...site.sshArgs('rtu-7', undefined, ['-tt']), '--', 'systemctl', 'status', '--help'], [
     { expect: 'Query or send control commands', send: `!touch ${marker}\r` },
@@ -82,7 +86,7 @@ test('exec under a rule without pty: true gets no terminal on the target, so a p
   assert.equal(a.action?.ssh?.pty, undefined, 'journaled as an exec without a terminal');
 });
 
-test('exec under a rule with pty: true gets a terminal and the safe pager environment: no escape, even where the target turned pager secure mode off', { skip }, async () => {
+test('exec under a rule with pty: true gets a terminal and the safe pager environment: no escape, even where the target turned pager secure mode off', { skip: pagerSkip }, async () => {
   // systemctl pages through $SYSTEMD_PAGER (cat: no pager at all).
   const m1 = join(site.target, 'escape-systemctl');
   const s = await typeAt(['ssh', ...site.sshArgs('rtu-7', undefined, ['-tt']), '--', 'systemctl', '--help'], [
@@ -114,7 +118,7 @@ test('exec under a rule with pty: true gets a terminal and the safe pager enviro
   assert.ok(lines.some(([, k, d]) => k === 'o' && d.includes('pager-test-content')), 'output recorded');
 });
 
-test('^C typed at a command that runs without a terminal interrupts it on the target', { skip, timeout: 60_000 }, async () => {
+test('^C typed at a command that runs without a terminal interrupts it on the target', { skip: ptySkip, timeout: 60_000 }, async () => {
   const file = join(site.target, 'followed.log');
   writeFileSync(file, 'follow-me-line\n');
   const t = await typeAt(['ssh', ...site.sshArgs('rtu-7', undefined, ['-tt']), '--', 'tail', '-f', file], [{ expect: 'follow-me-line', send: '\x03' }], 15);
@@ -123,7 +127,7 @@ test('^C typed at a command that runs without a terminal interrupts it on the ta
   await until(async () => !(await onTarget(pattern)), 'tail to be gone from the target');
 });
 
-test('certificate logins get a terminal by the same rule: permit-pty alone does not give one', { skip }, async () => {
+test('certificate logins get a terminal by the same rule: permit-pty alone does not give one', { skip: ptySkip }, async () => {
   const key = join(site.dir, 'keys', 'agent_tty');
   execFileSync('cp', [site.keys.agent, key]);
   execFileSync('cp', [`${site.keys.agent}.pub`, `${key}.pub`]);
