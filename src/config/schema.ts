@@ -94,12 +94,15 @@ export const opcuaRuleSchema = z.strictObject({
  * (never an option), `--NAME=*` for that option with any value, a final `...` for any operands; `-*`
  * (any option) and a final `-...` (any tail) admit options. It is matched against the argv parsed with POSIX shell quoting, never a regex
  * over the raw string. `command_line` names one exact command line, and is the only way to allow shell
- * metacharacters. `shell`, `tunnel` and `sftp` grant those channel kinds.
+ * metacharacters. `shell`, `tunnel` and `sftp` grant those channel kinds. `pty: true` on an exec or
+ * command_line rule lets the command run with a terminal when the client asks for one (`ssh -t`);
+ * without it the command runs without one (a pager or editor on a terminal is a shell).
  */
 export const sshRuleSchema = z.strictObject({
   effect,
   exec: z.array(nonEmpty).min(1).optional(),
   command_line: nonEmpty.optional(),
+  pty: z.literal(true).optional(),
   shell: z.literal(true).optional(),
   tunnel: z.enum(['modbus', 'raw']).optional(),
   sftp: z.strictObject({
@@ -110,6 +113,7 @@ export const sshRuleSchema = z.strictObject({
 }).superRefine((r, ctx) => {
   const kinds = ['exec', 'command_line', 'shell', 'tunnel', 'sftp'].filter((k) => (r as Record<string, unknown>)[k] !== undefined);
   if (kinds.length !== 1) ctx.addIssue({ code: 'custom', message: `an ssh rule names exactly one of exec, command_line, shell, tunnel, sftp (found ${kinds.length ? kinds.join(', ') : 'none'})` });
+  if (r.pty && !r.exec && r.command_line === undefined) ctx.addIssue({ code: 'custom', path: ['pty'], message: '`pty` applies to exec and command_line rules (a shell rule always gets the terminal the client asks for)' });
   const e = r.exec;
   if (e && e.slice(0, -1).some((w) => w === '...' || w === '-...')) ctx.addIssue({ code: 'custom', path: ['exec'], message: '`...` and `-...` may only be the last word of an exec pattern' });
 });

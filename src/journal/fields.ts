@@ -77,6 +77,7 @@ export function renderSsh(o: SshObject): Record<string, unknown> {
     command: o.commandLine,
     argv: o.argv,
     metacharacters: o.metacharacters,
+    pty: o.pty,
     tunnel: o.tunnel,
     path: o.path,
     direction: o.direction,

@@ -78,6 +78,8 @@ function match(rule: SshRuleConfig, _action: Action, o: SshObject, _env: MatchEn
     case 'exec': {
       const e = execLine(o);
       if ('error' in e) return miss('object_not_granted', e.error);
+      // A terminal turns pagers and editors into shells: only a rule that says `pty: true` grants one.
+      if (o.pty && contain && !rule.pty) return miss('function_not_granted', 'the rule does not grant a terminal (pty: true)');
       const shown = e.line ?? e.argv.join(' ');
       if (rule.command_line !== undefined) {
         return e.line === rule.command_line ? fit : miss('object_not_granted', `command line ${JSON.stringify(shown)} is not ${JSON.stringify(rule.command_line)}`);
@@ -108,8 +110,9 @@ function match(rule: SshRuleConfig, _action: Action, o: SshObject, _env: MatchEn
 }
 
 function describe(rule: SshRuleConfig): string {
-  if (rule.exec) return `ssh: exec ${rule.exec.join(' ')}`;
-  if (rule.command_line !== undefined) return `ssh: exactly the command line ${JSON.stringify(rule.command_line)}`;
+  const tty = rule.pty ? ', with a terminal' : '';
+  if (rule.exec) return `ssh: exec ${rule.exec.join(' ')}${tty}`;
+  if (rule.command_line !== undefined) return `ssh: exactly the command line ${JSON.stringify(rule.command_line)}${tty}`;
   if (rule.shell) return 'ssh: interactive shell';
   if (rule.tunnel) return `ssh: ${rule.tunnel} tunnel`;
   const s = rule.sftp!;

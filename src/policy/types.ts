@@ -45,6 +45,8 @@ export interface SshObject {
   argv?: string[];
   /** True when the command line holds shell metacharacters (; | & $( ) ` < > newline). */
   metacharacters?: boolean;
+  /** An exec that asks to run with a terminal (the client requested a pty). */
+  pty?: boolean;
   /** Tunnel destination kind, and for sftp the path and direction. */
   tunnel?: 'modbus' | 'raw';
   path?: string;

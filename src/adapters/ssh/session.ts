@@ -20,7 +20,7 @@ import { serveModbusStream, type ModbusRoute } from '../modbus/stream.ts';
 import type { Authenticated } from './auth.ts';
 import { Recording, type FinishedRecording } from './recording.ts';
 import { sshTargetSchema, type SshListenerConfig, type SshTargetConfig } from './schema.ts';
-import { connectUpstream, UpstreamError, type UpstreamConnection } from './upstream.ts';
+import { connectUpstream, SAFE_TERMINAL_ENV, signalChannel, UpstreamError, type UpstreamConnection } from './upstream.ts';
 import { SftpProxy } from './sftp.ts';
 import { ClientBackpressure } from './flow.ts';
 
@@ -28,6 +28,22 @@ import { ClientBackpressure } from './flow.ts';
 export const EXIT_REFUSED = 126;
 /** Exit status when the target could not be reached (what ssh itself uses for connection errors). */
 export const EXIT_UPSTREAM = 255;
+
+/** ssh2's decoder refuses any incoming packet longer than this (lib/protocol/crypto.js MAX_PACKET_SIZE). */
+const SSH2_MAX_PACKET = 35_000;
+/** SSH_EXTENDED_DATA_STDERR. */
+const STDERR = 1;
+
+/** The parts of ssh2's server objects used to answer on a channel when the decoder has failed. */
+interface SessionInternals {
+  _chanInfo: { outgoing: { id: number; state: string } };
+}
+interface ProtocolInternals {
+  channelExtData(chan: number, data: Buffer, type: number): void;
+  exitStatus(chan: number, status: number): void;
+  channelEOF(chan: number): void;
+  channelClose(chan: number): void;
+}
 
 interface SessionChannelEvents {
   on(event: string, listener: (...args: never[]) => void): unknown;
@@ -63,6 +79,8 @@ export class SshConnection {
   /** Programs running on the target, so a kill can stop them there too (without a pty sshd would not). */
   readonly #running = new Set<ClientChannel>();
   #closed = false;
+  /** Session channels that have not started a program yet, with whether the client asked for a pty. */
+  readonly #idle = new Map<SessionInternals['_chanInfo'], () => boolean>();
   /** Everything sent toward the client waits while its socket is full (a huge window buys nothing). */
   readonly #toClient: ClientBackpressure;
 
@@ -96,6 +114,7 @@ export class SshConnection {
       reject?.();
     });
     client.on('close', () => this.#onClose());
+    client.on('error', (err: Error) => this.#onWireError(err));
   }
 
   // ----------------------------------------------------------------- channel admission
@@ -120,14 +139,19 @@ export class SshConnection {
     const ch = accept();
     let pty: PseudoTtyInfo | undefined;
     let started = false;
+    const chanInfo = (ch as unknown as SessionInternals)._chanInfo;
+    this.#idle.set(chanInfo, () => pty !== undefined);
+    ch.on('close', () => this.#idle.delete(chanInfo));
     let upstreamStream: ClientChannel | undefined;
     const startOnce = (kind: string, reject: Reject): boolean => {
+      journalEnv();
       if (started || this.#pendingApprovals > 0 || this.#closed) {
         this.#refused(kind, started ? 'a second program on one session channel' : 'refused while an approval request is pending on this connection');
         reject?.();
         return false;
       }
       started = true;
+      this.#idle.delete(chanInfo);
       return true;
     };
     ch.on('close', () => this.#channels--);
@@ -144,7 +168,22 @@ export class SshConnection {
       upstreamStream?.setWindow(info.rows, info.cols, info.height, info.width);
       accept?.();
     });
-    ch.on('env', (_accept: Accept<void>, reject: Reject) => reject?.());
+    // SendEnv/SetEnv: refused (the target's environment is Penstock's to set), and journaled once per
+    // channel with the names asked for, so a client sending many is one event, not many.
+    const envNames: string[] = [];
+    let envAsked = 0;
+    const journalEnv = () => {
+      if (envAsked === 0) return;
+      this.#refused('env', 'environment variables from the client are not passed on', { names: envNames.slice(), count: envAsked });
+      envAsked = 0;
+      envNames.length = 0;
+    };
+    ch.on('env', (_accept: Accept<void>, reject: Reject, info: { key: string }) => {
+      envAsked++;
+      if (envNames.length < 32) envNames.push(String(info.key).slice(0, 64));
+      reject?.();
+    });
+    ch.on('close', journalEnv);
     ch.on('x11', (_accept: Accept<void>, reject: Reject) => {
       this.#refused('x11', 'X11 forwarding is not offered');
       reject?.();
@@ -154,7 +193,7 @@ export class SshConnection {
       reject?.();
     });
     ch.on('signal', (accept: Accept<void>, _reject: Reject, info: { name: string }) => {
-      upstreamStream?.signal(info.name);
+      if (upstreamStream) signalChannel(upstreamStream, info.name);
       accept?.();
     });
     const attach = (s: ClientChannel) => {
@@ -172,9 +211,11 @@ export class SshConnection {
     });
     ch.on('sftp', (accept: () => never, reject: Reject) => {
       if (!startOnce('sftp', reject)) return;
+      if (this.#forcedRefuses('sftp')) return reject?.();
       void this.#sftp(accept, reject).catch((err: unknown) => this.#bug(err));
     });
     ch.on('subsystem', (_accept: unknown, reject: Reject, info: { name: string }) => {
+      if (this.#forcedRefuses('subsystem')) return reject?.();
       this.#refused('subsystem', `subsystem ${info.name} is not offered`);
       reject?.();
     });
@@ -199,24 +240,23 @@ export class SshConnection {
       commandLine: command,
       ...('error' in parsed ? {} : { argv: parsed.argv, metacharacters: parsed.metacharacters }),
     };
-    const action: Action = { target, verb: 'exec', object };
+    // A terminal only where a rule says `pty: true`: on a terminal a pager or an editor is a shell.
+    // Without such a rule the command still runs, without a terminal upstream. The client's pty
+    // request was accepted already (it comes before the command): refusing it makes OpenSSH 9.2
+    // close the channel under `ssh -tt` (measured), so the allowed command would not run at all.
+    const ptyGranted = pty !== undefined && this.#core.explain(this.session.principal.id, { target, verb: 'exec', object: { ...object, pty: true } }).effect !== 'deny';
+    const action: Action = { target, verb: 'exec', object: ptyGranted ? { ...object, pty: true } : object };
     const decision = await this.#authorize(action, stream);
     if (decision.effect !== 'allow') return this.#finish(stream, EXIT_REFUSED, '', refusalText(decision));
-    const up = await this.#connect(stream);
-    if (!up) return;
-    const recording = this.#record(pty, { command });
-    const started = performance.now();
-    up.client.exec(command, pty ? { pty: ptyOptions(pty) } : {}, (err, remote) => {
-      if (err) {
-        recording.discard();
-        void this.#core.recordOutcome(this.session, action, { ok: false, error: 'exec request refused by target' });
-        return this.#finish(stream, EXIT_UPSTREAM, '', `penstock: target ${target} refused to run the command\n`);
-      }
-      attach(remote);
-      this.#splice(stream, remote, recording, false, (exit, bytes) => {
-        const rec = recording.finish();
-        void this.#core.recordOutcome(this.session, action, { ok: true, ...exit, ...bytes, duration_ms: Math.round(performance.now() - started), recording: recordingRef(rec), ...(this.#who.forceCommand !== undefined ? { requested: requested } : {}) });
-      });
+    if (pty && !ptyGranted && !stream.destroyed) stream.stderr.write(this.#nl(stream, 'penstock: running without a terminal (no rule grants this command one: pty: true)\n'));
+    const upstreamPty = ptyGranted ? pty : undefined;
+    await this.#run(stream, action, upstreamPty, { command }, attach, {
+      refusedText: `penstock: target ${target} refused to run the command\n`,
+      open: (up, cb) => up.client.exec(command, upstreamPty ? { pty: ptyOptions(upstreamPty), env: { ...SAFE_TERMINAL_ENV } } : {}, cb),
+      // With a terminal, what is typed is evidence (a pager's `!`), so it is recorded.
+      recordInput: upstreamPty !== undefined,
+      interruptOnCtrlC: pty !== undefined && !ptyGranted,
+      extra: this.#who.forceCommand !== undefined ? { requested } : {},
     });
   }
 
@@ -228,20 +268,67 @@ export class SshConnection {
     const action: Action = { target, verb: 'shell', object: { kind: 'ssh', channel: 'shell' } };
     const decision = await this.#authorize(action, stream);
     if (decision.effect !== 'allow') return this.#finish(stream, EXIT_REFUSED, '', refusalText(decision));
-    const up = await this.#connect(stream);
-    if (!up) return;
-    const recording = this.#record(pty, { title: `${this.session.principal.id} shell on ${target}` });
+    await this.#run(stream, action, pty, { title: `${this.session.principal.id} shell on ${target}` }, attach, {
+      refusedText: `penstock: target ${target} refused a shell\n`,
+      open: (up, cb) => up.client.shell(pty ? ptyOptions(pty) : false, cb),
+      recordInput: true,
+      extra: {},
+    });
+  }
+
+  /**
+   * Run an allowed exec or shell on the target: connect, record, splice. The allowed action's outcome
+   * is journaled exactly once, whatever happens: the program's exit, the target's refusal, or the
+   * client or the session going before the program started (then nothing runs, and no recording stays).
+   */
+  async #run(
+    stream: ServerChannel,
+    action: Action,
+    pty: PseudoTtyInfo | undefined,
+    what: { command?: string; title?: string },
+    attach: (s: ClientChannel) => void,
+    how: { refusedText: string; open: (up: UpstreamConnection, cb: (err: Error | undefined, remote: ClientChannel) => void) => void; recordInput: boolean; interruptOnCtrlC?: boolean; extra: Record<string, unknown> },
+  ): Promise<void> {
+    let settled = false;
+    let recording: Recording | undefined;
+    const settle = (outcome: Record<string, unknown>) => {
+      if (settled) return;
+      settled = true;
+      this.#closers.delete(abandon);
+      void this.#core.recordOutcome(this.session, action, outcome);
+    };
+    const abandon = () => {
+      recording?.discard();
+      settle({ ok: false, started: false, error: 'the client or the session ended before the program started' });
+    };
+    if (this.#closed) return abandon();
+    this.#closers.add(abandon);
+    const up = await this.#connect(stream, settle);
+    if (!up || settled) return;
+    if (this.#closed || stream.destroyed) return abandon();
+    recording = this.#record(pty, what);
+    const rec = recording;
     const started = performance.now();
-    up.client.shell(pty ? ptyOptions(pty) : false, (err, remote) => {
-      if (err) {
-        recording.discard();
-        void this.#core.recordOutcome(this.session, action, { ok: false, error: 'shell request refused by target' });
-        return this.#finish(stream, EXIT_UPSTREAM, '', `penstock: target ${target} refused a shell\n`);
+    how.open(up, (err, remote) => {
+      if (settled || stream.destroyed) {
+        // Gone while the target started it: stop it there, keep nothing.
+        if (remote) {
+          signalChannel(remote, 'KILL');
+          remote.close();
+        }
+        rec.discard();
+        return settle({ ok: false, started: !err, error: 'the client or the session ended before the program started' });
       }
+      if (err) {
+        rec.discard();
+        settle({ ok: false, error: `${action.verb} request refused by target` });
+        return this.#finish(stream, EXIT_UPSTREAM, '', how.refusedText);
+      }
+      this.#closers.delete(abandon); // from here the splice owns the outcome
       attach(remote);
-      this.#splice(stream, remote, recording, true, (exit, bytes) => {
-        const rec = recording.finish();
-        void this.#core.recordOutcome(this.session, action, { ok: true, ...exit, ...bytes, duration_ms: Math.round(performance.now() - started), recording: recordingRef(rec) });
+      this.#splice(stream, remote, rec, how.recordInput, how.interruptOnCtrlC ?? false, (exit, bytes) => {
+        const finished = rec.finish();
+        settle({ ok: true, ...exit, ...bytes, duration_ms: Math.round(performance.now() - started), recording: recordingRef(finished), ...how.extra });
       });
     });
   }
@@ -252,6 +339,7 @@ export class SshConnection {
     remote: ClientChannel,
     recording: Recording,
     recordInput: boolean,
+    interruptOnCtrlC: boolean,
     done: (exit: Record<string, unknown>, bytes: Record<string, number>) => void,
   ): void {
     const bytes = { stdin_bytes: 0, stdout_bytes: 0, stderr_bytes: 0 };
@@ -263,6 +351,8 @@ export class SshConnection {
       bytes.stdin_bytes += d.length;
       this.session.counters.bytesIn += d.length;
       if (recordInput) recording.input(d);
+      // The client's terminal is in raw mode and the target has none to turn ^C into SIGINT: do it here.
+      if (interruptOnCtrlC && d.includes(0x03)) signalChannel(remote, 'INT');
       touch();
     });
     client.pipe(remote);
@@ -389,12 +479,20 @@ export class SshConnection {
     const counts = { bytes_to_target: 0, bytes_from_target: 0 };
     const opened = performance.now();
     let stream: ServerChannel | undefined;
-    socket.once('error', () => {
-      if (!stream) reject();
+    // An allowed tunnel that never opens still gets its outcome.
+    const notOpened = (error: string) => void this.#core.recordOutcome(this.session, action, { tunnel: 'failed', port, error });
+    socket.once('error', (err: Error) => {
+      if (!stream) {
+        reject();
+        notOpened(`the target's port could not be reached (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
       socket.destroy();
     });
     socket.once('connect', () => {
-      if (this.#closed) return socket.destroy();
+      if (this.#closed) {
+        notOpened('the session ended before the tunnel opened');
+        return socket.destroy();
+      }
       this.#channels++;
       stream = accept();
       this.#rawTunnels.add(socket);
@@ -482,14 +580,14 @@ export class SshConnection {
     return this.#upstream;
   }
 
-  async #connect(stream: ServerChannel): Promise<UpstreamConnection | undefined> {
+  async #connect(stream: ServerChannel, settle: (outcome: Record<string, unknown>) => void): Promise<UpstreamConnection | undefined> {
     const target = this.#who.user.target!;
     try {
       return await this.#upstreamFor(target);
     } catch (err) {
       const failure = err instanceof UpstreamError ? err.failure : 'unreachable';
       this.#core.log.warn({ err, session: this.session.id, target }, 'ssh upstream failed');
-      void this.#core.recordOutcome(this.session, { target, verb: 'other', object: { kind: 'ssh', channel: 'exec' } }, { ok: false, upstream: failure, message: (err as Error).message });
+      settle({ ok: false, upstream: failure, message: (err as Error).message });
       const say = failure === 'host_key_mismatch' ? `target ${target} presented a host key that is not pinned; refusing to connect` : `target ${target} could not be reached`;
       this.#finish(stream, EXIT_UPSTREAM, '', `penstock: ${say}\n`);
       return undefined;
@@ -560,11 +658,21 @@ export class SshConnection {
     stream.end();
   }
 
+  /**
+   * A certificate's force-command binds every channel of the login: exec and shell run the forced
+   * command (policy still decides it); a subsystem (sftp included) is refused, as it cannot run it.
+   */
+  #forcedRefuses(kind: string): boolean {
+    if (this.#who.forceCommand === undefined) return false;
+    this.#refused(kind, 'the certificate has a force-command, which binds every channel of this login');
+    return true;
+  }
+
   /** A refusal before policy (a channel kind or request the front door does not offer). */
-  #refused(kind: string, reason: string): void {
+  #refused(kind: string, reason: string, more: Record<string, unknown> = {}): void {
     const s = this.session;
     void this.#core.journal
-      .append({ event: 'ssh.channel_refused', session: s.id, principal: s.principal.id, chain: s.chain, listener: s.listener, ...(s.target ? { target: s.target } : {}), detail: { kind, reason } })
+      .append({ event: 'ssh.channel_refused', session: s.id, principal: s.principal.id, chain: s.chain, listener: s.listener, ...(s.target ? { target: s.target } : {}), detail: { kind, reason, ...more } })
       .catch((err: unknown) => this.#core.log.error({ err }, 'journal append failed (ssh.channel_refused)'));
   }
 
@@ -599,16 +707,41 @@ export class SshConnection {
   #shutdown(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // SIGKILL while the channel is open (also after the client's EOF), then close it: sshd kills the
+    // session's process group on the signal request, and a command without a pty sees nothing else.
     for (const s of this.#running) {
-      try {
-        s.signal('KILL');
-      } catch {
-        // channel already closed
-      }
+      signalChannel(s, 'KILL');
+      s.close();
     }
     void this.#upstream?.then((u) => u.end(), () => {});
     for (const s of this.#rawTunnels) s.destroy();
     for (const c of this.#closers) c();
+  }
+
+  /**
+   * ssh2 drops the connection on any packet over 35,000 bytes (a constant of its decoder, while sshd
+   * takes 256 KiB), so an exec whose command line is longer never arrives as a request. The sending
+   * direction still works when the decoder fails: tell each session channel still waiting for its
+   * program why, as stderr and exit status 126, before the connection closes, and journal the refusal.
+   */
+  #onWireError(err: Error): void {
+    if (!/^Bad packet length/.test(err.message)) return;
+    this.#refused('oversize_request', `a request over ssh2's ${SSH2_MAX_PACKET}-byte packet limit (such as a command line over about 34 KB) was refused; the connection was closed`, { limit_bytes: SSH2_MAX_PACKET });
+    const proto = (this.#client as unknown as { _protocol?: ProtocolInternals })._protocol;
+    if (!proto) return;
+    for (const [info, hasPty] of this.#idle) {
+      if (info.outgoing.state !== 'open') continue;
+      const text = `penstock: request refused: larger than the gateway's ${SSH2_MAX_PACKET}-byte packet limit (keep command lines under about 34 KB)\n`;
+      try {
+        proto.channelExtData(info.outgoing.id, Buffer.from(hasPty() ? text.replace(/\n/g, '\r\n') : text), STDERR);
+        proto.exitStatus(info.outgoing.id, EXIT_REFUSED);
+        proto.channelEOF(info.outgoing.id);
+        proto.channelClose(info.outgoing.id);
+      } catch {
+        // the socket is already gone
+      }
+    }
+    this.#idle.clear();
   }
 
   #onClose(): void {

@@ -172,7 +172,11 @@ export class SftpProxy {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const h of this.#handles.values()) if (h.kind === 'upload') dropSpool(h);
+    for (const h of this.#handles.values()) {
+      if (h.kind === 'upload') dropSpool(h);
+      // A download cut off (revoke, kill, the client gone) still gets its outcome: what was sent.
+      if (h.kind === 'download') this.#downloaded(h, false);
+    }
     this.#handles.clear();
     this.#remote?.end();
     try {
@@ -342,13 +346,18 @@ export class SftpProxy {
     const st = await call<Stats>((cb) => remote.stat(p, cb)).catch((e: unknown) => e as SftpError);
     if (st instanceof Error) {
       // Say nothing about the file's existence to someone who may not read it.
-      if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('download', p, 'download')), r))) return;
+      const action = this.#action('download', p, 'download');
+      if (!(await this.#allowed(reqid, await this.#o.authorize(action), r))) return;
+      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', error: st.message });
       return this.#fail(reqid, st);
     }
     const action = this.#action('download', p, 'download', st.size);
     if (!(await this.#allowed(reqid, await this.#o.authorize(action), r))) return;
     const h = await call<Buffer>((cb) => remote.open(p, 'r', cb)).catch((e: unknown) => e as SftpError);
-    if (h instanceof Error) return this.#fail(reqid, h);
+    if (h instanceof Error || this.#closed) {
+      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', size: st.size, bytes_sent: 0, error: h instanceof Error ? h.message : 'the session ended before the file was opened' });
+      return h instanceof Error ? this.#fail(reqid, h) : undefined;
+    }
     if (!(await this.#unchanged(p))) {
       await call<void>((cb) => remote.close(h, cb)).catch(() => {});
       void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', error: 'the path changed on the target while it was opened' });
@@ -513,17 +522,7 @@ export class SftpProxy {
     if (h.kind === 'download') {
       this.#dropAhead(h);
       await call<void>((cb) => remote.close(h.remote, cb)).catch(() => {});
-      const complete = h.hash !== undefined && h.hashedUpTo === h.size;
-      void core.recordOutcome(session, h.action, {
-        ok: true,
-        path: h.path,
-        direction: 'download',
-        size: h.size,
-        bytes_sent: h.sent,
-        complete,
-        ...(complete ? { sha256: h.hash!.digest('hex') } : { sha256_of_prefix: h.hash?.digest('hex'), prefix_bytes: h.hashedUpTo }),
-        duration_ms: Math.round(performance.now() - h.started),
-      });
+      this.#downloaded(h, true);
       return this.#status(reqid, STATUS.OK);
     }
     // Upload: decide with the real size; journaled before the file reaches the target.
@@ -564,6 +563,22 @@ export class SftpProxy {
     }
   }
 
+  /** A download's outcome: the bytes sent and the SHA-256 of what the client got. */
+  #downloaded(h: DownloadHandle, closedByClient: boolean): void {
+    const complete = h.hash !== undefined && h.hashedUpTo === h.size;
+    void this.#o.core.recordOutcome(this.#o.session, h.action, {
+      ok: closedByClient,
+      path: h.path,
+      direction: 'download',
+      size: h.size,
+      bytes_sent: h.sent,
+      complete,
+      ...(complete ? { sha256: h.hash!.digest('hex') } : { sha256_of_prefix: h.hash?.digest('hex'), prefix_bytes: h.hashedUpTo }),
+      duration_ms: Math.round(performance.now() - h.started),
+      ...(closedByClient ? {} : { error: 'the session ended before the client closed the file' }),
+    });
+  }
+
   /** mkdir, rmdir, remove, rename, setstat: each path touched is an upload of 0 bytes. */
   async #change(reqid: number, paths: string[], follow: boolean, op: (abs: string[]) => (cb: (err: Error | null | undefined) => void) => void): Promise<void> {
     const resolved: Resolved[] = [];
@@ -572,9 +587,12 @@ export class SftpProxy {
       if (a === undefined) return;
       resolved.push(a);
     }
-    for (const r of resolved) if (!(await this.#allowed(reqid, await this.#o.authorize(this.#action('upload', r.path, 'upload', 0)), r))) return;
     const abs = resolved.map((r) => r.path);
+    const actions = abs.map((a) => this.#action('upload', a, 'upload', 0));
+    for (const [i, action] of actions.entries()) if (!(await this.#allowed(reqid, await this.#o.authorize(action), resolved[i]))) return;
     const err = await call<void>((cb) => op(abs)(cb)).then(() => undefined, (e: unknown) => e as SftpError);
+    // Each allowed change gets its outcome, done or failed on the target.
+    for (const [i, path] of abs.entries()) void this.#o.core.recordOutcome(this.#o.session, actions[i]!, { ok: !err, path, ...(err ? { error: err.message } : {}) });
     if (err) return this.#fail(reqid, err);
     this.#status(reqid, STATUS.OK);
   }

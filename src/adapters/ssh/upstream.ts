@@ -2,7 +2,7 @@
 // credential from the vault (revealed only here, only while connecting), and its host key pinned in
 // config — an unknown or changed host key refuses the connection before any credential is sent.
 import ssh2 from 'ssh2';
-import type { Client as Ssh2Client, ServerHostKeyAlgorithm } from 'ssh2';
+import type { Client as Ssh2Client, ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import { PenstockError } from '../../common/errors.ts';
 import type { Core } from '../../core/core.ts';
 import { fingerprint } from './keys.ts';
@@ -79,3 +79,34 @@ export function connectUpstream(core: Core, target: SshTargetConfig): Promise<Up
     });
   });
 }
+
+/**
+ * Send a signal request on an upstream session channel while it is open. ssh2's Channel.signal()
+ * sends nothing once our side sent EOF (`ssh -n`, `</dev/null`), yet RFC 4254 allows channel requests
+ * after EOF and sshd honours them (killpg of the session) — the only way to stop a command without a
+ * pty: closing the channel or the connection only closes its pipes, which a sleeping process never
+ * notices. Returns whether the request went out.
+ */
+export function signalChannel(ch: ClientChannel, name: string): boolean {
+  const c = ch as unknown as { type?: string; outgoing?: { id: number; state: string }; _client?: { _protocol?: { signal(id: number, name: string): void } } };
+  // 'eof': our side sent EOF, the channel is still open for requests.
+  if (c.type !== 'session' || (c.outgoing?.state !== 'open' && c.outgoing?.state !== 'eof') || !c._client?._protocol) return false;
+  try {
+    c._client._protocol.signal(c.outgoing.id, name);
+    return true;
+  } catch {
+    return false; // an unknown signal name or a connection already torn down
+  }
+}
+
+/**
+ * What makes pagers and editors refuse to run commands (where the target's sshd accepts these names
+ * through `AcceptEnv`): pagers become `cat`, and `less` and systemd's pager run in secure mode.
+ */
+export const SAFE_TERMINAL_ENV: Readonly<Record<string, string>> = {
+  PAGER: 'cat',
+  SYSTEMD_PAGER: 'cat',
+  SYSTEMD_PAGERSECURE: '1',
+  LESSSECURE: '1',
+  GIT_PAGER: 'cat',
+};

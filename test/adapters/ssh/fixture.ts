@@ -35,7 +35,11 @@ export interface Site {
 }
 
 /** `daemon`: Node flags, entry point and environment (default src/main.ts; the bench passes the shipped ones). */
-export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: { argv: string[]; env: Record<string, string> } } = {}): Promise<Site> {
+/**
+ * `sshdConfig`: more sshd_config lines for the target (e.g. AcceptEnv, SetEnv); `targets`: more target
+ * entries, given the sshd's port and known_hosts line.
+ */
+export async function startSite(extraYaml: { grants?: string; listener?: string; loginGraceSeconds?: number; daemon?: { argv: string[]; env: Record<string, string> }; sshdConfig?: string[]; targets?: (sshd: { port: number; hostKeyLine: string }) => string } = {}): Promise<Site> {
   ensureTestUser();
   const { dir, cleanup } = tempDir('penstock-ssh-');
   const k = join(dir, 'keys');
@@ -59,7 +63,7 @@ export async function startSite(extraYaml: { grants?: string; listener?: string;
       throw err;
     }
   };
-  const sshd = await orStop(Sshd.start(dir, [targetLogin.pub]));
+  const sshd = await orStop(Sshd.start(dir, [targetLogin.pub], extraYaml.sshdConfig));
   const plcPort = await freePort();
   const plc = await orStop(Plc.start('tcp', plcPort));
   const target = targetFolder(dir);
@@ -113,6 +117,7 @@ targets:
     username: penstocktest
     credential: vault:rtu-7
     host_keys: ["${bogusHostKey}"]
+${extraYaml.targets?.(sshd) ?? ''}
   - id: plc-1
     protocol: modbus
     zone: plant

@@ -130,8 +130,8 @@ export class Sshd {
     });
   }
 
-  /** Start sshd in `dir`/sshd, accepting `authorizedKeys` for the test user. */
-  static async start(dir: string, authorizedKeys: string[]): Promise<Sshd> {
+  /** Start sshd in `dir`/sshd, accepting `authorizedKeys` for the test user; `extraConfig`: more sshd_config lines. */
+  static async start(dir: string, authorizedKeys: string[], extraConfig: string[] = []): Promise<Sshd> {
     const home = join(dir, 'sshd');
     mkdirSync(home, { recursive: true, mode: 0o755 });
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
@@ -154,6 +154,7 @@ export class Sshd {
       'MaxSessions 50',
       'MaxStartups 100',
       'Subsystem sftp internal-sftp',
+      ...extraConfig,
       '',
     ].join('\n'));
     const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config, '-h', hostKey.key, '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
