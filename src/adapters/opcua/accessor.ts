@@ -171,7 +171,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       // Metadata is what browse shows: served from the mirror to those who may see the node, except what
       // the principal itself may do, which is answered from its grants now.
       const serve = () => {
-        const own = this.#userAccess(session, at.node, attributeId);
+        const own = this.#servedHere(session, at.node, attributeId);
         if (own) out[i] = own;
         else local.push(i);
       };
@@ -311,11 +311,13 @@ export class GatewayAccessor implements AddressSpaceAccessor {
   }
 
   /**
-   * UserAccessLevel of a variable or UserExecutable of a method, as this principal's grants stand now
-   * (a dry run of policy, nothing journaled): the plant's AccessLevel narrowed to the verbs it may use
-   * on the node. A bounded write counts as writable (within its bounds); one needing approval too.
+   * Attributes answered here rather than by the local node: a variable's plant-namespace DataType
+   * (address-space.ts); UserAccessLevel of a variable and UserExecutable of a method as this principal's
+   * grants stand now (a dry run of policy, nothing journaled): the plant's AccessLevel narrowed to the
+   * verbs it may use on the node. A bounded write counts as writable (within its bounds); one needing
+   * approval too.
    */
-  #userAccess(session: Session, node: GatewayNode, attributeId: number): DataValue | undefined {
+  #servedHere(session: Session, node: GatewayNode, attributeId: number): DataValue | undefined {
     const may = (verb: OpcuaVerb, extra: Partial<Parameters<OpcuaGateway['action']>[2]> = {}) => {
       const d = this.#gw.core.explain(session.principal.id, this.#gw.action(node, verb, extra));
       return d.effect !== 'deny' || d.reason === 'value_out_of_bounds';
@@ -325,6 +327,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       for (const [verb, bits] of ACCESS_BY_VERB) if (may(verb, { attribute: 'Value' })) mask |= bits;
       return new DataValue({ value: { dataType: DataType.Byte, value: node.accessLevel & mask }, statusCode: StatusCodes.Good });
     }
+    if (attributeId === AttributeIds.DataType && node.dataType) return new DataValue({ value: { dataType: DataType.NodeId, value: node.dataType }, statusCode: StatusCodes.Good });
     if (attributeId === AttributeIds.UserExecutable && node.nodeClass === 'Method') {
       const objectId = node.parent?.gatewayId;
       return new DataValue({ value: { dataType: DataType.Boolean, value: objectId !== undefined && may('call', { objectId }) }, statusCode: StatusCodes.Good });
@@ -435,7 +438,9 @@ export class GatewayAccessor implements AddressSpaceAccessor {
           releaseContinuationPoints: req.releaseContinuationPoints,
           nodesToRead: [{ nodeId: at.node.upstreamId, indexRange: items[i]!.indexRange, dataEncoding: items[i]!.dataEncoding, continuationPoint: items[i]!.continuationPoint }],
         }));
-        out[i] = res.results?.[0] ?? new HistoryReadResult({ statusCode: StatusCodes.BadCommunicationError });
+        const result = res.results?.[0];
+        // Past values in the gateway's namespace table, like current ones.
+        out[i] = result ? at.mirror.namespaces.valueToGateway(result) : new HistoryReadResult({ statusCode: StatusCodes.BadCommunicationError });
       } catch (err) {
         out[i] = new HistoryReadResult({ statusCode: failureStatus(err) });
       }

@@ -51,6 +51,11 @@ export interface GatewayNode {
   writable: boolean;
   /** The plant's AccessLevel (variables; 0 until described). */
   accessLevel: number;
+  /**
+   * A variable's data type when it is one of the plant's own (mirrored, gateway numbering). The local
+   * node holds its nearest standard ancestor, which node-opcua can check notifications against.
+   */
+  dataType?: NodeId;
   parent: GatewayNode | undefined;
   /** The local node (for subscriptions: its value carries upstream notifications). */
   local: BaseNode;
@@ -258,7 +263,7 @@ export class TargetMirror {
     const vars = [...this.nodes.values()].filter((n) => n.nodeClass === 'Variable');
     const attrs = [AttributeIds.DataType, AttributeIds.ValueRank, AttributeIds.AccessLevel, AttributeIds.Description];
     const types = new Map<string, NodeId>();
-    const typed: { v: { dataType: NodeId }; type: NodeId }[] = [];
+    const typed: { n: GatewayNode; v: { dataType: NodeId }; type: NodeId }[] = [];
     for (let i = 0; i < vars.length; i += Math.floor(READ_BATCH / attrs.length)) {
       const batch = vars.slice(i, i + Math.floor(READ_BATCH / attrs.length));
       const dvs = await this.#upstream.read(batch.flatMap((n) => attrs.map((attributeId) => ({ nodeId: n.upstreamId, attributeId }))));
@@ -269,7 +274,7 @@ export class TargetMirror {
           if (dt.value.value.namespace === 0) v.dataType = dt.value.value;
           else {
             types.set(dt.value.value.toString(), dt.value.value);
-            typed.push({ v, type: dt.value.value });
+            typed.push({ n, v, type: dt.value.value });
           }
         }
         if (rank?.statusCode.isGood() && typeof rank.value.value === 'number') v.valueRank = rank.value.value;
@@ -284,10 +289,14 @@ export class TargetMirror {
       });
     }
     await this.#mirrorDataTypes([...types.values()], namespaces);
-    for (const { v, type } of typed) {
+    for (const { n, v, type } of typed) {
       // A type that could not be mirrored leaves the variable as BaseDataType (what it holds is still sent).
-      const local = namespaces.nodeIdToGateway(type);
-      if (this.#ns.addressSpace.findNode(local)) v.dataType = local;
+      const mirrored = this.#ns.addressSpace.findDataType(namespaces.nodeIdToGateway(type));
+      if (!mirrored) continue;
+      n.dataType = mirrored.nodeId;
+      let standard: typeof mirrored | null = mirrored;
+      for (let guard = 0; standard && standard.nodeId.namespace !== 0 && guard < 32; guard++) standard = standard.subtypeOfObj;
+      if (standard) v.dataType = standard.nodeId;
     }
   }
 

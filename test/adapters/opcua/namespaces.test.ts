@@ -18,7 +18,10 @@ import {
   UserTokenType,
   Variant,
   VariantArrayType,
+  makeBrowsePath,
+  TimestampsToReturn,
   type ClientSession,
+  type DataValue,
   type QualifiedName,
 } from 'node-opcua';
 import { OpaqueStructure } from 'node-opcua-extension-object';
@@ -137,6 +140,10 @@ describe('OPC UA gateway: plant namespaces', () => {
     assert.deepEqual(names.map((n) => resolved(n.value.value as QualifiedName)).sort(), [`${NS_A}|Dup`, `${NS_B}|Dup`]);
     const cell = (await session.read({ nodeId: CELL, attributeId: AttributeIds.BrowseName })).value.value as QualifiedName;
     assert.equal(resolved(cell), `${NS_A}|Cell`);
+    // A browse path names each Dup by its own namespace.
+    const path = await session.translateBrowsePath(makeBrowsePath('ns=1;s=cell-1', `/${gatewayIndex(NS_A)}:Cell/${gatewayIndex(NS_B)}:Dup`));
+    assert.equal(path.statusCode.name, 'Good');
+    assert.equal((await session.read({ nodeId: path.targets![0]!.targetId, attributeId: AttributeIds.Value })).value.value, 2, "plant-b's Dup");
   });
 
   it('NodeId, ExpandedNodeId and QualifiedName values, data types and argument types resolve to the plant’s URIs', async () => {
@@ -178,6 +185,25 @@ describe('OPC UA gateway: plant namespaces', () => {
     // And reads back in the gateway's numbering.
     const back = (await session.read({ nodeId: id('TypeRef'), attributeId: AttributeIds.Value })).value.value as NodeId;
     assert.deepEqual([uriOf(back.namespace), back.value], [NS_A, 'Cell.Dup']);
+  });
+
+  it('subscriptions deliver structures and node ids in the gateway’s numbering', async () => {
+    const sub = await session.createSubscription2({ requestedPublishingInterval: 50, requestedMaxKeepAliveCount: 10, requestedLifetimeCount: 100, publishingEnabled: true });
+    const seen: { position?: { x: number; y: number }; typeRef?: NodeId } = {};
+    const position = await sub.monitor({ nodeId: id('Position'), attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
+    position.on('changed', (dv: DataValue) => {
+      const p = dv.value.value as { x?: number; y?: number } | null;
+      if (typeof p?.x === 'number' && typeof p.y === 'number') seen.position = { x: p.x, y: p.y };
+    });
+    const typeRef = await sub.monitor({ nodeId: id('TypeRef'), attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10 }, TimestampsToReturn.Both);
+    typeRef.on('changed', (dv: DataValue) => {
+      if (dv.value.value instanceof NodeId) seen.typeRef = dv.value.value;
+    });
+    await until(() => seen.position && seen.typeRef, 'the first notifications');
+    assert.deepEqual(seen.position, plant.position());
+    const expected = plant.typeRef();
+    assert.deepEqual([uriOf(seen.typeRef!.namespace), seen.typeRef!.value], [expected.uri, expected.id]);
+    await sub.terminate();
   });
 
   it('a call carries NodeId and structure arguments into the plant’s namespaces and its QualifiedName back', async () => {
