@@ -124,7 +124,13 @@ export class TargetMirror {
     if (this.#namespaces?.from !== from) {
       const as = this.#ns.addressSpace;
       const permissions = this.#ns.getDefaultRolePermissions();
-      const map = new NamespaceMap(from, as, (index) => as.getNamespace(index).setDefaultRolePermissions(permissions));
+      const map = new NamespaceMap(from, as, {
+        onRegistered: (index) => as.getNamespace(index).setDefaultRolePermissions(permissions),
+        ownNode: (id) => {
+          const node = this.nodes.get(id.toString());
+          return node && node.nodeClass !== 'Root' ? resolveNodeId(node.upstreamId) : undefined;
+        },
+      });
       this.#namespaces = { from, map };
     }
     return this.#namespaces.map;

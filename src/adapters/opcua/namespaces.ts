@@ -62,16 +62,22 @@ export class NamespaceMap {
   /** gateway index → plant index */
   readonly #toPlant = new Map<number, number>();
   readonly plantUris: readonly string[];
+  readonly #ownNode: (id: NodeId) => NodeId | undefined;
 
-  /** Publish the plant's URIs in the gateway's table (`onRegistered` for each new gateway namespace). */
-  constructor(plantUris: readonly string[], table: NamespaceTable, onRegistered: (index: number) => void = () => {}) {
+  /**
+   * Publish the plant's URIs in the gateway's table (`onRegistered` for each new gateway namespace).
+   * `ownNode` names a node of the gateway's own namespace (a mirrored node) as the plant does, for a
+   * client that writes or passes a gateway node id as a value.
+   */
+  constructor(plantUris: readonly string[], table: NamespaceTable, opts: { onRegistered?: (index: number) => void; ownNode?: (id: NodeId) => NodeId | undefined } = {}) {
     this.plantUris = plantUris;
+    this.#ownNode = opts.ownNode ?? (() => undefined);
     this.#toGateway = plantUris.map((uri, i) => {
       if (i === 0 || uri === UA) return 0;
       let index = table.getNamespaceIndex(uri);
       if (index < 0) {
         index = table.registerNamespace(uri).index;
-        onRegistered(index);
+        opts.onRegistered?.(index);
       }
       return index;
     });
@@ -80,7 +86,7 @@ export class NamespaceMap {
     });
   }
 
-  /** The identity map (no plant namespace table known yet: indexes pass as they are). */
+  /** Before the plant's table is known (the link never came up): only namespace 0 means anything. */
   static identity(): NamespaceMap {
     return new NamespaceMap([UA], { getNamespaceIndex: () => 0, registerNamespace: () => ({ index: 0 }) });
   }
@@ -96,6 +102,7 @@ export class NamespaceMap {
   }
 
   readonly #up: Direction = (ns) => this.gatewayIndex(ns);
+  readonly #upPass: Pass = { to: this.#up, nodeId: (id) => this.nodeIdToGateway(id), up: true };
   readonly #down: Direction = (ns) => {
     const p = this.plantIndex(ns);
     if (p === undefined) throw new Untranslatable(StatusCodes.BadNodeIdUnknown, `namespace index ${ns} names no namespace of the target`);
@@ -108,7 +115,8 @@ export class NamespaceMap {
 
   /** A gateway node id as the plant names it (throws Untranslatable for a namespace the plant lacks). */
   nodeIdToPlant(id: NodeId): NodeId {
-    return id.namespace === 0 ? id : renumber(id, this.#down);
+    if (id.namespace === 0) return id;
+    return (id instanceof ExpandedNodeId ? undefined : this.#ownNode(id)) ?? renumber(id, this.#down);
   }
 
   qualifiedNameToGateway(q: QualifiedName): QualifiedName {
@@ -118,12 +126,12 @@ export class NamespaceMap {
   /** A plant value as the client must see it (a new Variant when anything changed). */
   variantToGateway(v: Variant): Variant {
     if (!INDEXED_TYPES.has(dataTypeName(v))) return v;
-    return cloneVariant(v, translate(v.value, { to: this.#up, up: true }, 0, true));
+    return cloneVariant(v, translate(v.value, this.#upPass, 0, true));
   }
 
   /** A structure read from the plant (e.g. a data type definition) as the client must see it. */
   valueToGateway<T>(value: T): T {
-    return translate(value, { to: this.#up, up: true }, 0, false) as T;
+    return translate(value, this.#upPass, 0, false) as T;
   }
 
   /**
@@ -143,7 +151,7 @@ export class NamespaceMap {
       })());
     });
     await Promise.all(pending);
-    return cloneVariant(v, translate(v.value, { to: this.#down, up: false, decoded }, 0, true));
+    return cloneVariant(v, translate(v.value, { to: this.#down, nodeId: (id) => this.nodeIdToPlant(id), up: false, decoded }, 0, true));
   }
 }
 
@@ -196,7 +204,10 @@ interface EncodedStructure {
 }
 
 interface Pass {
+  /** Namespace indexes (qualified names)… */
   to: Direction;
+  /** …and node ids, which may also be gateway nodes named as the plant names them. */
+  nodeId: (id: NodeId) => NodeId;
   /** Toward the client (plant structures are re-encoded under the gateway's encoding id). */
   up: boolean;
   /** Toward the plant: what each opaque body of the client decoded to. */
@@ -211,7 +222,7 @@ interface Pass {
 function translate(value: unknown, pass: Pass, depth: number, element: boolean): unknown {
   if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date) return value;
   if (depth > MAX_DEPTH) throw new Untranslatable(StatusCodes.BadEncodingLimitsExceeded, 'the value nests too deeply');
-  if (value instanceof NodeId) return value.namespace === 0 && !(value instanceof ExpandedNodeId) ? value : renumber(value, pass.to);
+  if (value instanceof NodeId) return value.namespace === 0 && !(value instanceof ExpandedNodeId) ? value : pass.nodeId(value);
   if (value instanceof QualifiedName) return value.namespaceIndex === 0 ? value : new QualifiedName({ name: value.name, namespaceIndex: pass.to(value.namespaceIndex) });
   if (value instanceof LocalizedText) return value;
   if (value instanceof OpaqueStructure) {
