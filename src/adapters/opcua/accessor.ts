@@ -11,10 +11,11 @@
 //   Browse           → references filtered to what the principal may see
 // The items of one service request share one rate-limit token (WireRequest), as one Modbus request does.
 // A refusal is a per-item status (BadUserAccessDenied, BadOutOfRange, BadNotWritable); the rest of the
-// batch goes on, and so it does when the plant fails a whole batch: its items are retried one by one.
-// Values cross in the namespace table of their side (namespaces.ts). UserAccessLevel and UserExecutable
-// are answered from the principal's grants at the time of the read. The server's own nodes (namespace 0, Server object) go to the default accessor, where
-// node-opcua's role permissions apply (unresolvedPermissionPolicy: deny).
+// batch goes on, and so it does when the plant refuses a whole batch's content: its items are sent again
+// one by one. Values cross in the namespace table of their side (namespaces.ts). UserAccessLevel and
+// UserExecutable are answered from the principal's grants at the time of the read. The server's own
+// nodes (namespace 0, Server object) go to the default accessor, where node-opcua's role permissions
+// apply (unresolvedPermissionPolicy: deny).
 import {
   AttributeIds,
   BrowseResult,
@@ -290,9 +291,10 @@ export class GatewayAccessor implements AddressSpaceAccessor {
           void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, ms });
         });
       } catch (err) {
-        // The plant refused the batch as a whole (a strict stack drops a request with one body it cannot
-        // decode): each item is sent alone and gets its own answer, as a server answers items.
-        const retry = group.length > 1 && upstream.up;
+        // The plant refused the batch's content as a whole (a strict stack refuses a request with one body
+        // it cannot decode), so none of it was written: each item is sent alone and gets its own answer,
+        // as a server answers items. A batch lost on the wire is not sent again (it may have been applied).
+        const retry = group.length > 1 && upstream.up && err instanceof UpstreamFailure && err.refusedContent;
         for (const [k, f] of group.entries()) {
           let status = failureStatus(err);
           if (retry) {

@@ -43,12 +43,21 @@ const PUBLISHING_INTERVAL_MS = 50;
 /** A failure toward the upstream, with the status code the front door answers with. */
 export class UpstreamFailure extends Error {
   readonly status: StatusCode;
-  constructor(status: StatusCode, message: string) {
+  /** The plant answered that it cannot take this request's content (nothing of it was carried out). */
+  readonly refusedContent: boolean;
+  constructor(status: StatusCode, message: string, refusedContent = false) {
     super(message);
     this.name = 'UpstreamFailure';
     this.status = status;
+    this.refusedContent = refusedContent;
   }
 }
+
+/**
+ * ServiceFaults about a request's content (Part 4, 7.34): the plant carried out none of it, and another
+ * request may fare better. Other faults (its session, its channel) are not the client's to see.
+ */
+const CONTENT_FAULTS = new Set(['BadDecodingError', 'BadEncodingLimitsExceeded', 'BadRequestTooLarge', 'BadTooManyOperations']);
 
 type Watcher = (dv: DataValue) => void;
 interface Watch {
@@ -196,9 +205,9 @@ export class OpcuaUpstream {
     } catch (err) {
       if (err instanceof UpstreamFailure) throw err;
       this.#opts.log.warn({ target: this.target, what, err: (err as Error).message }, 'opcua upstream request failed');
-      // The plant answered with a ServiceFault: its own status says why (BadDecodingError, BadTooManyOperations…).
+      // The plant refused the request's content with a ServiceFault: its own status says why.
       const fault = (err as { response?: { responseHeader?: { serviceResult?: StatusCode } } }).response?.responseHeader?.serviceResult;
-      if (fault && fault.isBad()) throw new UpstreamFailure(fault, `${what} on ${this.target} refused: ${fault.name}`);
+      if (fault && CONTENT_FAULTS.has(fault.name)) throw new UpstreamFailure(fault, `${what} on ${this.target} refused: ${fault.name}`, true);
       throw new UpstreamFailure(this.#state === 'up' ? StatusCodes.BadCommunicationError : StatusCodes.BadNotConnected, `${what} on ${this.target} failed`);
     }
   }
