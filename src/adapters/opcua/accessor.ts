@@ -39,7 +39,7 @@ import type { Session } from '../../sessions/registry.ts';
 import type { Decision, OpcuaVerb } from '../../policy/types.ts';
 import { exactInt64 } from '../../policy/opcua.ts';
 import type { GatewayNode } from './address-space.ts';
-import { Untranslatable, type NamespaceMap } from './namespaces.ts';
+import type { NamespaceMap } from './namespaces.ts';
 import { refusalStatusName, type Located, type OpcuaGateway } from './gateway.ts';
 import { UpstreamFailure, type OpcuaUpstream } from './upstream.ts';
 
@@ -80,8 +80,9 @@ const ACCESS_BY_VERB: [OpcuaVerb, number][] = [['read', 0x01], ['write', 0x02 | 
 /** SemanticChange says how the node behaves, not what anyone may do: kept as the plant says. */
 const ACCESS_INFORMATIONAL = 0x10;
 
+/** Why a value could not be carried (Untranslatable), or the link's state while looking up a type. */
 function translationStatus(err: unknown): StatusCode {
-  return err instanceof Untranslatable ? err.status : StatusCodes.BadInternalError;
+  return err instanceof UpstreamFailure ? err.status : StatusCodes.BadInternalError;
 }
 
 /** A plant DataValue as the client must see it (namespace indexes in values renumbered). */

@@ -12,6 +12,7 @@
 // alone), its fields translated, and sent as the plant's structure.
 import {
   BinaryStream,
+  DataType,
   ExpandedNodeId,
   LocalizedText,
   NodeId,
@@ -23,6 +24,7 @@ import { OpaqueStructure } from 'node-opcua-extension-object';
 import { UpstreamFailure } from './upstream.ts';
 
 const UA = 'http://opcfoundation.org/UA/';
+const MAX_DEPTH = 32;
 
 /**
  * An opaque structure that survives node-opcua's copies: a Variant copies an ExtensionObject as
@@ -35,7 +37,6 @@ export class CarriedStructure extends OpaqueStructure {
     else super(nodeIdOrCopy, buffer!);
   }
 }
-const MAX_DEPTH = 32;
 
 /** The data types whose values can hold a namespace index (the rest pass through untouched, and fast). */
 const INDEXED_TYPES = new Set(['NodeId', 'ExpandedNodeId', 'QualifiedName', 'ExtensionObject', 'Variant', 'DataValue']);
@@ -156,8 +157,7 @@ export class NamespaceMap {
 }
 
 function dataTypeName(v: Variant): string {
-  const names = ['Null', 'Boolean', 'SByte', 'Byte', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Int64', 'UInt64', 'Float', 'Double', 'String', 'DateTime', 'Guid', 'ByteString', 'XmlElement', 'NodeId', 'ExpandedNodeId', 'StatusCode', 'QualifiedName', 'LocalizedText', 'ExtensionObject', 'DataValue', 'Variant', 'DiagnosticInfo'];
-  return names[v.dataType] ?? 'Null';
+  return DataType[v.dataType] ?? 'Null';
 }
 
 function cloneVariant(v: Variant, value: unknown): Variant {
@@ -228,8 +228,10 @@ function translate(value: unknown, pass: Pass, depth: number, element: boolean):
   if (value instanceof OpaqueStructure) {
     if (pass.up) return new CarriedStructure(renumber(value.nodeId, pass.to), value.buffer);
     const d = pass.decoded?.get(value);
-    // A decoded body's fields still hold gateway indexes; an undecoded one was renumbered already.
-    return d instanceof OpaqueStructure || d === undefined ? d : translate(d, pass, depth + 1, false);
+    // A decoded body's fields still hold gateway indexes; an undecoded one was renumbered already; one
+    // inside a decoded body (an ExtensionObject field) goes as it is, under the plant's encoding id.
+    if (d === undefined) return new CarriedStructure(pass.nodeId(value.nodeId), value.buffer);
+    return d instanceof OpaqueStructure ? d : translate(d, pass, depth + 1, false);
   }
   if (Array.isArray(value)) {
     let changed = false;
