@@ -5,7 +5,7 @@ import type { OpcuaRuleConfig } from '../config/schema.ts';
 import type { ProfilePoint } from '../config/types.ts';
 import { opcuaVerbs } from '../config/schema.ts';
 import type { Action, OpcuaObject } from './types.ts';
-import { boundsText, fit, miss, withinBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from './matcher.ts';
+import { boundsText, fit, miss, withinBounds as withinNumberBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from './matcher.ts';
 import { matchDotted } from './glob.ts';
 
 export function matchNodePattern(pattern: string, nodeId: string): boolean {
@@ -27,10 +27,46 @@ function pointsFor(o: OpcuaObject, env: MatchEnv): ProfilePoint[] {
   return env.profile?.points.filter((p) => p.node !== undefined && (p.node === o.nodeId || p.node === o.browsePath)) ?? [];
 }
 
+const INTEGER_TEXT = /^-?(0|[1-9][0-9]{0,19})$/;
+const INT64 = { min: -(2n ** 63n), max: 2n ** 63n - 1n };
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/**
+ * The value of a 64-bit integer as node-opcua carries it — `[high, low]` 32-bit words (high signed for
+ * Int64, unsigned for UInt64), a bigint, or a plain number — exactly: a number when it is a safe
+ * integer, else its decimal text. Undefined for anything else.
+ */
+export function exactInt64(raw: unknown, unsigned: boolean): number | string | undefined {
+  let v: bigint;
+  if (Array.isArray(raw) && raw.length === 2 && raw.every((w) => Number.isInteger(w) && w >= -(2 ** 31) && w < 2 ** 32)) {
+    const high = unsigned ? BigInt((raw[0] as number) >>> 0) : BigInt((raw[0] as number) | 0);
+    v = (high << 32n) + BigInt((raw[1] as number) >>> 0);
+  } else if (typeof raw === 'bigint') {
+    v = raw;
+  } else if (typeof raw === 'number' && Number.isSafeInteger(raw)) {
+    v = BigInt(raw);
+  } else {
+    return undefined;
+  }
+  if (unsigned ? v < 0n || v > UINT64_MAX : v < INT64.min || v > INT64.max) return undefined;
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+}
+
+/** Whether v lies inside [min, max]; an integer given as decimal text is compared exactly. */
+export function withinBounds(v: number | string, min: number | undefined, max: number | undefined): boolean {
+  if (typeof v === 'number') return withinNumberBounds(v, min, max);
+  if (!INTEGER_TEXT.test(v)) return false;
+  const n = BigInt(v);
+  // For an integer n: n >= min ⇔ n >= ceil(min), n <= max ⇔ n <= floor(max); a double that large is an integer.
+  if (min !== undefined && (!Number.isFinite(min) ? min > 0 : n < BigInt(Math.ceil(min)))) return false;
+  if (max !== undefined && (!Number.isFinite(max) ? max < 0 : n > BigInt(Math.floor(max)))) return false;
+  return true;
+}
+
 function validate(action: Action, o: OpcuaObject): string | undefined {
   if (!(opcuaVerbs as readonly string[]).includes(action.verb)) return `${action.verb} is not an OPC UA service`;
   if (typeof o.nodeId !== 'string' || o.nodeId.length === 0) return 'no node id';
-  if (o.value !== undefined && typeof o.value !== 'number') return 'the written value is not a number';
+  if (o.value !== undefined && typeof o.value !== 'number' && !(typeof o.value === 'string' && INTEGER_TEXT.test(o.value))) return 'the written value is not a number';
   return undefined;
 }
 

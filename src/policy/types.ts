@@ -30,8 +30,11 @@ export interface OpcuaObject {
   browsePath?: string;
   /** Attribute name for reads (Value, DisplayName, …). */
   attribute?: string;
-  /** Numeric value of a write, for bounds checks. */
-  value?: number;
+  /**
+   * Numeric value of a write, for bounds checks: a number, or the exact decimal text of a 64-bit
+   * integer a double cannot hold (beyond ±2^53), compared exactly.
+   */
+  value?: number | string;
   /** For calls: the object the method is called on. */
   objectId?: string;
 }

@@ -351,12 +351,12 @@ function opcuaContains(r: OpcuaRuleConfig, a: Action, o: OpcuaObject): boolean {
   if (a.verb !== 'write') return true;
   if ((own as ProfilePoint[]).some((p) => p.access === 'R')) return false;
   const limits = [[r.min, r.max], ...(own as ProfilePoint[]).map((p) => [p.min, p.max])].filter(([a, b]) => a !== undefined || b !== undefined);
-  return limits.length === 0 || (o.value !== undefined && limits.every(([a, b]) => inB(o.value!, a, b)));
+  return limits.length === 0 || (o.value !== undefined && limits.every(([a, b]) => inB(o.value as number, a, b)));
 }
 function opcuaSurelyTouches(r: OpcuaRuleConfig, a: Action, o: OpcuaObject): boolean {
   if (!(r.verbs as string[]).includes(a.verb) || opcuaNamed(r, o) === false) return false;
   if (a.verb !== 'write' || (r.min === undefined && r.max === undefined)) return true;
-  return o.value !== undefined && inB(o.value, r.min, r.max);
+  return o.value !== undefined && inB(o.value as number, r.min, r.max);
 }
 
 /** Written apart from argv-pattern.ts: a deny rule (broad) lets every wildcard take any word. */

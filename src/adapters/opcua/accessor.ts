@@ -11,12 +11,16 @@
 //   Browse           → references filtered to what the principal may see
 // The items of one service request share one rate-limit token (WireRequest), as one Modbus request does.
 // A refusal is a per-item status (BadUserAccessDenied, BadOutOfRange, BadNotWritable); the rest of the
-// batch goes on. The server's own nodes (namespace 0, Server object) go to the default accessor, where
-// node-opcua's role permissions apply (unresolvedPermissionPolicy: deny).
+// batch goes on, and so it does when the plant refuses a whole batch's content: its items are sent again
+// one by one. Values cross in the namespace table of their side (namespaces.ts). UserAccessLevel and
+// UserExecutable are answered from the principal's grants at the time of the read. The server's own
+// nodes (namespace 0, Server object) go to the default accessor, where node-opcua's role permissions
+// apply (unresolvedPermissionPolicy: deny).
 import {
   AttributeIds,
   BrowseResult,
   CallMethodResult,
+  DataType,
   DataValue,
   HistoryReadRequest,
   HistoryReadResult,
@@ -27,11 +31,15 @@ import {
   type ReadRequestOptions,
   type ReadValueIdOptions,
   type StatusCode,
+  type Variant,
   type WriteValue,
 } from 'node-opcua';
 import type { WireRequest } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
-import type { Decision } from '../../policy/types.ts';
+import type { Decision, OpcuaVerb } from '../../policy/types.ts';
+import { exactInt64 } from '../../policy/opcua.ts';
+import type { GatewayNode } from './address-space.ts';
+import type { NamespaceMap } from './namespaces.ts';
 import { refusalStatusName, type Located, type OpcuaGateway } from './gateway.ts';
 import { UpstreamFailure, type OpcuaUpstream } from './upstream.ts';
 import { evidence } from './evidence.ts';
@@ -56,12 +64,37 @@ function failureStatus(err: unknown): StatusCode {
   return err instanceof UpstreamFailure ? err.status : StatusCodes.BadCommunicationError;
 }
 
-/** The numeric value of a write, for bounds checks (booleans count as 0/1). */
-function numericValue(v: unknown): number | undefined {
+/**
+ * The numeric value of a write, for bounds checks (booleans count as 0/1; 64-bit integers exactly, as
+ * decimal text beyond the safe integers).
+ */
+function numericValue(variant: Variant | null | undefined): number | string | undefined {
+  const v: unknown = variant?.value;
+  if (variant?.dataType === DataType.Int64 || variant?.dataType === DataType.UInt64) return exactInt64(v, variant.dataType === DataType.UInt64);
   if (typeof v === 'number' && Number.isFinite(v)) return v;
   if (typeof v === 'boolean') return v ? 1 : 0;
-  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'bigint') return exactInt64(v, false);
   return undefined;
+}
+
+/** AccessLevel bits (Part 3, 8.57) a principal's verbs open: reading, writing (with status and time stamps), history. */
+const ACCESS_BY_VERB: [OpcuaVerb, number][] = [['read', 0x01], ['write', 0x02 | 0x20 | 0x40], ['history', 0x04]];
+/** SemanticChange says how the node behaves, not what anyone may do: kept as the plant says. */
+const ACCESS_INFORMATIONAL = 0x10;
+
+/** Why a value could not be carried (Untranslatable), or the link's state while looking up a type. */
+function translationStatus(err: unknown): StatusCode {
+  return err instanceof UpstreamFailure ? err.status : StatusCodes.BadInternalError;
+}
+
+/** A plant DataValue as the client must see it (namespace indexes in values renumbered). */
+function toClient(dv: DataValue, namespaces: NamespaceMap): DataValue {
+  try {
+    dv.value = namespaces.variantToGateway(dv.value);
+    return dv;
+  } catch (err) {
+    return new DataValue({ statusCode: translationStatus(err) });
+  }
 }
 
 export class GatewayAccessor implements AddressSpaceAccessor {
@@ -105,7 +138,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const out: (DataValue | undefined)[] = new Array(items.length);
     const local: number[] = [];
     // Value reads, per upstream link: every item is decided, and those allowed go upstream in ONE read.
-    const upstream = new Map<OpcuaUpstream, { idx: number[]; ids: ReadValueIdOptions[] }>();
+    const upstream = new Map<OpcuaUpstream, { idx: number[]; ids: ReadValueIdOptions[]; namespaces: NamespaceMap }>();
     const decisions: Promise<void>[] = [];
     const request: WireRequest = {};
     for (let i = 0; i < items.length; i++) {
@@ -122,7 +155,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const attributeId = item.attributeId ?? AttributeIds.Value;
       if (attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable') {
         let group = upstream.get(at.upstream);
-        if (!group) upstream.set(at.upstream, (group = { idx: [], ids: [] }));
+        if (!group) upstream.set(at.upstream, (group = { idx: [], ids: [], namespaces: at.mirror.namespaces }));
         group.idx.push(i);
         group.ids.push(item.indexRange ? { nodeId: at.node.upstreamId, attributeId, indexRange: item.indexRange } : { nodeId: at.node.upstreamId, attributeId });
         decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node), { request }).then((d) => {
@@ -130,14 +163,20 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         }));
         continue;
       }
-      // Metadata is what browse shows: served from the mirror to those who may see the node.
+      // Metadata is what browse shows: served from the mirror to those who may see the node, except what
+      // the principal itself may do, which is answered from its grants now.
+      const serve = () => {
+        const own = this.#servedHere(session, at.node, attributeId);
+        if (own) out[i] = own;
+        else local.push(i);
+      };
       if (this.#gw.visible(session, at.node)) {
-        local.push(i);
+        serve();
         continue;
       }
       const attribute = ATTRIBUTE_NAMES[attributeId] ?? String(attributeId);
       decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }), { request }).then((d) => {
-        if (d.effect === 'allow') local.push(i);
+        if (d.effect === 'allow') serve();
         else out[i] = new DataValue({ statusCode: refused(d) });
       }));
     }
@@ -161,7 +200,10 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         if (idx.length === 0) return;
         try {
           const dvs = await link.read(ids, req.maxAge ?? 0);
-          idx.forEach((i, k) => (out[i] = dvs[k] ?? new DataValue({ statusCode: StatusCodes.BadCommunicationError })));
+          idx.forEach((i, k) => {
+            const dv = dvs[k];
+            out[i] = dv ? toClient(dv, group.namespaces) : new DataValue({ statusCode: StatusCodes.BadCommunicationError });
+          });
         } catch (err) {
           for (const i of idx) out[i] = new DataValue({ statusCode: failureStatus(err) });
         }
@@ -176,7 +218,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const session = this.#gw.sessionOf(context as { session?: unknown });
     const out: StatusCode[] = new Array(nodesToWrite.length);
     const local: number[] = [];
-    const forward: { i: number; at: Located; action: ReturnType<OpcuaGateway['action']> }[] = [];
+    const forward: { i: number; at: Located; action: ReturnType<OpcuaGateway['action']>; value: Variant }[] = [];
     const request: WireRequest = {};
     const budget = new RequestBudget();
     const deadline = this.#gw.deadlineOf(nodesToWrite);
@@ -200,7 +242,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         continue;
       }
       const attribute = ATTRIBUTE_NAMES[w.attributeId] ?? String(w.attributeId);
-      const value = numericValue(raw);
+      const value = numericValue(w.value?.value);
       const action = this.#gw.action(at.node, 'write', { attribute, ...(value !== undefined ? { value } : {}) });
       const forwardable = w.attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable' && at.node.writable;
       const d = await this.#gw.core.authorize(session, action, {
@@ -224,7 +266,17 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         void this.#gw.core.recordOutcome(session, action, { status: 'BadNotWritable', forwarded: false });
         continue;
       }
-      forward.push({ i, at, action });
+      // The value as the plant names things: a value that cannot be carried fails alone, not forwarded.
+      let plantValue: Variant;
+      try {
+        plantValue = await at.mirror.namespaces.variantToPlant(w.value.value, (id) => at.upstream.structureConstructor(id));
+      } catch (err) {
+        const status = translationStatus(err);
+        out[i] = status;
+        void this.#gw.core.recordOutcome(session, action, { status: status.name, forwarded: false, reason: (err as Error).message });
+        continue;
+      }
+      forward.push({ i, at, action, value: plantValue });
     }
     if (local.length > 0) {
       const statuses = await this.#inner.write(context, local.map((i) => nodesToWrite[i]!));
@@ -232,24 +284,62 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     }
     for (const [target, group] of groupBy(forward, (f) => f.at.mirror.target)) {
       const upstream = this.#gw.upstreams.get(target)!;
+      const items = group.map((f) => ({ nodeId: f.at.node.upstreamId, attributeId: AttributeIds.Value, value: { ...nodesToWrite[f.i]!.value, value: f.value }, ...(nodesToWrite[f.i]!.indexRange ? { indexRange: nodesToWrite[f.i]!.indexRange } : {}) }));
       const started = process.hrtime.bigint();
+      const elapsed = () => Math.round((Number(process.hrtime.bigint() - started) / 1e6) * 10) / 10;
       try {
-        const statuses = await upstream.write(group.map((f) => ({ nodeId: f.at.node.upstreamId, attributeId: AttributeIds.Value, value: nodesToWrite[f.i]!.value, ...(nodesToWrite[f.i]!.indexRange ? { indexRange: nodesToWrite[f.i]!.indexRange } : {}) })));
-        const ms = Math.round((Number(process.hrtime.bigint() - started) / 1e6) * 10) / 10;
+        const statuses = await upstream.write(items);
+        const ms = elapsed();
         group.forEach((f, k) => {
           const status = statuses[k] ?? StatusCodes.BadCommunicationError;
           out[f.i] = status;
           void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, ms });
         });
       } catch (err) {
-        const status = failureStatus(err);
-        for (const f of group) {
+        // The plant refused the batch's content as a whole (a strict stack refuses a request with one body
+        // it cannot decode), so none of it was written: each item is sent alone and gets its own answer,
+        // as a server answers items. A batch lost on the wire is not sent again (it may have been applied).
+        const retry = group.length > 1 && upstream.up && err instanceof UpstreamFailure && err.refusedContent;
+        for (const [k, f] of group.entries()) {
+          let status = failureStatus(err);
+          if (retry) {
+            try {
+              status = (await upstream.write([items[k]!]))[0] ?? StatusCodes.BadCommunicationError;
+            } catch (alone) {
+              status = failureStatus(alone);
+            }
+          }
           out[f.i] = status;
-          void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, upstream_failure: true });
+          void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, ms: elapsed(), ...(retry ? { batch_failed: failureStatus(err).name, sent_alone: true } : { upstream_failure: true }) });
         }
       }
     }
     return out;
+  }
+
+  /**
+   * Attributes answered here rather than by the local node: a variable's plant-namespace DataType
+   * (address-space.ts); UserAccessLevel of a variable and UserExecutable of a method as this principal's
+   * grants stand now (a dry run of policy, nothing journaled): the plant's AccessLevel narrowed to the
+   * verbs it may use on the node. A bounded write counts as writable (within its bounds); one needing
+   * approval too.
+   */
+  #servedHere(session: Session, node: GatewayNode, attributeId: number): DataValue | undefined {
+    const may = (verb: OpcuaVerb, extra: Partial<Parameters<OpcuaGateway['action']>[2]> = {}) => {
+      const d = this.#gw.core.explain(session.principal.id, this.#gw.action(node, verb, extra));
+      return d.effect !== 'deny' || d.reason === 'value_out_of_bounds';
+    };
+    if (attributeId === AttributeIds.UserAccessLevel && node.nodeClass === 'Variable') {
+      let mask = ACCESS_INFORMATIONAL;
+      for (const [verb, bits] of ACCESS_BY_VERB) if (may(verb, { attribute: 'Value' })) mask |= bits;
+      return new DataValue({ value: { dataType: DataType.Byte, value: node.accessLevel & mask }, statusCode: StatusCodes.Good });
+    }
+    if (attributeId === AttributeIds.DataType && node.dataType) return new DataValue({ value: { dataType: DataType.NodeId, value: node.dataType }, statusCode: StatusCodes.Good });
+    if (attributeId === AttributeIds.UserExecutable && node.nodeClass === 'Method') {
+      const objectId = node.parent?.gatewayId;
+      return new DataValue({ value: { dataType: DataType.Boolean, value: objectId !== undefined && may('call', { objectId }) }, statusCode: StatusCodes.Good });
+    }
+    return undefined;
   }
 
   /** An allowed privileged action whose client has gone meanwhile: journaled as not forwarded. */
@@ -332,8 +422,19 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         out[i] = new CallMethodResult({ statusCode: StatusCodes.BadTimeout });
         continue;
       }
+      const namespaces = method.mirror.namespaces;
+      let inputArguments: Variant[];
       try {
-        const [r] = await method.upstream.call([{ objectId: object.node.upstreamId, methodId: method.node.upstreamId, inputArguments: m.inputArguments ?? [] }]);
+        inputArguments = await Promise.all((m.inputArguments ?? []).map((v) => namespaces.variantToPlant(v, (id) => method.upstream.structureConstructor(id))));
+      } catch (err) {
+        const status = translationStatus(err);
+        out[i] = new CallMethodResult({ statusCode: status });
+        void this.#gw.core.recordOutcome(session, action, { status: status.name, forwarded: false, reason: (err as Error).message });
+        continue;
+      }
+      try {
+        const [r] = await method.upstream.call([{ objectId: object.node.upstreamId, methodId: method.node.upstreamId, inputArguments }]);
+        if (r?.outputArguments) r.outputArguments = r.outputArguments.map((v) => namespaces.variantToGateway(v));
         out[i] = r ?? new CallMethodResult({ statusCode: StatusCodes.BadCommunicationError });
         void this.#gw.core.recordOutcome(session, action, { status: r?.statusCode.name ?? 'BadCommunicationError', outputs: (r?.outputArguments ?? []).map((v) => evidence(v.value)) });
       } catch (err) {
@@ -377,7 +478,9 @@ export class GatewayAccessor implements AddressSpaceAccessor {
           releaseContinuationPoints: req.releaseContinuationPoints,
           nodesToRead: [{ nodeId: at.node.upstreamId, indexRange: items[i]!.indexRange, dataEncoding: items[i]!.dataEncoding, continuationPoint: items[i]!.continuationPoint }],
         }));
-        out[i] = res.results?.[0] ?? new HistoryReadResult({ statusCode: StatusCodes.BadCommunicationError });
+        const result = res.results?.[0];
+        // Past values in the gateway's namespace table, like current ones.
+        out[i] = result ? at.mirror.namespaces.valueToGateway(result) : new HistoryReadResult({ statusCode: StatusCodes.BadCommunicationError });
       } catch (err) {
         out[i] = new HistoryReadResult({ statusCode: failureStatus(err) });
       }

@@ -178,7 +178,8 @@ export class OpcuaGateway {
       const first = new Promise<void>((resolve) => (arrived = resolve));
       const unwatch = at.upstream.watch(at.node.upstreamId, (dv: DataValue) => {
         try {
-          variable.setValueFromSource(dv.value, dv.statusCode, dv.sourceTimestamp ?? new Date());
+          // The plant's namespace indexes in the value, as the gateway's clients resolve them.
+          variable.setValueFromSource(at.mirror.namespaces.variantToGateway(dv.value), dv.statusCode, dv.sourceTimestamp ?? new Date());
         } catch (err) {
           this.core.log.debug({ node: id, err: (err as Error).message }, 'opcua notification not applied');
         }

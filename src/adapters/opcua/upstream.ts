@@ -17,6 +17,7 @@ import {
   StatusCodes,
   TimestampsToReturn,
   UserTokenType,
+  getExtraDataTypeManager,
   type BrowseDescriptionLike,
   type BrowseResult,
   type CallMethodRequestOptions,
@@ -24,6 +25,7 @@ import {
   type ClientSession,
   type HistoryReadRequest,
   type HistoryReadResponse,
+  type NodeId,
   type OPCUACertificateManager,
   type ReadValueIdOptions,
   type StatusCode,
@@ -32,6 +34,7 @@ import {
 } from 'node-opcua';
 import type { Secret } from '../../common/secret.ts';
 import type { OpcuaTargetConfig } from './schema.ts';
+import type { StructureConstructor } from './namespaces.ts';
 
 const BACKOFF = { initialDelay: 250, maxDelay: 10_000, randomisationFactor: 0.1 };
 /** Upstream subscription: fast enough that the gateway adds little to a notification's latency. */
@@ -40,12 +43,21 @@ const PUBLISHING_INTERVAL_MS = 50;
 /** A failure toward the upstream, with the status code the front door answers with. */
 export class UpstreamFailure extends Error {
   readonly status: StatusCode;
-  constructor(status: StatusCode, message: string) {
+  /** The plant answered that it cannot take this request's content (nothing of it was carried out). */
+  readonly refusedContent: boolean;
+  constructor(status: StatusCode, message: string, refusedContent = false) {
     super(message);
     this.name = 'UpstreamFailure';
     this.status = status;
+    this.refusedContent = refusedContent;
   }
 }
+
+/**
+ * ServiceFaults about a request's content (Part 4, 7.34): the plant carried out none of it, and another
+ * request may fare better. Other faults (its session, its channel) are not the client's to see.
+ */
+const CONTENT_FAULTS = new Set(['BadDecodingError', 'BadEncodingLimitsExceeded', 'BadRequestTooLarge', 'BadTooManyOperations']);
 
 type Watcher = (dv: DataValue) => void;
 interface Watch {
@@ -74,6 +86,8 @@ export class OpcuaUpstream {
   readonly #watches = new Map<string, Watch>();
   readonly #onUp = new Set<() => void>();
   readonly #onDown = new Set<() => void>();
+  /** The plant's NamespaceArray, read at each connect (its indexes are what its node ids mean). */
+  namespaceArray: readonly string[] = [];
   /** Upstream round trips, by kind (status and tests). */
   readonly stats = { reads: 0, writes: 0, calls: 0, browses: 0, reconnects: 0 };
 
@@ -135,8 +149,12 @@ export class OpcuaUpstream {
         ? { type: UserTokenType.UserName, userName: this.cfg.username, password: this.#opts.password.reveal() }
         : { type: UserTokenType.Anonymous };
       const session = await this.#client.createSession(identity);
+      this.namespaceArray = await session.readNamespaceArray();
       this.#session = session;
-      session.on('session_restored', () => this.#maybeUp());
+      session.on('session_restored', () => {
+        // A restarted plant may have renumbered its namespaces: read the table before going up again.
+        session.readNamespaceArray().then((a) => (this.namespaceArray = a), () => {}).finally(() => this.#maybeUp());
+      });
       session.on('keepalive_failure', () => this.#down('keep-alive failed'));
       this.#subscription = await session.createSubscription2({
         requestedPublishingInterval: PUBLISHING_INTERVAL_MS,
@@ -190,6 +208,9 @@ export class OpcuaUpstream {
     } catch (err) {
       if (err instanceof UpstreamFailure) throw err;
       this.#opts.log.warn({ target: this.target, what, err: (err as Error).message }, 'opcua upstream request failed');
+      // The plant refused the request's content with a ServiceFault: its own status says why.
+      const fault = (err as { response?: { responseHeader?: { serviceResult?: StatusCode } } }).response?.responseHeader?.serviceResult;
+      if (fault && CONTENT_FAULTS.has(fault.name)) throw new UpstreamFailure(fault, `${what} on ${this.target} refused: ${fault.name}`, true);
       throw new UpstreamFailure(this.#state === 'up' ? StatusCodes.BadCommunicationError : StatusCodes.BadNotConnected, `${what} on ${this.target} failed`);
     }
   }
@@ -212,6 +233,17 @@ export class OpcuaUpstream {
   historyRead(request: HistoryReadRequest): Promise<HistoryReadResponse> {
     this.stats.reads++;
     return this.#do('history read', (s) => s.historyRead(request));
+  }
+
+  /** The plant's type of a structure, by its binary encoding id (plant indexes), or undefined. */
+  async structureConstructor(encodingId: NodeId): Promise<StructureConstructor | undefined> {
+    const session = this.#ready();
+    try {
+      const types = await getExtraDataTypeManager(session);
+      return (await types.getExtensionObjectConstructorFromBinaryEncodingAsync(encodingId)) as unknown as StructureConstructor;
+    } catch {
+      return undefined;
+    }
   }
 
   browse(nodes: BrowseDescriptionLike[]): Promise<BrowseResult[]> {

@@ -179,7 +179,11 @@ describe('OPC UA gateway, end to end', () => {
 
   it('TranslateBrowsePaths and RegisterNodes tell a hidden node from a missing one no more than browse does', async () => {
     const agent = await agentSession();
-    const translate = (path: string) => agent.translateBrowsePath(makeBrowsePath(`${NS}`, path.split('/').map((n) => `/1:${n}`).join('')));
+    // Browse names keep the plant's namespace (its URI published in the gateway's table).
+    const boilerRef = (await agent.browse({ nodeId: NS, browseDirection: BrowseDirection.Forward, resultMask: 63 })).references!.find((r) => r.browseName.name === 'Boiler')!;
+    const pns = boilerRef.browseName.namespaceIndex;
+    assert.notEqual(pns, 1, "the plant's namespace is not the gateway's own");
+    const translate = (path: string) => agent.translateBrowsePath(makeBrowsePath(`${NS}`, path.split('/').map((n) => `/${pns}:${n}`).join('')));
     const visible = await translate('Boiler/Drum/Level');
     assert.equal(visible.statusCode.name, 'Good');
     assert.equal(visible.targets![0]!.targetId.toString(), LEVEL);
@@ -190,8 +194,8 @@ describe('OPC UA gateway, end to end', () => {
     assert.equal(hidden.statusCode.name, missing.statusCode.name);
     // Anna may see the burner's valve: the same path resolves for her.
     const anna = await annaSession();
-    assert.equal((await anna.translateBrowsePath(makeBrowsePath(`${NS}`, '/1:Boiler/1:Burner'))).statusCode.name, 'BadNoMatch', 'Burner is not granted to anna either');
-    assert.equal((await anna.translateBrowsePath(makeBrowsePath(`${NS}`, '/1:Boiler/1:Setpoint'))).targets![0]!.targetId.toString(), SETPOINT);
+    assert.equal((await anna.translateBrowsePath(makeBrowsePath(`${NS}`, `/${pns}:Boiler/${pns}:Burner`))).statusCode.name, 'BadNoMatch', 'Burner is not granted to anna either');
+    assert.equal((await anna.translateBrowsePath(makeBrowsePath(`${NS}`, `/${pns}:Boiler/${pns}:Setpoint`))).targets![0]!.targetId.toString(), SETPOINT);
     // RegisterNodes: a hidden node and a missing one come back alike, as given; reads still decide per node.
     const [fuel, nowhere, level] = await agent.registerNodes([FUEL, `${NS}/Boiler/Burner/NoSuchValve`, LEVEL]);
     assert.equal(fuel!.toString(), FUEL);
