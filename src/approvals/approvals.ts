@@ -26,9 +26,14 @@ export interface ApprovalRequest {
   action: Action;
   grant?: string;
   rule?: string;
+  /**
+   * The latest the request that asked may still be answered (clock ms): a client's own time-out. An
+   * approval is for a request that is still waiting; past this it times out like any unanswered one.
+   */
+  deadlineMs?: number;
 }
 
-export interface PendingApproval extends ApprovalRequest {
+export interface PendingApproval extends Omit<ApprovalRequest, 'deadlineMs'> {
   id: string;
   /** When it was asked (ISO 8601). */
   since: string;
@@ -76,7 +81,7 @@ export class Approvals {
       id = this.#newId();
     }
     const now = this.#clock.now();
-    const expiresMs = now + this.#timeoutMs;
+    const expiresMs = Math.min(now + this.#timeoutMs, p.deadlineMs ?? Infinity);
     let resolve!: (o: ApprovalOutcome) => void;
     const outcome = new Promise<ApprovalOutcome>((r) => (resolve = r));
     const pending: PendingApproval = {

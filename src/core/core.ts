@@ -40,6 +40,8 @@ export interface AuthorizeOptions {
   evidence?: () => Promise<Record<string, unknown>>;
   /** Told the approval request's id once it is journaled and waiting for a person (to say so to the user). */
   onApprovalPending?: (approvalId: string) => void;
+  /** When the client stops waiting for this request (clock ms): an approval cannot come later than this. */
+  deadlineMs?: number;
 }
 
 export interface Core {

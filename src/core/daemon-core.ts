@@ -112,7 +112,7 @@ export class DaemonCore implements Core {
     if (limit) return this.#deny(session, action, limit);
 
     if (decision.effect === 'approve') {
-      decision = await this.#waitForApproval(session, action, decision, opts.onApprovalPending);
+      decision = await this.#waitForApproval(session, action, decision, opts.onApprovalPending, opts.deadlineMs);
     }
     if (decision.effect !== 'allow') return this.#deny(session, action, decision);
 
@@ -196,8 +196,9 @@ export class DaemonCore implements Core {
     });
   }
 
-  async #waitForApproval(session: Session, action: Action, asked: Decision, onPending?: (approvalId: string) => void): Promise<Decision> {
+  async #waitForApproval(session: Session, action: Action, asked: Decision, onPending?: (approvalId: string) => void, deadlineMs?: number): Promise<Decision> {
     const request = this.approvals.request({
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       session: session.id,
       principal: session.principal.id,
       chain: session.chain,

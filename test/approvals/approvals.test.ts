@@ -78,6 +78,20 @@ test('requests time out at expiresAt, and a late answer is refused', async () =>
   assert.equal(approvals.nextTimeout(), undefined);
 });
 
+test('a request bounded by its client\'s deadline times out then, not at the approvals time-out', async () => {
+  const { clock, approvals } = setup();
+  const r = approvals.request({ session: 's1', principal: 'agent-1', chain: ['agent-1'], target: 'plc-1', action, deadlineMs: T0 + 5_000 });
+  const later = approvals.request({ session: 's1', principal: 'agent-1', chain: ['agent-1'], target: 'plc-1', action, deadlineMs: T0 + 900_000 });
+  assert.equal(approvals.get(r.id)?.expiresAt, '2026-06-15T10:00:05.000Z');
+  assert.equal(approvals.get(later.id)?.expiresAt, '2026-06-15T10:05:00.000Z', 'a deadline never extends the approvals time-out');
+  assert.equal('deadlineMs' in approvals.get(r.id)!, false);
+  clock.set(T0 + 5_000);
+  // The client has stopped waiting: a person's late answer no longer applies.
+  assert.throws(() => approvals.approve(r.id, alice), (e) => isPenstockError(e, 'PS_APPROVAL_UNKNOWN') && /timed out/.test(e.message));
+  assert.equal((await r.outcome).reason, 'timed_out');
+  assert.equal(await peek(later.outcome), 'pending');
+});
+
 test('cancel resolves the ended session\'s requests only', async () => {
   const { approvals, ask } = setup();
   const a = ask('s1');

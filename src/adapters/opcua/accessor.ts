@@ -248,6 +248,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const d = await this.#gw.core.authorize(session, action, {
         request,
         evidence: async () => ({ written: evidence(raw), ...(forwardable ? await this.#valueBefore(at) : {}) }),
+        ...(deadline !== undefined ? { deadlineMs: deadline } : {}),
       });
       if (d.effect !== 'allow') {
         out[i] = refused(d);
@@ -409,7 +410,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       }
       const args = (m.inputArguments ?? []).map((v) => evidence(v.value));
       const action = this.#gw.action(method.node, 'call', { objectId: object.node.gatewayId });
-      const d = await this.#gw.core.authorize(session, action, { request, evidence: async () => ({ arguments: args }) });
+      const d = await this.#gw.core.authorize(session, action, { request, evidence: async () => ({ arguments: args }), ...(deadline !== undefined ? { deadlineMs: deadline } : {}) });
       if (d.effect !== 'allow') {
         out[i] = new CallMethodResult({ statusCode: refused(d) });
         continue;

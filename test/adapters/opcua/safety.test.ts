@@ -5,6 +5,7 @@
 // (Defect 1 and the RSS part of defect 2 need the daemon as shipped: safety-daemon.test.ts.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { isPenstockError } from '../../../src/common/errors.ts';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -314,10 +315,14 @@ describe('OPC UA front door: approvals and the request\'s deadline (defect 10)',
     const pending = await until(() => gw.core.approvals.list().find((a) => (a.action.object as { nodeId?: string }).nodeId === KNOB), 'the approval request');
     const timedOut = await answer;
     assert.ok(timedOut instanceof Error && /timeout/i.test(timedOut.message), `the client gave up: ${String(timedOut)}`);
-    // The connection is still open; a person approves after the client stopped waiting.
-    gw.core.approvals.approve(pending.id, { uid: 0, user: 'root', verified: true });
-    const outcome = await until(() => gw.events().find((e) => e.event === 'action.outcome' && (e.action?.opcua as { node_id?: string } | undefined)?.node_id === KNOB), 'the outcome');
-    assert.deepEqual({ ...(outcome.outcome as Record<string, unknown>), reason: undefined, deadline: undefined }, { status: 'BadTimeout', forwarded: false, expired: true, reason: undefined, deadline: undefined });
+    // The approval request lives no longer than the request that asked for it: the timeoutHint that
+    // reached the gateway (node-opcua's client sends its own transaction time-out, 5 s), not the
+    // harness's 60 s approval time-out.
+    assert.ok(Date.parse(pending.expiresAt) - Date.parse(pending.since) <= 5_000, `expires with the client's request: ${pending.since} -> ${pending.expiresAt}`);
+    // The connection is still open; a person tries to approve after the client stopped waiting: too late.
+    assert.throws(() => gw.core.approvals.approve(pending.id, { uid: 0, user: 'root', verified: true }), (e: unknown) => isPenstockError(e) && e.code === 'PS_APPROVAL_UNKNOWN');
+    await until(() => gw.events().find((e) => e.event === 'approval.timed_out' && (e.detail as { approval?: string } | undefined)?.approval === pending.id), 'the approval journaled as timed out');
+    assert.equal(gw.events().some((e) => e.event === 'action.allowed' && (e.action?.opcua as { node_id?: string } | undefined)?.node_id === KNOB), false, 'never allowed');
     assert.equal(await plantValue(PLANT_KNOB), before, 'the plant never saw the write');
     // A write approved in time still goes through on the same session.
     const write = c.session.write([{ nodeId: KNOB, attributeId: AttributeIds.Value, value: { value: { dataType: DataType.Double, value: before + 3 } } }]);
