@@ -46,7 +46,8 @@ test('capacity (map size) reached: appends refused with an alert and no partial 
   assert.equal(j.size(), committed);
   // Upstream acknowledges; retention frees space; the probe notices without anyone appending.
   await j.acknowledge(committed - 1, 'central-pam');
-  j.prune({ maxBytes: 512 * 1024 });
+  // Capacity counts LMDB pages: a 2 KB event takes a 4 KiB page, so prune to a quarter of the capacity.
+  j.prune({ maxBytes: 256 * 1024 });
   await waitFor(() => alerts.length === 2);
   assert.deepEqual(alerts.map((a) => a.kind), ['unavailable', 'recovered']);
   assert.equal(j.health().writable, true);

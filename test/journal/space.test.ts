@@ -1,0 +1,76 @@
+// Issue 10, item "journal verify leaks an LMDB read transaction": a verify left its per-level range scans
+// unfinished, their read transaction stayed open until restart, and LMDB could never reuse a freed page:
+// after one verify every event grew data.mdb by ~25 KB instead of ~1 KB. Checked on the file on disk.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LmdbJournal } from '../../src/journal/journal.ts';
+import { openJournal, tempDir } from './helpers.ts';
+
+const N = 1200;
+
+/** Appends n events, a few per commit (as Modbus writes arrive), returns data.mdb's growth in bytes. */
+async function growthOf(j: LmdbJournal, dir: string, n: number): Promise<number> {
+  const before = statSync(join(dir, 'data.mdb')).size;
+  for (let i = 0; i < n; i += 4) {
+    await Promise.all([0, 1, 2, 3].map((k) => j.append({ event: 'action.allowed', session: `s-${i + k}`, detail: { i: i + k, pad: 'x'.repeat(600) } })));
+  }
+  return statSync(join(dir, 'data.mdb')).size - before;
+}
+
+for (const how of ['verifyAll (on the calling thread)', 'verify (worker thread)'] as const) {
+  test(`after ${how}, N more events grow the data file by about what N events take`, async (t) => {
+    const { dir, cleanup } = tempDir();
+    t.after(cleanup);
+    const j = await openJournal(dir);
+    t.after(() => j.close());
+    await growthOf(j, dir, N); // warm up: the file reaches its working set of pages
+    const baseline = await growthOf(j, dir, N);
+    const result = how.startsWith('verifyAll') ? j.verifyAll() : await j.verify();
+    assert.deepEqual(result, { ok: true, size: 2 * N });
+    const after = await growthOf(j, dir, N);
+    // Leaked, every commit takes fresh pages: ~20x the baseline. Allow noise, not that.
+    assert.ok(after <= 2 * baseline + 256 * 1024, `after the verify ${N} events grew data.mdb by ${after} bytes, without one by ${baseline}`);
+    const h = j.health();
+    assert.ok(h.lmdb.readers <= 1, `${h.lmdb.readers} read transactions open: only this thread's current one may be`);
+    assert.equal(h.fileBytes, statSync(join(dir, 'data.mdb')).size, 'status reports the real file size');
+    assert.ok(h.usedBytes <= h.fileBytes && h.lmdb.freePages >= 0);
+  });
+}
+
+test('a verify that stops at a bad spot also ends its scans', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const j = await openJournal(dir, { checkpointEvery: 10_000 });
+  t.after(() => j.close());
+  await growthOf(j, dir, N);
+  const baseline = await growthOf(j, dir, N);
+  // A kept checkpoint from a longer journal: verify stops early (rolled back), by a code.
+  const r = j.verifyAll({ size: 10 * N, rootHash: new Uint8Array(32) });
+  assert.equal(!r.ok && r.code, 'PS_JOURNAL_ROLLED_BACK');
+  // A kept root that does not match: the whole scan runs, then the proof fails.
+  const f = j.verifyAll({ size: N, rootHash: new Uint8Array(32) });
+  assert.equal(!f.ok && f.code, 'PS_JOURNAL_FORKED');
+  const after = await growthOf(j, dir, N);
+  assert.ok(after <= 2 * baseline + 256 * 1024, `after failed verifies ${N} events grew data.mdb by ${after} bytes, without by ${baseline}`);
+});
+
+test('capacity counts the pages LMDB uses, and status reports what is really free', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const j = await openJournal(dir, { mapSizeMiB: 2 });
+  t.after(() => j.close());
+  // 2.5 KB bodies: each takes a whole 4 KiB LMDB page, so the file fills long before 2 MiB of event bytes.
+  let refused: unknown;
+  for (let i = 0; i < 2000 && !refused; i++) {
+    await j.append({ event: 'action.allowed', detail: { i, pad: 'y'.repeat(2500) } }).catch((err: unknown) => (refused = err));
+  }
+  assert.ok(refused, 'capacity reached');
+  const h = j.health();
+  assert.equal(h.writable, false);
+  assert.ok(h.bytes < h.capacityBytes, `stored bytes ${h.bytes} are below the capacity; the pages are not`);
+  assert.ok(h.usedBytes + 64 * 1024 > h.capacityBytes, `pages in use ${h.usedBytes} reach the capacity ${h.capacityBytes}`);
+  assert.ok(statSync(join(dir, 'data.mdb')).size <= h.capacityBytes + 512 * 1024, 'the data file stays near the configured capacity');
+  assert.ok(h.freeBytes < 64 * 1024, `status says ${h.freeBytes} bytes free`);
+});
