@@ -9,10 +9,11 @@
 //
 // Fail closed. A failed commit (disk full, capacity reached, I/O error) rejects the batch with
 // PenstockError('PS_JOURNAL_UNAVAILABLE'), sets health().writable = false and raises onAlert('unavailable').
-// A timer probes every second (and every append is itself a probe). The probe writes as many fresh pages
-// as a real commit needs (a commit rewrites the newest leaf of every tree level, ~40 pages, plus its
-// events) and removes them again: rewriting only the state record fits into pages LMDB already holds on
-// a full disk, and `writable` used to flip back while no event could be written. One outage raises one
+// While unavailable, appends are refused without a commit, and only the probe, every second, decides that
+// the journal is writable again. The probe writes as many fresh pages as a real commit needs (a commit
+// rewrites the newest leaf of every tree level, ~40 pages, plus its events) and removes them again:
+// rewriting only the state record, or committing one small event, fits into pages LMDB already holds on
+// a full disk, and `writable` used to flip back while the next event could not be written. One outage raises one
 // 'unavailable' and one 'recovered' alert: the recovery is confirmed (alert, 'alert.journal_recovered'
 // event) only once the journal stayed writable for `recoverySettleMs`; a failure before that is the same
 // outage going on.
@@ -234,6 +235,11 @@ export class LmdbJournal implements Journal {
   }
 
   #commitBatch(batch: Pending[]): void {
+    if (!this.#writable) {
+      const error = new PenstockError('PS_JOURNAL_UNAVAILABLE', `journal cannot be written: ${this.#failure ?? 'unavailable'}`, { reason: this.#failure });
+      for (const item of batch) item.reject(error);
+      return;
+    }
     const state = { ...this.#state };
     const tree = this.#tree.clone();
     const events: [number, Buffer][] = [];
@@ -265,7 +271,6 @@ export class LmdbJournal implements Journal {
     this.#state = state;
     this.#tree = tree;
     if (checkpoint) this.#latestCheckpoint = checkpoint;
-    this.#succeeded();
     for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ seq: events[i]![0] });
   }
 
