@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, truncateSync, statSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,30 @@ async function fillUp(j: LmdbJournal, bodyBytes: number): Promise<{ committed: n
     if (refused) return { committed, error: (refused as PromiseRejectedResult).reason };
     if (committed > 1_000_000) throw new Error('never filled up');
   }
+}
+
+/**
+ * A 3 MiB tmpfs half taken by a filler file, unmounted after the test; undefined (test skipped) where
+ * mounting is not permitted.
+ */
+function fullishTmpfs(t: TestContext): { mnt: string; filler: string; teardown: (() => unknown)[] } | undefined {
+  const { dir, cleanup } = tempDir();
+  const teardown: (() => unknown)[] = [cleanup];
+  t.after(async () => {
+    for (const step of teardown.reverse()) await step();
+  });
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'pipe' });
+  } catch (err) {
+    t.skip(`cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): ${(err as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+  teardown.push(() => execFileSync('umount', [mnt]));
+  const filler = join(mnt, 'filler');
+  writeFileSync(filler, Buffer.alloc(1536 * 1024, 1));
+  return { mnt, filler, teardown };
 }
 
 async function waitFor(cond: () => boolean): Promise<void> {
@@ -59,22 +83,9 @@ test('capacity (map size) reached: appends refused with an alert and no partial 
 });
 
 test('a real full filesystem (tmpfs): ENOSPC fails closed, and freeing space recovers by itself', async (t) => {
-  const { dir, cleanup } = tempDir();
-  const teardown: (() => unknown)[] = [cleanup];
-  t.after(async () => {
-    for (const step of teardown.reverse()) await step();
-  });
-  const mnt = join(dir, 'mnt');
-  mkdirSync(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'pipe' });
-  } catch (err) {
-    t.skip(`cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): ${(err as Error).message.split('\n')[0]}`);
-    return;
-  }
-  teardown.push(() => execFileSync('umount', [mnt]));
-  const filler = join(mnt, 'filler');
-  writeFileSync(filler, Buffer.alloc(1536 * 1024, 1));
+  const fs = fullishTmpfs(t);
+  if (!fs) return;
+  const { mnt, filler, teardown } = fs;
   const alerts: Alert[] = [];
   const j = await openJournal(join(mnt, 'journal'), { mapSizeMiB: 64, checkpointEvery: 64, probeMs: 20, onAlert: (a) => alerts.push(a) });
   teardown.push(() => j.close());
@@ -92,22 +103,9 @@ test('a real full filesystem (tmpfs): ENOSPC fails closed, and freeing space rec
 });
 
 test('on a full disk the probe does not report writable while an event still cannot be written', async (t) => {
-  const { dir, cleanup } = tempDir();
-  const teardown: (() => unknown)[] = [cleanup];
-  t.after(async () => {
-    for (const step of teardown.reverse()) await step();
-  });
-  const mnt = join(dir, 'mnt');
-  mkdirSync(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'pipe' });
-  } catch (err) {
-    t.skip(`cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): ${(err as Error).message.split('\n')[0]}`);
-    return;
-  }
-  teardown.push(() => execFileSync('umount', [mnt]));
-  const filler = join(mnt, 'filler');
-  writeFileSync(filler, Buffer.alloc(1536 * 1024, 1));
+  const fs = fullishTmpfs(t);
+  if (!fs) return;
+  const { mnt, filler, teardown } = fs;
   const alerts: Alert[] = [];
   // No probe timer in the way: the test probes by hand.
   const j = await openJournal(join(mnt, 'journal'), { mapSizeMiB: 64, checkpointEvery: 64, probeMs: 3_600_000, recoverySettleMs: 50, onAlert: (a) => alerts.push(a) });
