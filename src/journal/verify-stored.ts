@@ -7,6 +7,7 @@
 // lmdb-js range iterator keeps its read transaction open, and LMDB then never reuses a page freed after
 // it (the data file grew by ~25 KB per event after one verify).
 import type { Database } from 'lmdb';
+import type { ErrorCode } from '../common/errors.ts';
 import { consistencyProof, frontierAt, rootAt, TreeBuilder, verifyConsistency, type Hash, type NodeSource } from './merkle.ts';
 import { verifyCheckpoint } from './checkpoint.ts';
 import { fastLeafHash, fastNodeHash } from './fast-hash.ts';
@@ -19,11 +20,12 @@ export interface KeptCheckpoint {
 }
 
 /**
- * Stable codes of a failed verification: PS_JOURNAL_CORRUPT (something stored does not add up),
- * PS_JOURNAL_ROLLED_BACK (smaller than a checkpoint kept elsewhere), PS_JOURNAL_FORKED (a different tree
- * at the kept checkpoint's size).
+ * Stable codes of a failed verification (src/common/errors.ts): PS_JOURNAL_CORRUPT (something stored does
+ * not add up), PS_JOURNAL_ROLLED_BACK (smaller than a checkpoint kept elsewhere), PS_JOURNAL_FORKED (a
+ * different tree at the kept checkpoint's size).
  */
-export type VerifyCode = 'PS_JOURNAL_CORRUPT' | 'PS_JOURNAL_ROLLED_BACK' | 'PS_JOURNAL_FORKED';
+export const VERIFY_CODES = ['PS_JOURNAL_CORRUPT', 'PS_JOURNAL_ROLLED_BACK', 'PS_JOURNAL_FORKED'] as const satisfies readonly ErrorCode[];
+export type VerifyCode = (typeof VERIFY_CODES)[number];
 
 export type VerifyResult = { ok: true; size: number } | { ok: false; code: VerifyCode; seq: number; problem: string };
 
