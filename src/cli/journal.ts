@@ -5,6 +5,7 @@ import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node
 import { once } from 'node:events';
 import { UsageError } from './action.ts';
 import type { Io } from './penstockctl.ts';
+import type { JournalHealth } from '../journal/types.ts';
 
 export interface JournalCliHelpers {
   io: Io;
@@ -54,11 +55,14 @@ export function addJournalCommands(program: Command, h: JournalCliHelpers): void
   journal.command('status')
     .description('size, free space, last checkpoint, upstream acknowledgement, appliance key')
     .action(async () => {
-      const r = (await h.call('journal.status')) as { health: { writable: boolean; failure?: string; bytes: number; freeBytes: number }; size: number; first_retained: number; acknowledged: number; checkpoint?: { size: number; rootHash: string; time: string }; vkey: string };
+      const r = (await h.call('journal.status')) as { health: JournalHealth; size: number; first_retained: number; acknowledged: number; checkpoint?: { size: number; rootHash: string; time: string }; vkey: string };
+      const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+      const { lmdb } = r.health;
       h.show(r, () => [
         `events       ${r.size} (retained from seq ${r.first_retained})`,
         `writable     ${r.health.writable ? 'yes' : `NO: ${r.health.failure ?? 'unknown'}`}`,
-        `stored       ${(r.health.bytes / 2 ** 20).toFixed(1)} MiB, free ${(r.health.freeBytes / 2 ** 20).toFixed(0)} MiB`,
+        `stored       ${mib(r.health.bytes)} of events and tree; free ${mib(r.health.freeBytes)}`,
+        `data file    ${mib(r.health.fileBytes)}: ${mib(r.health.usedBytes)} in use of ${mib(r.health.capacityBytes)} capacity, ${lmdb.freePages} of ${lmdb.pages} pages free for reuse, ${lmdb.readers} read transaction(s) open`,
         `checkpoint   ${r.checkpoint ? `size ${r.checkpoint.size}, root ${r.checkpoint.rootHash}, ${r.checkpoint.time}` : 'none yet'}`,
         `acknowledged ${r.acknowledged < 0 ? 'nothing yet' : `up to seq ${r.acknowledged}`}`,
         `appliance key ${r.vkey}`,

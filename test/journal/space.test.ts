@@ -5,7 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { adminCommands } from '../../src/admin/commands.ts';
+import { journalCommands } from '../../src/admin/journal-commands.ts';
 import type { LmdbJournal } from '../../src/journal/journal.ts';
+import type { JournalHealth } from '../../src/journal/types.ts';
+import { makeContext, runCtl, startHarness } from '../admin/fixture.ts';
 import { openJournal, tempDir } from './helpers.ts';
 
 const N = 1200;
@@ -73,4 +77,21 @@ test('capacity counts the pages LMDB uses, and status reports what is really fre
   assert.ok(h.usedBytes + 64 * 1024 > h.capacityBytes, `pages in use ${h.usedBytes} reach the capacity ${h.capacityBytes}`);
   assert.ok(statSync(join(dir, 'data.mdb')).size <= h.capacityBytes + 512 * 1024, 'the data file stays near the configured capacity');
   assert.ok(h.freeBytes < 64 * 1024, `status says ${h.freeBytes} bytes free`);
+});
+
+test('penstockctl journal status shows the data file size and LMDB\'s page figures', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const j = await openJournal(dir);
+  t.after(() => j.close());
+  await growthOf(j, dir, 400);
+  const { context } = makeContext();
+  const h = await startHarness({ commands: { ...adminCommands, ...journalCommands }, server: { context: { ...context, journal: j } } });
+  t.after(() => h.close());
+  const json = await runCtl(['--socket', h.path, '--json', 'journal', 'status']);
+  const health = (JSON.parse(json.stdout) as { health: JournalHealth }).health;
+  assert.equal(health.fileBytes, statSync(join(dir, 'data.mdb')).size);
+  assert.ok(health.lmdb.pages > 0 && health.lmdb.freePages >= 0 && health.lmdb.pageSize === 4096);
+  const human = await runCtl(['--socket', h.path, 'journal', 'status']);
+  assert.match(human.stdout, new RegExp(`data file +${(health.fileBytes / 2 ** 20).toFixed(1)} MiB: .* pages free for reuse, \\d+ read transaction`));
 });
