@@ -106,6 +106,8 @@ class CapacityError extends Error {}
 interface StorageSample {
   at: number;
   figures: StorageFigures;
+  /** The data file's size on disk. */
+  fileBytes: number;
   storedBytes: number;
 }
 
@@ -303,16 +305,14 @@ export class LmdbJournal implements Journal {
   #storage(fresh = false): StorageSample {
     const now = performance.now();
     if (!fresh && this.#storageCache && now - this.#storageCache.at < STORAGE_TTL_MS) return this.#storageCache;
-    this.#storageCache = { at: now, figures: storageFigures(this.#env, this.#db), storedBytes: this.#state.eventBytes + this.#state.otherBytes };
-    return this.#storageCache;
-  }
-
-  #fileBytes(): number {
+    let fileBytes = 0;
     try {
-      return statSync(join(this.#opts.path, 'data.mdb')).size;
+      fileBytes = statSync(join(this.#opts.path, 'data.mdb')).size;
     } catch {
-      return 0; // reported as 0 rather than failing a health check
+      // reported as 0 rather than failing a health check
     }
+    this.#storageCache = { at: now, figures: storageFigures(this.#env, this.#db), fileBytes, storedBytes: this.#state.eventBytes + this.#state.otherBytes };
+    return this.#storageCache;
   }
 
   /** Runs one small write transaction; any failure marks the journal unavailable (success does not recover it). */
@@ -426,6 +426,7 @@ export class LmdbJournal implements Journal {
       this.#env.close().catch(() => {});
       this.#env = openJournalEnv(this.#opts.path, this.#opts.mapSizeMiB);
       this.#db = openJournalDbs(this.#env);
+      this.#storageCache = undefined;
     } catch (err) {
       this.#opts.log?.error({ err }, 'journal reopen failed');
     }
@@ -552,6 +553,7 @@ export class LmdbJournal implements Journal {
     this.#closed = true;
     await Promise.all(Array.from(this.#workers, (w) => w.terminate()));
     if (this.#probeTimer) clearInterval(this.#probeTimer);
+    if (this.#settleTimer) clearTimeout(this.#settleTimer);
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
     await this.#env.close();
   }
@@ -559,21 +561,22 @@ export class LmdbJournal implements Journal {
   // ---------------------------------------------------------------- reading (the API sync builds on)
 
   /**
-   * Cheap enough to call on every read: free disk space and LMDB's page figures are sampled at most once
-   * a second. `freeBytes` is what may still be written: the disk's free space plus LMDB's free pages,
+   * Cheap enough to call on every read: free disk space, the file size and LMDB's page figures are
+   * sampled at most once a second. `freeBytes` is what may still be written: the disk's free space plus LMDB's free pages,
    * bounded by the capacity left over the pages in use.
    */
   health(): JournalHealth {
     const s = this.#state;
     const cp = this.latestCheckpoint();
-    const { pageSize, pages, freePages, readers } = this.#storage().figures;
+    const storage = this.#storage();
+    const { pageSize, pages, freePages, readers } = storage.figures;
     const usedBytes = this.#usedBytes(false);
     return {
       writable: this.#writable,
       ...(this.#failure === undefined ? {} : { failure: this.#failure }),
       size: s.size,
       bytes: s.eventBytes + s.otherBytes,
-      fileBytes: this.#fileBytes(),
+      fileBytes: storage.fileBytes,
       usedBytes,
       freeBytes: Math.max(0, Math.min(this.#diskFree() + freePages * pageSize, this.#capacity - usedBytes)),
       capacityBytes: this.#capacity,

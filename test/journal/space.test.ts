@@ -10,6 +10,7 @@ import { journalCommands } from '../../src/admin/journal-commands.ts';
 import type { LmdbJournal } from '../../src/journal/journal.ts';
 import type { JournalHealth } from '../../src/journal/types.ts';
 import { makeContext, runCtl, startHarness } from '../admin/fixture.ts';
+import { until } from '../support.ts';
 import { openJournal, tempDir } from './helpers.ts';
 
 const N = 1200;
@@ -36,9 +37,12 @@ for (const how of ['verifyAll (on the calling thread)', 'verify (worker thread)'
     const after = await growthOf(j, dir, N);
     // Leaked, every commit takes fresh pages: ~20x the baseline. Allow noise, not that.
     assert.ok(after <= 2 * baseline + 256 * 1024, `after the verify ${N} events grew data.mdb by ${after} bytes, without one by ${baseline}`);
-    const h = j.health();
+    // Status samples the file at most once a second: it catches up with the file on disk.
+    const h = await until(() => {
+      const now = j.health();
+      return now.fileBytes === statSync(join(dir, 'data.mdb')).size ? now : undefined;
+    }, 'status to report the real file size');
     assert.ok(h.lmdb.readers <= 1, `${h.lmdb.readers} read transactions open: only this thread's current one may be`);
-    assert.equal(h.fileBytes, statSync(join(dir, 'data.mdb')).size, 'status reports the real file size');
     assert.ok(h.usedBytes <= h.fileBytes && h.lmdb.freePages >= 0);
   });
 }
@@ -88,9 +92,11 @@ test('penstockctl journal status shows the data file size and LMDB\'s page figur
   const { context } = makeContext();
   const h = await startHarness({ commands: { ...adminCommands, ...journalCommands }, server: { context: { ...context, journal: j } } });
   t.after(() => h.close());
-  const json = await runCtl(['--socket', h.path, '--json', 'journal', 'status']);
-  const health = (JSON.parse(json.stdout) as { health: JournalHealth }).health;
-  assert.equal(health.fileBytes, statSync(join(dir, 'data.mdb')).size);
+  const status = async () => (JSON.parse((await runCtl(['--socket', h.path, '--json', 'journal', 'status'])).stdout) as { health: JournalHealth }).health;
+  const health = await until(async () => {
+    const st = await status();
+    return st.fileBytes === statSync(join(dir, 'data.mdb')).size ? st : undefined;
+  }, 'journal status to report the data file\'s size');
   assert.ok(health.lmdb.pages > 0 && health.lmdb.freePages >= 0 && health.lmdb.pageSize === 4096);
   const human = await runCtl(['--socket', h.path, 'journal', 'status']);
   assert.match(human.stdout, new RegExp(`data file +${(health.fileBytes / 2 ** 20).toFixed(1)} MiB: .* pages free for reuse, \\d+ read transaction`));
