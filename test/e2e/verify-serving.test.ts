@@ -11,6 +11,7 @@ import { systemClock } from '../../src/common/clock.ts';
 import { LmdbJournal } from '../../src/journal/journal.ts';
 import { Plc, freePort, mbpoll } from '../adapters/modbus/fixtures/harness.ts';
 import { startDaemon, tempDir, type DaemonProcess } from './daemon-harness.ts';
+import { modbusSiteYaml } from './modbus-site.ts';
 
 const EVENTS = Number(process.env.PENSTOCK_TEST_JOURNAL_EVENTS ?? 200_000);
 const tmp = tempDir('penstock-e2e-verify-');
@@ -28,17 +29,11 @@ test(`Modbus reads through the front door are answered while journal verify chec
   const modbusPort = await freePort();
   plc = await Plc.start('tcp', plcPort);
   const journalPath = join(tmp.dir, 'journal');
-  const yaml = `appliance: { id: e2e-verify-gw, site: Test, zone: dmz, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
-journal: { path: ${journalPath}, checkpoint_every: 10000, checkpoint_seconds: 3600, map_size_mib: 4096 }
-listeners:
-  - { id: mb, protocol: modbus, mode: tcp, host: 127.0.0.1, port: ${modbusPort}, routes: [{ unit: 1, target: plc-1 }], bindings: [{ source: 127.0.0.1, principal: vendor-1 }] }
-principals:
-  - { id: vendor-1, kind: vendor, owner: ACME, purpose: Maintenance }
-targets:
-  - { id: plc-1, protocol: modbus, zone: cell-a, host: 127.0.0.1, port: ${plcPort} }
-grants:
-  - { id: g-read, principal: vendor-1, targets: [plc-1], task: { ticket: WO-6 }, rules: [{ modbus: { access: read, tables: [holding_register], addresses: ["0-99"] } }] }
-`;
+  const yaml = modbusSiteYaml({
+    id: 'e2e-verify-gw', dir: tmp.dir, modbusPort, plcPort,
+    journal: `{ path: ${journalPath}, checkpoint_every: 10000, checkpoint_seconds: 3600, map_size_mib: 4096 }`,
+    grant: { id: 'g-read', ticket: 'WO-6', access: 'read' },
+  });
   // First start makes the appliance key; then the journal is grown offline with that key, as years of
   // operation would have, and the daemon started on it again.
   daemon = await startDaemon(tmp.dir, yaml);
