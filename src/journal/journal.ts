@@ -140,6 +140,7 @@ export class LmdbJournal implements Journal {
   readonly #nodeSource: NodeSource;
   /** Verify workers still running (terminated at close). */
   readonly #workers = new Set<Worker>();
+  #verifying: Promise<unknown> = Promise.resolve();
 
   private constructor(opts: LmdbJournalOptions, env: RootDatabase) {
     this.#opts = opts;
@@ -723,8 +724,18 @@ export class LmdbJournal implements Journal {
     return verifyStored(this.#db, this.#signer.vkey, kept);
   }
 
-  /** The same verification in a worker thread (its own read snapshot), off the event loop. */
+  /**
+   * The same verification in a worker thread (its own read snapshot), off the event loop. One runs at a
+   * time: further requests wait for it, so a burst of verifies costs one worker, not one each.
+   */
   verify(kept?: KeptCheckpoint): Promise<VerifyResult> {
+    const run = () => this.#verifyInWorker(kept);
+    const next = this.#verifying.then(run, run);
+    this.#verifying = next.catch(() => undefined);
+    return next;
+  }
+
+  #verifyInWorker(kept?: KeptCheckpoint): Promise<VerifyResult> {
     if (this.#closed) return Promise.reject(new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed'));
     const job: VerifyJob = { path: this.#opts.path, mapSizeMiB: this.#opts.mapSizeMiB, vkey: this.#signer.vkey, ...(kept ? { kept } : {}) };
     // src/ runs as .ts, dist/ as .js: the worker is the sibling file of this one.

@@ -101,3 +101,13 @@ test('penstockctl journal status shows the data file size and LMDB\'s page figur
   const human = await runCtl(['--socket', h.path, 'journal', 'status']);
   assert.match(human.stdout, new RegExp(`data file +${(health.fileBytes / 2 ** 20).toFixed(1)} MiB: .* pages free for reuse, \\d+ read transaction`));
 });
+
+test('concurrent verifies run one at a time in the worker, each with its own answer', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const j = await openJournal(dir);
+  t.after(() => j.close());
+  await growthOf(j, dir, 200);
+  const results = await Promise.all([j.verify(), j.verify({ size: 10_000, rootHash: new Uint8Array(32) }), j.verify()]);
+  assert.deepEqual(results.map((r) => (r.ok ? r.size : r.code)), [200, 'PS_JOURNAL_ROLLED_BACK', 200]);
+});
