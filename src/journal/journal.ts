@@ -9,14 +9,14 @@
 //
 // Fail closed. A failed commit (disk full, capacity reached, I/O error) rejects the batch with
 // PenstockError('PS_JOURNAL_UNAVAILABLE'), sets health().writable = false and raises onAlert('unavailable').
-// While unavailable, appends are refused without a commit, and only the probe, every second, decides that
-// the journal is writable again. The probe writes as many fresh pages as a real commit needs (a commit
-// rewrites the newest leaf of every tree level, ~40 pages, plus its events) and removes them again:
-// rewriting only the state record, or committing one small event, fits into pages LMDB already holds on
-// a full disk, and `writable` used to flip back while the next event could not be written. One outage raises one
-// 'unavailable' and one 'recovered' alert: the recovery is confirmed (alert, 'alert.journal_recovered'
-// event) only once the journal stayed writable for `recoverySettleMs`; a failure before that is the same
-// outage going on.
+// While unavailable, appends are refused without a commit, and only the probe, every second, decides
+// that the journal is writable again. The probe writes as many fresh pages as a real commit needs (a
+// commit rewrites the newest leaf of every tree level, ~40 pages, plus its events) and removes them
+// again: rewriting only the state record, or committing one small event, fits into pages LMDB already
+// holds on a full disk, and `writable` used to flip back while the next event could not be written.
+// One outage raises one 'unavailable' and one 'recovered' alert: the recovery is confirmed (alert,
+// 'alert.journal_recovered' event) only once the journal stayed writable for `recoverySettleMs`; a
+// failure before that is the same outage going on.
 //
 // Capacity. lmdb-js grows its memory map on demand (its build of LMDB never returns MDB_MAP_FULL), so
 // `mapSizeMiB` is enforced here as the journal's capacity, over what LMDB itself says the file uses: the
@@ -52,7 +52,19 @@ import { NoteSigner, parseCheckpointBody, parseNote, NoteError } from './checkpo
 import { canonicalJson } from './canonical.ts';
 import type { ProofBundle } from './verify.ts';
 import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
-import { MiB, STATE_KEY, allCheckpoints, nodeKey, openJournalDbs, openJournalEnv, storageFigures, type CheckpointInfo, type JournalDbs, type JournalState, type StorageFigures } from './store.ts';
+import {
+  MiB,
+  STATE_KEY,
+  allCheckpoints,
+  nodeKey,
+  openJournalDbs,
+  openJournalEnv,
+  storageFigures,
+  type CheckpointInfo,
+  type JournalDbs,
+  type JournalState,
+  type StorageFigures,
+} from './store.ts';
 import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-stored.ts';
 import type { VerifyJob } from './verify-worker.ts';
 
