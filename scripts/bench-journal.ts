@@ -1,4 +1,5 @@
-// Journal benchmark (not a test): append rates, verify rate, proof sizes and times, bytes per event.
+// Journal benchmark (not a test): append rates, verify rate, proof sizes and times, bytes per event, and
+// the data file's growth per event before and after a verify.
 //   node scripts/bench-journal.ts            one table for people (PENSTOCK_BENCH_MAX=1000000 sets the largest tree)
 //   node scripts/bench-journal.ts --json     also one JSON line (prefixed `BENCH_JOURNAL_JSON `) for scripts/bench.ts
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -33,6 +34,7 @@ const event = (i: number) => ({
 });
 
 const JSON_OUT = process.argv.includes('--json');
+const fileBytes = () => statSync(join(dir, 'data.mdb')).size;
 const rows: [string, string][] = [];
 const figures: Record<string, unknown> = {};
 const perSecond = (n: number, ms: number) => Math.round((n / ms) * 1000);
@@ -74,12 +76,36 @@ journal.checkpoint();
 }
 {
   const h = journal.health();
-  const fileBytes = statSync(join(dir, 'data.mdb')).size;
   figures.events = h.size;
   figures.accountedBytesPerEvent = Math.round(h.bytes / h.size);
-  figures.fileBytesPerEvent = Math.round(fileBytes / h.size);
+  figures.fileBytesPerEvent = Math.round(fileBytes() / h.size);
   rows.push(['journal bytes/event (event body + tree nodes + checkpoints, as accounted)', String(figures.accountedBytesPerEvent)]);
   rows.push(['LMDB file bytes/event (data.mdb, with page overhead)', String(figures.fileBytesPerEvent)]);
+}
+{
+  // The file before and after a verify, as `penstockctl journal verify` runs it (worker thread): what
+  // 3,000 writes, one commit each, add to data.mdb. A read transaction a verify leaves open stops LMDB
+  // reusing pages, and the growth per event jumps (it was ~25 KB instead of ~1 KB).
+  const n = 3000;
+  const growthPerEvent = async (): Promise<number> => {
+    const before = fileBytes();
+    for (let i = 0; i < n; i++) await journal.append(event(i));
+    return Math.round((fileBytes() - before) / n);
+  };
+  figures.fileGrowthPerEventBeforeVerify = await growthPerEvent();
+  const t0 = performance.now();
+  const v = await journal.verify();
+  if (!v.ok) throw new Error(`verify failed: ${v.problem}`);
+  record('verifyWorkerEventsPerSec', `verify in the worker thread, events/s (${v.size.toLocaleString('en-US')} events)`, v.size, performance.now() - t0);
+  figures.fileGrowthPerEventAfterVerify = await growthPerEvent();
+  figures.fileBytesPerEventAfterVerify = Math.round(fileBytes() / journal.size());
+  const h = journal.health();
+  figures.lmdbPages = h.lmdb.pages;
+  figures.lmdbFreePages = h.lmdb.freePages;
+  rows.push([`data.mdb growth per event, ${n.toLocaleString('en-US')} single appends before a verify`, `${figures.fileGrowthPerEventBeforeVerify} B`]);
+  rows.push([`data.mdb growth per event, ${n.toLocaleString('en-US')} single appends after a verify`, `${figures.fileGrowthPerEventAfterVerify} B`]);
+  rows.push(['LMDB file bytes/event after the verify and those appends', String(figures.fileBytesPerEventAfterVerify)]);
+  rows.push(['LMDB pages in the file / free for reuse (journal status)', `${h.lmdb.pages.toLocaleString('en-US')} / ${h.lmdb.freePages.toLocaleString('en-US')}`]);
 }
 const proofs: Record<string, unknown>[] = [];
 const proofRows: string[] = [];

@@ -87,7 +87,7 @@ export const adminCommands: AdminCommandTable = {
     mutates: false,
     // A session id (its recordings, oldest first) or a recording's SHA-256.
     params: z.strictObject({ id }),
-    handler: async (p, { context }) => ({ recordings: findRecordings(journalReader(context.journal), p.id) }),
+    handler: async (p, { context }) => ({ recordings: await findRecordings(journalReader(context.journal), p.id) }),
   }),
 
   'sessions.recording': defineCommand({

@@ -31,13 +31,21 @@ export interface RecordingInfo {
 export const RECORDING_CHUNK_BYTES = 4 * 1024 * 1024;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-/** Recordings of a session (by session id), or the one recording with this SHA-256, oldest first. */
-export function findRecordings(journal: JournalReader, id: string): RecordingInfo[] {
+/** Events read per slice of a scan; the event loop serves the front doors between slices. */
+const SCAN_SLICE = 2000;
+
+/**
+ * Recordings of a session (by session id), or the one recording with this SHA-256, oldest first. Scans the
+ * whole journal in slices that yield to the event loop, so a scan of millions of events does not stop
+ * the daemon serving meanwhile.
+ */
+export async function findRecordings(journal: JournalReader, id: string): Promise<RecordingInfo[]> {
   const bySha = SHA256_HEX.test(id);
   const out: RecordingInfo[] = [];
   const end = journal.size();
-  for (let from = journal.firstRetained(); from < end; from += 2000) {
-    for (const row of journal.readEvents(from, Math.min(2000, end - from))) {
+  for (let from = journal.firstRetained(); from < end; from += SCAN_SLICE) {
+    if (from > journal.firstRetained()) await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const row of journal.readEvents(from, Math.min(SCAN_SLICE, end - from))) {
       if (!row.bytes.includes('"recording"')) continue;
       const e = JSON.parse(row.bytes) as { time?: string; event?: string; session?: string; principal?: string; target?: string; action?: { verb?: string; ssh?: { command?: string } }; outcome?: { recording?: { sha256?: unknown; bytes?: unknown; path?: unknown; truncated?: unknown } } };
       const r = e.outcome?.recording;
@@ -62,9 +70,9 @@ export function findRecordings(journal: JournalReader, id: string): RecordingInf
 }
 
 /** A chunk of the recording the journal names by `sha256`; the file must be the one the journal vouches for. */
-export function readRecordingChunk(journal: JournalReader, sha256: string, offset: number): { sha256: string; offset: number; total: number; data: string; done: boolean } {
+export async function readRecordingChunk(journal: JournalReader, sha256: string, offset: number): Promise<{ sha256: string; offset: number; total: number; data: string; done: boolean }> {
   if (!SHA256_HEX.test(sha256)) throw new PenstockError('PS_ADMIN_BAD_REQUEST', 'sha256: must be 64 lower-case hex digits');
-  const rec = findRecordings(journal, sha256)[0];
+  const rec = (await findRecordings(journal, sha256))[0];
   if (!rec) throw new PenstockError('PS_ADMIN_BAD_REQUEST', `the journal names no recording ${sha256}`);
   if (basename(rec.path) !== `${sha256}.cast`) throw new PenstockError('PS_INTERNAL', `recording path ${rec.path} does not carry its hash`);
   let fd: number;

@@ -5,6 +5,7 @@ import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node
 import { once } from 'node:events';
 import { UsageError } from './action.ts';
 import type { Io } from './penstockctl.ts';
+import type { JournalHealth } from '../journal/types.ts';
 
 export interface JournalCliHelpers {
   io: Io;
@@ -29,6 +30,19 @@ function vkeyArg(value: string): string {
   return existsSync(value) ? readFileSync(value, 'utf8').trim() : value.trim();
 }
 
+/** journal.verify params for a kept checkpoint: the note file is read here, with the caller's own rights. */
+function keptArgs(o: { checkpoint?: string; treeSize?: string; root?: string }): Record<string, unknown> {
+  if (o.checkpoint !== undefined) {
+    if (o.treeSize !== undefined || o.root !== undefined) throw new UsageError('give --checkpoint, or --tree-size with --root, not both');
+    return { checkpoint: readFileSync(o.checkpoint, 'utf8') };
+  }
+  if ((o.treeSize === undefined) !== (o.root === undefined)) throw new UsageError('--tree-size and --root go together');
+  if (o.treeSize === undefined) return {};
+  const root = /^[0-9a-fA-F]{64}$/.test(o.root!) ? Buffer.from(o.root!, 'hex') : Buffer.from(o.root!, 'base64');
+  if (root.length !== 32 || (!/^[0-9a-fA-F]{64}$/.test(o.root!) && root.toString('base64') !== o.root)) throw new UsageError('--root must be 32 bytes as 64 hex digits or base64');
+  return { tree_size: intArg('--tree-size', o.treeSize), root: root.toString('base64') };
+}
+
 function renderEvent(r: EventRow): string {
   const e = r.event;
   const decision = e.decision ? ` ${e.decision.effect}${e.decision.reason ? ` (${e.decision.reason})` : ''}` : '';
@@ -41,11 +55,14 @@ export function addJournalCommands(program: Command, h: JournalCliHelpers): void
   journal.command('status')
     .description('size, free space, last checkpoint, upstream acknowledgement, appliance key')
     .action(async () => {
-      const r = (await h.call('journal.status')) as { health: { writable: boolean; failure?: string; bytes: number; freeBytes: number }; size: number; first_retained: number; acknowledged: number; checkpoint?: { size: number; rootHash: string; time: string }; vkey: string };
+      const r = (await h.call('journal.status')) as { health: JournalHealth; size: number; first_retained: number; acknowledged: number; checkpoint?: { size: number; rootHash: string; time: string }; vkey: string };
+      const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+      const { lmdb } = r.health;
       h.show(r, () => [
         `events       ${r.size} (retained from seq ${r.first_retained})`,
         `writable     ${r.health.writable ? 'yes' : `NO: ${r.health.failure ?? 'unknown'}`}`,
-        `stored       ${(r.health.bytes / 2 ** 20).toFixed(1)} MiB, free ${(r.health.freeBytes / 2 ** 20).toFixed(0)} MiB`,
+        `stored       ${mib(r.health.bytes)} of events and tree; free ${mib(r.health.freeBytes)}`,
+        `data file    ${mib(r.health.fileBytes)}: ${mib(r.health.usedBytes)} in use of ${mib(r.health.capacityBytes)} capacity, ${lmdb.freePages} of ${lmdb.pages} pages free for reuse, ${lmdb.readers} read transaction(s) open`,
         `checkpoint   ${r.checkpoint ? `size ${r.checkpoint.size}, root ${r.checkpoint.rootHash}, ${r.checkpoint.time}` : 'none yet'}`,
         `acknowledged ${r.acknowledged < 0 ? 'nothing yet' : `up to seq ${r.acknowledged}`}`,
         `appliance key ${r.vkey}`,
@@ -77,9 +94,14 @@ export function addJournalCommands(program: Command, h: JournalCliHelpers): void
 
   journal.command('verify')
     .description('recompute every hash, the tree and every checkpoint signature on the gateway; names the first bad spot')
-    .action(async () => {
-      const r = (await h.call('journal.verify')) as { ok: boolean; size?: number; seq?: number; problem?: string; seconds: number };
-      h.show(r, () => (r.ok ? `journal OK: ${r.size} events verified in ${r.seconds.toFixed(2)} s` : `journal BAD at seq ${r.seq}: ${r.problem}`));
+    .option('--checkpoint <file>', 'also prove the journal extends this signed checkpoint you kept elsewhere (catches a rollback)')
+    .option('--tree-size <n>', 'the same with a tree size you kept elsewhere (with --root)')
+    .option('--root <hex|base64>', 'the root hash of that tree size')
+    .action(async (o: { checkpoint?: string; treeSize?: string; root?: string }) => {
+      const kept = keptArgs(o);
+      const r = (await h.call('journal.verify', kept)) as { ok: boolean; code?: string; size?: number; seq?: number; problem?: string; seconds: number; kept?: { size: number } };
+      const against = r.kept ? `, consistent with the kept checkpoint of size ${r.kept.size}` : '';
+      h.show(r, () => (r.ok ? `journal OK: ${r.size} events verified in ${r.seconds.toFixed(2)} s${against}` : `journal BAD at seq ${r.seq} (${r.code}): ${r.problem}`));
       if (!r.ok) h.setExit(1);
     });
 

@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   PS_SESSION_LIMIT: 'session rate or duration limit reached',
   PS_JOURNAL_UNAVAILABLE: 'journal cannot be written; privileged actions are refused',
   PS_JOURNAL_CORRUPT: 'journal verification failed',
+  PS_JOURNAL_ROLLED_BACK: 'journal holds fewer events than a checkpoint kept elsewhere (rolled back to an older copy)',
+  PS_JOURNAL_FORKED: 'journal is not an extension of a checkpoint kept elsewhere (forked or rewritten)',
   PS_VAULT: 'vault error',
   PS_ADMIN_UNKNOWN_COMMAND: 'unknown admin command',
   PS_ADMIN_BAD_REQUEST: 'malformed admin request',

@@ -292,7 +292,6 @@ export class Daemon {
     } else {
       this.#log.warn({ reason: a.reason }, 'journal writable again');
       void this.#notifier.status('journal recovered');
-      void this.#journal?.append({ event: 'alert.journal_recovered', detail: { reason: a.reason } }).catch(() => {});
     }
   }
 }

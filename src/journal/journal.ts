@@ -9,24 +9,31 @@
 //
 // Fail closed. A failed commit (disk full, capacity reached, I/O error) rejects the batch with
 // PenstockError('PS_JOURNAL_UNAVAILABLE'), sets health().writable = false and raises onAlert('unavailable').
-// A timer probes every second (and every append is itself a probe); the first successful write raises
-// onAlert('recovered') and journals an 'alert.journal_recovered' event.
+// While unavailable, appends are refused without a commit, and only the probe, every second, decides
+// that the journal is writable again. The probe writes as many fresh pages as a real commit needs (a
+// commit rewrites the newest leaf of every tree level, ~40 pages, plus its events) and removes them
+// again: rewriting only the state record, or committing one small event, fits into pages LMDB already
+// holds on a full disk, and `writable` used to flip back while the next event could not be written.
+// One outage raises one 'unavailable' and one 'recovered' alert: the recovery is confirmed (alert,
+// 'alert.journal_recovered' event) only once the journal stayed writable for `recoverySettleMs`; a
+// failure before that is the same outage going on.
 //
 // Capacity. lmdb-js grows its memory map on demand (its build of LMDB never returns MDB_MAP_FULL), so
-// `mapSizeMiB` is enforced here as the journal's capacity: the bytes it stores (event bodies, 32 bytes per
-// tree node, checkpoint notes and cosignatures) may not exceed it. The LMDB file is larger by LMDB's page
-// overhead. A full filesystem fails the commit itself (ENOSPC) and is handled the same way.
+// `mapSizeMiB` is enforced here as the journal's capacity, over what LMDB itself says the file uses: the
+// pages in use by its trees (the file's pages minus its free pages), plus what was appended since those
+// figures were read. health() reports the data file's real size and LMDB's page figures. A full
+// filesystem fails the commit itself (ENOSPC) and is handled the same way.
 //
 // Retention. `prune` removes event bodies (oldest first) only up to the acknowledged cursor. Tree nodes
 // (leaf hashes and perfect-subtree hashes, ~64 bytes per event) are kept forever, so roots, inclusion
 // proofs for retained events and consistency proofs between any checkpoints stay available.
 //
-// LMDB layout: db 'events' seq → canonical JSON (UTF-8); 'nodes' level*2^40+index → 32-byte hash
-// (perfect aligned subtrees, level 0 = leaf hashes); 'checkpoints' size → CheckpointRecord;
-// 'cosignatures' [size, sha256(note)] → note; 'meta' 'state' → JournalState.
-import { statfsSync, mkdirSync } from 'node:fs';
+// LMDB layout: see store.ts. Verification: verify-stored.ts, run by `verify` in a worker thread.
+import { statfsSync, statSync, mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
@@ -38,14 +45,31 @@ import {
   frontierAt,
   inclusionProof as merkleInclusion,
   rootAt as merkleRootAt,
-  verifyConsistency,
   type Hash,
   type NodeSource,
 } from './merkle.ts';
-import { NoteSigner, parseCheckpointBody, parseNote, verifyCheckpoint, NoteError } from './checkpoint.ts';
+import { NoteSigner, parseCheckpointBody, parseNote, NoteError } from './checkpoint.ts';
 import { canonicalJson } from './canonical.ts';
 import type { ProofBundle } from './verify.ts';
-import { encodeAndLeafHash, fastLeafHash, fastNodeHash } from './fast-hash.ts';
+import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
+import {
+  MiB,
+  STATE_KEY,
+  allCheckpoints,
+  nodeKey,
+  openJournalDbs,
+  openJournalEnv,
+  storageFigures,
+  type CheckpointInfo,
+  type JournalDbs,
+  type JournalState,
+  type StorageFigures,
+} from './store.ts';
+import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-stored.ts';
+import type { VerifyJob } from './verify-worker.ts';
+
+export type { CheckpointInfo } from './store.ts';
+export type { KeptCheckpoint, VerifyResult } from './verify-stored.ts';
 
 export interface LmdbJournalOptions {
   /** Directory of the LMDB environment (created if missing). */
@@ -65,32 +89,8 @@ export interface LmdbJournalOptions {
   onAlert?: (a: { kind: 'unavailable' | 'recovered'; reason: string }) => void;
   /** How often to probe for recovery while unavailable (default 1000 ms). */
   probeMs?: number;
-}
-
-export interface CheckpointInfo {
-  size: number;
-  /** Base64 root hash. */
-  rootHash: string;
-  /** The signed note (C2SP tlog-checkpoint). */
-  note: string;
-  /** Wall time it was signed, ISO 8601. */
-  time: string;
-}
-
-export type VerifyResult = { ok: true; size: number } | { ok: false; seq: number; problem: string };
-
-interface JournalState {
-  /** Number of events ever appended (next seq). */
-  size: number;
-  /** Lowest seq whose body is still stored. */
-  first: number;
-  eventBytes: number;
-  /** Tree nodes, checkpoint notes and cosignatures. */
-  otherBytes: number;
-  /** Highest seq upstream acknowledged, -1 for none. */
-  ack: number;
-  ackBy?: string;
-  lastCheckpointSize: number;
+  /** How long the journal must stay writable before a recovery is confirmed (default 5 probe intervals). */
+  recoverySettleMs?: number;
 }
 
 interface Pending {
@@ -99,18 +99,15 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-const MiB = 1024 * 1024;
-const LEVEL_STRIDE = 2 ** 40;
 const NODE_BYTES = 32;
 const MAX_BATCH = 10_000;
 /** The longest a lazy append waits for a commit to ride with before it asks for its own. */
 const LAZY_COMMIT_MS = 5;
-const STATE_KEY = 'state';
 const DISK_FREE_TTL_MS = 1000;
-
-function nodeKey(level: number, index: number): number {
-  return level * LEVEL_STRIDE + index;
-}
+const STORAGE_TTL_MS = 1000;
+/** Fresh pages every probe writes: more than one real commit rewrites (one leaf per tree level and more). */
+const PROBE_MIN_PAGES = 64;
+const PROBE_MAX_PAGES = 1024;
 
 function b64(h: Uint8Array): string {
   return Buffer.from(h).toString('base64');
@@ -118,16 +115,20 @@ function b64(h: Uint8Array): string {
 
 class CapacityError extends Error {}
 
+interface StorageSample {
+  at: number;
+  figures: StorageFigures;
+  /** The data file's size on disk. */
+  fileBytes: number;
+  storedBytes: number;
+}
+
 export class LmdbJournal implements Journal {
   readonly #opts: LmdbJournalOptions;
   readonly #signer: NoteSigner;
   readonly #capacity: number;
   #env: RootDatabase;
-  #events!: Database<Buffer, number>;
-  #nodes!: Database<Buffer, number>;
-  #checkpoints!: Database<CheckpointInfo, number>;
-  #cosigs!: Database<string, [number, string]>;
-  #meta!: Database<JournalState, string>;
+  #db: JournalDbs;
   #state: JournalState;
   #tree: TreeBuilder;
   #pending: Pending[] = [];
@@ -135,22 +136,31 @@ export class LmdbJournal implements Journal {
   #lazyTimer: NodeJS.Timeout | undefined;
   #writable = true;
   #failure: string | undefined;
-  #failedSince: string | undefined;
+  /** The outage going on: from the first failure until a recovery that held for recoverySettleMs. */
+  #outage: { since: string; reason: string } | undefined;
+  #settleTimer: NodeJS.Timeout | undefined;
+  /** Bytes of the last batch that could not be committed: the probe writes at least that much. */
+  #failedBatchBytes = 0;
   #probeTimer: NodeJS.Timeout | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #diskFreeCache: { at: number; bytes: number } | undefined;
+  /** LMDB's page figures, the data file size, and the stored bytes when they were read. */
+  #storageCache: StorageSample | undefined;
   /** The newest checkpoint record, kept in memory (read on every health() call). */
   #latestCheckpoint: CheckpointInfo | undefined | null = null;
   readonly #nodeSource: NodeSource;
+  /** Verify workers still running (terminated at close). */
+  readonly #workers = new Set<Worker>();
+  #verifying: Promise<unknown> = Promise.resolve();
 
   private constructor(opts: LmdbJournalOptions, env: RootDatabase) {
     this.#opts = opts;
     this.#signer = new NoteSigner(opts.appliance, opts.signingKeyPem);
     this.#capacity = opts.mapSizeMiB * MiB;
     this.#env = env;
-    this.#openDbs();
-    this.#state = this.#meta.get(STATE_KEY) ?? { size: 0, first: 0, eventBytes: 0, otherBytes: 0, ack: -1, lastCheckpointSize: 0 };
+    this.#db = openJournalDbs(env);
+    this.#state = this.#db.meta.get(STATE_KEY) ?? { size: 0, first: 0, eventBytes: 0, otherBytes: 0, ack: -1, lastCheckpointSize: 0 };
     this.#nodeSource = { node: (level, index) => this.#node(level, index) };
     this.#tree = new TreeBuilder(this.#state.size, frontierAt(this.#nodeSource, this.#state.size), fastNodeHash);
   }
@@ -161,7 +171,7 @@ export class LmdbJournal implements Journal {
       throw new PenstockError('PS_INTERNAL', 'journal options: checkpointEvery, checkpointSeconds and mapSizeMiB must be positive');
     }
     mkdirSync(opts.path, { recursive: true, mode: 0o700 });
-    const journal = new LmdbJournal(opts, LmdbJournal.#openEnv(opts));
+    const journal = new LmdbJournal(opts, openJournalEnv(opts.path, opts.mapSizeMiB));
     journal.#checkAtOpen();
     const timer = setInterval(() => journal.#checkpointIfDue(), opts.checkpointSeconds * 1000);
     timer.unref();
@@ -169,24 +179,10 @@ export class LmdbJournal implements Journal {
     return journal;
   }
 
-  static #openEnv(opts: LmdbJournalOptions): RootDatabase {
-    // overlappingSync off: a synchronous commit returns only after LMDB's fsync, which is what
-    // `append` promises. (With it on, env.flushed does not cover synchronous transactions.)
-    return openLmdb({ path: opts.path, mapSize: Math.min(opts.mapSizeMiB, 64) * MiB, maxDbs: 8, overlappingSync: false });
-  }
-
-  #openDbs(): void {
-    this.#events = this.#env.openDB<Buffer, number>({ name: 'events', encoding: 'binary' });
-    this.#nodes = this.#env.openDB<Buffer, number>({ name: 'nodes', encoding: 'binary' });
-    this.#checkpoints = this.#env.openDB<CheckpointInfo, number>({ name: 'checkpoints', encoding: 'msgpack' });
-    this.#cosigs = this.#env.openDB<string, [number, string]>({ name: 'cosignatures', encoding: 'string' });
-    this.#meta = this.#env.openDB<JournalState, string>({ name: 'meta', encoding: 'msgpack' });
-  }
-
   #checkAtOpen(): void {
     const { size, first } = this.#state;
     if (size > first) {
-      const last = Array.from(this.#events.getKeys({ reverse: true, limit: 1 }))[0];
+      const last = Array.from(this.#db.events.getKeys({ reverse: true, limit: 1 }))[0];
       if (last !== size - 1) {
         const missing = last === undefined ? first : last + 1;
         throw new PenstockError('PS_JOURNAL_CORRUPT', `seq ${missing}: event missing (journal state says ${size} events, the last stored is ${String(last)}): truncated`, { seq: missing });
@@ -197,7 +193,7 @@ export class LmdbJournal implements Journal {
   }
 
   #node(level: number, index: number): Hash {
-    const v = this.#nodes.getBinary(nodeKey(level, index));
+    const v = this.#db.nodes.getBinary(nodeKey(level, index));
     if (!v) throw new PenstockError('PS_JOURNAL_CORRUPT', `tree node level ${level} index ${index} is missing`);
     return new Uint8Array(v);
   }
@@ -254,6 +250,11 @@ export class LmdbJournal implements Journal {
   }
 
   #commitBatch(batch: Pending[]): void {
+    if (!this.#writable) {
+      const error = new PenstockError('PS_JOURNAL_UNAVAILABLE', `journal cannot be written: ${this.#failure ?? 'unavailable'}`, { reason: this.#failure });
+      for (const item of batch) item.reject(error);
+      return;
+    }
     const state = { ...this.#state };
     const tree = this.#tree.clone();
     const events: [number, Buffer][] = [];
@@ -267,15 +268,17 @@ export class LmdbJournal implements Journal {
     }
     state.otherBytes += nodes.length * NODE_BYTES;
     const checkpoint = state.size - state.lastCheckpointSize >= this.#opts.checkpointEvery ? this.#makeCheckpoint(state, tree) : undefined;
+    const batchBytes = state.eventBytes + state.otherBytes - this.#state.eventBytes - this.#state.otherBytes;
     try {
-      this.#checkCapacity(state);
+      this.#checkCapacity(batchBytes);
       this.#env.transactionSync(() => {
-        for (const [seq, bytes] of events) this.#events.putSync(seq, bytes);
-        for (const [key, hash] of nodes) this.#nodes.putSync(key, hash as Buffer);
-        if (checkpoint) this.#checkpoints.putSync(checkpoint.size, checkpoint);
-        this.#meta.putSync(STATE_KEY, state);
+        for (const [seq, bytes] of events) this.#db.events.putSync(seq, bytes);
+        for (const [key, hash] of nodes) this.#db.nodes.putSync(key, hash as Buffer);
+        if (checkpoint) this.#db.checkpoints.putSync(checkpoint.size, checkpoint);
+        this.#db.meta.putSync(STATE_KEY, state);
       });
     } catch (err) {
+      this.#failedBatchBytes = batchBytes;
       const error = this.#failed(err);
       for (const item of batch) item.reject(error);
       return;
@@ -283,7 +286,6 @@ export class LmdbJournal implements Journal {
     this.#state = state;
     this.#tree = tree;
     if (checkpoint) this.#latestCheckpoint = checkpoint;
-    this.#succeeded();
     for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ seq: events[i]![0] });
   }
 
@@ -295,26 +297,53 @@ export class LmdbJournal implements Journal {
     return { size: state.size, rootHash: b64(root), note, time: new Date(this.#opts.clock.now()).toISOString() };
   }
 
-  #checkCapacity(state: JournalState): void {
-    const used = state.eventBytes + state.otherBytes;
-    if (used > this.#capacity) throw new CapacityError(`journal capacity reached (map size ${this.#opts.mapSizeMiB} MiB, ${used} bytes needed)`);
+  /** Throws CapacityError when `addBytes` more would take LMDB's pages in use beyond the capacity. */
+  #checkCapacity(addBytes: number): void {
+    let used = this.#usedBytes(false) + addBytes;
+    if (used > 0.9 * this.#capacity) used = this.#usedBytes(true) + addBytes; // near full: decide on fresh figures
+    if (used > this.#capacity) throw new CapacityError(`journal capacity reached (map size ${this.#opts.mapSizeMiB} MiB, ${used} bytes in use and needed)`);
   }
 
-  /** Runs one small write transaction; any failure marks the journal unavailable. */
+  /**
+   * Bytes of the pages LMDB uses: its figures when last read, plus what was stored since scaled by the
+   * page overhead then measured (at least 1, at most 8 bytes of page per stored byte).
+   */
+  #usedBytes(fresh: boolean): number {
+    const c = this.#storage(fresh);
+    const inUse = (c.figures.pages - c.figures.freePages) * c.figures.pageSize;
+    const grown = this.#state.eventBytes + this.#state.otherBytes - c.storedBytes;
+    return grown <= 0 ? inUse : Math.round(inUse + grown * Math.min(8, Math.max(1, inUse / Math.max(1, c.storedBytes))));
+  }
+
+  #storage(fresh = false): StorageSample {
+    const now = performance.now();
+    if (!fresh && this.#storageCache && now - this.#storageCache.at < STORAGE_TTL_MS) return this.#storageCache;
+    let fileBytes = 0;
+    try {
+      fileBytes = statSync(join(this.#opts.path, 'data.mdb')).size;
+    } catch {
+      // reported as 0 rather than failing a health check
+    }
+    this.#storageCache = { at: now, figures: storageFigures(this.#env, this.#db), fileBytes, storedBytes: this.#state.eventBytes + this.#state.otherBytes };
+    return this.#storageCache;
+  }
+
+  /** Runs one small write transaction; any failure marks the journal unavailable (success does not recover it). */
   #writeSync(what: string, fn: (state: JournalState) => void): void {
     if (this.#closed) throw new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed');
     const state = { ...this.#state };
     try {
       this.#env.transactionSync(() => {
         fn(state);
-        this.#meta.putSync(STATE_KEY, state);
+        this.#db.meta.putSync(STATE_KEY, state);
       });
     } catch (err) {
       if (isPenstockError(err)) throw err;
       throw this.#failed(err, what);
     }
     this.#state = state;
-    this.#succeeded();
+    this.#storageCache = undefined; // pruning frees pages: read LMDB's figures afresh
+    // Not a recovery: a small write fits where an event may not. Only the probe and a batch recover.
   }
 
   #failed(err: unknown, what = 'append'): PenstockError {
@@ -323,8 +352,15 @@ export class LmdbJournal implements Journal {
     if (this.#writable) {
       this.#writable = false;
       this.#failure = reason;
-      this.#failedSince = new Date(this.#opts.clock.now()).toISOString();
-      this.#opts.onAlert?.({ kind: 'unavailable', reason });
+      if (this.#settleTimer) {
+        // Failed again before the recovery was confirmed: the same outage goes on, no second alert.
+        clearTimeout(this.#settleTimer);
+        this.#settleTimer = undefined;
+        this.#opts.log?.warn({ reason, since: this.#outage?.since }, 'journal failed again before its recovery held (same outage)');
+      } else {
+        this.#outage = { since: new Date(this.#opts.clock.now()).toISOString(), reason };
+        this.#opts.onAlert?.({ kind: 'unavailable', reason });
+      }
       this.#startProbing();
     }
     return new PenstockError('PS_JOURNAL_UNAVAILABLE', `journal cannot be written: ${reason}`, { reason }, { cause: err });
@@ -332,17 +368,25 @@ export class LmdbJournal implements Journal {
 
   #succeeded(): void {
     if (this.#writable) return;
-    const failure = this.#failure ?? 'unknown';
-    const since = this.#failedSince;
     this.#writable = true;
     this.#failure = undefined;
-    this.#failedSince = undefined;
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     this.#probeTimer = undefined;
-    this.#opts.log?.warn({ failure, since }, 'journal writable again');
-    this.#opts.onAlert?.({ kind: 'recovered', reason: failure });
+    this.#opts.log?.warn({ since: this.#outage?.since }, 'journal writable again');
+    const settle = this.#opts.recoverySettleMs ?? 5 * (this.#opts.probeMs ?? 1000);
+    this.#settleTimer = setTimeout(() => this.#recoveryHeld(), settle);
+    this.#settleTimer.unref();
+  }
+
+  /** The journal stayed writable since the recovery: the outage is over, once. */
+  #recoveryHeld(): void {
+    this.#settleTimer = undefined;
+    const outage = this.#outage;
+    this.#outage = undefined;
+    if (!outage || this.#closed) return;
+    this.#opts.onAlert?.({ kind: 'recovered', reason: outage.reason });
     // The gap in service is itself evidence.
-    this.append({ event: 'alert.journal_recovered', detail: { failure, since } }).catch((err: unknown) => {
+    this.append({ event: 'alert.journal_recovered', detail: { failure: outage.reason, since: outage.since } }).catch((err: unknown) => {
       this.#opts.log?.error({ err }, 'could not journal the recovery');
     });
   }
@@ -355,19 +399,37 @@ export class LmdbJournal implements Journal {
 
   /**
    * Tries a write now when the journal is unavailable; true when it is writable (again). The timer calls
-   * this; so may an operator ("retry now").
+   * this; so may an operator ("retry now"). The write takes as many fresh pages as a real commit (at least
+   * PROBE_MIN_PAGES, more for a large failed batch), removes them, then rewrites the state record, so that
+   * the pages it freed are ones the next commit may reuse (LMDB reuses a page two transactions after it
+   * was freed).
    */
   probe(): boolean {
     if (this.#writable) return true;
     if (this.#closed) return false;
     try {
-      this.#checkCapacity({ ...this.#state, otherBytes: this.#state.otherBytes + 64 * 1024 });
-      this.#writeSync('probe', () => {});
+      const { pageSize } = this.#storage().figures;
+      const pages = Math.min(PROBE_MAX_PAGES, PROBE_MIN_PAGES + Math.ceil(this.#failedBatchBytes / (pageSize / 2)));
+      // Capacity is ours to check (the probe's pages are removed again); the disk is what the write tests.
+      this.#checkCapacity(this.#failedBatchBytes);
+      const page = Buffer.alloc(pageSize - 64); // one overflow page per record: any free page will do
+      this.#env.transactionSync(() => {
+        for (let i = 0; i < pages; i++) this.#db.probe.putSync(i, page);
+      });
+      this.#env.transactionSync(() => {
+        for (let i = 0; i < pages; i++) this.#db.probe.removeSync(i);
+      });
+      this.#env.transactionSync(() => this.#db.meta.putSync(STATE_KEY, this.#state));
     } catch (err) {
-      if (err instanceof CapacityError) return false;
-      if (isPenstockError(err, 'PS_JOURNAL_UNAVAILABLE') && this.#failure && /MDB_PANIC|fatal/i.test(this.#failure)) this.#reopen();
+      if (!(err instanceof CapacityError)) {
+        const reason = describeFailure(err);
+        this.#opts.log?.debug({ reason }, 'journal probe failed');
+        if (/MDB_PANIC|fatal/i.test(reason) || /MDB_PANIC|fatal/i.test(this.#failure ?? '')) this.#reopen();
+      }
       return false;
     }
+    this.#storageCache = undefined;
+    this.#succeeded();
     return this.#writable;
   }
 
@@ -375,8 +437,9 @@ export class LmdbJournal implements Journal {
   #reopen(): void {
     try {
       this.#env.close().catch(() => {});
-      this.#env = LmdbJournal.#openEnv(this.#opts);
-      this.#openDbs();
+      this.#env = openJournalEnv(this.#opts.path, this.#opts.mapSizeMiB);
+      this.#db = openJournalDbs(this.#env);
+      this.#storageCache = undefined;
     } catch (err) {
       this.#opts.log?.error({ err }, 'journal reopen failed');
     }
@@ -388,7 +451,7 @@ export class LmdbJournal implements Journal {
       let cp: CheckpointInfo | undefined;
       this.#writeSync('checkpoint', (state) => {
         cp = this.#makeCheckpoint(state, this.#tree);
-        this.#checkpoints.putSync(cp.size, cp);
+        this.#db.checkpoints.putSync(cp.size, cp);
       });
       this.#latestCheckpoint = cp;
     }
@@ -444,10 +507,10 @@ export class LmdbJournal implements Journal {
       let chunk = 0;
       this.#writeSync('prune', (state) => {
         while (chunk < 10_000 && state.first <= state.ack) {
-          const body = this.#events.getBinary(state.first);
+          const body = this.#db.events.getBinary(state.first);
           if (!body) throw new PenstockError('PS_JOURNAL_CORRUPT', `event ${state.first} is missing`);
           if (!over(state, state.first, body)) break;
-          this.#events.removeSync(state.first);
+          this.#db.events.removeSync(state.first);
           state.eventBytes -= body.length;
           state.first++;
           chunk++;
@@ -470,7 +533,7 @@ export class LmdbJournal implements Journal {
     try {
       const note = parseNote(noteText);
       size = parseCheckpointBody(note.body).size;
-      const ours = this.#checkpoints.get(size);
+      const ours = this.#db.checkpoints.get(size);
       if (!ours || parseNote(ours.note).body !== note.body) {
         throw new PenstockError('PS_ADMIN_BAD_REQUEST', `cosigned checkpoint (size ${size}) is not one this journal issued`);
       }
@@ -480,15 +543,15 @@ export class LmdbJournal implements Journal {
     }
     const id = createHash('sha256').update(noteText).digest('hex');
     this.#writeSync('cosignature', (state) => {
-      if (this.#cosigs.get([size, id]) === undefined) state.otherBytes += noteText.length;
-      this.#cosigs.putSync([size, id], noteText);
+      if (this.#db.cosigs.get([size, id]) === undefined) state.otherBytes += noteText.length;
+      this.#db.cosigs.putSync([size, id], noteText);
     });
     return { size };
   }
 
   /** Cosigned notes stored for a checkpoint size. */
   cosignatures(size: number): string[] {
-    return Array.from(this.#cosigs.getRange({ start: [size], end: [size + 1] }), ({ value }) => value);
+    return Array.from(this.#db.cosigs.getRange({ start: [size], end: [size + 1] }), ({ value }) => value);
   }
 
   /** Flushes queued appends, signs a final checkpoint, closes LMDB. */
@@ -501,24 +564,36 @@ export class LmdbJournal implements Journal {
       this.#opts.log?.error({ err }, 'final checkpoint failed');
     }
     this.#closed = true;
+    await Promise.all(Array.from(this.#workers, (w) => w.terminate()));
     if (this.#probeTimer) clearInterval(this.#probeTimer);
+    if (this.#settleTimer) clearTimeout(this.#settleTimer);
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
     await this.#env.close();
   }
 
   // ---------------------------------------------------------------- reading (the API sync builds on)
 
-  /** Cheap enough to call on every read: free disk space is sampled at most once a second. */
+  /**
+   * Cheap enough to call on every read: free disk space, the file size and LMDB's page figures are
+   * sampled at most once a second. `freeBytes` is what may still be written: the disk's free space plus LMDB's free pages,
+   * bounded by the capacity left over the pages in use.
+   */
   health(): JournalHealth {
     const s = this.#state;
     const cp = this.latestCheckpoint();
-    const diskFree = this.#diskFree();
+    const storage = this.#storage();
+    const { pageSize, pages, freePages, readers } = storage.figures;
+    const usedBytes = this.#usedBytes(false);
     return {
       writable: this.#writable,
       ...(this.#failure === undefined ? {} : { failure: this.#failure }),
       size: s.size,
       bytes: s.eventBytes + s.otherBytes,
-      freeBytes: Math.max(0, Math.min(diskFree, this.#capacity - s.eventBytes - s.otherBytes)),
+      fileBytes: storage.fileBytes,
+      usedBytes,
+      freeBytes: Math.max(0, Math.min(this.#diskFree() + freePages * pageSize, this.#capacity - usedBytes)),
+      capacityBytes: this.#capacity,
+      lmdb: { pageSize, pages, freePages, readers },
       ...(cp ? { lastCheckpoint: { size: cp.size, rootHash: cp.rootHash, time: cp.time } } : {}),
       acknowledgedUpTo: s.ack,
     };
@@ -554,7 +629,7 @@ export class LmdbJournal implements Journal {
    */
   readEvents(fromSeq: number, limit: number): { seq: number; bytes: string }[] {
     const start = Math.max(fromSeq, this.#state.first);
-    return Array.from(this.#events.getRange({ start, end: this.#state.size, limit }), ({ key, value }) => ({ seq: key, bytes: value.toString('utf8') }));
+    return Array.from(this.#db.events.getRange({ start, end: this.#state.size, limit }), ({ key, value }) => ({ seq: key, bytes: value.toString('utf8') }));
   }
 
   /** The stored leaf hash of event `seq`. */
@@ -598,18 +673,18 @@ export class LmdbJournal implements Journal {
 
   latestCheckpoint(): CheckpointInfo | undefined {
     if (this.#latestCheckpoint === null) {
-      this.#latestCheckpoint = Array.from(this.#checkpoints.getRange({ reverse: true, limit: 1 }), ({ value }) => value)[0];
+      this.#latestCheckpoint = Array.from(this.#db.checkpoints.getRange({ reverse: true, limit: 1 }), ({ value }) => value)[0];
     }
     return this.#latestCheckpoint;
   }
 
   checkpointFor(size: number): CheckpointInfo | undefined {
-    return this.#checkpoints.get(size);
+    return this.#db.checkpoints.get(size);
   }
 
   /** Checkpoints in size order, optionally from a size on. */
   checkpoints(fromSize = 0): CheckpointInfo[] {
-    return Array.from(this.#checkpoints.getRange({ start: fromSize }), ({ value }) => value);
+    return allCheckpoints(this.#db, fromSize);
   }
 
   /** The appliance's verifier key in signed-note vkey form: `name+hash+base64(0x01||pubkey)`. */
@@ -627,7 +702,7 @@ export class LmdbJournal implements Journal {
     const end = Math.min(toSeq + 1, cp?.size ?? 0);
     let lines = 0;
     const first = Math.max(fromSeq, this.#state.first);
-    for (const { key, value } of this.#events.getRange({ start: first, end })) {
+    for (const { key, value } of this.#db.events.getRange({ start: first, end })) {
       const event = JSON.parse(value.toString('utf8')) as Record<string, unknown>;
       write(`${canonicalJson({ ...event, leaf_hash: b64(this.#node(0, key)) })}\n`);
       lines++;
@@ -638,7 +713,7 @@ export class LmdbJournal implements Journal {
   /** An offline proof that event `seq` is in the journal: check it with verifyBundle (verify.ts). */
   proveBundle(seq: number): ProofBundle {
     this.#checkSeq(seq, this.#state.size);
-    const body = this.#events.getBinary(seq);
+    const body = this.#db.events.getBinary(seq);
     if (!body) throw new PenstockError('PS_ADMIN_BAD_REQUEST', `event ${seq} was pruned (first retained is ${this.#state.first})`);
     let cp = this.latestCheckpoint();
     if (!cp || cp.size <= seq) cp = this.checkpoint()!;
@@ -654,112 +729,40 @@ export class LmdbJournal implements Journal {
   }
 
   /**
-   * Recomputes everything and names the first bad spot: every retained event's hash against its stored
-   * leaf, seq continuity, every perfect tree node, every checkpoint's signature and root, and consistency
-   * between successive checkpoints (by proof where the bodies were pruned).
+   * Recomputes everything on this thread and names the first bad spot (see verify-stored.ts). Blocks the
+   * event loop for the whole scan: the daemon uses `verify`, which runs it in a worker thread.
    */
-  verifyAll(): VerifyResult {
-    const { size, first } = this.#state;
-    const vkey = this.#signer.vkey;
-    const checkpoints = this.checkpoints();
-    const bad = (seq: number, problem: string): VerifyResult => ({ ok: false, seq, problem });
-    // Checkpoints first: signature and origin.
-    for (const cp of checkpoints) {
-      const v = verifyCheckpoint(cp.note, vkey);
-      if (!v.ok) return bad(cp.size, `checkpoint at size ${cp.size}: ${v.problem}`);
-      if (v.checkpoint.size !== cp.size || b64(v.checkpoint.rootHash) !== cp.rootHash) return bad(cp.size, `checkpoint at size ${cp.size}: stored record does not match its signed note`);
-      if (cp.size > size) return bad(size, `checkpoint at size ${cp.size} is beyond the journal size ${size} (events lost or rolled back)`);
-    }
-    let tree: TreeBuilder;
-    try {
-      tree = new TreeBuilder(first, frontierAt(this.#nodeSource, first), fastNodeHash);
-    } catch (err) {
-      return bad(first, `tree nodes of the pruned prefix [0, ${first}) are missing: ${(err as Error).message}`);
-    }
-    // Checkpoints inside the pruned prefix: check by stored nodes and proof to the next checkpoint.
-    let cpIndex = 0;
-    while (cpIndex < checkpoints.length && checkpoints[cpIndex]!.size <= first) {
-      const cp = checkpoints[cpIndex]!;
-      try {
-        if (b64(merkleRootAt(this.#nodeSource, cp.size)) !== cp.rootHash) return bad(cp.size, `checkpoint at size ${cp.size}: root does not match the stored tree`);
-      } catch (err) {
-        return bad(cp.size, `checkpoint at size ${cp.size}: ${(err as Error).message}`);
-      }
-      cpIndex++;
-    }
-    let expected = first;
-    let problem: VerifyResult | undefined;
-    // One range scan per tree level instead of a look-up per node: the nodes a push completes come in
-    // index order on every level, starting at the node that holds leaf `first`.
-    const levels: { next: () => IteratorResult<{ key: number; value: Buffer }> }[] = [];
-    const levelScan = (level: number) => {
-      const start = nodeKey(level, Math.floor(first / 2 ** level));
-      return (levels[level] ??= this.#nodes.getRange({ start, end: nodeKey(level + 1, 0) })[Symbol.iterator]());
-    };
-    const check = (level: number, index: number, hash: Hash): void => {
-      if (problem) return;
-      const next = levelScan(level).next();
-      const stored = !next.done && next.value.key === nodeKey(level, index) ? next.value.value : undefined;
-      const seq = index * 2 ** level;
-      if (!stored) problem = bad(seq, level === 0 ? `seq ${seq}: leaf hash missing` : `tree node level ${level} index ${index} missing`);
-      else if (!stored.equals(hash)) {
-        problem = bad(seq, level === 0 ? `seq ${seq}: event bytes do not match the stored leaf hash (event changed)` : `tree node level ${level} index ${index} (leaves from ${seq}) does not match the leaves below it`);
-      }
-    };
-    for (const { key, value } of this.#events.getRange({ start: first })) {
-      if (key !== expected) return bad(expected, key > expected ? `seq ${expected}: event missing (next stored is ${key})` : `unexpected key ${key}`);
-      if (key >= size) return bad(key, `seq ${key}: event beyond the recorded journal size ${size}`);
-      const seqInBody = seqOf(value, key);
-      if (seqInBody !== key) return bad(key, `seq ${key}: event body says seq ${String(seqInBody)} (moved or reordered)`);
-      tree.push(fastLeafHash(value), check);
-      if (problem) return problem;
-      expected++;
-      while (cpIndex < checkpoints.length && checkpoints[cpIndex]!.size === expected) {
-        const cp = checkpoints[cpIndex]!;
-        if (b64(tree.root()) !== cp.rootHash) return bad(cp.size - 1, `checkpoint at size ${cp.size}: root of events 0..${cp.size - 1} does not match the signed root`);
-        cpIndex++;
-      }
-    }
-    if (expected !== size) return bad(expected, `seq ${expected}: event missing (journal size is ${size}, stored events end at ${expected - 1})`);
-    if (cpIndex < checkpoints.length) return bad(checkpoints[cpIndex]!.size, `checkpoint at size ${checkpoints[cpIndex]!.size} was never reached`);
-    // Successive checkpoints must be consistent (already implied above for retained ranges; proofs make it explicit).
-    for (let i = 1; i < checkpoints.length; i++) {
-      const a = checkpoints[i - 1]!;
-      const b = checkpoints[i]!;
-      const proof = merkleConsistency(this.#nodeSource, a.size, b.size);
-      if (!verifyConsistency(a.size, b.size, Buffer.from(a.rootHash, 'base64'), Buffer.from(b.rootHash, 'base64'), proof)) {
-        return bad(a.size, `checkpoint at size ${b.size} is not consistent with checkpoint at size ${a.size}`);
-      }
-    }
-    return { ok: true, size };
+  verifyAll(kept?: KeptCheckpoint): VerifyResult {
+    return verifyStored(this.#db, this.#signer.vkey, kept);
   }
-}
 
-
-const SEQ_MEMBER = Buffer.from('"seq":');
-
-/**
- * The top-level "seq" of a stored event. Fast path for the bytes the journal writes: in canonical JSON
- * `"seq":` can only be a key (inside a string the quotes are escaped), and the top-level one is the last
- * such key, since the members sorted after it (session, target, time) are strings. When that gives the
- * expected value it is taken; anything else is parsed in full, so a tampered body is still named exactly.
- * (A body that only pretends here also fails its leaf hash, which is checked next.)
- */
-function seqOf(bytes: Buffer, expected: number): number | undefined {
-  const at = bytes.lastIndexOf(SEQ_MEMBER);
-  if (at > 0) {
-    let i = at + SEQ_MEMBER.length;
-    let n = 0;
-    let digits = 0;
-    for (; i < bytes.length && bytes[i]! >= 0x30 && bytes[i]! <= 0x39 && digits < 16; i++, digits++) n = n * 10 + (bytes[i]! - 0x30);
-    const end = bytes[i];
-    if (digits > 0 && (digits === 1 || bytes[at + SEQ_MEMBER.length] !== 0x30) && (end === 0x2c || end === 0x7d) && n === expected) return n;
+  /**
+   * The same verification in a worker thread (its own read snapshot), off the event loop. One runs at a
+   * time: further requests wait for it, so a burst of verifies costs one worker, not one each.
+   */
+  verify(kept?: KeptCheckpoint): Promise<VerifyResult> {
+    const run = () => this.#verifyInWorker(kept);
+    const next = this.#verifying.then(run, run);
+    this.#verifying = next.catch(() => undefined);
+    return next;
   }
-  try {
-    const v = (JSON.parse(bytes.toString('utf8')) as { seq?: unknown }).seq;
-    return typeof v === 'number' ? v : undefined;
-  } catch {
-    return undefined;
+
+  #verifyInWorker(kept?: KeptCheckpoint): Promise<VerifyResult> {
+    if (this.#closed) return Promise.reject(new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed'));
+    const job: VerifyJob = { path: this.#opts.path, mapSizeMiB: this.#opts.mapSizeMiB, vkey: this.#signer.vkey, ...(kept ? { kept } : {}) };
+    // src/ runs as .ts, dist/ as .js: the worker is the sibling file of this one.
+    const worker = new Worker(new URL(`./verify-worker${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url), { workerData: job });
+    this.#workers.add(worker);
+    return new Promise<VerifyResult>((resolve, reject) => {
+      let answer: { result?: VerifyResult; error?: string } | undefined;
+      worker.once('message', (m: { result?: VerifyResult; error?: string }) => (answer = m));
+      worker.once('error', (err) => (answer ??= { error: err.message }));
+      worker.once('exit', (code) => {
+        this.#workers.delete(worker);
+        if (answer?.result) resolve(answer.result);
+        else reject(new PenstockError('PS_INTERNAL', `journal verify worker failed: ${answer?.error ?? `exited with code ${code}`}`));
+      });
+    });
   }
 }
 

@@ -35,8 +35,18 @@ export interface JournalHealth {
   /** Why it is not writable (disk full, map full, I/O error), when it is not. */
   failure?: string;
   size: number;
+  /** Bytes the journal stores (event bodies, tree nodes, checkpoints, cosignatures). */
   bytes: number;
+  /** The LMDB data file's real size on disk. */
+  fileBytes: number;
+  /** Bytes of the LMDB pages in use (the file minus LMDB's free pages): what counts against capacity. */
+  usedBytes: number;
+  /** What may still be written: disk free plus LMDB's free pages, bounded by the capacity left. */
   freeBytes: number;
+  /** The configured capacity (journal.map_size_mib). */
+  capacityBytes: number;
+  /** LMDB's own figures: page size, pages in the file, pages on its free list, reader slots in use. */
+  lmdb: { pageSize: number; pages: number; freePages: number; readers: number };
   lastCheckpoint?: { size: number; rootHash: string; time: string };
   acknowledgedUpTo: number;
 }

@@ -6,7 +6,8 @@
 // leaf hashes are authenticated together by the signed root (they must fold to it); each line is then
 // checked against its own carried hash, which names the exact line that changed. Lines without
 // `leaf_hash` (e.g. pulled pages of raw event bytes) are accepted too; a changed byte in those is still
-// detected, but only located to the span the checkpoint covers.
+// detected, but only located to the span the checkpoint covers. Every line, `leaf_hash` or not, must be
+// byte for byte the canonical encoding of what it parses to.
 import { canonicalJson } from './canonical.ts';
 import { TreeBuilder, equalBytes, leafHash, verifyConsistency, verifyInclusion, type Hash } from './merkle.ts';
 import { verifyCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -128,7 +129,9 @@ export function verifyExport(input: ExportCheck): ExportResult {
     const data = canonicalJson(event);
     const bytes = Buffer.from(data, 'utf8');
     const h = leafHash(bytes);
-    if (leafText === undefined && data !== text) {
+    // Every line must be exactly the canonical encoding of what it parses to, `leaf_hash` or not: JSON.parse
+    // forgives duplicate keys and spacing, so bytes an attacker added would otherwise pass unseen.
+    if ((leafText === undefined ? data : canonicalJson(obj)) !== text) {
       return { ok: false, seq, line: lineNo, problem: `seq ${seq}: line ${lineNo} is not canonical JSON (altered)` };
     }
     tree.push(h);

@@ -328,8 +328,8 @@ function outcomeOf(action: Action, reply: UpstreamReply, before: Record<string, 
   const o = action.object.kind === 'modbus' ? action.object : undefined;
   const base: Record<string, unknown> = {
     function_code: o?.functionCode,
-    ...(o?.values ? { values: o.values } : {}),
-    ...(before && o ? { before: before[`${o.table}:${o.address}`] } : {}),
+    ...(o?.values ? { new_values: o.values } : {}),
+    ...(before && o ? { old_values: before[`${o.table}:${o.address}`] } : {}),
     duration_ms: Math.round(reply.ms * 1000) / 1000,
     ...(role ? { role } : {}),
   };

@@ -247,7 +247,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const forwardable = w.attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable' && at.node.writable;
       const d = await this.#gw.core.authorize(session, action, {
         request,
-        evidence: async () => ({ written: evidence(raw), ...(forwardable ? await this.#valueBefore(at) : {}) }),
+        evidence: async () => ({ new_values: [evidence(raw)], ...(forwardable ? await this.#valueBefore(at) : {}) }),
         ...(deadline !== undefined ? { deadlineMs: deadline } : {}),
       });
       if (d.effect !== 'allow') {
@@ -376,9 +376,9 @@ export class GatewayAccessor implements AddressSpaceAccessor {
   async #valueBefore(at: Located): Promise<Record<string, unknown>> {
     try {
       const [dv] = await at.upstream.read([{ nodeId: at.node.upstreamId, attributeId: AttributeIds.Value }]);
-      return dv?.statusCode.isGood() ? { before: evidence(dv.value.value) } : { before_unavailable: dv?.statusCode.name ?? 'BadCommunicationError' };
+      return dv?.statusCode.isGood() ? { old_values: [evidence(dv.value.value)] } : { old_values_unavailable: dv?.statusCode.name ?? 'BadCommunicationError' };
     } catch (err) {
-      return { before_unavailable: failureStatus(err).name };
+      return { old_values_unavailable: failureStatus(err).name };
     }
   }
 

@@ -71,8 +71,8 @@ test('RTU: an allowed read and write reach the PLC on the serial line, with the 
   await until(() => plc!.writes().some((q) => q.fc === 6 && q.address === 4 && q.value === 777), 'the RTU write');
   await until(() => gw.events().some((e) => e.event === 'action.outcome'), 'the outcome');
   const outcome = gw.events().find((e) => e.event === 'action.outcome')!;
-  assert.deepEqual(outcome.outcome?.before, [104]);
-  assert.deepEqual(outcome.outcome?.values, [777]);
+  assert.deepEqual(outcome.outcome?.old_values, [104]);
+  assert.deepEqual(outcome.outcome?.new_values, [777]);
 });
 
 test('RTU: denied writes return the exception and never reach the serial line', async () => {

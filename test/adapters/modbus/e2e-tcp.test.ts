@@ -113,8 +113,9 @@ test('an allowed write reaches the PLC, is journaled before it, and its outcome 
   assert.equal(allowed.principal, 'vendor-a');
   assert.equal(allowed.target, 'plc-1');
   assert.equal((allowed.decision as { grant?: string }).grant, 'g-pumps');
-  assert.deepEqual(outcome!.outcome?.values, [250]);
-  assert.deepEqual(outcome!.outcome?.before, [112], 'the value read back just before the write');
+  assert.deepEqual(outcome!.outcome?.new_values, [250], 'the values written, under the README\'s name');
+  assert.deepEqual(outcome!.outcome?.old_values, [112], 'the value read back just before the write');
+  assert.equal(outcome!.outcome?.before, undefined);
   assert.equal(outcome!.outcome?.ok, true);
 });
 

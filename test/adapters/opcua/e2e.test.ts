@@ -246,7 +246,7 @@ describe('OPC UA gateway, end to end', () => {
     const outcome = events.findIndex((e) => e.event === 'action.outcome' && opcuaOf(e).value === 75);
     assert.ok(allowed >= 0 && outcome > allowed, 'allowed write journaled before its outcome');
     // The record made before forwarding holds the value written and the one read just before.
-    assert.deepEqual(events[allowed]!.detail, { written: 75, before: old });
+    assert.deepEqual(events[allowed]!.detail, { new_values: [75], old_values: [old] });
     assert.equal((events[outcome]!.outcome as { status?: string }).status, 'Good');
     assert.ok(events.some((e) => e.event === 'action.denied' && e.decision?.reason === 'value_out_of_bounds'));
   });

@@ -135,8 +135,8 @@ describe('the daemon as shipped (128 MiB V8 heap)', () => {
         assert.equal(plantValue[ELEMENTS - 1], value[ELEMENTS - 1]);
         const allowed = events.find((e) => e.event === 'action.allowed' && e.action?.verb === 'write' && e.action.opcua?.node_id === BIG);
         assert.ok(allowed, 'the write journaled before it was forwarded');
-        assert.deepEqual(allowed.detail?.written, { type: 'Int32', dimensions: [ELEMENTS], bytes: 4 * ELEMENTS, sha256, excerpt: Array.from(value.subarray(0, 16)) });
-        assert.deepEqual(allowed.detail?.before, { type: 'Int32', dimensions: [ELEMENTS], bytes: 4 * ELEMENTS, sha256: initialSha256, excerpt: Array.from({ length: 16 }, (_, i) => i) });
+        assert.deepEqual((allowed.detail?.new_values as unknown[] | undefined)?.[0], { type: 'Int32', dimensions: [ELEMENTS], bytes: 4 * ELEMENTS, sha256, excerpt: Array.from(value.subarray(0, 16)) });
+        assert.deepEqual((allowed.detail?.old_values as unknown[] | undefined)?.[0], { type: 'Int32', dimensions: [ELEMENTS], bytes: 4 * ELEMENTS, sha256: initialSha256, excerpt: Array.from({ length: 16 }, (_, i) => i) });
         const outcome = events.find((e) => e.event === 'action.outcome' && e.action?.opcua?.node_id === BIG);
         assert.equal(outcome?.outcome?.status, 'Good');
       } else {
@@ -167,7 +167,7 @@ describe('the daemon as shipped (128 MiB V8 heap)', () => {
       const refusal = events.find((e) => e.event === 'action.malformed' && e.detail?.node_id === BIG);
       assert.equal(refusal?.detail?.bytes, value.byteLength, 'journaled with the size refused');
       assert.equal(refusal?.detail?.status, 'BadRequestTooLarge');
-      assert.ok(!events.some((e) => e.event === 'action.allowed' && e.action?.opcua?.node_id === BIG && (e.detail?.written as { bytes?: number } | undefined)?.bytes === value.byteLength), 'never decided on, never forwarded');
+      assert.ok(!events.some((e) => e.event === 'action.allowed' && e.action?.opcua?.node_id === BIG && ((e.detail?.new_values as { bytes?: number }[] | undefined)?.[0])?.bytes === value.byteLength), 'never decided on, never forwarded');
       assert.equal(daemon.child.exitCode, null);
       assert.equal((await c.session.read({ nodeId: BIG, attributeId: AttributeIds.Value })).statusCode.name, 'Good');
     } finally {
