@@ -4,7 +4,7 @@
 // Everything is read-only except /v1/ack and /v1/cosign.
 //
 // ---------------------------------------------------------------------------------------------
-// Penstock pull API, version 1 (text for the README)
+// Penstock pull API, version 1 (docs/journal.md, "Pull API for central PAM", says the same for operators)
 //
 // Transport: HTTPS, TLS 1.2 or later with ECDHE key exchange and AEAD ciphers only (tls.ts), mutual
 // TLS. The gateway presents its server certificate; the client must present a certificate that chains
