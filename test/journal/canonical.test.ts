@@ -9,6 +9,8 @@ import { encodeEvent, prepareEvent } from '../../src/journal/event.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { Secret } from '../../src/common/secret.ts';
 import { isPenstockError } from '../../src/common/errors.ts';
+import { verifyBundle, verifyExport } from '../../src/journal/verify.ts';
+import { appendMany, openJournal, tempDir } from './helpers.ts';
 
 // ---- Reference: RFC 8785 written out by hand, character by character, sharing nothing with the encoder.
 
@@ -178,4 +180,22 @@ test('values that are not JSON data: a Date is its ISO string, everything else n
   const cycle: Record<string, unknown> = {};
   cycle.self = cycle;
   assert.throws(() => canonicalJson(cycle), CanonicalJsonError);
+});
+
+test('a bundle or export line nested deeper than the journal writes is reported as altered, not thrown', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const j = await openJournal(dir, { checkpointEvery: 4 });
+  t.after(() => j.close());
+  await appendMany(j, 8);
+  const vkey = j.publicKeyVkey();
+  const deep = `${'['.repeat(40)}1${']'.repeat(40)}`;
+  const bundle = JSON.parse(JSON.stringify(j.proveBundle(2))) as { event: string };
+  const forged = { ...bundle, event: bundle.event.replace('{', `{"a":${deep},`) };
+  assert.equal(verifyBundle(forged as never, vkey).ok, false);
+  const lines: string[] = [];
+  const exp = j.exportJsonLines(0, 100, (l) => lines.push(l));
+  lines[3] = lines[3]!.replace('{', `{"a":${deep},`);
+  const r = verifyExport({ lines, checkpointNote: exp.checkpoint, vkey });
+  assert.ok(!r.ok && r.seq === 3, JSON.stringify(r));
 });
