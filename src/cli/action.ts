@@ -2,6 +2,7 @@
 // asks policy exactly what a real request would.
 import { modbusTables } from '../config/schema.ts';
 import type { ParsedCommandLine } from '../policy/argv.ts';
+import { MODBUS_FUNCTION_CODES } from '../policy/modbus.ts';
 import type { ModbusTable, Verb } from '../policy/types.ts';
 
 /** An action without its target (the admin command takes the target beside it). */
@@ -21,7 +22,13 @@ const TABLE_ALIASES: Record<string, ModbusTable> = {
   holding_register: 'holding_register', holding_registers: 'holding_register', holding: 'holding_register', hr: 'holding_register',
 };
 
-const READ_FC: Record<ModbusTable, number> = { coil: 1, discrete_input: 2, holding_register: 3, input_register: 4 };
+const F = MODBUS_FUNCTION_CODES;
+/** What a front door would see for a read or write of a table: codes from the one table (functions.ts). */
+const READ_FC: Record<ModbusTable, number> = { coil: F.READ_COILS, discrete_input: F.READ_DISCRETE_INPUTS, holding_register: F.READ_HOLDING_REGISTERS, input_register: F.READ_INPUT_REGISTERS };
+const WRITE_FC: Partial<Record<ModbusTable, { single: number; multiple: number }>> = {
+  coil: { single: F.WRITE_SINGLE_COIL, multiple: F.WRITE_MULTIPLE_COILS },
+  holding_register: { single: F.WRITE_SINGLE_REGISTER, multiple: F.WRITE_MULTIPLE_REGISTERS },
+};
 
 export interface ModbusCheckOptions {
   quantity?: string;
@@ -53,8 +60,7 @@ export function modbusAction(args: string[], opts: ModbusCheckOptions): DryRunAc
   let functionCode: number;
   if (opts.fc !== undefined) functionCode = integer(opts.fc, '--fc', 1, 127);
   else if (verb === 'read') functionCode = READ_FC[table];
-  else if (table === 'coil') functionCode = quantity === 1 ? 5 : 15;
-  else if (table === 'holding_register') functionCode = quantity === 1 ? 6 : 16;
+  else if (WRITE_FC[table]) functionCode = quantity === 1 ? WRITE_FC[table].single : WRITE_FC[table].multiple;
   else throw new UsageError(`modbus: ${table} is read-only (no write function code); use --fc to ask about a specific one`);
   if (table === 'coil' && values?.some((v) => v > 1)) throw new UsageError('coil values are 0 or 1');
   return {

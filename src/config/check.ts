@@ -7,6 +7,7 @@ import { matchPoints } from './profiles.ts';
 import { issueAt, type Path, type YamlSource } from './yaml-issues.ts';
 import type { ConfigIssue } from './types.ts';
 import { sshRuleWarnings } from './ssh-warnings.ts';
+import { MODBUS_TABLE_WRITES } from '../policy/modbus.ts';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -208,13 +209,11 @@ function sftpUploadAnywhere(body: Obj): RuleWarning[] {
 }
 
 const MODBUS_ADDRESS_SPACE = 65_536;
-/** Function codes that write: 5, 6, 15, 16 (coils and registers), 22 (mask write), 23 (read/write). */
-const MODBUS_WRITE_CODES = new Set([5, 6, 15, 16, 22, 23]);
 
 /** Writes to every address: `readwrite`/`write` (or write codes) over 0-65535, or with no addresses or points at all. */
 function modbusWriteEverywhere(body: Obj): RuleWarning[] {
   const writes = body.access === 'write' || body.access === 'readwrite' || body.preset === 'readwrite' || body.preset === 'programming'
-    || list(body.function_codes).some((fc) => typeof fc === 'number' && MODBUS_WRITE_CODES.has(fc));
+    || list(body.function_codes).some((fc) => typeof fc === 'number' && MODBUS_TABLE_WRITES.has(fc));
   if (!writes || body.points !== undefined) return [];
   if (body.addresses !== undefined) {
     // The schema refuses overlapping ranges, so the covered count is the sum of the ranges' sizes.

@@ -6,6 +6,7 @@
 // protocol-specific listener/target options are checked by the loader (config/load.ts), which knows
 // the adapter registry; this file knows no adapter.
 import { z } from 'zod';
+import { ISSUE_CODES } from './yaml-issues.ts';
 import { parseVkey } from '../journal/checkpoint.ts';
 import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '../sync/clients.ts';
 
@@ -30,7 +31,7 @@ export const rangeSchema = z.union([
   }),
   z.strictObject({ from: z.number().int().min(0), to: z.number().int().min(0) }),
 ]).superRefine((r, ctx) => {
-  if (r.from > r.to) ctx.addIssue({ code: 'custom', message: `inverted range ${r.from}-${r.to}: FROM must not exceed TO` });
+  if (r.from > r.to) ctx.addIssue({ code: 'custom', message: `inverted range ${r.from}-${r.to}: FROM must not exceed TO`, params: { code: ISSUE_CODES.rangeInverted } });
 });
 
 /** A list of ranges that must not overlap each other (an overlap is nearly always a typo). */
@@ -40,7 +41,7 @@ export const rangeListSchema = z.array(rangeSchema).min(1).superRefine((ranges, 
     const prev = sorted[k - 1]!;
     const cur = sorted[k]!;
     if (cur.from <= prev.to) {
-      ctx.addIssue({ code: 'custom', path: [cur.i], message: `range ${cur.from}-${cur.to} overlaps range ${prev.from}-${prev.to}` });
+      ctx.addIssue({ code: 'custom', path: [cur.i], message: `range ${cur.from}-${cur.to} overlaps range ${prev.from}-${prev.to}`, params: { code: ISSUE_CODES.rangeOverlap } });
     }
   }
 });
@@ -146,7 +147,7 @@ export const scheduleSchema = z.strictObject({
     }
   }, 'must be an IANA time zone such as Europe/Berlin or UTC'),
 }).superRefine((s, ctx) => {
-  if (s.from === s.to) ctx.addIssue({ code: 'custom', path: ['to'], message: 'an empty window: `from` equals `to`' });
+  if (s.from === s.to) ctx.addIssue({ code: 'custom', path: ['to'], message: 'an empty window: `from` equals `to`', params: { code: ISSUE_CODES.windowEmpty } });
 });
 
 export const grantSchema = z.strictObject({
@@ -156,7 +157,7 @@ export const grantSchema = z.strictObject({
   task: z.strictObject({ ticket: nonEmpty, purpose: nonEmpty.optional() }),
   /** Absolute validity: the grant holds only between from and to. */
   window: z.strictObject({ from: isoTime, to: isoTime }).superRefine((w, ctx) => {
-    if (Date.parse(w.from) >= Date.parse(w.to)) ctx.addIssue({ code: 'custom', path: ['to'], message: `window ends (${w.to}) before it starts (${w.from})` });
+    if (Date.parse(w.from) >= Date.parse(w.to)) ctx.addIssue({ code: 'custom', path: ['to'], message: `window ends (${w.to}) before it starts (${w.from})`, params: { code: ISSUE_CODES.windowReversed } });
   }).optional(),
   /** Recurring windows: the grant holds only inside one of them (and inside `window` if both are given). */
   schedule: z.array(scheduleSchema).min(1).optional(),

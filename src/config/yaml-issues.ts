@@ -213,6 +213,24 @@ export function issueAt(source: YamlSource, path: Path, message: string, severit
 
 // ---------------------------------------------------------------- zod issues → located issues
 
+/**
+ * Stable codes of config errors (ConfigIssue.code): tests and tools match on these, never on the
+ * message text. A schema's own check carries its code as `params: { code }` on its custom issue.
+ */
+export const ISSUE_CODES = {
+  unknownField: 'E_UNKNOWN_FIELD',
+  missingField: 'E_MISSING_FIELD',
+  wrongType: 'E_WRONG_TYPE',
+  rangeInverted: 'E_RANGE_INVERTED',
+  rangeOverlap: 'E_RANGE_OVERLAP',
+  windowReversed: 'E_WINDOW_REVERSED',
+  windowEmpty: 'E_WINDOW_EMPTY',
+} as const;
+
+function coded(issue: ConfigIssue, code: string | undefined): ConfigIssue {
+  return code === undefined ? issue : { ...issue, code };
+}
+
 type ZodIssue = z.core.$ZodIssue;
 
 /**
@@ -286,13 +304,14 @@ export function zodToIssues(source: YamlSource, issues: readonly ZodIssue[], bas
           out.push(issueAt(source, path, unionFallback(i.errors, value)));
         }
       } else if (i.code === 'unrecognized_keys') {
-        for (const k of i.keys) out.push(issueAt(source, [...path, k], `unknown field \`${k}\``, 'error', 'key'));
+        for (const k of i.keys) out.push(coded(issueAt(source, [...path, k], `unknown field \`${k}\``, 'error', 'key'), ISSUE_CODES.unknownField));
       } else if (i.code === 'invalid_type' && value === undefined && path.length > 0 && typeof valueAt(source.data, path.slice(0, -1)) === 'object') {
-        out.push(issueAt(source, path, `missing required field \`${String(path[path.length - 1])}\``));
+        out.push(coded(issueAt(source, path, `missing required field \`${String(path[path.length - 1])}\``), ISSUE_CODES.missingField));
       } else if (i.code === 'invalid_type') {
-        out.push(issueAt(source, path, `expected ${i.expected === 'object' ? 'a map' : i.expected}, got ${describe(value)}`));
+        out.push(coded(issueAt(source, path, `expected ${i.expected === 'object' ? 'a map' : i.expected}, got ${describe(value)}`), ISSUE_CODES.wrongType));
       } else {
-        out.push(issueAt(source, path, i.message));
+        const code: unknown = i.code === 'custom' ? i.params?.code : undefined;
+        out.push(coded(issueAt(source, path, i.message), typeof code === 'string' ? code : undefined));
       }
     }
   };

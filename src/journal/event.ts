@@ -1,10 +1,10 @@
 // A stored journal event and its canonical bytes. The bytes are the Merkle leaf data, so they must be
-// the same on every machine and in every later read: canonical JSON (see canonical.ts), UTF-8.
+// the same on every machine and in every later read: canonical JSON (canonical.ts, the one encoder), UTF-8.
 import { PenstockError } from '../common/errors.ts';
 import { Secret } from '../common/secret.ts';
 import type { Clock } from '../common/clock.ts';
 import { EVENT_CODES, type EventName } from './codes.ts';
-import { canonicalJson, CanonicalJsonError } from './canonical.ts';
+import { canonicalJson, canonicalMembers, CanonicalJsonError } from './canonical.ts';
 import { renderAction, renderDecision } from './fields.ts';
 import type { JournalEventInput } from './types.ts';
 
@@ -42,74 +42,11 @@ export interface PreparedEvent {
   members: [string, string][];
 }
 
-const MAX_DEPTH = 32;
-
-/**
- * Canonical JSON of `value` (exactly what canonicalJson gives for it) in one walk that also leaves out
- * every Secret, recording its path in `redacted`: secrets are never journaled, whatever a caller passes
- * by mistake. Returns undefined for a Secret itself. Paths are recorded in the order the caller's object
- * lists them (depth first), though members are emitted in canonical (sorted) order.
- */
-function encodeWithoutSecrets(value: unknown, path: string, redacted: string[], depth: number): string | undefined {
-  switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value);
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'number':
-      if (!Number.isFinite(value)) throw new CanonicalJsonError(path, `number ${value} is not finite`);
-      return JSON.stringify(value);
-    case 'object':
-      break;
-    default:
-      throw new CanonicalJsonError(path, `${typeof value} is not JSON`);
-  }
-  if (value === null) return 'null';
-  if (value instanceof Secret) {
-    redacted.push(path);
-    return undefined;
-  }
-  if (depth > MAX_DEPTH) throw new CanonicalJsonError(path, `nested deeper than ${MAX_DEPTH}`);
-  if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i];
-      if (item === undefined) throw new CanonicalJsonError(`${path}[${i}]`, 'undefined in an array');
-      const encoded = encodeWithoutSecrets(item, `${path}[${i}]`, redacted, depth + 1);
-      if (encoded === undefined) continue; // a Secret item is dropped from the array
-      out += out.length === 1 ? encoded : `,${encoded}`;
-    }
-    return `${out}]`;
-  }
-  if (value instanceof Date) return canonicalJson(value);
-  // Any other object is taken by its own enumerable members, as the copy that drops secrets always did.
-  const obj = value as Record<string, unknown>;
-  const members = encodeMembers(obj, path, redacted, depth);
-  let out = '{';
-  for (let i = 0; i < members.length; i++) out += `${i === 0 ? '' : ','}${JSON.stringify(members[i]![0])}:${members[i]![1]}`;
-  return `${out}}`;
-}
-
-/** [key, canonical value] of an object's defined, non-secret members, sorted by key (UTF-16 code units, as JCS). */
-function encodeMembers(obj: Record<string, unknown>, path: string, redacted: string[], depth: number): [string, string][] {
-  const members: [string, string][] = [];
-  for (const key of Object.keys(obj)) {
-    const v = obj[key];
-    if (v === undefined) continue;
-    const encoded = encodeWithoutSecrets(v, `${path}.${key}`, redacted, depth + 1);
-    if (encoded !== undefined) members.push([key, encoded]);
-  }
-  return members.sort(byKey);
-}
-
-function byKey(a: [string, string], b: [string, string]): number {
-  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
-}
-
 /**
  * Turns an append request into an event (all but seq): checks the name, renders protocol fields, stamps
- * the time and drops secrets. Throws PenstockError('PS_INTERNAL') when the input is not encodable, so a
- * bad caller learns at once, before anything is written.
+ * the time and drops secrets. A value that is not plain JSON data (a Map, a Buffer, a class instance:
+ * canonical.ts has the rule) is refused, never guessed at: throws PenstockError('PS_INTERNAL') when the
+ * input is not encodable, so a bad caller learns at once, before anything is written.
  */
 export function prepareEvent(input: JournalEventInput, appliance: string, clock: Clock): PreparedEvent {
   const code = (EVENT_CODES as Record<string, string>)[input.event];
@@ -132,10 +69,11 @@ export function prepareEvent(input: JournalEventInput, appliance: string, clock:
     detail: input.detail,
   };
   try {
-    const members = encodeMembers(raw, '$', redacted, 0);
+    // Secrets are never journaled, whatever a caller passes by mistake: each is left out, its path kept.
+    const members = canonicalMembers(raw, '$', { omit: (v) => v instanceof Secret, paths: redacted });
     if (redacted.length > 0) {
       members.push(['redacted', canonicalJson(redacted)]);
-      members.sort(byKey);
+      members.sort((a, b) => (a[0] < b[0] ? -1 : 1));
     }
     return { members };
   } catch (err) {

@@ -136,6 +136,8 @@ export class LmdbJournal implements Journal {
   #lazyTimer: NodeJS.Timeout | undefined;
   #writable = true;
   #failure: string | undefined;
+  /** The failure was a fatal LMDB error: the environment must be reopened before a write can succeed. */
+  #fatal = false;
   /** The outage going on: from the first failure until a recovery that held for recoverySettleMs. */
   #outage: { since: string; reason: string } | undefined;
   #settleTimer: NodeJS.Timeout | undefined;
@@ -352,6 +354,7 @@ export class LmdbJournal implements Journal {
     if (this.#writable) {
       this.#writable = false;
       this.#failure = reason;
+      this.#fatal = isFatalLmdbError(err);
       if (this.#settleTimer) {
         // Failed again before the recovery was confirmed: the same outage goes on, no second alert.
         clearTimeout(this.#settleTimer);
@@ -370,6 +373,7 @@ export class LmdbJournal implements Journal {
     if (this.#writable) return;
     this.#writable = true;
     this.#failure = undefined;
+    this.#fatal = false;
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     this.#probeTimer = undefined;
     this.#opts.log?.warn({ since: this.#outage?.since }, 'journal writable again');
@@ -422,9 +426,9 @@ export class LmdbJournal implements Journal {
       this.#env.transactionSync(() => this.#db.meta.putSync(STATE_KEY, this.#state));
     } catch (err) {
       if (!(err instanceof CapacityError)) {
-        const reason = describeFailure(err);
-        this.#opts.log?.debug({ reason }, 'journal probe failed');
-        if (/MDB_PANIC|fatal/i.test(reason) || /MDB_PANIC|fatal/i.test(this.#failure ?? '')) this.#reopen();
+        this.#opts.log?.debug({ reason: describeFailure(err) }, 'journal probe failed');
+        // Decided on the errors themselves, never on the text this journal wrote about them.
+        if (isFatalLmdbError(err) || this.#fatal) this.#reopen();
       }
       return false;
     }
@@ -469,11 +473,11 @@ export class LmdbJournal implements Journal {
 
   /**
    * Records that upstream holds every event up to and including `seq` (monotonic: a lower seq is a no-op).
-   * Retention never prunes above this cursor. Rejects PS_ADMIN_BAD_REQUEST for a seq not yet written.
+   * Retention never prunes above this cursor. Rejects PS_JOURNAL_BAD_REQUEST for a seq not yet written.
    */
   async acknowledge(seq: number, by: string): Promise<void> {
     if (!Number.isSafeInteger(seq) || seq < 0 || seq >= this.#state.size) {
-      throw new PenstockError('PS_ADMIN_BAD_REQUEST', `cannot acknowledge seq ${seq}: the journal holds 0..${this.#state.size - 1}`);
+      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cannot acknowledge seq ${seq}: the journal holds 0..${this.#state.size - 1}`);
     }
     if (seq <= this.#state.ack) return;
     this.#writeSync('acknowledge', (state) => {
@@ -526,7 +530,7 @@ export class LmdbJournal implements Journal {
   /**
    * Stores a witness's cosigned copy of one of our checkpoints. The note must parse and its body must be
    * byte-for-byte a checkpoint this journal issued; the witness key is not known here and is not checked.
-   * Throws PS_ADMIN_BAD_REQUEST otherwise.
+   * Throws PS_JOURNAL_BAD_REQUEST otherwise.
    */
   async addCosignature(noteText: string): Promise<{ size: number }> {
     let size: number;
@@ -535,10 +539,10 @@ export class LmdbJournal implements Journal {
       size = parseCheckpointBody(note.body).size;
       const ours = this.#db.checkpoints.get(size);
       if (!ours || parseNote(ours.note).body !== note.body) {
-        throw new PenstockError('PS_ADMIN_BAD_REQUEST', `cosigned checkpoint (size ${size}) is not one this journal issued`);
+        throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cosigned checkpoint (size ${size}) is not one this journal issued`);
       }
     } catch (err) {
-      if (err instanceof NoteError) throw new PenstockError('PS_ADMIN_BAD_REQUEST', `cosignature note: ${err.message}`);
+      if (err instanceof NoteError) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cosignature note: ${err.message}`);
       throw err;
     }
     const id = createHash('sha256').update(noteText).digest('hex');
@@ -640,21 +644,21 @@ export class LmdbJournal implements Journal {
 
   /** Root hash of the tree of the first `size` events (any size up to size()). */
   rootAt(size: number): Uint8Array {
-    if (!Number.isSafeInteger(size) || size < 0 || size > this.#state.size) throw new PenstockError('PS_ADMIN_BAD_REQUEST', `no tree of size ${size} (journal size ${this.#state.size})`);
+    if (!Number.isSafeInteger(size) || size < 0 || size > this.#state.size) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no tree of size ${size} (journal size ${this.#state.size})`);
     return merkleRootAt(this.#nodeSource, size);
   }
 
   /** RFC 6962 audit path of event `seq` in the tree of `treeSize` events. */
   inclusionProof(seq: number, treeSize: number): Uint8Array[] {
     this.#checkSeq(seq, treeSize);
-    if (treeSize > this.#state.size) throw new PenstockError('PS_ADMIN_BAD_REQUEST', `tree size ${treeSize} is beyond the journal (${this.#state.size})`);
+    if (treeSize > this.#state.size) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `tree size ${treeSize} is beyond the journal (${this.#state.size})`);
     return merkleInclusion(this.#nodeSource, seq, treeSize);
   }
 
   /** RFC 6962 consistency proof from tree size oldSize to newSize. */
   consistencyProof(oldSize: number, newSize: number): Uint8Array[] {
     if (!Number.isSafeInteger(oldSize) || !Number.isSafeInteger(newSize) || oldSize < 0 || oldSize > newSize || newSize > this.#state.size) {
-      throw new PenstockError('PS_ADMIN_BAD_REQUEST', `no consistency proof from ${oldSize} to ${newSize} (journal size ${this.#state.size})`);
+      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no consistency proof from ${oldSize} to ${newSize} (journal size ${this.#state.size})`);
     }
     return merkleConsistency(this.#nodeSource, oldSize, newSize);
   }
@@ -667,7 +671,7 @@ export class LmdbJournal implements Journal {
 
   #checkSeq(seq: number, treeSize: number): void {
     if (!Number.isSafeInteger(seq) || seq < 0 || seq >= treeSize || seq >= this.#state.size) {
-      throw new PenstockError('PS_ADMIN_BAD_REQUEST', `no event ${seq} in a tree of size ${Math.min(treeSize, this.#state.size)}`);
+      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no event ${seq} in a tree of size ${Math.min(treeSize, this.#state.size)}`);
     }
   }
 
@@ -714,7 +718,7 @@ export class LmdbJournal implements Journal {
   proveBundle(seq: number): ProofBundle {
     this.#checkSeq(seq, this.#state.size);
     const body = this.#db.events.getBinary(seq);
-    if (!body) throw new PenstockError('PS_ADMIN_BAD_REQUEST', `event ${seq} was pruned (first retained is ${this.#state.first})`);
+    if (!body) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `event ${seq} was pruned (first retained is ${this.#state.first})`);
     let cp = this.latestCheckpoint();
     if (!cp || cp.size <= seq) cp = this.checkpoint()!;
     return {
@@ -764,6 +768,12 @@ export class LmdbJournal implements Journal {
       });
     });
   }
+}
+
+/** MDB_PANIC (-30795) or an error LMDB itself calls fatal: the environment is unusable until reopened. */
+function isFatalLmdbError(err: unknown): boolean {
+  const e = err as { message?: unknown; code?: unknown } | undefined;
+  return e?.code === -30795 || e?.code === 'MDB_PANIC' || /MDB_PANIC|fatal/i.test(String(e?.message ?? ''));
 }
 
 function describeFailure(err: unknown): string {

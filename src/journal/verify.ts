@@ -8,9 +8,19 @@
 // `leaf_hash` (e.g. pulled pages of raw event bytes) are accepted too; a changed byte in those is still
 // detected, but only located to the span the checkpoint covers. Every line, `leaf_hash` or not, must be
 // byte for byte the canonical encoding of what it parses to.
-import { canonicalJson } from './canonical.ts';
+import { canonicalJson, CanonicalJsonError, isCanonicalJson } from './canonical.ts';
 import { TreeBuilder, equalBytes, leafHash, verifyConsistency, verifyInclusion, type Hash } from './merkle.ts';
 import { verifyCheckpoint, type Checkpoint } from './checkpoint.ts';
+
+/** The canonical encoding, or undefined for a value the encoder refuses (so no line the journal wrote). */
+function canonicalOrUndefined(value: unknown): string | undefined {
+  try {
+    return canonicalJson(value);
+  } catch (err) {
+    if (err instanceof CanonicalJsonError) return undefined;
+    throw err;
+  }
+}
 
 export interface ProofBundle {
   format: 'penstock-proof-bundle/1';
@@ -40,7 +50,7 @@ export function verifyBundle(bundle: ProofBundle, vkey: string): BundleResult {
   } catch {
     return { ok: false, problem: 'event is not JSON' };
   }
-  if (canonicalJson(event) !== bundle.event) return { ok: false, problem: 'event is not in canonical form (altered)' };
+  if (!isCanonicalJson(bundle.event)) return { ok: false, problem: 'event is not in canonical form (altered)' };
   if (event.seq !== bundle.seq) return { ok: false, problem: `event says seq ${String(event.seq)}, bundle says ${bundle.seq}` };
   const proof = bundle.inclusion.map((h) => new Uint8Array(Buffer.from(h, 'base64')));
   if (!verifyInclusion(bundle.seq, bundle.treeSize, leafHash(Buffer.from(bundle.event, 'utf8')), proof, cp.checkpoint.rootHash)) {
@@ -126,14 +136,15 @@ export function verifyExport(input: ExportCheck): ExportResult {
       return { ok: false, seq, line: lineNo, problem: `seq ${seq} out of order: line ${lineNo} holds seq ${seq} where seq ${expected} belongs (reordered or duplicated)` };
     }
     if (seq >= cp.size) return { ok: false, seq, line: lineNo, problem: `seq ${seq} is beyond the checkpoint (size ${cp.size}): not proven by it` };
-    const data = canonicalJson(event);
-    const bytes = Buffer.from(data, 'utf8');
-    const h = leafHash(bytes);
     // Every line must be exactly the canonical encoding of what it parses to, `leaf_hash` or not: JSON.parse
-    // forgives duplicate keys and spacing, so bytes an attacker added would otherwise pass unseen.
-    if ((leafText === undefined ? data : canonicalJson(obj)) !== text) {
+    // forgives duplicate keys and spacing, so bytes an attacker added would otherwise pass unseen. What the
+    // encoder refuses (nested deeper than the journal writes) is no line the journal wrote either.
+    const data = canonicalOrUndefined(event);
+    if (data === undefined || (leafText === undefined ? data : canonicalOrUndefined(obj)) !== text) {
       return { ok: false, seq, line: lineNo, problem: `seq ${seq}: line ${lineNo} is not canonical JSON (altered)` };
     }
+    const bytes = Buffer.from(data, 'utf8');
+    const h = leafHash(bytes);
     tree.push(h);
     if (typeof leafText === 'string') {
       const c = new Uint8Array(Buffer.from(leafText, 'base64'));

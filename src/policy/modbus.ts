@@ -12,38 +12,33 @@ import type { FirmwareProfile, ProfilePoint } from '../config/types.ts';
 import type { Action, ModbusObject, ModbusTable } from './types.ts';
 import { boundsText, fit, miss, scaled, withinBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from './matcher.ts';
 import { matchDotted } from './glob.ts';
+import { FUNCTIONS_BY_CODE, type ModbusFunction } from '../adapters/modbus/functions.ts';
+
+export { FUNCTION_CODES as MODBUS_FUNCTION_CODES } from '../adapters/modbus/functions.ts';
 
 type Direction = 'read' | 'write';
 
-export interface ModbusFunction {
-  name: string;
-  /** Tables the function addresses; null when it addresses none. */
-  tables: readonly ModbusTable[] | null;
-  /** FC 23 carries both: the adapter sends one action per direction, told apart by the verb. */
-  direction: Direction | 'by_verb';
-}
+// What each function code is (tables, direction, whether its values land as written) comes from the
+// one table, in the Modbus adapter's functions.ts: a pure module of numbers from the spec, no wire code.
+const ALL_TABLES: readonly ModbusTable[] = ['coil', 'discrete_input', 'input_register', 'holding_register'];
 
-export const MODBUS_FUNCTIONS: ReadonlyMap<number, ModbusFunction> = new Map<number, ModbusFunction>([
-  [1, { name: 'read coils', tables: ['coil'], direction: 'read' }],
-  [2, { name: 'read discrete inputs', tables: ['discrete_input'], direction: 'read' }],
-  [3, { name: 'read holding registers', tables: ['holding_register'], direction: 'read' }],
-  [4, { name: 'read input registers', tables: ['input_register'], direction: 'read' }],
-  [5, { name: 'write single coil', tables: ['coil'], direction: 'write' }],
-  [6, { name: 'write single register', tables: ['holding_register'], direction: 'write' }],
-  [7, { name: 'read exception status', tables: null, direction: 'read' }],
-  [8, { name: 'diagnostics', tables: null, direction: 'write' }],
-  [11, { name: 'get comm event counter', tables: null, direction: 'read' }],
-  [12, { name: 'get comm event log', tables: null, direction: 'read' }],
-  [15, { name: 'write multiple coils', tables: ['coil'], direction: 'write' }],
-  [16, { name: 'write multiple registers', tables: ['holding_register'], direction: 'write' }],
-  [17, { name: 'report server id', tables: null, direction: 'read' }],
-  [20, { name: 'read file record', tables: null, direction: 'read' }],
-  [21, { name: 'write file record', tables: null, direction: 'write' }],
-  [22, { name: 'mask write register', tables: ['holding_register'], direction: 'write' }],
-  [23, { name: 'read/write multiple registers', tables: ['holding_register'], direction: 'by_verb' }],
-  [24, { name: 'read FIFO queue', tables: ['holding_register'], direction: 'read' }],
-  [43, { name: 'read device identification', tables: null, direction: 'read' }],
-]);
+/** The operations `access` grants on a table: its functions, by direction (FC 23 in both). */
+function accessOf(table: ModbusTable): Record<Direction, readonly number[]> {
+  const fs = [...FUNCTIONS_BY_CODE.values()].filter((f) => f.tables?.includes(table));
+  return { read: fs.filter((f) => f.direction !== 'write').map((f) => f.code), write: fs.filter((f) => f.direction !== 'read').map((f) => f.code) };
+}
+const ACCESS_FUNCTIONS: Record<ModbusTable, Record<Direction, readonly number[]>> = {
+  coil: accessOf('coil'),
+  discrete_input: accessOf('discrete_input'),
+  input_register: accessOf('input_register'),
+  holding_register: accessOf('holding_register'),
+};
+
+/** Function codes that write to a data table: 5, 6, 15, 16 (coils and registers), 22 (mask write), 23 (read/write). */
+export const MODBUS_TABLE_WRITES: ReadonlySet<number> = new Set(ALL_TABLES.flatMap((t) => ACCESS_FUNCTIONS[t].write));
+
+/** Writes whose `values` are exactly the raw values that will land in the registers (FC 22's are masks). */
+const VALUE_CARRYING_WRITES: ReadonlySet<number> = new Set([...FUNCTIONS_BY_CODE.values()].filter((f) => f.writesValues).map((f) => f.code));
 
 export const MODBUS_PRESETS: Readonly<Record<NonNullable<ModbusRuleConfig['preset']>, readonly number[]>> = {
   readonly: [1, 2, 3, 4, 7, 11, 12, 20, 24, 43],
@@ -51,21 +46,9 @@ export const MODBUS_PRESETS: Readonly<Record<NonNullable<ModbusRuleConfig['prese
   programming: [8, 21, 90, 125, 126],
 };
 
-/** The operations `access` grants per table. */
-const ACCESS_FUNCTIONS: Record<ModbusTable, Record<Direction, readonly number[]>> = {
-  coil: { read: [1], write: [5, 15] },
-  discrete_input: { read: [2], write: [] },
-  input_register: { read: [4], write: [] },
-  holding_register: { read: [3, 23, 24], write: [6, 16, 22, 23] },
-};
-const ALL_TABLES: readonly ModbusTable[] = ['coil', 'discrete_input', 'input_register', 'holding_register'];
-
-/** Writes whose `values` are exactly the raw values that will land in the registers (FC 22's are masks). */
-const VALUE_CARRYING_WRITES = new Set([5, 6, 15, 16, 23]);
-
 function functionOf(fc: number): ModbusFunction {
   // An unknown code is treated as one that changes the device and addresses no table.
-  return MODBUS_FUNCTIONS.get(fc) ?? { name: `function code ${fc}`, tables: null, direction: 'write' };
+  return FUNCTIONS_BY_CODE.get(fc) ?? { code: fc, name: `function code ${fc}`, tables: null, direction: 'write' };
 }
 
 function directionOf(action: Action, o: ModbusObject): Direction {

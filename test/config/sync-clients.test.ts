@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { checkConfig, formatIssue } from '../../src/config/load.ts';
 import type { ConfigIssue } from '../../src/config/types.ts';
+import { ISSUE_CODES } from '../../src/config/yaml-issues.ts';
 import { testSigner } from '../sync/memory-reader.ts';
 import { testProtocols } from './protocols.ts';
 
@@ -30,7 +31,7 @@ test('sync without clients is refused, naming the field', () => {
   const issues = withSync('');
   const e = at(issues, 'sync.clients');
   assert.equal(e.length, 1, show(issues));
-  assert.match(e[0]!.message, /missing required field `clients`/);
+  assert.equal(e[0]!.code, ISSUE_CODES.missingField);
 });
 
 test('clients by fingerprint and by subject, with roles and a witness key, are accepted', () => {

@@ -112,7 +112,7 @@ test('proofs from the reader API verify against signed checkpoints; bundles veri
   assert.equal(verifyBundle(altered, vkey).ok, false);
   assert.equal(verifyBundle({ ...bundle, seq: 124 }, vkey).ok, false);
   assert.equal(verifyBundle(bundle, new NoteSigner(APPLIANCE, generateSigningKeyPem()).vkey).ok, false, 'another key');
-  assert.throws(() => j.inclusionProof(5, j.size() + 1), (err) => isPenstockError(err, 'PS_ADMIN_BAD_REQUEST'));
+  assert.throws(() => j.inclusionProof(5, j.size() + 1), (err) => isPenstockError(err, 'PS_JOURNAL_BAD_REQUEST'));
 });
 
 test('cosignatures are stored only for checkpoints this journal issued', async (t) => {
@@ -127,8 +127,8 @@ test('cosignatures are stored only for checkpoints this journal issued', async (
   assert.deepEqual(await j.addCosignature(cosigned), { size: 10 });
   assert.deepEqual(j.cosignatures(10), [cosigned]);
   const forged = witness.sign(parseNote(cp.note).body.replace('\n10\n', '\n11\n'));
-  await assert.rejects(j.addCosignature(forged), (err) => isPenstockError(err, 'PS_ADMIN_BAD_REQUEST'));
-  await assert.rejects(j.addCosignature('garbage'), (err) => isPenstockError(err, 'PS_ADMIN_BAD_REQUEST'));
+  await assert.rejects(j.addCosignature(forged), (err) => isPenstockError(err, 'PS_JOURNAL_BAD_REQUEST'));
+  await assert.rejects(j.addCosignature('garbage'), (err) => isPenstockError(err, 'PS_JOURNAL_BAD_REQUEST'));
 });
 
 test('retention prunes bodies only up to the acknowledged cursor, and the tree stays provable', async (t) => {
@@ -145,7 +145,7 @@ test('retention prunes bodies only up to the acknowledged cursor, and the tree s
   assert.equal(j.acknowledged(), 59);
   await j.acknowledge(10, 'central-pam');
   assert.equal(j.acknowledged(), 59, 'the cursor never moves back');
-  await assert.rejects(j.acknowledge(200, 'x'), (err) => isPenstockError(err, 'PS_ADMIN_BAD_REQUEST'));
+  await assert.rejects(j.acknowledge(200, 'x'), (err) => isPenstockError(err, 'PS_JOURNAL_BAD_REQUEST'));
   assert.deepEqual(j.prune({ maxAgeMs: 7_200_000 }), { removed: 0, first: 0, bytes: j.health().bytes }, 'nothing old enough');
   const byAge = j.prune({ maxAgeMs: 1_800_000 });
   assert.equal(byAge.removed, 60, 'old events up to the cursor, not beyond');

@@ -1,30 +1,62 @@
 // Function codes and the numeric limits of the Modbus Application Protocol Specification V1.1b3.
-// One place for every number the request and response codecs check against.
+// One place for every number the request and response codecs check against, and the one table of
+// function codes (what each is, which tables it addresses, read or write) that policy derives from.
 
-export const FUNCTION_CODES = {
-  READ_COILS: 1,
-  READ_DISCRETE_INPUTS: 2,
-  READ_HOLDING_REGISTERS: 3,
-  READ_INPUT_REGISTERS: 4,
-  WRITE_SINGLE_COIL: 5,
-  WRITE_SINGLE_REGISTER: 6,
-  READ_EXCEPTION_STATUS: 7,
-  DIAGNOSTICS: 8,
-  GET_COMM_EVENT_COUNTER: 11,
-  GET_COMM_EVENT_LOG: 12,
-  WRITE_MULTIPLE_COILS: 15,
-  WRITE_MULTIPLE_REGISTERS: 16,
-  REPORT_SERVER_ID: 17,
-  READ_FILE_RECORD: 20,
-  WRITE_FILE_RECORD: 21,
-  MASK_WRITE_REGISTER: 22,
-  READ_WRITE_MULTIPLE_REGISTERS: 23,
-  READ_FIFO_QUEUE: 24,
-  ENCAPSULATED_INTERFACE_TRANSPORT: 43,
-} as const;
+import type { ModbusTable } from '../../policy/types.ts';
+
+/** What one public function is: the one table every other part derives its view from. */
+export interface ModbusFunction {
+  code: number;
+  /** How explanations and errors name it. */
+  name: string;
+  /** Tables the function addresses; null when it addresses none (its `address` is a selector of its own). */
+  tables: readonly ModbusTable[] | null;
+  /** FC 23 carries both: the adapter sends one action per direction, told apart by the verb. */
+  direction: 'read' | 'write' | 'by_verb';
+  /** A write whose values are exactly the raw values that land in the registers (FC 22's are masks). */
+  writesValues?: true;
+}
+
+/**
+ * The public functions of V1.1b3, by the spec's names. The codec decodes these field by field; policy,
+ * the config checks and `penstockctl policy check` take codes, names, tables and directions from here.
+ * The data-table functions (tables not null) are what `access: read|write` may grant; the others
+ * (diagnostics, file records, status reads) only a rule naming them.
+ */
+export const MODBUS_FUNCTIONS = {
+  READ_COILS: { code: 1, name: 'read coils', tables: ['coil'], direction: 'read' },
+  READ_DISCRETE_INPUTS: { code: 2, name: 'read discrete inputs', tables: ['discrete_input'], direction: 'read' },
+  READ_HOLDING_REGISTERS: { code: 3, name: 'read holding registers', tables: ['holding_register'], direction: 'read' },
+  READ_INPUT_REGISTERS: { code: 4, name: 'read input registers', tables: ['input_register'], direction: 'read' },
+  WRITE_SINGLE_COIL: { code: 5, name: 'write single coil', tables: ['coil'], direction: 'write', writesValues: true },
+  WRITE_SINGLE_REGISTER: { code: 6, name: 'write single register', tables: ['holding_register'], direction: 'write', writesValues: true },
+  READ_EXCEPTION_STATUS: { code: 7, name: 'read exception status', tables: null, direction: 'read' },
+  DIAGNOSTICS: { code: 8, name: 'diagnostics', tables: null, direction: 'write' },
+  GET_COMM_EVENT_COUNTER: { code: 11, name: 'get comm event counter', tables: null, direction: 'read' },
+  GET_COMM_EVENT_LOG: { code: 12, name: 'get comm event log', tables: null, direction: 'read' },
+  WRITE_MULTIPLE_COILS: { code: 15, name: 'write multiple coils', tables: ['coil'], direction: 'write', writesValues: true },
+  WRITE_MULTIPLE_REGISTERS: { code: 16, name: 'write multiple registers', tables: ['holding_register'], direction: 'write', writesValues: true },
+  REPORT_SERVER_ID: { code: 17, name: 'report server id', tables: null, direction: 'read' },
+  READ_FILE_RECORD: { code: 20, name: 'read file record', tables: null, direction: 'read' },
+  WRITE_FILE_RECORD: { code: 21, name: 'write file record', tables: null, direction: 'write' },
+  MASK_WRITE_REGISTER: { code: 22, name: 'mask write register', tables: ['holding_register'], direction: 'write' },
+  READ_WRITE_MULTIPLE_REGISTERS: { code: 23, name: 'read/write multiple registers', tables: ['holding_register'], direction: 'by_verb', writesValues: true },
+  READ_FIFO_QUEUE: { code: 24, name: 'read FIFO queue', tables: ['holding_register'], direction: 'read' },
+  ENCAPSULATED_INTERFACE_TRANSPORT: { code: 43, name: 'read device identification', tables: null, direction: 'read' },
+} as const satisfies Record<string, ModbusFunction>;
+
+type FunctionName = keyof typeof MODBUS_FUNCTIONS;
+
+/** Code by the spec's name, e.g. FUNCTION_CODES.READ_COILS === 1 (a literal type, for the codec's switches). */
+export const FUNCTION_CODES = Object.fromEntries(Object.entries(MODBUS_FUNCTIONS).map(([k, f]) => [k, f.code])) as {
+  readonly [K in FunctionName]: (typeof MODBUS_FUNCTIONS)[K]['code'];
+};
+
+/** The public functions by code. */
+export const FUNCTIONS_BY_CODE: ReadonlyMap<number, ModbusFunction> = new Map(Object.values(MODBUS_FUNCTIONS).map((f) => [f.code, f]));
 
 /** The public function codes this codec decodes field by field. Anything else in 1..127 is opaque. */
-export const PUBLIC_FUNCTION_CODES: ReadonlySet<number> = new Set(Object.values(FUNCTION_CODES));
+export const PUBLIC_FUNCTION_CODES: ReadonlySet<number> = new Set(FUNCTIONS_BY_CODE.keys());
 
 /**
  * Codes the spec (Annex A) reserves for legacy products (9, 10, 13, 14, 41, 42, 90, 91, 125, 126, 127),
