@@ -56,7 +56,7 @@ export async function startTestCore(dir: string, yaml: string, opts: { clock?: C
     events: () => journal.readEvents(0, 1_000_000).map((e) => JSON.parse(e.bytes) as StoredEvent),
     stop: async () => {
       await core.drain();
-      await new Promise((r) => setTimeout(r, 50)); // let fire-and-forget journal records land
+      await core.recorded(); // fire-and-forget records (session ends, outcomes) land before the journal closes
       await journal.close();
     },
   };

@@ -45,6 +45,8 @@ export class DaemonCore implements Core {
   readonly #reads = new ReadAggregator();
   #lastReadFlushMs: number;
   readonly #denials = new Map<string, { times: number[]; alertedAt: number }>();
+  /** Records being written in the background (session records, outcomes, refusals); see recorded(). */
+  readonly #recording = new Set<Promise<unknown>>();
 
   constructor(opts: DaemonCoreOptions) {
     this.clock = opts.clock;
@@ -178,6 +180,14 @@ export class DaemonCore implements Core {
     }
   }
 
+  /**
+   * Resolves once every record started so far, and any record those start in turn, is committed or has
+   * failed: what shutdown and tests await instead of sleeping for fire-and-forget records to land.
+   */
+  async recorded(): Promise<void> {
+    while (this.#recording.size > 0) await Promise.allSettled([...this.#recording]);
+  }
+
   /** On shutdown: end every session and write what is left of the read aggregates. */
   async drain(): Promise<void> {
     for (const s of this.sessions.list()) s.terminate({ reason: 'shutdown' });
@@ -302,13 +312,13 @@ export class DaemonCore implements Core {
 
   #onSessionEnd(session: Session, end: SessionEnd): void {
     this.approvals.cancel(session.id);
-    void this.#flushReads(session.id, session).then(() =>
+    void this.#track(this.#flushReads(session.id, session).then(() =>
       this.#record({
         event: end.reason === 'killed' ? 'session.killed' : 'session.closed',
         ...who(session),
         detail: { reason: end.reason, ...(end.detail ? { detail: end.detail } : {}), ...(end.by ? { by: end.by } : {}), counters: { ...session.counters } },
       }),
-    );
+    ));
   }
 
   #onGrantChange(change: GrantChange): void {
@@ -337,12 +347,23 @@ export class DaemonCore implements Core {
    * rides with the next commit instead of costing an fsync of its own; a failure is logged (the journal
    * raises its own alert).
    */
-  async #record(input: JournalEventInput): Promise<void> {
+  #record(input: JournalEventInput): Promise<void> {
+    return this.#track(this.#append(input));
+  }
+
+  async #append(input: JournalEventInput): Promise<void> {
     try {
       await this.journal.append(input, { lazy: true });
     } catch (err) {
       this.log.error({ err, event: input.event }, 'journal append failed');
     }
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#recording.add(work);
+    const done = () => this.#recording.delete(work);
+    work.then(done, done);
+    return work;
   }
 }
 

@@ -204,8 +204,10 @@ test('reload: a good config applies, a bad one is refused with its line, and no 
   assert.equal(bad.code, 1);
   assert.match(bad.stdout, /penstock\.yaml:\d+:\d+: .*surprise_key/);
   // Same refusal by SIGHUP: the daemon stays up on its running configuration.
+  const refusedReloads = async () => (await daemon.json<{ events: { event: { event: string } }[] }>(['journal', 'tail', '-n', '200'])).events.filter((e) => e.event.event === 'config.reload_refused').length;
+  const refusedBefore = await refusedReloads();
   daemon.child.kill('SIGHUP');
-  await new Promise((r) => setTimeout(r, 300));
+  await until(async () => (await refusedReloads()) > refusedBefore, 'the SIGHUP reload refused and journaled');
   assert.equal(daemon.child.exitCode, null);
   ids = (await daemon.json<{ id: string }[]>(['grants', 'list'])).map((g) => g.id);
   assert.ok(ids.includes('g-extra') && ids.includes('g-agent-read') && ids.includes('g-maint'), 'nothing lost by a refused reload');

@@ -120,7 +120,9 @@ test('pull survives a SIGKILLed daemon mid-pull and ends with every event exactl
   // The daemon restarts on the same journal (nothing it acknowledged is lost), and more happens.
   daemon = await startDaemon(tmp.dir, config());
   await writeMany(20);
-  await new Promise((r) => setTimeout(r, 1500)); // a timed checkpoint covers the new events
+  // A timed checkpoint (checkpoint_seconds: 1) covers the new events: the pull holds up to a checkpoint.
+  const written = (await daemon.json<{ size: number }>(['journal', 'status'])).size;
+  await until(async () => ((await daemon.json<{ checkpoint?: { size: number } }>(['journal', 'status'])).checkpoint?.size ?? 0) >= written, 'a checkpoint covering the new writes', 20_000);
   const r2 = await pull(out);
   assert.equal(r2.code, 0, r2.stderr);
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { isPenstockError } from '../../src/common/errors.ts';
 import type { LmdbJournal } from '../../src/journal/journal.ts';
 import { openJournal, tempDir } from './helpers.ts';
+import { until } from '../support.ts';
 
 type Alert = { kind: 'unavailable' | 'recovered'; reason: string };
 
@@ -45,9 +46,6 @@ function fullishTmpfs(t: TestContext): { mnt: string; filler: string; teardown: 
   return { mnt, filler, teardown };
 }
 
-async function waitFor(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 10));
-}
 
 test('capacity (map size) reached: appends refused with an alert and no partial state; pruning acknowledged events brings it back by itself', async (t) => {
   const { dir, cleanup } = tempDir();
@@ -72,7 +70,7 @@ test('capacity (map size) reached: appends refused with an alert and no partial 
   await j.acknowledge(committed - 1, 'central-pam');
   // Capacity counts LMDB pages: a 2 KB event takes a 4 KiB page, so prune to a quarter of the capacity.
   j.prune({ maxBytes: 256 * 1024 });
-  await waitFor(() => alerts.length === 2);
+  await until(() => alerts.length === 2, 'the recovery alert');
   assert.deepEqual(alerts.map((a) => a.kind), ['unavailable', 'recovered']);
   assert.equal(j.health().writable, true);
   const { seq } = await j.append({ event: 'action.allowed' });
@@ -96,7 +94,7 @@ test('a real full filesystem (tmpfs): ENOSPC fails closed, and freeing space rec
   assert.equal(j.size(), committed);
   assert.deepEqual(j.verifyAll(), { ok: true, size: committed });
   rmSync(filler);
-  await waitFor(() => alerts.length === 2);
+  await until(() => alerts.length === 2, 'the recovery alert');
   assert.equal(alerts[1]!.kind, 'recovered');
   assert.equal((await j.append({ event: 'action.allowed' })).seq, committed + 1);
   assert.deepEqual(j.verifyAll(), { ok: true, size: committed + 2 });
@@ -125,7 +123,7 @@ test('on a full disk the probe does not report writable while an event still can
   assert.equal(j.probe(), true);
   await batch(5);
   assert.ok(j.size() >= committed + 16);
-  await waitFor(() => alerts.length === 2);
+  await until(() => alerts.length === 2, 'the recovery alert');
   assert.deepEqual(alerts.map((a) => a.kind), ['unavailable', 'recovered']);
 });
 
@@ -141,7 +139,7 @@ test('a recovery that does not hold is the same outage: one unavailable alert, o
   for (let flap = 0; flap < 3; flap++) {
     await j.acknowledge(j.size() - 1, 'central-pam');
     j.prune({ maxBytes: 256 * 1024 });
-    await waitFor(() => j.health().writable);
+    await until(() => j.health().writable, 'the journal writable again');
     const again = await fillUp(j, 2000);
     assert.ok(isPenstockError(again.error, 'PS_JOURNAL_UNAVAILABLE'));
     assert.equal(j.health().writable, false);
@@ -150,9 +148,9 @@ test('a recovery that does not hold is the same outage: one unavailable alert, o
   // Space returns for good: the recovery holds, and is alerted and journaled once, naming the outage's start.
   await j.acknowledge(j.size() - 1, 'central-pam');
   j.prune({ maxBytes: 256 * 1024 });
-  await waitFor(() => alerts.length === 2);
+  await until(() => alerts.length === 2, 'the recovery alert');
   assert.deepEqual(alerts.map((a) => a.kind), ['unavailable', 'recovered']);
-  await waitFor(() => j.readEvents(j.size() - 1, 1)[0]?.bytes.includes('alert.journal_recovered') === true);
+  await until(() => j.readEvents(j.size() - 1, 1)[0]?.bytes.includes('alert.journal_recovered') === true, 'alert.journal_recovered journaled');
   const recoveries = j.readEvents(j.firstRetained(), 100_000).filter((e) => e.bytes.includes('"alert.journal_recovered"'));
   assert.equal(recoveries.length, 1);
 });

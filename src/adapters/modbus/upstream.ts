@@ -22,6 +22,7 @@ import net from 'node:net';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { systemScheduler, type Scheduler, type TimerHandle } from '../../common/clock.ts';
 import { EXCEPTION_CODES, MbapDecoder, RtuResponseDecoder, decodeResponse, encodeMbap, encodeResponse, encodeRtu, type ModbusRequest, type ModbusResponse } from './codec.ts';
 import type { ModbusTargetConfig } from './schema.ts';
 
@@ -52,14 +53,11 @@ interface Job {
   readonly pdu: Buffer;
   readonly startedNs: bigint;
   readonly resolve: (r: UpstreamReply) => void;
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
   tid: number;
   settled: boolean;
 }
 
-function elapsedMs(job: Job): number {
-  return Number(process.hrtime.bigint() - job.startedNs) / 1e6;
-}
 
 /**
  * One target's shared link and fair queue. Subclasses move bytes (TCP, RTU); this class owns who goes
@@ -70,20 +68,23 @@ export abstract class Upstream {
   readonly timeoutMs: number;
   readonly maxInFlight: number;
   protected readonly log: Logger;
+  /** Time and timers (time-outs, back-off, serial gaps): injected so tests move time instead of waiting. */
+  protected readonly time: Scheduler;
   readonly #queues = new Map<string, Job[]>();
   /** Sessions with queued jobs, in round-robin order. */
   #ring: string[] = [];
   #inFlight = 0;
   #state: 'down' | 'connecting' | 'up' | 'backoff' | 'closed' = 'down';
   #backoffMs = BACKOFF_MIN_MS;
-  #backoffTimer: NodeJS.Timeout | undefined;
+  #backoffTimer: TimerHandle | undefined;
   #lastFailure = '';
 
-  protected constructor(target: string, timeoutMs: number, maxInFlight: number, log: Logger) {
+  protected constructor(target: string, timeoutMs: number, maxInFlight: number, log: Logger, time: Scheduler) {
     this.target = target;
     this.timeoutMs = timeoutMs;
     this.maxInFlight = maxInFlight;
     this.log = log;
+    this.time = time;
   }
 
   /**
@@ -92,7 +93,7 @@ export abstract class Upstream {
    */
   request(session: string, unit: number, req: ModbusRequest, pdu: Buffer): Promise<UpstreamReply> {
     return new Promise((resolve) => {
-      const job: Job = { session, unit, req, pdu, startedNs: process.hrtime.bigint(), resolve, timer: undefined, tid: 0, settled: false };
+      const job: Job = { session, unit, req, pdu, startedNs: this.time.monotonic(), resolve, timer: undefined, tid: 0, settled: false };
       if (this.#state === 'closed') return this.#fail(job, 'UPSTREAM_CLOSED', 'the gateway is closing this link');
       if (this.#state === 'backoff') return this.#fail(job, 'UPSTREAM_UNAVAILABLE', `target ${this.target} unreachable (${this.#lastFailure}); retrying shortly`);
       let queue = this.#queues.get(session);
@@ -104,7 +105,7 @@ export abstract class Upstream {
       if (queue.length === 0) this.#ring.push(session);
       queue.push(job);
       // Time in the queue counts too: a long queue must not turn into a hang.
-      job.timer = setTimeout(() => this.#timeout(job), this.timeoutMs * 2);
+      job.timer = this.time.setTimeout(() => this.#timeout(job), this.timeoutMs * 2);
       if (this.#state === 'down') this.#connect();
       else this.#pump();
     });
@@ -124,7 +125,7 @@ export abstract class Upstream {
   close(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    clearTimeout(this.#backoffTimer);
+    this.time.clearTimeout(this.#backoffTimer);
     this.drop('UPSTREAM_CLOSED', 'the gateway closed this link');
     this.closeLink();
   }
@@ -162,7 +163,7 @@ export abstract class Upstream {
     }
     this.drop('UPSTREAM_UNAVAILABLE', `target ${this.target} unreachable (${reason})`);
     this.#state = 'backoff';
-    this.#backoffTimer = setTimeout(() => {
+    this.#backoffTimer = this.time.setTimeout(() => {
       if (this.#state === 'backoff') this.#state = 'down';
     }, this.#backoffMs);
     this.#backoffTimer.unref();
@@ -178,7 +179,7 @@ export abstract class Upstream {
       if (!r.ok) return this.#fail(job, 'UPSTREAM_BAD_RESPONSE', `${this.target} answered function ${job.req.fc} with a bad response: ${r.error.code}`);
       response = r.value;
     }
-    this.#settle(job, { ok: true, pdu, response, ms: elapsedMs(job) });
+    this.#settle(job, { ok: true, pdu, response, ms: this.#elapsedMs(job) });
   }
 
   protected deliverFailure(job: Job, code: UpstreamFailureCode, message: string): void {
@@ -212,8 +213,8 @@ export abstract class Upstream {
       if (queue.length > 0) this.#ring.push(session);
       else this.#queues.delete(session);
       this.#inFlight++;
-      clearTimeout(job.timer);
-      job.timer = setTimeout(() => this.#timeout(job), this.timeoutMs);
+      this.time.clearTimeout(job.timer);
+      job.timer = this.time.setTimeout(() => this.#timeout(job), this.timeoutMs);
       this.transmit(job);
     }
   }
@@ -240,13 +241,13 @@ export abstract class Upstream {
       : code === 'UPSTREAM_QUEUE_FULL'
         ? EXCEPTION_CODES.SERVER_DEVICE_BUSY
         : EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE;
-    this.#settle(job, { ok: false, code, exception, message, ms: elapsedMs(job) });
+    this.#settle(job, { ok: false, code, exception, message, ms: this.#elapsedMs(job) });
   }
 
   #settle(job: Job, reply: UpstreamReply): void {
     if (job.settled) return;
     job.settled = true;
-    clearTimeout(job.timer);
+    this.time.clearTimeout(job.timer);
     const wasSent = this.#sent.delete(job);
     if (wasSent) {
       this.#inFlight--;
@@ -257,6 +258,10 @@ export abstract class Upstream {
   }
 
   readonly #sent = new Set<Job>();
+
+  #elapsedMs(job: Job): number {
+    return Number(this.time.monotonic() - job.startedNs) / 1e6;
+  }
 
   /** Subclasses call this right before writing a job's bytes. */
   protected markSent(job: Job): void {
@@ -274,8 +279,8 @@ export class TcpUpstream extends Upstream {
   readonly #inFlight = new Map<number, Job>();
   #nextTid = 0;
 
-  constructor(target: string, cfg: { host: string; port: number; timeout_ms: number; max_in_flight?: number }, log: Logger) {
-    super(target, cfg.timeout_ms, cfg.max_in_flight ?? 1, log);
+  constructor(target: string, cfg: { host: string; port: number; timeout_ms: number; max_in_flight?: number }, log: Logger, time: Scheduler = systemScheduler) {
+    super(target, cfg.timeout_ms, cfg.max_in_flight ?? 1, log, time);
     this.#host = cfg.host;
     this.#port = cfg.port;
   }
@@ -284,15 +289,15 @@ export class TcpUpstream extends Upstream {
     this.#decoder = new MbapDecoder();
     const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 });
     this.#socket = socket;
-    const connectTimer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
+    const connectTimer = this.time.setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
     socket.once('connect', () => {
-      clearTimeout(connectTimer);
+      this.time.clearTimeout(connectTimer);
       this.linkUp();
     });
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => {}); // 'close' follows with the reason handled there
     socket.once('close', () => {
-      clearTimeout(connectTimer);
+      this.time.clearTimeout(connectTimer);
       if (this.#socket !== socket) return;
       this.#socket = undefined;
       this.linkFailed(socket.errored ? describe(socket.errored) : 'connection closed by the target');
@@ -401,10 +406,10 @@ export class RtuUpstream extends Upstream {
   #decoder: RtuResponseDecoder | undefined;
   /** The bus must be silent 3.5 character times between frames (≥ 1.75 ms above 19200 baud, per the spec). */
   readonly #gapMs: number;
-  #lastTrafficMs = 0;
+  #lastTrafficMs = -Infinity; // no traffic yet: the first frame need not wait
 
-  constructor(target: string, cfg: { serial: SerialConfig; timeout_ms: number }, log: Logger) {
-    super(target, cfg.timeout_ms, 1, log);
+  constructor(target: string, cfg: { serial: SerialConfig; timeout_ms: number }, log: Logger, time: Scheduler = systemScheduler) {
+    super(target, cfg.timeout_ms, 1, log, time);
     this.#serial = cfg.serial;
     const bitsPerChar = 1 + cfg.serial.data_bits + (cfg.serial.parity === 'none' ? 0 : 1) + cfg.serial.stop_bits;
     this.#gapMs = cfg.serial.baud > 19200 ? 1.75 : (3.5 * bitsPerChar * 1000) / cfg.serial.baud;
@@ -448,15 +453,15 @@ export class RtuUpstream extends Upstream {
     this.#decoder = new RtuResponseDecoder(job.req, job.unit);
     this.markSent(job);
     const frame = encodeRtu(job.unit, job.pdu);
-    const wait = this.#gapMs - (performance.now() - this.#lastTrafficMs);
-    if (wait > 0) setTimeout(() => this.#write(job, frame), wait);
+    const wait = this.#gapMs - (this.#nowMs() - this.#lastTrafficMs);
+    if (wait > 0) this.time.setTimeout(() => this.#write(job, frame), wait);
     else this.#write(job, frame);
   }
 
   #write(job: Job, frame: Buffer): void {
     if (this.#current !== job || job.settled) return;
     this.#port?.write(frame);
-    this.#lastTrafficMs = performance.now();
+    this.#lastTrafficMs = this.#nowMs();
     // A broadcast (unit 0) is never answered: routes refuse unit 0 toward serial targets (see stream.ts).
   }
 
@@ -464,10 +469,10 @@ export class RtuUpstream extends Upstream {
     if (this.#current === job) {
       // An unanswered request's reply may still be on its way: keep the line quiet for a while, so that it
       // lands on no decoder instead of being read as the start of the next request's answer.
-      if (this.#decoder?.result === undefined) this.#lastTrafficMs = performance.now() + LATE_ANSWER_QUIET_MS;
+      if (this.#decoder?.result === undefined) this.#lastTrafficMs = this.#nowMs() + LATE_ANSWER_QUIET_MS;
       this.#current = undefined;
       this.#decoder = undefined;
-      clearTimeout(this.#silence);
+      this.time.clearTimeout(this.#silence);
     }
   }
 
@@ -483,22 +488,27 @@ export class RtuUpstream extends Upstream {
   }
 
   #onData(chunk: Buffer): void {
-    this.#lastTrafficMs = performance.now();
+    this.#lastTrafficMs = this.#nowMs();
     const job = this.#current;
     const decoder = this.#decoder;
     if (!job || !decoder) return; // noise or a late answer after a time-out: the gap before the next frame absorbs it
-    clearTimeout(this.#silence);
+    this.time.clearTimeout(this.#silence);
     const r = decoder.push(chunk);
     if (r === undefined) {
       // A function the codec cannot size (a vendor code) ends when the line goes quiet (t3.5, with
       // slack for USB adapters and ptys that deliver in bursts).
-      if (job.req.kind === 'opaque') this.#silence = setTimeout(() => this.#finish(job, decoder.end()), Math.max(20, this.#gapMs * 4));
+      if (job.req.kind === 'opaque') this.#silence = this.time.setTimeout(() => this.#finish(job, decoder.end()), Math.max(20, this.#gapMs * 4));
       return;
     }
     this.#finish(job, r);
   }
 
-  #silence: NodeJS.Timeout | undefined;
+  #silence: TimerHandle | undefined;
+
+  /** Milliseconds on the monotonic clock, for the gaps the serial line needs. */
+  #nowMs(): number {
+    return Number(this.time.monotonic()) / 1e6;
+  }
 
   #finish(job: Job, r: ReturnType<RtuResponseDecoder['end']>): void {
     if (this.#current !== job) return;

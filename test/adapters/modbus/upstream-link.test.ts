@@ -1,23 +1,45 @@
 // The shared upstream link on its own, against small scripted TCP peers standing in for PLCs that
 // misbehave in the ways real ones do: refuse connections, never answer, answer late, answer out of order.
 // (The happy path against real PLC software is covered by the e2e tests.)
+// The peers are real sockets; only time is faked: the link runs on a ManualClock, so a time-out or a
+// back-off happens when a test moves the clock, never because the machine was slow.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { pino } from 'pino';
-import { TcpUpstream } from '../../../src/adapters/modbus/upstream.ts';
+import { ManualClock } from '../../../src/common/clock.ts';
+import { TcpUpstream, type UpstreamReply } from '../../../src/adapters/modbus/upstream.ts';
 import { MbapDecoder, encodeMbap, encodeRequest, type ModbusRequest } from '../../../src/adapters/modbus/codec.ts';
 import { freePort } from './fixtures/harness.ts';
 
 const log = pino({ level: 'silent' });
+const T0 = Date.parse('2026-12-05T08:00:00Z');
+/** With time faked, a lost answer never times out: a bug would hang the test, so each gets a bound. */
+const HANG_GUARD = { timeout: 30_000 };
 const read = (address: number): { req: ModbusRequest; pdu: Buffer } => {
   const req: ModbusRequest = { kind: 'read_registers', fc: 3, address, quantity: 1 };
   return { req, pdu: encodeRequest(req) };
 };
 
-/** A scripted PLC: `answer` decides, per request, what to send back and when (undefined = never). */
-async function scriptedPlc(answer: (tid: number, unit: number, pdu: Buffer, n: number) => { delayMs: number; pdu: Buffer } | undefined) {
+/** The reply if the promise has settled, else 'pending' (a settled promise resolves within this turn). */
+function peek(p: Promise<UpstreamReply>): Promise<UpstreamReply | 'pending'> {
+  return Promise.race([p, new Promise<'pending'>((r) => setImmediate(() => r('pending')))]);
+}
+
+interface PlcRequest {
+  tid: number;
+  unit: number;
+  pdu: Buffer;
+  /** 1-based count of requests this PLC has seen. */
+  n: number;
+  /** Send an answer for this request, now or later (never called = never answered). */
+  reply: (pdu: Buffer) => void;
+}
+
+/** A scripted PLC: `onRequest` decides, per request, what to send back and when. */
+async function scriptedPlc(onRequest: (r: PlcRequest) => void) {
   const seen: Array<{ tid: number; address: number }> = [];
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
   const sockets = new Set<net.Socket>();
   let accepted = 0;
   const server = net.createServer((s) => {
@@ -28,10 +50,10 @@ async function scriptedPlc(answer: (tid: number, unit: number, pdu: Buffer, n: n
     s.on('data', (d) => {
       for (const r of dec.push(d)) {
         if (!('frame' in r)) continue;
-        const { transactionId: tid, unitId, pdu } = r.frame;
+        const { transactionId: tid, unitId: unit, pdu } = r.frame;
         seen.push({ tid, address: pdu.readUInt16BE(1) });
-        const a = answer(tid, unitId, pdu, seen.length);
-        if (a) setTimeout(() => s.writable && s.write(encodeMbap(tid, unitId, a.pdu)), a.delayMs);
+        onRequest({ tid, unit, pdu, n: seen.length, reply: (answer) => { if (s.writable) s.write(encodeMbap(tid, unit, answer)); } });
+        for (const w of waiters.filter((w) => seen.length >= w.n)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
       }
     });
   });
@@ -39,6 +61,8 @@ async function scriptedPlc(answer: (tid: number, unit: number, pdu: Buffer, n: n
   return {
     port: (server.address() as net.AddressInfo).port,
     seen,
+    /** Resolves once the PLC has received `n` requests in all. */
+    received: (n: number) => new Promise<void>((resolve) => { if (seen.length >= n) resolve(); else waiters.push({ n, resolve }); }),
     accepted: () => accepted,
     close: () => new Promise<void>((r) => {
       for (const s of sockets) s.destroy();
@@ -47,10 +71,13 @@ async function scriptedPlc(answer: (tid: number, unit: number, pdu: Buffer, n: n
   };
 }
 const registerAnswer = (value: number) => Buffer.from([3, 2, value >> 8, value & 0xff]);
+/** A PLC that answers every read at once with the register's own address as its value. */
+const echoAddress = ({ pdu, reply }: PlcRequest) => reply(registerAnswer(pdu.readUInt16BE(1)));
 
-test('a refused connection answers 0x0A at once, backs off, and reconnects once the PLC is back', async () => {
+test('a refused connection answers 0x0A at once, backs off, and reconnects once the PLC is back', HANG_GUARD, async () => {
   const port = await freePort();
-  const up = new TcpUpstream('plc', { host: '127.0.0.1', port, timeout_ms: 500 }, log);
+  const clock = new ManualClock(T0);
+  const up = new TcpUpstream('plc', { host: '127.0.0.1', port, timeout_ms: 500 }, log, clock);
   const { req, pdu } = read(0);
   const first = await up.request('s1', 1, req, pdu);
   assert.equal(first.ok, false);
@@ -60,35 +87,55 @@ test('a refused connection answers 0x0A at once, backs off, and reconnects once 
   const during = await up.request('s1', 1, req, pdu);
   assert.equal(!during.ok && during.exception, 0x0a);
   assert.equal(up.state, 'backoff');
-  // The PLC comes up on that port; after the back-off the next request connects.
+  // The PLC comes up on that port; until the back-off (250 ms after the first failure) is over, requests
+  // are still refused at once and no connection is attempted.
+  let accepted = 0;
   const plcServer = net.createServer((s) => {
+    accepted++;
     const dec = new MbapDecoder();
     s.on('data', (d) => { for (const r of dec.push(d)) if ('frame' in r) s.write(encodeMbap(r.frame.transactionId, r.frame.unitId, registerAnswer(42))); });
   });
   await new Promise<void>((r) => plcServer.listen(port, '127.0.0.1', r));
-  let reply;
-  for (let i = 0; i < 40; i++) {
-    reply = await up.request('s1', 1, req, pdu);
-    if (reply.ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.ok(reply?.ok, 'reconnected after back-off');
+  clock.advance(249);
+  const stillBackingOff = await up.request('s1', 1, req, pdu);
+  assert.equal(!stillBackingOff.ok && stillBackingOff.code, 'UPSTREAM_UNAVAILABLE');
+  assert.equal(up.state, 'backoff');
+  assert.equal(accepted, 0, 'no connection attempt during back-off');
+  // After the back-off the next request connects.
+  clock.advance(1);
+  assert.equal(up.state, 'down');
+  const reply = await up.request('s1', 1, req, pdu);
+  assert.ok(reply.ok, 'reconnected after back-off');
   assert.deepEqual(reply.ok && [...reply.pdu], [3, 2, 0, 42]);
+  assert.equal(accepted, 1);
   up.close();
   await new Promise<void>((r) => plcServer.close(() => r()));
 });
 
-test('a PLC that never answers gives 0x0B after timeout_ms; its late answer is not taken for the next request', async () => {
-  const plc = await scriptedPlc((_tid, _u, pdu, n) => (n === 1 ? { delayMs: 300, pdu: registerAnswer(111) } : { delayMs: 0, pdu: registerAnswer(pdu.readUInt16BE(1)) }));
-  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 100 }, log);
+test('a PLC that never answers gives 0x0B after timeout_ms; its late answer is not taken for the next request', HANG_GUARD, async () => {
+  // The first request's answer (111) is held back and sent just before the second request's own answer,
+  // so it arrives while the second request is in flight.
+  let lateAnswer: (() => void) | undefined;
+  const plc = await scriptedPlc((r) => {
+    if (r.n === 1) { lateAnswer = () => r.reply(registerAnswer(111)); return; }
+    lateAnswer?.();
+    echoAddress(r);
+  });
+  const clock = new ManualClock(T0);
+  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 100 }, log, clock);
   const a = read(1);
-  const late = await up.request('s1', 1, a.req, a.pdu);
+  const pending = up.request('s1', 1, a.req, a.pdu);
+  await plc.received(1);
+  clock.advance(99);
+  assert.equal(await peek(pending), 'pending', 'no answer yet, and not timed out before timeout_ms');
+  clock.advance(1);
+  const late = await pending;
   assert.equal(late.ok, false);
   assert.equal(!late.ok && late.exception, 0x0b);
   assert.equal(!late.ok && late.code, 'UPSTREAM_TIMEOUT');
   // The next request is sent while the first one's answer (111) is still on its way.
   const b = read(7);
-  const [next] = await Promise.all([up.request('s1', 1, b.req, b.pdu), new Promise((r) => setTimeout(r, 350))]);
+  const next = await up.request('s1', 1, b.req, b.pdu);
   assert.ok(next.ok);
   assert.deepEqual(next.ok && [...next.pdu], [3, 2, 0, 7], 'its own answer, not the stale 111');
   assert.notEqual(plc.seen[0]!.tid, plc.seen[1]!.tid, 'transaction ids are the gateway\'s own, never reused while in flight');
@@ -96,9 +143,9 @@ test('a PLC that never answers gives 0x0B after timeout_ms; its late answer is n
   await plc.close();
 });
 
-test('one shared connection; a fair queue serves sessions in turn, not in arrival order', async () => {
-  const plc = await scriptedPlc((_tid, _u, pdu) => ({ delayMs: 2, pdu: registerAnswer(pdu.readUInt16BE(1)) }));
-  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 2000 }, log);
+test('one shared connection; a fair queue serves sessions in turn, not in arrival order', HANG_GUARD, async () => {
+  const plc = await scriptedPlc(echoAddress);
+  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 2000 }, log, new ManualClock(T0));
   // Warm the link so every request below is queued behind one in flight.
   const w = read(999);
   await up.request('warm', 1, w.req, w.pdu);
@@ -117,9 +164,9 @@ test('one shared connection; a fair queue serves sessions in turn, not in arriva
   await plc.close();
 });
 
-test('a session that queues more than its bound gets busy (0x06); others are unaffected', async () => {
-  const plc = await scriptedPlc((_tid, _u, pdu) => ({ delayMs: 20, pdu: registerAnswer(pdu.readUInt16BE(1)) }));
-  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 5000 }, log);
+test('a session that queues more than its bound gets busy (0x06); others are unaffected', HANG_GUARD, async () => {
+  const plc = await scriptedPlc(echoAddress);
+  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 5000 }, log, new ManualClock(T0));
   const w = read(0);
   await up.request('warm', 1, w.req, w.pdu);
   const flood = Array.from({ length: 40 }, (_, i) => { const r = read(i); return up.request('greedy', 1, r.req, r.pdu); });
@@ -134,12 +181,17 @@ test('a session that queues more than its bound gets busy (0x06); others are una
   await plc.close();
 });
 
-test('pipelining (max_in_flight > 1) matches out-of-order answers by transaction id', async () => {
-  // Answers come back in reverse order of arrival within each burst.
-  const plc = await scriptedPlc((_tid, _u, pdu, n) => ({ delayMs: 40 - (n % 4) * 10, pdu: registerAnswer(pdu.readUInt16BE(1)) }));
-  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 2000, max_in_flight: 4 }, log);
+test('pipelining (max_in_flight > 1) matches out-of-order answers by transaction id', HANG_GUARD, async () => {
+  // The PLC holds its answers until all four requests are in, then answers them in reverse order.
+  const held: PlcRequest[] = [];
+  const plc = await scriptedPlc((r) => {
+    held.push(r);
+    if (held.length === 4) for (const h of held.reverse()) echoAddress(h);
+  });
+  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 2000, max_in_flight: 4 }, log, new ManualClock(T0));
   const replies = await Promise.all([10, 11, 12, 13].map((a) => { const r = read(a); return up.request(`s${a}`, 1, r.req, r.pdu); }));
   assert.deepEqual(replies.map((r) => r.ok && r.pdu.readUInt16BE(2)), [10, 11, 12, 13]);
+  assert.deepEqual(plc.seen.map((s) => s.address), [10, 11, 12, 13], 'all four were in flight at once');
   up.close();
   await plc.close();
 });

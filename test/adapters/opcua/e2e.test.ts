@@ -29,8 +29,8 @@ import { connect, freePort, makeIdentity, makeVault, startGateway, tempDir, unti
 import { startPlant, type Plant } from './fixtures/plant.ts';
 import { hostileFrames, openNoneChannel, rawExchange } from './fixtures/raw.ts';
 
-/** Outcome and session records gate nothing, so the core commits them lazily (within 5 ms). */
-const journalSettled = () => new Promise((resolve) => setTimeout(resolve, 25));
+// Outcome, session and refusal records gate nothing, so the core commits them lazily, after the client
+// has its answer: the tests wait (until) for the record they check, never a fixed time.
 
 const NS = 'ns=1;s=boiler-1';
 const LEVEL = `${NS}/Boiler/Drum/Level`;
@@ -240,7 +240,7 @@ describe('OPC UA gateway, end to end', () => {
     assert.equal(plant.setpoint(), 75);
     assert.equal(plant.hits.setpointWrites, writesBefore + 1, 'only the allowed write reached the plant');
     assert.equal(plant.hits.fuelValveWrites, fuelBefore);
-    await journalSettled();
+    await until(() => gw.events().some((e) => e.event === 'action.outcome' && opcuaOf(e).value === 75), 'the outcome of the allowed write journaled');
     const events = gw.events();
     const allowed = events.findIndex((e) => e.event === 'action.allowed' && e.action?.verb === 'write' && opcuaOf(e).value === 75);
     const outcome = events.findIndex((e) => e.event === 'action.outcome' && opcuaOf(e).value === 75);
@@ -280,7 +280,6 @@ describe('OPC UA gateway, end to end', () => {
     assert.equal(reset!.outputArguments![0]!.value, true);
     assert.equal(plant.hits.startPump, 1);
     assert.equal(plant.hits.resetTrip, 1);
-    await journalSettled();
     const resetRecord = gw.events().find((e) => e.event === 'action.allowed' && e.action?.verb === 'call' && opcuaOf(e).node_id === RESET_TRIP);
     assert.deepEqual(resetRecord?.detail, { arguments: ['test trip'] }, 'the call journaled with its arguments before it was forwarded');
     const agent = await agentSession();
@@ -393,8 +392,11 @@ describe('OPC UA gateway, end to end', () => {
     await assert.rejects(connect(endpoint, { identity: vendorApp, user: { type: UserTokenType.Anonymous } }));
     await assert.rejects(connect(endpoint, { identity: rogueApp, user: anna }));
     await assert.rejects(connect(endpoint, { identity: vendorApp, user: anna, mode: MessageSecurityMode.None, policy: SecurityPolicy.None }));
-    await new Promise((r) => setTimeout(r, 200)); // the refusals are journaled without being awaited
-    const failures = gw.events().filter((e) => e.event === 'auth.failed').map((e) => e.detail as Record<string, unknown>);
+    const rogueThumb = createHash('sha1').update(rogueApp.der).digest('hex');
+    const failures = await until(() => {
+      const f = gw.events().filter((e) => e.event === 'auth.failed').map((e) => e.detail as Record<string, unknown>);
+      return f.some((d) => String(d.reason).includes('wrong_password')) && f.some((d) => d.thumbprint === rogueThumb) && f;
+    }, 'the wrong password and the refused certificate journaled');
     assert.ok(failures.some((d) => String(d.reason).includes('wrong_password')), JSON.stringify(failures));
     // No endpoint offers an anonymous token or SecurityPolicy None (a client that sends one anyway is refused
     // and journaled by the front door: 'anonymous login refused').
@@ -406,7 +408,6 @@ describe('OPC UA gateway, end to end', () => {
       assert.equal(ep.securityMode, MessageSecurityMode.SignAndEncrypt);
       assert.ok(!(ep.userIdentityTokens ?? []).some((t) => t.tokenType === UserTokenType.Anonymous));
     }
-    const rogueThumb = createHash('sha1').update(rogueApp.der).digest('hex');
     assert.ok(failures.some((d) => d.thumbprint === rogueThumb), 'the refused certificate is journaled with its thumbprint');
   });
 
@@ -447,8 +448,10 @@ describe('OPC UA front door under hostile input', () => {
     open.push(c);
     const dv = await c.session.read({ nodeId: LEVEL, attributeId: AttributeIds.Value });
     assert.equal(dv.statusCode.name, 'Good');
-    await journalSettled();
-    const opened = gw.events().filter((e) => e.event === 'session.opened' && e.listener === 'opcua-insecure');
+    const opened = await until(() => {
+      const o = gw.events().filter((e) => e.event === 'session.opened' && e.listener === 'opcua-insecure');
+      return o.length >= 1 && o;
+    }, 'the insecure session journaled');
     assert.ok(opened.length >= 1);
     for (const e of opened) assert.equal(((e.detail as { attributes?: Record<string, string> }).attributes ?? {}).security_mode, 'None');
     assert.ok(opened.every((e) => typeof ((e.detail as { attributes?: Record<string, string> }).attributes ?? {}).insecure === 'string'));
@@ -468,9 +471,14 @@ describe('OPC UA front door under hostile input', () => {
     }
     assert.equal(gw.core.sessions.list().length, sessionsBefore, 'no hostile frame produced a session');
     // What node-opcua refused with an ERR message is journaled, with the client's address and the status.
-    await journalSettled();
-    const malformed = gw.events().filter((e) => e.event === 'action.malformed' && e.listener === 'opcua-insecure');
-    const statuses = new Set(malformed.map((e) => (e.detail as { status?: string }).status));
+    const malformedEvents = () => gw.events().filter((e) => e.event === 'action.malformed' && e.listener === 'opcua-insecure');
+    const statusesOf = (events: ReturnType<typeof malformedEvents>) => new Set(events.map((e) => (e.detail as { status?: string }).status));
+    const malformed = await until(() => {
+      const m = malformedEvents();
+      const s = statusesOf(m);
+      return s.has('BadTcpMessageTooLarge') && s.has('BadNotSupported') && m;
+    }, 'the refused hostile frames journaled (BadTcpMessageTooLarge and BadNotSupported)');
+    const statuses = statusesOf(malformed);
     assert.ok(statuses.has('BadTcpMessageTooLarge'), `lying lengths journaled: ${[...statuses].join(', ')}`);
     assert.ok(statuses.has('BadNotSupported'), 'the unknown service type journaled');
     assert.ok(malformed.every((e) => /^127\.0\.0\.1:\d+$/.test(String((e.detail as { remote?: string }).remote))));

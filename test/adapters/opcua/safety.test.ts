@@ -235,6 +235,7 @@ describe('OPC UA front door: unauthenticated connections (defect 2)', () => {
   it('a session activated in time is not closed by the handshake bound', async () => {
     const c = await connect(`opc.tcp://127.0.0.1:${namedPort}`, { identity: vendorApp, user: anna });
     closers.push(c.close);
+    // Kept on purpose: outliving the handshake bound is what is tested (the bound runs in the gateway's own time).
     await new Promise((resolve) => setTimeout(resolve, (HANDSHAKE_SECONDS + 1) * 1000));
     const dv = await c.session.read({ nodeId: 'ns=1;s=boiler-1/Bench/V001', attributeId: AttributeIds.Value });
     assert.equal(dv.statusCode.name, 'Good');

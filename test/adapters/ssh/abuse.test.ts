@@ -118,11 +118,13 @@ test('more channels than max_channels on one connection: the excess is refused, 
     c.connect({ host: '127.0.0.1', port: site.gw.port, username: 'rtu-7', privateKey: readFileSync(site.keys.vendor), hostVerifier: () => true, localAddress: '127.0.0.2' } as never);
   });
   const opened: ClientChannel[] = [];
+  const closed: Promise<void>[] = [];
   const results = await Promise.all(Array.from({ length: 30 }, () => new Promise<boolean>((resolve) => {
     c.exec('sleep 3', (err, ch) => {
       if (err) return resolve(false);
       opened.push(ch);
-      ch.on('close', () => {});
+      closed.push(new Promise((r) => ch.once('close', () => r())));
+      ch.resume(); // a stream ends (and closes) only once read
       resolve(true);
     });
   })));
@@ -130,7 +132,9 @@ test('more channels than max_channels on one connection: the excess is refused, 
   assert.ok(ok <= 10, `${ok} channels opened, max_channels is 10`);
   assert.ok(ok >= 1);
   for (const ch of opened) ch.close();
-  await new Promise((r) => setTimeout(r, 200));
+  // A channel is closed for the client once the gateway answered its CLOSE, which the gateway sends as it
+  // closes (and stops counting) the channel on its side.
+  await Promise.all(closed);
   const again = await new Promise<string>((resolve) => {
     c.exec('echo after', (err, ch) => {
       if (err) return resolve(`error ${err.message}`);
@@ -180,6 +184,7 @@ test('a huge advertised window and max packet, then a client that stops reading:
   // holds a few MiB per channel, plus the garbage collector's slack (up to ~70 MiB seen on 2 cores).
   let peak = 0;
   for (let i = 0; i < 20; i++) {
+    // Sampling RSS over 3 s is the measurement itself: the time span, not an event, is what matters.
     await new Promise((r) => setTimeout(r, 150));
     peak = Math.max(peak, rssOf(site.gw.pid));
   }
