@@ -233,6 +233,8 @@ export class Daemon {
     await this.#sync?.close();
     if (this.#core) {
       await this.#core.drain();
+      // Session records and outcomes are appended in the background; they go in before the journal closes.
+      await this.#core.recorded();
       await this.#core.journal.append({ event: 'daemon.stopping', detail: { reason: 'signal' } }).catch(() => {});
     }
     await this.#admin?.close();
