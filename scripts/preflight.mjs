@@ -4,7 +4,7 @@
 //
 //   node scripts/preflight.mjs            check (npm test runs this first)
 //   node scripts/preflight.mjs --prove    also check that each program or module the tests use belongs
-//                                         to a package in scripts/test-deps.txt, or to one that such a
+//                                         to a package in scripts/install-deps.sh, or to one that such a
 //                                         package depends on, or to an Essential package (.ci/run)
 //
 // Plain JavaScript with no imports outside node:, so it runs under any Node that runs npm.
@@ -16,10 +16,13 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
 
-/** scripts/test-deps.txt: [{ pkg, checks: [{ kind: 'bin'|'py'|'pc', name }] }] */
-export function readDeps(file = join(here, 'test-deps.txt')) {
+/** The table in scripts/install-deps.sh: [{ pkg, checks: [{ kind: 'bin'|'py'|'pc', name }] }] */
+export function readDeps(file = join(here, 'install-deps.sh')) {
+  const text = readFileSync(file, 'utf8');
+  const table = /<<'DEBIAN_PACKAGES'\n([\s\S]*?)\nDEBIAN_PACKAGES\n/.exec(text);
+  if (!table) throw new Error(`${file}: no DEBIAN_PACKAGES table`);
   const deps = [];
-  for (const raw of readFileSync(file, 'utf8').split('\n')) {
+  for (const raw of table[1].split('\n')) {
     const line = raw.replace(/#.*/, '').trim();
     if (!line) continue;
     const [pkg, ...rest] = line.split(/\s+/);
@@ -28,7 +31,7 @@ export function readDeps(file = join(here, 'test-deps.txt')) {
     for (const word of rest) {
       if (word === 'bin' || word === 'py' || word === 'pc') kind = word;
       else if (kind) checks.push({ kind, name: word });
-      else throw new Error(`test-deps.txt: "${line}": a check needs bin, py or pc before ${word}`);
+      else throw new Error(`install-deps.sh: "${line}": a check needs bin, py or pc before ${word}`);
     }
     deps.push({ pkg, checks });
   }
@@ -142,8 +145,8 @@ function prove(deps) {
     for (const check of checks) {
       for (const file of locate(check) ?? []) {
         const from = owner(file);
-        if (!from) problems.push(`${check.kind} ${check.name} uses ${file}, which belongs to no Debian package: install it from one listed in scripts/test-deps.txt`);
-        else if (!allowed.has(from)) problems.push(`${check.kind} ${check.name} uses ${file} from ${from}, which no listed package depends on: add ${from} to scripts/test-deps.txt`);
+        if (!from) problems.push(`${check.kind} ${check.name} uses ${file}, which belongs to no Debian package: install it from one listed in scripts/install-deps.sh`);
+        else if (!allowed.has(from)) problems.push(`${check.kind} ${check.name} uses ${file} from ${from}, which no listed package depends on: add ${from} to scripts/install-deps.sh`);
       }
     }
   }
@@ -161,10 +164,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv.includes('--prove')) {
     const problems = prove(deps);
     if (problems.length > 0) {
-      console.error(`preflight --prove: scripts/test-deps.txt does not account for what the tests use:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+      console.error(`preflight --prove: scripts/install-deps.sh does not account for what the tests use:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
       process.exit(1);
     }
-    console.log(`preflight --prove: every program and module the tests use comes from scripts/test-deps.txt's ${deps.length} packages or their dependencies`);
+    console.log(`preflight --prove: every program and module the tests use comes from scripts/install-deps.sh's ${deps.length} packages or their dependencies`);
   }
   console.log(`preflight: ${deps.reduce((n, d) => n + d.checks.length, 0)} programs, Python modules and libraries present`);
 }

@@ -1,4 +1,4 @@
-// The tests' preflight and install list (scripts/test-deps.txt, preflight.mjs, install-deps.sh): one
+// The tests' preflight and install list (the table in scripts/install-deps.sh, preflight.mjs): one
 // list, and a missing peer is named with its install command before any test runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
