@@ -14,6 +14,9 @@ import { startSite, type Site } from './fixture.ts';
 
 const skip = sshSkipReason();
 let site: Site;
+// This run's own mark in the commands it leaves on the target (all runs share the penstocktest user):
+// another test run on the machine must neither find nor kill them.
+const RUN = String(process.pid);
 /** A port on the target where nothing listens, open to raw tunnels of rtu-tun. */
 let closedPort = 0;
 
@@ -42,7 +45,7 @@ before(async () => {
 });
 after(async () => {
   if (skip) return;
-  const left = await run('pgrep', ['-u', 'penstocktest', '-f', '^sleep 9\\.1']);
+  const left = await run('pgrep', ['-u', 'penstocktest', '-f', `^sleep 9\\.1[0-9]${RUN}$`]);
   for (const pid of left.stdout.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
   await site?.stop();
 });
@@ -111,7 +114,7 @@ test('clients that vanish right after their exec: every allowed command gets an 
   const delays = [0, 0, 5, 10, 20, 30, 45, 60, 80, 120];
   const commands: string[] = [];
   for (const [i, delay] of delays.entries()) {
-    const command = `sleep 9.1${i}`;
+    const command = `sleep 9.1${i}${RUN}`;
     commands.push(command);
     // ssh -v says "Sending command" as the exec request leaves: SIGKILL it `delay` ms later.
     const child = spawn('ssh', ['-v', ...site.sshArgs('rtu-7'), '--', command], { stdio: ['pipe', 'ignore', 'pipe'] });
@@ -147,7 +150,7 @@ test('clients that vanish right after their exec: every allowed command gets an 
   }
   const left = existsSync(recordings) ? readdirSync(recordings).filter((f) => f.endsWith('.tmp')) : [];
   assert.deepEqual(left, [], 'temporary recordings outlived their sessions');
-  await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', '^sleep 9\\.1'])).code !== 0, 'no command left on the target', 10_000);
+  await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', `^sleep 9\\.1[0-9]${RUN}$`])).code !== 0, 'no command left on the target', 10_000);
 });
 
 test('SendEnv/SetEnv requests are refused and journaled, one event per channel with the names', { skip }, async () => {

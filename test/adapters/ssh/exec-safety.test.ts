@@ -47,7 +47,7 @@ before(async () => {
 after(async () => {
   if (skip) return;
   // Whatever a failed test left running on the target, by pid.
-  const left = await run('pgrep', ['-u', 'penstocktest', '-f', '^sleep 91\\.7 ']);
+  const left = await run('pgrep', ['-u', 'penstocktest', '-f', `^sleep 91\\.7 0\\.0[0-9]${RUN}$`]);
   for (const pid of left.stdout.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
   await site?.stop();
 });
@@ -155,13 +155,16 @@ function spawnSsh(args: string[]): { child: ChildProcess; stderr: () => string; 
 
 const onTarget = async (pattern: string) => (await run('pgrep', ['-u', 'penstocktest', '-f', pattern])).code === 0;
 
+// This run's own mark in the commands it leaves on the target (all runs share the penstocktest user):
+// another test run on the machine must neither find nor kill them.
+const RUN = String(process.pid);
 let scenario = 0;
 for (const stop of ['kill', 'revoke', 'expiry'] as const) {
   for (const stdin of ['ssh -n', 'stdin open'] as const) {
     test(`${stop} ends the session and its command on the target (${stdin})`, { skip, timeout: 90_000 }, async () => {
       const n = ++scenario;
-      const argv = ['sleep', '91.7', `0.0${n}`];
-      const pattern = `^sleep 91\\.7 0\\.0${n}$`;
+      const argv = ['sleep', '91.7', `0.0${n}${RUN}`];
+      const pattern = `^sleep 91\\.7 0\\.0${n}${RUN}$`;
       const now = Date.now();
       const grantId = `g-stop-${n}`;
       const grant = {
