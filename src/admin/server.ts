@@ -14,6 +14,7 @@ import { ReadOnlyAudit } from './read-audit.ts';
 import { LineSplitter, MAX_REQUEST_BYTES, encodeResponse, requestEnvelopeSchema, type AdminResponse, type RequestId } from './protocol.ts';
 import type { AdminAudit, AdminAuditEntry, AdminCommandTable, AdminContext, AdminLog, Operator } from './types.ts';
 import type { z } from 'zod';
+import { PerKeyLimit } from '../common/per-key-limit.ts';
 
 export interface AdminServerOptions {
   /** Absolute path of the socket. */
@@ -135,31 +136,24 @@ interface Auditor {
  * other users filling the total can never lock root out; unverified peers share one bound.
  */
 class ConnectionLimits {
-  readonly #perUid = new Map<number, number>();
+  readonly #perUid: PerKeyLimit<number>;
   readonly #maxTotal: number;
-  readonly #maxPerUid: number;
   #total = 0;
 
   constructor(maxTotal: number, maxPerUid: number) {
     this.#maxTotal = maxTotal;
-    this.#maxPerUid = maxPerUid;
+    this.#perUid = new PerKeyLimit(maxPerUid);
   }
 
   admit(uid: number | undefined): boolean {
-    const key = uid ?? -1;
-    const held = this.#perUid.get(key) ?? 0;
-    if (held >= this.#maxPerUid) return false;
     if (uid !== 0 && this.#total >= this.#maxTotal) return false;
-    this.#perUid.set(key, held + 1);
+    if (!this.#perUid.admit(uid ?? -1)) return false;
     if (uid !== 0) this.#total++;
     return true;
   }
 
   release(uid: number | undefined): void {
-    const key = uid ?? -1;
-    const held = (this.#perUid.get(key) ?? 1) - 1;
-    if (held > 0) this.#perUid.set(key, held);
-    else this.#perUid.delete(key);
+    this.#perUid.release(uid ?? -1);
     if (uid !== 0) this.#total--;
   }
 }

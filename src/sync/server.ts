@@ -88,7 +88,8 @@ import { identifyClient, type SyncClientRule, type SyncRole } from './clients.ts
 import { checkCosignature } from './cosign.ts';
 import { pemOrFile } from './pem.ts';
 import { DEFAULT_FOLD, RefusalFold } from './refusal-fold.ts';
-import { SourceConnections, sourceKey } from './sources.ts';
+import { sourceKey } from './sources.ts';
+import { PerKeyLimit } from '../common/per-key-limit.ts';
 import { SYNC_TLS_CIPHERS, SYNC_TLS_MIN_VERSION } from './tls.ts';
 import { SYNC_WIRE_ERRORS } from './types.ts';
 import type { JournalReaderLike, SyncAuditEvent, SyncWireErrorCode } from './types.ts';
@@ -358,7 +359,7 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
     ...opts.fold,
     report: (r) => onAudit?.({ kind: 'auth_refused', ...r }),
   });
-  const connections = new SourceConnections(opts.maxConnectionsPerSource ?? 8);
+  const connections = new PerKeyLimit<string>(opts.maxConnectionsPerSource ?? 8);
   /** Raw sockets → their source, so a refused handshake is counted against the right one. */
   const sourceOf = new WeakMap<object, string>();
   const dropped = new WeakSet<object>();

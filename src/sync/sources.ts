@@ -1,4 +1,4 @@
-// What the pull API counts per source: connections held, refusals folded. A source is an IPv4 address,
+// What the pull API counts per source (connections held, common/per-key-limit.ts; refusals folded). A source is an IPv4 address,
 // or an IPv6 /64 (one host usually holds a whole /64, so counting single IPv6 addresses bounds nothing).
 import { isIPv6 } from 'node:net';
 
@@ -14,35 +14,4 @@ export function sourceKey(address: string | undefined): string {
   // Embedded IPv4 in the last 32 bits never reaches the first 64: no need to expand it.
   const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
   return `${groups.slice(0, 4).map((g) => Number.parseInt(g || '0', 16).toString(16)).join(':')}::/64`;
-}
-
-/**
- * Open connections per source, bounded: one source cannot hold every connection slot (the server-wide
- * cap) and so lock out the real puller by opening idle connections.
- */
-export class SourceConnections {
-  readonly #limit: number;
-  readonly #open = new Map<string, number>();
-
-  constructor(limitPerSource: number) {
-    this.#limit = limitPerSource;
-  }
-
-  /** Counts a new connection; false (and nothing counted) when its source already holds the limit. */
-  admit(source: string): boolean {
-    const n = this.#open.get(source) ?? 0;
-    if (n >= this.#limit) return false;
-    this.#open.set(source, n + 1);
-    return true;
-  }
-
-  release(source: string): void {
-    const n = (this.#open.get(source) ?? 0) - 1;
-    if (n > 0) this.#open.set(source, n);
-    else this.#open.delete(source);
-  }
-
-  held(source: string): number {
-    return this.#open.get(source) ?? 0;
-  }
 }

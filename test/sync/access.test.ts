@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { RefusalFold, type FoldedRefusal } from '../../src/sync/refusal-fold.ts';
-import { sourceKey, SourceConnections } from '../../src/sync/sources.ts';
+import { sourceKey } from '../../src/sync/sources.ts';
+import { PerKeyLimit } from '../../src/common/per-key-limit.ts';
 import { fingerprintOf, makeClientCert, makeRsaServerCert, makeTestPki, type CertPair, type TestPki } from './certs.ts';
 import { centralPam, rawRequest, startTestServer, type TestServer } from './harness.ts';
 import { openJournalFixture, type JournalFixture } from './journal-fixture.ts';
@@ -129,7 +130,7 @@ test('sources: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 by its /64', () => {
   assert.equal(sourceKey('::1'), '0:0:0:0::/64');
   assert.equal(sourceKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
   assert.equal(sourceKey(undefined), '?');
-  const c = new SourceConnections(2);
+  const c = new PerKeyLimit<string>(2);
   assert.equal(c.admit('a'), true);
   assert.equal(c.admit('a'), true);
   assert.equal(c.admit('a'), false, 'the third from one source');
