@@ -1,9 +1,10 @@
 // Step-up approvals: an `approve` decision parks the action until a person on the gateway says yes
 // or no (`penstockctl approvals approve|deny ID`), the session ends, or the time-out passes. Each
-// request resolves exactly once; its outcome promise never rejects. Time-outs are checked by tick()
-// (the daemon calls it on a timer at nextTimeout(); tests move a ManualClock and call it).
+// request resolves exactly once; its outcome promise never rejects. Given a scheduler, each request
+// times out on a timer of its own, at its expiry, so a client waiting with a deadline hears the refusal
+// before it gives up; tick() (the daemon's one-second housekeeping, or a test) catches anything else.
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../common/clock.ts';
+import type { Clock, Scheduler, TimerHandle } from '../common/clock.ts';
 import { PenstockError } from '../common/errors.ts';
 import type { Operator } from '../grants/types.ts';
 import type { Action } from '../policy/types.ts';
@@ -42,7 +43,8 @@ export interface PendingApproval extends Omit<ApprovalRequest, 'deadlineMs'> {
 }
 
 export interface ApprovalsOptions {
-  clock: Clock;
+  /** With setTimeout (a Scheduler), each request gets a timer at its expiry. */
+  clock: Clock | Scheduler;
   timeoutMs: number;
   newId?: () => string;
 }
@@ -51,6 +53,7 @@ interface Entry {
   pending: PendingApproval;
   expiresMs: number;
   resolve: (o: ApprovalOutcome) => void;
+  timer?: TimerHandle;
 }
 
 /** How many resolved ids are remembered, so a late second answer gets a clear message. */
@@ -96,7 +99,15 @@ export class Approvals {
       since: new Date(now).toISOString(),
       expiresAt: new Date(expiresMs).toISOString(),
     };
-    this.#pending.set(id, { pending, expiresMs, resolve });
+    const entry: Entry = { pending, expiresMs, resolve };
+    const scheduler = this.#clock as Partial<Scheduler>;
+    if (typeof scheduler.setTimeout === 'function') {
+      entry.timer = scheduler.setTimeout(() => {
+        if (this.#pending.get(id) === entry) this.#settle(id, entry, { approved: false, reason: 'timed_out' });
+      }, expiresMs - now);
+      entry.timer.unref();
+    }
+    this.#pending.set(id, entry);
     return { id, outcome };
   }
 
@@ -165,6 +176,7 @@ export class Approvals {
   #settle(id: string, e: Entry, outcome: Omit<ApprovalOutcome, 'at'>): ApprovalOutcome {
     const final: ApprovalOutcome = { ...outcome, at: new Date(this.#clock.now()).toISOString() };
     this.#pending.delete(id);
+    if (e.timer) (this.#clock as Scheduler).clearTimeout(e.timer);
     this.#resolved.set(id, final);
     if (this.#resolved.size > REMEMBERED) this.#resolved.delete(this.#resolved.keys().next().value!);
     e.resolve(final);

@@ -6,7 +6,7 @@ import v8 from 'node:v8';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '../common/clock.ts';
+import { systemScheduler, type Clock } from '../common/clock.ts';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
 import { checkConfig, loadConfig } from '../config/load.ts';
 import type { ConfigIssue, LoadedConfig } from '../config/types.ts';
@@ -61,7 +61,7 @@ export class Daemon {
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
-    this.#clock = opts.clock ?? systemClock;
+    this.#clock = opts.clock ?? systemScheduler; // a Scheduler: approvals time out on timers of their own
     this.#log = opts.log;
     this.#notifier = createNotifier(opts.log);
   }

@@ -10,10 +10,12 @@ const T0 = Date.parse('2026-06-15T10:00:00Z');
 const alice: Operator = { uid: 1001, user: 'alice', verified: true };
 const action: Action = { target: 'plc-1', verb: 'write', object: { kind: 'modbus', unit: 1, functionCode: 6, table: 'holding_register', address: 40100, quantity: 1, values: [500] } };
 
-function setup() {
+/** Without `timers`, the approvals see only a clock (now, monotonic): time-outs happen in tick() and in late answers. */
+function setup(timers = false) {
   const clock = new ManualClock(T0);
   let n = 0;
-  const approvals = new Approvals({ clock, timeoutMs: 300_000, newId: () => `ap-${++n}` });
+  const clockOnly = { now: () => clock.now(), monotonic: () => clock.monotonic() };
+  const approvals = new Approvals({ clock: timers ? clock : clockOnly, timeoutMs: 300_000, newId: () => `ap-${++n}` });
   const ask = (session = 's1') => approvals.request({ session, principal: 'agent-1', chain: ['agent-1', 'vendor-a'], target: 'plc-1', action, grant: 'G', rule: 'G#2' });
   return { clock, approvals, ask };
 }
@@ -90,6 +92,20 @@ test('a request bounded by its client\'s deadline times out then, not at the app
   assert.throws(() => approvals.approve(r.id, alice), (e) => isPenstockError(e, 'PS_APPROVAL_UNKNOWN') && /timed out/.test(e.message));
   assert.equal((await r.outcome).reason, 'timed_out');
   assert.equal(await peek(later.outcome), 'pending');
+});
+
+test('given a scheduler, a request times out on its own timer at its expiry, with no tick', async () => {
+  const { clock, approvals } = setup(true);
+  const r = approvals.request({ session: 's1', principal: 'agent-1', chain: ['agent-1'], target: 'plc-1', action, deadlineMs: T0 + 5_000 });
+  const answered = approvals.request({ session: 's1', principal: 'agent-1', chain: ['agent-1'], target: 'plc-1', action });
+  approvals.approve(answered.id, alice);
+  assert.equal(clock.pendingTimers, 1, 'an answered request leaves no timer behind');
+  clock.set(T0 + 4_999);
+  assert.equal(await peek(r.outcome), 'pending');
+  clock.set(T0 + 5_000);
+  assert.deepEqual(await peek(r.outcome), { approved: false, reason: 'timed_out', at: '2026-06-15T10:00:05.000Z' });
+  assert.equal(clock.pendingTimers, 0);
+  assert.deepEqual(approvals.list(), []);
 });
 
 test('cancel resolves the ended session\'s requests only', async () => {

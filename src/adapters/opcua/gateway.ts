@@ -71,13 +71,18 @@ export class OpcuaGateway {
 
   /**
    * Remember when the client of a Write or Call request stops waiting for the answer: its arrival plus
-   * the RequestHeader's timeoutHint (0: no deadline). node-opcua emits every request before it hands
-   * the request's item list, that same array, to the accessor, so the list is the key.
+   * the RequestHeader's timeoutHint (0: no deadline), less a tenth of it (at most 1 s): the client's
+   * timer started when it sent the request, so without that margin an approval given just after the
+   * client gave up would still be in time here, and the write would reach the plant with nobody
+   * waiting for it. With it, the client gets our BadTimeout before its own timer fires. node-opcua
+   * emits every request before it hands the request's item list, that same array, to the accessor,
+   * so the list is the key.
    */
   noteRequest(request: { requestHeader?: { timeoutHint?: number }; nodesToWrite?: unknown; methodsToCall?: unknown }): void {
     const items = request.nodesToWrite ?? request.methodsToCall;
     const hint = request.requestHeader?.timeoutHint ?? 0;
-    if (items && typeof items === 'object' && hint > 0) this.#deadlines.set(items, this.core.clock.now() + hint);
+    const margin = Math.min(1000, Math.floor(hint / 10));
+    if (items && typeof items === 'object' && hint > 0) this.#deadlines.set(items, this.core.clock.now() + hint - margin);
   }
 
   /** When the client of the request whose item list is `items` gives up (undefined: it waits as long as it takes). */
