@@ -1,9 +1,20 @@
-// The one small interface a front door implements. An adapter decodes its wire format into Actions,
-// asks the core (`core.authorize`), forwards what is allowed, and encodes answers and refusals in its
-// own protocol. It never decides, never journals directly, never imports another adapter.
+// What a protocol is to the rest of Penstock: one ProtocolModule, registered in adapters/registry.ts.
+// Everything protocol-specific lives in the protocol's folder and reaches shared code through this
+// interface: config schemas, the rule matcher, how its actions read in the journal and in penstockctl,
+// how a refusal is said in its own protocol, its config warnings. Shared code (config, policy, journal,
+// admin, cli, core) looks protocols up in the table and never names one.
+//
+// The descriptor is loaded eagerly (config validation, policy and the journal need it, and it is small);
+// the front door itself (`load()`) only when a listener or a tunnel uses it, so a gateway without OPC UA
+// never loads node-opcua.
+import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import type { Core } from '../core/core.ts';
-import type { ListenerConfig } from '../config/types.ts';
+import type { ConfigIssue, FirmwareProfile, ListenerConfig } from '../config/types.ts';
+import type { Path } from '../config/yaml-issues.ts';
+import type { ProtocolMatcher } from '../policy/matcher.ts';
+import type { Action, ActionObject, DecisionReason, Verb } from '../policy/types.ts';
+import type { Session } from '../sessions/registry.ts';
 
 export interface RunningListener {
   readonly id: string;
@@ -15,15 +26,111 @@ export interface RunningListener {
   status?(): Record<string, unknown>;
 }
 
-export interface ProtocolAdapter {
-  readonly protocol: string;
+/** A running stream served in a protocol (see FrontDoor.serveStream). */
+export interface ServedStream {
+  /** Resolves when the stream has ended and its requests are answered. */
+  readonly done: Promise<void>;
+  close(): void;
+}
+
+/** The front door itself: loaded on first use. */
+export interface FrontDoor {
+  /** Bind and serve; resolves only once the listener is bound (readiness waits for every listener). */
+  start(listener: ListenerConfig, core: Core): Promise<RunningListener>;
+  /**
+   * Serve this protocol on a stream another front door already authenticated and authorised (an SSH
+   * `-L` tunnel to a target of this protocol): every request on it is decided as usual, for `session`.
+   */
+  serveStream?(stream: Duplex, session: Session, core: Core, target: string): ServedStream;
+}
+
+/** How `penstockctl policy check PRINCIPAL TARGET <protocol> ARGS…` builds this protocol's action. */
+export interface DryRunSyntax {
+  /** Usage lines after `PRINCIPAL TARGET`, e.g. `modbus read|write TABLE ADDRESS [--unit U]`. */
+  readonly usage: readonly string[];
+  /** Command-line options this protocol reads (`--unit <u>`), with their help text. */
+  readonly options: readonly { flags: string; description: string }[];
+  /** Extra help text after the options. */
+  readonly help?: string;
+  /** The action a real request would build (without its target); throws DryRunUsageError on bad input. */
+  parse(args: string[], options: Record<string, string | undefined>): { verb: Verb; object: ActionObject };
+}
+
+/** A command-line mistake in a dry run; penstockctl prints it with usage. */
+export class DryRunUsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** What config warnings a rule of this protocol gets (stable `W_…` codes). */
+export interface RuleWarning {
+  /** Path below the rule body, e.g. `['exec']`. */
+  path: Path;
+  code: string;
+  message: string;
+}
+
+/** A firmware-profile point checked by the profile's protocol. */
+export interface ProfilePointIssue {
+  /** Path below the point, e.g. `['table']` (empty: the point itself). */
+  path: Path;
+  message: string;
+}
+
+export interface ProtocolModule<O extends ActionObject = ActionObject, R = unknown> {
+  /** The one name: a listener's and target's `protocol`, a rule's key, an action object's `kind`, the journal block's key. */
+  readonly name: string;
+  /** For people: `Modbus/TCP`, `OPC UA`, `SSH`. */
+  readonly title: string;
   /** Strict schema of a listener of this protocol, including the base fields (id, protocol, host, port). */
   readonly listenerSchema: z.ZodType;
   /** Strict schema of a target of this protocol, including the base fields. */
   readonly targetSchema: z.ZodType;
-  /** Bind and serve; resolves only once the listener is bound (readiness waits for every listener). */
-  start(listener: ListenerConfig, core: Core): Promise<RunningListener>;
+  /** Schema of a rule body (`- <name>: {…}` in a grant). */
+  readonly ruleSchema: z.ZodType<R>;
+  /** Schema of an action object, as `penstockctl policy check` sends it over the admin socket. */
+  readonly objectSchema: z.ZodType<O>;
+  /** Keys this protocol adds to a principal's `credentials` (e.g. OpenSSH keys). */
+  readonly credentialSchemas?: Readonly<Record<string, z.ZodType>>;
+  /** Schema of a firmware-profile point's protocol fields; absent: no profiles for this protocol. */
+  readonly profilePoint?: {
+    /** Fields a point of this protocol may carry (besides the common name, unit, min, max). */
+    readonly fields: Readonly<Record<string, z.ZodType>>;
+    /** Problems with one point (a missing field, a scale factor the protocol cannot read). */
+    check(point: Record<string, unknown>, profile: FirmwareProfile): ProfilePointIssue[];
+  };
+  /** The pure rule matcher policy/decide.ts asks. */
+  readonly matcher: ProtocolMatcher<O, R>;
+  /** Config warnings for one rule (rules that grant more than they seem to). */
+  ruleWarnings?(rule: R): RuleWarning[];
+  /** The journal's block for an action object, in the names OT analysts know (Zeek, Suricata). */
+  renderObject(object: O): Record<string, unknown>;
+  /** One short line for people (`penstockctl`): `write holding_register 100 = [5] (unit 1, fc 6)`. */
+  describeAction(action: Action & { object: O }): string;
+  /**
+   * How each refusal reads in this protocol (a Modbus exception, an OPC UA status, an SSH message):
+   * documentation and tests read it; the front door answers with it.
+   */
+  readonly refusals: Readonly<Record<DecisionReason, string>>;
+  /** Journal events this protocol alone emits, with their codes (must also be in journal/codes.ts). */
+  readonly events?: readonly string[];
+  readonly dryRun?: DryRunSyntax;
+  /** Secrets this protocol stores in the vault in a form of its own (`penstockctl vault set --as NAME`). */
+  readonly secretForms?: Readonly<Record<string, { description: string; encode(plain: string): string | Promise<string> }>>;
+  /** Its FrontDoor has serveStream: another front door's tunnel (`ssh -L`) may carry this protocol. */
+  readonly servesStreams?: boolean;
+  /** The front door, loaded on first use. */
+  load(): Promise<FrontDoor>;
 }
+
+/** The registered protocols, by name. */
+export type ProtocolTable = ReadonlyMap<string, ProtocolModule>;
 
 /** Per-protocol config schemas, as config/load.ts needs them (it must not import adapters). */
 export type ProtocolSchemas = ReadonlyMap<string, { listenerSchema: z.ZodType; targetSchema: z.ZodType }>;
+
+/** Transitional: what today's adapter folders export; each becomes the FrontDoor of its ProtocolModule. */
+export interface ProtocolAdapter extends FrontDoor {
+  readonly protocol: string;
+  readonly listenerSchema: z.ZodType;
+  readonly targetSchema: z.ZodType;
+}

@@ -9,6 +9,8 @@ import type { Session, SessionRegistry } from '../sessions/registry.ts';
 import type { Approvals } from '../approvals/approvals.ts';
 import type { GrantStore } from '../grants/store.ts';
 import type { Vault } from '../vault/vault.ts';
+import type { Verdict } from './authorization.ts';
+export type { Authorization, Verdict } from './authorization.ts';
 
 export interface Refusal {
   event: 'auth.failed' | 'auth.rate_limited' | 'action.malformed';
@@ -56,9 +58,10 @@ export interface Core {
   readonly vault: Vault;
   /**
    * The one path every action takes: decide, wait for a person if the rule says approve, journal
-   * (durably before returning for anything but a read), count. Forward only when effect is 'allow'.
+   * (durably before returning for anything but a read), count. An allow carries its Authorization,
+   * the proof every forwarding function requires; nothing else does.
    */
-  authorize(session: Session, action: Action, opts?: AuthorizeOptions): Promise<Decision>;
+  authorize(session: Session, action: Action, opts?: AuthorizeOptions): Promise<Verdict>;
   /** A dry run of policy for `penstockctl policy check`: no journal, no counters, no approvals. */
   explain(principalId: string, action: Action): Decision;
   /**

@@ -16,6 +16,7 @@ import type { Vault } from '../vault/vault.ts';
 import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
 import type { AuthorizeOptions, Core, Refusal, WireRequest } from './core.ts';
 import { ReadAggregator } from './reads.ts';
+import { mintAuthorization, type Verdict } from './authorization.ts';
 
 /** Verbs whose evidence may be aggregated; everything else is privileged and journaled before forwarding. */
 const READ_VERBS: ReadonlySet<Verb> = new Set(['read', 'browse', 'subscribe', 'history']);
@@ -103,7 +104,7 @@ export class DaemonCore implements Core {
     return this.#decide(principal, action, this.clock.now());
   }
 
-  async authorize(session: Session, action: Action, opts: AuthorizeOptions = {}): Promise<Decision> {
+  async authorize(session: Session, action: Action, opts: AuthorizeOptions = {}): Promise<Verdict> {
     const now = this.clock.now();
     session.lastActivityMs = now;
     // The principal's grants, looked up once for the limits and the decision of this one action.
@@ -143,7 +144,7 @@ export class DaemonCore implements Core {
     }
     session.counters.allowed++;
     if (decision.grant) session.grantsUsed.add(decision.grant);
-    return decision;
+    return { ...decision, effect: 'allow', authorization: mintAuthorization(session.id, action, { ...decision, effect: 'allow' }) };
   }
 
   async recordRefusal(r: Refusal): Promise<void> {
@@ -289,11 +290,13 @@ export class DaemonCore implements Core {
     return undefined;
   }
 
-  async #deny(session: Session, action: Action, decision: Decision): Promise<Decision> {
+  async #deny(session: Session, action: Action, decision: Decision): Promise<Verdict> {
     session.counters.denied++;
     await this.#record({ event: 'action.denied', ...who(session), target: action.target, action, decision });
     this.#watchDenials(session);
-    return decision;
+    // Whatever the decision said, nothing refused carries a proof: an allow that failed afterwards
+    // (the journal) was turned into a deny before it got here.
+    return { ...decision, effect: decision.effect === 'allow' ? 'deny' : decision.effect, authorization: undefined };
   }
 
   #watchDenials(session: Session): void {

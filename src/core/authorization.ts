@@ -1,0 +1,38 @@
+// Proof that the core allowed one action. Forwarding functions take an Authorization, not a Decision, so
+// an adapter cannot reach a target without having asked: there is no `effect === 'allow'` check to
+// forget. Only DaemonCore mints them (test/architecture/boundaries.test.ts checks that nothing else
+// imports mintAuthorization); a forged object fails requireAuthorization at run time.
+import { PenstockError } from '../common/errors.ts';
+import type { Action, Decision } from '../policy/types.ts';
+
+const minted = new WeakSet<Authorization>();
+
+export interface Authorization {
+  /** The session the action was allowed for. */
+  readonly session: string;
+  /** The action as it was decided and journaled. */
+  readonly action: Readonly<Action>;
+  readonly decision: Readonly<Decision> & { readonly effect: 'allow' };
+}
+
+/** What core.authorize answers: an allow carries its proof; anything else carries none. */
+export type Verdict = (Decision & { effect: 'allow'; authorization: Authorization }) | (Decision & { effect: 'deny' | 'approve'; authorization?: undefined });
+
+/** For DaemonCore only: the proof that goes with an allow it has decided and journaled. */
+export function mintAuthorization(session: string, action: Action, decision: Decision & { effect: 'allow' }): Authorization {
+  const a: Authorization = Object.freeze({ session, action, decision: Object.freeze({ ...decision }) });
+  minted.add(a);
+  return a;
+}
+
+/**
+ * What a forwarding function calls first: the proof is one the core minted, for this session (and, when
+ * given, this verb on this target). Throws PS_INTERNAL otherwise: that is a bug, never a peer's doing.
+ */
+export function requireAuthorization(a: Authorization | undefined, session: string, expect?: { target?: string; verb?: Action['verb'] }): Authorization {
+  if (!a || !minted.has(a)) throw new PenstockError('PS_INTERNAL', 'forwarding without an authorization the core issued');
+  if (a.session !== session) throw new PenstockError('PS_INTERNAL', `authorization for session ${a.session} used in session ${session}`);
+  if (expect?.target !== undefined && a.action.target !== expect.target) throw new PenstockError('PS_INTERNAL', `authorization for target ${a.action.target} used toward ${expect.target}`);
+  if (expect?.verb !== undefined && a.action.verb !== expect.verb) throw new PenstockError('PS_INTERNAL', `authorization for ${a.action.verb} used for ${expect.verb}`);
+  return a;
+}
