@@ -28,8 +28,8 @@ export interface RunningListener {
 
 /** A running stream served in a protocol (see FrontDoor.serveStream). */
 export interface ServedStream {
-  /** Resolves when the stream has ended and its requests are answered. */
-  readonly done: Promise<void>;
+  /** Resolves, with why it ended (`peer_closed`, `idle`, …), when the stream has ended and its requests are answered. */
+  readonly done: Promise<string>;
   close(): void;
 }
 

@@ -7,44 +7,12 @@
 // the adapter registry; this file knows no adapter.
 import { z } from 'zod';
 import { ISSUE_CODES } from './yaml-issues.ts';
+import { effect, id, isoTime, nonEmpty, port, rangeListSchema } from './schema-parts.ts';
+export { effects, rangeListSchema, rangeSchema, type Range } from './schema-parts.ts';
 import { parseVkey } from '../journal/checkpoint.ts';
 import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '../sync/clients.ts';
 
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'must be 1-64 letters, digits, dot, dash, colon or underscore, starting with a letter or digit');
-const nonEmpty = z.string().min(1);
-const port = z.number().int().min(1).max(65535);
-const isoTime = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time with a zone, e.g. 2026-11-25T08:00:00Z');
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'must be HH:MM (24-hour), e.g. 08:00');
-export const effects = ['allow', 'deny', 'approve'] as const;
-const effect = z.enum(effects).default('allow');
-
-/** Inclusive numeric range. YAML accepts `100`, `"100-110"` or `{ from: 100, to: 110 }`. */
-export interface Range {
-  from: number;
-  to: number;
-}
-export const rangeSchema = z.union([
-  z.number().int().min(0).transform((n) => ({ from: n, to: n })),
-  z.string().regex(/^\s*\d+\s*-\s*\d+\s*$/, 'must be a number or a range "FROM-TO"').transform((s) => {
-    const [a, b] = s.split('-').map((x) => Number(x.trim()));
-    return { from: a!, to: b! };
-  }),
-  z.strictObject({ from: z.number().int().min(0), to: z.number().int().min(0) }),
-]).superRefine((r, ctx) => {
-  if (r.from > r.to) ctx.addIssue({ code: 'custom', message: `inverted range ${r.from}-${r.to}: FROM must not exceed TO`, params: { code: ISSUE_CODES.rangeInverted } });
-});
-
-/** A list of ranges that must not overlap each other (an overlap is nearly always a typo). */
-export const rangeListSchema = z.array(rangeSchema).min(1).superRefine((ranges, ctx) => {
-  const sorted = ranges.map((r, i) => ({ ...r, i })).sort((a, b) => a.from - b.from);
-  for (let k = 1; k < sorted.length; k++) {
-    const prev = sorted[k - 1]!;
-    const cur = sorted[k]!;
-    if (cur.from <= prev.to) {
-      ctx.addIssue({ code: 'custom', path: [cur.i], message: `range ${cur.from}-${cur.to} overlaps range ${prev.from}-${prev.to}`, params: { code: ISSUE_CODES.rangeOverlap } });
-    }
-  }
-});
 
 // ---------------------------------------------------------------- rules (protocol object models)
 
