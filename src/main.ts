@@ -4,7 +4,7 @@ import { createLogger } from './common/log.ts';
 import { isPenstockError } from './common/errors.ts';
 import { formatIssue } from './config/load.ts';
 import type { ConfigIssue } from './config/types.ts';
-import { Daemon } from './core/daemon.ts';
+import { Daemon } from './daemon/daemon.ts';
 
 const USAGE = 'usage: penstock --config FILE [--log-level LEVEL]';
 

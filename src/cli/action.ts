@@ -11,9 +11,8 @@ export interface DryRunAction {
   object: Record<string, unknown> & { kind: string };
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+import { UsageError } from './io.ts';
+export { UsageError };
 
 const TABLE_ALIASES: Record<string, ModbusTable> = {
   coil: 'coil', coils: 'coil', co: 'coil',

@@ -1,8 +1,8 @@
 // The grant to issue, from a YAML/JSON file (or stdin) in the same shape as a grant in the config file,
 // or from quick flags. The daemon validates it in full; this only builds the object.
 import { readFileSync } from 'node:fs';
+import { UsageError } from './io.ts';
 import { parse as parseYaml } from 'yaml';
-import { UsageError } from './action.ts';
 
 export function readGrantFile(file: string): unknown {
   let text: string;

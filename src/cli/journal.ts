@@ -3,8 +3,7 @@
 import type { Command } from 'commander';
 import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { UsageError } from './action.ts';
-import type { Io } from './penstockctl.ts';
+import { UsageError, type Io } from './io.ts';
 import type { JournalHealth } from '../journal/types.ts';
 
 export interface JournalCliHelpers {

@@ -12,7 +12,9 @@ import type { ConfigIssue } from '../config/types.ts';
 import type { SessionView } from '../sessions/types.ts';
 import type { Action, Decision } from '../policy/types.ts';
 import { DEFAULT_ADMIN_SOCKET, adminRequest } from '../admin/client.ts';
-import { UsageError, modbusAction, opcuaAction, sshAction, type DryRunAction } from './action.ts';
+import { modbusAction, opcuaAction, sshAction, type DryRunAction } from './action.ts';
+import { UsageError, type Io } from './io.ts';
+export type { Io } from './io.ts';
 import { quickGrant, readGrantFile, type QuickGrantOptions } from './grant-input.ts';
 import { addJournalCommands } from './journal.ts';
 import { addVaultCommands } from './vault.ts';
@@ -32,11 +34,6 @@ Exit status:
 
 Environment:
   PENSTOCK_ADMIN_SOCKET  admin socket path (default ${DEFAULT_ADMIN_SOCKET})`;
-
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),

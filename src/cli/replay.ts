@@ -3,8 +3,7 @@
 // against the SHA-256 the journal holds for it before a byte is played.
 import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
-import { UsageError } from './action.ts';
-import type { Io } from './penstockctl.ts';
+import { UsageError, type Io } from './io.ts';
 
 interface RecordingInfo {
   seq: number;

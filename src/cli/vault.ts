@@ -4,8 +4,7 @@
 import type { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { UsageError } from './action.ts';
-import type { Io } from './penstockctl.ts';
+import { UsageError, type Io } from './io.ts';
 
 interface VaultHelpers {
   io: Io;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNotifier, sanitizeStatus, watchdogIntervalMs, type NotifyLog } from '../../src/core/notify.ts';
+import { createNotifier, sanitizeStatus, watchdogIntervalMs, type NotifyLog } from '../../src/daemon/notify.ts';
 import { startNotifyListener, type NotifyListener } from './notify-listener.ts';
 
 /** A logger that remembers what it was told, so tests can see warnings instead of crashes. */

@@ -1,3 +1,5 @@
+// The composition root: the one place that knows every part and wires them together (core, the front
+// doors from the module table, admin socket, pull API). Nothing imports it but main.ts and the tests.
 // Start-up and shut-down, in the order design.md gives:
 //   config → journal → core → adapters → admin → sync → ready
 // Readiness (sd_notify READY=1) is sent only after every listener is bound. SIGHUP reloads the config
@@ -24,9 +26,9 @@ import { journalCommands } from '../admin/journal-commands.ts';
 import { startSyncServer } from '../sync/server.ts';
 import { currentClientRules } from '../sync/clients.ts';
 import type { SyncAuditEvent } from '../sync/types.ts';
-import { RateLimitedRefusals } from './refusals.ts';
+import { RateLimitedRefusals } from '../core/refusals.ts';
 import { createNotifier } from './notify.ts';
-import { DaemonCore } from './daemon-core.ts';
+import { DaemonCore } from '../core/daemon-core.ts';
 
 export const VERSION = '0.1.0';
 /** Retention runs once a minute. */
