@@ -1,7 +1,7 @@
 // Schema pieces every part of the config uses, protocol modules' rule schemas included. It imports no
 // other config file, so a protocol module can use it while config/schema.ts imports the module table.
 import { z } from 'zod';
-import { ISSUE_CODES } from './yaml-issues.ts';
+import { ISSUE_CODES } from './issue-codes.ts';
 
 export const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'must be 1-64 letters, digits, dot, dash, colon or underscore, starting with a letter or digit');
 export const nonEmpty = z.string().min(1);

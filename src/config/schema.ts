@@ -6,7 +6,7 @@
 // protocol-specific listener/target options are checked by the loader (config/load.ts), which knows
 // the adapter registry; this file knows no adapter.
 import { z } from 'zod';
-import { ISSUE_CODES } from './yaml-issues.ts';
+import { ISSUE_CODES } from './issue-codes.ts';
 import { effect, id, isoTime, nonEmpty, port, rangeListSchema } from './schema-parts.ts';
 export { effects, rangeListSchema, rangeSchema, type Range } from './schema-parts.ts';
 import { parseVkey } from '../journal/checkpoint.ts';

@@ -8,6 +8,8 @@ import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, type Docum
 import type { z } from 'zod';
 import { PenstockError } from '../common/errors.ts';
 import type { ConfigIssue } from './types.ts';
+import { ISSUE_CODES } from './issue-codes.ts';
+export { ISSUE_CODES } from './issue-codes.ts';
 
 export type Path = readonly (string | number)[];
 
@@ -213,19 +215,6 @@ export function issueAt(source: YamlSource, path: Path, message: string, severit
 
 // ---------------------------------------------------------------- zod issues → located issues
 
-/**
- * Stable codes of config errors (ConfigIssue.code): tests and tools match on these, never on the
- * message text. A schema's own check carries its code as `params: { code }` on its custom issue.
- */
-export const ISSUE_CODES = {
-  unknownField: 'E_UNKNOWN_FIELD',
-  missingField: 'E_MISSING_FIELD',
-  wrongType: 'E_WRONG_TYPE',
-  rangeInverted: 'E_RANGE_INVERTED',
-  rangeOverlap: 'E_RANGE_OVERLAP',
-  windowReversed: 'E_WINDOW_REVERSED',
-  windowEmpty: 'E_WINDOW_EMPTY',
-} as const;
 
 function coded(issue: ConfigIssue, code: string | undefined): ConfigIssue {
   return code === undefined ? issue : { ...issue, code };
