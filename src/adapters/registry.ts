@@ -1,25 +1,27 @@
-// The explicit list of front doors. A protocol missing here is a start-up error in config.
-// Schemas are loaded eagerly (config validation needs them, even for `penstockctl config check` on a
-// machine where no daemon runs); an adapter's implementation is loaded only when a listener uses it,
-// so a gateway without OPC UA never loads node-opcua (≈ 100 MB of RSS on a small box).
-import type { ProtocolAdapter, ProtocolSchemas } from './types.ts';
-import { modbusListenerSchema, modbusTargetSchema } from './modbus/schema.ts';
-import { sshListenerSchema, sshTargetSchema } from './ssh/schema.ts';
-import { opcuaListenerSchema, opcuaTargetSchema } from './opcua/schema.ts';
+// The module table: every protocol Penstock has a front door for, one line each. A protocol missing
+// here is a start-up error in config. Shared code (config, policy, journal, admin, cli, core's
+// composition root) looks protocols up here and never names one; adding a protocol is a folder under
+// src/adapters/ and a line below (docs/protocols/adding.md).
+//
+// The modules are small and loaded eagerly (config validation, policy and the journal need their
+// schemas, matchers and renderers, even for `penstockctl config check` where no daemon runs); a front
+// door itself is loaded only when a listener or a tunnel uses it (`load()`), so a gateway without a
+// protocol never loads its stack (node-opcua alone is ≈ 100 MB of RSS on a small box).
+import type { FrontDoor, ProtocolModule, ProtocolTable } from './types.ts';
+import { modbusModule } from './modbus/module.ts';
+import { opcuaModule } from './opcua/module.ts';
+import { sshModule } from './ssh/module.ts';
 
-export const protocolSchemas: ProtocolSchemas = new Map([
-  ['modbus', { listenerSchema: modbusListenerSchema, targetSchema: modbusTargetSchema }],
-  ['ssh', { listenerSchema: sshListenerSchema, targetSchema: sshTargetSchema }],
-  ['opcua', { listenerSchema: opcuaListenerSchema, targetSchema: opcuaTargetSchema }],
-]);
+const modules: readonly ProtocolModule[] = [modbusModule, opcuaModule, sshModule] as unknown as ProtocolModule[];
 
-const loaders: ReadonlyMap<string, () => Promise<ProtocolAdapter>> = new Map([
-  ['modbus', async () => (await import('./modbus/adapter.ts')).modbusAdapter],
-  ['ssh', async () => (await import('./ssh/adapter.ts')).sshAdapter],
-  ['opcua', async () => (await import('./opcua/adapter.ts')).opcuaAdapter],
-]);
+export const protocols: ProtocolTable = new Map(modules.map((m) => [m.name, m]));
 
-/** The adapter for a protocol, loaded on first use; undefined for a protocol Penstock has no front door for. */
-export async function loadAdapter(protocol: string): Promise<ProtocolAdapter | undefined> {
-  return loaders.get(protocol)?.();
+/** The protocol named `name`, or undefined for one Penstock has no front door for. */
+export function protocolModule(name: string): ProtocolModule | undefined {
+  return protocols.get(name);
+}
+
+/** The front door of a protocol, loaded on first use; undefined for a protocol Penstock has no front door for. */
+export async function loadFrontDoor(name: string): Promise<FrontDoor | undefined> {
+  return protocols.get(name)?.load();
 }

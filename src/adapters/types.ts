@@ -61,12 +61,20 @@ export class DryRunUsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** What config warnings a rule of this protocol gets (stable `W_…` codes). */
+/** What config check says of one rule of this protocol: a warning (stable `W_…` code), or an error (`E_…`). */
 export interface RuleWarning {
   /** Path below the rule body, e.g. `['exec']`. */
   path: Path;
   code: string;
   message: string;
+  /** Default: a warning. An error is for what only the protocol can check (a name the table must know). */
+  severity?: 'warning' | 'error';
+}
+
+/** What a rule check may consult beside the rule. */
+export interface RuleCheckContext {
+  /** The module table: a rule may name another protocol (a tunnel carrying it). */
+  readonly protocols: ProtocolTable;
 }
 
 /** A firmware-profile point checked by the profile's protocol. */
@@ -100,8 +108,8 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   };
   /** The pure rule matcher policy/decide.ts asks. */
   readonly matcher: ProtocolMatcher<O, R>;
-  /** Config warnings for one rule (rules that grant more than they seem to). */
-  ruleWarnings?(rule: R): RuleWarning[];
+  /** Config warnings for one rule (rules that grant more than they seem to), and errors only the protocol can see. */
+  ruleWarnings?(rule: R, context: RuleCheckContext): RuleWarning[];
   /** The journal's block for an action object, in the names OT analysts know (Zeek, Suricata). */
   renderObject(object: O): Record<string, unknown>;
   /** One short line for people (`penstockctl`): `write holding_register 100 = [5] (unit 1, fc 6)`. */
@@ -111,9 +119,23 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
    * documentation and tests read it; the front door answers with it.
    */
   readonly refusals: Readonly<Record<DecisionReason, string>>;
-  /** Journal events this protocol alone emits, with their codes (must also be in journal/codes.ts). */
-  readonly events?: readonly string[];
+  /**
+   * Journal events this protocol alone emits, by name, with their codes (`PS3xxxW`: the block of
+   * actions). Codes are stable like the shared ones in journal/codes.ts; test/journal/codes.test.ts checks both.
+   */
+  readonly events?: Readonly<Record<string, string>>;
   readonly dryRun?: DryRunSyntax;
+  /** How `penstockctl grants issue --rule <name>:KEY=VALUE,…` reads this protocol's rule keys. */
+  readonly quickRule?: {
+    /** Keys whose value is a list, items separated by spaces (`exec=systemctl status *`). */
+    readonly listKeys: readonly string[];
+    /** Keys (or list keys) whose values are numbers. */
+    readonly numberKeys: readonly string[];
+    /** List keys whose all-digit items are numbers and other items stay text (`addresses=100 200-210`). */
+    readonly numericItemKeys?: readonly string[];
+    /** One or two examples for the help text. */
+    readonly examples: readonly string[];
+  };
   /** Secrets this protocol stores in the vault in a form of its own (`penstockctl vault set --as NAME`). */
   readonly secretForms?: Readonly<Record<string, { description: string; encode(plain: string): string | Promise<string> }>>;
   /** Its FrontDoor has serveStream: another front door's tunnel (`ssh -L`) may carry this protocol. */
@@ -127,10 +149,3 @@ export type ProtocolTable = ReadonlyMap<string, ProtocolModule>;
 
 /** Per-protocol config schemas, as config/load.ts needs them (it must not import adapters). */
 export type ProtocolSchemas = ReadonlyMap<string, { listenerSchema: z.ZodType; targetSchema: z.ZodType }>;
-
-/** Transitional: what today's adapter folders export; each becomes the FrontDoor of its ProtocolModule. */
-export interface ProtocolAdapter extends FrontDoor {
-  readonly protocol: string;
-  readonly listenerSchema: z.ZodType;
-  readonly targetSchema: z.ZodType;
-}

@@ -3,9 +3,10 @@
 // parts validate and act; this file only maps requests to them.
 import { z } from 'zod';
 import { PenstockError } from '../common/errors.ts';
-import { grantSchema, modbusTables } from '../config/schema.ts';
+import { grantSchema } from '../config/schema.ts';
+import { protocols } from '../adapters/registry.ts';
 import { MAX_CONFIG_BYTES } from '../config/limits.ts';
-import type { Action } from '../policy/types.ts';
+import type { Action, ActionObject } from '../policy/types.ts';
 import type { AdminCommand, AdminCommandTable, CommandContext } from './types.ts';
 import { findRecordings, readRecordingChunk, type JournalReader } from './recordings.ts';
 
@@ -24,43 +25,28 @@ const CHECKED_TEXT_NAME = 'config.yaml';
 const id = z.string().min(1).max(128);
 const note = z.string().max(1000).optional();
 
-const modbusObjectSchema = z.strictObject({
-  kind: z.literal('modbus'),
-  unit: z.number().int().min(0).max(255),
-  functionCode: z.number().int().min(1).max(127),
-  table: z.enum(modbusTables).nullable(),
-  address: z.number().int().min(0).max(65535),
-  quantity: z.number().int().min(1).max(2000),
-  values: z.array(z.number().int().min(0).max(65535)).max(2000).optional(),
-});
-
-const opcuaObjectSchema = z.strictObject({
-  kind: z.literal('opcua'),
-  nodeId: z.string().min(1).max(4096),
-  browsePath: z.string().min(1).max(4096).optional(),
-  attribute: z.string().min(1).max(64).optional(),
-  value: z.number().optional(),
-  objectId: z.string().min(1).max(4096).optional(),
-});
-
-const sshObjectSchema = z.strictObject({
-  kind: z.literal('ssh'),
-  channel: z.enum(['exec', 'shell', 'tunnel', 'sftp']),
-  commandLine: z.string().max(16384).optional(),
-  argv: z.array(z.string().max(16384)).max(4096).optional(),
-  metacharacters: z.boolean().optional(),
-  tunnel: z.enum(['modbus', 'raw']).optional(),
-  path: z.string().min(1).max(4096).optional(),
-  direction: z.enum(['download', 'upload']).optional(),
-  bytes: z.number().int().min(0).optional(),
-});
-
 const verbs = ['read', 'write', 'call', 'browse', 'subscribe', 'history', 'exec', 'shell', 'tunnel', 'upload', 'download', 'diagnostic', 'program', 'other'] as const satisfies readonly Action['verb'][];
+
+/** An action object, checked by the schema of the protocol its `kind` names (its module's objectSchema). */
+const actionObjectSchema = z.unknown().transform((value, ctx): ActionObject => {
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  const m = typeof kind === 'string' ? protocols.get(kind) : undefined;
+  if (!m) {
+    ctx.addIssue({ code: 'custom', path: ['kind'], message: `must be one of ${[...protocols.keys()].join(', ')}` });
+    return z.NEVER;
+  }
+  const r = m.objectSchema.safeParse(value);
+  if (!r.success) {
+    for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+    return z.NEVER;
+  }
+  return r.data;
+});
 
 /** An action for a dry run, without its target (given beside it). */
 export const dryRunActionSchema = z.strictObject({
   verb: z.enum(verbs),
-  object: z.discriminatedUnion('kind', [modbusObjectSchema, opcuaObjectSchema, sshObjectSchema]),
+  object: actionObjectSchema,
 });
 
 export const adminCommands: AdminCommandTable = {

@@ -47,7 +47,7 @@ export async function findRecordings(journal: JournalReader, id: string): Promis
     if (from > journal.firstRetained()) await new Promise<void>((resolve) => setImmediate(resolve));
     for (const row of journal.readEvents(from, Math.min(SCAN_SLICE, end - from))) {
       if (!row.bytes.includes('"recording"')) continue;
-      const e = JSON.parse(row.bytes) as { time?: string; event?: string; session?: string; principal?: string; target?: string; action?: { verb?: string; ssh?: { command?: string } }; outcome?: { recording?: { sha256?: unknown; bytes?: unknown; path?: unknown; truncated?: unknown } } };
+      const e = JSON.parse(row.bytes) as { time?: string; event?: string; session?: string; principal?: string; target?: string; action?: { verb?: string } & Record<string, unknown>; outcome?: { recording?: { sha256?: unknown; bytes?: unknown; path?: unknown; truncated?: unknown } } };
       const r = e.outcome?.recording;
       if (e.event !== 'action.outcome' || !r || typeof r.sha256 !== 'string' || typeof r.path !== 'string') continue;
       if (bySha ? r.sha256 !== id : e.session !== id) continue;
@@ -58,7 +58,7 @@ export async function findRecordings(journal: JournalReader, id: string): Promis
         ...(e.principal ? { principal: e.principal } : {}),
         ...(e.target ? { target: e.target } : {}),
         ...(e.action?.verb ? { verb: e.action.verb } : {}),
-        ...(e.action?.ssh?.command !== undefined ? { command: e.action.ssh.command } : {}),
+        ...(commandOf(e.action) !== undefined ? { command: commandOf(e.action) } : {}),
         sha256: r.sha256,
         bytes: typeof r.bytes === 'number' ? r.bytes : 0,
         path: r.path,
@@ -97,4 +97,13 @@ export async function readRecordingChunk(journal: JournalReader, sha256: string,
   } finally {
     closeSync(fd);
   }
+}
+
+/** The command a recorded action ran: the `command` of its protocol block (`action.<protocol>.command`). */
+function commandOf(action: Record<string, unknown> | undefined): string | undefined {
+  for (const block of Object.values(action ?? {})) {
+    const command = block !== null && typeof block === 'object' ? (block as { command?: unknown }).command : undefined;
+    if (typeof command === 'string') return command;
+  }
+  return undefined;
 }

@@ -2,6 +2,7 @@
 // or from quick flags. The daemon validates it in full; this only builds the object.
 import { readFileSync } from 'node:fs';
 import { UsageError } from './io.ts';
+import { protocols } from '../adapters/registry.ts';
 import { parse as parseYaml } from 'yaml';
 
 export function readGrantFile(file: string): unknown {
@@ -35,18 +36,17 @@ export interface QuickGrantOptions {
   rule?: string[];
 }
 
-/** Rule keys whose value is a list; items are separated by spaces (`exec=systemctl status *`). */
-const LIST_KEYS = new Set(['units', 'tables', 'addresses', 'points', 'function_codes', 'verbs', 'nodes', 'browse_paths', 'exec']);
-const NUMBER_KEYS = new Set(['units', 'function_codes', 'min', 'max']);
-
 /**
- * `PROTOCOL:KEY=VALUE[,KEY=VALUE…]`, e.g. `modbus:preset=readonly`, `modbus:access=write,tables=holding_register,addresses=100-110,max=500`,
- * `ssh:exec=systemctl status *`, `opcua:verbs=read browse,browse_paths=Objects/Boiler`. A rule that needs more
- * (sftp, several lists with commas) belongs in a grant file.
+ * `PROTOCOL:KEY=VALUE[,KEY=VALUE…]`: the protocol's module says which keys are lists and numbers, and
+ * gives examples (`penstockctl grants issue --help`). A rule that needs more (nested maps, several lists
+ * with commas) belongs in a grant file.
  */
 export function parseQuickRule(text: string): Record<string, unknown> {
-  const m = /^(modbus|opcua|ssh):(.*)$/s.exec(text.trim());
-  if (!m) throw new UsageError(`--rule ${text}: expected PROTOCOL:KEY=VALUE[,KEY=VALUE…] with PROTOCOL modbus, opcua or ssh`);
+  const m = /^([a-z][a-z0-9_-]*):(.*)$/s.exec(text.trim());
+  const names = [...protocols.values()].filter((p) => p.quickRule).map((p) => p.name);
+  const protocol = m ? protocols.get(m[1]!) : undefined;
+  if (!m || !protocol?.quickRule) throw new UsageError(`--rule ${text}: expected PROTOCOL:KEY=VALUE[,KEY=VALUE…] with PROTOCOL one of ${names.join(', ')}`);
+  const keys = protocol.quickRule;
   const body: Record<string, unknown> = {};
   for (const pair of m[2]!.split(',')) {
     if (!pair.trim()) continue;
@@ -54,10 +54,11 @@ export function parseQuickRule(text: string): Record<string, unknown> {
     if (eq <= 0) throw new UsageError(`--rule ${text}: "${pair}" is not KEY=VALUE`);
     const key = pair.slice(0, eq).trim();
     const raw = pair.slice(eq + 1).trim();
-    if (LIST_KEYS.has(key)) {
+    const isNumber = keys.numberKeys.includes(key);
+    if (keys.listKeys.includes(key)) {
       const items = raw.split(/\s+/).filter(Boolean);
-      body[key] = items.map((item) => (NUMBER_KEYS.has(key) || (key === 'addresses' && /^\d+$/.test(item)) ? Number(item) : item));
-    } else if (NUMBER_KEYS.has(key)) {
+      body[key] = items.map((item) => (isNumber || (keys.numericItemKeys?.includes(key) && /^\d+$/.test(item)) ? Number(item) : item));
+    } else if (isNumber) {
       body[key] = Number(raw);
     } else if (raw === 'true' || raw === 'false') {
       body[key] = raw === 'true';
@@ -65,7 +66,12 @@ export function parseQuickRule(text: string): Record<string, unknown> {
       body[key] = raw;
     }
   }
-  return { [m[1]!]: body };
+  return { [protocol.name]: body };
+}
+
+/** Examples of --rule for the help text, from every protocol that reads quick rules. */
+export function quickRuleExamples(): string[] {
+  return [...protocols.values()].flatMap((p) => p.quickRule?.examples ?? []);
 }
 
 export function quickGrant(o: QuickGrantOptions, nowMs: number): Record<string, unknown> {

@@ -10,12 +10,15 @@ import { isPenstockError } from '../common/errors.ts';
 import type { PendingApproval } from '../approvals/approvals.ts';
 import type { ConfigIssue } from '../config/types.ts';
 import type { SessionView } from '../sessions/types.ts';
-import type { Action, Decision } from '../policy/types.ts';
+import type { Action, ActionObject, Decision, Verb } from '../policy/types.ts';
+
+/** An action without its target (the admin command takes the target beside it). */
+type DryRunAction = { verb: Verb; object: ActionObject };
 import { DEFAULT_ADMIN_SOCKET, adminRequest } from '../admin/client.ts';
-import { modbusAction, opcuaAction, sshAction, type DryRunAction } from './action.ts';
+import { protocols } from '../adapters/registry.ts';
 import { UsageError, type Io } from './io.ts';
 export type { Io } from './io.ts';
-import { quickGrant, readGrantFile, type QuickGrantOptions } from './grant-input.ts';
+import { quickGrant, quickRuleExamples, readGrantFile, type QuickGrantOptions } from './grant-input.ts';
 import { addJournalCommands } from './journal.ts';
 import { addVaultCommands } from './vault.ts';
 import { addReplayCommand } from './replay.ts';
@@ -119,7 +122,8 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
     .option('--purpose <text>', 'what the work is')
     .option('--from <iso>', 'start, ISO 8601 with zone (default now)')
     .option('--until <iso>', 'end, ISO 8601 with zone')
-    .option('--rule <rule>', "PROTOCOL:KEY=VALUE[,…], e.g. 'modbus:preset=readonly' (repeat for several)", collect, [])
+    .option('--rule <rule>', `PROTOCOL:KEY=VALUE[,…], e.g. ${quickRuleExamples().slice(0, 1).map((e) => `'${e}'`).join('')} (repeat for several)`, collect, [])
+    .addHelpText('after', `\nQuick rules:\n${quickRuleExamples().map((e) => `  --rule '${e}'`).join('\n')}`)
     .action(async (o: QuickGrantOptions & { file?: string }) => {
       const quick = o.id || o.principal || o.ticket || o.until || o.from || o.purpose || o.target?.length || o.rule?.length;
       if (o.file !== undefined && quick) throw new UsageError('use either --file or the quick flags, not both');
@@ -154,38 +158,34 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
       });
   }
 
+  // One sub-command; each protocol's module brings its syntax, options and help (its `dryRun`).
+  const dryRuns = [...protocols.values()].filter((m) => m.dryRun);
   const policy = program.command('policy').description('ask policy without doing anything');
-  policy.command('check')
+  const check = policy.command('check')
     .description('dry run: would PRINCIPAL be allowed this on TARGET now, and by which grant and rule?')
-    .usage(`PRINCIPAL TARGET modbus read|write TABLE ADDRESS [--quantity N] [--unit U] [--fc FC] [--values 1,2,3]
-       PRINCIPAL TARGET opcua read|write|call|browse|subscribe|history NODEID [--value V] [--browse-path P]
-       PRINCIPAL TARGET ssh exec -- COMMAND ARGS...
-       PRINCIPAL TARGET ssh shell | ssh tunnel [modbus|raw]`)
+    .usage(dryRuns.flatMap((m) => m.dryRun!.usage.map((u) => `PRINCIPAL TARGET ${u}`)).join('\n       '))
     .argument('<principal>')
     .argument('<target>')
-    .argument('<protocol>', 'modbus, opcua or ssh')
-    .argument('[args...]')
-    .option('--quantity <n>', 'modbus: number of coils or registers (default: number of --values, else 1)')
-    .option('--unit <u>', 'modbus: unit id (default 1)')
-    .option('--fc <fc>', 'modbus: function code (default: from verb, table and quantity)')
-    .option('--values <list>', 'modbus: values written, comma separated')
-    .option('--value <v>', 'opcua: numeric value written')
-    .option('--browse-path <path>', 'opcua: browse path of the node')
-    .option('--attribute <name>', 'opcua: attribute read')
-    .option('--object <nodeid>', 'opcua: object a method is called on')
-    .addHelpText('after', '\nModbus ADDRESS is the 0-based protocol address. TABLE: coil, discrete_input, input_register, holding_register.\nWrites: coil → fc 5 (one) / 15 (several); holding_register → fc 6 / 16.')
-    .action(async (principal: string, target: string, protocol: string, rest: string[], o: Record<string, string | undefined>) => {
-      let action: DryRunAction;
-      if (protocol === 'modbus') action = modbusAction(rest, o);
-      else if (protocol === 'opcua') action = opcuaAction(rest, o);
-      else if (protocol === 'ssh') {
-        const { parseCommandLine } = await import('../policy/argv.ts');
-        action = sshAction(rest, parseCommandLine);
-      } else throw new UsageError(`protocol must be modbus, opcua or ssh (got ${protocol})`);
-      const r = (await call('policy.check', { principal, target, action })) as { principal: string; action: Action; at: string; decision: Decision };
-      show(r, () => renderDecision(r));
-      exitCode = r.decision.effect === 'allow' ? EXIT.ok : r.decision.effect === 'approve' ? EXIT.approve : EXIT.no;
-    });
+    .argument('<protocol>', dryRuns.map((m) => m.name).join(', '))
+    .argument('[args...]');
+  const seen = new Set<string>();
+  for (const m of dryRuns) {
+    for (const o of m.dryRun!.options) {
+      if (seen.has(o.flags)) continue;
+      seen.add(o.flags);
+      check.option(o.flags, `${m.name}: ${o.description}`);
+    }
+  }
+  const help = dryRuns.flatMap((m) => (m.dryRun!.help ? [m.dryRun!.help] : [])).join('\n');
+  if (help) check.addHelpText('after', `\n${help}`);
+  check.action(async (principal: string, target: string, protocol: string, rest: string[], o: Record<string, string | undefined>) => {
+    const m = protocols.get(protocol);
+    if (!m?.dryRun) throw new UsageError(`protocol must be one of ${dryRuns.map((d) => d.name).join(', ')} (got ${protocol})`);
+    const action: DryRunAction = m.dryRun.parse(rest, o);
+    const r = (await call('policy.check', { principal, target, action })) as { principal: string; action: Action; at: string; decision: Decision };
+    show(r, () => renderDecision(r));
+    exitCode = r.decision.effect === 'allow' ? EXIT.ok : r.decision.effect === 'approve' ? EXIT.approve : EXIT.no;
+  });
 
   const config = program.command('config').description('configuration');
   config.command('check')
@@ -202,8 +202,8 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
           ? ((await call('config.check', { text: read.text, name: path })) as { issues: ConfigIssue[] }).issues
           : [fileIssue(path, read.message, 'error', read.code)];
       } else {
-        const { protocolSchemas } = await import('../adapters/registry.ts');
-        issues = checkConfig(path, protocolSchemas).issues;
+        const { protocols } = await import('../adapters/registry.ts');
+        issues = checkConfig(path, protocols).issues;
       }
       const { text, errors } = renderIssues(issues, formatIssue);
       show({ ok: errors === 0, issues }, () => text);

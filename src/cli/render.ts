@@ -5,6 +5,7 @@ import type { ConfigIssue } from '../config/types.ts';
 import type { HeldGrant } from '../grants/types.ts';
 import type { Action, Decision } from '../policy/types.ts';
 import type { SessionView } from '../sessions/types.ts';
+import { protocols } from '../adapters/registry.ts';
 
 /** Columns separated by two spaces, each as wide as its widest cell. */
 export function table(headers: string[], rows: string[][]): string {
@@ -82,7 +83,7 @@ export function renderStatus(status: Record<string, unknown>): string {
   }
   out.push('');
   out.push(listeners.length ? table(['LISTENER', 'PROTOCOL', 'ADDRESS'], listeners.map((l) => [str(l.id), str(l.protocol), address(l)])) : 'no front doors listening');
-  // Front doors that keep their own upstream links (OPC UA) say how each target is doing.
+  // Front doors that keep their own upstream links say how each target is doing.
   const targets = listeners.flatMap((l) => (Array.isArray(l.targets) ? (l.targets as Record<string, unknown>[]).map((t) => [str(l.id), str(t.id), str(t.upstream), t.mirrored_at ? `${str(t.mirrored_nodes)} nodes at ${str(t.mirrored_at)}` : 'not yet']) : []));
   if (targets.length) out.push('', table(['LISTENER', 'TARGET', 'UPSTREAM', 'MIRRORED'], targets));
   return out.join('\n');
@@ -191,17 +192,10 @@ export function renderApprovals(approvals: PendingApproval[], nowMs: number): st
   );
 }
 
-/** One line for an action: `write holding_register 100 x2 = [1,2] (unit 1, fc 16)`. */
+/** One line for an action, in its protocol's words (its module's describeAction). */
 export function actionText(a: Action): string {
-  const o = a.object;
-  switch (o.kind) {
-    case 'modbus':
-      return `${a.verb} ${o.table ?? 'fc'} ${o.address}${o.quantity > 1 ? ` x${o.quantity}` : ''}${o.values ? ` = [${o.values.join(',')}]` : ''} (unit ${o.unit}, fc ${o.functionCode})`;
-    case 'opcua':
-      return `${a.verb} ${o.nodeId}${o.value !== undefined ? ` = ${o.value}` : ''}`;
-    case 'ssh':
-      return o.channel === 'exec' ? `exec ${o.commandLine ?? (o.argv ?? []).join(' ')}` : o.channel;
-  }
+  const m = protocols.get(a.object.kind);
+  return m ? m.describeAction(a) : `${a.verb} ${a.object.kind}`;
 }
 
 export function renderDecision(r: { principal: string; action: Action; at: string; decision: Decision }): string {

@@ -5,6 +5,10 @@ import type { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { UsageError, type Io } from './io.ts';
+import { protocols } from '../adapters/registry.ts';
+
+/** commander's name for a flag's value: --some-form → someForm. */
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 
 interface VaultHelpers {
   io: Io;
@@ -13,8 +17,8 @@ interface VaultHelpers {
 
 /** The vault and key paths the daemon would use for this config file. */
 async function vaultPaths(configFile: string): Promise<{ file: string; keyFile: string }> {
-  const [{ loadConfig }, { protocolSchemas }] = await Promise.all([import('../config/load.ts'), import('../adapters/registry.ts')]);
-  const config = loadConfig(resolve(configFile), protocolSchemas);
+  const [{ loadConfig }, { protocols }] = await Promise.all([import('../config/load.ts'), import('../adapters/registry.ts')]);
+  const config = loadConfig(resolve(configFile), protocols);
   return { file: config.appliance.vault_file, keyFile: config.appliance.vault_key_file };
 }
 
@@ -48,16 +52,21 @@ export function addVaultCommands(program: Command, h: VaultHelpers): void {
       h.show(names, () => (names.length ? names.join('\n') : '(vault is empty)'));
     });
 
-  vault.command('set')
-    .description('store a credential read from standard input, e.g.  penstockctl vault set plc-ssh < key.pem')
+  const set = vault.command('set')
+    .description('store a credential read from standard input, e.g.  penstockctl vault set plc-1 < key.pem')
     .argument('<name>', 'referenced from config as vault:NAME')
-    .option(...configOption)
-    .option('--opcua-password', 'store the scrypt hash of the password instead (for principals\' opcua_user.password)')
-    .action(async (name: string, o: { config: string; opcuaPassword?: boolean }) => {
+    .option(...configOption);
+  // A protocol that keeps a secret in a form of its own (a password hash) adds a flag: --<form>.
+  const forms = [...protocols.values()].flatMap((m) => Object.entries(m.secretForms ?? {}));
+  for (const [form, { description }] of forms) set.option(`--${form}`, description);
+  set
+    .action(async (name: string, o: Record<string, string | boolean | undefined> & { config: string }) => {
       const { Vault } = await import('../vault/vault.ts');
       const { file, keyFile } = await vaultPaths(o.config);
       let value = readStdinValue();
-      if (o.opcuaPassword) value = (await import('../adapters/opcua/identity.ts')).hashOpcuaPassword(value);
+      const chosen = forms.filter(([form]) => o[camel(form)] === true);
+      if (chosen.length > 1) throw new UsageError(`choose one of ${chosen.map(([f]) => `--${f}`).join(', ')}`);
+      if (chosen[0]) value = await chosen[0][1].encode(value);
       mkdirSync(dirname(file), { recursive: true, mode: 0o750 });
       Vault.open(file, keyFile).set(name, value);
       h.show({ name, stored: true }, () => `stored vault:${name}`);

@@ -6,8 +6,7 @@ import type { FirmwareProfile } from './types.ts';
 import { matchPoints } from './profiles.ts';
 import { issueAt, type Path, type YamlSource } from './yaml-issues.ts';
 import type { ConfigIssue } from './types.ts';
-import { sshRuleWarnings } from './ssh-warnings.ts';
-import { MODBUS_TABLE_WRITES } from '../policy/modbus.ts';
+import { protocols } from '../adapters/registry.ts';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -18,14 +17,10 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const externalRefRe = /^[a-z][a-z0-9-]*:\S+$/;
 
 /**
- * Stable codes of the rule warnings below: tests and tools match on these, never on the message text.
- * SSH exec rules have their own (W_SSH_EXEC_…, src/config/ssh-warnings.ts).
+ * Stable codes of the warnings below: tests and tools match on these, never on the message text. Rules
+ * get theirs from their protocol's module (`ruleWarnings`, W_<PROTOCOL>_…).
  */
 export const WARNING_CODES = {
-  /** A Modbus rule allowing writes to every address 0-65535 (or naming no addresses at all). */
-  modbusWriteEverywhere: 'W_MODBUS_WRITE_ALL_ADDRESSES',
-  /** An SFTP rule allowing uploads to any top-level path (`/*`, `/**`). */
-  sftpUploadAnywhere: 'W_SFTP_UPLOAD_ANYWHERE',
   /** A pull API client named by subject (any certificate with it) may acknowledge, and so prune. */
   syncSubjectMayAck: 'W_SYNC_SUBJECT_MAY_ACK',
 } as const;
@@ -157,8 +152,15 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
           if (matchPoints(profile, glob).length === 0) err([...at, 'points', pi], `${glob} matches no point of firmware profile ${name} (target ${String(target.id)})`);
         }
       });
-      if (protocol === 'ssh') for (const w of sshRuleWarnings(body)) warn([...at, w.field], w.message, w.code);
-      if (body.effect !== 'deny') for (const w of widestRuleWarnings(protocol, body)) warn([...at, ...w.path], w.message, w.code);
+      // Rules that grant more than they seem to, and references only the protocol can check: its module says.
+      const m = protocols.get(protocol);
+      const parsed = m?.ruleSchema.safeParse(body);
+      if (m?.ruleWarnings && parsed?.success) {
+        for (const w of m.ruleWarnings(parsed.data, { protocols })) {
+          if (w.severity === 'error') out.push({ ...issueAt(source, [...at, ...w.path], w.message), code: w.code });
+          else warn([...at, ...w.path], w.message, w.code);
+        }
+      }
     });
   });
   return out;
@@ -175,66 +177,4 @@ function syncClientWarnings(root: Obj, warn: (path: Path, message: string, code:
     if (!list(c.roles).includes('ack')) return;
     warn(['sync', 'clients', i, 'subject'], 'any certificate sync.tls.client_ca issues with this subject may acknowledge, letting retention remove events; name this client by its certificate fingerprint instead', WARNING_CODES.syncSubjectMayAck);
   });
-}
-
-// ---------------------------------------------------------------- rules that grant (nearly) everything
-
-interface RuleWarning {
-  /** Inside the rule's body. */
-  path: Path;
-  message: string;
-  code: string;
-}
-
-/** Warnings for an allowing rule whose reach is the whole of what its protocol can do. */
-function widestRuleWarnings(protocol: string, body: Obj): RuleWarning[] {
-  if (protocol === 'ssh') return sftpUploadAnywhere(body);
-  if (protocol === 'modbus') return modbusWriteEverywhere(body);
-  return [];
-}
-
-/** An upload path pattern whose first segment is a wildcard can write anywhere from the root down. */
-function sftpUploadAnywhere(body: Obj): RuleWarning[] {
-  const sftp = isObj(body.sftp) ? body.sftp : undefined;
-  if (!sftp || (sftp.direction !== 'upload' && sftp.direction !== 'both')) return [];
-  const out: RuleWarning[] = [];
-  list(sftp.paths).forEach((p, i) => {
-    if (typeof p !== 'string') return;
-    const first = p.split('/').find((seg) => seg !== '');
-    if (first === undefined || /^\*+$/.test(first)) {
-      out.push({ path: ['sftp', 'paths', i], code: WARNING_CODES.sftpUploadAnywhere, message: `allows uploads anywhere: \`${p}\` matches every top-level path; name the directory uploads go to` });
-    }
-  });
-  return out;
-}
-
-const MODBUS_ADDRESS_SPACE = 65_536;
-
-/** Writes to every address: `readwrite`/`write` (or write codes) over 0-65535, or with no addresses or points at all. */
-function modbusWriteEverywhere(body: Obj): RuleWarning[] {
-  const writes = body.access === 'write' || body.access === 'readwrite' || body.preset === 'readwrite' || body.preset === 'programming'
-    || list(body.function_codes).some((fc) => typeof fc === 'number' && MODBUS_TABLE_WRITES.has(fc));
-  if (!writes || body.points !== undefined) return [];
-  if (body.addresses !== undefined) {
-    // The schema refuses overlapping ranges, so the covered count is the sum of the ranges' sizes.
-    let covered = 0;
-    for (const r of list(body.addresses)) {
-      const range = addressRange(r);
-      if (!range) return []; // malformed: the schema reports it
-      covered += range.to - range.from + 1;
-    }
-    if (covered < MODBUS_ADDRESS_SPACE) return [];
-  }
-  const what = body.addresses === undefined ? 'no addresses or points' : 'addresses 0-65535';
-  return [{ path: body.addresses === undefined ? [] : ['addresses'], code: WARNING_CODES.modbusWriteEverywhere, message: `allows writes to every address (${what}); name the registers and coils that may be written` }];
-}
-
-function addressRange(r: unknown): { from: number; to: number } | undefined {
-  if (typeof r === 'number' && Number.isInteger(r)) return { from: r, to: r };
-  if (typeof r === 'string') {
-    const m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(r);
-    return m ? { from: Number(m[1]), to: Math.min(Number(m[2]), MODBUS_ADDRESS_SPACE - 1) } : undefined;
-  }
-  if (isObj(r) && typeof r.from === 'number' && typeof r.to === 'number') return { from: r.from, to: Math.min(r.to, MODBUS_ADDRESS_SPACE - 1) };
-  return undefined;
 }

@@ -21,7 +21,7 @@ export const hardwareProfileSchema = z.strictObject({
   state_dir: absPath,
   runtime_dir: absPath,
   journal_map_size_mib: z.number().int().min(16).max(1024 * 1024),
-  /** The board's RAM: the OPC UA front door caps the message buffers unauthenticated clients may negotiate at a share of it. */
+  /** The board's RAM: front doors cap the message buffers unauthenticated clients may negotiate at a share of it. */
   memory_mib: z.number().int().min(128).max(1024 * 1024),
   /** Limits for the service's cgroup (systemd MemoryMax=, TasksMax=): the shipped unit carries the smallest profile's. */
   service: z.strictObject({

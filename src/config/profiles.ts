@@ -1,4 +1,5 @@
-// Firmware profiles: named register (or node) maps of one device model, from firmware-profiles/*.yaml.
+// Firmware profiles: named point maps of one device model, from firmware-profiles/*.yaml. The fields
+// every point has are checked here; where a point is on the wire, by its protocol's module.
 // A rule can then say `points: [controls.WMaxLimPct]` instead of raw addresses, and a write is bounded
 // by the point's safe range. Each file is checked as strictly as the config, with the same located errors.
 import { readdirSync } from 'node:fs';
@@ -6,7 +7,8 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { PenstockError } from '../common/errors.ts';
-import { modbusTables } from './schema.ts';
+import { protocols } from '../adapters/registry.ts';
+import type { ProtocolModule } from '../adapters/types.ts';
 import type { ConfigIssue, FirmwareProfile, ProfilePoint } from './types.ts';
 import { fileIssue, issueAt, readYaml, sortIssues, throwIfErrors, zodToIssues, deepFreeze } from './yaml-issues.ts';
 
@@ -19,12 +21,9 @@ export const profileNameRe = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const pointNameRe = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const typeWords: Record<Exclude<ProfilePoint['type'], 'string'>, number> = { uint16: 1, int16: 1, uint32: 2, int32: 2, float32: 2 };
 
-const pointSchema = z.strictObject({
+const pointFields = {
   name: z.string().regex(pointNameRe, 'must be a dotted name such as setpoints.WMaxLimPct'),
   description: z.string().optional(),
-  table: z.enum(modbusTables).optional(),
-  address: z.number().int().min(0).max(65535).optional(),
-  node: z.string().min(1).optional(),
   type: z.enum(['uint16', 'int16', 'uint32', 'int32', 'float32', 'string']),
   words: z.number().int().min(1).max(125),
   scale_exponent: z.number().int().min(-10).max(10).optional(),
@@ -33,61 +32,46 @@ const pointSchema = z.strictObject({
   access: z.enum(['R', 'RW']),
   min: z.number().optional(),
   max: z.number().optional(),
-}).superRefine((p, ctx) => {
-  if (p.type !== 'string' && p.words !== typeWords[p.type]) ctx.addIssue({ code: 'custom', path: ['words'], message: `a ${p.type} spans ${typeWords[p.type]} register(s), not ${p.words}` });
-  if (p.address !== undefined && p.address + p.words - 1 > 65535) ctx.addIssue({ code: 'custom', path: ['words'], message: `point runs past address 65535` });
-  if (p.min !== undefined && p.max !== undefined && p.min > p.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `min ${p.min} exceeds max ${p.max}` });
-  if ((p.table === 'coil' || p.table === 'discrete_input') && p.words !== 1) ctx.addIssue({ code: 'custom', path: ['words'], message: `a ${p.table} is one bit: words must be 1` });
-  if ((p.table === 'discrete_input' || p.table === 'input_register') && p.access === 'RW') ctx.addIssue({ code: 'custom', path: ['access'], message: `a ${p.table} cannot be written` });
-  if (p.scale_factor !== undefined && p.scale_exponent !== undefined) ctx.addIssue({ code: 'custom', path: ['scale_factor'], message: 'a point has a fixed scale_exponent or a run-time scale_factor, not both' });
-});
+};
 
-export const firmwareProfileSchema = z.strictObject({
+/** A point of a profile for `m`: the shared fields and the module's own, strictly. */
+function pointSchemaOf(m: ProtocolModule) {
+  return z.strictObject({ ...pointFields, ...m.profilePoint!.fields }).superRefine((p, ctx) => {
+    if (p.type !== 'string' && p.words !== typeWords[p.type]) ctx.addIssue({ code: 'custom', path: ['words'], message: `a ${p.type} spans ${typeWords[p.type]} register(s), not ${p.words}` });
+    if (p.min !== undefined && p.max !== undefined && p.min > p.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `min ${p.min} exceeds max ${p.max}` });
+    if (p.scale_factor !== undefined && p.scale_exponent !== undefined) ctx.addIssue({ code: 'custom', path: ['scale_factor'], message: 'a point has a fixed scale_exponent or a run-time scale_factor, not both' });
+  });
+}
+
+const profileFields = {
   name: z.string().regex(profileNameRe, 'must be 1-64 letters, digits, dash or underscore'),
   vendor: z.string().min(1),
   model: z.string().min(1),
   firmware: z.string().min(1).optional(),
-  protocol: z.enum(['modbus', 'opcua']),
   source: z.string().min(1),
   word_order: z.enum(['big', 'little']).default('big'),
-  points: z.array(pointSchema).min(1),
-}).superRefine((prof, ctx) => {
-  const names = new Map<string, number>();
-  prof.points.forEach((p, i) => {
-    const first = names.get(p.name);
-    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['points', i, 'name'], message: `duplicate point name ${p.name} (also points[${first}])` });
-    else names.set(p.name, i);
-    if (prof.protocol === 'modbus') {
-      if (p.table === undefined) ctx.addIssue({ code: 'custom', path: ['points', i], message: 'a modbus point needs `table`' });
-      if (p.address === undefined) ctx.addIssue({ code: 'custom', path: ['points', i], message: 'a modbus point needs `address`' });
-      if (p.node !== undefined) ctx.addIssue({ code: 'custom', path: ['points', i, 'node'], message: '`node` is for opcua profiles' });
-    } else {
-      if (p.node === undefined) ctx.addIssue({ code: 'custom', path: ['points', i], message: 'an opcua point needs `node`' });
-      if (p.table !== undefined || p.address !== undefined) ctx.addIssue({ code: 'custom', path: ['points', i, p.table !== undefined ? 'table' : 'address'], message: '`table` and `address` are for modbus profiles' });
-    }
+};
+
+/** Profiles exist for the protocols whose modules read points; one strict schema each, chosen by `protocol`. */
+function buildProfileSchema() {
+  const withPoints = [...protocols.values()].filter((m) => m.profilePoint);
+  const options = withPoints.map((m) => z.strictObject({ ...profileFields, protocol: z.literal(m.name), points: z.array(pointSchemaOf(m)).min(1) }));
+  return z.discriminatedUnion('protocol', options as unknown as [z.ZodObject, ...z.ZodObject[]]).superRefine((raw, ctx) => {
+    const prof = raw as unknown as FirmwareProfile;
+    const names = new Map<string, number>();
+    prof.points.forEach((p, i) => {
+      const first = names.get(p.name);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['points', i, 'name'], message: `duplicate point name ${p.name} (also points[${first}])` });
+      else names.set(p.name, i);
+      // A run-time scale factor is another point of the same profile, read from the device; the
+      // protocol's module says which points can be one.
+      if (p.scale_factor !== undefined && !prof.points.some((q) => q.name === p.scale_factor)) ctx.addIssue({ code: 'custom', path: ['points', i, 'scale_factor'], message: `names no point of this profile (${p.scale_factor})` });
+      for (const issue of protocols.get(prof.protocol)!.profilePoint!.check(p, prof)) ctx.addIssue({ code: 'custom', path: ['points', i, ...issue.path], message: issue.message });
+    });
   });
-  // A run-time scale factor is a one-register signed point of the same profile, read from the device.
-  prof.points.forEach((p, i) => {
-    if (p.scale_factor === undefined) return;
-    const sf = prof.points.find((q) => q.name === p.scale_factor);
-    if (!sf) ctx.addIssue({ code: 'custom', path: ['points', i, 'scale_factor'], message: `names no point of this profile (${p.scale_factor})` });
-    else if (prof.protocol !== 'modbus' || sf.type !== 'int16' || sf.words !== 1 || sf.table !== 'holding_register') {
-      ctx.addIssue({ code: 'custom', path: ['points', i, 'scale_factor'], message: `${p.scale_factor} must be a modbus int16 holding register` });
-    }
-  });
-  // Two points sharing a register is a map error: a write to one would silently change the other.
-  const spans = prof.points
-    .map((p, i) => ({ i, name: p.name, table: p.table, from: p.address, to: p.address === undefined ? undefined : p.address + p.words - 1 }))
-    .filter((s): s is { i: number; name: string; table: NonNullable<typeof s.table>; from: number; to: number } => s.table !== undefined && s.from !== undefined)
-    .sort((a, b) => (a.table === b.table ? a.from - b.from || a.i - b.i : a.table < b.table ? -1 : 1));
-  for (let k = 1; k < spans.length; k++) {
-    const prev = spans[k - 1]!;
-    const cur = spans[k]!;
-    if (cur.table === prev.table && cur.from <= prev.to) {
-      ctx.addIssue({ code: 'custom', path: ['points', cur.i, 'address'], message: `${cur.table} ${cur.from}-${cur.to} (${cur.name}) overlaps ${prev.from}-${prev.to} (${prev.name})` });
-    }
-  }
-});
+}
+
+export const firmwareProfileSchema = buildProfileSchema();
 
 /** Check one profile file (firmware-profiles/NAME.yaml). Never throws for bad input. */
 export function checkFirmwareProfile(name: string, dir: string = DEFAULT_PROFILES_DIR): { profile?: FirmwareProfile; issues: ConfigIssue[]; missing?: boolean } {

@@ -2,101 +2,34 @@
 // Keys in the file are snake_case and stay snake_case here, so a message can name the field exactly as
 // plant staff wrote it. Every object is strict: an unknown key is an error, never ignored.
 //
-// Cross-references (a grant naming a missing target, a rule naming a missing profile point) and
-// protocol-specific listener/target options are checked by the loader (config/load.ts), which knows
-// the adapter registry; this file knows no adapter.
+// Cross-references (a grant naming a missing target, a rule naming a missing profile point) are checked
+// by config/check.ts. What is a protocol's own (its rule bodies, its credentials, its listener and
+// target options) comes from its module in the table (src/adapters/registry.ts); this file names none.
 import { z } from 'zod';
 import { ISSUE_CODES } from './issue-codes.ts';
-import { effect, id, isoTime, nonEmpty, port, rangeListSchema } from './schema-parts.ts';
+import { id, isoTime, nonEmpty, port } from './schema-parts.ts';
+import type { Effect } from '../policy/types.ts';
+import { protocols } from '../adapters/registry.ts';
 export { effects, rangeListSchema, rangeSchema, type Range } from './schema-parts.ts';
 import { parseVkey } from '../journal/checkpoint.ts';
 import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '../sync/clients.ts';
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'must be HH:MM (24-hour), e.g. 08:00');
 
-// ---------------------------------------------------------------- rules (protocol object models)
-
-export const modbusTables = ['coil', 'discrete_input', 'input_register', 'holding_register'] as const;
-export const modbusPresets = ['readonly', 'readwrite', 'programming'] as const;
+// ---------------------------------------------------------------- rules
 
 /**
- * A Modbus rule. `access` read covers the read functions of the table(s), write the write functions.
- * `preset` names a function-code set (readonly: 1-4, 7, 11, 12, 20, 24, 43/14; readwrite adds 5, 6, 15, 16,
- * 22, 23; programming: the diagnostic, file-record and vendor programming codes, granted only by name).
- * `points` names firmware-profile points (globs such as `setpoints.*`) instead of raw `addresses`.
- * `min`/`max` bound written values: raw register values, or engineering units when `points` is used.
+ * A rule names exactly one protocol, `- <protocol>: { … }`, whose module gives the body's schema
+ * (src/adapters/<protocol>/rules.ts).
  */
-export const modbusRuleSchema = z.strictObject({
-  effect,
-  preset: z.enum(modbusPresets).optional(),
-  access: z.enum(['read', 'write', 'readwrite']).optional(),
-  units: z.array(z.number().int().min(0).max(255)).min(1).optional(),
-  tables: z.array(z.enum(modbusTables)).min(1).optional(),
-  addresses: rangeListSchema.optional(),
-  points: z.array(nonEmpty).min(1).optional(),
-  function_codes: z.array(z.number().int().min(1).max(127)).min(1).optional(),
-  min: z.number().optional(),
-  max: z.number().optional(),
-}).superRefine((r, ctx) => {
-  if (!r.preset && !r.access && !r.function_codes) ctx.addIssue({ code: 'custom', message: 'a modbus rule needs `preset`, `access` or `function_codes`' });
-  if (r.addresses && r.points) ctx.addIssue({ code: 'custom', path: ['points'], message: 'use either `addresses` or `points`, not both' });
-  if (r.min !== undefined && r.max !== undefined && r.min > r.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `min ${r.min} exceeds max ${r.max}` });
-});
-
-export const opcuaVerbs = ['read', 'write', 'call', 'browse', 'subscribe', 'history'] as const;
-/** An OPC UA rule: node ids (exact, or a trailing `*` glob), browse-path prefixes, or profile points. */
-export const opcuaRuleSchema = z.strictObject({
-  effect,
-  verbs: z.array(z.enum(opcuaVerbs)).min(1),
-  nodes: z.array(nonEmpty).min(1).optional(),
-  browse_paths: z.array(nonEmpty).min(1).optional(),
-  points: z.array(nonEmpty).min(1).optional(),
-  min: z.number().optional(),
-  max: z.number().optional(),
-}).superRefine((r, ctx) => {
-  if (!r.nodes && !r.browse_paths && !r.points) ctx.addIssue({ code: 'custom', message: 'an opcua rule needs `nodes`, `browse_paths` or `points`' });
-  if (r.min !== undefined && r.max !== undefined && r.min > r.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `min ${r.min} exceeds max ${r.max}` });
-});
-
-/**
- * An SSH rule. `exec` is an argv pattern (policy/argv-pattern.ts): literal words, `*` for one operand
- * (never an option), `--NAME=*` for that option with any value, a final `...` for any operands; `-*`
- * (any option) and a final `-...` (any tail) admit options. It is matched against the argv parsed with POSIX shell quoting, never a regex
- * over the raw string. `command_line` names one exact command line, and is the only way to allow shell
- * metacharacters. `shell`, `tunnel` and `sftp` grant those channel kinds. `pty: true` on an exec or
- * command_line rule lets the command run with a terminal when the client asks for one (`ssh -t`);
- * without it the command runs without one (a pager or editor on a terminal is a shell).
- */
-export const sshRuleSchema = z.strictObject({
-  effect,
-  exec: z.array(nonEmpty).min(1).optional(),
-  command_line: nonEmpty.optional(),
-  pty: z.literal(true).optional(),
-  shell: z.literal(true).optional(),
-  tunnel: z.enum(['modbus', 'raw']).optional(),
-  sftp: z.strictObject({
-    paths: z.array(nonEmpty).min(1),
-    direction: z.enum(['download', 'upload', 'both']),
-    max_bytes: z.number().int().positive().optional(),
-  }).optional(),
-}).superRefine((r, ctx) => {
-  const kinds = ['exec', 'command_line', 'shell', 'tunnel', 'sftp'].filter((k) => (r as Record<string, unknown>)[k] !== undefined);
-  if (kinds.length !== 1) ctx.addIssue({ code: 'custom', message: `an ssh rule names exactly one of exec, command_line, shell, tunnel, sftp (found ${kinds.length ? kinds.join(', ') : 'none'})` });
-  if (r.pty && !r.exec && r.command_line === undefined) ctx.addIssue({ code: 'custom', path: ['pty'], message: '`pty` applies to exec and command_line rules (a shell rule always gets the terminal the client asks for)' });
-  const e = r.exec;
-  if (e && e.slice(0, -1).some((w) => w === '...' || w === '-...')) ctx.addIssue({ code: 'custom', path: ['exec'], message: '`...` and `-...` may only be the last word of an exec pattern' });
-});
-
-/** Exactly one protocol key per rule, e.g. `- modbus: { preset: readonly }`. */
-export const ruleSchema = z.union([
-  z.strictObject({ modbus: modbusRuleSchema }),
-  z.strictObject({ opcua: opcuaRuleSchema }),
-  z.strictObject({ ssh: sshRuleSchema }),
-]);
-export type RuleConfig = z.infer<typeof ruleSchema>;
-export type ModbusRuleConfig = z.infer<typeof modbusRuleSchema>;
-export type OpcuaRuleConfig = z.infer<typeof opcuaRuleSchema>;
-export type SshRuleConfig = z.infer<typeof sshRuleSchema>;
+function buildRuleSchema() {
+  const options = [...protocols.values()].map((m) => z.strictObject({ [m.name]: m.ruleSchema }));
+  if (options.length === 0) throw new Error('no protocol modules registered');
+  return z.union(options as unknown as [z.ZodType, ...z.ZodType[]]);
+}
+export const ruleSchema = buildRuleSchema() as unknown as z.ZodType<RuleConfig>;
+/** `{ <protocol>: { effect, …the protocol's own fields } }`; policy/matchers.ts splits it. */
+export type RuleConfig = Readonly<Record<string, { effect: Effect; [field: string]: unknown }>>;
 
 // ---------------------------------------------------------------- grants
 
@@ -148,18 +81,17 @@ export const principalSchema = z.strictObject({
   expires: isoTime.optional(),
   /** Delegation: another principal's id, or an external reference `KIND:REF` such as `work-order:WO-4411`. */
   acting_for: nonEmpty.optional(),
+  /**
+   * How the principal proves who it is: X.509 client certificates (any front door that takes TLS
+   * clients), and whatever each protocol's module adds (`credentialSchemas`).
+   */
   credentials: z.strictObject({
-    /** OpenSSH public key lines (`ssh-ed25519 AAAA… comment`). */
-    ssh_keys: z.array(nonEmpty).optional(),
-    /** Names this principal answers to in OpenSSH certificates signed by a trusted CA. */
-    ssh_cert_principals: z.array(nonEmpty).optional(),
     /** X.509 client certificates: SHA-256 fingerprints (hex, colons allowed) or subject CNs. */
     x509: z.strictObject({
       fingerprints: z.array(nonEmpty).optional(),
       subject_cn: nonEmpty.optional(),
     }).optional(),
-    /** OPC UA user name; the password is a vault reference (`vault:NAME`), never inline. */
-    opcua_user: z.strictObject({ username: nonEmpty, password: z.string().regex(/^vault:/, 'must be a vault reference vault:NAME') }).optional(),
+    ...Object.assign({}, ...[...protocols.values()].map((m) => m.credentialSchemas ?? {})) as Record<string, z.ZodType>,
   }).default({}),
 });
 export type PrincipalConfig = z.infer<typeof principalSchema>;

@@ -1,14 +1,13 @@
 // What the loader hands to the rest of the daemon: validated, cross-checked, with defaults filled in.
 // Readers get one immutable snapshot; a reload builds a new one and swaps it whole (config/load.ts).
 import type { GrantConfig, PrincipalConfig, RawConfig, TargetBase, ListenerBase } from './schema.ts';
-import type { ModbusTable } from '../policy/types.ts';
 
 /** One problem found in a config file, located by file, line and column, and named by field path. */
 export interface ConfigIssue {
   file: string;
   line: number;
   column: number;
-  /** Field path as written in the file, e.g. `grants[2].rules[0].modbus.addresses[1]`. */
+  /** Field path as written in the file, e.g. `grants[2].rules[0].<protocol>.min`. */
   field: string;
   message: string;
   severity: 'error' | 'warning';
@@ -23,18 +22,17 @@ export type ListenerConfig = ListenerBase & Record<string, unknown>;
 
 export type PointType = 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'string';
 
-/** A named point of a device's register or node map, from firmware-profiles/. */
+/**
+ * A named point of a device's map, from firmware-profiles/: the fields every protocol shares, and the
+ * fields that say where the point is on the wire, which are the profile's protocol's own (its module's
+ * `profilePoint.fields`: a register table and address, a node id…).
+ */
 export interface ProfilePoint {
   /** Dotted name, e.g. `setpoints.WMaxLimPct` or `status.St`. */
   name: string;
   description?: string;
-  /** Modbus: table and 0-based protocol address of the first register. */
-  table?: ModbusTable;
-  address?: number;
-  /** OPC UA: node id or browse path on the upstream server. */
-  node?: string;
   type: PointType;
-  /** Registers the point spans (1 for 16-bit, 2 for 32-bit; strings say their length). */
+  /** 16-bit words the point spans (1 for 16-bit, 2 for 32-bit; strings say their length). */
   words: number;
   /** Engineering value = raw * 10^scale_exponent (SunSpec style fixed scale) when given. */
   scale_exponent?: number;
@@ -49,6 +47,8 @@ export interface ProfilePoint {
   /** Safe engineering range for writes. */
   min?: number;
   max?: number;
+  /** The protocol's own fields. */
+  [field: string]: unknown;
 }
 
 export interface FirmwareProfile {
@@ -56,7 +56,8 @@ export interface FirmwareProfile {
   vendor: string;
   model: string;
   firmware?: string;
-  protocol: 'modbus' | 'opcua';
+  /** The protocol whose module reads the points' wire fields. */
+  protocol: string;
   /** The public document the map was taken from. */
   source: string;
   /** Order of 16-bit words in 32-bit values: big (high word first, the SunSpec rule) or little. */

@@ -21,7 +21,7 @@ export interface YamlSource {
   data: unknown;
 }
 
-/** `grants[2].rules[0].modbus` — the form ConfigIssue.field uses. */
+/** `grants[2].rules[0].<protocol>.min` — the form ConfigIssue.field uses. */
 export function formatPath(path: Path): string {
   let out = '';
   for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;

@@ -23,8 +23,8 @@ export interface Refusal {
 }
 
 /**
- * The items of one request on the wire (an OPC UA batch of reads, writes or calls) share it: the request
- * takes one rate-limit token however many items it carries, as one Modbus request does.
+ * The items of one request on the wire (a batch of reads, writes or calls) share it: the request takes
+ * one rate-limit token however many items it carries, as a request of one item does.
  */
 export interface WireRequest {
   /** Set by the core at the first item: admitted, or the limit refusal every item then gets. */

@@ -12,7 +12,7 @@ import { systemScheduler, type Clock } from '../common/clock.ts';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
 import { checkConfig, loadConfig } from '../config/load.ts';
 import type { ConfigIssue, LoadedConfig } from '../config/types.ts';
-import { loadAdapter, protocolSchemas } from '../adapters/registry.ts';
+import { loadFrontDoor, protocols } from '../adapters/registry.ts';
 import type { RunningListener } from '../adapters/types.ts';
 import { LmdbJournal } from '../journal/journal.ts';
 import { generateSigningKeyPem } from '../journal/checkpoint.ts';
@@ -75,7 +75,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     this.#startedMs = this.#clock.now();
-    const config = await loadConfig(this.#opts.configFile, protocolSchemas);
+    const config = await loadConfig(this.#opts.configFile, protocols);
     for (const w of config.warnings) this.#log.warn({ file: w.file, line: w.line, field: w.field }, w.message);
     const app = config.appliance;
     ensureDir(app.state_dir, 0o750);
@@ -105,7 +105,7 @@ export class Daemon {
     await this.#journal.append({ event: 'daemon.started', detail: { version: VERSION, config: config.file, node: process.version } });
 
     for (const listener of config.listeners) {
-      const adapter = await loadAdapter(listener.protocol);
+      const adapter = await loadFrontDoor(listener.protocol);
       if (!adapter) throw new PenstockError('PS_PROTOCOL_UNKNOWN', `listener ${listener.id}: no front door for protocol ${listener.protocol}`);
       this.#listeners.push(await adapter.start(listener, this.#core));
     }
@@ -119,7 +119,7 @@ export class Daemon {
         core: this.#core,
         reload: () => this.reload(),
         // Text the operator's penstockctl read with its own rights; the daemon opens no path for this.
-        checkConfig: (text: string, name: string) => checkConfig(name, protocolSchemas, { text }),
+        checkConfig: (text: string, name: string) => checkConfig(name, protocols, { text }),
         status: () => this.status(),
         journal: this.#journal,
       },
@@ -179,7 +179,7 @@ export class Daemon {
 
   async #reloadOnce(): Promise<{ ok: boolean; issues: ConfigIssue[] }> {
     const core = this.core;
-    const { config, issues } = checkConfig(this.#opts.configFile, protocolSchemas);
+    const { config, issues } = checkConfig(this.#opts.configFile, protocols);
     const errors = issues.filter((i) => i.severity === 'error');
     const why = unreloadable(core.config(), config);
     if (!config || errors.length > 0 || why) {
@@ -256,7 +256,7 @@ export class Daemon {
     for (const t of g.targets) if (!config.targets.has(t)) throw new PenstockError('PS_GRANT_INVALID', `grant.targets: no target ${t}`);
     // The same cross-checks as the config file (rule protocol vs target, profile points): validate the
     // config as it would be with this grant added, and refuse on any error.
-    const { issues } = checkConfig(config.file, protocolSchemas, { extraGrants: [input] });
+    const { issues } = checkConfig(config.file, protocols, { extraGrants: [input] });
     const errors = issues.filter((i) => i.severity === 'error' && i.field.startsWith(`grants[${config.grants.length}]`));
     if (errors.length > 0) throw new PenstockError('PS_GRANT_INVALID', errors.map((e) => `${e.field.replace(/^grants\[\d+\]/, 'grant')}: ${e.message}`).join('; '));
     return g;

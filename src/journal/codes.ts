@@ -1,7 +1,9 @@
 // The registry of journal event types. Codes are stable: never renumber or reuse one; add new ones at
 // the end of their block. Suffix I = info, W = warning, E = error. test/journal/codes.test.ts checks
-// uniqueness and form.
-export const EVENT_CODES = {
+// uniqueness and form. Events only one protocol emits are its module's (`events`), merged in below.
+import { protocols } from '../adapters/registry.ts';
+
+const SHARED_EVENT_CODES = {
   // daemon life 1xxx
   'daemon.started': 'PS1001I',
   'daemon.stopping': 'PS1002I',
@@ -21,7 +23,6 @@ export const EVENT_CODES = {
   'action.outcome': 'PS3003I',
   'reads.aggregate': 'PS3004I',
   'action.malformed': 'PS3005W',
-  'ssh.channel_refused': 'PS3006W',
   // grants and approvals 4xxx
   'grant.issued': 'PS4001I',
   'grant.revoked': 'PS4002W',
@@ -42,7 +43,15 @@ export const EVENT_CODES = {
   'sync.cosigned': 'PS6004I',
 } as const;
 
-export type EventName = keyof typeof EVENT_CODES;
+/** A protocol's own event: `<protocol>.<what>`, registered by its module. */
+export type ProtocolEventName = `${string}.${string}`;
+export type EventName = keyof typeof SHARED_EVENT_CODES | ProtocolEventName;
+
+/** Every event name with its code: the shared ones and each protocol module's. */
+export const EVENT_CODES: Readonly<Record<string, string>> = Object.freeze({
+  ...SHARED_EVENT_CODES,
+  ...Object.assign({}, ...[...protocols.values()].map((m) => m.events ?? {})),
+});
 
 /**
  * Registered names no part emits yet. They stay (a code is never removed or reused: the snapshot in
@@ -50,4 +59,4 @@ export type EventName = keyof typeof EVENT_CODES;
  * for them; test/journal/codes-emitted.test.ts fails when another name goes unemitted, or when one of
  * these starts being emitted (then take it off this list).
  */
-export const NOT_EMITTED: readonly EventName[] = ['config.loaded', 'checkpoint.signed', 'alert.journal_unavailable', 'alert.out_of_window'];
+export const NOT_EMITTED: readonly (keyof typeof SHARED_EVENT_CODES)[] = ['config.loaded', 'checkpoint.signed', 'alert.journal_unavailable', 'alert.out_of_window'];

@@ -49,7 +49,7 @@ function factsOf(rule: RuleConfig): RuleFacts {
   return f;
 }
 
-/** What a rule grants (or refuses), in one line: `allow modbus: preset readonly; unit 1`. */
+/** What a rule grants (or refuses), in one line: `allow <protocol>: <what its matcher says>`. */
 export function explainRule(rule: RuleConfig): string {
   const f = factsOf(rule);
   if (f.text === undefined) {

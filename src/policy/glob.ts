@@ -1,5 +1,5 @@
-// Small globs for names policy compares: profile point names (`setpoints.*`), OPC UA node ids and
-// SFTP paths. `*` never crosses a separator, so `setpoints.*` cannot reach `setpoints.x.y` and
+// Small globs for names policy compares: profile point names (`setpoints.*`), node ids and file
+// paths. `*` never crosses a separator, so `setpoints.*` cannot reach `setpoints.x.y` and
 // `/var/log/*` cannot reach `/var/log/a/b`. Only paths know `**` (zero or more whole segments).
 
 /** `*` matches any run of characters (including none) within one segment; everything else is literal. */

@@ -1,78 +1,27 @@
-// What every front door turns a request into, and what policy answers. No wire format here:
-// a Modbus object is (unit, table, address range), not an MBAP header.
-import type { modbusTables, opcuaVerbs } from '../config/schema.ts';
+// What every front door turns a request into, and what policy answers. No wire format and no protocol
+// here: each protocol's module (src/adapters/<name>/module.ts) defines its own action object, as a
+// schema, and its matcher; policy looks the matcher up by the object's `kind`.
 
-export type ModbusTable = (typeof modbusTables)[number];
-export type OpcuaVerb = (typeof opcuaVerbs)[number];
-
-export interface ModbusObject {
-  kind: 'modbus';
-  unit: number;
-  functionCode: number;
-  /** Null for function codes that address no table (diagnostics, device identification, programming). */
-  table: ModbusTable | null;
-  address: number;
-  quantity: number;
-  /** Raw register (0..65535) or coil (0/1) values of a write, in address order. */
-  values?: number[];
-  /**
-   * Run-time scale factors the gateway read from the device for this write (profile point name →
-   * exponent), so bounds on points with a `scale_factor` compare engineering values.
-   */
-  scaleFactors?: Record<string, number>;
-}
-
-export interface OpcuaObject {
-  kind: 'opcua';
-  /** Gateway-side node id, e.g. `ns=1;s=boiler-1/Boiler/Drum/Level`. */
-  nodeId: string;
-  /** Browse path below the target folder, e.g. `Objects/Boiler/Drum/Level`, when known. */
-  browsePath?: string;
-  /** Attribute name for reads (Value, DisplayName, …). */
-  attribute?: string;
-  /**
-   * Numeric value of a write, for bounds checks: a number, or the exact decimal text of a 64-bit
-   * integer a double cannot hold (beyond ±2^53), compared exactly.
-   */
-  value?: number | string;
-  /** For calls: the object the method is called on. */
-  objectId?: string;
-}
-
-export interface SshObject {
-  kind: 'ssh';
-  channel: 'exec' | 'shell' | 'tunnel' | 'sftp';
-  /** The raw command line of an exec, as the client sent it. */
-  commandLine?: string;
-  /** The command line parsed with POSIX shell quoting; undefined when it could not be parsed. */
-  argv?: string[];
-  /** True when the command line holds shell metacharacters (; | & $( ) ` < > newline). */
-  metacharacters?: boolean;
-  /** An exec that asks to run with a terminal (the client requested a pty). */
-  pty?: boolean;
-  /** Tunnel destination kind, and for sftp the path and direction. */
-  tunnel?: 'modbus' | 'raw';
-  path?: string;
-  direction?: 'download' | 'upload';
-  bytes?: number;
-}
-
-export type ActionObject = ModbusObject | OpcuaObject | SshObject;
+/**
+ * A protocol's action object: `kind` is the protocol's name; the other fields are the protocol's own
+ * (its module's objectSchema). Policy reads only `kind`.
+ */
+export type ActionObject = { kind: string; [field: string]: unknown };
 
 export type Verb = 'read' | 'write' | 'call' | 'browse' | 'subscribe' | 'history' | 'exec' | 'shell' | 'tunnel' | 'upload' | 'download' | 'diagnostic' | 'program' | 'other';
 
-export interface Action {
+export interface Action<O extends ActionObject = ActionObject> {
   target: string;
   verb: Verb;
-  object: ActionObject;
+  object: O;
 }
 
 export type Effect = 'allow' | 'deny' | 'approve';
 
 /**
- * Why a decision came out as it did: a stable registry, so adapters map a reason to their own
- * protocol's refusal (Modbus: function_not_granted → exception 1, object_not_granted → 2,
- * value_out_of_bounds → 3) and tests match on it, never on the text.
+ * Why a decision came out as it did: a stable registry, so each front door maps a reason to its own
+ * protocol's refusal (its module's `refusals`: an exception code, a status code, a message) and tests
+ * match on it, never on the text.
  */
 export const DECISION_REASONS = {
   rule_allows: 'an allow rule of an active grant matches',

@@ -11,7 +11,7 @@ export interface SessionInit {
   principal: PrincipalConfig;
   /** Delegation chain, the principal first. */
   chain: string[];
-  /** Target id, when the front door already knows it (Modbus unit routing may learn it per request). */
+  /** Target id, when the front door already knows it (a front door that routes per request may learn it then). */
   target?: string;
   /** Listener id (the front door). */
   listener: string;
