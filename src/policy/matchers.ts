@@ -4,7 +4,7 @@ import type { ModbusRuleConfig, OpcuaRuleConfig, RuleConfig, SshRuleConfig } fro
 import type { ActionObject } from './types.ts';
 import type { ProtocolMatcher } from './matcher.ts';
 import { modbusMatcher } from './modbus.ts';
-import { opcuaMatcher } from './opcua.ts';
+import { opcuaMatcher } from '../adapters/opcua/policy.ts';
 import { sshMatcher } from './ssh.ts';
 
 type ObjectKind = ActionObject['kind'];

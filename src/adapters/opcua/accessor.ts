@@ -37,7 +37,7 @@ import {
 import type { WireRequest } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { Decision, OpcuaVerb } from '../../policy/types.ts';
-import { exactInt64 } from '../../policy/opcua.ts';
+import { exactInt64 } from './policy.ts';
 import type { GatewayNode } from './address-space.ts';
 import type { NamespaceMap } from './namespaces.ts';
 import { refusalStatusName, type Located, type OpcuaGateway } from './gateway.ts';
