@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide } from '../../src/policy/decide.ts';
-import { exactInt64, withinBounds } from '../../src/policy/opcua.ts';
+import { exactInt64, withinBounds } from '../../src/adapters/opcua/policy.ts';
 import type { Action } from '../../src/policy/types.ts';
 import { ctx, grant } from './fixtures.ts';
 

@@ -34,13 +34,16 @@ import {
   type Variant,
   type WriteValue,
 } from 'node-opcua';
-import type { WireRequest } from '../../core/core.ts';
+import { isPenstockError } from '../../common/errors.ts';
+import type { Authorization, WireRequest } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
-import type { Decision, OpcuaVerb } from '../../policy/types.ts';
-import { exactInt64 } from '../../policy/opcua.ts';
+import type { Decision } from '../../policy/types.ts';
+import type { OpcuaVerb } from './rules.ts';
+import { exactInt64 } from './policy.ts';
 import type { GatewayNode } from './address-space.ts';
 import type { NamespaceMap } from './namespaces.ts';
-import { refusalStatusName, type Located, type OpcuaGateway } from './gateway.ts';
+import type { Located, OpcuaGateway } from './gateway.ts';
+import { refusalStatusName } from './refusals.ts';
 import { UpstreamFailure, type OpcuaUpstream } from './upstream.ts';
 import { evidence } from './evidence.ts';
 import { RequestBudget } from './limits.ts';
@@ -60,8 +63,18 @@ function refused(d: Decision): StatusCode {
   return StatusCodes[refusalStatusName(d.reason)];
 }
 
+/**
+ * The status of an item that failed upstream. A PenstockError here is the upstream link refusing to
+ * forward without a valid Authorization (a bug, never a peer's doing): nothing was sent.
+ */
 function failureStatus(err: unknown): StatusCode {
+  if (isPenstockError(err)) return StatusCodes.BadInternalError;
   return err instanceof UpstreamFailure ? err.status : StatusCodes.BadCommunicationError;
+}
+
+/** What an item's outcome says of its failure: lost on the link, or never sent (no valid proof). */
+function failureOutcome(err: unknown): Record<string, unknown> {
+  return isPenstockError(err) ? { forwarded: false, error: err.code } : { upstream_failure: true };
 }
 
 /**
@@ -138,7 +151,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const out: (DataValue | undefined)[] = new Array(items.length);
     const local: number[] = [];
     // Value reads, per upstream link: every item is decided, and those allowed go upstream in ONE read.
-    const upstream = new Map<OpcuaUpstream, { idx: number[]; ids: ReadValueIdOptions[]; namespaces: NamespaceMap }>();
+    const upstream = new Map<OpcuaUpstream, { idx: number[]; ids: ReadValueIdOptions[]; auths: (Authorization | undefined)[]; namespaces: NamespaceMap }>();
     const decisions: Promise<void>[] = [];
     const request: WireRequest = {};
     for (let i = 0; i < items.length; i++) {
@@ -155,11 +168,13 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const attributeId = item.attributeId ?? AttributeIds.Value;
       if (attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable') {
         let group = upstream.get(at.upstream);
-        if (!group) upstream.set(at.upstream, (group = { idx: [], ids: [], namespaces: at.mirror.namespaces }));
-        group.idx.push(i);
+        if (!group) upstream.set(at.upstream, (group = { idx: [], ids: [], auths: [], namespaces: at.mirror.namespaces }));
+        const k = group.idx.push(i) - 1;
         group.ids.push(item.indexRange ? { nodeId: at.node.upstreamId, attributeId, indexRange: item.indexRange } : { nodeId: at.node.upstreamId, attributeId });
-        decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node), { request }).then((d) => {
-          if (d.effect !== 'allow') out[i] = new DataValue({ statusCode: refused(d) });
+        const auths = group.auths;
+        decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node), { request }).then((verdict) => {
+          if (verdict.authorization) auths[k] = verdict.authorization;
+          else out[i] = new DataValue({ statusCode: refused(verdict) });
         }));
         continue;
       }
@@ -175,9 +190,9 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         continue;
       }
       const attribute = ATTRIBUTE_NAMES[attributeId] ?? String(attributeId);
-      decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }), { request }).then((d) => {
-        if (d.effect === 'allow') serve();
-        else out[i] = new DataValue({ statusCode: refused(d) });
+      decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }), { request }).then((verdict) => {
+        if (verdict.authorization) serve();
+        else out[i] = new DataValue({ statusCode: refused(verdict) });
       }));
     }
     await Promise.all(decisions);
@@ -189,17 +204,20 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         local.forEach((i, k) => (out[i] = dvs[k]));
       })(),
       ...[...upstream].map(async ([link, group]) => {
-        // Refused items (already answered) stay behind.
+        // Refused items (already answered) stay behind; the others go with their Authorization.
         const idx: number[] = [];
         const ids: ReadValueIdOptions[] = [];
+        const auths: Authorization[] = [];
         group.idx.forEach((i, k) => {
-          if (out[i] !== undefined) return;
+          const auth = group.auths[k];
+          if (out[i] !== undefined || !auth) return;
           idx.push(i);
           ids.push(group.ids[k]!);
+          auths.push(auth);
         });
         if (idx.length === 0) return;
         try {
-          const dvs = await link.read(ids, req.maxAge ?? 0);
+          const dvs = await link.read(session!.id, ids, auths, req.maxAge ?? 0);
           idx.forEach((i, k) => {
             const dv = dvs[k];
             out[i] = dv ? toClient(dv, group.namespaces) : new DataValue({ statusCode: StatusCodes.BadCommunicationError });
@@ -218,7 +236,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const session = this.#gw.sessionOf(context as { session?: unknown });
     const out: StatusCode[] = new Array(nodesToWrite.length);
     const local: number[] = [];
-    const forward: { i: number; at: Located; action: ReturnType<OpcuaGateway['action']>; value: Variant }[] = [];
+    const forward: { i: number; at: Located; action: ReturnType<OpcuaGateway['action']>; value: Variant; auth: Authorization }[] = [];
     const request: WireRequest = {};
     const budget = new RequestBudget();
     const deadline = this.#gw.deadlineOf(nodesToWrite);
@@ -245,13 +263,13 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const value = numericValue(w.value?.value);
       const action = this.#gw.action(at.node, 'write', { attribute, ...(value !== undefined ? { value } : {}) });
       const forwardable = w.attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable' && at.node.writable;
-      const d = await this.#gw.core.authorize(session, action, {
+      const verdict = await this.#gw.core.authorize(session, action, {
         request,
         evidence: async () => ({ new_values: [evidence(raw)], ...(forwardable ? await this.#valueBefore(at) : {}) }),
         ...(deadline !== undefined ? { deadlineMs: deadline } : {}),
       });
-      if (d.effect !== 'allow') {
-        out[i] = refused(d);
+      if (!verdict.authorization) {
+        out[i] = refused(verdict);
         continue;
       }
       if (this.#clientGone(context, session, action)) {
@@ -277,7 +295,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         void this.#gw.core.recordOutcome(session, action, { status: status.name, forwarded: false, reason: (err as Error).message });
         continue;
       }
-      forward.push({ i, at, action, value: plantValue });
+      forward.push({ i, at, action, value: plantValue, auth: verdict.authorization });
     }
     if (local.length > 0) {
       const statuses = await this.#inner.write(context, local.map((i) => nodesToWrite[i]!));
@@ -289,7 +307,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const started = process.hrtime.bigint();
       const elapsed = () => Math.round((Number(process.hrtime.bigint() - started) / 1e6) * 10) / 10;
       try {
-        const statuses = await upstream.write(items);
+        const statuses = await upstream.write(session!.id, items, group.map((f) => f.auth));
         const ms = elapsed();
         group.forEach((f, k) => {
           const status = statuses[k] ?? StatusCodes.BadCommunicationError;
@@ -305,13 +323,13 @@ export class GatewayAccessor implements AddressSpaceAccessor {
           let status = failureStatus(err);
           if (retry) {
             try {
-              status = (await upstream.write([items[k]!]))[0] ?? StatusCodes.BadCommunicationError;
+              status = (await upstream.write(session!.id, [items[k]!], [f.auth]))[0] ?? StatusCodes.BadCommunicationError;
             } catch (alone) {
               status = failureStatus(alone);
             }
           }
           out[f.i] = status;
-          void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, ms: elapsed(), ...(retry ? { batch_failed: failureStatus(err).name, sent_alone: true } : { upstream_failure: true }) });
+          void this.#gw.core.recordOutcome(session!, f.action, { status: status.name, ms: elapsed(), ...(retry ? { batch_failed: failureStatus(err).name, sent_alone: true } : failureOutcome(err)) });
         }
       }
     }
@@ -375,7 +393,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
   /** The value about to be overwritten, read upstream for the write's record (or why it could not be). */
   async #valueBefore(at: Located): Promise<Record<string, unknown>> {
     try {
-      const [dv] = await at.upstream.read([{ nodeId: at.node.upstreamId, attributeId: AttributeIds.Value }]);
+      const [dv] = await at.upstream.readForGateway([{ nodeId: at.node.upstreamId, attributeId: AttributeIds.Value }]);
       return dv?.statusCode.isGood() ? { old_values: [evidence(dv.value.value)] } : { old_values_unavailable: dv?.statusCode.name ?? 'BadCommunicationError' };
     } catch (err) {
       return { old_values_unavailable: failureStatus(err).name };
@@ -410,9 +428,9 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       }
       const args = (m.inputArguments ?? []).map((v) => evidence(v.value));
       const action = this.#gw.action(method.node, 'call', { objectId: object.node.gatewayId });
-      const d = await this.#gw.core.authorize(session, action, { request, evidence: async () => ({ arguments: args }), ...(deadline !== undefined ? { deadlineMs: deadline } : {}) });
-      if (d.effect !== 'allow') {
-        out[i] = new CallMethodResult({ statusCode: refused(d) });
+      const verdict = await this.#gw.core.authorize(session, action, { request, evidence: async () => ({ arguments: args }), ...(deadline !== undefined ? { deadlineMs: deadline } : {}) });
+      if (!verdict.authorization) {
+        out[i] = new CallMethodResult({ statusCode: refused(verdict) });
         continue;
       }
       if (this.#clientGone(context, session, action)) {
@@ -434,14 +452,14 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         continue;
       }
       try {
-        const [r] = await method.upstream.call([{ objectId: object.node.upstreamId, methodId: method.node.upstreamId, inputArguments }]);
+        const [r] = await method.upstream.call(session.id, [{ objectId: object.node.upstreamId, methodId: method.node.upstreamId, inputArguments }], [verdict.authorization]);
         if (r?.outputArguments) r.outputArguments = r.outputArguments.map((v) => namespaces.variantToGateway(v));
         out[i] = r ?? new CallMethodResult({ statusCode: StatusCodes.BadCommunicationError });
         void this.#gw.core.recordOutcome(session, action, { status: r?.statusCode.name ?? 'BadCommunicationError', outputs: (r?.outputArguments ?? []).map((v) => evidence(v.value)) });
       } catch (err) {
         const status = failureStatus(err);
         out[i] = new CallMethodResult({ statusCode: status });
-        void this.#gw.core.recordOutcome(session, action, { status: status.name, upstream_failure: true });
+        void this.#gw.core.recordOutcome(session, action, { status: status.name, ...failureOutcome(err) });
       }
     }
     if (local.length > 0) {
@@ -467,18 +485,22 @@ export class GatewayAccessor implements AddressSpaceAccessor {
         localIdx.push(i);
         continue;
       }
-      const d = session ? await this.#gw.core.authorize(session, this.#gw.action(at.node, 'history', { attribute: 'Value' }), { request }) : undefined;
-      if (!d || d.effect !== 'allow') {
-        out[i] = new HistoryReadResult({ statusCode: d ? refused(d) : StatusCodes.BadUserAccessDenied });
+      if (!session) {
+        out[i] = new HistoryReadResult({ statusCode: StatusCodes.BadUserAccessDenied });
+        continue;
+      }
+      const verdict = await this.#gw.core.authorize(session, this.#gw.action(at.node, 'history', { attribute: 'Value' }), { request });
+      if (!verdict.authorization) {
+        out[i] = new HistoryReadResult({ statusCode: refused(verdict) });
         continue;
       }
       try {
-        const res = await at.upstream.historyRead(new HistoryReadRequest({
+        const res = await at.upstream.historyRead(session.id, new HistoryReadRequest({
           historyReadDetails: req.historyReadDetails,
           timestampsToReturn: req.timestampsToReturn,
           releaseContinuationPoints: req.releaseContinuationPoints,
           nodesToRead: [{ nodeId: at.node.upstreamId, indexRange: items[i]!.indexRange, dataEncoding: items[i]!.dataEncoding, continuationPoint: items[i]!.continuationPoint }],
-        }));
+        }), [verdict.authorization]);
         const result = res.results?.[0];
         // Past values in the gateway's namespace table, like current ones.
         out[i] = result ? at.mirror.namespaces.valueToGateway(result) : new HistoryReadResult({ statusCode: StatusCodes.BadCommunicationError });

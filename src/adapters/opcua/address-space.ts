@@ -272,7 +272,7 @@ export class TargetMirror {
     const typed: { n: GatewayNode; v: { dataType: NodeId }; type: NodeId }[] = [];
     for (let i = 0; i < vars.length; i += Math.floor(READ_BATCH / attrs.length)) {
       const batch = vars.slice(i, i + Math.floor(READ_BATCH / attrs.length));
-      const dvs = await this.#upstream.read(batch.flatMap((n) => attrs.map((attributeId) => ({ nodeId: n.upstreamId, attributeId }))));
+      const dvs = await this.#upstream.readForGateway(batch.flatMap((n) => attrs.map((attributeId) => ({ nodeId: n.upstreamId, attributeId }))));
       batch.forEach((n, k) => {
         const [dt, rank, access, desc] = dvs.slice(k * attrs.length, (k + 1) * attrs.length);
         const v = n.local as UAVariable & { dataType: NodeId; valueRank: number; accessLevel: number; userAccessLevel: number };
@@ -317,7 +317,7 @@ export class TargetMirror {
     if (todo.length === 0 || depth > 8) return;
     const attrs = [AttributeIds.BrowseName, AttributeIds.DisplayName, AttributeIds.IsAbstract, AttributeIds.DataTypeDefinition];
     const [dvs, refs] = await Promise.all([
-      this.#upstream.read(todo.flatMap((nodeId) => attrs.map((attributeId) => ({ nodeId, attributeId })))),
+      this.#upstream.readForGateway(todo.flatMap((nodeId) => attrs.map((attributeId) => ({ nodeId, attributeId })))),
       this.#upstream.browse(todo.flatMap((nodeId) => [
         { nodeId, browseDirection: BrowseDirection.Inverse, referenceTypeId: ReferenceTypeIds.HasSubtype, includeSubtypes: false, resultMask: 63 },
         { nodeId, browseDirection: BrowseDirection.Forward, referenceTypeId: ReferenceTypeIds.HasEncoding, includeSubtypes: false, resultMask: 63 },
@@ -367,7 +367,7 @@ export class TargetMirror {
       if (a.output) reads.push({ node, kind: 'output', upstreamId: a.output });
     }
     if (reads.length === 0) return;
-    const dvs = await this.#upstream.read(reads.map((r) => ({ nodeId: r.upstreamId, attributeId: AttributeIds.Value })));
+    const dvs = await this.#upstream.readForGateway(reads.map((r) => ({ nodeId: r.upstreamId, attributeId: AttributeIds.Value })));
     const argTypes = dvs.flatMap((dv) => (Array.isArray(dv?.value.value) ? (dv.value.value as Argument[]).map((a) => a.dataType) : []));
     await this.#mirrorDataTypes(argTypes, namespaces);
     reads.forEach((r, k) => {

@@ -3,8 +3,10 @@
 // watches that carry upstream notifications to the gateway's variables.
 import { DataType, NodeId, StatusCodes, Variant, type DataValue, type UAVariable } from 'node-opcua';
 import type { Core } from '../../core/core.ts';
+import { requireAuthorization, type Authorization } from '../../core/authorization.ts';
 import type { Session } from '../../sessions/registry.ts';
-import type { Action, DecisionReason, OpcuaObject, OpcuaVerb } from '../../policy/types.ts';
+import type { Action } from '../../policy/types.ts';
+import type { OpcuaObject, OpcuaVerb } from './rules.ts';
 import type { GatewayNode, TargetMirror } from './address-space.ts';
 import type { OpcuaUpstream } from './upstream.ts';
 import type { RateLimitedRefusals } from '../../core/refusals.ts';
@@ -170,9 +172,10 @@ export class OpcuaGateway {
    * monitored item on the node, from any session, shares one local watch and so one upstream item).
    * `first` settles once the variable holds a value from this watch (or after `firstWaitMs`): a new
    * monitored item created after it starts with a current value, not with one left from an earlier
-   * watch or with BadWaitingForInitialData.
+   * watch or with BadWaitingForInitialData. `auth` is the session's `subscribe` Authorization for it.
    */
-  watchLocal(at: Located, firstWaitMs = 2000): { release: () => void; first: Promise<void> } {
+  watchLocal(at: Located, session: Session, auth: Authorization, firstWaitMs = 2000): { release: () => void; first: Promise<void> } {
+    requireAuthorization(auth, session.id, { target: at.mirror.target, verb: 'subscribe' });
     const id = at.node.gatewayId;
     let w = this.#localWatches.get(id);
     if (!w) {
@@ -189,7 +192,7 @@ export class OpcuaGateway {
           this.core.log.debug({ node: id, err: (err as Error).message }, 'opcua notification not applied');
         }
         arrived();
-      });
+      }, session.id, auth);
       w = { count: 0, unwatch, first };
       this.#localWatches.set(id, w);
     }
@@ -207,9 +210,4 @@ export class OpcuaGateway {
     const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, firstWaitMs)));
     return { release, first: Promise.race([w.first, waited]).finally(() => clearTimeout(timer)) };
   }
-}
-
-/** The per-item status code a refusal is answered with (OPC UA Part 4, 7.34). */
-export function refusalStatusName(reason: DecisionReason): 'BadOutOfRange' | 'BadUserAccessDenied' {
-  return reason === 'value_out_of_bounds' ? 'BadOutOfRange' : 'BadUserAccessDenied';
 }

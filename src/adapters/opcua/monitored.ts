@@ -20,9 +20,10 @@ import {
   type OPCUAServer,
   type StatusCode,
 } from 'node-opcua';
-import type { WireRequest } from '../../core/core.ts';
+import type { Authorization, WireRequest } from '../../core/core.ts';
 import type { Action } from '../../policy/types.ts';
-import { refusalStatusName, type OpcuaGateway } from './gateway.ts';
+import type { OpcuaGateway } from './gateway.ts';
+import { refusalStatusName } from './refusals.ts';
 
 interface MonitoredItemLike {
   clientHandle: number;
@@ -126,24 +127,37 @@ export function enforceMonitoredItems(server: OPCUAServer, gw: OpcuaGateway): vo
       for (const req of items) {
         const at = gw.locate(req.itemToMonitor.nodeId);
         const feeds = at !== undefined && at.node.nodeClass === 'Variable' && req.itemToMonitor.attributeId === AttributeIds.Value;
+        let auth: Authorization | undefined;
         if (at) {
           if (!session) {
             results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes.BadUserAccessDenied }));
             continue;
           }
           if (feeds) {
-            const d = await gw.core.authorize(session, gw.subscribeAction(at.node), { request: wire });
-            if (d.effect !== 'allow') {
-              results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes[refusalStatusName(d.reason)] }));
+            const verdict = await gw.core.authorize(session, gw.subscribeAction(at.node), { request: wire });
+            if (!verdict.authorization) {
+              results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes[refusalStatusName(verdict.reason)] }));
               continue;
             }
+            auth = verdict.authorization;
           } else if (!gw.visible(session, at.node)) {
             results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes.BadUserAccessDenied }));
             continue;
           }
         }
-        // The local watch first, so the item's initial value is a current one from upstream.
-        const watch = at && feeds ? gw.watchLocal(at) : undefined;
+        // The local watch first, so the item's initial value is a current one from upstream. It goes
+        // upstream only with the item's Authorization; one that fails its check is a bug, and the item
+        // is not created.
+        let watch: ReturnType<OpcuaGateway['watchLocal']> | undefined;
+        if (at && feeds && session) {
+          try {
+            watch = gw.watchLocal(at, session, auth!);
+          } catch (err) {
+            gw.core.log.error({ node: at.node.gatewayId, err: (err as Error).message }, 'opcua monitored item not forwarded');
+            results.push(new MonitoredItemCreateResult({ statusCode: StatusCodes.BadInternalError }));
+            continue;
+          }
+        }
         await watch?.first;
         let created: ReturnType<SubscriptionLike['preCreateMonitoredItem']>;
         try {

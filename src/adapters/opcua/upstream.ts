@@ -4,7 +4,10 @@
 //     after the link drops; node-opcua repairs the session and re-creates the subscription's items;
 //   - while the link is down every request fails at once with BadNotConnected (never a hang), and a
 //     request that fails on the wire with BadCommunicationError;
-//   - one upstream monitored item per node however many sessions watch it (`watch`, ref-counted).
+//   - one upstream monitored item per node however many sessions watch it (`watch`, ref-counted);
+//   - what a client asked for goes upstream only with the Authorization of each of its items (read,
+//     write, call, historyRead, watch check it first); the gateway's own reads of the plant's structure
+//     (the mirror) and of a value about to be overwritten (for the write's record) are `readForGateway`.
 import type { Logger } from 'pino';
 import {
   AttributeIds,
@@ -33,6 +36,9 @@ import {
   type WriteValueOptions,
 } from 'node-opcua';
 import type { Secret } from '../../common/secret.ts';
+import { PenstockError } from '../../common/errors.ts';
+import { requireAuthorization, type Authorization } from '../../core/authorization.ts';
+import type { OpcuaVerb } from './rules.ts';
 import type { OpcuaTargetConfig } from './schema.ts';
 import type { StructureConstructor } from './namespaces.ts';
 
@@ -215,22 +221,47 @@ export class OpcuaUpstream {
     }
   }
 
-  read(nodes: ReadValueIdOptions[], maxAge = 0): Promise<DataValue[]> {
+  /**
+   * Before anything a client asked for goes upstream: one Authorization per item, each minted by the core
+   * for this session, this target and this verb. A failure is a bug (PS_INTERNAL), and nothing is sent.
+   */
+  #allowed(session: string, auths: readonly Authorization[], items: number, verb: OpcuaVerb): void {
+    if (auths.length !== items) throw new PenstockError('PS_INTERNAL', `${items} item(s) to forward with ${auths.length} authorization(s)`);
+    for (const a of auths) requireAuthorization(a, session, { target: this.target, verb });
+  }
+
+  /** A client's Value reads (each item allowed as `read`), in one upstream request. */
+  async read(session: string, nodes: ReadValueIdOptions[], auths: readonly Authorization[], maxAge = 0): Promise<DataValue[]> {
+    this.#allowed(session, auths, nodes.length, 'read');
     this.stats.reads++;
     return this.#do('read', (s) => s.read(nodes, maxAge));
   }
 
-  write(nodes: WriteValueOptions[]): Promise<StatusCode[]> {
+  /**
+   * The gateway's own reads, never a client's: the plant's structure for the mirror (attributes, argument
+   * lists) and, for the record of a write the core has allowed, the value about to be overwritten (the
+   * core asks for it before it mints the write's Authorization). What it returns goes into the mirror's
+   * metadata or the journal, not to a client.
+   */
+  readForGateway(nodes: ReadValueIdOptions[]): Promise<DataValue[]> {
+    this.stats.reads++;
+    return this.#do('read', (s) => s.read(nodes, 0));
+  }
+
+  async write(session: string, nodes: WriteValueOptions[], auths: readonly Authorization[]): Promise<StatusCode[]> {
+    this.#allowed(session, auths, nodes.length, 'write');
     this.stats.writes++;
     return this.#do('write', (s) => s.write(nodes));
   }
 
-  call(methods: CallMethodRequestOptions[]): Promise<CallMethodResult[]> {
+  async call(session: string, methods: CallMethodRequestOptions[], auths: readonly Authorization[]): Promise<CallMethodResult[]> {
+    this.#allowed(session, auths, methods.length, 'call');
     this.stats.calls++;
     return this.#do('call', (s) => s.call(methods));
   }
 
-  historyRead(request: HistoryReadRequest): Promise<HistoryReadResponse> {
+  async historyRead(session: string, request: HistoryReadRequest, auths: readonly Authorization[]): Promise<HistoryReadResponse> {
+    this.#allowed(session, auths, request.nodesToRead?.length ?? 0, 'history');
     this.stats.reads++;
     return this.#do('history read', (s) => s.historyRead(request));
   }
@@ -268,8 +299,10 @@ export class OpcuaUpstream {
   /**
    * Watch the Value of an upstream node. The first watcher creates the upstream monitored item, the last
    * one to leave deletes it; a late joiner gets the last value at once. Returns the unwatch function.
+   * `auth` is the `subscribe` Authorization of the session whose monitored item asks for it.
    */
-  watch(nodeId: string, fn: Watcher): () => void {
+  watch(nodeId: string, fn: Watcher, session: string, auth: Authorization): () => void {
+    this.#allowed(session, [auth], 1, 'subscribe');
     let w = this.#watches.get(nodeId);
     if (!w) {
       w = { watchers: new Set(), item: undefined, last: undefined };

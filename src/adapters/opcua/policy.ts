@@ -1,12 +1,11 @@
 // OPC UA rules: which services (verbs) on which nodes. A rule names nodes by id (exact, or a prefix
 // ending in `*`), by browse-path prefix (whole segments: `Objects/Boiler` covers `Objects/Boiler/Drum`
 // but not `Objects/Boiler2`), or by firmware-profile point; any of its names may match.
-import type { OpcuaRuleConfig } from '../config/schema.ts';
-import type { ProfilePoint } from '../config/types.ts';
-import { opcuaVerbs } from '../config/schema.ts';
-import type { Action, OpcuaObject } from './types.ts';
-import { boundsText, fit, miss, withinBounds as withinNumberBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from './matcher.ts';
-import { matchDotted } from './glob.ts';
+import type { ProfilePoint } from '../../config/types.ts';
+import type { Action } from '../../policy/types.ts';
+import { boundsText, fit, miss, withinBounds as withinNumberBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from '../../policy/matcher.ts';
+import { matchDotted } from '../../policy/glob.ts';
+import { INTEGER_TEXT, opcuaVerbs, type OpcuaObject, type OpcuaRuleConfig } from './rules.ts';
 
 export function matchNodePattern(pattern: string, nodeId: string): boolean {
   return pattern.endsWith('*') ? nodeId.startsWith(pattern.slice(0, -1)) : nodeId === pattern;
@@ -27,7 +26,6 @@ function pointsFor(o: OpcuaObject, env: MatchEnv): ProfilePoint[] {
   return env.profile?.points.filter((p) => p.node !== undefined && (p.node === o.nodeId || p.node === o.browsePath)) ?? [];
 }
 
-const INTEGER_TEXT = /^-?(0|[1-9][0-9]{0,19})$/;
 const INT64 = { min: -(2n ** 63n), max: 2n ** 63n - 1n };
 const UINT64_MAX = 2n ** 64n - 1n;
 
