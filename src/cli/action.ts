@@ -1,7 +1,6 @@
 // Turning `penstockctl policy check` arguments into the Action a front door would build, so a dry run
 // asks policy exactly what a real request would.
 import { modbusTables } from '../config/schema.ts';
-import type { ParsedCommandLine } from '../policy/argv.ts';
 import { MODBUS_FUNCTION_CODES } from '../policy/modbus.ts';
 import type { ModbusTable, Verb } from '../policy/types.ts';
 
@@ -99,42 +98,4 @@ export function opcuaAction(args: string[], opts: OpcuaCheckOptions): DryRunActi
       ...(opts.object !== undefined ? { objectId: opts.object } : {}),
     },
   };
-}
-
-/**
- * `ssh exec -- CMD ARGS…` / `ssh shell` / `ssh tunnel [modbus|raw]`. One word after `--` is taken as the
- * command line exactly as a client would send it; several words are joined with POSIX quoting, so
- * `-- ls -l "my file"` asks about the argv [ls, -l, my file].
- */
-export function sshAction(args: string[], parse: (line: string) => ParsedCommandLine): DryRunAction {
-  const [channel, ...rest] = args;
-  if (channel === 'shell') {
-    if (rest.length) throw new UsageError(`ssh shell takes no arguments (got ${rest.join(' ')})`);
-    return { verb: 'shell', object: { kind: 'ssh', channel: 'shell' } };
-  }
-  if (channel === 'tunnel') {
-    const kind = rest[0] ?? 'raw';
-    if ((kind !== 'modbus' && kind !== 'raw') || rest.length > 1) throw new UsageError('ssh tunnel takes modbus or raw');
-    return { verb: 'tunnel', object: { kind: 'ssh', channel: 'tunnel', tunnel: kind } };
-  }
-  if (channel !== 'exec') throw new UsageError(`ssh: expected exec, shell or tunnel, got ${channel ?? 'nothing'}`);
-  if (rest.length === 0) throw new UsageError('ssh exec: give the command after --, e.g. policy check P T ssh exec -- systemctl status plc');
-  const commandLine = rest.length === 1 ? rest[0]! : rest.map(shellQuote).join(' ');
-  const parsed = parse(commandLine);
-  return {
-    verb: 'exec',
-    object: {
-      kind: 'ssh',
-      channel: 'exec',
-      commandLine,
-      // An unparseable line goes without argv, as a front door would send it (policy denies it as malformed).
-      ...('error' in parsed ? {} : { argv: parsed.argv, metacharacters: parsed.metacharacters }),
-    },
-  };
-}
-
-/** POSIX single-quote a word unless it needs none. */
-export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replaceAll("'", `'\\''`)}'`;
 }

@@ -12,7 +12,8 @@ import type { ConfigIssue } from '../config/types.ts';
 import type { SessionView } from '../sessions/types.ts';
 import type { Action, Decision } from '../policy/types.ts';
 import { DEFAULT_ADMIN_SOCKET, adminRequest } from '../admin/client.ts';
-import { UsageError, modbusAction, opcuaAction, sshAction, type DryRunAction } from './action.ts';
+import { UsageError, modbusAction, opcuaAction, type DryRunAction } from './action.ts';
+import { sshAction } from '../adapters/ssh/dry-run.ts';
 import { quickGrant, readGrantFile, type QuickGrantOptions } from './grant-input.ts';
 import { addJournalCommands } from './journal.ts';
 import { addVaultCommands } from './vault.ts';
@@ -182,7 +183,7 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
       if (protocol === 'modbus') action = modbusAction(rest, o);
       else if (protocol === 'opcua') action = opcuaAction(rest, o);
       else if (protocol === 'ssh') {
-        const { parseCommandLine } = await import('../policy/argv.ts');
+        const { parseCommandLine } = await import('../adapters/ssh/argv.ts');
         action = sshAction(rest, parseCommandLine);
       } else throw new UsageError(`protocol must be modbus, opcua or ssh (got ${protocol})`);
       const r = (await call('policy.check', { principal, target, action })) as { principal: string; action: Action; at: string; decision: Decision };

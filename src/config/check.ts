@@ -6,7 +6,7 @@ import type { FirmwareProfile } from './types.ts';
 import { matchPoints } from './profiles.ts';
 import { issueAt, type Path, type YamlSource } from './yaml-issues.ts';
 import type { ConfigIssue } from './types.ts';
-import { sshRuleWarnings } from './ssh-warnings.ts';
+import { sshRuleWarnings } from '../adapters/ssh/rule-warnings.ts';
 import { MODBUS_TABLE_WRITES } from '../policy/modbus.ts';
 
 type Obj = Record<string, unknown>;

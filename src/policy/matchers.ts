@@ -5,7 +5,7 @@ import type { ActionObject } from './types.ts';
 import type { ProtocolMatcher } from './matcher.ts';
 import { modbusMatcher } from './modbus.ts';
 import { opcuaMatcher } from './opcua.ts';
-import { sshMatcher } from './ssh.ts';
+import { sshMatcher } from '../adapters/ssh/policy.ts';
 
 type ObjectKind = ActionObject['kind'];
 interface RuleOf {

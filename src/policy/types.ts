@@ -39,23 +39,9 @@ export interface OpcuaObject {
   objectId?: string;
 }
 
-export interface SshObject {
-  kind: 'ssh';
-  channel: 'exec' | 'shell' | 'tunnel' | 'sftp';
-  /** The raw command line of an exec, as the client sent it. */
-  commandLine?: string;
-  /** The command line parsed with POSIX shell quoting; undefined when it could not be parsed. */
-  argv?: string[];
-  /** True when the command line holds shell metacharacters (; | & $( ) ` < > newline). */
-  metacharacters?: boolean;
-  /** An exec that asks to run with a terminal (the client requested a pty). */
-  pty?: boolean;
-  /** Tunnel destination kind, and for sftp the path and direction. */
-  tunnel?: 'modbus' | 'raw';
-  path?: string;
-  direction?: 'download' | 'upload';
-  bytes?: number;
-}
+// Moved to the SSH folder (derived from its object schema); this re-export goes when ActionObject becomes generic.
+import type { SshObject } from '../adapters/ssh/rules.ts';
+export type { SshObject };
 
 export type ActionObject = ModbusObject | OpcuaObject | SshObject;
 
