@@ -2,11 +2,12 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { UsageError, modbusAction, shellQuote, sshAction } from '../../src/cli/action.ts';
+import { UsageError, modbusAction } from '../../src/cli/action.ts';
+import { shellQuote, sshAction } from '../../src/adapters/ssh/dry-run.ts';
 import { parseQuickRule, quickGrant } from '../../src/cli/grant-input.ts';
 import { relative } from '../../src/cli/render.ts';
 import { grantSchema } from '../../src/config/schema.ts';
-import { parseCommandLine } from '../../src/policy/argv.ts';
+import { parseCommandLine } from '../../src/adapters/ssh/argv.ts';
 
 describe('modbus function codes from verb, table and quantity', () => {
   const cases: [string, string, string | undefined, number][] = [

@@ -3,11 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { checkConfig } from '../../src/config/load.ts';
-import { SSH_RULE_WARNINGS, sshRuleWarnings } from '../../src/config/ssh-warnings.ts';
-import { testProtocols } from './protocols.ts';
+import { checkConfig } from '../../../src/config/load.ts';
+import { SSH_RULE_WARNINGS, sshRuleWarnings } from '../../../src/adapters/ssh/rule-warnings.ts';
+import { testProtocols } from '../../config/protocols.ts';
 
-const GOOD = fileURLToPath(new URL('./fixtures/good.yaml', import.meta.url));
+const GOOD = fileURLToPath(new URL('../../config/fixtures/good.yaml', import.meta.url));
 const RULE = '      - ssh: { exec: [systemctl, status, "*"] }';
 const clock = { now: () => Date.parse('2026-11-25T10:00:00Z') };
 
@@ -79,6 +79,6 @@ test('interpreters and wrappers with a free argument, or a wildcard program, all
 });
 
 test('every warning code is documented in the configuration reference', () => {
-  const reference = readFileSync(fileURLToPath(new URL('../../docs/configuration.md', import.meta.url)), 'utf8');
+  const reference = readFileSync(fileURLToPath(new URL('../../../docs/configuration.md', import.meta.url)), 'utf8');
   for (const code of Object.keys(SSH_RULE_WARNINGS)) assert.ok(reference.includes(`\`${code}\``), `${code} is not in docs/configuration.md`);
 });

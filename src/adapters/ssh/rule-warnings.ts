@@ -1,10 +1,13 @@
-// Config-check warnings for SSH exec rules that grant more than they seem to: a program that runs
+// Config-check warnings for SSH rules that grant more than they seem to: an exec of a program that runs
 // whatever its argument says (an interpreter, a wrapper), a pattern that lets the client add options,
-// and programs that reach a shell through their own features (a pager's `!`, an editor's `:!`,
-// `tar --to-command`, `find -exec`, `ssh -o ProxyCommand`). Warnings, not errors: a site may mean it,
-// but it should say so knowingly. Codes are stable; tests match them.
-import { admitsAnyOption, hasWildcard } from '../policy/argv-pattern.ts';
-import { parseCommandLine } from '../policy/argv.ts';
+// programs that reach a shell through their own features (a pager's `!`, an editor's `:!`,
+// `tar --to-command`, `find -exec`, `ssh -o ProxyCommand`), and SFTP uploads to any top-level path.
+// Warnings, not errors: a site may mean it, but it should say so knowingly. Codes are stable; tests
+// match them.
+import type { RuleWarning } from '../types.ts';
+import { admitsAnyOption, hasWildcard } from './argv-pattern.ts';
+import { parseCommandLine } from './argv.ts';
+import type { SshRuleConfig } from './rules.ts';
 
 export const SSH_RULE_WARNINGS = {
   /** The program word is a wildcard (`["*", "..."]`, `["..."]`): any command. */
@@ -17,6 +20,11 @@ export const SSH_RULE_WARNINGS = {
   W_SSH_EXEC_SHELL_ESCAPE: 'the program can reach a shell as the rule allows it',
 } as const;
 export type SshRuleWarningCode = keyof typeof SSH_RULE_WARNINGS;
+
+export const SFTP_RULE_WARNINGS = {
+  /** An upload path whose first segment is a wildcard (`/*`, `/**`): uploads anywhere from the root down. */
+  W_SFTP_UPLOAD_ANYWHERE: 'the rule allows uploads to every top-level path',
+} as const;
 
 export interface SshRuleWarning {
   /** The rule's key the warning points at (`exec`, `command_line`). */
@@ -136,5 +144,34 @@ export function sshRuleWarnings(rule: Record<string, unknown>): SshRuleWarning[]
   if (openOptions && escape.options) ways.push(`with any option, ${escape.options}`);
   else if (bareOptions && escape.options) ways.push(`its first argument is option letters even without a dash, and ${escape.options}`);
   if (ways.length > 0) out.push({ field, code: 'W_SSH_EXEC_SHELL_ESCAPE', message: `reaches a shell: \`${shown}\`: ${ways.join('; ')}` });
+  return out;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** An upload path pattern whose first segment is a wildcard can write anywhere from the root down. */
+function sftpUploadAnywhere(rule: Obj): RuleWarning[] {
+  const sftp = isObj(rule.sftp) ? rule.sftp : undefined;
+  if (!sftp || (sftp.direction !== 'upload' && sftp.direction !== 'both')) return [];
+  const out: RuleWarning[] = [];
+  (Array.isArray(sftp.paths) ? sftp.paths : []).forEach((p: unknown, i) => {
+    if (typeof p !== 'string') return;
+    const first = p.split('/').find((seg) => seg !== '');
+    if (first === undefined || /^\*+$/.test(first)) {
+      out.push({ path: ['sftp', 'paths', i], code: 'W_SFTP_UPLOAD_ANYWHERE', message: `allows uploads anywhere: \`${p}\` matches every top-level path; name the directory uploads go to` });
+    }
+  });
+  return out;
+}
+
+/**
+ * Every warning one SSH rule body gets, paths below the body: the exec warnings, then the SFTP one.
+ * Read defensively, so a plain YAML map whose other parts the schema refused works too.
+ */
+export function ruleWarnings(rule: SshRuleConfig | Obj): RuleWarning[] {
+  const body = rule as Obj;
+  const out: RuleWarning[] = sshRuleWarnings(body).map(({ field, code, message }) => ({ path: [field], code, message }));
+  if (body.effect !== 'deny') out.push(...sftpUploadAnywhere(body));
   return out;
 }

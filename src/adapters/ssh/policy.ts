@@ -5,12 +5,12 @@
 // policy and the shell agree on the words. A line the shell would do more with (metacharacters) is
 // allowed only by a `command_line` rule naming that exact line.
 import { posix } from 'node:path';
-import type { SshRuleConfig } from '../config/schema.ts';
-import type { Action, SshObject } from './types.ts';
+import type { Action } from '../../policy/types.ts';
+import { fit, miss, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from '../../policy/matcher.ts';
+import { matchPath } from '../../policy/glob.ts';
 import { parseCommandLine } from './argv.ts';
 import { argvMismatch, matchArgvPattern } from './argv-pattern.ts';
-import { fit, miss, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from './matcher.ts';
-import { matchPath } from './glob.ts';
+import { tunnelKindSchema, type SshObject, type SshRuleConfig } from './rules.ts';
 
 const SEPARATOR_TOKENS = new Set([';', '|', '&', '<', '>', '(', ')', '\n']);
 
@@ -56,7 +56,8 @@ function validate(_action: Action, o: SshObject): string | undefined {
     case 'shell':
       return undefined;
     case 'tunnel':
-      return o.tunnel === 'modbus' || o.tunnel === 'raw' ? undefined : 'a tunnel of no known kind';
+      // Which kinds a target offers is the front door's to say; a name that is no name is malformed.
+      return tunnelKindSchema.safeParse(o.tunnel).success ? undefined : 'a tunnel of no known kind';
     case 'sftp': {
       if (o.direction !== 'download' && o.direction !== 'upload') return 'a file transfer with no direction';
       if (typeof o.path !== 'string' || !o.path.startsWith('/') || o.path.includes('\0')) return 'a file transfer needs an absolute path';

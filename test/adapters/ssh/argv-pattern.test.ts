@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { admitsAnyOption, argvMismatch, matchArgvPattern } from '../../src/policy/argv-pattern.ts';
+import { admitsAnyOption, argvMismatch, matchArgvPattern } from '../../../src/adapters/ssh/argv-pattern.ts';
 
 const allows = (pattern: string[], argv: string[]) => matchArgvPattern(pattern, argv, 'contain');
 const denyHits = (pattern: string[], argv: string[]) => matchArgvPattern(pattern, argv, 'overlap');

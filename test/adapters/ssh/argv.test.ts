@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCommandLine } from '../../src/policy/argv.ts';
+import { parseCommandLine } from '../../../src/adapters/ssh/argv.ts';
 
 const cases: [string, string[], boolean][] = [
   ['ls -l /tmp', ['ls', '-l', '/tmp'], false],

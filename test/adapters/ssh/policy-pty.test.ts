@@ -2,10 +2,11 @@
 // pager or an editor is a shell. Deny rules refuse it either way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decide, explainRule } from '../../src/policy/decide.ts';
-import { sshRuleSchema } from '../../src/config/schema.ts';
-import type { Action } from '../../src/policy/types.ts';
-import { ctx, grant } from './fixtures.ts';
+import { decide, explainRule } from '../../../src/policy/decide.ts';
+import { sshRuleSchema } from '../../../src/adapters/ssh/rules.ts';
+import type { Action } from '../../../src/policy/types.ts';
+import type { RuleConfig } from '../../../src/config/schema.ts';
+import { ctx, grant } from '../../policy/fixtures.ts';
 
 function exec(commandLine: string, pty?: true): Action {
   return { target: 'gw-1', verb: 'exec', object: { kind: 'ssh', channel: 'exec', commandLine, ...(pty ? { pty } : {}) } };
@@ -33,5 +34,5 @@ test('pty applies to exec and command_line rules only, and shows in the rule\'s 
   assert.equal(sshRuleSchema.safeParse({ exec: ['less', '*'], pty: true }).success, true);
   assert.equal(sshRuleSchema.safeParse({ shell: true, pty: true }).success, false);
   assert.equal(sshRuleSchema.safeParse({ exec: ['less', '*'], pty: false }).success, false);
-  assert.match(explainRule({ ssh: sshRuleSchema.parse({ exec: ['less', '*'], pty: true }) }), /with a terminal/);
+  assert.match(explainRule({ ssh: sshRuleSchema.parse({ exec: ['less', '*'], pty: true }) } as RuleConfig), /with a terminal/);
 });

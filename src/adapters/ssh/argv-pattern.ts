@@ -19,7 +19,7 @@
 //
 // Deny rules match in `overlap` mode: every wildcard admits any word, options included, so a deny rule
 // cannot be sidestepped by adding an option.
-import type { MatchMode } from './matcher.ts';
+import type { MatchMode } from '../../policy/matcher.ts';
 
 export const ANY_OPERAND = '*';
 export const ANY_OPTION = '-*';

@@ -1,0 +1,29 @@
+// The SSH ProtocolModule: everything the rest of Penstock knows of SSH, in one descriptor. It stays
+// light (schemas, the pure rule matcher, renderers, texts); the front door with ssh2 and the session
+// machinery is loaded by `load()` only when a listener uses it.
+import type { FrontDoor, ProtocolModule } from '../types.ts';
+import { sshDryRun } from './dry-run.ts';
+import { describeSshAction, renderSshObject } from './evidence.ts';
+import { sshMatcher } from './policy.ts';
+import { sshRefusals } from './refusals.ts';
+import { ruleWarnings } from './rule-warnings.ts';
+import { sshCredentialSchemas, sshObjectSchema, sshRuleSchema, type SshObject, type SshRuleConfig } from './rules.ts';
+import { sshListenerSchema, sshTargetSchema } from './schema.ts';
+
+export const sshModule: ProtocolModule<SshObject, SshRuleConfig> = {
+  name: 'ssh',
+  title: 'SSH',
+  listenerSchema: sshListenerSchema,
+  targetSchema: sshTargetSchema,
+  ruleSchema: sshRuleSchema,
+  objectSchema: sshObjectSchema,
+  credentialSchemas: sshCredentialSchemas,
+  matcher: sshMatcher,
+  ruleWarnings,
+  renderObject: renderSshObject,
+  describeAction: describeSshAction,
+  refusals: sshRefusals,
+  events: ['ssh.channel_refused'],
+  dryRun: sshDryRun,
+  load: async (): Promise<FrontDoor> => (await import('./adapter.ts')).sshAdapter,
+};
