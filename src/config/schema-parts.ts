@@ -37,3 +37,25 @@ export const rangeListSchema = z.array(rangeSchema).min(1).superRefine((ranges, 
     }
   }
 });
+
+/** Common target fields; protocol options are validated by the adapter's own schema. */
+export const targetBaseSchema = z.object({
+  id,
+  protocol: nonEmpty,
+  zone: nonEmpty,
+  /** Firmware profile name (a file in firmware-profiles/ without extension). */
+  profile: id.optional(),
+  /** Credential Penstock uses toward the target: `vault:NAME`. */
+  credential: z.string().regex(/^vault:[A-Za-z0-9._-]+$/, 'must be a vault reference vault:NAME').optional(),
+  description: z.string().optional(),
+});
+export type TargetBase = z.infer<typeof targetBaseSchema>;
+
+/** Common listener fields; protocol options are validated by the adapter's own schema. */
+export const listenerBaseSchema = z.object({
+  id,
+  protocol: nonEmpty,
+  host: nonEmpty.default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535),
+});
+export type ListenerBase = z.infer<typeof listenerBaseSchema>;

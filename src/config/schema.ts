@@ -7,7 +7,7 @@
 // target options) comes from its module in the table (src/adapters/registry.ts); this file names none.
 import { z } from 'zod';
 import { ISSUE_CODES } from './issue-codes.ts';
-import { id, isoTime, nonEmpty, port } from './schema-parts.ts';
+import { id, isoTime, listenerBaseSchema, nonEmpty, port, targetBaseSchema } from './schema-parts.ts';
 import type { Effect } from '../policy/types.ts';
 import { protocols } from '../adapters/registry.ts';
 export { effects, rangeListSchema, rangeSchema, type Range } from './schema-parts.ts';
@@ -96,27 +96,7 @@ export const principalSchema = z.strictObject({
 });
 export type PrincipalConfig = z.infer<typeof principalSchema>;
 
-/** Common target fields; protocol options are validated by the adapter's own schema. */
-export const targetBaseSchema = z.object({
-  id,
-  protocol: nonEmpty,
-  zone: nonEmpty,
-  /** Firmware profile name (a file in firmware-profiles/ without extension). */
-  profile: id.optional(),
-  /** Credential Penstock uses toward the target: `vault:NAME`. */
-  credential: z.string().regex(/^vault:[A-Za-z0-9._-]+$/, 'must be a vault reference vault:NAME').optional(),
-  description: z.string().optional(),
-});
-export type TargetBase = z.infer<typeof targetBaseSchema>;
-
-/** Common listener fields; protocol options are validated by the adapter's own schema. */
-export const listenerBaseSchema = z.object({
-  id,
-  protocol: nonEmpty,
-  host: nonEmpty.default('127.0.0.1'),
-  port: z.number().int().min(0).max(65535),
-});
-export type ListenerBase = z.infer<typeof listenerBaseSchema>;
+export { listenerBaseSchema, targetBaseSchema, type ListenerBase, type TargetBase } from './schema-parts.ts';
 
 // ---------------------------------------------------------------- appliance and services
 

@@ -1,6 +1,6 @@
 // Config schemas of Modbus listeners and targets (validated by config/load.ts through the registry).
 import { z } from 'zod';
-import { listenerBaseSchema, targetBaseSchema } from '../../config/schema.ts';
+import { listenerBaseSchema, targetBaseSchema } from '../../config/schema-parts.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/);
 

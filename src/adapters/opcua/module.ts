@@ -54,6 +54,7 @@ export const opcuaModule: ProtocolModule<OpcuaObject, OpcuaRuleConfig> = {
   describeAction: describeOpcuaAction,
   refusals: OPCUA_REFUSALS,
   dryRun: opcuaDryRun,
+  quickRule: { listKeys: ['verbs', 'nodes', 'browse_paths', 'points'], numberKeys: ['min', 'max'], examples: ['opcua:verbs=read browse,browse_paths=Objects/Boiler'] },
   secretForms: {
     'opcua-password': {
       description: "the scrypt hash of the password, not the password (for a principal's opcua_user.password)",

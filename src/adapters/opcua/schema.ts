@@ -1,7 +1,7 @@
 // Config schemas of OPC UA listeners (front doors) and targets (upstream servers), validated by
 // config/load.ts through the adapter registry. Defaults live here and only here.
 import { z } from 'zod';
-import { listenerBaseSchema, targetBaseSchema } from '../../config/schema.ts';
+import { listenerBaseSchema, targetBaseSchema } from '../../config/schema-parts.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/);
 

@@ -23,7 +23,9 @@ export const sshModule: ProtocolModule<SshObject, SshRuleConfig> = {
   renderObject: renderSshObject,
   describeAction: describeSshAction,
   refusals: sshRefusals,
-  events: ['ssh.channel_refused'],
+  // Registered before the module table existed (journal/codes.ts's snapshot keeps it): a channel kind refused before policy.
+  events: { 'ssh.channel_refused': 'PS3006W' },
+  quickRule: { listKeys: ['exec'], numberKeys: [], examples: ['ssh:exec=systemctl status *'] },
   dryRun: sshDryRun,
   load: async (): Promise<FrontDoor> => (await import('./adapter.ts')).sshAdapter,
 };

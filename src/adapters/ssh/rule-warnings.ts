@@ -4,7 +4,7 @@
 // `tar --to-command`, `find -exec`, `ssh -o ProxyCommand`), and SFTP uploads to any top-level path.
 // Warnings, not errors: a site may mean it, but it should say so knowingly. Codes are stable; tests
 // match them.
-import type { RuleWarning } from '../types.ts';
+import type { RuleCheckContext, RuleWarning } from '../types.ts';
 import { admitsAnyOption, hasWildcard } from './argv-pattern.ts';
 import { parseCommandLine } from './argv.ts';
 import type { SshRuleConfig } from './rules.ts';
@@ -169,9 +169,18 @@ function sftpUploadAnywhere(rule: Obj): RuleWarning[] {
  * Every warning one SSH rule body gets, paths below the body: the exec warnings, then the SFTP one.
  * Read defensively, so a plain YAML map whose other parts the schema refused works too.
  */
-export function ruleWarnings(rule: SshRuleConfig | Obj): RuleWarning[] {
+export function ruleWarnings(rule: SshRuleConfig | Obj, context?: RuleCheckContext): RuleWarning[] {
   const body = rule as Obj;
   const out: RuleWarning[] = sshRuleWarnings(body).map(({ field, code, message }) => ({ path: [field], code, message }));
   if (body.effect !== 'deny') out.push(...sftpUploadAnywhere(body));
+  // A tunnel carries bytes as they are (`raw`) or a protocol whose front door serves tunnelled streams.
+  const tunnel = body.tunnel;
+  if (context && typeof tunnel === 'string' && tunnel !== 'raw') {
+    const carried = context.protocols.get(tunnel);
+    if (!carried?.servesStreams) {
+      const can = [...context.protocols.values()].filter((m) => m.servesStreams).map((m) => m.name);
+      out.push({ path: ['tunnel'], code: 'E_SSH_TUNNEL_KIND', severity: 'error', message: `a tunnel carries raw bytes or a protocol served in tunnels (${['raw', ...can].join(', ')}), not ${tunnel}` });
+    }
+  }
   return out;
 }

@@ -1,6 +1,6 @@
 // Config schemas of SSH listeners and targets (validated by config/load.ts through the registry).
 import { z } from 'zod';
-import { listenerBaseSchema, targetBaseSchema } from '../../config/schema.ts';
+import { listenerBaseSchema, targetBaseSchema } from '../../config/schema-parts.ts';
 import { parseAuthorizedKeyLine } from './keys.ts';
 import { parseKnownHostsLine } from './upstream-keys.ts';
 
