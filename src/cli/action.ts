@@ -3,6 +3,7 @@
 import { modbusTables } from '../config/schema.ts';
 import { MODBUS_FUNCTION_CODES } from '../policy/modbus.ts';
 import type { ModbusTable, Verb } from '../policy/types.ts';
+import { DryRunUsageError as UsageError } from '../adapters/types.ts';
 
 /** An action without its target (the admin command takes the target beside it). */
 export interface DryRunAction {
@@ -10,9 +11,8 @@ export interface DryRunAction {
   object: Record<string, unknown> & { kind: string };
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+/** One class for every command-line mistake, a protocol's dry-run syntax included. */
+export { UsageError };
 
 const TABLE_ALIASES: Record<string, ModbusTable> = {
   coil: 'coil', coils: 'coil', co: 'coil',

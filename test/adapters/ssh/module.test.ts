@@ -248,3 +248,15 @@ test('the descriptor loads no ssh2 and no session code; load() brings the front 
   const door = await sshModule.load();
   assert.equal(typeof door.start, 'function');
 });
+
+test('penstockctl reports a bad ssh dry run as a usage error (exit 3), before asking any daemon', async () => {
+  const { main, EXIT } = await import('../../../src/cli/penstockctl.ts');
+  const said: string[] = [];
+  const io = { out: (s: string) => said.push(s), err: (s: string) => said.push(s), isTTY: false } as unknown as Parameters<typeof main>[1];
+  for (const args of [['tunnel', '../x'], ['shell', 'now'], ['exec']]) {
+    said.length = 0;
+    const code = await main(['policy', 'check', 'vendor-a', 'gw-1', 'ssh', ...args], io, { PENSTOCK_SOCKET: '/nonexistent/admin.sock' });
+    assert.equal(code, EXIT.usage, `${args.join(' ')}: ${said.join(' ')}`);
+    assert.ok(!said.join(' ').includes('PS_INTERNAL'), said.join(' '));
+  }
+});
