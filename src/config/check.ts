@@ -19,7 +19,7 @@ const externalRefRe = /^[a-z][a-z0-9-]*:\S+$/;
 
 /**
  * Stable codes of the rule warnings below: tests and tools match on these, never on the message text.
- * SSH exec rules have their own (W_SSH_EXEC_…, src/config/ssh-warnings.ts).
+ * SSH exec rules have their own (W_SSH_EXEC_…, src/adapters/ssh/rule-warnings.ts).
  */
 export const WARNING_CODES = {
   /** A Modbus rule allowing writes to every address 0-65535 (or naming no addresses at all). */

@@ -10,6 +10,7 @@ import { sshModule } from '../../../src/adapters/ssh/module.ts';
 import { DryRunUsageError } from '../../../src/adapters/types.ts';
 import { parseCommandLine } from '../../../src/adapters/ssh/argv.ts';
 import type { SshObject } from '../../../src/adapters/ssh/rules.ts';
+import { SFTP_RULE_WARNINGS, SSH_RULE_WARNINGS } from '../../../src/adapters/ssh/rule-warnings.ts';
 import { checkConfig } from '../../../src/config/load.ts';
 import { DECISION_REASONS, type Action } from '../../../src/policy/types.ts';
 import { testProtocols } from '../../config/protocols.ts';
@@ -219,7 +220,10 @@ test('ruleWarnings gives the codes and fields config check gives, rule by rule',
     return sshModule.ruleWarnings!(body).map((w) => [fieldOf(i, w.path), w.code, w.message]);
   });
   assert.deepEqual(fromModule, fromCheck);
-  assert.deepEqual([...new Set(fromModule.map((w) => w[1]))].sort(), ['W_SFTP_UPLOAD_ANYWHERE', 'W_SSH_EXEC_ANY_OPTION', 'W_SSH_EXEC_ANY_PROGRAM', 'W_SSH_EXEC_INTERPRETER', 'W_SSH_EXEC_SHELL_ESCAPE']);
+  const codes = [...new Set(fromModule.map((w) => w[1]))].sort();
+  assert.deepEqual(codes, Object.keys({ ...SSH_RULE_WARNINGS, ...SFTP_RULE_WARNINGS }).sort(), 'every code is given above, and every code given is listed');
+  const reference = readFileSync(file('../../../docs/configuration.md'), 'utf8');
+  for (const code of codes) assert.ok(reference.includes(`\`${code}\``), `${code} is not in docs/configuration.md`);
 });
 
 test('credential keys: OpenSSH key lines and certificate principals', () => {
