@@ -1,6 +1,7 @@
-// Small globs for names policy compares: profile point names (`setpoints.*`), node ids and file
-// paths. `*` never crosses a separator, so `setpoints.*` cannot reach `setpoints.x.y` and
-// `/var/log/*` cannot reach `/var/log/a/b`. Only paths know `**` (zero or more whole segments).
+// Small globs for names policy compares: dotted names such as profile points (`setpoints.*`), node
+// identifiers and file paths. `*` never crosses a separator, so `setpoints.*` cannot reach
+// `setpoints.x.y` and `/var/log/*` cannot reach `/var/log/a/b`. Only paths know `**` (zero or more
+// whole segments).
 
 /** `*` matches any run of characters (including none) within one segment; everything else is literal. */
 export function matchSegment(pattern: string, text: string): boolean {

@@ -159,7 +159,7 @@ function sftpUploadAnywhere(rule: Obj): RuleWarning[] {
     if (typeof p !== 'string') return;
     const first = p.split('/').find((seg) => seg !== '');
     if (first === undefined || /^\*+$/.test(first)) {
-      out.push({ path: ['sftp', 'paths', i], code: 'W_SFTP_UPLOAD_ANYWHERE', message: `allows uploads anywhere: \`${p}\` matches every top-level path; name the directory uploads go to` });
+      out.push({ path: ['sftp', 'paths', i], code: 'W_SFTP_UPLOAD_ANYWHERE' satisfies keyof typeof SFTP_RULE_WARNINGS, message: `allows uploads anywhere: \`${p}\` matches every top-level path; name the directory uploads go to` });
     }
   });
   return out;
