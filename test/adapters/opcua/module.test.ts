@@ -55,7 +55,7 @@ test('the object schema accepts what the front door and penstockctl build, and r
   for (const junk of [
     { kind: 'opcua' },
     { kind: 'opcua', nodeId: '' },
-    { kind: 'modbus', nodeId: 'x' },
+    { kind: 'other', nodeId: 'x' },
     { kind: 'opcua', nodeId: 'x', value: 'twelve' },
     { kind: 'opcua', nodeId: 'x', value: '1.5' },
     { kind: 'opcua', nodeId: 'x', value: Infinity },
