@@ -138,6 +138,7 @@ test('credentials: an OPC UA user with a vault reference, never an inline passwo
 test('profile points: a node each; register fields and run-time scale factors are refused', () => {
   const pp = opcuaModule.profilePoint!;
   assert.ok(pp.fields.node!.safeParse('ns=1;s=boiler/Drum/Level').success);
+  assert.equal(pp.fields.node!.safeParse('').success, false);
   for (const p of opcuaProfile.points) assert.deepEqual(pp.check(p as unknown as Record<string, unknown>, opcuaProfile), [], p.name);
   const point = { name: 'x', type: 'uint16', words: 1, access: 'RW' };
   assert.deepEqual(pp.check(point, opcuaProfile).map((i) => i.path), [[]]);
