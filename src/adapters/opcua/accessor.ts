@@ -9,7 +9,7 @@
 //                      → outcome with the output arguments
 //   HistoryRead      → Action history → forwarded
 //   Browse           → references filtered to what the principal may see
-// The items of one service request share one rate-limit token (WireRequest), as one Modbus request does.
+// The items of one service request share one rate-limit token (WireRequest), as one request of any front door does.
 // A refusal is a per-item status (BadUserAccessDenied, BadOutOfRange, BadNotWritable); the rest of the
 // batch goes on, and so it does when the plant refuses a whole batch's content: its items are sent again
 // one by one. Values cross in the namespace table of their side (namespaces.ts). UserAccessLevel and

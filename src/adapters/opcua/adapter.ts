@@ -34,6 +34,7 @@ import type { PrincipalConfig } from '../../config/schema.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { ProtocolAdapter, RunningListener } from '../types.ts';
 import { formatRemote } from '../net.ts';
+import { OpcuaRefusals } from './refusals.ts';
 import { opcuaListenerSchema, opcuaTargetSchema, type OpcuaListenerConfig, type OpcuaTargetConfig } from './schema.ts';
 import { openGatewayPki } from './pki.ts';
 import { certificateFacts, checkPassword, normalizeHex, principalForUserCertificate } from './identity.ts';
@@ -82,7 +83,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     return opcuaTargetSchema.parse(t);
   });
   const pkiDir = cfg.pki_dir ?? join(config.appliance.state_dir, 'opcua', cfg.id);
-  const refusals = new RateLimitedRefusals(core, cfg.id, 'opcua');
+  const refusals = new OpcuaRefusals(new RateLimitedRefusals(core, cfg.id, 'opcua'));
   const pki = await openGatewayPki({
     dir: pkiDir,
     trustedClients: cfg.trusted_clients,
@@ -91,7 +92,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     userFingerprints: () => new Set([...core.config().principals.values()].flatMap((p) => p.credentials.x509?.fingerprints?.map(normalizeHex) ?? [])),
     // A refused certificate is journaled with its thumbprints (the channel's peer address is not known
     // to the certificate store; the secure-channel failure below records it when node-opcua reports one).
-    onRefused: (leaf, status, what) => refusals.authFailed('?', `${what} refused (${status.name})`, { ...certificateFacts(leaf) }),
+    onRefused: (leaf, status, reason) => refusals.authFailed('?', reason, { status: status.name, ...certificateFacts(leaf) }),
     identity: {
       applianceId: config.appliance.id,
       site: config.appliance.site,
@@ -107,7 +108,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   // What clients that have not authenticated may make this front door buffer (limits.ts).
   const caps = transportCaps(v8.getHeapStatistics().heap_size_limit, config.hardware);
   const guard = new ConnectionGuard(cfg.handshake_seconds * 1000, {
-    onHandshakeTimeout: (socket) => refusals.record('auth.rate_limited', formatRemote(socket.remoteAddress, socket.remotePort), undefined, { reason: `no session activated within ${cfg.handshake_seconds} s of connecting: connection closed` }),
+    onHandshakeTimeout: (socket) => refusals.rateLimited(formatRemote(socket.remoteAddress, socket.remotePort), 'handshake_timeout', { handshake_seconds: cfg.handshake_seconds }),
   });
 
   const modes: MessageSecurityMode[] = cfg.security_modes.map((m) => MessageSecurityMode[m]);
@@ -131,7 +132,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
           // node-opcua answers the HEL with an ERR message (BadConnectionRejected) and closes the socket.
           if (err instanceof TransportLimitRefused) {
             const peer = guard.receivingFrom;
-            refusals.record('auth.rate_limited', formatRemote(peer.address, peer.port), undefined, { reason: `connection refused: ${err.message}`, asked_message_size: err.asked });
+            refusals.rateLimited(formatRemote(peer.address, peer.port), 'transport_limit', { message: err.message, asked_message_size: err.asked });
           }
           throw err;
         }
@@ -151,7 +152,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
       isValidUserAsync(this: ServerSession, username: string, password: string, callback: (err: Error | null, ok?: boolean) => void) {
         const result = checkPassword(core.config().principals.values(), core.vault, username, password);
         if (!result.ok) {
-          refusals.authFailed(remoteOf(this), `user name / password refused (${result.reason})`, { username, ...(result.principal ? { principal: result.principal } : {}) });
+          refusals.authFailed(remoteOf(this), result.reason, { username, ...(result.principal ? { principal: result.principal } : {}) });
         }
         callback(null, result.ok);
       },
@@ -203,7 +204,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
       const facts = certificateFacts(token.certificateData);
       attributes.identity = 'x509';
       attributes.user_certificate = facts.sha256;
-      if (!principal) refusals.authFailed(remote, 'the user certificate names no principal', { ...facts });
+      if (!principal) refusals.authFailed(remote, 'user_certificate_unknown', { ...facts });
     }
     if (!principal) {
       engine_closeSession(server, ss);
@@ -248,24 +249,25 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     gw.noteRequest(request as Parameters<OpcuaGateway['noteRequest']>[0]);
     if (request instanceof ActivateSessionRequest) {
       const t = request.userIdentityToken;
-      if (!t || t instanceof AnonymousIdentityToken) refusals.authFailed(formatRemote(channel.remoteAddress, channel.remotePort), 'anonymous login refused');
+      if (!t || t instanceof AnonymousIdentityToken) refusals.authFailed(formatRemote(channel.remoteAddress, channel.remotePort), 'anonymous_refused');
     }
   });
   server.on('openSecureChannelFailure', (socketData: { remoteAddress?: string; remotePort?: number; reason: string }, channelData: { clientCertificate: Buffer | null; securityPolicy: string; securityMode: MessageSecurityMode }) => {
     const cert = channelData.clientCertificate;
-    refusals.authFailed(formatRemote(socketData.remoteAddress, socketData.remotePort), cert ? 'client application certificate refused' : `secure channel refused (${socketData.reason})`, {
+    refusals.authFailed(formatRemote(socketData.remoteAddress, socketData.remotePort), cert ? 'client_certificate_refused' : 'secure_channel_refused', {
+      message: socketData.reason,
       ...(cert ? certificateFacts(cert) : {}),
       security_policy: channelData.securityPolicy,
       security_mode: securityModeName(channelData.securityMode),
     });
   });
   server.on('connectionRefused', (socketData: { remoteAddress?: string; remotePort?: number; reason: string }) => {
-    refusals.authFailed(formatRemote(socketData.remoteAddress, socketData.remotePort), `connection refused (${socketData.reason})`);
+    refusals.authFailed(formatRemote(socketData.remoteAddress, socketData.remotePort), 'connection_refused', { message: socketData.reason });
   });
 
   answerCertificateRefusalsWithErr(server);
   eachConnection(server, (socket) => guard.watch(socket));
-  watchWireErrors(server, (e) => refusals.record('action.malformed', e.remote, undefined, { reason: `malformed OPC UA frame refused (${e.status})`, status: e.status, detail: e.reason }));
+  watchWireErrors(server, (e) => refusals.malformed(e.remote, undefined, 'malformed_frame', { status: e.status, message: e.reason }));
 
   for (const u of gw.upstreams.values()) u.start();
   await server.start();

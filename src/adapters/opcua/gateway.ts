@@ -9,7 +9,7 @@ import type { Action } from '../../policy/types.ts';
 import type { OpcuaObject, OpcuaVerb } from './rules.ts';
 import type { GatewayNode, TargetMirror } from './address-space.ts';
 import type { OpcuaUpstream } from './upstream.ts';
-import type { RateLimitedRefusals } from '../../core/refusals.ts';
+import type { OpcuaRefusals } from './refusals.ts';
 import type { TooLarge } from './limits.ts';
 
 export interface Located {
@@ -40,9 +40,9 @@ export class OpcuaGateway {
   /** A Write or Call request's item list → when its client stops waiting (ms since the epoch). */
   readonly #deadlines = new WeakMap<object, number>();
 
-  readonly #refusals: RateLimitedRefusals | undefined;
+  readonly #refusals: OpcuaRefusals | undefined;
 
-  constructor(core: Core, listener: string, visibilityMs: number, refusals?: RateLimitedRefusals) {
+  constructor(core: Core, listener: string, visibilityMs: number, refusals?: OpcuaRefusals) {
     this.core = core;
     this.listener = listener;
     this.#visibilityMs = visibilityMs;
@@ -94,8 +94,8 @@ export class OpcuaGateway {
 
   /** Journal (rate-limited) an item refused before any work because its value would not fit the heap. */
   refuseTooLarge(session: Session, nodeId: string, r: TooLarge): void {
-    const detail = { reason: `request too large for the heap (${r.status})`, status: r.status, node_id: nodeId, bytes: r.bytes, allowed_bytes: r.allowed };
-    if (this.#refusals) this.#refusals.record('action.malformed', session.remote, session.principal.id, detail);
+    const detail = { status: r.status, node_id: nodeId, bytes: r.bytes, allowed_bytes: r.allowed };
+    if (this.#refusals) this.#refusals.malformed(session.remote, session.principal.id, 'request_too_large', detail);
     else this.core.log.warn(detail, 'opcua request too large');
   }
 

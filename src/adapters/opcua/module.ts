@@ -20,10 +20,10 @@ export const opcuaUserCredentialSchema = z.strictObject({
   password: z.string().regex(/^vault:/, 'must be a vault reference vault:NAME'),
 });
 
-/** What a firmware-profile point of an OPC UA device carries besides the common fields. */
+/** What a firmware-profile point of an OPC UA device may carry besides the common fields (`check` requires `node`). */
 export const opcuaProfilePointFields = {
   /** Node id or browse path on the upstream server. */
-  node: z.string().min(1),
+  node: z.string().min(1).optional(),
 } as const;
 
 /** Fields of a point that address registers, not nodes: meaningless on an OPC UA device. */

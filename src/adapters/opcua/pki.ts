@@ -68,7 +68,7 @@ export interface PkiOptions {
   pinnedUpstreams: string[];
   /** SHA-256 fingerprints (colon-free lower hex) of user certificates named by principals. */
   userFingerprints: () => Set<string>;
-  onRefused: (leaf: Buffer, status: StatusCode, what: string) => void;
+  onRefused: (leaf: Buffer, status: StatusCode, reason: 'client_certificate_refused' | 'user_certificate_refused') => void;
 }
 
 export async function openGatewayPki(opts: PkiOptions & { identity: CertificateIdentity }): Promise<GatewayPki> {
@@ -76,8 +76,8 @@ export async function openGatewayPki(opts: PkiOptions & { identity: CertificateI
   const users = await store(join(opts.dir, 'users'), opts.trustedUsers.map(readCertificateDer));
   const clientRoot = join(opts.dir, 'client');
   const client = await store(clientRoot, opts.pinnedUpstreams.map(readCertificateDer));
-  hookCheck(server, { onRefused: (leaf, status) => opts.onRefused(leaf, status, 'client application certificate') });
-  hookCheck(users, { pinned: (leaf) => opts.userFingerprints().has(certificateFacts(leaf).sha256), onRefused: (leaf, status) => opts.onRefused(leaf, status, 'user certificate') });
+  hookCheck(server, { onRefused: (leaf, status) => opts.onRefused(leaf, status, 'client_certificate_refused') });
+  hookCheck(users, { pinned: (leaf) => opts.userFingerprints().has(certificateFacts(leaf).sha256), onRefused: (leaf, status) => opts.onRefused(leaf, status, 'user_certificate_refused') });
   const id = opts.identity;
   const subject = `/CN=Penstock ${id.applianceId} ${id.listener}/O=${id.site}/OU=Penstock OPC UA gateway`;
   const serverCertificate = id.operator ?? await ensureOwnCertificate(server, join(opts.dir, 'server', 'own', 'certs', 'certificate.pem'), { subject, applicationUri: id.serverUri, ...sans(id.names) });

@@ -1,9 +1,7 @@
 // Config schemas of OPC UA listeners (front doors) and targets (upstream servers), validated by
 // config/load.ts through the adapter registry. Defaults live here and only here.
 import { z } from 'zod';
-import { listenerBaseSchema, targetBaseSchema } from '../../config/schema-parts.ts';
-
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/);
+import { id, listenerBaseSchema, targetBaseSchema } from '../../config/schema-parts.ts';
 
 /** Security policies the front door and the upstream link may use (node-opcua names). */
 export const opcuaSecurityPolicies = ['Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss'] as const;

@@ -226,8 +226,13 @@ export class OpcuaUpstream {
    * for this session, this target and this verb. A failure is a bug (PS_INTERNAL), and nothing is sent.
    */
   #allowed(session: string, auths: readonly Authorization[], items: number, verb: OpcuaVerb): void {
-    if (auths.length !== items) throw new PenstockError('PS_INTERNAL', `${items} item(s) to forward with ${auths.length} authorization(s)`);
-    for (const a of auths) requireAuthorization(a, session, { target: this.target, verb });
+    try {
+      if (auths.length !== items) throw new PenstockError('PS_INTERNAL', `${items} item(s) to forward with ${auths.length} authorization(s)`);
+      for (const a of auths) requireAuthorization(a, session, { target: this.target, verb });
+    } catch (err) {
+      this.#opts.log.error({ target: this.target, session, verb, err: (err as Error).message }, 'opcua request not forwarded: no valid authorization');
+      throw err;
+    }
   }
 
   /** A client's Value reads (each item allowed as `read`), in one upstream request. */

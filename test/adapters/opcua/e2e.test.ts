@@ -25,6 +25,7 @@ import {
 } from 'node-opcua';
 import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
 import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
+import { OPCUA_REFUSAL_REASONS } from '../../../src/adapters/opcua/refusals.ts';
 import { connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
 import { startPlant, type Plant } from './fixtures/plant.ts';
 import { hostileFrames, openNoneChannel, rawExchange } from './fixtures/raw.ts';
@@ -486,5 +487,17 @@ describe('OPC UA front door under hostile input', () => {
     const fresh = await connect(endpoint, { identity: vendorApp, user: anna });
     open.push(fresh);
     assert.equal((await fresh.session.read({ nodeId: PRESSURE, attributeId: AttributeIds.Value })).statusCode.name, 'Good');
+  });
+
+  it('every refusal the front door journals itself carries the protocol and a stable reason code', async () => {
+    // By now this file has refused a password, an untrusted certificate, SecurityPolicy None and hostile frames.
+    await gw.core.recorded();
+    const refusals = gw.events().filter((e) => e.event === 'auth.failed' || e.event === 'auth.rate_limited' || e.event === 'action.malformed');
+    const reasons = new Set(refusals.map((e) => e.detail?.reason));
+    for (const code of ['wrong_password', 'client_certificate_refused', 'secure_channel_refused', 'malformed_frame']) assert.ok(reasons.has(code), `${code} among ${[...reasons].join(', ')}`);
+    for (const e of refusals) {
+      assert.equal(e.detail?.protocol, 'opcua', JSON.stringify(e));
+      assert.ok(Object.hasOwn(OPCUA_REFUSAL_REASONS, String(e.detail?.reason)), `a registered reason code: ${JSON.stringify(e.detail)}`);
+    }
   });
 });

@@ -197,7 +197,7 @@ describe('OPC UA front door: unauthenticated connections (defect 2)', () => {
     const at = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), (HANDSHAKE_SECONDS + 5) * 1000))]);
     assert.ok(at > 0, 'closed by the gateway');
     assert.ok(at - t0 >= HANDSHAKE_SECONDS * 1000 - 100 && at - t0 < (HANDSHAKE_SECONDS + 3) * 1000, `closed after ${at - t0} ms`);
-    const e = await until(() => gw.events().slice(before).find((x) => x.event === 'auth.rate_limited' && String(x.detail?.reason).includes('no session activated')), 'the journaled close');
+    const e = await until(() => gw.events().slice(before).find((x) => x.event === 'auth.rate_limited' && x.detail?.reason === 'handshake_timeout' && x.detail?.handshake_seconds === HANDSHAKE_SECONDS), 'the journaled close');
     assert.equal(e.listener, 'opcua-named');
   });
 
@@ -218,7 +218,7 @@ describe('OPC UA front door: unauthenticated connections (defect 2)', () => {
     ninth.write(helloFrame(url, { maxMessageSize: 128 * MiB, maxChunkCount: 9000 }));
     const answer = await readFrame(ninth);
     assert.equal(decodeErrMessage(answer)?.status, 'BadConnectionRejected');
-    const refusal = await until(() => gw.events().slice(before).find((x) => x.event === 'auth.rate_limited' && String(x.detail?.reason).includes('message buffers are spent')), 'the journaled refusal');
+    const refusal = await until(() => gw.events().slice(before).find((x) => x.event === 'auth.rate_limited' && x.detail?.reason === 'transport_limit' && String(x.detail?.message).includes('message buffers are spent')), 'the journaled refusal');
     assert.equal(refusal.detail?.remote, `127.0.0.1:${ninth.localPort}`, 'journaled with the peer refused');
     // Closing one gives its share back.
     held[0]!.destroy();
