@@ -2,7 +2,7 @@
 // asks policy exactly what a real request would.
 import { modbusTables } from '../config/schema.ts';
 import type { ParsedCommandLine } from '../policy/argv.ts';
-import { MODBUS_FUNCTION_CODES } from '../policy/modbus.ts';
+import { MODBUS_FUNCTION_CODES } from '../adapters/modbus/policy.ts';
 import type { ModbusTable, Verb } from '../policy/types.ts';
 
 /** An action without its target (the admin command takes the target beside it). */

@@ -7,7 +7,7 @@ import { matchPoints } from './profiles.ts';
 import { issueAt, type Path, type YamlSource } from './yaml-issues.ts';
 import type { ConfigIssue } from './types.ts';
 import { sshRuleWarnings } from './ssh-warnings.ts';
-import { MODBUS_TABLE_WRITES } from '../policy/modbus.ts';
+import { MODBUS_TABLE_WRITES } from '../adapters/modbus/policy.ts';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -3,7 +3,7 @@
 import type { ModbusRuleConfig, OpcuaRuleConfig, RuleConfig, SshRuleConfig } from '../config/schema.ts';
 import type { ActionObject } from './types.ts';
 import type { ProtocolMatcher } from './matcher.ts';
-import { modbusMatcher } from './modbus.ts';
+import { modbusMatcher } from '../adapters/modbus/policy.ts';
 import { opcuaMatcher } from './opcua.ts';
 import { sshMatcher } from './ssh.ts';
 

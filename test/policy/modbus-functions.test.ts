@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FUNCTION_CODES, FUNCTIONS_BY_CODE, MODBUS_FUNCTIONS, PUBLIC_FUNCTION_CODES } from '../../src/adapters/modbus/functions.ts';
-import { MODBUS_TABLE_WRITES, ruleGrantsFunction } from '../../src/policy/modbus.ts';
+import { MODBUS_TABLE_WRITES, ruleGrantsFunction } from '../../src/adapters/modbus/policy.ts';
 import { modbusAction } from '../../src/cli/action.ts';
 import type { ModbusRuleConfig } from '../../src/config/schema.ts';
 

@@ -38,7 +38,7 @@ export const modbusAdapter: ProtocolAdapter = {
   listenerSchema: modbusListenerSchema,
   targetSchema: modbusTargetSchema,
   start: startModbusListener,
-  // Another front door's tunnel to one target (`ssh -L`): every unit id goes to that target, as sent.
+  // Another front door's tunnel to one target: every unit id goes to that target, as sent.
   serveStream: (stream, session, core, target) => {
     const routes: ModbusRoute[] = Array.from({ length: 256 }, (_, unit) => ({ unit, target, targetUnit: unit }));
     return serveModbusStream(stream, session, core, { routes });
