@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide } from '../../src/policy/decide.ts';
-import type { Action, ModbusObject, ModbusTable, Verb } from '../../src/policy/types.ts';
+import type { Action, Verb } from '../../src/policy/types.ts';
+import type { ModbusObject, ModbusTable } from '../../src/adapters/modbus/rules.ts';
 import { ctx, grant, words32 } from './fixtures.ts';
 
 function mb(fc: number, table: ModbusTable | null, address: number, quantity: number, opts: { unit?: number; values?: number[]; verb?: Verb; target?: string; scaleFactors?: Record<string, number> } = {}): Action {

@@ -4,9 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FUNCTION_CODES, FUNCTIONS_BY_CODE, MODBUS_FUNCTIONS, PUBLIC_FUNCTION_CODES } from '../../src/adapters/modbus/functions.ts';
-import { MODBUS_TABLE_WRITES, ruleGrantsFunction } from '../../src/policy/modbus.ts';
-import { modbusAction } from '../../src/cli/action.ts';
-import type { ModbusRuleConfig } from '../../src/config/schema.ts';
+import { MODBUS_TABLE_WRITES, ruleGrantsFunction } from '../../src/adapters/modbus/policy.ts';
+import { parseModbusDryRun } from '../../src/adapters/modbus/dry-run.ts';
+import type { ModbusRuleConfig } from '../../src/adapters/modbus/rules.ts';
 
 test('the table is one entry per public code, and the codec decodes exactly those', () => {
   const codes = Object.values(MODBUS_FUNCTIONS).map((f) => f.code);
@@ -33,7 +33,7 @@ test('what policy derives from the table: access grants per table and direction,
 });
 
 test('penstockctl policy check picks the table\'s read and write codes by table and quantity', () => {
-  const fc = (args: string[], quantity?: string) => modbusAction(args, quantity ? { quantity } : {}).object.functionCode;
+  const fc = (args: string[], quantity?: string) => parseModbusDryRun(args, quantity ? { quantity } : {}).object.functionCode;
   assert.equal(fc(['read', 'coil', '0']), FUNCTION_CODES.READ_COILS);
   assert.equal(fc(['read', 'di', '0']), FUNCTION_CODES.READ_DISCRETE_INPUTS);
   assert.equal(fc(['read', 'hr', '0']), FUNCTION_CODES.READ_HOLDING_REGISTERS);
@@ -43,7 +43,7 @@ test('penstockctl policy check picks the table\'s read and write codes by table 
   assert.equal(fc(['write', 'hr', '0']), FUNCTION_CODES.WRITE_SINGLE_REGISTER);
   assert.equal(fc(['write', 'hr', '0'], '2'), FUNCTION_CODES.WRITE_MULTIPLE_REGISTERS);
   for (const args of [['read', 'coil', '0'], ['write', 'hr', '0']]) {
-    const o = modbusAction(args, {}).object;
+    const o = parseModbusDryRun(args, {}).object;
     const f = FUNCTIONS_BY_CODE.get(o.functionCode as number)!;
     assert.ok(f.tables?.includes(o.table as never) && f.direction === args[0], `${args.join(' ')}: the table agrees`);
   }

@@ -19,19 +19,14 @@
 //   8         diagnostic, table null, address = sub-function.
 //   43/14     read, table null, address = object id.
 //   opaque    program for the legacy/programming codes (PROGRAMMING_FUNCTION_CODES), other for the rest.
-// The file number of FC 20/21 has no field in ModbusObject; it is in `fileNumber` on the object (see
-// ModbusActionObject) for evidence.
-import type { Action, ModbusObject, ModbusTable, Verb } from '../../policy/types.ts';
+// The file number of FC 20/21 is in the object's `fileNumber`, the masks of FC 22 in its `masks`.
+import type { Action, Verb } from '../../policy/types.ts';
+import type { ModbusObject, ModbusTable } from './rules.ts';
 import { MODBUS_LIMITS as L, PROGRAMMING_FUNCTION_CODES } from './functions.ts';
 import type { ModbusRequest } from './pdu.ts';
 
-/** ModbusObject plus the Modbus-only details a few functions need; assignable to ModbusObject. */
-export interface ModbusActionObject extends ModbusObject {
-  /** FC 22: the masks, instead of values. */
-  masks?: { and: number; or: number };
-  /** FC 20/21: the file the record belongs to. */
-  fileNumber?: number;
-}
+/** The object of an action the front door builds (masks and file numbers included: see rules.ts). */
+export type ModbusActionObject = ModbusObject;
 
 export interface ModbusAction extends Action {
   object: ModbusActionObject;

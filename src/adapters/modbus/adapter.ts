@@ -9,7 +9,8 @@
 //             to a principal only by its source address (`bindings`) and only while that principal holds
 //             an active grant for a routed target. Anyone who can use a bound address is that principal.
 //             Use it only on an isolated segment, for tools that cannot speak TLS.
-// A connection that cannot be tied to a principal is closed at once and journaled as auth.failed.
+// A connection that cannot be tied to a principal is closed at once and journaled as auth.failed, with
+// one of the stable reasons in AUTH_FAILURES.
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
@@ -27,6 +28,19 @@ import { upstreamsFor } from './pool.ts';
 
 export const DEFAULT_MODBUS_TLS_PORT = 802;
 
+/** Why a connection was refused before it had a session: `detail.reason` of its auth.failed event. */
+export const AUTH_FAILURES = {
+  tls_handshake_failed: 'the TLS handshake failed (no client certificate, an untrusted CA, an old TLS version); detail.tls_error says which',
+  no_client_certificate: 'the connection carries no client certificate',
+  unknown_certificate: 'the client certificate names no principal',
+  role_missing: 'the listener requires a Modbus role and the certificate carries none',
+  role_not_accepted: 'the certificate\'s Modbus role is not one the listener accepts',
+  no_binding: 'plain Modbus/TCP: no binding names the source address',
+  bound_principal_unknown: 'plain Modbus/TCP: the binding names a principal the config does not have',
+  no_active_grant: 'plain Modbus/TCP: the bound principal holds no active grant for a target of this listener',
+} as const;
+type AuthFailure = keyof typeof AUTH_FAILURES;
+
 const roles = new WeakMap<Session, string>();
 /** The Modbus/TCP Security role the session's client certificate carried, if any. */
 export function modbusSessionRole(session: Session): string | undefined {
@@ -38,7 +52,7 @@ export const modbusAdapter: ProtocolAdapter = {
   listenerSchema: modbusListenerSchema,
   targetSchema: modbusTargetSchema,
   start: startModbusListener,
-  // Another front door's tunnel to one target (`ssh -L`): every unit id goes to that target, as sent.
+  // Another front door's tunnel to one target: every unit id goes to that target, as sent.
   serveStream: (stream, session, core, target) => {
     const routes: ModbusRoute[] = Array.from({ length: 256 }, (_, unit) => ({ unit, target, targetUnit: unit }));
     return serveModbusStream(stream, session, core, { routes });
@@ -97,19 +111,19 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       track(socket);
       const cert = socket.getPeerX509Certificate();
-      if (!cert) return refuse(socket, 'no client certificate');
+      if (!cert) return refuse(socket, 'no_client_certificate');
       const match = principalForCertificate(cert, core.config().principals.values());
       const who = { fingerprint: normalizeFingerprint(cert.fingerprint256), subject_cn: subjectCommonName(cert) };
-      if (!match) return refuse(socket, 'the client certificate names no principal', who);
+      if (!match) return refuse(socket, 'unknown_certificate', who);
       const role = modbusRole(cert);
       if (cfg.roles && (role === undefined || !cfg.roles.includes(role))) {
-        return refuse(socket, role === undefined ? 'the client certificate carries no Modbus role' : `role ${role} is not accepted on this listener`, { ...who, principal: match.principal.id, ...(role ? { role } : {}) });
+        return refuse(socket, role === undefined ? 'role_missing' : 'role_not_accepted', { ...who, principal: match.principal.id, ...(role ? { role } : {}) });
       }
       serve(socket, match.principal, role);
     });
     // A failed handshake (no certificate, untrusted CA, old TLS) is an authentication failure too.
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
-      authFailures.authFailed(remoteOf(socket), `TLS handshake failed (${err.code ?? 'error'})`);
+      authFailures.authFailed(remoteOf(socket), 'tls_handshake_failed' satisfies AuthFailure, { tls_error: err.code ?? 'error' });
       socket.destroy();
     });
   } else {
@@ -119,18 +133,18 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
       const address = normalizeAddress(socket.remoteAddress ?? '');
       const family = net.isIPv6(address) ? 'ipv6' : 'ipv4';
       const binding = bindings.find((b) => b.list.check(address, family));
-      if (!binding) return refuse(socket, 'no binding for this source address (plain Modbus/TCP has no other identity)');
+      if (!binding) return refuse(socket, 'no_binding');
       const principal = core.config().principals.get(binding.principal);
-      if (!principal) return refuse(socket, `bound principal ${binding.principal} is not configured`);
+      if (!principal) return refuse(socket, 'bound_principal_unknown', { principal: binding.principal });
       const now = core.clock.now();
       const active = core.grants.forPrincipal(principal.id).some((g) => core.grants.isActive(g, now) && g.targets.some((t) => routeTargets.has(t)));
-      if (!active) return refuse(socket, `principal ${principal.id} holds no active grant for a target of this listener`, { principal: principal.id });
+      if (!active) return refuse(socket, 'no_active_grant', { principal: principal.id });
       serve(socket, principal, undefined);
     });
   }
   server.maxConnections = cfg.max_connections;
 
-  function refuse(socket: net.Socket, reason: string, detail: Record<string, unknown> = {}): void {
+  function refuse(socket: net.Socket, reason: AuthFailure, detail: Record<string, unknown> = {}): void {
     authFailures.authFailed(remoteOf(socket), reason, detail);
     socket.destroy();
   }

@@ -1,7 +1,7 @@
 // Modbus exception codes, the catalogue of codec errors, and the mapping from a policy decision to
 // the exception a refused client receives. Pure data and functions: no sockets, no policy imports
-// beyond the reason registry's type.
-import type { DecisionReason } from '../../policy/types.ts';
+// beyond the reason registry.
+import { DECISION_REASONS, type DecisionReason } from '../../policy/types.ts';
 
 /** Exception codes of the Modbus Application Protocol Specification V1.1b3, §7. */
 export const EXCEPTION_CODES = {
@@ -21,6 +21,27 @@ export type ExceptionCode = (typeof EXCEPTION_CODES)[ExceptionName];
 const EXCEPTION_NAMES = new Map<number, ExceptionName>(
   (Object.entries(EXCEPTION_CODES) as Array<[ExceptionName, number]>).map(([name, code]) => [code, name]),
 );
+
+/**
+ * Exception names as Zeek writes them (modbus.log `exception`), for the journal: the spec's codes in
+ * Zeek's older spelling (SLAVE for SERVER). A Record over every code, so a new code needs its name here.
+ */
+const ZEEK_EXCEPTION_NAMES: Readonly<Record<ExceptionCode, string>> = {
+  [EXCEPTION_CODES.ILLEGAL_FUNCTION]: 'ILLEGAL_FUNCTION',
+  [EXCEPTION_CODES.ILLEGAL_DATA_ADDRESS]: 'ILLEGAL_DATA_ADDRESS',
+  [EXCEPTION_CODES.ILLEGAL_DATA_VALUE]: 'ILLEGAL_DATA_VALUE',
+  [EXCEPTION_CODES.SERVER_DEVICE_FAILURE]: 'SLAVE_DEVICE_FAILURE',
+  [EXCEPTION_CODES.ACKNOWLEDGE]: 'ACKNOWLEDGE',
+  [EXCEPTION_CODES.SERVER_DEVICE_BUSY]: 'SLAVE_DEVICE_BUSY',
+  [EXCEPTION_CODES.MEMORY_PARITY_ERROR]: 'MEMORY_PARITY_ERROR',
+  [EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE]: 'GATEWAY_PATH_UNAVAILABLE',
+  [EXCEPTION_CODES.GATEWAY_TARGET_FAILED_TO_RESPOND]: 'GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND',
+};
+
+/** Zeek's name of an exception code; `unknown-N` for a code the spec does not define. */
+export function modbusExceptionName(code: number): string {
+  return Object.hasOwn(ZEEK_EXCEPTION_NAMES, code) ? ZEEK_EXCEPTION_NAMES[code as ExceptionCode] : `unknown-${code}`;
+}
 
 /** The spec name of an exception code, or undefined for a code the spec does not define (a PLC may send one). */
 export function exceptionName(code: number): ExceptionName | undefined {
@@ -113,3 +134,14 @@ const EXCEPTION_FOR_REASON: Record<DecisionReason, ExceptionCode> = {
 export function exceptionForDecision(reason: DecisionReason): ExceptionCode {
   return Object.hasOwn(EXCEPTION_FOR_REASON, reason) ? EXCEPTION_FOR_REASON[reason] : EXCEPTION_CODES.SERVER_DEVICE_FAILURE;
 }
+
+/**
+ * How each refusal reads in Modbus, for documentation and tests (`exception 2 ILLEGAL_DATA_ADDRESS`):
+ * derived from the mapping above, which the front door answers with.
+ */
+export const MODBUS_REFUSALS: Readonly<Record<DecisionReason, string>> = Object.freeze(Object.fromEntries(
+  (Object.keys(DECISION_REASONS) as DecisionReason[]).map((reason) => {
+    const code = exceptionForDecision(reason);
+    return [reason, `exception ${code} ${modbusExceptionName(code)}`];
+  }),
+) as Record<DecisionReason, string>);

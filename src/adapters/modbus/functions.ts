@@ -2,7 +2,7 @@
 // One place for every number the request and response codecs check against, and the one table of
 // function codes (what each is, which tables it addresses, read or write) that policy derives from.
 
-import type { ModbusTable } from '../../policy/types.ts';
+import type { ModbusTable } from './rules.ts';
 
 /** What one public function is: the one table every other part derives its view from. */
 export interface ModbusFunction {
@@ -15,6 +15,8 @@ export interface ModbusFunction {
   direction: 'read' | 'write' | 'by_verb';
   /** A write whose values are exactly the raw values that land in the registers (FC 22's are masks). */
   writesValues?: true;
+  /** Zeek's name (modbus.log `func`) where it differs from the spec's name, the key of MODBUS_FUNCTIONS. */
+  zeek?: string;
 }
 
 /**
@@ -36,13 +38,13 @@ export const MODBUS_FUNCTIONS = {
   GET_COMM_EVENT_LOG: { code: 12, name: 'get comm event log', tables: null, direction: 'read' },
   WRITE_MULTIPLE_COILS: { code: 15, name: 'write multiple coils', tables: ['coil'], direction: 'write', writesValues: true },
   WRITE_MULTIPLE_REGISTERS: { code: 16, name: 'write multiple registers', tables: ['holding_register'], direction: 'write', writesValues: true },
-  REPORT_SERVER_ID: { code: 17, name: 'report server id', tables: null, direction: 'read' },
+  REPORT_SERVER_ID: { code: 17, name: 'report server id', tables: null, direction: 'read', zeek: 'REPORT_SLAVE_ID' },
   READ_FILE_RECORD: { code: 20, name: 'read file record', tables: null, direction: 'read' },
   WRITE_FILE_RECORD: { code: 21, name: 'write file record', tables: null, direction: 'write' },
   MASK_WRITE_REGISTER: { code: 22, name: 'mask write register', tables: ['holding_register'], direction: 'write' },
   READ_WRITE_MULTIPLE_REGISTERS: { code: 23, name: 'read/write multiple registers', tables: ['holding_register'], direction: 'by_verb', writesValues: true },
   READ_FIFO_QUEUE: { code: 24, name: 'read FIFO queue', tables: ['holding_register'], direction: 'read' },
-  ENCAPSULATED_INTERFACE_TRANSPORT: { code: 43, name: 'read device identification', tables: null, direction: 'read' },
+  ENCAPSULATED_INTERFACE_TRANSPORT: { code: 43, name: 'read device identification', tables: null, direction: 'read', zeek: 'ENCAP_INTERFACE_TRANSPORT' },
 } as const satisfies Record<string, ModbusFunction>;
 
 type FunctionName = keyof typeof MODBUS_FUNCTIONS;
@@ -54,6 +56,20 @@ export const FUNCTION_CODES = Object.fromEntries(Object.entries(MODBUS_FUNCTIONS
 
 /** The public functions by code. */
 export const FUNCTIONS_BY_CODE: ReadonlyMap<number, ModbusFunction> = new Map(Object.values(MODBUS_FUNCTIONS).map((f) => [f.code, f]));
+
+/**
+ * Function names as Zeek writes them (base/protocols/modbus/consts.zeek), which the journal uses so a SIEM
+ * rule written for network sensors reads Penstock evidence unchanged: the spec's name, in Zeek's spelling
+ * where the two differ.
+ */
+export const ZEEK_FUNCTION_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(MODBUS_FUNCTIONS).map(([key, f]: [string, ModbusFunction]) => [f.code, f.zeek ?? key]),
+);
+
+/** Zeek's name of a function code; `unknown-N` for a code it has no name for (vendor and programming codes). */
+export function modbusFunctionName(code: number): string {
+  return ZEEK_FUNCTION_NAMES.get(code) ?? `unknown-${code}`;
+}
 
 /** The public function codes this codec decodes field by field. Anything else in 1..127 is opaque. */
 export const PUBLIC_FUNCTION_CODES: ReadonlySet<number> = new Set(FUNCTIONS_BY_CODE.keys());

@@ -1,4 +1,4 @@
-// One upstream link per target, shared by every front door of one core (TLS, plain TCP, SSH tunnels):
+// One upstream link per target, shared by every front door of one core (TLS, plain TCP, tunnels of other front doors):
 // a PLC sees one gateway connection however many vendors are connected. Links open lazily on the first
 // request and close when the last front door using the pool lets go.
 import type { Core } from '../../core/core.ts';

@@ -7,9 +7,8 @@
 // per link. A factor that cannot be read, or is not -10..10 (0x8000 is SunSpec's "not implemented"),
 // stays unknown, and policy then refuses a bounded write to the point.
 import type { FirmwareProfile } from '../../config/types.ts';
-import type { ModbusObject } from '../../policy/types.ts';
-import { encodeRequest, type ModbusRequest } from './pdu.ts';
-import type { Upstream } from './upstream.ts';
+import type { ModbusObject } from './rules.ts';
+import type { GatewayRead, Upstream } from './upstream.ts';
 
 const FRESH_MS = 60_000;
 
@@ -47,8 +46,8 @@ export async function scaleFactorsFor(o: ModbusObject, profile: FirmwareProfile 
 async function readExponent(profile: FirmwareProfile, name: string, unit: number, upstream: Upstream, session: string): Promise<number | undefined> {
   const point = profile.points.find((p) => p.name === name);
   if (!point || point.address === undefined) return undefined;
-  const req: ModbusRequest = { kind: 'read_registers', fc: 3, address: point.address, quantity: 1 };
-  const reply = await upstream.request(session, unit, req, encodeRequest(req));
+  const req: GatewayRead = { kind: 'read_registers', fc: 3, address: point.address, quantity: 1 };
+  const reply = await upstream.gatewayRead(session, unit, req);
   if (!reply.ok || !('values' in reply.response) || !Array.isArray(reply.response.values)) return undefined;
   const raw = reply.response.values[0]!;
   const exponent = raw >= 0x8000 ? raw - 0x10000 : raw;

@@ -1,38 +1,37 @@
 // One client's Modbus/TCP byte stream, already tied to an authenticated session: the glue between the
 // codec, the core and the shared upstream links. Every front door ends here — the TLS and plain TCP
-// listeners (adapter.ts) and, through `serveModbusStream`, the SSH front door's `ssh -L` tunnels.
+// listeners (adapter.ts) and, through `serveModbusStream`, tunnels another front door opened to a target.
 //
 // Per request, in the order it arrived (one at a time per stream, so a write and the read after it
 // reach the PLC in that order; concurrency comes from many streams sharing the upstream's fair queue):
 //   MBAP frame → route (client unit → target, target unit) → decodeRequest → requestToActions
 //   → core.authorize for each action (reads first, then writes: a write is journaled as allowed only
 //     once everything else in the request is) → any refusal: the Modbus exception for its reason, at once
-//   → optional read-back of the values about to be overwritten → forward upstream
+//   → optional read-back of the values about to be overwritten → forward upstream, with the
+//     Authorization of every action as proof (Upstream.forward refuses to send without it)
 //   → answer with the PLC's response under the client's transaction id → core.recordOutcome for writes.
 // Bad bytes never reach the PLC: an undecodable PDU gets the codec's exception; a stream that can no
-// longer be framed is closed. Refusals of malformed input are counted, and journaled one by one up to a
-// bound per stream (a hostile peer must not turn the journal into its disk-filler); the rest are
-// journaled as one summary when the stream ends.
+// longer be framed is closed. Refusals of malformed input are counted, and journaled (core.recordRefusal)
+// one by one up to a bound per stream (a hostile peer must not turn the journal into its disk-filler);
+// the rest are journaled as one summary when the stream ends.
 import type { Duplex } from 'node:stream';
-import type { Core } from '../../core/core.ts';
+import type { Authorization, Core } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
-import type { Action, Decision } from '../../policy/types.ts';
 import {
   EXCEPTION_CODES,
   MbapDecoder,
   decodeRequest,
   encodeException,
   encodeMbap,
-  encodeRequest,
   exceptionForDecision,
   requestToActions,
   type MbapFrame,
   type ModbusAction,
-  type ModbusRequest,
+  type ModbusErrorCode,
   type ModbusResponse,
 } from './codec.ts';
 import { modbusTargetSchema, type ModbusTargetConfig } from './schema.ts';
-import type { Upstream, UpstreamReply } from './upstream.ts';
+import type { GatewayRead, Upstream, UpstreamReply } from './upstream.ts';
 import { scaleFactorsFor } from './scale-factors.ts';
 import { upstreamsFor, type UpstreamPool } from './pool.ts';
 
@@ -88,7 +87,7 @@ function readsFirst(actions: ModbusAction[]): ModbusAction[] {
 /**
  * Serve Modbus/TCP (MBAP) on `stream` for `session`. The caller owns the session: it opened it, and it
  * closes it once `done` resolves if the session was only this stream (a listener connection), or keeps
- * it (an SSH session with several channels). The session's kill callback should destroy the stream.
+ * it (a session of another front door that carries several streams). The session's kill callback should destroy the stream.
  */
 export function serveModbusStream(stream: Duplex, session: Session, core: Core, options: ModbusStreamOptions): ModbusStreamHandle {
   return new StreamServer(stream, session, core, options).handle;
@@ -218,9 +217,11 @@ class StreamServer {
       const scaleFactors = await scaleFactorsFor(action.object, profile, upstream, this.#session.id, Date.now());
       if (scaleFactors) action.object.scaleFactors = scaleFactors;
     }
+    const authorizations: Authorization[] = [];
     for (const action of ordered) {
-      const decision = await this.#core.authorize(this.#session, action);
-      if (decision.effect !== 'allow') return this.#answer(frame, encodeException(req.fc, exceptionForDecision(decision.reason)));
+      const verdict = await this.#core.authorize(this.#session, action);
+      if (!verdict.authorization) return this.#answer(frame, encodeException(req.fc, exceptionForDecision(verdict.reason)));
+      authorizations.push(verdict.authorization);
     }
     if (this.#ended) return;
     if (target.serial && unit === 0) {
@@ -229,7 +230,7 @@ class StreamServer {
     }
     const writes = ordered.length === 1 && isRead(ordered[0]!) ? NO_ACTIONS : ordered.filter((a) => !isRead(a));
     const before = writes.length > 0 && target.read_back_before_write ? await this.#readBack(upstream, unit, writes) : undefined;
-    const reply = await upstream.request(this.#session.id, unit, req, frame.pdu);
+    const reply = await upstream.forward(authorizations, this.#session.id, unit, req, frame.pdu);
     this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));
     for (const action of writes) void this.#core.recordOutcome(this.#session, action, outcomeOf(action, reply, before, this.#role));
   }
@@ -240,10 +241,10 @@ class StreamServer {
     for (const w of writes) {
       const o = w.object;
       if ((o.table !== 'holding_register' && o.table !== 'coil') || o.quantity < 1) continue;
-      const req: ModbusRequest = o.table === 'coil'
+      const req: GatewayRead = o.table === 'coil'
         ? { kind: 'read_bits', fc: 1, address: o.address, quantity: o.quantity }
         : { kind: 'read_registers', fc: 3, address: o.address, quantity: o.quantity };
-      const r = await upstream.request(this.#session.id, unit, req, encodeRequest(req));
+      const r = await upstream.gatewayRead(this.#session.id, unit, req);
       out[`${o.table}:${o.address}`] = r.ok ? valuesOf(r.response) : { failed: r.code, exception: r.exception };
     }
     return out;
@@ -262,11 +263,11 @@ class StreamServer {
 
   // ----------------------------------------------------------------- refusals that policy never saw
 
-  #refuseMalformed(code: string, fc: number, message: string, transactionId: number, target?: string): void {
+  #refuseMalformed(reason: MalformedReason, fc: number, message: string, transactionId: number, target?: string): void {
     this.#session.counters.denied++;
     this.#malformed++;
     if (this.#malformed > MALFORMED_JOURNALED_PER_STREAM) return;
-    void journalMalformed(this.#core, this.#session, { code, function_code: fc, transaction_id: transactionId, message }, target);
+    void recordMalformed(this.#core, this.#session, reason, { function_code: fc, transaction_id: transactionId, message, ...(target ? { target } : {}) });
   }
 
   #end(reason: StreamEndReason): void {
@@ -276,7 +277,7 @@ class StreamServer {
     this.#backlog.length = 0;
     if (!this.#stream.destroyed) this.#stream.destroy();
     const suppressed = this.#malformed - MALFORMED_JOURNALED_PER_STREAM;
-    if (suppressed > 0) void journalMalformed(this.#core, this.#session, { code: 'MODBUS_MALFORMED_SUMMARY', suppressed, total: this.#malformed });
+    if (suppressed > 0) void recordMalformed(this.#core, this.#session, 'MODBUS_MALFORMED_SUMMARY', { suppressed, total: this.#malformed });
     this.#release();
     this.#resolveDone(reason);
   }
@@ -285,25 +286,23 @@ class StreamServer {
 // ------------------------------------------------------------------ helpers
 
 /**
- * Journal a request that never became an Action (undecodable, unframeable, unrouted). The core has no
- * method for this yet, so the adapter appends the `action.malformed` event itself; it gates nothing, so
- * it is not awaited by the request path, and a journal failure is logged (the journal raises its alert).
+ * Why a request never became an Action: a codec refusal (exceptions.ts), a unit id with no route, or the
+ * summary of the refusals beyond the per-stream bound. Stable codes: the journal's `detail.reason`.
  */
-export async function journalMalformed(core: Core, session: Session, detail: Record<string, unknown>, target?: string): Promise<void> {
-  try {
-    await core.journal.append({
-      event: 'action.malformed',
-      session: session.id,
-      principal: session.principal.id,
-      chain: session.chain,
-      listener: session.listener,
-      ...(target ?? session.target ? { target: target ?? session.target } : {}),
-      decision: { effect: 'deny', reason: 'malformed', explanation: String(detail.message ?? detail.code) } satisfies Decision,
-      detail,
-    });
-  } catch (err) {
-    core.log.error({ err, session: session.id }, 'journal append failed (malformed request)');
-  }
+export type MalformedReason = ModbusErrorCode | 'MODBUS_UNROUTED_UNIT' | 'MODBUS_MALFORMED_SUMMARY';
+
+/**
+ * Journal a request that never became an Action (undecodable, unframeable, unrouted) through the core's
+ * one refusal path. It gates nothing, so the request path does not wait for it; recordRefusal never throws.
+ */
+export function recordMalformed(core: Core, session: Session, reason: MalformedReason, detail: Record<string, unknown>): Promise<void> {
+  return core.recordRefusal({
+    event: 'action.malformed',
+    listener: session.listener,
+    remote: session.remote,
+    session,
+    detail: { protocol: 'modbus', reason, ...detail },
+  });
 }
 
 const targetCache = new WeakMap<object, ModbusTargetConfig | null>();
@@ -324,12 +323,12 @@ function valuesOf(res: ModbusResponse): number[] | undefined {
   return 'values' in res && Array.isArray(res.values) ? res.values : undefined;
 }
 
-function outcomeOf(action: Action, reply: UpstreamReply, before: Record<string, unknown> | undefined, role: string | undefined): Record<string, unknown> {
-  const o = action.object.kind === 'modbus' ? action.object : undefined;
+function outcomeOf(action: ModbusAction, reply: UpstreamReply, before: Record<string, unknown> | undefined, role: string | undefined): Record<string, unknown> {
+  const o = action.object;
   const base: Record<string, unknown> = {
-    function_code: o?.functionCode,
-    ...(o?.values ? { new_values: o.values } : {}),
-    ...(before && o ? { old_values: before[`${o.table}:${o.address}`] } : {}),
+    function_code: o.functionCode,
+    ...(o.values ? { new_values: o.values } : {}),
+    ...(before ? { old_values: before[`${o.table}:${o.address}`] } : {}),
     duration_ms: Math.round(reply.ms * 1000) / 1000,
     ...(role ? { role } : {}),
   };

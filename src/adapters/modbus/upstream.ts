@@ -23,7 +23,10 @@ import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { systemScheduler, type Scheduler, type TimerHandle } from '../../common/clock.ts';
-import { EXCEPTION_CODES, MbapDecoder, RtuResponseDecoder, decodeResponse, encodeMbap, encodeResponse, encodeRtu, type ModbusRequest, type ModbusResponse } from './codec.ts';
+import { PenstockError } from '../../common/errors.ts';
+import { requireAuthorization, type Authorization } from '../../core/authorization.ts';
+import { EXCEPTION_CODES, MbapDecoder, RtuResponseDecoder, decodeResponse, encodeMbap, encodeRequest, encodeResponse, encodeRtu, type ModbusRequest, type ModbusResponse } from './codec.ts';
+import type { ModbusObject } from './rules.ts';
 import type { ModbusTargetConfig } from './schema.ts';
 
 export type UpstreamFailureCode =
@@ -36,6 +39,10 @@ export type UpstreamFailureCode =
 export type UpstreamReply =
   | { ok: true; pdu: Buffer; response: ModbusResponse; ms: number }
   | { ok: false; code: UpstreamFailureCode; exception: number; message: string; ms: number };
+
+/** What the gateway may read for itself (Upstream.gatewayRead): coils, discrete inputs, registers. */
+export type GatewayRead = Extract<ModbusRequest, { kind: 'read_bits' | 'read_registers' }>;
+const GATEWAY_READS: ReadonlySet<ModbusRequest['kind']> = new Set(['read_bits', 'read_registers']);
 
 /** Requests one session may have waiting for the shared link; beyond this it gets "busy". */
 export const MAX_QUEUED_PER_SESSION = 16;
@@ -88,10 +95,34 @@ export abstract class Upstream {
   }
 
   /**
-   * Forward one request (decoded `req`, its bytes `pdu`) to `unit` and wait for the PLC's answer, checked
-   * against the request by the codec, or a gateway exception. `session` is the fairness key.
+   * Forward a client's request (decoded `req`, its bytes `pdu`) to `unit` and wait for the PLC's answer,
+   * checked against the request by the codec, or a gateway exception. Only with proof: one Authorization
+   * per action the request became, each minted by the core for this session, this target and this
+   * function code (a request of two actions, FC 23, carries both). Anything less is a bug, never a peer's
+   * doing: it throws PS_INTERNAL before a byte is queued. `session` is also the fairness key.
    */
-  request(session: string, unit: number, req: ModbusRequest, pdu: Buffer): Promise<UpstreamReply> {
+  forward(authorizations: readonly Authorization[], session: string, unit: number, req: ModbusRequest, pdu: Buffer): Promise<UpstreamReply> {
+    if (authorizations.length === 0) throw new PenstockError('PS_INTERNAL', 'forwarding a request without an authorization');
+    for (const a of authorizations) {
+      const { action } = requireAuthorization(a, session, { target: this.target });
+      if (action.object.kind !== 'modbus' || (action.object as ModbusObject).functionCode !== req.fc) {
+        throw new PenstockError('PS_INTERNAL', `authorization for another request used for function ${req.fc}`);
+      }
+    }
+    return this.#enqueue(session, unit, req, pdu);
+  }
+
+  /**
+   * A read the gateway makes for itself, never a client's bytes: a scale factor before policy decides, or
+   * the values a write is about to replace. Only FC 1-4 reads, built here from the request fields; the
+   * answer goes to policy or the journal, never to a client.
+   */
+  gatewayRead(session: string, unit: number, req: GatewayRead): Promise<UpstreamReply> {
+    if (!GATEWAY_READS.has(req.kind)) throw new PenstockError('PS_INTERNAL', `the gateway reads only with functions 1-4, not ${req.kind}`);
+    return this.#enqueue(session, unit, req, encodeRequest(req));
+  }
+
+  #enqueue(session: string, unit: number, req: ModbusRequest, pdu: Buffer): Promise<UpstreamReply> {
     return new Promise((resolve) => {
       const job: Job = { session, unit, req, pdu, startedNs: this.time.monotonic(), resolve, timer: undefined, tid: 0, settled: false };
       if (this.#state === 'closed') return this.#fail(job, 'UPSTREAM_CLOSED', 'the gateway is closing this link');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { duplexPair, type Duplex } from 'node:stream';
 import { freePort, Plc, startGateway, tempDir, until, type Gateway } from './fixtures/harness.ts';
-import { serveModbusStream } from '../../../src/adapters/modbus/stream.ts';
+import { MALFORMED_JOURNALED_PER_STREAM, serveModbusStream } from '../../../src/adapters/modbus/stream.ts';
 import { MbapDecoder, encodeMbap } from '../../../src/adapters/modbus/codec.ts';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -51,7 +51,7 @@ after(async () => {
 });
 
 /** Send one MBAP request on a duplex and wait for its answer. */
-function exchange(side: Duplex, tid: number, pdu: number[]): Promise<number[]> {
+function exchange(side: Duplex, tid: number, pdu: number[], unit = 1): Promise<number[]> {
   return new Promise((resolve) => {
     const dec = new MbapDecoder();
     const onData = (d: Buffer) => {
@@ -63,7 +63,7 @@ function exchange(side: Duplex, tid: number, pdu: number[]): Promise<number[]> {
       }
     };
     side.on('data', onData);
-    side.write(encodeMbap(tid, 1, Buffer.from(pdu)));
+    side.write(encodeMbap(tid, unit, Buffer.from(pdu)));
   });
 }
 
@@ -106,6 +106,37 @@ test('serveModbusStream: killing the session destroys the stream at once', async
   gw.core.sessions.kill(session.id, { reason: 'killed' });
   assert.ok(['peer_closed', 'stream_error'].includes(await handle.done));
   assert.ok(gatewaySide.destroyed);
+});
+
+test('malformed requests are journaled through the one refusal path, one by one up to the bound, then summarised', async () => {
+  const [client, gatewaySide] = duplexPair();
+  const principal = gw.core.config().principals.get('tech')!;
+  const session = gw.core.sessions.open({ principal, chain: ['tech'], listener: 'tunnel-front', protocol: 'tunnel', remote: '127.0.0.1:50024' }, () => gatewaySide.destroy());
+  const handle = serveModbusStream(gatewaySide, session, gw.core, { routes: [{ unit: 1, target: 'plc-1' }] });
+  const plcSawBefore = plc.requests.length;
+  assert.deepEqual(await exchange(client, 1, [3, 0, 0, 0, 1], 9), [0x83, 0x0a], 'an unrouted unit: gateway path unavailable');
+  const sent = MALFORMED_JOURNALED_PER_STREAM + 4;
+  for (let tid = 2; tid <= sent; tid++) assert.deepEqual(await exchange(client, tid, [3, 0, 0]), [0x83, 0x03], 'a truncated read: illegal data value');
+  client.end();
+  assert.equal(await handle.done, 'peer_closed');
+  session.close();
+  await gw.core.recorded();
+
+  const refusals = gw.events().filter((e) => e.event === 'action.malformed' && e.session === session.id);
+  const reasons = refusals.map((e) => e.detail?.reason);
+  assert.equal(refusals.length, MALFORMED_JOURNALED_PER_STREAM + 1, 'the bound, then one summary');
+  assert.equal(reasons[0], 'MODBUS_UNROUTED_UNIT');
+  assert.deepEqual(new Set(reasons.slice(1, -1)), new Set(['MODBUS_PDU_LENGTH']));
+  for (const e of refusals) {
+    assert.equal(e.listener, 'tunnel-front');
+    assert.equal(e.principal, 'tech');
+    assert.equal(e.detail?.remote, '127.0.0.1:50024');
+    assert.equal(e.detail?.protocol, 'modbus');
+  }
+  assert.deepEqual(refusals.at(-1)!.detail, { remote: '127.0.0.1:50024', protocol: 'modbus', reason: 'MODBUS_MALFORMED_SUMMARY', suppressed: sent - MALFORMED_JOURNALED_PER_STREAM, total: sent });
+  const counted = gw.events().find((e) => e.event === 'session.closed' && e.session === session.id)?.detail as { counters: { denied: number } } | undefined;
+  assert.equal(counted?.counters.denied, sent, 'every refusal is counted, journaled one by one or not');
+  assert.equal(plc.requests.length, plcSawBefore, 'none of it reached the PLC');
 });
 
 async function connectAndWatch(send: Buffer | undefined): Promise<'closed'> {

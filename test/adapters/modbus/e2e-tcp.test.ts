@@ -214,6 +214,8 @@ test('mode tls: a certificate from the right CA that names no principal is refus
   const got = await tlsExchange(client, encodeMbap(1, 1, Buffer.from([3, 0, 0, 0, 1])));
   assert.equal(got, 'closed');
   await until(() => gw.events().some((e) => e.event === 'auth.failed' && e.listener === 'mb-tls'), 'auth.failed');
+  // In the one refusal shape, with a stable reason.
+  await until(() => gw.events().some((e) => e.event === 'auth.failed' && e.listener === 'mb-tls' && e.detail?.reason === 'unknown_certificate' && e.detail?.protocol === 'modbus'), 'auth.failed, unknown_certificate');
 });
 
 test('mode tls: a principal without a grant gets illegal function, and nothing reaches the PLC', async () => {
@@ -238,6 +240,7 @@ test('mode tcp: a connection from an unbound address is closed and journaled as 
   });
   assert.equal(closed, true);
   await until(() => gw.events().some((e) => e.event === 'auth.failed' && e.listener === 'mb-tcp' && String(e.detail?.remote).startsWith('127.0.0.2')), 'auth.failed for 127.0.0.2');
+  await until(() => gw.events().some((e) => e.event === 'auth.failed' && String(e.detail?.remote).startsWith('127.0.0.2') && e.detail?.reason === 'no_binding'), 'auth.failed, no_binding');
 });
 
 test('kill through the session registry ends the connection at once', async () => {

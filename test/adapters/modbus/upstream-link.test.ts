@@ -8,16 +8,16 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { pino } from 'pino';
 import { ManualClock } from '../../../src/common/clock.ts';
-import { TcpUpstream, type UpstreamReply } from '../../../src/adapters/modbus/upstream.ts';
-import { MbapDecoder, encodeMbap, encodeRequest, type ModbusRequest } from '../../../src/adapters/modbus/codec.ts';
+import { TcpUpstream, type GatewayRead, type UpstreamReply } from '../../../src/adapters/modbus/upstream.ts';
+import { MbapDecoder, encodeMbap, encodeRequest } from '../../../src/adapters/modbus/codec.ts';
 import { freePort } from './fixtures/harness.ts';
 
 const log = pino({ level: 'silent' });
 const T0 = Date.parse('2026-12-05T08:00:00Z');
 /** With time faked, a lost answer never times out: a bug would hang the test, so each gets a bound. */
 const HANG_GUARD = { timeout: 30_000 };
-const read = (address: number): { req: ModbusRequest; pdu: Buffer } => {
-  const req: ModbusRequest = { kind: 'read_registers', fc: 3, address, quantity: 1 };
+const read = (address: number): { req: GatewayRead; pdu: Buffer } => {
+  const req: GatewayRead = { kind: 'read_registers', fc: 3, address, quantity: 1 };
   return { req, pdu: encodeRequest(req) };
 };
 
@@ -78,13 +78,13 @@ test('a refused connection answers 0x0A at once, backs off, and reconnects once 
   const port = await freePort();
   const clock = new ManualClock(T0);
   const up = new TcpUpstream('plc', { host: '127.0.0.1', port, timeout_ms: 500 }, log, clock);
-  const { req, pdu } = read(0);
-  const first = await up.request('s1', 1, req, pdu);
+  const { req } = read(0);
+  const first = await up.gatewayRead('s1', 1, req);
   assert.equal(first.ok, false);
   assert.equal(!first.ok && first.exception, 0x0a);
   assert.equal(!first.ok && first.code, 'UPSTREAM_UNAVAILABLE');
   // During back-off: refused without a connection attempt.
-  const during = await up.request('s1', 1, req, pdu);
+  const during = await up.gatewayRead('s1', 1, req);
   assert.equal(!during.ok && during.exception, 0x0a);
   assert.equal(up.state, 'backoff');
   // The PLC comes up on that port; until the back-off (250 ms after the first failure) is over, requests
@@ -97,14 +97,14 @@ test('a refused connection answers 0x0A at once, backs off, and reconnects once 
   });
   await new Promise<void>((r) => plcServer.listen(port, '127.0.0.1', r));
   clock.advance(249);
-  const stillBackingOff = await up.request('s1', 1, req, pdu);
+  const stillBackingOff = await up.gatewayRead('s1', 1, req);
   assert.equal(!stillBackingOff.ok && stillBackingOff.code, 'UPSTREAM_UNAVAILABLE');
   assert.equal(up.state, 'backoff');
   assert.equal(accepted, 0, 'no connection attempt during back-off');
   // After the back-off the next request connects.
   clock.advance(1);
   assert.equal(up.state, 'down');
-  const reply = await up.request('s1', 1, req, pdu);
+  const reply = await up.gatewayRead('s1', 1, req);
   assert.ok(reply.ok, 'reconnected after back-off');
   assert.deepEqual(reply.ok && [...reply.pdu], [3, 2, 0, 42]);
   assert.equal(accepted, 1);
@@ -124,7 +124,7 @@ test('a PLC that never answers gives 0x0B after timeout_ms; its late answer is n
   const clock = new ManualClock(T0);
   const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 100 }, log, clock);
   const a = read(1);
-  const pending = up.request('s1', 1, a.req, a.pdu);
+  const pending = up.gatewayRead('s1', 1, a.req);
   await plc.received(1);
   clock.advance(99);
   assert.equal(await peek(pending), 'pending', 'no answer yet, and not timed out before timeout_ms');
@@ -135,7 +135,7 @@ test('a PLC that never answers gives 0x0B after timeout_ms; its late answer is n
   assert.equal(!late.ok && late.code, 'UPSTREAM_TIMEOUT');
   // The next request is sent while the first one's answer (111) is still on its way.
   const b = read(7);
-  const next = await up.request('s1', 1, b.req, b.pdu);
+  const next = await up.gatewayRead('s1', 1, b.req);
   assert.ok(next.ok);
   assert.deepEqual(next.ok && [...next.pdu], [3, 2, 0, 7], 'its own answer, not the stale 111');
   assert.notEqual(plc.seen[0]!.tid, plc.seen[1]!.tid, 'transaction ids are the gateway\'s own, never reused while in flight');
@@ -148,15 +148,15 @@ test('one shared connection; a fair queue serves sessions in turn, not in arriva
   const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 2000 }, log, new ManualClock(T0));
   // Warm the link so every request below is queued behind one in flight.
   const w = read(999);
-  await up.request('warm', 1, w.req, w.pdu);
+  await up.gatewayRead('warm', 1, w.req);
   const order: string[] = [];
   const jobs: Promise<unknown>[] = [];
   // Session A floods 8 requests before B and C send one each: B and C must not wait behind all of A's.
-  for (let i = 0; i < 8; i++) { const r = read(100 + i); jobs.push(up.request('A', 1, r.req, r.pdu).then(() => order.push(`A${i}`))); }
+  for (let i = 0; i < 8; i++) { const r = read(100 + i); jobs.push(up.gatewayRead('A', 1, r.req).then(() => order.push(`A${i}`))); }
   const rb = read(200);
-  jobs.push(up.request('B', 1, rb.req, rb.pdu).then(() => order.push('B')));
+  jobs.push(up.gatewayRead('B', 1, rb.req).then(() => order.push('B')));
   const rc = read(300);
-  jobs.push(up.request('C', 1, rc.req, rc.pdu).then(() => order.push('C')));
+  jobs.push(up.gatewayRead('C', 1, rc.req).then(() => order.push('C')));
   await Promise.all(jobs);
   assert.ok(order.indexOf('B') <= 2 && order.indexOf('C') <= 3, `B and C served within the first round: ${order.join(' ')}`);
   assert.equal(plc.accepted(), 1, 'all sessions share one upstream connection');
@@ -168,10 +168,10 @@ test('a session that queues more than its bound gets busy (0x06); others are una
   const plc = await scriptedPlc(echoAddress);
   const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 5000 }, log, new ManualClock(T0));
   const w = read(0);
-  await up.request('warm', 1, w.req, w.pdu);
-  const flood = Array.from({ length: 40 }, (_, i) => { const r = read(i); return up.request('greedy', 1, r.req, r.pdu); });
+  await up.gatewayRead('warm', 1, w.req);
+  const flood = Array.from({ length: 40 }, (_, i) => { const r = read(i); return up.gatewayRead('greedy', 1, r.req); });
   const other = read(500);
-  const polite = up.request('polite', 1, other.req, other.pdu);
+  const polite = up.gatewayRead('polite', 1, other.req);
   const results = await Promise.all(flood);
   const busy = results.filter((r) => !r.ok && r.exception === 0x06).length;
   assert.ok(busy >= 40 - 17, `over-bound requests refused busy (${busy})`);
@@ -189,7 +189,7 @@ test('pipelining (max_in_flight > 1) matches out-of-order answers by transaction
     if (held.length === 4) for (const h of held.reverse()) echoAddress(h);
   });
   const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 2000, max_in_flight: 4 }, log, new ManualClock(T0));
-  const replies = await Promise.all([10, 11, 12, 13].map((a) => { const r = read(a); return up.request(`s${a}`, 1, r.req, r.pdu); }));
+  const replies = await Promise.all([10, 11, 12, 13].map((a) => { const r = read(a); return up.gatewayRead(`s${a}`, 1, r.req); }));
   assert.deepEqual(replies.map((r) => r.ok && r.pdu.readUInt16BE(2)), [10, 11, 12, 13]);
   assert.deepEqual(plc.seen.map((s) => s.address), [10, 11, 12, 13], 'all four were in flight at once');
   up.close();

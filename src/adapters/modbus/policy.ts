@@ -7,20 +7,21 @@
 // FC 23 (read/write multiple registers) reaches policy as two actions, a read and a write; each is
 // the operation `23/read` or `23/write`, so `access: read` grants the first and `access: write` the
 // second, while a preset or `function_codes: [23]` grants both.
-import type { ModbusRuleConfig, Range } from '../config/schema.ts';
-import type { FirmwareProfile, ProfilePoint } from '../config/types.ts';
-import type { Action, ModbusObject, ModbusTable } from './types.ts';
-import { boundsText, fit, miss, scaled, withinBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from './matcher.ts';
-import { matchDotted } from './glob.ts';
-import { FUNCTIONS_BY_CODE, type ModbusFunction } from '../adapters/modbus/functions.ts';
+import type { Range } from '../../config/schema-parts.ts';
+import type { FirmwareProfile, ProfilePoint } from '../../config/types.ts';
+import type { Action } from '../../policy/types.ts';
+import { boundsText, fit, miss, scaled, withinBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from '../../policy/matcher.ts';
+import { matchDotted } from '../../policy/glob.ts';
+import { FUNCTIONS_BY_CODE, type ModbusFunction } from './functions.ts';
+import { modbusTables, type ModbusObject, type ModbusRuleConfig, type ModbusTable } from './rules.ts';
 
-export { FUNCTION_CODES as MODBUS_FUNCTION_CODES } from '../adapters/modbus/functions.ts';
+export { FUNCTION_CODES as MODBUS_FUNCTION_CODES } from './functions.ts';
 
 type Direction = 'read' | 'write';
 
 // What each function code is (tables, direction, whether its values land as written) comes from the
-// one table, in the Modbus adapter's functions.ts: a pure module of numbers from the spec, no wire code.
-const ALL_TABLES: readonly ModbusTable[] = ['coil', 'discrete_input', 'input_register', 'holding_register'];
+// one table, functions.ts: a pure module of numbers from the spec, no wire code.
+const ALL_TABLES: readonly ModbusTable[] = modbusTables;
 
 /** The operations `access` grants on a table: its functions, by direction (FC 23 in both). */
 function accessOf(table: ModbusTable): Record<Direction, readonly number[]> {

@@ -1,0 +1,31 @@
+// The Modbus protocol as the rest of Penstock sees it (adapters/types.ts): schemas, the rule matcher,
+// journal rendering, refusals, dry runs and config checks. Light on purpose: the front door itself (the
+// listeners, the stream server, the upstream links and the serial port library) is loaded by load() only
+// when a listener or a tunnel uses it.
+import type { ProtocolModule } from '../types.ts';
+import { checkModbusPoint, modbusPointFields, modbusRuleWarnings } from './checks.ts';
+import { modbusDryRun } from './dry-run.ts';
+import { MODBUS_REFUSALS } from './exceptions.ts';
+import { modbusMatcher } from './policy.ts';
+import { describeModbusAction, renderModbusObject } from './render.ts';
+import { modbusObjectSchema, modbusRuleSchema, type ModbusObject, type ModbusRuleConfig } from './rules.ts';
+import { modbusListenerSchema, modbusTargetSchema } from './schema.ts';
+
+export const modbusModule: ProtocolModule<ModbusObject, ModbusRuleConfig> = {
+  name: 'modbus',
+  title: 'Modbus/TCP',
+  listenerSchema: modbusListenerSchema,
+  targetSchema: modbusTargetSchema,
+  ruleSchema: modbusRuleSchema,
+  objectSchema: modbusObjectSchema,
+  profilePoint: { fields: modbusPointFields, check: checkModbusPoint },
+  matcher: modbusMatcher,
+  ruleWarnings: modbusRuleWarnings,
+  renderObject: renderModbusObject,
+  describeAction: describeModbusAction,
+  refusals: MODBUS_REFUSALS,
+  dryRun: modbusDryRun,
+  // A tunnel another front door opened to a Modbus target is served here, with the same enforcement.
+  servesStreams: true,
+  load: async () => (await import('./adapter.ts')).modbusAdapter,
+};
