@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { systemClock, type Clock } from '../src/common/clock.ts';
 import { loadConfig } from '../src/config/load.ts';
 import type { LoadedConfig } from '../src/config/types.ts';
-import { protocolSchemas } from '../src/adapters/registry.ts';
+import { protocols } from '../src/adapters/registry.ts';
 import { LmdbJournal } from '../src/journal/journal.ts';
 import { generateSigningKeyPem } from '../src/journal/checkpoint.ts';
 import type { StoredEvent } from '../src/journal/event.ts';
@@ -15,7 +15,7 @@ import { GrantStore } from '../src/grants/store.ts';
 import { Approvals } from '../src/approvals/approvals.ts';
 import { Vault } from '../src/vault/vault.ts';
 import { DaemonCore } from '../src/core/daemon-core.ts';
-import type { ProtocolAdapter, RunningListener } from '../src/adapters/types.ts';
+import type { FrontDoor, RunningListener } from '../src/adapters/types.ts';
 
 export interface TestCore {
   config: LoadedConfig;
@@ -32,7 +32,7 @@ export async function startTestCore(dir: string, yaml: string, opts: { clock?: C
   const clock = opts.clock ?? systemClock;
   const file = join(dir, 'penstock.yaml');
   writeFileSync(file, yaml);
-  const config = loadConfig(file, protocolSchemas);
+  const config = loadConfig(file, protocols);
   const log = pino({ level: process.env.PENSTOCK_TEST_LOG ?? 'silent' });
   const journal = await LmdbJournal.open({
     path: join(dir, 'journal'),
@@ -72,7 +72,7 @@ export interface TestGateway {
 }
 
 /** startTestCore, then every listener of the config started with `adapter`. */
-export async function startTestGateway(dir: string, yaml: string, adapter: ProtocolAdapter): Promise<TestGateway> {
+export async function startTestGateway(dir: string, yaml: string, adapter: FrontDoor): Promise<TestGateway> {
   const t = await startTestCore(dir, yaml);
   const listeners = new Map<string, RunningListener>();
   for (const l of t.config.listeners) listeners.set(l.id, await adapter.start(l, t.core));

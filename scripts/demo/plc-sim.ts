@@ -3,6 +3,7 @@
 // Live values drift so repeated reads show something; writes are kept and printed.
 import { createRequire } from 'node:module';
 import type { FirmwareProfile } from '../../src/config/types.ts';
+import { modbusPoints } from '../../src/adapters/modbus/rules.ts';
 
 const require = createRequire(import.meta.url);
 const { ServerTCP } = require('modbus-serial') as typeof import('modbus-serial');
@@ -24,7 +25,7 @@ function putString(regs: Map<number, number>, address: number, words: number, te
 
 export function startSimulatedPlc(profile: FirmwareProfile, port: number, onWrite?: (address: number, values: number[]) => void): Promise<SimulatedPlc> {
   const regs = new Map<number, number>();
-  for (const p of profile.points) {
+  for (const p of modbusPoints(profile)) {
     if (p.table !== 'holding_register' || p.address === undefined) continue;
     if (p.name === 'common.SID') {
       regs.set(p.address, 0x5375);
@@ -40,12 +41,12 @@ export function startSimulatedPlc(profile: FirmwareProfile, port: number, onWrit
   // limit is in 0.01 % as on a Fronius (WMaxLimPct_SF = -2), at 100 %.
   const live: [RegExp, number, number][] = [[/\.W$/, 6200, 80], [/\.PhVphA$/, 2301, 15], [/\.Hz$/, 5000, 3]];
   const scale: [RegExp, number][] = [[/\.W_SF$/, 0], [/\.V_SF$/, -1], [/\.Hz_SF$/, -2], [/\.WMaxLimPct_SF$/, -2]];
-  for (const p of profile.points) if (p.name.endsWith('.WMaxLimPct') && p.address !== undefined) regs.set(p.address, 10000);
-  for (const p of profile.points) {
+  for (const p of modbusPoints(profile)) if (p.name.endsWith('.WMaxLimPct') && p.address !== undefined) regs.set(p.address, 10000);
+  for (const p of modbusPoints(profile)) {
     const sf = scale.find(([re]) => re.test(p.name));
     if (sf && p.address !== undefined) regs.set(p.address, sf[1] & 0xffff);
   }
-  const drifting = profile.points.flatMap((p) => {
+  const drifting = modbusPoints(profile).flatMap((p) => {
     const l = live.find(([re]) => re.test(p.name));
     return l && p.address !== undefined && p.access === 'R' ? [{ address: p.address, base: l[1], spread: l[2] }] : [];
   });

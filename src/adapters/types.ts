@@ -5,8 +5,8 @@
 // admin, cli, core) looks protocols up in the table and never names one.
 //
 // The descriptor is loaded eagerly (config validation, policy and the journal need it, and it is small);
-// the front door itself (`load()`) only when a listener or a tunnel uses it, so a gateway without OPC UA
-// never loads node-opcua.
+// the front door itself (`load()`) only when a listener or a tunnel uses it, so a gateway that does not
+// speak a protocol never loads its stack.
 import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import type { Core } from '../core/core.ts';
@@ -38,15 +38,15 @@ export interface FrontDoor {
   /** Bind and serve; resolves only once the listener is bound (readiness waits for every listener). */
   start(listener: ListenerConfig, core: Core): Promise<RunningListener>;
   /**
-   * Serve this protocol on a stream another front door already authenticated and authorised (an SSH
-   * `-L` tunnel to a target of this protocol): every request on it is decided as usual, for `session`.
+   * Serve this protocol on a stream another front door already authenticated and authorised (a tunnel
+   * to a target of this protocol): every request on it is decided as usual, for `session`.
    */
   serveStream?(stream: Duplex, session: Session, core: Core, target: string): ServedStream;
 }
 
 /** How `penstockctl policy check PRINCIPAL TARGET <protocol> ARGS…` builds this protocol's action. */
 export interface DryRunSyntax {
-  /** Usage lines after `PRINCIPAL TARGET`, e.g. `modbus read|write TABLE ADDRESS [--unit U]`. */
+  /** Usage lines after `PRINCIPAL TARGET`, e.g. `<name> read|write OBJECT [--option V]`. */
   readonly usage: readonly string[];
   /** Command-line options this protocol reads (`--unit <u>`), with their help text. */
   readonly options: readonly { flags: string; description: string }[];
@@ -87,7 +87,7 @@ export interface ProfilePointIssue {
 export interface ProtocolModule<O extends ActionObject = ActionObject, R = unknown> {
   /** The one name: a listener's and target's `protocol`, a rule's key, an action object's `kind`, the journal block's key. */
   readonly name: string;
-  /** For people: `Modbus/TCP`, `OPC UA`, `SSH`. */
+  /** For people: the name the protocol's users know it by, spaces and capitals as they write it. */
   readonly title: string;
   /** Strict schema of a listener of this protocol, including the base fields (id, protocol, host, port). */
   readonly listenerSchema: z.ZodType;
@@ -97,7 +97,7 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   readonly ruleSchema: z.ZodType<R>;
   /** Schema of an action object, as `penstockctl policy check` sends it over the admin socket. */
   readonly objectSchema: z.ZodType<O>;
-  /** Keys this protocol adds to a principal's `credentials` (e.g. OpenSSH keys). */
+  /** Keys this protocol adds to a principal's `credentials` (e.g. OpenSSH keys), each with its value's schema (the config makes each optional). */
   readonly credentialSchemas?: Readonly<Record<string, z.ZodType>>;
   /** Schema of a firmware-profile point's protocol fields; absent: no profiles for this protocol. */
   readonly profilePoint?: {
@@ -109,13 +109,13 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   /** The pure rule matcher policy/decide.ts asks. */
   readonly matcher: ProtocolMatcher<O, R>;
   /** Config warnings for one rule (rules that grant more than they seem to), and errors only the protocol can see. */
-  ruleWarnings?(rule: R, context: RuleCheckContext): RuleWarning[];
+  ruleWarnings?(rule: R, context?: RuleCheckContext): RuleWarning[];
   /** The journal's block for an action object, in the names OT analysts know (Zeek, Suricata). */
   renderObject(object: O): Record<string, unknown>;
   /** One short line for people (`penstockctl`): `write holding_register 100 = [5] (unit 1, fc 6)`. */
   describeAction(action: Action & { object: O }): string;
   /**
-   * How each refusal reads in this protocol (a Modbus exception, an OPC UA status, an SSH message):
+   * How each refusal reads in this protocol (an exception code, a status code, a message):
    * documentation and tests read it; the front door answers with it.
    */
   readonly refusals: Readonly<Record<DecisionReason, string>>;
@@ -138,7 +138,7 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   };
   /** Secrets this protocol stores in the vault in a form of its own (`penstockctl vault set --as NAME`). */
   readonly secretForms?: Readonly<Record<string, { description: string; encode(plain: string): string | Promise<string> }>>;
-  /** Its FrontDoor has serveStream: another front door's tunnel (`ssh -L`) may carry this protocol. */
+  /** Its FrontDoor has serveStream: another front door's tunnel may carry this protocol. */
   readonly servesStreams?: boolean;
   /** The front door, loaded on first use. */
   load(): Promise<FrontDoor>;

@@ -56,7 +56,7 @@ const profileFields = {
 function buildProfileSchema() {
   const withPoints = [...protocols.values()].filter((m) => m.profilePoint);
   const options = withPoints.map((m) => z.strictObject({ ...profileFields, protocol: z.literal(m.name), points: z.array(pointSchemaOf(m)).min(1) }));
-  return z.discriminatedUnion('protocol', options as unknown as [z.ZodObject, ...z.ZodObject[]]).superRefine((raw, ctx) => {
+  return z.discriminatedUnion('protocol', options as unknown as [z.ZodObject, ...z.ZodObject[]]).superRefine((raw: unknown, ctx) => {
     const prof = raw as unknown as FirmwareProfile;
     const names = new Map<string, number>();
     prof.points.forEach((p, i) => {
@@ -87,7 +87,7 @@ function checkProfileFile(file: string): { profile?: FirmwareProfile; issues: Co
   if (!parsed.success) return { issues: sortIssues([...issues, ...zodToIssues(source, parsed.error.issues)]) };
   const expected = basename(file, '.yaml');
   if (parsed.data.name !== expected) return { issues: [...issues, issueAt(source, ['name'], `name ${parsed.data.name} must match the file name ${expected}`)] };
-  return { profile: deepFreeze(parsed.data as FirmwareProfile), issues };
+  return { profile: deepFreeze(parsed.data as unknown as FirmwareProfile), issues };
 }
 
 /** Load one profile; throws PS_CONFIG_INVALID (details.issues) when the file is missing or invalid. */

@@ -91,7 +91,8 @@ export const principalSchema = z.strictObject({
       fingerprints: z.array(nonEmpty).optional(),
       subject_cn: nonEmpty.optional(),
     }).optional(),
-    ...Object.assign({}, ...[...protocols.values()].map((m) => m.credentialSchemas ?? {})) as Record<string, z.ZodType>,
+    // Each is optional: a principal has the credentials of the front doors it uses.
+    ...Object.fromEntries([...protocols.values()].flatMap((m) => Object.entries(m.credentialSchemas ?? {})).map(([key, schema]) => [key, schema.optional()])) as Record<string, z.ZodType>,
   }).default({}),
 });
 export type PrincipalConfig = z.infer<typeof principalSchema>;

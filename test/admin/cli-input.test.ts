@@ -2,7 +2,8 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { UsageError, modbusAction } from '../../src/cli/action.ts';
+import { UsageError } from '../../src/cli/io.ts';
+import { parseModbusDryRun as modbusAction } from '../../src/adapters/modbus/dry-run.ts';
 import { shellQuote, sshAction } from '../../src/adapters/ssh/dry-run.ts';
 import { parseQuickRule, quickGrant } from '../../src/cli/grant-input.ts';
 import { relative } from '../../src/cli/render.ts';

@@ -91,7 +91,7 @@ export function makeContext(clock = new ManualClock(NOW)): { context: AdminConte
     explain: (p: string, action: Action): Decision => {
       calls.explained.push({ principal: p, action });
       const o = action.object;
-      if (o.kind === 'modbus' && o.functionCode <= 4) return { effect: 'allow', reason: 'rule_allows', grant: 'g-config', rule: 'g-config#0', explanation: 'readonly preset allows reads' };
+      if (o.kind === 'modbus' && (o.functionCode as number) <= 4) return { effect: 'allow', reason: 'rule_allows', grant: 'g-config', rule: 'g-config#0', explanation: 'readonly preset allows reads' };
       if (o.kind === 'modbus' && o.table === 'holding_register') return { effect: 'approve', reason: 'rule_requires_approval', grant: 'g-config', rule: 'g-config#1', explanation: 'writes need a person' };
       return { effect: 'deny', reason: 'function_not_granted', explanation: 'no rule grants this' };
     },

@@ -141,14 +141,14 @@ rules:
     const coil = await ctl(['--json', 'policy', 'check', 'vendor-ana', 'inverter-1', 'modbus', 'write', 'coil', '7', '--values', '1']);
     assert.equal(coil.code, 1);
     assert.equal(JSON.parse(coil.stdout).decision.reason, 'function_not_granted');
-    assert.equal((h.calls.explained.at(-1)!.action.object as { functionCode: number }).functionCode, 5);
+    assert.equal((h.calls.explained.at(-1)!.action.object as unknown as { functionCode: number }).functionCode, 5);
 
     const ssh = await ctl(['policy', 'check', 'vendor-ana', 'plc-shell', 'ssh', 'exec', '--', 'ls', '-l', 'my file']);
     assert.equal(ssh.code, 1);
     assert.deepEqual(h.calls.explained.at(-1)!.action, { target: 'plc-shell', verb: 'exec', object: { kind: 'ssh', channel: 'exec', commandLine: "ls -l 'my file'", argv: ['ls', '-l', 'my file'], metacharacters: false } });
     const meta = await ctl(['policy', 'check', 'vendor-ana', 'plc-shell', 'ssh', 'exec', '--', 'cat /etc/passwd; reboot']);
     assert.equal(meta.code, 1);
-    assert.equal((h.calls.explained.at(-1)!.action.object as { metacharacters: boolean }).metacharacters, true);
+    assert.equal((h.calls.explained.at(-1)!.action.object as unknown as { metacharacters: boolean }).metacharacters, true);
 
     const opcua = await ctl(['policy', 'check', 'vendor-ana', 'boiler', 'opcua', 'write', 'ns=1;s=Drum/Level/Setpoint', '--value', '-2.5']);
     assert.equal(opcua.code, 1);

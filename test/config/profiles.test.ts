@@ -9,6 +9,7 @@ import { DEFAULT_HARDWARE_DIR, checkHardwareProfile, loadHardwareProfiles } from
 import { isPenstockError } from '../../src/common/errors.ts';
 import { formatIssue } from '../../src/config/load.ts';
 import type { ConfigIssue, FirmwareProfile } from '../../src/config/types.ts';
+import { modbusPoints } from '../../src/adapters/modbus/rules.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const BAD_PROFILES = here('./fixtures/bad-profiles/');
@@ -91,7 +92,7 @@ test('sunspec-der-1547 addresses are models 1, 701, 702, 704 back to back from 4
   const p = loadFirmwareProfile('sunspec-der-1547');
   let at = 40002;
   for (const id of [1, 701, 702, 704]) at = assertModelAt(p, id, at);
-  assert.equal(Math.max(...p.points.map((x) => x.address! + x.words)), at);
+  assert.equal(Math.max(...modbusPoints(p).map((x) => x.address! + x.words)), at);
 });
 
 test('overlapping points and an inverted safe range are located errors', () => {

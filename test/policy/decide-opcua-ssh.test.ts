@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide, explainRule } from '../../src/policy/decide.ts';
-import type { Action, OpcuaObject, SshObject, Verb } from '../../src/policy/types.ts';
+import type { Action, Verb } from '../../src/policy/types.ts';
+import type { OpcuaObject } from '../../src/adapters/opcua/rules.ts';
+import type { SshObject } from '../../src/adapters/ssh/rules.ts';
 import { ctx, grant } from './fixtures.ts';
 
 function ua(verb: Verb, nodeId: string, extra: Partial<OpcuaObject> = {}): Action {

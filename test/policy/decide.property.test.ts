@@ -4,11 +4,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { grantSchema, principalSchema, type ModbusRuleConfig, type OpcuaRuleConfig, type RuleConfig, type SshRuleConfig } from '../../src/config/schema.ts';
+import { grantSchema, principalSchema, type RuleConfig } from '../../src/config/schema.ts';
+import type { ModbusObject, ModbusPoint, ModbusRuleConfig, ModbusTable } from '../../src/adapters/modbus/rules.ts';
+import type { OpcuaObject, OpcuaRuleConfig } from '../../src/adapters/opcua/rules.ts';
+import type { SshObject, SshRuleConfig } from '../../src/adapters/ssh/rules.ts';
 import type { FirmwareProfile, ProfilePoint, TargetConfig } from '../../src/config/types.ts';
 import type { HeldGrant } from '../../src/grants/types.ts';
 import { decide, type DecisionContext } from '../../src/policy/decide.ts';
-import type { Action, ModbusObject, ModbusTable, OpcuaObject, SshObject, Verb } from '../../src/policy/types.ts';
+import type { Action, Verb } from '../../src/policy/types.ts';
+
+/** The rules and objects of the three protocols this oracle knows (the config's types are generic). */
+type ProtocolRule = { modbus: ModbusRuleConfig } | { opcua: OpcuaRuleConfig } | { ssh: SshRuleConfig };
+type ProtocolObject = ModbusObject | OpcuaObject | SshObject;
 
 const RUNS = Number(process.env.PENSTOCK_PROPERTY_RUNS ?? 2000);
 const NOW0 = Date.parse('2026-06-15T10:00:00Z');
@@ -277,9 +284,9 @@ const globHits = (glob: string, name: string) => {
   const [g, n] = [glob.split('.'), name.split('.')];
   return g.length === n.length && g.every((seg, i) => seg === '*' || seg === n[i]);
 };
-const regsOf = (p: ProfilePoint) => Array.from({ length: p.words }, (_, i) => p.address! + i);
+const regsOf = (p: ModbusPoint) => Array.from({ length: p.words }, (_, i) => p.address! + i);
 
-function oracleValue(p: ProfilePoint, o: ModbusObject): number {
+function oracleValue(p: ModbusPoint, o: ModbusObject): number {
   const b = Buffer.alloc(4);
   const regs = regsOf(p).map((r) => o.values![r - o.address]!);
   regs.forEach((v, i) => b.writeUInt16BE(v, i * 2));
@@ -402,14 +409,16 @@ function sshContains(r: SshRuleConfig, o: SshObject, broad = false): boolean {
   }
 }
 
-function contains(rule: RuleConfig, a: Action): boolean {
-  const o = a.object;
+function contains(anyRule: RuleConfig, a: Action): boolean {
+  const rule = anyRule as unknown as ProtocolRule;
+  const o = a.object as ProtocolObject;
   if ('modbus' in rule) return o.kind === 'modbus' && modbusContains(rule.modbus, a, o);
   if ('opcua' in rule) return o.kind === 'opcua' && opcuaContains(rule.opcua, a, o);
   return o.kind === 'ssh' && sshContains(rule.ssh, o);
 }
-function surelyTouches(rule: RuleConfig, a: Action): boolean {
-  const o = a.object;
+function surelyTouches(anyRule: RuleConfig, a: Action): boolean {
+  const rule = anyRule as unknown as ProtocolRule;
+  const o = a.object as ProtocolObject;
   if ('modbus' in rule) return o.kind === 'modbus' && modbusSurelyTouches(rule.modbus, a, o);
   if ('opcua' in rule) return o.kind === 'opcua' && opcuaSurelyTouches(rule.opcua, a, o);
   // For SSH, touching is containing with every wildcard taking any word (never sure for metacharacters).

@@ -19,7 +19,7 @@ import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
 import type { PrincipalConfig } from '../../config/schema.ts';
 import type { Session } from '../../sessions/registry.ts';
-import type { ProtocolAdapter, RunningListener } from '../types.ts';
+import type { FrontDoor, RunningListener } from '../types.ts';
 import { formatRemote, listenOn, normalizeAddress, tcpListenerCloser } from '../net.ts';
 import { modbusListenerSchema, modbusTargetSchema, type ModbusListenerConfig } from './schema.ts';
 import { modbusRole, normalizeFingerprint, principalForCertificate, subjectCommonName } from './tls.ts';
@@ -47,10 +47,7 @@ export function modbusSessionRole(session: Session): string | undefined {
   return roles.get(session);
 }
 
-export const modbusAdapter: ProtocolAdapter = {
-  protocol: 'modbus',
-  listenerSchema: modbusListenerSchema,
-  targetSchema: modbusTargetSchema,
+export const modbusAdapter: FrontDoor = {
   start: startModbusListener,
   // Another front door's tunnel to one target: every unit id goes to that target, as sent.
   serveStream: (stream, session, core, target) => {

@@ -1,7 +1,7 @@
 // What `penstockctl config check` says about Modbus beyond the schemas: rules that grant more than they
 // seem to (warnings with stable W_… codes), and the fields and checks of a Modbus firmware-profile point.
 import { z } from 'zod';
-import type { FirmwareProfile, PointType } from '../../config/types.ts';
+import type { FirmwareProfile } from '../../config/types.ts';
 import type { ProfilePointIssue, RuleWarning } from '../types.ts';
 import { MODBUS_LIMITS } from './functions.ts';
 import { MODBUS_TABLE_WRITES } from './policy.ts';
@@ -35,17 +35,12 @@ export function modbusRuleWarnings(rule: ModbusRuleConfig): RuleWarning[] {
 // ---------------------------------------------------------------- firmware-profile points
 
 const pointNameRe = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
-const pointTypes = ['uint16', 'int16', 'uint32', 'int32', 'float32', 'string'] as const satisfies readonly PointType[];
-const typeWords: Record<Exclude<PointType, 'string'>, number> = { uint16: 1, int16: 1, uint32: 2, int32: 2, float32: 2 };
 
 /** The fields a Modbus point carries (besides the common name, description, units, access, min, max). */
 export const modbusPointFields = {
   /** Table and 0-based protocol address of the first register (required: see checkModbusPoint). */
   table: z.enum(modbusTables).optional(),
   address: z.number().int().min(0).max(LAST_ADDRESS).optional(),
-  type: z.enum(pointTypes),
-  /** Registers the point spans (1 for 16-bit, 2 for 32-bit; strings say their length). */
-  words: z.number().int().min(1).max(MODBUS_LIMITS.READ_REGISTERS_MAX),
   /** Engineering value = raw x 10^scale_exponent (SunSpec-style fixed scale). */
   scale_exponent: z.number().int().min(-10).max(10).optional(),
   /** Engineering value = raw x 10^(this other point of the profile, read from the device). */
@@ -82,22 +77,17 @@ export function checkModbusPoint(point: Record<string, unknown>, profile: Firmwa
   const out: ProfilePointIssue[] = [];
   const issue = (path: ProfilePointIssue['path'], message: string) => out.push({ path, message });
   const words = typeof p.words === 'number' ? p.words : undefined;
-  if (typeof p.type === 'string' && p.type !== 'string' && words !== undefined && Object.hasOwn(typeWords, p.type)) {
-    const want = typeWords[p.type as keyof typeof typeWords];
-    if (words !== want) issue(['words'], `a ${p.type} spans ${want} register(s), not ${words}`);
-  }
   if (typeof p.address === 'number' && words !== undefined && p.address + words - 1 > LAST_ADDRESS) issue(['words'], `point runs past address ${LAST_ADDRESS}`);
   if ((p.table === 'coil' || p.table === 'discrete_input') && words !== undefined && words !== 1) issue(['words'], `a ${p.table} is one bit: words must be 1`);
   if ((p.table === 'discrete_input' || p.table === 'input_register') && p.access === 'RW') issue(['access'], `a ${p.table} cannot be written`);
-  if (p.scale_factor !== undefined && p.scale_exponent !== undefined) issue(['scale_factor'], 'a point has a fixed scale_exponent or a run-time scale_factor, not both');
   if (p.table === undefined) issue([], 'a modbus point needs `table`');
   if (p.address === undefined) issue([], 'a modbus point needs `address`');
 
-  // A run-time scale factor is a one-register signed point of the same profile, read from the device.
+  // A run-time scale factor is a one-register signed point of the same profile, read from the device
+  // (config/profiles.ts has checked that the name names a point, and the words each type spans).
   if (typeof p.scale_factor === 'string') {
     const sf = profile.points.find((q) => q.name === p.scale_factor);
-    if (!sf) issue(['scale_factor'], `names no point of this profile (${p.scale_factor})`);
-    else if (sf.type !== 'int16' || sf.words !== 1 || sf.table !== 'holding_register') issue(['scale_factor'], `${p.scale_factor} must be a modbus int16 holding register`);
+    if (sf && (sf.type !== 'int16' || sf.words !== 1 || sf.table !== 'holding_register')) issue(['scale_factor'], `${p.scale_factor} must be a modbus int16 holding register`);
   }
 
   // Two points sharing a register is a map error: a write to one would silently change the other. Reported

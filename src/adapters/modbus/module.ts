@@ -25,6 +25,12 @@ export const modbusModule: ProtocolModule<ModbusObject, ModbusRuleConfig> = {
   describeAction: describeModbusAction,
   refusals: MODBUS_REFUSALS,
   dryRun: modbusDryRun,
+  quickRule: {
+    listKeys: ['units', 'tables', 'addresses', 'points', 'function_codes'],
+    numberKeys: ['units', 'function_codes', 'min', 'max'],
+    numericItemKeys: ['addresses'],
+    examples: ['modbus:preset=readonly', 'modbus:access=write,tables=holding_register,addresses=100-110,max=500'],
+  },
   // A tunnel another front door opened to a Modbus target is served here, with the same enforcement.
   servesStreams: true,
   load: async () => (await import('./adapter.ts')).modbusAdapter,

@@ -8,12 +8,12 @@
 // the operation `23/read` or `23/write`, so `access: read` grants the first and `access: write` the
 // second, while a preset or `function_codes: [23]` grants both.
 import type { Range } from '../../config/schema-parts.ts';
-import type { FirmwareProfile, ProfilePoint } from '../../config/types.ts';
+import type { FirmwareProfile } from '../../config/types.ts';
 import type { Action } from '../../policy/types.ts';
 import { boundsText, fit, miss, scaled, withinBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from '../../policy/matcher.ts';
 import { matchDotted } from '../../policy/glob.ts';
 import { FUNCTIONS_BY_CODE, type ModbusFunction } from './functions.ts';
-import { modbusTables, type ModbusObject, type ModbusRuleConfig, type ModbusTable } from './rules.ts';
+import { modbusPoints, modbusTables, type ModbusObject, type ModbusPoint, type ModbusRuleConfig, type ModbusTable } from './rules.ts';
 
 export { FUNCTION_CODES as MODBUS_FUNCTION_CODES } from './functions.ts';
 
@@ -84,7 +84,7 @@ interface RuleIndex {
   /** rule.addresses sorted by start, for coveredBy. */
   spans: readonly Span[] | undefined;
   /** rule.points resolved per profile and table. */
-  points: WeakMap<FirmwareProfile, Map<ModbusTable, ProfilePoint[]>>;
+  points: WeakMap<FirmwareProfile, Map<ModbusTable, ModbusPoint[]>>;
 }
 const ruleIndexes = new WeakMap<ModbusRuleConfig, RuleIndex>();
 function ruleIndex(rule: ModbusRuleConfig): RuleIndex {
@@ -102,7 +102,7 @@ function ruleIndex(rule: ModbusRuleConfig): RuleIndex {
 }
 
 /** Points of the profile in this table named by the rule's globs (resolved once per rule, profile and table). */
-function rulePoints(rule: ModbusRuleConfig, globs: readonly string[], profile: FirmwareProfile, table: ModbusTable): ProfilePoint[] {
+function rulePoints(rule: ModbusRuleConfig, globs: readonly string[], profile: FirmwareProfile, table: ModbusTable): ModbusPoint[] {
   const ix = ruleIndex(rule);
   let byTable = ix.points.get(profile);
   if (!byTable) {
@@ -118,12 +118,12 @@ function rulePoints(rule: ModbusRuleConfig, globs: readonly string[], profile: F
 }
 
 /** A profile's read-only points per table (what no rule can make writable), indexed once per profile. */
-const readOnlyIndexes = new WeakMap<FirmwareProfile, Map<ModbusTable, ProfilePoint[]>>();
-function readOnlyPoints(profile: FirmwareProfile, table: ModbusTable): ProfilePoint[] {
+const readOnlyIndexes = new WeakMap<FirmwareProfile, Map<ModbusTable, ModbusPoint[]>>();
+function readOnlyPoints(profile: FirmwareProfile, table: ModbusTable): ModbusPoint[] {
   let byTable = readOnlyIndexes.get(profile);
   if (!byTable) {
     byTable = new Map();
-    for (const p of profile.points) {
+    for (const p of modbusPoints(profile)) {
       if (p.access !== 'R' || p.table === undefined || p.address === undefined) continue;
       let list = byTable.get(p.table);
       if (!list) byTable.set(p.table, (list = []));
@@ -161,17 +161,17 @@ export function overlapsAny(from: number, to: number, spans: readonly Span[]): b
   return spans.some((s) => s.from <= to && s.to >= from);
 }
 
-function pointSpan(p: ProfilePoint): Span {
+function pointSpan(p: ModbusPoint): Span {
   return { from: p.address!, to: p.address! + Math.max(1, p.words) - 1 };
 }
 
 /** Points of the profile in this table whose names one of the globs matches. */
-function resolvePoints(globs: readonly string[], profile: FirmwareProfile, table: ModbusTable): ProfilePoint[] {
-  return profile.points.filter((p) => p.table === table && p.address !== undefined && globs.some((g) => matchDotted(g, p.name)));
+function resolvePoints(globs: readonly string[], profile: FirmwareProfile, table: ModbusTable): ModbusPoint[] {
+  return modbusPoints(profile).filter((p) => p.table === table && p.address !== undefined && globs.some((g) => matchDotted(g, p.name)));
 }
 
 /** The engineering value of a point written by this request, or undefined when it cannot be known. */
-function decodePoint(p: ProfilePoint, o: ModbusObject, profile: FirmwareProfile): number | undefined {
+function decodePoint(p: ModbusPoint, o: ModbusObject, profile: FirmwareProfile): number | undefined {
   if (!o.values || !VALUE_CARRYING_WRITES.has(o.functionCode)) return undefined;
   const off = p.address! - o.address;
   const regs = o.values.slice(off, off + p.words);

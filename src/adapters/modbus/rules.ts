@@ -1,6 +1,7 @@
 // What a Modbus grant and a Modbus action look like, as schemas; the TypeScript types are derived from
 // them, so a rule read from YAML, an action object sent by `penstockctl policy check` and the object the
 // front door builds are one shape. Pure data: no wire code, nothing else of the config.
+import type { FirmwareProfile, ProfilePoint } from '../../config/types.ts';
 import { z } from 'zod';
 import { effect, nonEmpty, rangeListSchema } from '../../config/schema-parts.ts';
 
@@ -61,3 +62,11 @@ export const modbusObjectSchema = z.strictObject({
   fileNumber: z.number().int().min(0).max(0xffff).optional(),
 });
 export type ModbusObject = z.output<typeof modbusObjectSchema>;
+
+/** A firmware-profile point of a device on this protocol: the shared fields, and where it sits in the tables. */
+export type ModbusPoint = ProfilePoint & { table?: ModbusTable; address?: number };
+
+/** The points of a profile of this protocol (config/profiles.ts checked them against checks.ts's fields). */
+export function modbusPoints(profile: FirmwareProfile): readonly ModbusPoint[] {
+  return profile.points as ModbusPoint[];
+}

@@ -7,7 +7,7 @@
 // per link. A factor that cannot be read, or is not -10..10 (0x8000 is SunSpec's "not implemented"),
 // stays unknown, and policy then refuses a bounded write to the point.
 import type { FirmwareProfile } from '../../config/types.ts';
-import type { ModbusObject } from './rules.ts';
+import { modbusPoints, type ModbusObject } from './rules.ts';
 import type { GatewayRead, Upstream } from './upstream.ts';
 
 const FRESH_MS = 60_000;
@@ -25,7 +25,7 @@ export async function scaleFactorsFor(o: ModbusObject, profile: FirmwareProfile 
   if (!profile || !o.values || o.table !== 'holding_register') return undefined;
   const from = o.address;
   const to = o.address + o.quantity - 1;
-  const names = new Set(profile.points.filter((p) => p.scale_factor && p.table === 'holding_register' && p.address! <= to && p.address! + p.words - 1 >= from).map((p) => p.scale_factor!));
+  const names = new Set(modbusPoints(profile).filter((p) => p.scale_factor && p.table === 'holding_register' && p.address! <= to && p.address! + p.words - 1 >= from).map((p) => p.scale_factor!));
   if (names.size === 0) return undefined;
   let known = cache.get(upstream);
   if (!known) cache.set(upstream, (known = new Map()));
@@ -44,7 +44,7 @@ export async function scaleFactorsFor(o: ModbusObject, profile: FirmwareProfile 
 }
 
 async function readExponent(profile: FirmwareProfile, name: string, unit: number, upstream: Upstream, session: string): Promise<number | undefined> {
-  const point = profile.points.find((p) => p.name === name);
+  const point = modbusPoints(profile).find((p) => p.name === name);
   if (!point || point.address === undefined) return undefined;
   const req: GatewayRead = { kind: 'read_registers', fc: 3, address: point.address, quantity: 1 };
   const reply = await upstream.gatewayRead(session, unit, req);

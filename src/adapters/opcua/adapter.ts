@@ -30,9 +30,10 @@ import {
 import type { Core } from '../../core/core.ts';
 import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
+import { opcuaCredentials } from './rules.ts';
 import type { PrincipalConfig } from '../../config/schema.ts';
 import type { Session } from '../../sessions/registry.ts';
-import type { ProtocolAdapter, RunningListener } from '../types.ts';
+import type { FrontDoor, RunningListener } from '../types.ts';
 import { formatRemote } from '../net.ts';
 import { OpcuaRefusals } from './refusals.ts';
 import { opcuaListenerSchema, opcuaTargetSchema, type OpcuaListenerConfig, type OpcuaTargetConfig } from './schema.ts';
@@ -47,10 +48,7 @@ import { enforceDiscovery, neverAliasGatewayNodes } from './discovery.ts';
 import { answerCertificateRefusalsWithErr, eachConnection, watchWireErrors } from './wire-errors.ts';
 import { ConnectionGuard, negotiate, transportCaps, TransportLimitRefused, type HelloLimits } from './limits.ts';
 
-export const opcuaAdapter: ProtocolAdapter = {
-  protocol: 'opcua',
-  listenerSchema: opcuaListenerSchema,
-  targetSchema: opcuaTargetSchema,
+export const opcuaAdapter: FrontDoor = {
   start: startOpcuaListener,
 };
 
@@ -197,7 +195,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     const attributes: Record<string, string> = {};
     if (token instanceof UserNameIdentityToken) {
       const name = token.userName ?? '';
-      principal = [...core.config().principals.values()].find((p) => p.credentials.opcua_user?.username === name);
+      principal = [...core.config().principals.values()].find((p) => opcuaCredentials(p).opcua_user?.username === name);
       attributes.identity = 'username';
     } else if (token instanceof X509IdentityToken && token.certificateData) {
       principal = principalForUserCertificate(core.config().principals.values(), token.certificateData);

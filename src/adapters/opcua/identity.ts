@@ -3,6 +3,7 @@
 // never a principal. The vault never holds a front-door password in clear: `hashOpcuaPassword` makes
 // the entry (`scrypt$N$r$p$salt$hash`, base64url), and a clear-text entry is refused at login.
 import { X509Certificate, createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { opcuaCredentials } from './rules.ts';
 import type { PrincipalConfig } from '../../config/schema.ts';
 import type { Vault } from '../../vault/vault.ts';
 
@@ -36,11 +37,11 @@ export type PasswordCheck =
 
 export function checkPassword(principals: Iterable<PrincipalConfig>, vault: Vault, username: string, password: string): PasswordCheck {
   let principal: PrincipalConfig | undefined;
-  for (const p of principals) if (p.credentials.opcua_user?.username === username) principal = p;
+  for (const p of principals) if (opcuaCredentials(p).opcua_user?.username === username) principal = p;
   if (!principal) return { ok: false, reason: 'unknown_user' };
   let stored: string;
   try {
-    stored = vault.resolve(principal.credentials.opcua_user!.password).reveal();
+    stored = vault.resolve(opcuaCredentials(principal).opcua_user!.password).reveal();
   } catch {
     return { ok: false, reason: 'vault_entry_missing', principal: principal.id };
   }

@@ -3,22 +3,17 @@
 // OPC UA stack: the front door (adapter.ts and what it imports) comes only through `load()`.
 // test/adapters/opcua/module.test.ts checks that importing it leaves node-opcua unloaded.
 import { z } from 'zod';
-import { nonEmpty } from '../../config/schema-parts.ts';
 import type { FirmwareProfile } from '../../config/types.ts';
 import type { ProfilePointIssue, ProtocolModule } from '../types.ts';
 import { opcuaListenerSchema, opcuaTargetSchema } from './schema.ts';
-import { opcuaObjectSchema, opcuaRuleSchema, type OpcuaObject, type OpcuaRuleConfig } from './rules.ts';
+import { opcuaObjectSchema, opcuaRuleSchema, opcuaUserCredentialSchema, type OpcuaObject, type OpcuaRuleConfig } from './rules.ts';
+export { opcuaUserCredentialSchema } from './rules.ts';
 import { opcuaMatcher } from './policy.ts';
 import { describeOpcuaAction, renderOpcuaObject } from './render.ts';
 import { OPCUA_REFUSALS } from './refusals.ts';
 import { opcuaDryRun } from './dry-run.ts';
 import { hashOpcuaPassword } from './identity.ts';
 
-/** A principal's OPC UA user: the password is a vault reference (`vault:NAME`) to its hash, never inline. */
-export const opcuaUserCredentialSchema = z.strictObject({
-  username: nonEmpty,
-  password: z.string().regex(/^vault:/, 'must be a vault reference vault:NAME'),
-});
 
 /** What a firmware-profile point of an OPC UA device may carry besides the common fields (`check` requires `node`). */
 export const opcuaProfilePointFields = {

@@ -2,6 +2,7 @@
 // types are derived from them, so the config, the admin socket and the matcher read the same shape.
 import { z } from 'zod';
 import { effect, nonEmpty } from '../../config/schema-parts.ts';
+import type { PrincipalConfig } from '../../config/schema.ts';
 
 /** The services a rule grants, by their Penstock verb. */
 export const opcuaVerbs = ['read', 'write', 'call', 'browse', 'subscribe', 'history'] as const;
@@ -46,3 +47,17 @@ export const opcuaObjectSchema = z.strictObject({
   objectId: nodeIdText.optional(),
 });
 export type OpcuaObject = z.output<typeof opcuaObjectSchema>;
+
+/** A principal's OPC UA user: the password is a vault reference (`vault:NAME`) to its hash, never inline. */
+export const opcuaUserCredentialSchema = z.strictObject({
+  username: nonEmpty,
+  password: z.string().regex(/^vault:/, 'must be a vault reference vault:NAME'),
+});
+
+/** What a principal's `credentials` hold for this protocol (config/schema.ts adds the key from credentialSchemas). */
+export interface OpcuaCredentials {
+  opcua_user?: z.output<typeof opcuaUserCredentialSchema>;
+}
+export function opcuaCredentials(p: PrincipalConfig): OpcuaCredentials {
+  return p.credentials as OpcuaCredentials;
+}

@@ -233,7 +233,7 @@ test('credential keys: OpenSSH key lines and certificate principals', () => {
   assert.equal(c.ssh_keys!.safeParse(['']).success, false);
   assert.equal(c.ssh_cert_principals!.safeParse(['task-logs-7']).success, true);
   assert.equal(c.ssh_cert_principals!.safeParse('task-logs-7').success, false);
-  assert.deepEqual(sshModule.events, ['ssh.channel_refused']);
+  assert.deepEqual(sshModule.events, { 'ssh.channel_refused': 'PS3006W' });
 });
 
 test('the descriptor loads no ssh2 and no session code; load() brings the front door', async () => {
