@@ -108,6 +108,11 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   };
   /** The pure rule matcher policy/decide.ts asks. */
   readonly matcher: ProtocolMatcher<O, R>;
+  /**
+   * Protocols of the targets a rule of this protocol may apply to beyond its own: a tunnel that carries
+   * another protocol is decided as this protocol's action, on the other protocol's target.
+   */
+  ruleReaches?(rule: R): readonly string[];
   /** Config warnings for one rule (rules that grant more than they seem to), and errors only the protocol can see. */
   ruleWarnings?(rule: R, context?: RuleCheckContext): RuleWarning[];
   /** The journal's block for an action object, in the names OT analysts know (Zeek, Suricata). */

@@ -134,8 +134,12 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
       const protocol = keys[0]!;
       const body = r[protocol];
       const at: Path = ['grants', gi, 'rules', ri, protocol];
+      const m = protocols.get(protocol);
+      const parsed = m?.ruleSchema.safeParse(body);
+      // A rule applies to targets of its protocol, and of those its module says it reaches (a tunnel's).
+      const reaches = parsed?.success && m?.ruleReaches ? m.ruleReaches(parsed.data) : [];
       for (const target of grantTargets) {
-        if (target.protocol !== protocol) err(at, `a ${protocol} rule cannot apply to target ${String(target.id)} (protocol ${String(target.protocol)})`);
+        if (target.protocol !== protocol && !reaches.includes(String(target.protocol))) err(at, `a ${protocol} rule cannot apply to target ${String(target.id)} (protocol ${String(target.protocol)})`);
       }
       if (!isObj(body)) return;
       list(body.points).forEach((glob, pi) => {
@@ -153,8 +157,6 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
         }
       });
       // Rules that grant more than they seem to, and references only the protocol can check: its module says.
-      const m = protocols.get(protocol);
-      const parsed = m?.ruleSchema.safeParse(body);
       if (m?.ruleWarnings && parsed?.success) {
         for (const w of m.ruleWarnings(parsed.data, { protocols })) {
           if (w.severity === 'error') out.push({ ...issueAt(source, [...at, ...w.path], w.message), code: w.code });

@@ -7,7 +7,7 @@ import { describeSshAction, renderSshObject } from './evidence.ts';
 import { sshMatcher } from './policy.ts';
 import { sshRefusals } from './refusals.ts';
 import { ruleWarnings } from './rule-warnings.ts';
-import { sshCredentialSchemas, sshObjectSchema, sshRuleSchema, type SshObject, type SshRuleConfig } from './rules.ts';
+import { RAW_TUNNEL, sshCredentialSchemas, sshObjectSchema, sshRuleSchema, type SshObject, type SshRuleConfig } from './rules.ts';
 import { sshListenerSchema, sshTargetSchema } from './schema.ts';
 
 export const sshModule: ProtocolModule<SshObject, SshRuleConfig> = {
@@ -20,6 +20,8 @@ export const sshModule: ProtocolModule<SshObject, SshRuleConfig> = {
   credentialSchemas: sshCredentialSchemas,
   matcher: sshMatcher,
   ruleWarnings,
+  // A tunnel rule that carries another protocol applies to that protocol's targets.
+  ruleReaches: (rule) => (rule.tunnel !== undefined && rule.tunnel !== RAW_TUNNEL ? [rule.tunnel] : []),
   renderObject: renderSshObject,
   describeAction: describeSshAction,
   refusals: sshRefusals,
