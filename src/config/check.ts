@@ -140,7 +140,8 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
       const body = r[protocol];
       const at: Path = ['grants', gi, 'rules', ri, protocol];
       for (const target of grantTargets) {
-        if (target.protocol !== protocol) err(at, `a ${protocol} rule cannot apply to target ${String(target.id)} (protocol ${String(target.protocol)})`);
+        // A tunnel rule reaches a target of the tunnel's protocol (the tunnel is decided as the rule's protocol).
+        if (target.protocol !== protocol && !(isObj(body) && body.tunnel === target.protocol)) err(at, `a ${protocol} rule cannot apply to target ${String(target.id)} (protocol ${String(target.protocol)})`);
       }
       if (!isObj(body)) return;
       list(body.points).forEach((glob, pi) => {

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.ts';
 import type { LoadedConfig } from '../config/types.ts';
-import type { Journal } from '../journal/types.ts';
+import type { Journal, JournalEventInput } from '../journal/types.ts';
 import type { Action, Decision } from '../policy/types.ts';
 import type { Session, SessionRegistry } from '../sessions/registry.ts';
 import type { Approvals } from '../approvals/approvals.ts';
@@ -13,7 +13,8 @@ import type { Verdict } from './authorization.ts';
 export type { Authorization, Verdict } from './authorization.ts';
 
 export interface Refusal {
-  event: 'auth.failed' | 'auth.rate_limited' | 'action.malformed';
+  /** A shared refusal event, or a front door's own `<protocol>.<what>_refused` (registered in journal/codes.ts). */
+  event: 'auth.failed' | 'auth.rate_limited' | 'action.malformed' | Extract<JournalEventInput['event'], `${string}.${string}_refused`>;
   listener: string;
   remote?: string;
   session?: Session;
