@@ -114,6 +114,9 @@ function planProgram(host: ProgramHost, target: string, pty: PseudoTtyInfo | und
  */
 async function run(host: ProgramHost, stream: ServerChannel, auth: Authorization, plan: ProgramPlan, attach: (s: ClientChannel) => void): Promise<void> {
   const { core, session } = host;
+  // The proof must be for this program on the login's target: the upstream below is that target's.
+  const target = host.who.user.target!;
+  requireAuthorization(auth, session.id, { target, verb: plan.action.verb });
   const action = auth.action;
   let settled = false;
   let recording: Recording | undefined;
@@ -130,10 +133,9 @@ async function run(host: ProgramHost, stream: ServerChannel, auth: Authorization
   };
   if (host.closed) return abandon();
   cancelAbandon = host.onShutdown(abandon);
-  const up = await connect(host, stream, action.target, settle);
+  const up = await connect(host, stream, target, settle);
   if (!up || settled) return;
   if (host.closed || stream.destroyed) return abandon();
-  requireAuthorization(auth, session.id, { target: action.target, verb: action.verb });
   recording = record(host, plan);
   const rec = recording;
   const started = performance.now();
