@@ -13,7 +13,8 @@ import type { Verdict } from './authorization.ts';
 export type { Authorization, Verdict } from './authorization.ts';
 
 export interface Refusal {
-  event: 'auth.failed' | 'auth.rate_limited' | 'action.malformed';
+  /** A shared refusal event, or a front door's own `<protocol>.<what>_refused` (registered in journal/codes.ts). */
+  event: 'auth.failed' | 'auth.rate_limited' | 'action.malformed' | `${string}.${string}_refused`;
   listener: string;
   remote?: string;
   session?: Session;

@@ -75,7 +75,8 @@ export async function startSshListener(raw: ListenerConfig, core: Core): Promise
       const now = core.clock.now();
       bySource.add(address, now);
       for (const p of pinned) byPrincipal.add(p, now);
-      if (attempts.length > 0 || !handshakeOnly) failures.record('auth.failed', remote, [...pinned][0], { attempts: attempts.slice(0, 16), attempt_count: attempts.length });
+      // The reason is the last attempt's (each attempt's reason is a code of auth.ts or this file).
+      if (attempts.length > 0 || !handshakeOnly) failures.record('auth.failed', remote, [...pinned][0], { reason: attempts.at(-1)?.reason ?? 'no_attempt', attempts: attempts.slice(0, 16), attempt_count: attempts.length });
     });
     const grace = setTimeout(() => {
       if (!authenticated) attempts.push({ method: '-', reason: 'login_grace_exceeded' });
@@ -114,7 +115,7 @@ export async function startSshListener(raw: ListenerConfig, core: Core): Promise
       const p = verdict.who.principal;
       if (byPrincipal.limited(p.id, core.clock.now())) {
         attempts.push({ method: 'publickey', reason: 'principal_rate_limited' });
-        failures.record('auth.rate_limited', remote, p.id, { reason: `principal ${p.id} failed to log in ${cfg.auth_rate.per_principal} times within ${cfg.auth_rate.window_seconds} s` });
+        failures.record('auth.rate_limited', remote, p.id, { reason: 'principal_rate_limited', limit: cfg.auth_rate.per_principal, window_seconds: cfg.auth_rate.window_seconds });
         return ctx.reject(['publickey']);
       }
       if (p.expires !== undefined && !(core.clock.now() < Date.parse(p.expires))) {
@@ -148,12 +149,12 @@ export async function startSshListener(raw: ListenerConfig, core: Core): Promise
     const remote = formatRemote(address, socket.remotePort);
     if (bySource.limited(address, core.clock.now())) {
       limitedSockets.add(socket);
-      failures.record('auth.rate_limited', remote, undefined, { reason: `source ${address} failed to log in ${cfg.auth_rate.per_source} times within ${cfg.auth_rate.window_seconds} s` });
+      failures.record('auth.rate_limited', remote, undefined, { reason: 'source_rate_limited', limit: cfg.auth_rate.per_source, window_seconds: cfg.auth_rate.window_seconds });
       return socket.destroy();
     }
     if (unauthenticated >= cfg.max_unauthenticated) {
       limitedSockets.add(socket);
-      failures.record('auth.rate_limited', remote, undefined, { reason: `more than ${cfg.max_unauthenticated} unauthenticated connections at once` });
+      failures.record('auth.rate_limited', remote, undefined, { reason: 'unauthenticated_limit', limit: cfg.max_unauthenticated });
       return socket.destroy();
     }
     preAuth.add(socket);

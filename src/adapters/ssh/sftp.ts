@@ -4,11 +4,9 @@
 // close, stat, lstat, fstat, setstat, fsetstat, opendir, readdir, realpath, mkdir, rmdir, remove,
 // rename); anything else is answered "operation unsupported".
 //
-// Downloads read ahead: a client reading a file in order is served from upstream READs already in
-// flight (AHEAD_DEPTH of AHEAD_CHUNK bytes each, at most MAX_AHEAD_CHUNKS held per channel), so the
-// target's round trips overlap instead of adding up. Whatever the source, the SHA-256 is taken over
-// the bytes actually sent to the client, in file order. Nothing is read from the target while the
-// client's socket is full (flow.ts), so a client that asks and never reads costs bounded memory.
+// Downloads read ahead, and the SHA-256 is taken over the bytes actually sent to the client, in file
+// order (sftp-read-ahead.ts). Nothing is read from the target while the client's socket is full
+// (flow.ts), so a client that asks and never reads costs bounded memory.
 //
 // Paths are decided where they lead on the target, never as written: each is made absolute (relative to
 // the folder the client was told it starts in) and then resolved by the target itself (SFTP REALPATH
@@ -35,23 +33,17 @@ import { closeSync, createReadStream, fstatSync, mkdirSync, openSync, unlinkSync
 import { join, posix } from 'node:path';
 import type { Attributes, InputAttributes, SFTPWrapper, Stats } from 'ssh2';
 import type { Core } from '../../core/core.ts';
+import { requireAuthorization, type Authorization, type Verdict } from '../../core/authorization.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { Action, Decision, SshObject } from '../../policy/types.ts';
 import type { ClientBackpressure } from './flow.ts';
+import { AheadBudget, InOrderHash, ReadAhead } from './sftp-read-ahead.ts';
 
 const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, OP_UNSUPPORTED: 8 } as const;
 const OPEN_WRITE = 0x02;
 const OPEN_APPEND = 0x04;
-/** Out-of-order read chunks held for hashing before the hash gives up (a client reading at random). */
-const MAX_PENDING_CHUNKS = 512;
 /** Largest READ answered (OpenSSH asks for 32 KiB; the SFTP draft allows servers to send less). */
 const MAX_READ = 256 * 1024;
-/** Size of one upstream read-ahead request (below OpenSSH's sftp-server limit of 255 KiB per READ). */
-const AHEAD_CHUNK = 128 * 1024;
-/** Read-ahead requests kept in flight beyond the furthest byte the client asked for. */
-const AHEAD_DEPTH = 8;
-/** Read-ahead chunks held at once on one SFTP channel, over all its files (8 MiB). */
-const MAX_AHEAD_CHUNKS = 64;
 /** READs answered at once on one SFTP channel (OpenSSH keeps 64 in flight); the rest wait, holding no data. */
 const MAX_READS_IN_FLIGHT = 64;
 
@@ -64,7 +56,7 @@ export interface SftpProxyOptions {
   remote: Promise<SFTPWrapper>;
   spoolDir: string;
   maxUploadBytes: number;
-  authorize: (action: Action) => Promise<Decision>;
+  authorize: (action: Action) => Promise<Verdict>;
   /** Backpressure of the client's socket: nothing is read from the target while it is full. */
   toClient: ClientBackpressure;
 }
@@ -72,33 +64,19 @@ export interface SftpProxyOptions {
 interface DirHandle {
   kind: 'dir';
   remote: Buffer;
+  /** The browse of the folder that was allowed: every READDIR on it forwards under it. */
+  auth: Authorization;
 }
 interface DownloadHandle {
   kind: 'download';
   remote: Buffer;
   path: string;
-  action: Action;
+  auth: Authorization;
   size: number;
-  hash: ReturnType<typeof createHash> | undefined;
-  hashedUpTo: number;
-  pending: Map<number, Buffer>;
+  reader: ReadAhead<SftpError>;
+  hash: InOrderHash;
   sent: number;
   started: number;
-  /** End of the last range served: a READ starting here continues in order. */
-  servedTo: number;
-  ahead: ReadAhead | undefined;
-}
-/** Upstream reads of [base, next) in AHEAD_CHUNK pieces aligned on `base`; served ones are dropped. */
-interface ReadAhead {
-  base: number;
-  next: number;
-  chunks: Map<number, AheadChunk>;
-}
-interface AheadChunk {
-  offset: number;
-  length: number;
-  served: number;
-  data: Promise<Buffer | SftpError>;
 }
 interface UploadHandle {
   kind: 'upload';
@@ -120,7 +98,7 @@ export class SftpProxy {
   #nextHandle = 1;
   #home: Promise<string> | undefined;
   #closed = false;
-  #aheadHeld = 0;
+  readonly #aheadBudget = new AheadBudget();
   #readsInFlight = 0;
   readonly #readQueue: (() => void)[] = [];
 
@@ -159,11 +137,11 @@ export class SftpProxy {
     on('FSETSTAT', (id, handle: Buffer, attrs: InputAttributes) => this.#fsetstat(id, handle, attrs));
     on('CLOSE', (id, handle: Buffer) => this.#close(id, handle));
     // setstat follows a link; the others act on the name itself.
-    on('SETSTAT', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], true, (p) => (cb) => o.remote.setstat(p[0]!, attrs, cb)));
-    on('MKDIR', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], false, (p) => (cb) => o.remote.mkdir(p[0]!, attrs, cb)));
-    on('RMDIR', (id, path: string) => this.#change(id, [path], false, (p) => (cb) => o.remote.rmdir(p[0]!, cb)));
-    on('REMOVE', (id, path: string) => this.#change(id, [path], false, (p) => (cb) => o.remote.unlink(p[0]!, cb)));
-    on('RENAME', (id, from: string, to: string) => this.#change(id, [from, to], false, (p) => (cb) => o.remote.rename(p[0]!, p[1]!, cb)));
+    on('SETSTAT', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], true, (up, p) => (cb) => up.setstat(p[0]!, attrs, cb)));
+    on('MKDIR', (id, path: string, attrs: InputAttributes) => this.#change(id, [path], false, (up, p) => (cb) => up.mkdir(p[0]!, attrs, cb)));
+    on('RMDIR', (id, path: string) => this.#change(id, [path], false, (up, p) => (cb) => up.rmdir(p[0]!, cb)));
+    on('REMOVE', (id, path: string) => this.#change(id, [path], false, (up, p) => (cb) => up.unlink(p[0]!, cb)));
+    on('RENAME', (id, from: string, to: string) => this.#change(id, [from, to], false, (up, p) => (cb) => up.rename(p[0]!, p[1]!, cb)));
     s.on('close', () => this.close());
     s.on('end', () => this.close()); // the client sent EOF: it is done
   }
@@ -244,7 +222,7 @@ export class SftpProxy {
   }
 
   /** Metadata reads: allowed where either direction is allowed on the path (aggregated as browse). */
-  async #mayBrowse(path: string): Promise<Decision> {
+  async #mayBrowse(path: string): Promise<Verdict> {
     return this.#o.authorize(this.#action('browse', path, this.#browseDirection(path) ?? 'download', 0));
   }
 
@@ -260,7 +238,7 @@ export class SftpProxy {
     const real = await this.#onTarget(abs, follow);
     if (real === undefined) {
       // Outside every grant as asked: the policy refusal (journaled). Inside: a target error, like ENOENT.
-      if (!(await this.#allowed(reqid, await this.#mayBrowse(abs)))) return undefined;
+      if (!this.#allowed(reqid, await this.#mayBrowse(abs))) return undefined;
       this.#o.core.log.info({ session: this.#o.session.id, path: abs }, 'sftp path does not resolve on the target');
       this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${abs} cannot be resolved on the target (a link to nowhere, a loop or a folder that cannot be searched)`);
       return undefined;
@@ -282,7 +260,7 @@ export class SftpProxy {
     if (r === undefined) return;
     const p = r.path;
     // Anything else: where the path leads, as the target resolves it, told only where a grant covers it.
-    if (!start && !(await this.#allowed(reqid, await this.#mayBrowse(p), r))) return;
+    if (!start && !this.#allowed(reqid, await this.#mayBrowse(p), r)) return;
     this.#o.server.name(reqid, [{ filename: p, longname: p, attrs: {} as Attributes }]);
   }
 
@@ -290,8 +268,9 @@ export class SftpProxy {
     const r = await this.#resolveOr(reqid, path, how === 'stat');
     if (r === undefined) return;
     const p = r.path;
-    if (!(await this.#allowed(reqid, await this.#mayBrowse(p), r))) return;
-    const remote = this.#o.remote;
+    const auth = this.#allowed(reqid, await this.#mayBrowse(p), r);
+    if (!auth) return;
+    const remote = this.#upstream(auth);
     const st = await call<Stats>((cb) => (how === 'stat' ? remote.stat(p, cb) : remote.lstat(p, cb))).catch((e: unknown) => e as SftpError);
     if (st instanceof Error) return this.#fail(reqid, st);
     this.#o.server.attrs(reqid, toAttrs(st));
@@ -301,7 +280,7 @@ export class SftpProxy {
     const h = this.#handles.get(handle.toString('hex'));
     if (!h) return this.#status(reqid, STATUS.FAILURE, 'no such handle');
     if (h.kind === 'upload') return this.#o.server.attrs(reqid, { mode: 0o100644, uid: 0, gid: 0, size: h.size, atime: 0, mtime: 0 } as Attributes);
-    const st = await call<Stats>((cb) => this.#o.remote.fstat(h.remote, cb)).catch((e: unknown) => e as SftpError);
+    const st = await call<Stats>((cb) => this.#upstream(h.auth).fstat(h.remote, cb)).catch((e: unknown) => e as SftpError);
     if (st instanceof Error) return this.#fail(reqid, st);
     this.#o.server.attrs(reqid, toAttrs(st));
   }
@@ -310,16 +289,17 @@ export class SftpProxy {
     const r = await this.#resolveOr(reqid, path);
     if (r === undefined) return;
     const p = r.path;
-    if (!(await this.#allowed(reqid, await this.#mayBrowse(p), r))) return;
-    const remote = await call<Buffer>((cb) => this.#o.remote.opendir(p, cb)).catch((e: unknown) => e as SftpError);
+    const auth = this.#allowed(reqid, await this.#mayBrowse(p), r);
+    if (!auth) return;
+    const remote = await call<Buffer>((cb) => this.#upstream(auth).opendir(p, cb)).catch((e: unknown) => e as SftpError);
     if (remote instanceof Error) return this.#fail(reqid, remote);
-    this.#o.server.handle(reqid, this.#store({ kind: 'dir', remote }));
+    this.#o.server.handle(reqid, this.#store({ kind: 'dir', remote, auth }));
   }
 
   async #readdir(reqid: number, handle: Buffer): Promise<void> {
     const h = this.#handles.get(handle.toString('hex'));
     if (!h || h.kind !== 'dir') return this.#status(reqid, STATUS.FAILURE, 'no such handle');
-    const list = await call<{ filename: string; longname: string; attrs: Attributes }[]>((cb) => this.#o.remote.readdir(h.remote, cb)).catch((e: unknown) => e as SftpError);
+    const list = await call<{ filename: string; longname: string; attrs: Attributes }[]>((cb) => this.#upstream(h.auth).readdir(h.remote, cb)).catch((e: unknown) => e as SftpError);
     if (list instanceof Error) return this.#fail(reqid, list);
     if (list.length === 0) return this.#status(reqid, STATUS.EOF);
     this.#o.server.name(reqid, list.map((e) => ({ filename: e.filename, longname: e.longname, attrs: toAttrs(e.attrs) })));
@@ -335,7 +315,7 @@ export class SftpProxy {
       const dry = this.#action('upload', p, 'upload', 0);
       if (core.explain(session.principal.id, dry).effect === 'deny') {
         const d = await this.#o.authorize(dry); // decided and journaled as the refusal it is
-        if (!(await this.#allowed(reqid, d, r))) return;
+        if (!this.#allowed(reqid, d, r)) return;
       }
       mkdirSync(this.#o.spoolDir, { recursive: true, mode: 0o700 });
       const spool = join(this.#o.spoolDir, `up-${randomBytes(8).toString('hex')}`);
@@ -343,27 +323,31 @@ export class SftpProxy {
       this.#o.server.handle(reqid, this.#store({ kind: 'upload', path: p, fd, spool, size: 0, attrs: undefined, started: performance.now(), failed: false }));
       return;
     }
+    // The size is asked first (a probe, see #upstream): a rule may bound it.
     const st = await call<Stats>((cb) => remote.stat(p, cb)).catch((e: unknown) => e as SftpError);
     if (st instanceof Error) {
       // Say nothing about the file's existence to someone who may not read it.
       const action = this.#action('download', p, 'download');
-      if (!(await this.#allowed(reqid, await this.#o.authorize(action), r))) return;
-      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', error: st.message });
+      if (!this.#allowed(reqid, await this.#o.authorize(action), r)) return;
+      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', error: sftpErrorCode(st) });
       return this.#fail(reqid, st);
     }
     const action = this.#action('download', p, 'download', st.size);
-    if (!(await this.#allowed(reqid, await this.#o.authorize(action), r))) return;
-    const h = await call<Buffer>((cb) => remote.open(p, 'r', cb)).catch((e: unknown) => e as SftpError);
+    const auth = this.#allowed(reqid, await this.#o.authorize(action), r);
+    if (!auth) return;
+    const up = this.#upstream(auth);
+    const h = await call<Buffer>((cb) => up.open(p, 'r', cb)).catch((e: unknown) => e as SftpError);
     if (h instanceof Error || this.#closed) {
-      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', size: st.size, bytes_sent: 0, error: h instanceof Error ? h.message : 'the session ended before the file was opened' });
+      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', size: st.size, bytes_sent: 0, error: h instanceof Error ? sftpErrorCode(h) : 'session_ended' });
       return h instanceof Error ? this.#fail(reqid, h) : undefined;
     }
     if (!(await this.#unchanged(p))) {
-      await call<void>((cb) => remote.close(h, cb)).catch(() => {});
-      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', error: 'the path changed on the target while it was opened' });
+      await call<void>((cb) => up.close(h, cb)).catch(() => {});
+      void core.recordOutcome(session, action, { ok: false, path: p, direction: 'download', error: 'path_changed' });
       return this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${p} changed on the target while it was opened; nothing was read`);
     }
-    this.#o.server.handle(reqid, this.#store({ kind: 'download', remote: h, path: p, action, size: st.size, hash: createHash('sha256'), hashedUpTo: 0, pending: new Map(), sent: 0, started: performance.now(), servedTo: 0, ahead: undefined }));
+    const reader = new ReadAhead<SftpError>((offset, length) => this.#readRange(auth, h, offset, length), st.size, this.#aheadBudget);
+    this.#o.server.handle(reqid, this.#store({ kind: 'download', remote: h, path: p, auth, size: st.size, reader, hash: new InOrderHash(), sent: 0, started: performance.now() }));
   }
 
   async #read(reqid: number, handle: Buffer, offset: number, length: number): Promise<void> {
@@ -385,98 +369,23 @@ export class SftpProxy {
     if (!h || h.kind !== 'download') return this.#status(reqid, STATUS.FAILURE, 'no such handle');
     // Never more than was decided on: the size the file had when it was opened.
     if (offset >= h.size) return this.#status(reqid, STATUS.EOF);
-    const len = Math.min(length, MAX_READ, h.size - offset);
-    const data = await (this.#inOrder(h, offset) ? this.#readAhead(h, offset, len) : this.#readDirect(h, offset, len));
+    const data = await h.reader.read(offset, Math.min(length, MAX_READ));
     if (data instanceof Error) return this.#fail(reqid, data);
     if (data.length === 0) return this.#status(reqid, STATUS.EOF);
     if (this.#handles.get(key) !== h) return this.#status(reqid, STATUS.FAILURE, 'the handle was closed');
-    h.servedTo = offset + data.length;
-    this.#hashChunk(h, offset, data);
+    h.hash.add(offset, data);
     h.sent += data.length;
     this.#o.session.counters.bytesOut += data.length;
     this.#o.server.data(reqid, data);
   }
 
-  /** Whether a READ continues the file in order (read-ahead serves it) rather than jumping about. */
-  #inOrder(h: DownloadHandle, offset: number): boolean {
-    const a = h.ahead;
-    if (a && offset >= a.base && offset <= a.next) return true;
-    if (offset !== h.servedTo) return false;
-    this.#dropAhead(h);
-    h.ahead = { base: offset, next: offset, chunks: new Map() };
-    return true;
-  }
-
-  #readDirect(h: DownloadHandle, offset: number, len: number): Promise<Buffer | SftpError> {
+  /** One READ upstream, for a download the core allowed. */
+  #readRange(auth: Authorization, remote: Buffer, offset: number, len: number): Promise<Buffer | SftpError> {
+    const up = this.#upstream(auth);
     const buf = Buffer.allocUnsafe(len);
     return new Promise((resolve) => {
-      this.#o.remote.read(h.remote, buf, 0, len, offset, (err, n) => resolve(err ? (err as SftpError) : buf.subarray(0, n)));
+      up.read(remote, buf, 0, len, offset, (err, n) => resolve(err ? (err as SftpError) : buf.subarray(0, n)));
     });
-  }
-
-  /** Serve [offset, offset + len) from read-ahead chunks, asking the target for more ahead. */
-  async #readAhead(h: DownloadHandle, offset: number, len: number): Promise<Buffer | SftpError> {
-    const a = h.ahead!;
-    const end = offset + len;
-    // Keep AHEAD_DEPTH chunks requested past what the client asked for, within the held bound.
-    const want = Math.min(h.size, end + AHEAD_DEPTH * AHEAD_CHUNK);
-    while (a.next < want && this.#aheadHeld < MAX_AHEAD_CHUNKS) {
-      const length = Math.min(AHEAD_CHUNK, h.size - a.next);
-      a.chunks.set(a.next, { offset: a.next, length, served: 0, data: this.#readDirect(h, a.next, length) });
-      a.next += length;
-      this.#aheadHeld++;
-    }
-    const parts: Buffer[] = [];
-    let pos = offset;
-    while (pos < end) {
-      const start = a.base + Math.floor((pos - a.base) / AHEAD_CHUNK) * AHEAD_CHUNK;
-      const chunk = a.chunks.get(start);
-      // Beyond the held bound, or a chunk already served and dropped: ask the target directly.
-      const data = chunk ? await chunk.data : await this.#readDirect(h, pos, end - pos);
-      if (data instanceof Error) return parts.length > 0 ? Buffer.concat(parts) : data;
-      const base = chunk ? start : pos;
-      const piece = data.subarray(pos - base, Math.min(data.length, end - base));
-      if (piece.length === 0) break; // the file is shorter than it was: end of file
-      parts.push(piece);
-      pos += piece.length;
-      if (chunk) {
-        chunk.served += piece.length;
-        if (chunk.served >= data.length) this.#dropChunk(a, start);
-      }
-      if (base + data.length < (chunk ? start + chunk.length : end)) break; // a short read: end of file
-    }
-    // Chunks the client skipped over (it moved on past them) are dropped too.
-    for (const [at, c] of a.chunks) if (at + c.length <= offset - AHEAD_DEPTH * AHEAD_CHUNK) this.#dropChunk(a, at);
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  }
-
-  #dropChunk(a: ReadAhead, at: number): void {
-    if (a.chunks.delete(at)) this.#aheadHeld--;
-  }
-
-  #dropAhead(h: DownloadHandle): void {
-    if (!h.ahead) return;
-    for (const at of [...h.ahead.chunks.keys()]) this.#dropChunk(h.ahead, at);
-    h.ahead = undefined;
-  }
-
-  #hashChunk(h: DownloadHandle, offset: number, data: Buffer): void {
-    if (!h.hash || offset + data.length <= h.hashedUpTo) return;
-    if (offset > h.hashedUpTo) {
-      h.pending.set(offset, Buffer.from(data));
-      if (h.pending.size > MAX_PENDING_CHUNKS) {
-        h.hash = undefined; // reads too scattered to hash in order; the outcome says so
-        h.pending.clear();
-      }
-      return;
-    }
-    h.hash.update(data.subarray(h.hashedUpTo - offset));
-    h.hashedUpTo = offset + data.length;
-    for (let next = h.pending.get(h.hashedUpTo); next; next = h.pending.get(h.hashedUpTo)) {
-      h.pending.delete(h.hashedUpTo);
-      h.hash.update(next);
-      h.hashedUpTo += next.length;
-    }
   }
 
   async #write(reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {
@@ -514,14 +423,14 @@ export class SftpProxy {
     const h = this.#handles.get(key);
     if (!h) return this.#status(reqid, STATUS.FAILURE, 'no such handle');
     this.#handles.delete(key);
-    const { core, session, remote } = this.#o;
+    const { core, session } = this.#o;
     if (h.kind === 'dir') {
-      await call<void>((cb) => remote.close(h.remote, cb)).catch(() => {});
+      await call<void>((cb) => this.#upstream(h.auth).close(h.remote, cb)).catch(() => {});
       return this.#status(reqid, STATUS.OK);
     }
     if (h.kind === 'download') {
-      this.#dropAhead(h);
-      await call<void>((cb) => remote.close(h.remote, cb)).catch(() => {});
+      h.reader.drop();
+      await call<void>((cb) => this.#upstream(h.auth).close(h.remote, cb)).catch(() => {});
       this.#downloaded(h, true);
       return this.#status(reqid, STATUS.OK);
     }
@@ -536,16 +445,17 @@ export class SftpProxy {
       h.fd = -1;
       const sha256 = await sha256File(h.spool);
       const action = this.#action('upload', h.path, 'upload', size);
-      const d = await this.#o.authorize(action);
-      if (d.effect !== 'allow') return this.#deny(reqid, d);
+      const auth = this.#allowed(reqid, await this.#o.authorize(action));
+      if (!auth) return;
       if (!(await this.#unchanged(h.path))) {
-        void core.recordOutcome(session, action, { ok: false, path: h.path, direction: 'upload', size, sha256, error: 'the path changed on the target since it was opened' });
+        void core.recordOutcome(session, action, { ok: false, path: h.path, direction: 'upload', size, sha256, error: 'path_changed' });
         return this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${h.path} changed on the target since it was opened; nothing was written`);
       }
-      const sent = await call<void>((cb) => remote.fastPut(h.spool, h.path, {}, cb)).then(() => undefined, (e: unknown) => e as SftpError);
+      const up = this.#upstream(auth);
+      const sent = await call<void>((cb) => up.fastPut(h.spool, h.path, {}, cb)).then(() => undefined, (e: unknown) => e as SftpError);
       if (sent === undefined && h.attrs) {
         const attrs = h.attrs;
-        await call<void>((cb) => remote.setstat(h.path, attrs, cb)).catch(() => {});
+        await call<void>((cb) => up.setstat(h.path, attrs, cb)).catch(() => {});
       }
       void core.recordOutcome(session, action, {
         ok: sent === undefined,
@@ -554,7 +464,7 @@ export class SftpProxy {
         size,
         sha256,
         duration_ms: Math.round(performance.now() - h.started),
-        ...(sent ? { error: sent.message } : {}),
+        ...(sent ? { error: sftpErrorCode(sent) } : {}),
       });
       if (sent) return this.#fail(reqid, sent);
       this.#status(reqid, STATUS.OK);
@@ -565,22 +475,25 @@ export class SftpProxy {
 
   /** A download's outcome: the bytes sent and the SHA-256 of what the client got. */
   #downloaded(h: DownloadHandle, closedByClient: boolean): void {
-    const complete = h.hash !== undefined && h.hashedUpTo === h.size;
-    void this.#o.core.recordOutcome(this.#o.session, h.action, {
+    h.reader.drop();
+    const complete = h.hash.hashing && h.hash.hashedUpTo === h.size;
+    const prefix = h.hash.hashedUpTo;
+    const digest = h.hash.digest();
+    void this.#o.core.recordOutcome(this.#o.session, h.auth.action, {
       ok: closedByClient,
       path: h.path,
       direction: 'download',
       size: h.size,
       bytes_sent: h.sent,
       complete,
-      ...(complete ? { sha256: h.hash!.digest('hex') } : { sha256_of_prefix: h.hash?.digest('hex'), prefix_bytes: h.hashedUpTo }),
+      ...(complete ? { sha256: digest } : { sha256_of_prefix: digest, prefix_bytes: prefix }),
       duration_ms: Math.round(performance.now() - h.started),
       ...(closedByClient ? {} : { error: 'the session ended before the client closed the file' }),
     });
   }
 
   /** mkdir, rmdir, remove, rename, setstat: each path touched is an upload of 0 bytes. */
-  async #change(reqid: number, paths: string[], follow: boolean, op: (abs: string[]) => (cb: (err: Error | null | undefined) => void) => void): Promise<void> {
+  async #change(reqid: number, paths: string[], follow: boolean, op: (up: SFTPWrapper, abs: string[]) => (cb: (err: Error | null | undefined) => void) => void): Promise<void> {
     const resolved: Resolved[] = [];
     for (const p of paths) {
       const a = await this.#resolveOr(reqid, p, follow);
@@ -589,10 +502,17 @@ export class SftpProxy {
     }
     const abs = resolved.map((r) => r.path);
     const actions = abs.map((a) => this.#action('upload', a, 'upload', 0));
-    for (const [i, action] of actions.entries()) if (!(await this.#allowed(reqid, await this.#o.authorize(action), resolved[i]))) return;
-    const err = await call<void>((cb) => op(abs)(cb)).then(() => undefined, (e: unknown) => e as SftpError);
+    const auths: Authorization[] = [];
+    for (const [i, action] of actions.entries()) {
+      const auth = this.#allowed(reqid, await this.#o.authorize(action), resolved[i]);
+      if (!auth) return;
+      auths.push(auth);
+    }
+    let up: SFTPWrapper | undefined;
+    for (const auth of auths) up = this.#upstream(auth);
+    const err = await call<void>((cb) => op(up!, abs)(cb)).then(() => undefined, (e: unknown) => e as SftpError);
     // Each allowed change gets its outcome, done or failed on the target.
-    for (const [i, path] of abs.entries()) void this.#o.core.recordOutcome(this.#o.session, actions[i]!, { ok: !err, path, ...(err ? { error: err.message } : {}) });
+    for (const [i, path] of abs.entries()) void this.#o.core.recordOutcome(this.#o.session, actions[i]!, { ok: !err, path, ...(err ? { error: sftpErrorCode(err) } : {}) });
     if (err) return this.#fail(reqid, err);
     this.#status(reqid, STATUS.OK);
   }
@@ -606,10 +526,21 @@ export class SftpProxy {
     return b;
   }
 
-  async #allowed(reqid: number, d: Decision, r?: Resolved): Promise<boolean> {
-    if (d.effect === 'allow') return true;
-    this.#deny(reqid, d, r);
-    return false;
+  /** The proof to forward with, or undefined with the refusal sent. */
+  #allowed(reqid: number, v: Verdict, r?: Resolved): Authorization | undefined {
+    if (v.authorization) return v.authorization;
+    this.#deny(reqid, v, r);
+    return undefined;
+  }
+
+  /**
+   * The target's SFTP channel, for an operation the core allowed. (Resolving a path, asking the size
+   * of a file to decide on it and the home folder are asked without one: they only inform a decision,
+   * and nothing they return reaches the client unless an allowed operation follows.)
+   */
+  #upstream(auth: Authorization): SFTPWrapper {
+    requireAuthorization(auth, this.#o.session.id, { target: this.#o.target });
+    return this.#o.remote;
   }
 
   /** The refusal as the client sees it: where a link led is in the journal, never in the answer. */
@@ -618,9 +549,10 @@ export class SftpProxy {
     this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${d.reason}: ${explanation}`);
   }
 
+  /** An error from the target: its status, with Penstock's own words for it (never the target's text). */
   #fail(reqid: number, err: SftpError): void {
-    const code = typeof err.code === 'number' && err.code > 0 && err.code <= 8 ? err.code : STATUS.FAILURE;
-    this.#status(reqid, code, err.message);
+    const status = targetStatus(err);
+    this.#status(reqid, status, `penstock: the target answered ${STATUS_CODES[status]}`);
   }
 
   #status(reqid: number, code: number, message?: string): void {
@@ -634,6 +566,29 @@ export class SftpProxy {
 }
 
 type SftpError = Error & { code?: number | string };
+
+/** SFTP status names, as the journal and Penstock's own answers say them (draft-ietf-secsh-filexfer-02). */
+const STATUS_CODES: Readonly<Record<number, string>> = {
+  [STATUS.OK]: 'ok',
+  [STATUS.EOF]: 'eof',
+  [STATUS.NO_SUCH_FILE]: 'no_such_file',
+  [STATUS.PERMISSION_DENIED]: 'permission_denied',
+  [STATUS.FAILURE]: 'failure',
+  [STATUS.BAD_MESSAGE]: 'bad_message',
+  6: 'no_connection',
+  7: 'connection_lost',
+  [STATUS.OP_UNSUPPORTED]: 'op_unsupported',
+};
+
+/** The status an error from the target maps to: its own when it is a known one, else FAILURE. */
+export function targetStatus(err: { code?: number | string }): number {
+  return typeof err.code === 'number' && err.code > 0 && err.code <= 8 ? err.code : STATUS.FAILURE;
+}
+
+/** The stable code an error from the target is journaled as (its message text is the target's, never kept). */
+export function sftpErrorCode(err: { code?: number | string }): string {
+  return `target_${STATUS_CODES[targetStatus(err)]}`;
+}
 
 class PathError extends Error {}
 

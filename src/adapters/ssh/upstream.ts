@@ -59,7 +59,9 @@ export function connectUpstream(core: Core, target: SshTargetConfig): Promise<Up
     client.on('error', (err: Error & { level?: string }) => {
       if (presented && !pinned.some((p) => p.equals(presented!))) return fail(new UpstreamError('host_key_mismatch', `target ${target.id} presented host key ${fingerprint(presented)}, which is not pinned in its config`));
       if (err.level === 'client-authentication') return fail(new UpstreamError('auth_failed', `target ${target.id} refused Penstock's credential`));
-      fail(new UpstreamError('unreachable', `target ${target.id} (${target.host}:${target.port}) could not be reached: ${err.message}`));
+      // The error's code or ssh2's level (ECONNREFUSED, client-timeout, protocol), never its text: that may be the target's.
+      const why = (err as NodeJS.ErrnoException).code ?? err.level ?? 'error';
+      fail(new UpstreamError('unreachable', `target ${target.id} (${target.host}:${target.port}) could not be reached (${why})`));
     });
     client.on('close', () => fail(new UpstreamError('unreachable', `target ${target.id} closed the connection`)));
     client.connect({

@@ -15,7 +15,8 @@ const skip = sshSkipReason();
 let site: Site;
 
 before(async () => {
-  if (!skip) site = await startSite();
+  // agent-7 may speak Modbus to plc-1 but holds no ssh tunnel rule for it.
+  if (!skip) site = await startSite({ grants: '  - { id: g-agent-plc, principal: agent-7, targets: [plc-1], task: { ticket: WO-4413 }, rules: [{ modbus: { preset: readonly } }] }\n' });
 });
 after(async () => {
   await site?.stop();
@@ -149,7 +150,7 @@ test('while an approval is pending, nothing else starts on that connection (mult
   master.child.kill('SIGTERM');
   await master.done;
   const events = await site.gw.events();
-  assert.ok(events.some((e) => e.event === 'ssh.channel_refused' && String(e.detail?.reason).includes('approval request is pending')));
+  assert.ok(events.some((e) => e.event === 'ssh.channel_refused' && e.detail?.reason === 'approval_pending'));
 });
 
 test('ssh with no target lists the targets and grants the principal holds now', { skip }, async () => {
@@ -339,6 +340,34 @@ test('certificates: a valid one logs the agent in; expired, not-yet-valid or nam
   assert.ok(failed.includes('certificate_wrong_principal'), failed.join(','));
   const opened = events.find((ev) => ev.event === 'session.opened' && ev.principal === 'agent-7');
   assert.equal((opened?.detail?.attributes as Record<string, string>)?.cert_key_id, 'task-logs-7 run 1');
+});
+
+test('ssh -L to a Modbus target is itself decided: Modbus rules without an ssh tunnel rule get the tunnel refused, and the PLC sees nothing', { skip }, async () => {
+  const { execFileSync } = await import('node:child_process');
+  const key = join(site.dir, 'keys', 'agent_tunnel');
+  execFileSync('cp', [site.keys.agent, key]);
+  execFileSync('cp', [`${site.keys.agent}.pub`, `${key}.pub`]);
+  execFileSync('chmod', ['600', key]);
+  signCert(site.keys.ca, key, 'task-logs-7 tunnel', ['task-logs-7'], '-5m:+10m');
+  const requestsBefore = site.plc.requests.length;
+  const port = await freePort();
+  const tunnel = spawnSsh([...site.sshArgs('agent-7', key, ['-o', `CertificateFile=${key}-cert.pub`, '-N', '-L', `${port}:plc-1:502`])]);
+  try {
+    await waitForPort(port); // the client's end listens; the channel through it is what is refused
+    const read = await mbpoll(['-m', 'tcp', '-p', String(port), '-a', '1', '-t', '4', '-r', '10', '-c', '3', '127.0.0.1']);
+    assert.notEqual(read.code, 0, 'mbpoll read through a refused tunnel');
+    const events = await until(async () => {
+      const all = await site.gw.events();
+      return all.some((e) => e.event === 'action.denied' && e.principal === 'agent-7' && e.target === 'plc-1' && e.action?.ssh?.tunnel === 'modbus') ? all : undefined;
+    }, 'the refused tunnel journaled as action.denied');
+    assert.equal(events.filter((e) => e.event === 'action.allowed' && e.principal === 'agent-7' && e.action?.ssh?.tunnel !== undefined).length, 0);
+    assert.equal(outcomes(events, (e) => e.principal === 'agent-7' && e.action?.ssh?.tunnel !== undefined).length, 0, 'no tunnel opened');
+    assert.equal(events.filter((e) => e.principal === 'agent-7' && e.action?.modbus !== undefined).length, 0, 'no Modbus request was decided');
+    assert.equal(site.plc.requests.length, requestsBefore, 'the PLC saw no request');
+  } finally {
+    tunnel.child.kill('SIGTERM');
+    await tunnel.done;
+  }
 });
 
 test('an unknown key is refused and journaled', { skip }, async () => {

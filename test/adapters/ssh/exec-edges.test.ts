@@ -40,6 +40,13 @@ before(async () => {
     rules:
       - ssh: { exec: [cat, /etc/hostname] }
       - ssh: { sftp: { paths: ["/tmp/**", "/etc/hostname"], direction: both } }
+  - id: g-agent-plc
+    principal: agent-7
+    targets: [plc-1]
+    task: { ticket: WO-9006, purpose: a tunnel a person approves }
+    rules:
+      - modbus: { preset: readonly }
+      - ssh: { effect: approve, tunnel: modbus }
 `,
   });
 });
@@ -50,13 +57,19 @@ after(async () => {
   await site?.stop();
 });
 
-/** A copy of the agent's key with a certificate signed by the site's CA (`-O` options as given). */
-function agentCert(name: string, options: string[]): string[] {
+/** A copy of the agent's key with a certificate signed by the site's CA (`-O` options as given); its path. */
+function agentKey(name: string, options: string[]): string {
   const p = join(site.dir, 'keys', name);
   execFileSync('cp', [site.keys.agent, p]);
   execFileSync('cp', [`${site.keys.agent}.pub`, `${p}.pub`]);
   execFileSync('chmod', ['600', p]);
   signCert(site.keys.ca, p, `task-logs-7 ${name}`, ['task-logs-7'], '-5m:+10m', options);
+  return p;
+}
+
+/** sftp/scp options for agentKey's key and certificate. */
+function agentCert(name: string, options: string[]): string[] {
+  const p = agentKey(name, options);
   return [...site.fileArgs(p), '-o', `CertificateFile=${p}-cert.pub`];
 }
 
@@ -236,6 +249,46 @@ test('an allowed raw tunnel whose port on the target refuses the connection stil
     const outcomes = count(final, 'action.outcome');
     assert.equal(outcomes.length, count(events, 'action.allowed').length, 'an outcome for every allowed tunnel');
     for (const o of outcomes) assert.equal(o.outcome?.tunnel, 'failed');
+  } finally {
+    fwd.kill('SIGTERM');
+    await gone;
+  }
+});
+
+test('a tunnel whose rule says approve waits for plant staff: nothing reaches the PLC until it is approved', { skip }, async () => {
+  const key = agentKey('agent_tunnel_approve', []);
+  const local = await freePort();
+  const fwd = spawn('ssh', [...site.sshArgs('agent-7', key, ['-o', `CertificateFile=${key}-cert.pub`, '-N', '-L', `${local}:plc-1:502`])], { stdio: 'ignore' });
+  const gone = new Promise<void>((resolve) => fwd.once('close', () => resolve()));
+  try {
+    // The first connection that gets through is the client's own (a probe would be a tunnel to approve too).
+    const sock = await until(
+      () => new Promise<net.Socket | undefined>((resolve) => {
+        const s = net.connect(local, '127.0.0.1');
+        s.once('connect', () => resolve(s));
+        s.once('error', () => resolve(undefined));
+      }),
+      'the local end of the tunnel',
+    );
+    let answer = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => (answer = Buffer.concat([answer, d])));
+    const requestsBefore = site.plc.requests.length;
+    // Modbus/TCP: transaction 7, unit 1, read holding registers 10..12.
+    sock.write(Buffer.from([0, 7, 0, 0, 0, 6, 1, 3, 0, 10, 0, 3]));
+    const id = await until(async () => {
+      const list = JSON.parse((await site.gw.ctl(['--json', 'approvals', 'list'])).stdout) as { id: string; principal?: string }[];
+      return list[0]?.id;
+    }, 'the approval request');
+    assert.equal(answer.length, 0, 'an answer before approval');
+    assert.equal(site.plc.requests.length, requestsBefore, 'the PLC saw a request before approval');
+    assert.equal((await site.gw.ctl(['approvals', 'approve', id])).code, 0);
+    await until(() => answer.length >= 15, 'the PLC\'s answer through the approved tunnel');
+    assert.equal(answer.readUInt16BE(0), 7);
+    assert.deepEqual([answer.readUInt16BE(9), answer.readUInt16BE(11), answer.readUInt16BE(13)], [110, 111, 112]);
+    sock.destroy();
+    const events = await site.gw.events();
+    assert.ok(events.some((e) => e.event === 'approval.granted' && e.detail?.approval === id));
+    assert.ok(events.some((e) => e.event === 'action.allowed' && e.principal === 'agent-7' && e.target === 'plc-1' && e.action?.ssh?.tunnel === 'modbus'));
   } finally {
     fwd.kill('SIGTERM');
     await gone;

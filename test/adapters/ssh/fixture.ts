@@ -145,6 +145,7 @@ grants:
     task: { ticket: WO-4411 }
     rules:
       - modbus: { preset: readonly }
+      - ssh: { tunnel: modbus }
   - id: g-agent
     principal: agent-7
     targets: [rtu-7]

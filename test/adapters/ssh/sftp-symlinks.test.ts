@@ -120,3 +120,29 @@ test('a link swapped in on the target between an upload\'s open and its close is
   }
   assert.equal(readFileSync(victim, 'utf8'), ORIGINAL, 'nothing was written through the link');
 });
+
+test('an error from the target reaches the client as its SFTP status in Penstock\'s words, and the journal as a code, never the target\'s text', { skip }, async () => {
+  // A file in the granted folder the target user may not read: policy allows the download, the target refuses it.
+  const locked = join(site.target, 'locked.bin');
+  writeFileSync(locked, 'not for the target user\n', { mode: 0o600 });
+  const c = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    c.on('ready', () => resolve());
+    c.on('error', reject);
+    c.connect({ host: '127.0.0.1', port: site.gw.port, username: 'rtu-7', privateKey: readFileSync(site.keys.vendor), hostVerifier: () => true });
+  });
+  let refused: (Error & { code?: number }) | undefined;
+  try {
+    const sftpc = await new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s))));
+    refused = await new Promise<(Error & { code?: number }) | undefined>((resolve) => sftpc.open(locked, 'r', (err) => resolve((err as Error & { code?: number }) ?? undefined)));
+  } finally {
+    c.end();
+  }
+  assert.ok(refused, 'the open was refused');
+  assert.equal(refused.code, 3, 'SSH_FX_PERMISSION_DENIED, as the target answered');
+  assert.notEqual(refused.message, 'Permission denied', "the target's own text was passed on");
+  const events = await site.gw.events();
+  const outcome = events.find((e) => e.event === 'action.outcome' && e.action?.ssh?.path === locked);
+  assert.ok(outcome, 'the allowed download got its outcome');
+  assert.equal(outcome.outcome?.error, 'target_permission_denied');
+});
