@@ -15,7 +15,7 @@ import type { AuthContext as Ssh2AuthContext, Connection, ClientInfo } from 'ssh
 import type { Core } from '../../core/core.ts';
 import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
-import type { ProtocolAdapter, RunningListener } from '../types.ts';
+import type { FrontDoor, RunningListener } from '../types.ts';
 import { formatRemote, listenOn, normalizeAddress, tcpListenerCloser } from '../net.ts';
 import { authenticatePublicKey, FailureWindow, type Authenticated } from './auth.ts';
 import { parseAuthorizedKeyLine } from './keys.ts';
@@ -24,10 +24,7 @@ import { SshConnection } from './session.ts';
 
 const { Server } = ssh2;
 
-export const sshAdapter: ProtocolAdapter = {
-  protocol: 'ssh',
-  listenerSchema: sshListenerSchema,
-  targetSchema: sshTargetSchema,
+export const sshAdapter: FrontDoor = {
   start: startSshListener,
 };
 

@@ -8,6 +8,7 @@
 // own id) for the listing of targets and grants.
 import ssh2 from 'ssh2';
 import type { PrincipalConfig } from '../../config/schema.ts';
+import { sshCredentials } from './rules.ts';
 import type { LoadedConfig } from '../../config/types.ts';
 import { checkCertificate, isCertificateType, parseCertificate, type OpenSshCertificate } from './certs.ts';
 import { fingerprint, parseAuthorizedKeyLine, verifySshSignature, type SshPublicKey } from './keys.ts';
@@ -126,7 +127,7 @@ function authenticateCertificate(req: PublicKeyRequest, ctx: AuthContext, user: 
 }
 
 function namesOf(p: PrincipalConfig): Set<string> {
-  return new Set([p.id, ...(p.credentials.ssh_cert_principals ?? [])]);
+  return new Set([p.id, ...(sshCredentials(p).ssh_cert_principals ?? [])]);
 }
 
 /** Parsed key lines per config snapshot (a reload builds a new snapshot, so the cache follows it). */
@@ -137,7 +138,7 @@ function principalsWithKey(config: LoadedConfig, blob: Buffer): PrincipalConfig[
   if (!byKey) {
     byKey = new Map();
     for (const p of config.principals.values()) {
-      for (const line of p.credentials.ssh_keys ?? []) {
+      for (const line of sshCredentials(p).ssh_keys ?? []) {
         let key: SshPublicKey;
         try {
           key = parseAuthorizedKeyLine(line);

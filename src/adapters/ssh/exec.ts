@@ -5,8 +5,9 @@
 import { posix } from 'node:path';
 import type { ClientChannel, PseudoTtyInfo, ServerChannel } from 'ssh2';
 import { requireAuthorization, type Authorization } from '../../core/authorization.ts';
-import type { Action, Decision, SshObject } from '../../policy/types.ts';
-import { parseCommandLine } from '../../policy/argv.ts';
+import type { Action, Decision } from '../../policy/types.ts';
+import type { SshObject } from './rules.ts';
+import { parseCommandLine } from './argv.ts';
 import { EXIT_REFUSED, EXIT_UPSTREAM, type ProgramHost } from './host.ts';
 import { listing } from './listings.ts';
 import { Recording, type FinishedRecording } from './recording.ts';

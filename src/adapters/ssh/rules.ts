@@ -2,6 +2,7 @@
 // object a request becomes (channel, command line, path…), and the keys SSH adds to a principal's
 // credentials. The TypeScript types are derived from these schemas, so the two cannot drift apart.
 import { z } from 'zod';
+import type { PrincipalConfig } from '../../config/schema.ts';
 import { effect, id, nonEmpty } from '../../config/schema-parts.ts';
 
 /** A tunnel that carries bytes as they are, to one of the target's `tunnel_ports`. */
@@ -78,3 +79,9 @@ export const sshCredentialSchemas = {
   /** Names this principal answers to in OpenSSH certificates signed by a trusted CA. */
   ssh_cert_principals: z.array(nonEmpty).optional(),
 } as const;
+
+/** What a principal's `credentials` hold for this protocol (config/schema.ts adds the keys from sshCredentialSchemas). */
+export type SshCredentials = { [K in keyof typeof sshCredentialSchemas]?: z.output<(typeof sshCredentialSchemas)[K]> };
+export function sshCredentials(p: PrincipalConfig): SshCredentials {
+  return p.credentials as SshCredentials;
+}

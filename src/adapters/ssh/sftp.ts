@@ -35,7 +35,8 @@ import type { Attributes, InputAttributes, SFTPWrapper, Stats } from 'ssh2';
 import type { Core } from '../../core/core.ts';
 import { requireAuthorization, type Authorization, type Verdict } from '../../core/authorization.ts';
 import type { Session } from '../../sessions/registry.ts';
-import type { Action, Decision, SshObject } from '../../policy/types.ts';
+import type { Action, Decision } from '../../policy/types.ts';
+import type { SshObject } from './rules.ts';
 import type { ClientBackpressure } from './flow.ts';
 import { AheadBudget, InOrderHash, ReadAhead } from './sftp-read-ahead.ts';
 

@@ -10,8 +10,9 @@
 import net from 'node:net';
 import type { ServerChannel, TcpipRequestInfo } from 'ssh2';
 import { requireAuthorization } from '../../core/authorization.ts';
-import type { Action, SshObject } from '../../policy/types.ts';
-import { loadAdapter } from '../registry.ts';
+import type { Action } from '../../policy/types.ts';
+import type { SshObject } from './rules.ts';
+import { loadFrontDoor } from '../registry.ts';
 import type { TunnelHost } from './host.ts';
 
 /** A `-L` channel request from the client. */
@@ -43,7 +44,7 @@ async function servedTunnel(host: TunnelHost, accept: () => ServerChannel, rejec
   const auth = verdict.authorization;
   if (!auth) return reject();
   const action = auth.action;
-  const serveStream = (await loadAdapter(protocol))?.serveStream;
+  const serveStream = (await loadFrontDoor(protocol))?.serveStream;
   if (!serveStream) {
     host.refused('tunnel', 'tunnel_not_served', { tunnel: protocol });
     void core.recordOutcome(session, action, { tunnel: 'failed', error: 'tunnel_not_served' });
