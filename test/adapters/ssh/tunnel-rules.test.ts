@@ -27,3 +27,13 @@ test('other ssh rules on that target stay errors: a raw tunnel, a shell', () => 
     assert.ok(errors.includes('grants[0].rules[1].ssh'), `${rule.trim()}: ${errors.join('; ')}`);
   }
 });
+
+test('a tunnel naming no protocol served in tunnels is an error with its code, on the rule\'s tunnel field', () => {
+  const text = readFileSync(GOOD, 'utf8');
+  for (const carried of ['opcua', 'nosuch']) {
+    const { issues } = checkConfig(GOOD, testProtocols, { text: text.replace(RULE, `${RULE}      - ssh: { tunnel: ${carried} }\n`), clock: { now: () => Date.parse('2026-11-25T10:00:00Z') } });
+    const coded = issues.filter((i) => i.code === 'E_SSH_TUNNEL_KIND');
+    assert.deepEqual(coded.map((i) => [i.field, i.severity]), [['grants[0].rules[1].ssh.tunnel', 'error']], carried);
+  }
+  assert.deepEqual(issuesWith('      - ssh: { tunnel: modbus }\n'), [], 'a protocol served in tunnels is no such error');
+});
