@@ -5,10 +5,11 @@
 import { posix } from 'node:path';
 import type { ClientChannel, PseudoTtyInfo, ServerChannel } from 'ssh2';
 import { requireAuthorization, type Authorization } from '../../core/authorization.ts';
-import type { Action, Decision } from '../../policy/types.ts';
+import type { Action } from '../../policy/types.ts';
 import type { SshObject } from './rules.ts';
 import { parseCommandLine } from './argv.ts';
 import { EXIT_REFUSED, EXIT_UPSTREAM, type ProgramHost } from './host.ts';
+import { refusalLine } from './refusals.ts';
 import { listing } from './listings.ts';
 import { Recording, type FinishedRecording } from './recording.ts';
 import { SAFE_TERMINAL_ENV, signalChannel, UpstreamError, type UpstreamConnection } from './upstream.ts';
@@ -57,7 +58,7 @@ export async function startProgram(host: ProgramHost, stream: ServerChannel, pty
     return host.finish(stream, 1, '', plan.text);
   }
   const verdict = await host.authorize(plan.action, stream);
-  if (!verdict.authorization) return host.finish(stream, EXIT_REFUSED, '', refusalText(verdict));
+  if (!verdict.authorization) return host.finish(stream, EXIT_REFUSED, '', refusalLine(verdict.reason, verdict.explanation));
   if (plan.note && !stream.destroyed) stream.stderr.write(host.nl(stream, plan.note));
   await run(host, stream, verdict.authorization, plan, attach);
 }
@@ -245,11 +246,6 @@ function splice(host: ProgramHost, client: ServerChannel, remote: ClientChannel,
 
 function ptyOptions(p: PseudoTtyInfo) {
   return { rows: p.rows, cols: p.cols, width: p.width, height: p.height, term: p.term, modes: p.modes };
-}
-
-function refusalText(d: Decision): string {
-  const what = d.reason === 'approval_refused' ? 'not approved' : d.reason === 'journal_unavailable' ? 'refused (the gateway cannot record it)' : 'denied by policy';
-  return `penstock: ${what} [${d.reason}]: ${d.explanation}\n`;
 }
 
 function recordingRef(r: FinishedRecording): Record<string, unknown> {

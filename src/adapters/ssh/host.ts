@@ -11,8 +11,8 @@ import type { ClientBackpressure } from './flow.ts';
 import type { SshListenerConfig, SshTargetConfig } from './schema.ts';
 import type { UpstreamConnection } from './upstream.ts';
 
-/** Exit status of a command Penstock refused (a shell's "cannot execute"). */
-export const EXIT_REFUSED = 126;
+/** Exit status of a command Penstock refused (a shell's "cannot execute"): the module's refusal table says it. */
+export { REFUSED_EXIT_STATUS as EXIT_REFUSED } from './refusals.ts';
 /** Exit status when the target could not be reached (what ssh itself uses for connection errors). */
 export const EXIT_UPSTREAM = 255;
 

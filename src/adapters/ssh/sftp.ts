@@ -37,6 +37,7 @@ import { requireAuthorization, type Authorization, type Verdict } from '../../co
 import type { Session } from '../../sessions/registry.ts';
 import type { Action, Decision } from '../../policy/types.ts';
 import type { SshObject } from './rules.ts';
+import { refusalLine, SFTP_PERMISSION_DENIED } from './refusals.ts';
 import type { ClientBackpressure } from './flow.ts';
 import { AheadBudget, InOrderHash, ReadAhead } from './sftp-read-ahead.ts';
 
@@ -547,7 +548,7 @@ export class SftpProxy {
   /** The refusal as the client sees it: where a link led is in the journal, never in the answer. */
   #deny(reqid: number, d: Decision, r?: Resolved): void {
     const explanation = r && r.path !== r.asked ? d.explanation.split(r.path).join(`${r.asked} (where it leads on the target)`) : d.explanation;
-    this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${d.reason}: ${explanation}`);
+    this.#status(reqid, SFTP_PERMISSION_DENIED, refusalLine(d.reason, explanation).trimEnd());
   }
 
   /** An error from the target: its status, with Penstock's own words for it (never the target's text). */
