@@ -24,13 +24,10 @@
 // figures were read. health() reports the data file's real size and LMDB's page figures. A full
 // filesystem fails the commit itself (ENOSPC) and is handled the same way.
 //
-// Retention. `prune` removes event bodies (oldest first) only up to the acknowledged cursor. Tree nodes
-// (leaf hashes and perfect-subtree hashes, ~64 bytes per event) are kept forever, so roots, inclusion
-// proofs for retained events and consistency proofs between any checkpoints stay available.
-//
-// LMDB layout: see store.ts. Verification: verify-stored.ts, run by `verify` in a worker thread.
+// The other jobs live beside this file, and the journal hands them its state and databases (`#view`):
+// LMDB layout in store.ts; acknowledgements, pruning and cosignatures in retention.ts; verification in
+// verify-stored.ts, run by `verify` in a worker thread.
 import { statfsSync, statSync, mkdirSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { RootDatabase } from 'lmdb';
@@ -48,7 +45,7 @@ import {
   type Hash,
   type NodeSource,
 } from './merkle.ts';
-import { NoteSigner, parseCheckpointBody, parseNote, NoteError } from './checkpoint.ts';
+import { NoteSigner } from './checkpoint.ts';
 import { canonicalJson } from './canonical.ts';
 import type { ProofBundle } from './verify.ts';
 import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
@@ -67,6 +64,8 @@ import {
 } from './store.ts';
 import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-stored.ts';
 import type { VerifyJob } from './verify-worker.ts';
+import * as retention from './retention.ts';
+import type { PruneLimits, RetentionHost } from './retention.ts';
 
 export type { CheckpointInfo } from './store.ts';
 export type { KeptCheckpoint, VerifyResult } from './verify-stored.ts';
@@ -152,6 +151,8 @@ export class LmdbJournal implements Journal {
   /** The newest checkpoint record, kept in memory (read on every health() call). */
   #latestCheckpoint: CheckpointInfo | undefined | null = null;
   readonly #nodeSource: NodeSource;
+  /** What retention.ts sees of this journal: always its current state and databases. */
+  readonly #view: RetentionHost;
   /** Verify workers still running (terminated at close). */
   readonly #workers = new Set<Worker>();
   #verifying: Promise<unknown> = Promise.resolve();
@@ -165,6 +166,18 @@ export class LmdbJournal implements Journal {
     this.#state = this.#db.meta.get(STATE_KEY) ?? { size: 0, first: 0, eventBytes: 0, otherBytes: 0, ack: -1, lastCheckpointSize: 0 };
     this.#nodeSource = { node: (level, index) => this.#node(level, index) };
     this.#tree = new TreeBuilder(this.#state.size, frontierAt(this.#nodeSource, this.#state.size), fastNodeHash);
+    // Getters, not copies: every write replaces #state, and a reopen after a fatal LMDB error #db.
+    const journal = this;
+    this.#view = {
+      get state() {
+        return journal.#state;
+      },
+      get db() {
+        return journal.#db;
+      },
+      clock: opts.clock,
+      writeSync: (what, fn) => this.#writeSync(what, fn),
+    };
   }
 
   /** Opens (or creates) the journal. Throws PS_JOURNAL_CORRUPT when the stored state does not add up. */
@@ -476,14 +489,7 @@ export class LmdbJournal implements Journal {
    * Retention never prunes above this cursor. Rejects PS_JOURNAL_BAD_REQUEST for a seq not yet written.
    */
   async acknowledge(seq: number, by: string): Promise<void> {
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= this.#state.size) {
-      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cannot acknowledge seq ${seq}: the journal holds 0..${this.#state.size - 1}`);
-    }
-    if (seq <= this.#state.ack) return;
-    this.#writeSync('acknowledge', (state) => {
-      state.ack = seq;
-      state.ackBy = by;
-    });
+    retention.acknowledge(this.#view, seq, by);
   }
 
   /** Highest acknowledged seq, -1 when nothing was acknowledged. */
@@ -495,67 +501,21 @@ export class LmdbJournal implements Journal {
    * Removes event bodies, oldest first, while the journal is over `maxBytes` (total stored bytes) or the
    * oldest event is older than `maxAgeMs`, but never above the acknowledged cursor. Tree nodes stay.
    */
-  prune(limits: { maxBytes?: number; maxAgeMs?: number }): { removed: number; first: number; bytes: number } {
-    let removed = 0;
-    const now = this.#opts.clock.now();
-    const over = (s: JournalState, seq: number, body: Buffer): boolean => {
-      if (limits.maxBytes !== undefined && s.eventBytes + s.otherBytes > limits.maxBytes) return true;
-      if (limits.maxAgeMs !== undefined) {
-        const time = Date.parse((JSON.parse(body.toString('utf8')) as { time: string }).time);
-        if (!(now - time <= limits.maxAgeMs)) return true;
-      }
-      void seq;
-      return false;
-    };
-    for (;;) {
-      let chunk = 0;
-      this.#writeSync('prune', (state) => {
-        while (chunk < 10_000 && state.first <= state.ack) {
-          const body = this.#db.events.getBinary(state.first);
-          if (!body) throw new PenstockError('PS_JOURNAL_CORRUPT', `event ${state.first} is missing`);
-          if (!over(state, state.first, body)) break;
-          this.#db.events.removeSync(state.first);
-          state.eventBytes -= body.length;
-          state.first++;
-          chunk++;
-        }
-      });
-      removed += chunk;
-      if (chunk < 10_000) break;
-    }
-    if (removed > 0 && !this.#writable) this.probe();
-    return { removed, first: this.#state.first, bytes: this.#state.eventBytes + this.#state.otherBytes };
+  prune(limits: PruneLimits): { removed: number; first: number; bytes: number } {
+    const pruned = retention.prune(this.#view, limits);
+    // Pruning freed pages: an unavailable journal may be writable again.
+    if (pruned.removed > 0 && !this.#writable) this.probe();
+    return pruned;
   }
 
-  /**
-   * Stores a witness's cosigned copy of one of our checkpoints. The note must parse and its body must be
-   * byte-for-byte a checkpoint this journal issued; the witness key is not known here and is not checked.
-   * Throws PS_JOURNAL_BAD_REQUEST otherwise.
-   */
+  /** Stores a witness's cosigned copy of one of our checkpoints (see retention.ts); PS_JOURNAL_BAD_REQUEST otherwise. */
   async addCosignature(noteText: string): Promise<{ size: number }> {
-    let size: number;
-    try {
-      const note = parseNote(noteText);
-      size = parseCheckpointBody(note.body).size;
-      const ours = this.#db.checkpoints.get(size);
-      if (!ours || parseNote(ours.note).body !== note.body) {
-        throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cosigned checkpoint (size ${size}) is not one this journal issued`);
-      }
-    } catch (err) {
-      if (err instanceof NoteError) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cosignature note: ${err.message}`);
-      throw err;
-    }
-    const id = createHash('sha256').update(noteText).digest('hex');
-    this.#writeSync('cosignature', (state) => {
-      if (this.#db.cosigs.get([size, id]) === undefined) state.otherBytes += noteText.length;
-      this.#db.cosigs.putSync([size, id], noteText);
-    });
-    return { size };
+    return retention.addCosignature(this.#view, noteText);
   }
 
   /** Cosigned notes stored for a checkpoint size. */
   cosignatures(size: number): string[] {
-    return Array.from(this.#db.cosigs.getRange({ start: [size], end: [size + 1] }), ({ value }) => value);
+    return retention.cosignatures(this.#db, size);
   }
 
   /** Flushes queued appends, signs a final checkpoint, closes LMDB. */
