@@ -25,8 +25,8 @@
 // filesystem fails the commit itself (ENOSPC) and is handled the same way.
 //
 // The other jobs live beside this file, and the journal hands them its state and databases (`#view`):
-// LMDB layout in store.ts; acknowledgements, pruning and cosignatures in retention.ts; verification in
-// verify-stored.ts, run by `verify` in a worker thread.
+// LMDB layout in store.ts; acknowledgements, pruning and cosignatures in retention.ts; proofs, bundles and
+// exports in proofs.ts; verification in verify-stored.ts, run by `verify` in a worker thread.
 import { statfsSync, statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -36,17 +36,8 @@ import { PenstockError, isPenstockError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { AppendOptions, Journal, JournalEventInput, JournalHealth, JournalReceipt } from './types.ts';
 import { encodeEvent, prepareEvent, type PreparedEvent } from './event.ts';
-import {
-  TreeBuilder,
-  consistencyProof as merkleConsistency,
-  frontierAt,
-  inclusionProof as merkleInclusion,
-  rootAt as merkleRootAt,
-  type Hash,
-  type NodeSource,
-} from './merkle.ts';
+import { TreeBuilder, frontierAt, type Hash, type NodeSource } from './merkle.ts';
 import { NoteSigner } from './checkpoint.ts';
-import { canonicalJson } from './canonical.ts';
 import type { ProofBundle } from './verify.ts';
 import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
 import {
@@ -66,6 +57,8 @@ import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-s
 import type { VerifyJob } from './verify-worker.ts';
 import * as retention from './retention.ts';
 import type { PruneLimits, RetentionHost } from './retention.ts';
+import * as proofs from './proofs.ts';
+import type { ProofSource } from './proofs.ts';
 
 export type { CheckpointInfo } from './store.ts';
 export type { KeptCheckpoint, VerifyResult } from './verify-stored.ts';
@@ -151,8 +144,8 @@ export class LmdbJournal implements Journal {
   /** The newest checkpoint record, kept in memory (read on every health() call). */
   #latestCheckpoint: CheckpointInfo | undefined | null = null;
   readonly #nodeSource: NodeSource;
-  /** What retention.ts sees of this journal: always its current state and databases. */
-  readonly #view: RetentionHost;
+  /** What retention.ts and proofs.ts see of this journal: always its current state and databases. */
+  readonly #view: RetentionHost & ProofSource;
   /** Verify workers still running (terminated at close). */
   readonly #workers = new Set<Worker>();
   #verifying: Promise<unknown> = Promise.resolve();
@@ -175,8 +168,12 @@ export class LmdbJournal implements Journal {
       get db() {
         return journal.#db;
       },
+      nodes: this.#nodeSource,
+      vkey: this.#signer.vkey,
       clock: opts.clock,
       writeSync: (what, fn) => this.#writeSync(what, fn),
+      latestCheckpoint: () => this.latestCheckpoint(),
+      checkpoint: () => this.checkpoint(),
     };
   }
 
@@ -596,44 +593,47 @@ export class LmdbJournal implements Journal {
     return Array.from(this.#db.events.getRange({ start, end: this.#state.size, limit }), ({ key, value }) => ({ seq: key, bytes: value.toString('utf8') }));
   }
 
+  // ---------------------------------------------------------------- proofs and exports (proofs.ts)
+
   /** The stored leaf hash of event `seq`. */
   leafHash(seq: number): Uint8Array {
-    this.#checkSeq(seq, this.#state.size);
-    return this.#node(0, seq);
+    return proofs.leafHash(this.#view, seq);
   }
 
   /** Root hash of the tree of the first `size` events (any size up to size()). */
   rootAt(size: number): Uint8Array {
-    if (!Number.isSafeInteger(size) || size < 0 || size > this.#state.size) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no tree of size ${size} (journal size ${this.#state.size})`);
-    return merkleRootAt(this.#nodeSource, size);
+    return proofs.rootAt(this.#view, size);
   }
 
   /** RFC 6962 audit path of event `seq` in the tree of `treeSize` events. */
   inclusionProof(seq: number, treeSize: number): Uint8Array[] {
-    this.#checkSeq(seq, treeSize);
-    if (treeSize > this.#state.size) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `tree size ${treeSize} is beyond the journal (${this.#state.size})`);
-    return merkleInclusion(this.#nodeSource, seq, treeSize);
+    return proofs.inclusionProof(this.#view, seq, treeSize);
   }
 
   /** RFC 6962 consistency proof from tree size oldSize to newSize. */
   consistencyProof(oldSize: number, newSize: number): Uint8Array[] {
-    if (!Number.isSafeInteger(oldSize) || !Number.isSafeInteger(newSize) || oldSize < 0 || oldSize > newSize || newSize > this.#state.size) {
-      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no consistency proof from ${oldSize} to ${newSize} (journal size ${this.#state.size})`);
-    }
-    return merkleConsistency(this.#nodeSource, oldSize, newSize);
+    return proofs.consistencyProof(this.#view, oldSize, newSize);
   }
 
   /** Hashes of the maximal perfect subtrees of [0, size): what a verifier needs to check events from `size` on. */
   frontier(size: number): Uint8Array[] {
-    this.rootAt(size);
-    return frontierAt(this.#nodeSource, size);
+    return proofs.frontier(this.#view, size);
   }
 
-  #checkSeq(seq: number, treeSize: number): void {
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= treeSize || seq >= this.#state.size) {
-      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no event ${seq} in a tree of size ${Math.min(treeSize, this.#state.size)}`);
-    }
+  /**
+   * Writes events [fromSeq, toSeq] as JSON lines (the canonical event plus its `leaf_hash`, see verify.ts)
+   * and returns the signed checkpoint that covers them (signing one first when needed), for verifyExport.
+   */
+  exportJsonLines(fromSeq: number, toSeq: number, write: (line: string) => void): { lines: number; first: number; checkpoint: string } {
+    return proofs.exportJsonLines(this.#view, fromSeq, toSeq, write);
   }
+
+  /** An offline proof that event `seq` is in the journal: check it with verifyBundle (verify.ts). */
+  proveBundle(seq: number): ProofBundle {
+    return proofs.proveBundle(this.#view, seq);
+  }
+
+  // ---------------------------------------------------------------- checkpoints
 
   latestCheckpoint(): CheckpointInfo | undefined {
     if (this.#latestCheckpoint === null) {
@@ -656,41 +656,7 @@ export class LmdbJournal implements Journal {
     return this.#signer.vkey;
   }
 
-  /**
-   * Writes events [fromSeq, toSeq] as JSON lines (the canonical event plus its `leaf_hash`, see verify.ts)
-   * and returns the signed checkpoint that covers them (signing one first when needed), for verifyExport.
-   */
-  exportJsonLines(fromSeq: number, toSeq: number, write: (line: string) => void): { lines: number; first: number; checkpoint: string } {
-    let cp = this.latestCheckpoint();
-    if (!cp || cp.size < Math.min(toSeq + 1, this.#state.size)) cp = this.checkpoint();
-    const end = Math.min(toSeq + 1, cp?.size ?? 0);
-    let lines = 0;
-    const first = Math.max(fromSeq, this.#state.first);
-    for (const { key, value } of this.#db.events.getRange({ start: first, end })) {
-      const event = JSON.parse(value.toString('utf8')) as Record<string, unknown>;
-      write(`${canonicalJson({ ...event, leaf_hash: b64(this.#node(0, key)) })}\n`);
-      lines++;
-    }
-    return { lines, first, checkpoint: cp?.note ?? '' };
-  }
-
-  /** An offline proof that event `seq` is in the journal: check it with verifyBundle (verify.ts). */
-  proveBundle(seq: number): ProofBundle {
-    this.#checkSeq(seq, this.#state.size);
-    const body = this.#db.events.getBinary(seq);
-    if (!body) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `event ${seq} was pruned (first retained is ${this.#state.first})`);
-    let cp = this.latestCheckpoint();
-    if (!cp || cp.size <= seq) cp = this.checkpoint()!;
-    return {
-      format: 'penstock-proof-bundle/1',
-      seq,
-      event: body.toString('utf8'),
-      treeSize: cp.size,
-      inclusion: merkleInclusion(this.#nodeSource, seq, cp.size).map(b64),
-      checkpoint: cp.note,
-      vkey: this.#signer.vkey,
-    };
-  }
+  // ---------------------------------------------------------------- verification (verify-stored.ts)
 
   /**
    * Recomputes everything on this thread and names the first bad spot (see verify-stored.ts). Blocks the
