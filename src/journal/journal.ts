@@ -26,10 +26,9 @@
 //
 // The other jobs live beside this file, and the journal hands them its state and databases (`#view`):
 // LMDB layout in store.ts; acknowledgements, pruning and cosignatures in retention.ts; proofs, bundles and
-// exports in proofs.ts; verification in verify-stored.ts, run by `verify` in a worker thread.
+// exports in proofs.ts; verification in verify-stored.ts, run by `verify` in a worker (verify-queue.ts).
 import { statfsSync, statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
@@ -54,7 +53,7 @@ import {
   type StorageFigures,
 } from './store.ts';
 import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-stored.ts';
-import type { VerifyJob } from './verify-worker.ts';
+import { VerifyQueue } from './verify-queue.ts';
 import * as retention from './retention.ts';
 import type { PruneLimits, RetentionHost } from './retention.ts';
 import * as proofs from './proofs.ts';
@@ -146,9 +145,7 @@ export class LmdbJournal implements Journal {
   readonly #nodeSource: NodeSource;
   /** What retention.ts and proofs.ts see of this journal: always its current state and databases. */
   readonly #view: RetentionHost & ProofSource;
-  /** Verify workers still running (terminated at close). */
-  readonly #workers = new Set<Worker>();
-  #verifying: Promise<unknown> = Promise.resolve();
+  readonly #verifier: VerifyQueue;
 
   private constructor(opts: LmdbJournalOptions, env: RootDatabase) {
     this.#opts = opts;
@@ -175,6 +172,7 @@ export class LmdbJournal implements Journal {
       latestCheckpoint: () => this.latestCheckpoint(),
       checkpoint: () => this.checkpoint(),
     };
+    this.#verifier = new VerifyQueue({ path: opts.path, mapSizeMiB: opts.mapSizeMiB, vkey: this.#signer.vkey });
   }
 
   /** Opens (or creates) the journal. Throws PS_JOURNAL_CORRUPT when the stored state does not add up. */
@@ -525,7 +523,7 @@ export class LmdbJournal implements Journal {
       this.#opts.log?.error({ err }, 'final checkpoint failed');
     }
     this.#closed = true;
-    await Promise.all(Array.from(this.#workers, (w) => w.terminate()));
+    await this.#verifier.close();
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     if (this.#settleTimer) clearTimeout(this.#settleTimer);
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
@@ -666,33 +664,9 @@ export class LmdbJournal implements Journal {
     return verifyStored(this.#db, this.#signer.vkey, kept);
   }
 
-  /**
-   * The same verification in a worker thread (its own read snapshot), off the event loop. One runs at a
-   * time: further requests wait for it, so a burst of verifies costs one worker, not one each.
-   */
+  /** The same verification in a worker thread, off the event loop, one at a time (see verify-queue.ts). */
   verify(kept?: KeptCheckpoint): Promise<VerifyResult> {
-    const run = () => this.#verifyInWorker(kept);
-    const next = this.#verifying.then(run, run);
-    this.#verifying = next.catch(() => undefined);
-    return next;
-  }
-
-  #verifyInWorker(kept?: KeptCheckpoint): Promise<VerifyResult> {
-    if (this.#closed) return Promise.reject(new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed'));
-    const job: VerifyJob = { path: this.#opts.path, mapSizeMiB: this.#opts.mapSizeMiB, vkey: this.#signer.vkey, ...(kept ? { kept } : {}) };
-    // src/ runs as .ts, dist/ as .js: the worker is the sibling file of this one.
-    const worker = new Worker(new URL(`./verify-worker${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url), { workerData: job });
-    this.#workers.add(worker);
-    return new Promise<VerifyResult>((resolve, reject) => {
-      let answer: { result?: VerifyResult; error?: string } | undefined;
-      worker.once('message', (m: { result?: VerifyResult; error?: string }) => (answer = m));
-      worker.once('error', (err) => (answer ??= { error: err.message }));
-      worker.once('exit', (code) => {
-        this.#workers.delete(worker);
-        if (answer?.result) resolve(answer.result);
-        else reject(new PenstockError('PS_INTERNAL', `journal verify worker failed: ${answer?.error ?? `exited with code ${code}`}`));
-      });
-    });
+    return this.#verifier.verify(kept);
   }
 }
 
