@@ -18,17 +18,11 @@
 // 'alert.journal_recovered' event) only once the journal stayed writable for `recoverySettleMs`; a
 // failure before that is the same outage going on.
 //
-// Capacity. lmdb-js grows its memory map on demand (its build of LMDB never returns MDB_MAP_FULL), so
-// `mapSizeMiB` is enforced here as the journal's capacity, over what LMDB itself says the file uses: the
-// pages in use by its trees (the file's pages minus its free pages), plus what was appended since those
-// figures were read. health() reports the data file's real size and LMDB's page figures. A full
-// filesystem fails the commit itself (ENOSPC) and is handled the same way.
-//
 // The other jobs live beside this file, and the journal hands them its state and databases (`#view`):
-// LMDB layout in store.ts; acknowledgements, pruning and cosignatures in retention.ts; proofs, bundles and
-// exports in proofs.ts; verification in verify-stored.ts, run by `verify` in a worker (verify-queue.ts).
-import { statfsSync, statSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+// capacity accounting in capacity.ts; LMDB layout in store.ts; acknowledgements, pruning and
+// cosignatures in retention.ts; proofs, bundles and exports in proofs.ts; verification in
+// verify-stored.ts, run by `verify` in a worker (verify-queue.ts).
+import { mkdirSync } from 'node:fs';
 import type { RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
@@ -39,19 +33,8 @@ import { TreeBuilder, frontierAt, type Hash, type NodeSource } from './merkle.ts
 import { NoteSigner } from './checkpoint.ts';
 import type { ProofBundle } from './verify.ts';
 import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
-import {
-  MiB,
-  STATE_KEY,
-  allCheckpoints,
-  nodeKey,
-  openJournalDbs,
-  openJournalEnv,
-  storageFigures,
-  type CheckpointInfo,
-  type JournalDbs,
-  type JournalState,
-  type StorageFigures,
-} from './store.ts';
+import { STATE_KEY, allCheckpoints, nodeKey, openJournalDbs, openJournalEnv, type CheckpointInfo, type JournalDbs, type JournalState } from './store.ts';
+import { CapacityError, StorageMeter, type MeteredJournal } from './capacity.ts';
 import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-stored.ts';
 import { VerifyQueue } from './verify-queue.ts';
 import * as retention from './retention.ts';
@@ -65,7 +48,7 @@ export type { KeptCheckpoint, VerifyResult } from './verify-stored.ts';
 export interface LmdbJournalOptions {
   /** Directory of the LMDB environment (created if missing). */
   path: string;
-  /** Journal capacity in MiB (see "Capacity" above). */
+  /** Journal capacity in MiB (see capacity.ts). */
   mapSizeMiB: number;
   /** Appliance id; also the checkpoint origin and signing key name, e.g. `penstock/gw-plant1-01`. */
   appliance: string;
@@ -94,8 +77,6 @@ const NODE_BYTES = 32;
 const MAX_BATCH = 10_000;
 /** The longest a lazy append waits for a commit to ride with before it asks for its own. */
 const LAZY_COMMIT_MS = 5;
-const DISK_FREE_TTL_MS = 1000;
-const STORAGE_TTL_MS = 1000;
 /** Fresh pages every probe writes: more than one real commit rewrites (one leaf per tree level and more). */
 const PROBE_MIN_PAGES = 64;
 const PROBE_MAX_PAGES = 1024;
@@ -104,20 +85,10 @@ function b64(h: Uint8Array): string {
   return Buffer.from(h).toString('base64');
 }
 
-class CapacityError extends Error {}
-
-interface StorageSample {
-  at: number;
-  figures: StorageFigures;
-  /** The data file's size on disk. */
-  fileBytes: number;
-  storedBytes: number;
-}
-
 export class LmdbJournal implements Journal {
   readonly #opts: LmdbJournalOptions;
   readonly #signer: NoteSigner;
-  readonly #capacity: number;
+  readonly #meter: StorageMeter;
   #env: RootDatabase;
   #db: JournalDbs;
   #state: JournalState;
@@ -137,30 +108,29 @@ export class LmdbJournal implements Journal {
   #probeTimer: NodeJS.Timeout | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  #diskFreeCache: { at: number; bytes: number } | undefined;
-  /** LMDB's page figures, the data file size, and the stored bytes when they were read. */
-  #storageCache: StorageSample | undefined;
   /** The newest checkpoint record, kept in memory (read on every health() call). */
   #latestCheckpoint: CheckpointInfo | undefined | null = null;
   readonly #nodeSource: NodeSource;
-  /** What retention.ts and proofs.ts see of this journal: always its current state and databases. */
-  readonly #view: RetentionHost & ProofSource;
+  /** What retention.ts, proofs.ts and capacity.ts see of this journal: always its current state and databases. */
+  readonly #view: RetentionHost & ProofSource & MeteredJournal;
   readonly #verifier: VerifyQueue;
 
   private constructor(opts: LmdbJournalOptions, env: RootDatabase) {
     this.#opts = opts;
     this.#signer = new NoteSigner(opts.appliance, opts.signingKeyPem);
-    this.#capacity = opts.mapSizeMiB * MiB;
     this.#env = env;
     this.#db = openJournalDbs(env);
     this.#state = this.#db.meta.get(STATE_KEY) ?? { size: 0, first: 0, eventBytes: 0, otherBytes: 0, ack: -1, lastCheckpointSize: 0 };
     this.#nodeSource = { node: (level, index) => this.#node(level, index) };
     this.#tree = new TreeBuilder(this.#state.size, frontierAt(this.#nodeSource, this.#state.size), fastNodeHash);
-    // Getters, not copies: every write replaces #state, and a reopen after a fatal LMDB error #db.
+    // Getters, not copies: every write replaces #state, and a reopen after a fatal LMDB error #env and #db.
     const journal = this;
     this.#view = {
       get state() {
         return journal.#state;
+      },
+      get env() {
+        return journal.#env;
       },
       get db() {
         return journal.#db;
@@ -172,6 +142,7 @@ export class LmdbJournal implements Journal {
       latestCheckpoint: () => this.latestCheckpoint(),
       checkpoint: () => this.checkpoint(),
     };
+    this.#meter = new StorageMeter(this.#view, opts.path, opts.mapSizeMiB);
     this.#verifier = new VerifyQueue({ path: opts.path, mapSizeMiB: opts.mapSizeMiB, vkey: this.#signer.vkey });
   }
 
@@ -280,7 +251,7 @@ export class LmdbJournal implements Journal {
     const checkpoint = state.size - state.lastCheckpointSize >= this.#opts.checkpointEvery ? this.#makeCheckpoint(state, tree) : undefined;
     const batchBytes = state.eventBytes + state.otherBytes - this.#state.eventBytes - this.#state.otherBytes;
     try {
-      this.#checkCapacity(batchBytes);
+      this.#meter.check(batchBytes);
       this.#env.transactionSync(() => {
         for (const [seq, bytes] of events) this.#db.events.putSync(seq, bytes);
         for (const [key, hash] of nodes) this.#db.nodes.putSync(key, hash as Buffer);
@@ -307,37 +278,6 @@ export class LmdbJournal implements Journal {
     return { size: state.size, rootHash: b64(root), note, time: new Date(this.#opts.clock.now()).toISOString() };
   }
 
-  /** Throws CapacityError when `addBytes` more would take LMDB's pages in use beyond the capacity. */
-  #checkCapacity(addBytes: number): void {
-    let used = this.#usedBytes(false) + addBytes;
-    if (used > 0.9 * this.#capacity) used = this.#usedBytes(true) + addBytes; // near full: decide on fresh figures
-    if (used > this.#capacity) throw new CapacityError(`journal capacity reached (map size ${this.#opts.mapSizeMiB} MiB, ${used} bytes in use and needed)`);
-  }
-
-  /**
-   * Bytes of the pages LMDB uses: its figures when last read, plus what was stored since scaled by the
-   * page overhead then measured (at least 1, at most 8 bytes of page per stored byte).
-   */
-  #usedBytes(fresh: boolean): number {
-    const c = this.#storage(fresh);
-    const inUse = (c.figures.pages - c.figures.freePages) * c.figures.pageSize;
-    const grown = this.#state.eventBytes + this.#state.otherBytes - c.storedBytes;
-    return grown <= 0 ? inUse : Math.round(inUse + grown * Math.min(8, Math.max(1, inUse / Math.max(1, c.storedBytes))));
-  }
-
-  #storage(fresh = false): StorageSample {
-    const now = performance.now();
-    if (!fresh && this.#storageCache && now - this.#storageCache.at < STORAGE_TTL_MS) return this.#storageCache;
-    let fileBytes = 0;
-    try {
-      fileBytes = statSync(join(this.#opts.path, 'data.mdb')).size;
-    } catch {
-      // reported as 0 rather than failing a health check
-    }
-    this.#storageCache = { at: now, figures: storageFigures(this.#env, this.#db), fileBytes, storedBytes: this.#state.eventBytes + this.#state.otherBytes };
-    return this.#storageCache;
-  }
-
   /** Runs one small write transaction; any failure marks the journal unavailable (success does not recover it). */
   #writeSync(what: string, fn: (state: JournalState) => void): void {
     if (this.#closed) throw new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed');
@@ -352,7 +292,7 @@ export class LmdbJournal implements Journal {
       throw this.#failed(err, what);
     }
     this.#state = state;
-    this.#storageCache = undefined; // pruning frees pages: read LMDB's figures afresh
+    this.#meter.forget(); // pruning frees pages: read LMDB's figures afresh
     // Not a recovery: a small write fits where an event may not. Only the probe and a batch recover.
   }
 
@@ -420,10 +360,10 @@ export class LmdbJournal implements Journal {
     if (this.#writable) return true;
     if (this.#closed) return false;
     try {
-      const { pageSize } = this.#storage().figures;
+      const { pageSize } = this.#meter.sample().figures;
       const pages = Math.min(PROBE_MAX_PAGES, PROBE_MIN_PAGES + Math.ceil(this.#failedBatchBytes / (pageSize / 2)));
       // Capacity is ours to check (the probe's pages are removed again); the disk is what the write tests.
-      this.#checkCapacity(this.#failedBatchBytes);
+      this.#meter.check(this.#failedBatchBytes);
       const page = Buffer.alloc(pageSize - 64); // one overflow page per record: any free page will do
       this.#env.transactionSync(() => {
         for (let i = 0; i < pages; i++) this.#db.probe.putSync(i, page);
@@ -440,7 +380,7 @@ export class LmdbJournal implements Journal {
       }
       return false;
     }
-    this.#storageCache = undefined;
+    this.#meter.forget();
     this.#succeeded();
     return this.#writable;
   }
@@ -451,7 +391,7 @@ export class LmdbJournal implements Journal {
       this.#env.close().catch(() => {});
       this.#env = openJournalEnv(this.#opts.path, this.#opts.mapSizeMiB);
       this.#db = openJournalDbs(this.#env);
-      this.#storageCache = undefined;
+      this.#meter.forget();
     } catch (err) {
       this.#opts.log?.error({ err }, 'journal reopen failed');
     }
@@ -540,9 +480,9 @@ export class LmdbJournal implements Journal {
   health(): JournalHealth {
     const s = this.#state;
     const cp = this.latestCheckpoint();
-    const storage = this.#storage();
+    const storage = this.#meter.sample();
     const { pageSize, pages, freePages, readers } = storage.figures;
-    const usedBytes = this.#usedBytes(false);
+    const usedBytes = this.#meter.usedBytes(false);
     return {
       writable: this.#writable,
       ...(this.#failure === undefined ? {} : { failure: this.#failure }),
@@ -550,26 +490,12 @@ export class LmdbJournal implements Journal {
       bytes: s.eventBytes + s.otherBytes,
       fileBytes: storage.fileBytes,
       usedBytes,
-      freeBytes: Math.max(0, Math.min(this.#diskFree() + freePages * pageSize, this.#capacity - usedBytes)),
-      capacityBytes: this.#capacity,
+      freeBytes: Math.max(0, Math.min(this.#meter.diskFree() + freePages * pageSize, this.#meter.capacity - usedBytes)),
+      capacityBytes: this.#meter.capacity,
       lmdb: { pageSize, pages, freePages, readers },
       ...(cp ? { lastCheckpoint: { size: cp.size, rootHash: cp.rootHash, time: cp.time } } : {}),
       acknowledgedUpTo: s.ack,
     };
-  }
-
-  #diskFree(): number {
-    const now = performance.now();
-    if (this.#diskFreeCache && now - this.#diskFreeCache.at < DISK_FREE_TTL_MS) return this.#diskFreeCache.bytes;
-    let bytes = Number.MAX_SAFE_INTEGER;
-    try {
-      const fs = statfsSync(this.#opts.path);
-      bytes = fs.bavail * fs.bsize;
-    } catch {
-      // keep the capacity bound alone
-    }
-    this.#diskFreeCache = { at: now, bytes };
-    return bytes;
   }
 
   /** Number of events ever appended (the tree size). */
