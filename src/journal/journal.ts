@@ -18,55 +18,29 @@
 // 'alert.journal_recovered' event) only once the journal stayed writable for `recoverySettleMs`; a
 // failure before that is the same outage going on.
 //
-// Capacity. lmdb-js grows its memory map on demand (its build of LMDB never returns MDB_MAP_FULL), so
-// `mapSizeMiB` is enforced here as the journal's capacity, over what LMDB itself says the file uses: the
-// pages in use by its trees (the file's pages minus its free pages), plus what was appended since those
-// figures were read. health() reports the data file's real size and LMDB's page figures. A full
-// filesystem fails the commit itself (ENOSPC) and is handled the same way.
-//
-// Retention. `prune` removes event bodies (oldest first) only up to the acknowledged cursor. Tree nodes
-// (leaf hashes and perfect-subtree hashes, ~64 bytes per event) are kept forever, so roots, inclusion
-// proofs for retained events and consistency proofs between any checkpoints stay available.
-//
-// LMDB layout: see store.ts. Verification: verify-stored.ts, run by `verify` in a worker thread.
-import { statfsSync, statSync, mkdirSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+// The other jobs live beside this file, and the journal hands them its state and databases (`#view`):
+// capacity accounting in capacity.ts; LMDB layout in store.ts; acknowledgements, pruning and
+// cosignatures in retention.ts; proofs, bundles and exports in proofs.ts; verification in
+// verify-stored.ts, run by `verify` in a worker (verify-queue.ts).
+import { mkdirSync } from 'node:fs';
 import type { RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { AppendOptions, Journal, JournalEventInput, JournalHealth, JournalReceipt } from './types.ts';
 import { encodeEvent, prepareEvent, type PreparedEvent } from './event.ts';
-import {
-  TreeBuilder,
-  consistencyProof as merkleConsistency,
-  frontierAt,
-  inclusionProof as merkleInclusion,
-  rootAt as merkleRootAt,
-  type Hash,
-  type NodeSource,
-} from './merkle.ts';
-import { NoteSigner, parseCheckpointBody, parseNote, NoteError } from './checkpoint.ts';
-import { canonicalJson } from './canonical.ts';
+import { TreeBuilder, frontierAt, type Hash, type NodeSource } from './merkle.ts';
+import { NoteSigner } from './checkpoint.ts';
 import type { ProofBundle } from './verify.ts';
 import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
-import {
-  MiB,
-  STATE_KEY,
-  allCheckpoints,
-  nodeKey,
-  openJournalDbs,
-  openJournalEnv,
-  storageFigures,
-  type CheckpointInfo,
-  type JournalDbs,
-  type JournalState,
-  type StorageFigures,
-} from './store.ts';
+import { STATE_KEY, allCheckpoints, nodeKey, openJournalDbs, openJournalEnv, type CheckpointInfo, type JournalDbs, type JournalState } from './store.ts';
+import { CapacityError, StorageMeter, type MeteredJournal } from './capacity.ts';
 import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-stored.ts';
-import type { VerifyJob } from './verify-worker.ts';
+import { VerifyQueue } from './verify-queue.ts';
+import * as retention from './retention.ts';
+import type { PruneLimits, RetentionHost } from './retention.ts';
+import * as proofs from './proofs.ts';
+import type { ProofSource } from './proofs.ts';
 
 export type { CheckpointInfo } from './store.ts';
 export type { KeptCheckpoint, VerifyResult } from './verify-stored.ts';
@@ -74,7 +48,7 @@ export type { KeptCheckpoint, VerifyResult } from './verify-stored.ts';
 export interface LmdbJournalOptions {
   /** Directory of the LMDB environment (created if missing). */
   path: string;
-  /** Journal capacity in MiB (see "Capacity" above). */
+  /** Journal capacity in MiB (see capacity.ts). */
   mapSizeMiB: number;
   /** Appliance id; also the checkpoint origin and signing key name, e.g. `penstock/gw-plant1-01`. */
   appliance: string;
@@ -103,8 +77,6 @@ const NODE_BYTES = 32;
 const MAX_BATCH = 10_000;
 /** The longest a lazy append waits for a commit to ride with before it asks for its own. */
 const LAZY_COMMIT_MS = 5;
-const DISK_FREE_TTL_MS = 1000;
-const STORAGE_TTL_MS = 1000;
 /** Fresh pages every probe writes: more than one real commit rewrites (one leaf per tree level and more). */
 const PROBE_MIN_PAGES = 64;
 const PROBE_MAX_PAGES = 1024;
@@ -113,20 +85,10 @@ function b64(h: Uint8Array): string {
   return Buffer.from(h).toString('base64');
 }
 
-class CapacityError extends Error {}
-
-interface StorageSample {
-  at: number;
-  figures: StorageFigures;
-  /** The data file's size on disk. */
-  fileBytes: number;
-  storedBytes: number;
-}
-
 export class LmdbJournal implements Journal {
   readonly #opts: LmdbJournalOptions;
   readonly #signer: NoteSigner;
-  readonly #capacity: number;
+  readonly #meter: StorageMeter;
   #env: RootDatabase;
   #db: JournalDbs;
   #state: JournalState;
@@ -146,25 +108,42 @@ export class LmdbJournal implements Journal {
   #probeTimer: NodeJS.Timeout | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  #diskFreeCache: { at: number; bytes: number } | undefined;
-  /** LMDB's page figures, the data file size, and the stored bytes when they were read. */
-  #storageCache: StorageSample | undefined;
   /** The newest checkpoint record, kept in memory (read on every health() call). */
   #latestCheckpoint: CheckpointInfo | undefined | null = null;
   readonly #nodeSource: NodeSource;
-  /** Verify workers still running (terminated at close). */
-  readonly #workers = new Set<Worker>();
-  #verifying: Promise<unknown> = Promise.resolve();
+  /** What retention.ts, proofs.ts and capacity.ts see of this journal: always its current state and databases. */
+  readonly #view: RetentionHost & ProofSource & MeteredJournal;
+  readonly #verifier: VerifyQueue;
 
   private constructor(opts: LmdbJournalOptions, env: RootDatabase) {
     this.#opts = opts;
     this.#signer = new NoteSigner(opts.appliance, opts.signingKeyPem);
-    this.#capacity = opts.mapSizeMiB * MiB;
     this.#env = env;
     this.#db = openJournalDbs(env);
     this.#state = this.#db.meta.get(STATE_KEY) ?? { size: 0, first: 0, eventBytes: 0, otherBytes: 0, ack: -1, lastCheckpointSize: 0 };
     this.#nodeSource = { node: (level, index) => this.#node(level, index) };
     this.#tree = new TreeBuilder(this.#state.size, frontierAt(this.#nodeSource, this.#state.size), fastNodeHash);
+    // Getters, not copies: every write replaces #state, and a reopen after a fatal LMDB error #env and #db.
+    const journal = this;
+    this.#view = {
+      get state() {
+        return journal.#state;
+      },
+      get env() {
+        return journal.#env;
+      },
+      get db() {
+        return journal.#db;
+      },
+      nodes: this.#nodeSource,
+      vkey: this.#signer.vkey,
+      clock: opts.clock,
+      writeSync: (what, fn) => this.#writeSync(what, fn),
+      latestCheckpoint: () => this.latestCheckpoint(),
+      checkpoint: () => this.checkpoint(),
+    };
+    this.#meter = new StorageMeter(this.#view, opts.path, opts.mapSizeMiB);
+    this.#verifier = new VerifyQueue({ path: opts.path, mapSizeMiB: opts.mapSizeMiB, vkey: this.#signer.vkey });
   }
 
   /** Opens (or creates) the journal. Throws PS_JOURNAL_CORRUPT when the stored state does not add up. */
@@ -272,7 +251,7 @@ export class LmdbJournal implements Journal {
     const checkpoint = state.size - state.lastCheckpointSize >= this.#opts.checkpointEvery ? this.#makeCheckpoint(state, tree) : undefined;
     const batchBytes = state.eventBytes + state.otherBytes - this.#state.eventBytes - this.#state.otherBytes;
     try {
-      this.#checkCapacity(batchBytes);
+      this.#meter.check(batchBytes);
       this.#env.transactionSync(() => {
         for (const [seq, bytes] of events) this.#db.events.putSync(seq, bytes);
         for (const [key, hash] of nodes) this.#db.nodes.putSync(key, hash as Buffer);
@@ -299,37 +278,6 @@ export class LmdbJournal implements Journal {
     return { size: state.size, rootHash: b64(root), note, time: new Date(this.#opts.clock.now()).toISOString() };
   }
 
-  /** Throws CapacityError when `addBytes` more would take LMDB's pages in use beyond the capacity. */
-  #checkCapacity(addBytes: number): void {
-    let used = this.#usedBytes(false) + addBytes;
-    if (used > 0.9 * this.#capacity) used = this.#usedBytes(true) + addBytes; // near full: decide on fresh figures
-    if (used > this.#capacity) throw new CapacityError(`journal capacity reached (map size ${this.#opts.mapSizeMiB} MiB, ${used} bytes in use and needed)`);
-  }
-
-  /**
-   * Bytes of the pages LMDB uses: its figures when last read, plus what was stored since scaled by the
-   * page overhead then measured (at least 1, at most 8 bytes of page per stored byte).
-   */
-  #usedBytes(fresh: boolean): number {
-    const c = this.#storage(fresh);
-    const inUse = (c.figures.pages - c.figures.freePages) * c.figures.pageSize;
-    const grown = this.#state.eventBytes + this.#state.otherBytes - c.storedBytes;
-    return grown <= 0 ? inUse : Math.round(inUse + grown * Math.min(8, Math.max(1, inUse / Math.max(1, c.storedBytes))));
-  }
-
-  #storage(fresh = false): StorageSample {
-    const now = performance.now();
-    if (!fresh && this.#storageCache && now - this.#storageCache.at < STORAGE_TTL_MS) return this.#storageCache;
-    let fileBytes = 0;
-    try {
-      fileBytes = statSync(join(this.#opts.path, 'data.mdb')).size;
-    } catch {
-      // reported as 0 rather than failing a health check
-    }
-    this.#storageCache = { at: now, figures: storageFigures(this.#env, this.#db), fileBytes, storedBytes: this.#state.eventBytes + this.#state.otherBytes };
-    return this.#storageCache;
-  }
-
   /** Runs one small write transaction; any failure marks the journal unavailable (success does not recover it). */
   #writeSync(what: string, fn: (state: JournalState) => void): void {
     if (this.#closed) throw new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed');
@@ -344,7 +292,7 @@ export class LmdbJournal implements Journal {
       throw this.#failed(err, what);
     }
     this.#state = state;
-    this.#storageCache = undefined; // pruning frees pages: read LMDB's figures afresh
+    this.#meter.forget(); // pruning frees pages: read LMDB's figures afresh
     // Not a recovery: a small write fits where an event may not. Only the probe and a batch recover.
   }
 
@@ -412,10 +360,10 @@ export class LmdbJournal implements Journal {
     if (this.#writable) return true;
     if (this.#closed) return false;
     try {
-      const { pageSize } = this.#storage().figures;
+      const { pageSize } = this.#meter.sample().figures;
       const pages = Math.min(PROBE_MAX_PAGES, PROBE_MIN_PAGES + Math.ceil(this.#failedBatchBytes / (pageSize / 2)));
       // Capacity is ours to check (the probe's pages are removed again); the disk is what the write tests.
-      this.#checkCapacity(this.#failedBatchBytes);
+      this.#meter.check(this.#failedBatchBytes);
       const page = Buffer.alloc(pageSize - 64); // one overflow page per record: any free page will do
       this.#env.transactionSync(() => {
         for (let i = 0; i < pages; i++) this.#db.probe.putSync(i, page);
@@ -432,7 +380,7 @@ export class LmdbJournal implements Journal {
       }
       return false;
     }
-    this.#storageCache = undefined;
+    this.#meter.forget();
     this.#succeeded();
     return this.#writable;
   }
@@ -443,7 +391,7 @@ export class LmdbJournal implements Journal {
       this.#env.close().catch(() => {});
       this.#env = openJournalEnv(this.#opts.path, this.#opts.mapSizeMiB);
       this.#db = openJournalDbs(this.#env);
-      this.#storageCache = undefined;
+      this.#meter.forget();
     } catch (err) {
       this.#opts.log?.error({ err }, 'journal reopen failed');
     }
@@ -476,14 +424,7 @@ export class LmdbJournal implements Journal {
    * Retention never prunes above this cursor. Rejects PS_JOURNAL_BAD_REQUEST for a seq not yet written.
    */
   async acknowledge(seq: number, by: string): Promise<void> {
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= this.#state.size) {
-      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cannot acknowledge seq ${seq}: the journal holds 0..${this.#state.size - 1}`);
-    }
-    if (seq <= this.#state.ack) return;
-    this.#writeSync('acknowledge', (state) => {
-      state.ack = seq;
-      state.ackBy = by;
-    });
+    retention.acknowledge(this.#view, seq, by);
   }
 
   /** Highest acknowledged seq, -1 when nothing was acknowledged. */
@@ -495,67 +436,21 @@ export class LmdbJournal implements Journal {
    * Removes event bodies, oldest first, while the journal is over `maxBytes` (total stored bytes) or the
    * oldest event is older than `maxAgeMs`, but never above the acknowledged cursor. Tree nodes stay.
    */
-  prune(limits: { maxBytes?: number; maxAgeMs?: number }): { removed: number; first: number; bytes: number } {
-    let removed = 0;
-    const now = this.#opts.clock.now();
-    const over = (s: JournalState, seq: number, body: Buffer): boolean => {
-      if (limits.maxBytes !== undefined && s.eventBytes + s.otherBytes > limits.maxBytes) return true;
-      if (limits.maxAgeMs !== undefined) {
-        const time = Date.parse((JSON.parse(body.toString('utf8')) as { time: string }).time);
-        if (!(now - time <= limits.maxAgeMs)) return true;
-      }
-      void seq;
-      return false;
-    };
-    for (;;) {
-      let chunk = 0;
-      this.#writeSync('prune', (state) => {
-        while (chunk < 10_000 && state.first <= state.ack) {
-          const body = this.#db.events.getBinary(state.first);
-          if (!body) throw new PenstockError('PS_JOURNAL_CORRUPT', `event ${state.first} is missing`);
-          if (!over(state, state.first, body)) break;
-          this.#db.events.removeSync(state.first);
-          state.eventBytes -= body.length;
-          state.first++;
-          chunk++;
-        }
-      });
-      removed += chunk;
-      if (chunk < 10_000) break;
-    }
-    if (removed > 0 && !this.#writable) this.probe();
-    return { removed, first: this.#state.first, bytes: this.#state.eventBytes + this.#state.otherBytes };
+  prune(limits: PruneLimits): { removed: number; first: number; bytes: number } {
+    const pruned = retention.prune(this.#view, limits);
+    // Pruning freed pages: an unavailable journal may be writable again.
+    if (pruned.removed > 0 && !this.#writable) this.probe();
+    return pruned;
   }
 
-  /**
-   * Stores a witness's cosigned copy of one of our checkpoints. The note must parse and its body must be
-   * byte-for-byte a checkpoint this journal issued; the witness key is not known here and is not checked.
-   * Throws PS_JOURNAL_BAD_REQUEST otherwise.
-   */
+  /** Stores a witness's cosigned copy of one of our checkpoints (see retention.ts); PS_JOURNAL_BAD_REQUEST otherwise. */
   async addCosignature(noteText: string): Promise<{ size: number }> {
-    let size: number;
-    try {
-      const note = parseNote(noteText);
-      size = parseCheckpointBody(note.body).size;
-      const ours = this.#db.checkpoints.get(size);
-      if (!ours || parseNote(ours.note).body !== note.body) {
-        throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cosigned checkpoint (size ${size}) is not one this journal issued`);
-      }
-    } catch (err) {
-      if (err instanceof NoteError) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cosignature note: ${err.message}`);
-      throw err;
-    }
-    const id = createHash('sha256').update(noteText).digest('hex');
-    this.#writeSync('cosignature', (state) => {
-      if (this.#db.cosigs.get([size, id]) === undefined) state.otherBytes += noteText.length;
-      this.#db.cosigs.putSync([size, id], noteText);
-    });
-    return { size };
+    return retention.addCosignature(this.#view, noteText);
   }
 
   /** Cosigned notes stored for a checkpoint size. */
   cosignatures(size: number): string[] {
-    return Array.from(this.#db.cosigs.getRange({ start: [size], end: [size + 1] }), ({ value }) => value);
+    return retention.cosignatures(this.#db, size);
   }
 
   /** Flushes queued appends, signs a final checkpoint, closes LMDB. */
@@ -568,7 +463,7 @@ export class LmdbJournal implements Journal {
       this.#opts.log?.error({ err }, 'final checkpoint failed');
     }
     this.#closed = true;
-    await Promise.all(Array.from(this.#workers, (w) => w.terminate()));
+    await this.#verifier.close();
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     if (this.#settleTimer) clearTimeout(this.#settleTimer);
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
@@ -585,9 +480,9 @@ export class LmdbJournal implements Journal {
   health(): JournalHealth {
     const s = this.#state;
     const cp = this.latestCheckpoint();
-    const storage = this.#storage();
+    const storage = this.#meter.sample();
     const { pageSize, pages, freePages, readers } = storage.figures;
-    const usedBytes = this.#usedBytes(false);
+    const usedBytes = this.#meter.usedBytes(false);
     return {
       writable: this.#writable,
       ...(this.#failure === undefined ? {} : { failure: this.#failure }),
@@ -595,26 +490,12 @@ export class LmdbJournal implements Journal {
       bytes: s.eventBytes + s.otherBytes,
       fileBytes: storage.fileBytes,
       usedBytes,
-      freeBytes: Math.max(0, Math.min(this.#diskFree() + freePages * pageSize, this.#capacity - usedBytes)),
-      capacityBytes: this.#capacity,
+      freeBytes: Math.max(0, Math.min(this.#meter.diskFree() + freePages * pageSize, this.#meter.capacity - usedBytes)),
+      capacityBytes: this.#meter.capacity,
       lmdb: { pageSize, pages, freePages, readers },
       ...(cp ? { lastCheckpoint: { size: cp.size, rootHash: cp.rootHash, time: cp.time } } : {}),
       acknowledgedUpTo: s.ack,
     };
-  }
-
-  #diskFree(): number {
-    const now = performance.now();
-    if (this.#diskFreeCache && now - this.#diskFreeCache.at < DISK_FREE_TTL_MS) return this.#diskFreeCache.bytes;
-    let bytes = Number.MAX_SAFE_INTEGER;
-    try {
-      const fs = statfsSync(this.#opts.path);
-      bytes = fs.bavail * fs.bsize;
-    } catch {
-      // keep the capacity bound alone
-    }
-    this.#diskFreeCache = { at: now, bytes };
-    return bytes;
   }
 
   /** Number of events ever appended (the tree size). */
@@ -636,44 +517,47 @@ export class LmdbJournal implements Journal {
     return Array.from(this.#db.events.getRange({ start, end: this.#state.size, limit }), ({ key, value }) => ({ seq: key, bytes: value.toString('utf8') }));
   }
 
+  // ---------------------------------------------------------------- proofs and exports (proofs.ts)
+
   /** The stored leaf hash of event `seq`. */
   leafHash(seq: number): Uint8Array {
-    this.#checkSeq(seq, this.#state.size);
-    return this.#node(0, seq);
+    return proofs.leafHash(this.#view, seq);
   }
 
   /** Root hash of the tree of the first `size` events (any size up to size()). */
   rootAt(size: number): Uint8Array {
-    if (!Number.isSafeInteger(size) || size < 0 || size > this.#state.size) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no tree of size ${size} (journal size ${this.#state.size})`);
-    return merkleRootAt(this.#nodeSource, size);
+    return proofs.rootAt(this.#view, size);
   }
 
   /** RFC 6962 audit path of event `seq` in the tree of `treeSize` events. */
   inclusionProof(seq: number, treeSize: number): Uint8Array[] {
-    this.#checkSeq(seq, treeSize);
-    if (treeSize > this.#state.size) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `tree size ${treeSize} is beyond the journal (${this.#state.size})`);
-    return merkleInclusion(this.#nodeSource, seq, treeSize);
+    return proofs.inclusionProof(this.#view, seq, treeSize);
   }
 
   /** RFC 6962 consistency proof from tree size oldSize to newSize. */
   consistencyProof(oldSize: number, newSize: number): Uint8Array[] {
-    if (!Number.isSafeInteger(oldSize) || !Number.isSafeInteger(newSize) || oldSize < 0 || oldSize > newSize || newSize > this.#state.size) {
-      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no consistency proof from ${oldSize} to ${newSize} (journal size ${this.#state.size})`);
-    }
-    return merkleConsistency(this.#nodeSource, oldSize, newSize);
+    return proofs.consistencyProof(this.#view, oldSize, newSize);
   }
 
   /** Hashes of the maximal perfect subtrees of [0, size): what a verifier needs to check events from `size` on. */
   frontier(size: number): Uint8Array[] {
-    this.rootAt(size);
-    return frontierAt(this.#nodeSource, size);
+    return proofs.frontier(this.#view, size);
   }
 
-  #checkSeq(seq: number, treeSize: number): void {
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= treeSize || seq >= this.#state.size) {
-      throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `no event ${seq} in a tree of size ${Math.min(treeSize, this.#state.size)}`);
-    }
+  /**
+   * Writes events [fromSeq, toSeq] as JSON lines (the canonical event plus its `leaf_hash`, see verify.ts)
+   * and returns the signed checkpoint that covers them (signing one first when needed), for verifyExport.
+   */
+  exportJsonLines(fromSeq: number, toSeq: number, write: (line: string) => void): { lines: number; first: number; checkpoint: string } {
+    return proofs.exportJsonLines(this.#view, fromSeq, toSeq, write);
   }
+
+  /** An offline proof that event `seq` is in the journal: check it with verifyBundle (verify.ts). */
+  proveBundle(seq: number): ProofBundle {
+    return proofs.proveBundle(this.#view, seq);
+  }
+
+  // ---------------------------------------------------------------- checkpoints
 
   latestCheckpoint(): CheckpointInfo | undefined {
     if (this.#latestCheckpoint === null) {
@@ -696,41 +580,7 @@ export class LmdbJournal implements Journal {
     return this.#signer.vkey;
   }
 
-  /**
-   * Writes events [fromSeq, toSeq] as JSON lines (the canonical event plus its `leaf_hash`, see verify.ts)
-   * and returns the signed checkpoint that covers them (signing one first when needed), for verifyExport.
-   */
-  exportJsonLines(fromSeq: number, toSeq: number, write: (line: string) => void): { lines: number; first: number; checkpoint: string } {
-    let cp = this.latestCheckpoint();
-    if (!cp || cp.size < Math.min(toSeq + 1, this.#state.size)) cp = this.checkpoint();
-    const end = Math.min(toSeq + 1, cp?.size ?? 0);
-    let lines = 0;
-    const first = Math.max(fromSeq, this.#state.first);
-    for (const { key, value } of this.#db.events.getRange({ start: first, end })) {
-      const event = JSON.parse(value.toString('utf8')) as Record<string, unknown>;
-      write(`${canonicalJson({ ...event, leaf_hash: b64(this.#node(0, key)) })}\n`);
-      lines++;
-    }
-    return { lines, first, checkpoint: cp?.note ?? '' };
-  }
-
-  /** An offline proof that event `seq` is in the journal: check it with verifyBundle (verify.ts). */
-  proveBundle(seq: number): ProofBundle {
-    this.#checkSeq(seq, this.#state.size);
-    const body = this.#db.events.getBinary(seq);
-    if (!body) throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `event ${seq} was pruned (first retained is ${this.#state.first})`);
-    let cp = this.latestCheckpoint();
-    if (!cp || cp.size <= seq) cp = this.checkpoint()!;
-    return {
-      format: 'penstock-proof-bundle/1',
-      seq,
-      event: body.toString('utf8'),
-      treeSize: cp.size,
-      inclusion: merkleInclusion(this.#nodeSource, seq, cp.size).map(b64),
-      checkpoint: cp.note,
-      vkey: this.#signer.vkey,
-    };
-  }
+  // ---------------------------------------------------------------- verification (verify-stored.ts)
 
   /**
    * Recomputes everything on this thread and names the first bad spot (see verify-stored.ts). Blocks the
@@ -740,33 +590,9 @@ export class LmdbJournal implements Journal {
     return verifyStored(this.#db, this.#signer.vkey, kept);
   }
 
-  /**
-   * The same verification in a worker thread (its own read snapshot), off the event loop. One runs at a
-   * time: further requests wait for it, so a burst of verifies costs one worker, not one each.
-   */
+  /** The same verification in a worker thread, off the event loop, one at a time (see verify-queue.ts). */
   verify(kept?: KeptCheckpoint): Promise<VerifyResult> {
-    const run = () => this.#verifyInWorker(kept);
-    const next = this.#verifying.then(run, run);
-    this.#verifying = next.catch(() => undefined);
-    return next;
-  }
-
-  #verifyInWorker(kept?: KeptCheckpoint): Promise<VerifyResult> {
-    if (this.#closed) return Promise.reject(new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed'));
-    const job: VerifyJob = { path: this.#opts.path, mapSizeMiB: this.#opts.mapSizeMiB, vkey: this.#signer.vkey, ...(kept ? { kept } : {}) };
-    // src/ runs as .ts, dist/ as .js: the worker is the sibling file of this one.
-    const worker = new Worker(new URL(`./verify-worker${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url), { workerData: job });
-    this.#workers.add(worker);
-    return new Promise<VerifyResult>((resolve, reject) => {
-      let answer: { result?: VerifyResult; error?: string } | undefined;
-      worker.once('message', (m: { result?: VerifyResult; error?: string }) => (answer = m));
-      worker.once('error', (err) => (answer ??= { error: err.message }));
-      worker.once('exit', (code) => {
-        this.#workers.delete(worker);
-        if (answer?.result) resolve(answer.result);
-        else reject(new PenstockError('PS_INTERNAL', `journal verify worker failed: ${answer?.error ?? `exited with code ${code}`}`));
-      });
-    });
+    return this.#verifier.verify(kept);
   }
 }
 
