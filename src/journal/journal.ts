@@ -29,7 +29,7 @@ import { PenstockError, isPenstockError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { AppendOptions, Journal, JournalEventInput, JournalHealth, JournalReceipt } from './types.ts';
 import { encodeEvent, prepareEvent, type PreparedEvent } from './event.ts';
-import { TreeBuilder, frontierAt, type Hash, type NodeSource } from './merkle.ts';
+import { TreeBuilder, frontierAt, type Hash, type NodeSource, b64 } from './merkle.ts';
 import { NoteSigner } from './checkpoint.ts';
 import type { ProofBundle } from './verify.ts';
 import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
@@ -80,10 +80,6 @@ const LAZY_COMMIT_MS = 5;
 /** Fresh pages every probe writes: more than one real commit rewrites (one leaf per tree level and more). */
 const PROBE_MIN_PAGES = 64;
 const PROBE_MAX_PAGES = 1024;
-
-function b64(h: Uint8Array): string {
-  return Buffer.from(h).toString('base64');
-}
 
 export class LmdbJournal implements Journal {
   readonly #opts: LmdbJournalOptions;

@@ -27,6 +27,11 @@ export function emptyRoot(): Hash {
   return sha256(new Uint8Array(0));
 }
 
+/** A hash as the journal's records and proofs write it: standard base64. */
+export function b64(h: Uint8Array): string {
+  return Buffer.from(h).toString('base64');
+}
+
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;

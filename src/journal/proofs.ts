@@ -8,6 +8,7 @@ import {
   inclusionProof as merkleInclusion,
   rootAt as merkleRootAt,
   type NodeSource,
+  b64,
 } from './merkle.ts';
 import { canonicalJson } from './canonical.ts';
 import type { ProofBundle } from './verify.ts';
@@ -26,10 +27,6 @@ export interface ProofSource {
   latestCheckpoint(): CheckpointInfo | undefined;
   /** Signs a checkpoint now if there are events since the last one; returns the latest checkpoint. */
   checkpoint(): CheckpointInfo | undefined;
-}
-
-function b64(h: Uint8Array): string {
-  return Buffer.from(h).toString('base64');
 }
 
 function checkSeq(src: ProofSource, seq: number, treeSize: number): void {

@@ -8,7 +8,7 @@
 // it (the data file grew by ~25 KB per event after one verify).
 import type { Database } from 'lmdb';
 import type { ErrorCode } from '../common/errors.ts';
-import { consistencyProof, frontierAt, rootAt, TreeBuilder, verifyConsistency, type Hash, type NodeSource } from './merkle.ts';
+import { consistencyProof, frontierAt, rootAt, TreeBuilder, verifyConsistency, type Hash, type NodeSource, b64 } from './merkle.ts';
 import { verifyCheckpoint } from './checkpoint.ts';
 import { fastLeafHash, fastNodeHash } from './fast-hash.ts';
 import { allCheckpoints, nodeKey, STATE_KEY, type JournalDbs } from './store.ts';
@@ -28,10 +28,6 @@ export const VERIFY_CODES = ['PS_JOURNAL_CORRUPT', 'PS_JOURNAL_ROLLED_BACK', 'PS
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 
 export type VerifyResult = { ok: true; size: number } | { ok: false; code: VerifyCode; seq: number; problem: string };
-
-function b64(h: Uint8Array): string {
-  return Buffer.from(h).toString('base64');
-}
 
 export function nodeSourceOf(nodes: Database<Buffer, number>): NodeSource {
   return {
