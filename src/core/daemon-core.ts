@@ -144,7 +144,8 @@ export class DaemonCore implements Core {
     }
     session.counters.allowed++;
     if (decision.grant) session.grantsUsed.add(decision.grant);
-    return { ...decision, effect: 'allow', authorization: mintAuthorization(session.id, action, { ...decision, effect: 'allow' }) };
+    const allowed = decision as Decision & { effect: 'allow' };
+    return Object.assign(allowed, { authorization: mintAuthorization(session.id, action, allowed) });
   }
 
   async recordRefusal(r: Refusal): Promise<void> {
