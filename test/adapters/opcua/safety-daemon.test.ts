@@ -206,11 +206,10 @@ describe('the daemon as shipped (128 MiB V8 heap)', () => {
     const now = memoryOf(pid);
     console.log(JSON.stringify({ rss_before_mib: Math.round(base.rss), peak_mib: Math.round(peak), rss_after_mib: Math.round(now.rss) }));
     assert.ok(allClosed, 'the gateway closed every connection');
-    // What the client could write is what the gateway read (at most the 16 MiB it negotiated) plus what the
-    // kernels hold between them: the gateway's receive buffer autotunes up to tcp_rmem's maximum (32 MiB
-    // on these machines), so 31 MiB written was seen under load without the gateway reading more. The
-    // far-side measures are the closes above and the RSS below; here, that no message went through whole.
-    for (const b of sent) assert.ok(b < 640 * (65536 - 24), `the gateway took the whole 40 MiB message (${Math.round(b / MiB)} MiB written)`);
+    // Not asserted: what the client managed to write. Between it and what the gateway read sit the two
+    // kernels' buffers (the gateway's receive buffer autotunes up to tcp_rmem's maximum, 32 MiB on these
+    // machines), and under load the whole 40 MiB was seen written while the gateway answered ERR. What
+    // the gateway holds is the far side: its RSS below, bounded by four 16 MiB messages and slack.
     assert.ok(peak - base.rss < 4 * 16 + 48, `RSS peaked ${Math.round(peak - base.rss)} MiB above ${Math.round(base.rss)}`);
     assert.ok(now.rss - base.rss < 96, `RSS grew ${Math.round(now.rss - base.rss)} MiB and stayed (from ${Math.round(base.rss)})`);
     assert.equal(daemon.child.exitCode, null);
