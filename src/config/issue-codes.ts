@@ -11,4 +11,8 @@ export const ISSUE_CODES = {
   rangeOverlap: 'E_RANGE_OVERLAP',
   windowReversed: 'E_WINDOW_REVERSED',
   windowEmpty: 'E_WINDOW_EMPTY',
+  /** Not a SPIFFE ID (src/common/spiffe.ts). */
+  spiffeIdMalformed: 'E_SPIFFE_ID_MALFORMED',
+  /** Two principals list one SPIFFE ID. */
+  spiffeIdClaimedTwice: 'E_SPIFFE_ID_CLAIMED_TWICE',
 } as const;

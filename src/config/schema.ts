@@ -13,6 +13,13 @@ import { protocols } from '../adapters/registry.ts';
 export { effects, rangeListSchema, rangeSchema, type Range } from './schema-parts.ts';
 import { parseVkey } from '../journal/checkpoint.ts';
 import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '../sync/clients.ts';
+import { spiffeIdProblem } from '../common/spiffe.ts';
+
+/** A SPIFFE ID (src/common/spiffe.ts says what the specification allows). */
+const spiffeIdSchema = z.string().superRefine((v, ctx) => {
+  const problem = spiffeIdProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem, params: { code: ISSUE_CODES.spiffeIdMalformed } });
+});
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'must be HH:MM (24-hour), e.g. 08:00');
 
@@ -86,9 +93,13 @@ export const principalSchema = z.strictObject({
    * clients), and whatever each protocol's module adds (`credentialSchemas`).
    */
   credentials: z.strictObject({
-    /** X.509 client certificates: SHA-256 fingerprints (hex, colons allowed) or subject CNs. */
+    /**
+     * X.509 client certificates: SHA-256 fingerprints (hex, colons allowed), the SPIFFE IDs of
+     * X.509-SVIDs (the one `spiffe://trust-domain/path` URI SAN), or a subject CN.
+     */
     x509: z.strictObject({
       fingerprints: z.array(nonEmpty).optional(),
+      spiffe_ids: z.array(spiffeIdSchema).min(1).optional(),
       subject_cn: nonEmpty.optional(),
     }).optional(),
     // Each is optional: a principal has the credentials of the front doors it uses.
@@ -101,10 +112,11 @@ export { listenerBaseSchema, targetBaseSchema, type ListenerBase, type TargetBas
 
 // ---------------------------------------------------------------- appliance and services
 
-/** One pull API client: a certificate (by SHA-256 fingerprint or by subject) and what it may do. */
+/** One pull API client: a certificate (by SHA-256 fingerprint, X.509-SVID SPIFFE ID or subject) and what it may do. */
 const syncClientSchema = z.strictObject({
   name: id,
   fingerprint: z.string().regex(FINGERPRINT_RE, 'must be the certificate\'s SHA-256 fingerprint: 64 hex digits, colons allowed (openssl x509 -noout -fingerprint -sha256)').optional(),
+  spiffe_id: spiffeIdSchema.optional(),
   subject: z.string().regex(SUBJECT_RE, 'must be ATTR=value pairs separated by commas, e.g. CN=central-pam,O=Plant').optional(),
   roles: z.array(z.enum(SYNC_ROLES)).min(1),
   /** The witness's C2SP verifier key (name+hash+key); required with the cosign role. */
@@ -117,7 +129,7 @@ const syncClientSchema = z.strictObject({
     }
   }, 'must be an Ed25519 C2SP verifier key name+hash+base64key').optional(),
 }).superRefine((c, ctx) => {
-  if ((c.fingerprint === undefined) === (c.subject === undefined)) ctx.addIssue({ code: 'custom', message: 'give exactly one of fingerprint or subject' });
+  if ([c.fingerprint, c.spiffe_id, c.subject].filter((v) => v !== undefined).length !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of fingerprint, spiffe_id or subject' });
   if (c.roles.includes('cosign') && c.witness_key === undefined) ctx.addIssue({ code: 'custom', path: ['witness_key'], message: 'the cosign role needs the witness\'s verifier key' });
   if (!c.roles.includes('cosign') && c.witness_key !== undefined) ctx.addIssue({ code: 'custom', path: ['witness_key'], message: 'only a client with the cosign role has a witness key' });
 });
@@ -170,7 +182,8 @@ export const configSchema = z.strictObject({
     clients: z.array(syncClientSchema).min(1).superRefine((clients, ctx) => {
       const seen = new Map<string, number>();
       clients.forEach((c, i) => {
-        for (const key of [`name ${c.name}`, c.fingerprint ? `fingerprint ${normaliseFingerprint(c.fingerprint)}` : `subject ${c.subject}`]) {
+        const certificate = c.fingerprint ? `fingerprint ${normaliseFingerprint(c.fingerprint)}` : c.spiffe_id ? `spiffe_id ${c.spiffe_id}` : `subject ${c.subject}`;
+        for (const key of [`name ${c.name}`, certificate]) {
           const first = seen.get(key);
           if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i], message: `the same ${key.split(' ')[0]} as clients[${first}]` });
           else seen.set(key, i);
@@ -187,7 +200,15 @@ export const configSchema = z.strictObject({
     idle_seconds: z.number().int().min(1).default(900),
   }).default({ max_duration_seconds: 8 * 3600, actions_per_second: 200, idle_seconds: 900 }),
   listeners: z.array(listenerBaseSchema.passthrough()).default([]),
-  principals: z.array(principalSchema).default([]),
+  principals: z.array(principalSchema).superRefine((principals, ctx) => {
+    // One SPIFFE ID names one workload: two principals claiming it would make the certificate ambiguous.
+    const first = new Map<string, number>();
+    principals.forEach((p, i) => p.credentials.x509?.spiffe_ids?.forEach((sid, j) => {
+      const at = first.get(sid);
+      if (at === undefined) first.set(sid, i);
+      else if (at !== i) ctx.addIssue({ code: 'custom', path: [i, 'credentials', 'x509', 'spiffe_ids', j], message: `${sid} is already principals[${at}]'s (${principals[at]!.id}); a SPIFFE ID names one principal`, params: { code: ISSUE_CODES.spiffeIdClaimedTwice } });
+    }));
+  }).default([]),
   targets: z.array(targetBaseSchema.passthrough()).default([]),
   grants: z.array(grantSchema).default([]),
 });

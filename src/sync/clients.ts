@@ -1,12 +1,14 @@
 // Who may do what on the pull API. The TLS handshake proves a certificate chains to `client_ca`; that
 // alone says nothing about what its holder may do. Each client is listed in `sync.clients` by its
-// certificate's SHA-256 fingerprint (exactly one certificate) or its subject (any certificate the CA
-// issues with exactly that subject), with roles:
+// certificate's SHA-256 fingerprint (exactly one certificate), the SPIFFE ID of its X.509-SVID (any
+// SVID the CA issues for that workload) or its subject (any certificate the CA issues with exactly that
+// subject), with roles:
 //   read    GET /v1/checkpoint, /v1/events, /v1/proof/*, /v1/key
 //   ack     POST /v1/ack (lets retention remove events: give it only to the puller that stores them)
 //   cosign  POST /v1/cosign, with the client's own witness key (`witness_key`, a C2SP vkey)
 // A certificate no entry names is refused on every endpoint.
 import type { PeerCertificate } from 'node:tls';
+import { svidOf } from '../common/spiffe.ts';
 
 export const SYNC_ROLES = ['read', 'ack', 'cosign'] as const;
 export type SyncRole = (typeof SYNC_ROLES)[number];
@@ -15,6 +17,7 @@ export type SyncRole = (typeof SYNC_ROLES)[number];
 export interface SyncClientConfig {
   name: string;
   fingerprint?: string | undefined;
+  spiffe_id?: string | undefined;
   subject?: string | undefined;
   roles: SyncRole[];
   witness_key?: string | undefined;
@@ -24,6 +27,8 @@ export interface SyncClientRule {
   name: string;
   /** Lower-case hex of the certificate's SHA-256 (DER), no separators. */
   fingerprint?: string;
+  /** The SPIFFE ID the certificate's one URI SAN must be (an X.509-SVID). */
+  spiffeId?: string;
   /** Attribute → value; the certificate's subject must hold exactly these. */
   subject?: ReadonlyMap<string, string>;
   roles: ReadonlySet<SyncRole>;
@@ -51,6 +56,7 @@ export function clientRules(clients: readonly SyncClientConfig[]): SyncClientRul
   return clients.map((c) => ({
     name: c.name,
     ...(c.fingerprint ? { fingerprint: normaliseFingerprint(c.fingerprint) } : {}),
+    ...(c.spiffe_id ? { spiffeId: c.spiffe_id } : {}),
     ...(c.subject ? { subject: parseSubject(c.subject) } : {}),
     roles: new Set(c.roles),
     ...(c.witness_key ? { witnessKey: c.witness_key } : {}),
@@ -64,11 +70,24 @@ function subjectMatches(want: ReadonlyMap<string, string>, cert: PeerCertificate
   return have.every(([k, v]) => typeof v === 'string' && want.get(k) === v);
 }
 
-/** The rule the peer certificate answers to: a fingerprint entry first, else a subject entry, else none. */
+/**
+ * The rule the peer certificate answers to: a fingerprint entry first (it pins one key), else a
+ * spiffe_id entry, else a subject entry, else none. A certificate with a spiffe:// URI SAN is judged as
+ * an X.509-SVID: by its SPIFFE ID, never by its subject, and not at all when it is not a valid SVID
+ * (several URI SANs, a malformed ID); one entry's fingerprint on another entry's SVID is ambiguous and
+ * matches neither. The same order as the other TLS doors.
+ */
 export function identifyClient(cert: PeerCertificate | undefined, rules: readonly SyncClientRule[]): SyncClientRule | undefined {
-  if (!cert || !cert.fingerprint256) return undefined;
+  if (!cert || !cert.fingerprint256 || !cert.raw) return undefined;
+  const svid = svidOf(new Uint8Array(cert.raw));
+  if (svid.kind === 'invalid') return undefined;
   const fp = normaliseFingerprint(cert.fingerprint256);
-  return rules.find((r) => r.fingerprint === fp) ?? rules.find((r) => r.subject !== undefined && subjectMatches(r.subject, cert));
+  const byFingerprint = rules.find((r) => r.fingerprint === fp);
+  const bySpiffeId = svid.kind === 'svid' ? rules.find((r) => r.spiffeId === svid.id.text) : undefined;
+  // One entry's fingerprint on an SVID another entry names: ambiguous, so neither.
+  if (byFingerprint && bySpiffeId && byFingerprint !== bySpiffeId) return undefined;
+  if (byFingerprint ?? bySpiffeId) return byFingerprint ?? bySpiffeId;
+  return svid.kind === 'svid' ? undefined : rules.find((r) => r.subject !== undefined && subjectMatches(r.subject, cert));
 }
 
 /** Rules for the current config, rebuilt only when a reload swapped the `sync.clients` list. */

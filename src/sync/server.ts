@@ -9,8 +9,8 @@
 // Transport: HTTPS, TLS 1.2 or later with ECDHE key exchange and AEAD ciphers only (tls.ts), mutual
 // TLS. The gateway presents its server certificate; the client must present a certificate that chains
 // to the CA in `sync.tls.client_ca`, or the connection is refused during the handshake (no HTTP
-// response at all). The certificate must then be one `sync.clients` names (by SHA-256 fingerprint or
-// subject), else every request is 403 unknown_client; each endpoint needs a role (read: the GETs,
+// response at all). The certificate must then be one `sync.clients` names (by SHA-256 fingerprint, the
+// SPIFFE ID of an X.509-SVID, or subject), else every request is 403 unknown_client; each endpoint needs a role (read: the GETs,
 // ack: /v1/ack, cosign: /v1/cosign), else 403 forbidden. The client's configured name is recorded
 // with its acknowledgements and cosignatures.
 //

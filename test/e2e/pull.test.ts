@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
-import { fingerprintOf, makeTestPki, type TestPki } from '../sync/certs.ts';
+import { fingerprintOf, makeSvid, makeTestPki, type CertPair, type TestPki } from '../sync/certs.ts';
 import { Plc, freePort } from '../adapters/modbus/fixtures/harness.ts';
 import { MbapDecoder, encodeMbap } from '../../src/adapters/modbus/mbap.ts';
 import { encodeRequest } from '../../src/adapters/modbus/pdu.ts';
@@ -17,6 +17,9 @@ import { NODE, ROOT, startDaemon, tempDir, until, type CtlResult, type DaemonPro
 
 const tmp = tempDir('penstock-e2e-pull-');
 let pki: TestPki;
+/** An X.509-SVID the config names by its SPIFFE ID (a pull client by `spiffe_id`). */
+let svid: CertPair;
+const PULLER_ID = 'spiffe://pam.example/puller/2';
 let plc: Plc;
 let daemon: DaemonProcess;
 let syncPort: number;
@@ -33,7 +36,9 @@ sync:
   port: ${syncPort}
   page_size: 10
   tls: { cert: ${pki.server.certPath}, key: ${pki.server.keyPath}, client_ca: ${pki.ca.certPath} }
-  clients: [{ name: central-pam, fingerprint: "${fingerprintOf(pki.client)}", roles: [read, ack] }]
+  clients:
+    - { name: central-pam, fingerprint: "${fingerprintOf(pki.client)}", roles: [read, ack] }
+    - { name: second-pam, spiffe_id: "${PULLER_ID}", roles: [read, ack] }
 listeners:
   - { id: mb, protocol: modbus, mode: tcp, host: 127.0.0.1, port: ${modbusPort}, routes: [{ unit: 1, target: plc-1 }], bindings: [{ source: 127.0.0.1, principal: vendor-1 }] }
 principals:
@@ -83,6 +88,7 @@ function pull(out: string, client = pki.client, extra: string[] = []): Promise<C
 
 before(async () => {
   pki = makeTestPki();
+  svid = makeSvid(pki, 'puller-svid', [PULLER_ID]);
   [syncPort, modbusPort, plcPort] = [await freePort(), await freePort(), await freePort()];
   plc = await Plc.start('tcp', plcPort);
   daemon = await startDaemon(tmp.dir, config());
@@ -150,4 +156,18 @@ test('pull survives a SIGKILLed daemon mid-pull and ends with every event exactl
   assert.equal(status.acknowledged, lines.length - 1);
   const v = await daemon.ctl(['journal', 'verify']);
   assert.equal(v.code, 0, v.stdout);
+});
+
+test('a pull client named by the SPIFFE ID of its X.509-SVID pulls; an SVID naming no client is refused', async () => {
+  const out = join(tmp.dir, 'pam-svid');
+  const r = await pull(out, svid);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = readdirSync(out).filter((f) => /^events-\d+\.jsonl$/.test(f)).flatMap((f) => readFileSync(join(out, f), 'utf8').split('\n').filter(Boolean));
+  assert.ok(lines.length > 0, 'events pulled');
+  assert.deepEqual(lines.map((l) => (JSON.parse(l) as { seq: number }).seq), lines.map((_, i) => i));
+
+  const stranger = makeSvid(pki, 'stranger-svid', ['spiffe://pam.example/puller/3']);
+  const refused = await pull(join(tmp.dir, 'pam-stranger'), stranger);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /unknown_client/);
 });

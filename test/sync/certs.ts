@@ -58,6 +58,11 @@ export function makeClientCert(pki: TestPki, name: string, cn: string): CertPair
   return makeLeaf(pki.dir, name, cn, 'ca', 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
 }
 
+/** An X.509-SVID under the test CA: a client certificate whose URI SANs are `uris` (an SVID has exactly one). */
+export function makeSvid(pki: TestPki, name: string, uris: readonly string[], cn = name): CertPair {
+  return makeLeaf(pki.dir, name, cn, 'ca', `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectAltName=${uris.map((u) => `URI:${u}`).join(',')}\n`);
+}
+
 /** A server certificate with an RSA key under the test CA (to try the static-RSA suites against). */
 export function makeRsaServerCert(pki: TestPki): CertPair {
   const dir = pki.dir;

@@ -2,7 +2,8 @@
 // hands the byte stream to serveModbusStream (stream.ts); nothing else is protocol work here.
 //
 //   mode tls  Modbus/TCP Security: mutual TLS (1.2+). The client certificate must chain to `client_ca`
-//             and name a principal by SHA-256 fingerprint or subject CN (principal.credentials.x509).
+//             and name a principal by SHA-256 fingerprint, by the SPIFFE ID of an X.509-SVID, or by
+//             subject CN (principal.credentials.x509; order and reasons: tls.ts principalForCertificate).
 //             The certificate's Modbus role extension is recorded with the session (and may be
 //             required: listener `roles`).
 //   mode tcp  Plain Modbus/TCP, THE WEAK MODE: there is no identity on the wire, so a connection is tied
@@ -33,6 +34,10 @@ export const AUTH_FAILURES = {
   tls_handshake_failed: 'the TLS handshake failed (no client certificate, an untrusted CA, an old TLS version); detail.tls_error says which',
   no_client_certificate: 'the connection carries no client certificate',
   unknown_certificate: 'the client certificate names no principal',
+  unknown_spiffe_id: 'the client certificate is an X.509-SVID whose SPIFFE ID no principal lists (detail.spiffe_id)',
+  svid_several_uri_sans: 'the client certificate has a spiffe:// URI SAN among several URI SANs; an X.509-SVID has exactly one',
+  svid_malformed_id: 'the client certificate\'s spiffe:// URI SAN is not a valid SPIFFE ID',
+  ambiguous_certificate: 'the client certificate names more than one principal (a fingerprint of one and the SPIFFE ID of another, or one SPIFFE ID twice)',
   role_missing: 'the listener requires a Modbus role and the certificate carries none',
   role_not_accepted: 'the certificate\'s Modbus role is not one the listener accepts',
   no_binding: 'plain Modbus/TCP: no binding names the source address',
@@ -64,7 +69,7 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
   const sockets = new Set<net.Socket>();
   const authFailures = new RateLimitedRefusals(core, cfg.id, 'modbus');
 
-  const serve = (socket: net.Socket, principal: PrincipalConfig, role: string | undefined) => {
+  const serve = (socket: net.Socket, principal: PrincipalConfig, role: string | undefined, attributes: Record<string, string> = {}) => {
     const session = core.sessions.open(
       {
         principal,
@@ -73,6 +78,7 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
         listener: cfg.id,
         protocol: 'modbus',
         remote: remoteOf(socket),
+        attributes,
       },
       // Kill (admin, grant revoked, time limits): Modbus has no goodbye message; end the connection now.
       () => socket.destroy(),
@@ -110,13 +116,13 @@ export async function startModbusListener(raw: ListenerConfig, core: Core): Prom
       const cert = socket.getPeerX509Certificate();
       if (!cert) return refuse(socket, 'no_client_certificate');
       const match = principalForCertificate(cert, core.config().principals.values());
-      const who = { fingerprint: normalizeFingerprint(cert.fingerprint256), subject_cn: subjectCommonName(cert) };
-      if (!match) return refuse(socket, 'unknown_certificate', who);
+      const who = { fingerprint: normalizeFingerprint(cert.fingerprint256), subject_cn: subjectCommonName(cert), ...(match.spiffeId !== undefined ? { spiffe_id: match.spiffeId } : {}) };
+      if (!match.ok) return refuse(socket, match.reason, who);
       const role = modbusRole(cert);
       if (cfg.roles && (role === undefined || !cfg.roles.includes(role))) {
         return refuse(socket, role === undefined ? 'role_missing' : 'role_not_accepted', { ...who, principal: match.principal.id, ...(role ? { role } : {}) });
       }
-      serve(socket, match.principal, role);
+      serve(socket, match.principal, role, match.spiffeId !== undefined ? { spiffe_id: match.spiffeId } : {});
     });
     // A failed handshake (no certificate, untrusted CA, old TLS) is an authentication failure too.
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {

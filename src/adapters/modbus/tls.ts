@@ -5,6 +5,8 @@
 // but a role the listener has not been told to accept can be refused (`roles` on the listener).
 import type { X509Certificate } from 'node:crypto';
 import type { PrincipalConfig } from '../../config/schema.ts';
+import { certificateExtension, encodeOid, readTlv } from '../../common/der.ts';
+import { svidOf, type SvidVerdict } from '../../common/spiffe.ts';
 
 /** The Modbus/TCP Security role extension. */
 export const MODBUS_ROLE_OID = '1.3.6.1.4.1.50316.802.1';
@@ -22,73 +24,52 @@ export function subjectCommonName(cert: X509Certificate): string | undefined {
   return undefined;
 }
 
-export type CertificateMatch = { principal: PrincipalConfig; by: 'fingerprint' | 'subject_cn' };
+/** Why a client certificate maps to no principal: `detail.reason` of its auth.failed event. */
+export type CertificateRefusal = 'unknown_certificate' | 'unknown_spiffe_id' | 'ambiguous_certificate' | Extract<SvidVerdict, { kind: 'invalid' }>['reason'];
+
+export type CertificateMatch =
+  | { ok: true; principal: PrincipalConfig; by: 'fingerprint' | 'spiffe_id' | 'subject_cn'; spiffeId?: string }
+  | { ok: false; reason: CertificateRefusal; spiffeId?: string };
 
 /**
- * The principal a client certificate names: a listed SHA-256 fingerprint wins over a subject CN (a
- * fingerprint pins one key; a CN trusts whatever the CA signs under that name). Two principals
- * claiming the same CN is a config error the loader should catch; here the ambiguity refuses.
+ * The principal a client certificate names. In this order, strongest first:
+ *   1. a listed SHA-256 fingerprint: it pins one key, which no CA can issue again;
+ *   2. the SPIFFE ID of an X.509-SVID (principal `spiffe_ids`): the trust domain's CA vouches for a
+ *      workload. A certificate that presents itself as an SVID is judged as one: a malformed one, or one
+ *      with several URI SANs, is refused, and an SVID is never matched by its subject CN, which the
+ *      SVID specification gives no meaning (a workload CA may put anything there);
+ *   3. a subject CN: trusts whatever the CA signs under that name.
+ * A fingerprint of one principal on an SVID another principal claims is refused as ambiguous, and so
+ * are two principals claiming one SPIFFE ID or CN (the config loader refuses the former already).
  */
-export function principalForCertificate(cert: X509Certificate, principals: Iterable<PrincipalConfig>): CertificateMatch | undefined {
+export function principalForCertificate(cert: X509Certificate, principals: Iterable<PrincipalConfig>): CertificateMatch {
+  const svid = svidOf(new Uint8Array(cert.raw));
+  if (svid.kind === 'invalid') return { ok: false, reason: svid.reason };
+  const spiffeId = svid.kind === 'svid' ? svid.id.text : undefined;
+  const withId = spiffeId !== undefined ? { spiffeId } : {};
   const fp = normalizeFingerprint(cert.fingerprint256);
   const cn = subjectCommonName(cert);
+  let byFingerprint: PrincipalConfig | undefined;
+  const bySpiffeId: PrincipalConfig[] = [];
   const byCn: PrincipalConfig[] = [];
   for (const p of principals) {
     const x509 = p.credentials.x509;
     if (!x509) continue;
-    if (x509.fingerprints?.some((f) => normalizeFingerprint(f) === fp)) return { principal: p, by: 'fingerprint' };
-    if (cn !== undefined && x509.subject_cn === cn) byCn.push(p);
+    if (!byFingerprint && x509.fingerprints?.some((f) => normalizeFingerprint(f) === fp)) byFingerprint = p;
+    if (spiffeId !== undefined && x509.spiffe_ids?.includes(spiffeId)) bySpiffeId.push(p);
+    if (spiffeId === undefined && cn !== undefined && x509.subject_cn === cn) byCn.push(p);
   }
-  return byCn.length === 1 ? { principal: byCn[0]!, by: 'subject_cn' } : undefined;
-}
-
-// ------------------------------------------------------------------ a bounded DER walk for the role
-
-interface Tlv {
-  tag: number;
-  start: number; // first content byte
-  end: number; // one past the last content byte
-}
-
-/** One TLV at `pos`, or undefined when the bytes do not hold one inside `limit` (never throws). */
-function readTlv(der: Uint8Array, pos: number, limit: number): Tlv | undefined {
-  if (pos + 2 > limit) return undefined;
-  const tag = der[pos]!;
-  let len = der[pos + 1]!;
-  let start = pos + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 3 || start + n > limit) return undefined; // no indefinite lengths in DER; certs are < 16 MiB
-    len = 0;
-    for (let i = 0; i < n; i++) len = (len << 8) | der[start + i]!;
-    start += n;
+  if (byFingerprint) {
+    if (bySpiffeId.some((p) => p !== byFingerprint)) return { ok: false, reason: 'ambiguous_certificate', ...withId };
+    return { ok: true, principal: byFingerprint, by: 'fingerprint', ...withId };
   }
-  const end = start + len;
-  return end <= limit ? { tag, start, end } : undefined;
+  if (spiffeId !== undefined) {
+    if (bySpiffeId.length === 1) return { ok: true, principal: bySpiffeId[0]!, by: 'spiffe_id', spiffeId };
+    return { ok: false, reason: bySpiffeId.length === 0 ? 'unknown_spiffe_id' : 'ambiguous_certificate', spiffeId };
+  }
+  return byCn.length === 1 ? { ok: true, principal: byCn[0]!, by: 'subject_cn' } : { ok: false, reason: 'unknown_certificate' };
 }
 
-function children(der: Uint8Array, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  let pos = parent.start;
-  while (pos < parent.end) {
-    const t = readTlv(der, pos, parent.end);
-    if (!t) return out;
-    out.push(t);
-    pos = t.end;
-  }
-  return out;
-}
-
-function encodeOid(oid: string): Buffer {
-  const parts = oid.split('.').map(Number);
-  const bytes = [parts[0]! * 40 + parts[1]!];
-  for (const n of parts.slice(2)) {
-    const chunk = [n & 0x7f];
-    for (let v = n >>> 7; v > 0; v >>>= 7) chunk.unshift((v & 0x7f) | 0x80);
-    bytes.push(...chunk);
-  }
-  return Buffer.from(bytes);
-}
 const ROLE_OID_BYTES = encodeOid(MODBUS_ROLE_OID);
 
 /**
@@ -98,24 +79,9 @@ const ROLE_OID_BYTES = encodeOid(MODBUS_ROLE_OID);
  */
 export function modbusRole(cert: X509Certificate): string | undefined {
   const der = new Uint8Array(cert.raw);
-  const top = readTlv(der, 0, der.length);
-  if (!top || top.tag !== 0x30) return undefined;
-  const tbs = children(der, top)[0];
-  if (!tbs || tbs.tag !== 0x30) return undefined;
-  const explicitExtensions = children(der, tbs).find((t) => t.tag === 0xa3);
-  if (!explicitExtensions) return undefined;
-  const extensions = children(der, explicitExtensions)[0];
-  if (!extensions || extensions.tag !== 0x30) return undefined;
-  for (const ext of children(der, extensions)) {
-    const [oid, ...rest] = children(der, ext);
-    if (!oid || oid.tag !== 0x06) continue;
-    if (!Buffer.from(der.subarray(oid.start, oid.end)).equals(ROLE_OID_BYTES)) continue;
-    const value = rest.find((t) => t.tag === 0x04);
-    if (!value) return undefined;
-    const inner = readTlv(der, value.start, value.end);
-    if (!inner || ![0x0c, 0x13, 0x16].includes(inner.tag)) return undefined;
-    return Buffer.from(der.subarray(inner.start, inner.end)).toString('utf8');
-  }
-  return undefined;
+  const value = certificateExtension(der, ROLE_OID_BYTES);
+  if (!value) return undefined;
+  const inner = readTlv(der, value.start, value.end);
+  if (!inner || ![0x0c, 0x13, 0x16].includes(inner.tag)) return undefined;
+  return Buffer.from(der.subarray(inner.start, inner.end)).toString('utf8');
 }
-

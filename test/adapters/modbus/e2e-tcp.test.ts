@@ -4,11 +4,10 @@
 // real journal holds.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import tls from 'node:tls';
-import { readFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { freePort, makePki, mbpoll, mbpollValues, Plc, PYTHON, startGateway, tempDir, until, type Gateway, type Pki } from './fixtures/harness.ts';
-import { encodeMbap, MbapDecoder } from '../../../src/adapters/modbus/codec.ts';
+import { freePort, makePki, mbpoll, mbpollValues, Plc, pymodbusTls, startGateway, tempDir, tlsModbusExchange, until, type Gateway, type Pki } from './fixtures/harness.ts';
+import { encodeMbap } from '../../../src/adapters/modbus/codec.ts';
+
+const tlsExchange = (client: { cert: string; key: string }, frame: Buffer) => tlsModbusExchange(gw.port('mb-tls'), pki.caCert, client, frame);
 
 let tmp: ReturnType<typeof tempDir>;
 let plc: Plc;
@@ -173,31 +172,13 @@ test('a unit id routes to its target unit; an unrouted unit gets gateway path un
 
 test('mode tls: pymodbus\'s TLS client with a client certificate reads and writes through Modbus/TCP Security', async () => {
   const client = pki.client('vendor-a', { role: 'Operator' });
-  // pymodbus 3.0's synchronous TLS client polls its socket with select() after a partial read, so the
-  // rest of a response already decrypted into the SSL buffer is never seen (it reports "no response").
-  // Its asyncio TLS client has no such bug: that is the one used. MBAP framing (ModbusSocketFramer) is what
-  // the Modbus/TCP Security specification puts inside TLS; pymodbus 3.0's default TLS framer omits the
-  // MBAP header, which the specification does not do.
-  const script = `
-import asyncio, ssl
-from pymodbus.client import AsyncModbusTlsClient
-from pymodbus.framer.socket_framer import ModbusSocketFramer
-async def main():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations("${pki.caCert}")
-    ctx.load_cert_chain("${client.cert}", "${client.key}")
-    c = AsyncModbusTlsClient("127.0.0.1", port=${gw.port('mb-tls')}, sslctx=ctx, framer=ModbusSocketFramer, timeout=3, server_hostname="127.0.0.1")
-    await c.connect()
+  const out = await pymodbusTls(gw.port('mb-tls'), pki.caCert, client, `
     r = await c.read_holding_registers(0, 3, slave=1)
     print("read", r.registers)
     w = await c.write_register(14, 321, slave=1)
     print("write", w.isError())
     d = await c.write_register(40, 1, slave=1)
-    print("denied", d.exception_code if d.isError() else "no")
-    await c.close()
-asyncio.run(main())
-`;
-  const out = await runPython(script);
+    print("denied", d.exception_code if d.isError() else "no")`);
   assert.match(out, /read \[100, 101, 102\]/);
   assert.match(out, /write False/);
   assert.match(out, /denied 2/, 'illegal data address for a write outside the grant');
@@ -257,34 +238,3 @@ test('kill through the session registry ends the connection at once', async () =
   await closed;
   await until(() => gw.events().some((e) => e.event === 'session.killed' && e.session === session.id), 'session.killed');
 });
-
-function runPython(script: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      code === 0 ? resolve(out) : reject(new Error(`python exited ${code}: ${out}`));
-    });
-  });
-}
-
-/** One request over Modbus/TCP Security with node:tls; the answer, or 'closed' when the gateway hung up. */
-function tlsExchange(client: { cert: string; key: string }, frame: Buffer): Promise<'closed' | { transactionId: number; pdu: number[] }> {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port: gw.port('mb-tls'), ca: readFileSync(pki.caCert), cert: readFileSync(client.cert), key: readFileSync(client.key), checkServerIdentity: () => undefined });
-    const dec = new MbapDecoder();
-    s.on('secureConnect', () => s.write(frame));
-    s.on('data', (d: Buffer) => {
-      for (const r of dec.push(d)) if ('frame' in r) {
-        resolve({ transactionId: r.frame.transactionId, pdu: [...r.frame.pdu] });
-        s.destroy();
-      }
-    });
-    s.on('error', () => resolve('closed'));
-    s.on('close', () => resolve('closed'));
-  });
-}
