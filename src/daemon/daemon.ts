@@ -97,8 +97,13 @@ export class Daemon {
 
     const vault = openVault(config, this.#log);
     const grantsFile = join(app.state_dir, 'grants.json');
-    const grants = new GrantStore({ clock: this.#clock, validateGrant: (g) => this.#validateRuntimeGrant(g) });
-    if (existsSync(grantsFile)) grants.fromJSON(JSON.parse(readFileSync(grantsFile, 'utf8')));
+    // Until the core exists (restoring grants.json), grants are checked against the config just loaded:
+    // asking the core then threw, and every runtime grant was silently dropped at each restart.
+    const grants = new GrantStore({ clock: this.#clock, validateGrant: (g) => validateRuntimeGrant(this.#core?.config() ?? config, g) });
+    if (existsSync(grantsFile)) {
+      const { skipped } = grants.fromJSON(JSON.parse(readFileSync(grantsFile, 'utf8')));
+      for (const s of skipped) this.#log.warn({ grant: s.id }, `runtime grant not restored: ${s.message}`);
+    }
     grants.replaceConfigGrants(config.grants);
     // Runtime grants and revocations survive restarts: persist on every change, atomically.
     grants.onChange(() => writeFileAtomic(grantsFile, JSON.stringify(grants.toJSON(), null, 2)));
@@ -256,17 +261,13 @@ export class Daemon {
     this.#log.info('stopped');
   }
 
-  #validateRuntimeGrant(input: unknown) {
-    return validateRuntimeGrant(this.core.config(), input);
-  }
-
   #importEnvelope(text: string, by: Operator) {
     const core = this.core;
     return importEnvelope(text, {
       config: core.config().raw.envelopes,
       ledger: this.#envelopes!,
       grants: core.grants,
-      validateGrant: (g) => this.#validateRuntimeGrant(g),
+      validateGrant: (g) => validateRuntimeGrant(core.config(), g),
       nowMs: this.#clock.now(),
       by,
     });
