@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { adminRequest } from '../../src/admin/client.ts';
 import { startDaemon, tempDir, until, type DaemonProcess } from '../e2e/daemon-harness.ts';
 import { Plc, freePort, mbpoll } from '../adapters/modbus/fixtures/harness.ts';
+import { modbusDoorYaml } from '../e2e/modbus-site.ts';
 import { grantFor, makeKey, opensslKey, opensslSign, sign, spec, type SigningKey } from '../grants/envelope-fixture.ts';
 
 const tmp = tempDir('penstock-envelope-daemon-');
@@ -30,13 +31,7 @@ function config(): string {
   zone: dmz
   state_dir: ${tmp.dir}/state
   runtime_dir: ${tmp.dir}/run
-listeners:
-  - { id: mb, protocol: modbus, mode: tcp, host: 127.0.0.1, port: ${modbusPort}, routes: [{ unit: 1, target: plc-1 }], bindings: [{ source: 127.0.0.1, principal: vendor-1 }] }
-principals:
-  - { id: vendor-1, kind: vendor, owner: ACME, purpose: Maintenance }
-targets:
-  - { id: plc-1, protocol: modbus, zone: cell-a, host: 127.0.0.1, port: ${plcPort} }
-envelopes:
+${modbusDoorYaml(modbusPort, plcPort)}envelopes:
   max_lifetime_days: 7
   keys:
     - kid: pam-2026
