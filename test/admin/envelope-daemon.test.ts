@@ -90,12 +90,18 @@ describe('penstockctl grants import', () => {
   it('imports a valid envelope: prints the grant id, and policy then allows', async () => {
     assert.equal((await policyCheck()).code, 1);
     const file = join(tmp.dir, 'valid.jws');
-    writeFileSync(file, await sign(pam, spec('g-env', nowS())));
+    const jws = await sign(pam, spec('g-env', nowS()));
+    writeFileSync(file, jws);
     const r = await daemon.ctl(['grants', 'import', file]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^issued grant g-env /);
     const allowed = await policyCheck();
     assert.equal(allowed.code, 0, allowed.stdout + allowed.stderr);
+    // Journaled before it ran, naming the jti; the envelope itself (a bearer grant) is not in the journal.
+    const tail = (await adminRequest(daemon.socket, 'journal.tail', { count: 50 })) as { events: Tailed[] };
+    assert.ok(tail.events.some((e) => e.event.event === 'admin.request' && e.event.detail?.command === 'grants.import' && e.event.detail.envelope?.jti === 'jti-g-env'));
+    assert.ok(tail.events.some((e) => e.event.event === 'grant.issued'));
+    assert.ok(!JSON.stringify(tail).includes(jws.split('.')[2]!), 'the envelope\'s signature is in the journal');
   });
 
   it('refuses the same envelope again as a replay, and journals the refusal with its jti', async () => {
