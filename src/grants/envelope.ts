@@ -57,6 +57,8 @@ export interface VerifyOptions {
   nowMs: number;
   /** The runtime grant check (GrantStore's validateGrant: references, profile points); throws on a bad grant. */
   validateGrant: (g: unknown) => GrantConfig;
+  /** Whether this jti was imported before (the ledger): checked before the grant, so a replay is named a replay. */
+  seen?: (jti: string) => boolean;
 }
 
 function refuse(code: ErrorCode, message: string, details?: Record<string, unknown>): never {
@@ -111,6 +113,8 @@ export async function verifyEnvelope(text: string, opts: VerifyOptions): Promise
   if (expiresMs - notBeforeMs > maxMs || expiresMs <= notBeforeMs) {
     refuse('PS_ENVELOPE_LIFETIME', `envelope lifetime (${new Date(notBeforeMs).toISOString()} to ${new Date(expiresMs).toISOString()}) is not within envelopes.max_lifetime_days (${opts.config.max_lifetime_days})`, where);
   }
+
+  if (opts.seen?.(c.jti)) refuse('PS_ENVELOPE_REPLAYED', `envelope ${c.jti} was imported before`, where);
 
   let grant: GrantConfig;
   try {
@@ -249,7 +253,7 @@ export class EnvelopeLedger {
 /** Verify an envelope, record its jti, and issue its grant; a refusal leaves the ledger and the store as they were. */
 export async function importEnvelope(text: string, deps: { config: EnvelopesConfig | undefined; ledger: EnvelopeLedger; grants: GrantStore; validateGrant: (g: unknown) => GrantConfig; nowMs: number; by: Operator }) {
   if (!deps.config) refuse('PS_ENVELOPE_DISABLED', 'this gateway pins no envelope keys (envelopes.keys in the config)');
-  const env = await verifyEnvelope(text, { config: deps.config, nowMs: deps.nowMs, validateGrant: deps.validateGrant });
+  const env = await verifyEnvelope(text, { config: deps.config, nowMs: deps.nowMs, validateGrant: deps.validateGrant, seen: (jti) => deps.ledger.seen(jti) });
   deps.ledger.record(env, deps.nowMs);
   try {
     const held = deps.grants.issue(env.grant, deps.by);

@@ -126,6 +126,13 @@ describe('envelope verification', () => {
     await refusedWith(verify(await sign(pam, { ...s, grant: grantFor('g-who', s.nbf!, s.exp, 'nobody') })), 'PS_ENVELOPE_GRANT_INVALID');
   });
 
+  it('names a replay a replay even when the grant no longer fits the config', async () => {
+    const s = spec('g-gone', NOW_S);
+    const jws = await sign(pam, { ...s, grant: grantFor('g-gone', s.nbf!, s.exp, 'removed-vendor') });
+    const seen = (jti: string) => jti === s.jti;
+    await refusedWith(verifyEnvelope(jws, { config: envelopes, nowMs: NOW_MS, validateGrant: (g) => validateRuntimeGrant(config, g), seen }), 'PS_ENVELOPE_REPLAYED');
+  });
+
   it('refuses what is not a compact JWS, and claims of the wrong shape', async () => {
     await refusedWith(verify('not.a-jws'), 'PS_ENVELOPE_MALFORMED');
     await refusedWith(verify(await sign(pam, { ...spec('g-1', NOW_S), max_uses: 0 })), 'PS_ENVELOPE_MALFORMED');
