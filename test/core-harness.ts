@@ -12,6 +12,7 @@ import { LmdbJournal } from '../src/journal/journal.ts';
 import { generateSigningKeyPem } from '../src/journal/checkpoint.ts';
 import type { StoredEvent } from '../src/journal/event.ts';
 import { GrantStore } from '../src/grants/store.ts';
+import { validateRuntimeGrant } from '../src/grants/validate.ts';
 import { Approvals } from '../src/approvals/approvals.ts';
 import { Vault } from '../src/vault/vault.ts';
 import { DaemonCore } from '../src/core/daemon-core.ts';
@@ -28,7 +29,7 @@ export interface TestCore {
 }
 
 /** Write `yaml` as DIR/penstock.yaml and build the core from it (journal under DIR/journal). */
-export async function startTestCore(dir: string, yaml: string, opts: { clock?: Clock } = {}): Promise<TestCore> {
+export async function startTestCore(dir: string, yaml: string, opts: { clock?: Clock; runtimeGrants?: boolean; takeGrantUse?: (grantId: string, sessionId: string) => boolean } = {}): Promise<TestCore> {
   const clock = opts.clock ?? systemClock;
   const file = join(dir, 'penstock.yaml');
   writeFileSync(file, yaml);
@@ -44,11 +45,12 @@ export async function startTestCore(dir: string, yaml: string, opts: { clock?: C
     checkpointSeconds: 3600,
     log,
   });
-  const grants = new GrantStore({ clock, validateGrant: () => { throw new Error('no runtime grants in this test'); } });
+  // Runtime grants are checked as the daemon checks them, when the test asks for them.
+  const grants = new GrantStore({ clock, validateGrant: (g) => { if (!opts.runtimeGrants) throw new Error('no runtime grants in this test'); return validateRuntimeGrant(config, g); } });
   grants.replaceConfigGrants(config.grants);
   const approvals = new Approvals({ clock, timeoutMs: 60_000 });
   const vault = existsSync(config.appliance.vault_file) ? Vault.open(config.appliance.vault_file, config.appliance.vault_key_file) : Vault.empty();
-  const core = new DaemonCore({ clock, log, config, journal, grants, approvals, vault });
+  const core = new DaemonCore({ clock, log, config, journal, grants, approvals, vault, ...(opts.takeGrantUse ? { takeGrantUse: opts.takeGrantUse } : {}) });
   return {
     config,
     core,

@@ -6,6 +6,7 @@ import { PenstockError } from '../common/errors.ts';
 import { grantSchema } from '../config/schema.ts';
 import { protocols } from '../adapters/registry.ts';
 import { MAX_CONFIG_BYTES } from '../config/limits.ts';
+import { MAX_ENVELOPE_BYTES } from '../grants/envelope.ts';
 import type { Action, ActionObject } from '../policy/types.ts';
 import type { AdminCommand, AdminCommandTable, CommandContext } from './types.ts';
 import { findRecordings, readRecordingChunk, type JournalReader } from './recordings.ts';
@@ -97,6 +98,16 @@ export const adminCommands: AdminCommandTable = {
     // The same shape as a grant in the config file; the store checks it against the running config.
     params: z.strictObject({ grant: grantSchema }),
     handler: async (p, { context, operator }) => await context.core.grants.issue(p.grant, operator),
+  }),
+
+  'grants.import': defineCommand({
+    mutates: true,
+    // The envelope's text, read by penstockctl with the operator's rights (the daemon opens no path).
+    params: z.strictObject({ envelope: z.string().min(1).max(MAX_ENVELOPE_BYTES) }),
+    handler: async (p, { context, operator }) => {
+      if (!context.importEnvelope) throw new PenstockError('PS_ENVELOPE_DISABLED', 'this daemon cannot import envelopes');
+      return await context.importEnvelope(p.envelope, operator);
+    },
   }),
 
   'grants.revoke': defineCommand({

@@ -44,6 +44,8 @@ export interface AdminContext {
    * daemon never opens a path an admin client names (it would read with the daemon's rights).
    */
   checkConfig(text: string, name: string): { issues: ConfigIssue[] };
+  /** Verify a signed grant envelope offline against the pinned keys and issue its grant (grants/envelope.ts). */
+  importEnvelope?(text: string, by: Operator): Promise<unknown>;
   /** Appliance id, version, uptime, listeners with bound addresses, counts. */
   status(): Record<string, unknown>;
   /** The journal, for the journal.* commands the daemon adds to the table. */

@@ -5,13 +5,17 @@ import { UsageError } from './io.ts';
 import { protocols } from '../adapters/registry.ts';
 import { parse as parseYaml } from 'yaml';
 
-export function readGrantFile(file: string): unknown {
-  let text: string;
+/** A file's text (or stdin's, for -), read with the operator's rights. */
+function readInput(file: string): string {
   try {
-    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    return file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
   } catch (err) {
     throw new UsageError(`cannot read ${file === '-' ? 'stdin' : file}: ${(err as Error).message}`);
   }
+}
+
+export function readGrantFile(file: string): unknown {
+  const text = readInput(file);
   let doc: unknown;
   try {
     // YAML 1.2 is a superset of JSON: one parser for both.
@@ -23,6 +27,13 @@ export function readGrantFile(file: string): unknown {
   if (doc && typeof doc === 'object' && !Array.isArray(doc) && Object.keys(doc).length === 1 && 'grant' in doc) return (doc as { grant: unknown }).grant;
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`${file === '-' ? 'stdin' : file} must hold one grant (a mapping with id, principal, targets, task, rules, …)`);
   return doc;
+}
+
+/** Read a grant envelope (a compact JWS, one line of text) from a file or stdin, with the operator's rights. */
+export function readEnvelopeFile(file: string): string {
+  const envelope = readInput(file).trim();
+  if (envelope === '') throw new UsageError(`${file === '-' ? 'stdin' : file} is empty; it must hold one envelope (a compact JWS)`);
+  return envelope;
 }
 
 export interface QuickGrantOptions {

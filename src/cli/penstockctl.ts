@@ -18,7 +18,7 @@ import { DEFAULT_ADMIN_SOCKET, adminRequest } from '../admin/client.ts';
 import { protocols } from '../adapters/registry.ts';
 import { UsageError, type Io } from './io.ts';
 export type { Io } from './io.ts';
-import { quickGrant, quickRuleExamples, readGrantFile, type QuickGrantOptions } from './grant-input.ts';
+import { quickGrant, quickRuleExamples, readEnvelopeFile, readGrantFile, type QuickGrantOptions } from './grant-input.ts';
 import { addJournalCommands } from './journal.ts';
 import { addVaultCommands } from './vault.ts';
 import { addReplayCommand } from './replay.ts';
@@ -130,6 +130,14 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
       const grant = o.file !== undefined ? readGrantFile(o.file) : quickGrant(o, now());
       const r = (await call('grants.issue', { grant })) as Record<string, unknown>;
       show(r, () => `issued grant ${String(r?.id ?? (grant as { id?: unknown }).id)}`);
+    });
+  grants.command('import')
+    .description('import a grant envelope signed by central PAM (compact JWS), verified offline against the pinned keys; - for stdin')
+    .argument('<file>', 'envelope file, or - for stdin')
+    .action(async (file: string) => {
+      const envelope = readEnvelopeFile(file);
+      const r = (await call('grants.import', { envelope })) as { id: string; jti: string; iss: string; max_uses: number; expires: string };
+      show(r, () => `issued grant ${r.id} (envelope ${r.jti} from ${r.iss}, ${r.max_uses} session(s), envelope valid until ${r.expires})`);
     });
   grants.command('revoke')
     .description('revoke a grant now; sessions that depend on it end')

@@ -5,6 +5,7 @@
 // Cross-references (a grant naming a missing target, a rule naming a missing profile point) are checked
 // by config/check.ts. What is a protocol's own (its rule bodies, its credentials, its listener and
 // target options) comes from its module in the table (src/adapters/registry.ts); this file names none.
+import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { ISSUE_CODES } from './issue-codes.ts';
 import { id, isoTime, listenerBaseSchema, nonEmpty, port, targetBaseSchema } from './schema-parts.ts';
@@ -134,6 +135,39 @@ const syncClientSchema = z.strictObject({
   if (!c.roles.includes('cosign') && c.witness_key !== undefined) ctx.addIssue({ code: 'custom', path: ['witness_key'], message: 'only a client with the cosign role has a witness key' });
 });
 
+/**
+ * One central PAM key that signs grant envelopes (src/grants/envelope.ts). The key is written inline
+ * as an SPKI PEM, not as a path: it is public, and the config is then the one file that says whom the
+ * gateway trusts (no second file to forget when copying the config to an air-gapped site).
+ */
+const envelopeKeySchema = z.strictObject({
+  kid: nonEmpty.max(128),
+  issuer: nonEmpty.max(256),
+  public_key: z.string().refine((pem) => {
+    try {
+      return createPublicKey(pem).asymmetricKeyType === 'ed25519';
+    } catch {
+      return false;
+    }
+  }, 'must be an Ed25519 public key as SPKI PEM (-----BEGIN PUBLIC KEY-----; openssl pkey -pubout)'),
+});
+
+/** Most days an envelope may live, whatever the config says (an envelope is a bearer grant). */
+export const ENVELOPE_LIFETIME_CAP_DAYS = 30;
+
+export const envelopesSchema = z.strictObject({
+  keys: z.array(envelopeKeySchema).min(1).superRefine((keys, ctx) => {
+    const seen = new Map<string, number>();
+    keys.forEach((k, i) => {
+      const first = seen.get(k.kid);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'kid'], message: `the same kid as keys[${first}]` });
+      else seen.set(k.kid, i);
+    });
+  }),
+  max_lifetime_days: z.number().positive().max(ENVELOPE_LIFETIME_CAP_DAYS).default(7),
+});
+export type EnvelopesConfig = z.infer<typeof envelopesSchema>;
+
 export const configSchema = z.strictObject({
   appliance: z.strictObject({
     id,
@@ -191,6 +225,8 @@ export const configSchema = z.strictObject({
       });
     }),
   }).optional(),
+  /** Pre-authorised grants signed by central PAM, for sites without a live link (penstockctl grants import). */
+  envelopes: envelopesSchema.optional(),
   approvals: z.strictObject({
     timeout_seconds: z.number().int().min(1).default(300),
   }).default({ timeout_seconds: 300 }),

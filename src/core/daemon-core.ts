@@ -32,6 +32,8 @@ export interface DaemonCoreOptions {
   grants: GrantStore;
   approvals: Approvals;
   vault: Vault;
+  /** Grants with a bounded number of uses (envelopes): false refuses this session's use of the grant. */
+  takeGrantUse?: (grantId: string, sessionId: string) => boolean;
 }
 
 export class DaemonCore implements Core {
@@ -48,6 +50,7 @@ export class DaemonCore implements Core {
   readonly #denials = new Map<string, { times: number[]; alertedAt: number }>();
   /** Records being written in the background (session records, outcomes, refusals); see recorded(). */
   readonly #recording = new Set<Promise<unknown>>();
+  readonly #takeGrantUse: DaemonCoreOptions['takeGrantUse'];
 
   constructor(opts: DaemonCoreOptions) {
     this.clock = opts.clock;
@@ -57,6 +60,7 @@ export class DaemonCore implements Core {
     this.approvals = opts.approvals;
     this.vault = opts.vault;
     this.#config = opts.config;
+    this.#takeGrantUse = opts.takeGrantUse;
     this.#lastReadFlushMs = this.clock.now();
     this.sessions = new SessionRegistry({
       clock: this.clock,
@@ -118,6 +122,10 @@ export class DaemonCore implements Core {
       decision = await this.#waitForApproval(session, action, decision, opts.onApprovalPending, opts.deadlineMs);
     }
     if (decision.effect !== 'allow') return this.#deny(session, action, decision);
+    // Taken here, synchronously after the final decision, so two sessions cannot both take the last use.
+    if (decision.grant && this.#takeGrantUse && !this.#takeGrantUse(decision.grant, session.id)) {
+      return this.#deny(session, action, { effect: 'deny', reason: 'grant_not_active', grant: decision.grant, explanation: `grant ${decision.grant} has no uses left` });
+    }
 
     if (READ_VERBS.has(action.verb)) {
       const cfg = this.#config.raw.journal;

@@ -17,7 +17,9 @@ import type { RunningListener } from '../adapters/types.ts';
 import { LmdbJournal } from '../journal/journal.ts';
 import { generateSigningKeyPem } from '../journal/checkpoint.ts';
 import { GrantStore } from '../grants/store.ts';
-import { grantSchema } from '../config/schema.ts';
+import { EnvelopeLedger, describeEnvelope, importEnvelope, revokeSpent } from '../grants/envelope.ts';
+import type { Operator } from '../grants/types.ts';
+import { validateRuntimeGrant } from '../grants/validate.ts';
 import { Approvals } from '../approvals/approvals.ts';
 import { Vault } from '../vault/vault.ts';
 import { startAdminServer } from '../admin/server.ts';
@@ -49,6 +51,7 @@ export class Daemon {
   readonly #clock: Clock;
   readonly #log: Logger;
   #core: DaemonCore | undefined;
+  #envelopes: EnvelopeLedger | undefined;
   #journal: LmdbJournal | undefined;
   #listeners: RunningListener[] = [];
   #admin: (Closable & { path: string }) | undefined;
@@ -94,14 +97,22 @@ export class Daemon {
 
     const vault = openVault(config, this.#log);
     const grantsFile = join(app.state_dir, 'grants.json');
-    const grants = new GrantStore({ clock: this.#clock, validateGrant: (g) => this.#validateRuntimeGrant(g) });
-    if (existsSync(grantsFile)) grants.fromJSON(JSON.parse(readFileSync(grantsFile, 'utf8')));
+    // Until the core exists (restoring grants.json), grants are checked against the config just loaded:
+    // asking the core then threw, and every runtime grant was silently dropped at each restart.
+    const grants = new GrantStore({ clock: this.#clock, validateGrant: (g) => validateRuntimeGrant(this.#core?.config() ?? config, g) });
+    if (existsSync(grantsFile)) {
+      const { skipped } = grants.fromJSON(JSON.parse(readFileSync(grantsFile, 'utf8')));
+      for (const s of skipped) this.#log.warn({ grant: s.id }, `runtime grant not restored: ${s.message}`);
+    }
     grants.replaceConfigGrants(config.grants);
     // Runtime grants and revocations survive restarts: persist on every change, atomically.
     grants.onChange(() => writeFileAtomic(grantsFile, JSON.stringify(grants.toJSON(), null, 2)));
+    // Envelopes imported (by jti) and their grants' uses, beside grants.json (see grants/envelope.ts).
+    const envelopes = new EnvelopeLedger(join(app.state_dir, 'envelopes.json'));
+    this.#envelopes = envelopes;
     const approvals = new Approvals({ clock: this.#clock, timeoutMs: config.raw.approvals.timeout_seconds * 1000 });
 
-    this.#core = new DaemonCore({ clock: this.#clock, log: this.#log, config, journal: this.#journal, grants, approvals, vault });
+    this.#core = new DaemonCore({ clock: this.#clock, log: this.#log, config, journal: this.#journal, grants, approvals, vault, takeGrantUse: (g, s) => envelopes.takeUse(g, s) });
     await this.#journal.append({ event: 'daemon.started', detail: { version: VERSION, config: config.file, node: process.version } });
 
     for (const listener of config.listeners) {
@@ -120,6 +131,7 @@ export class Daemon {
         reload: () => this.reload(),
         // Text the operator's penstockctl read with its own rights; the daemon opens no path for this.
         checkConfig: (text: string, name: string) => checkConfig(name, protocols, { text }),
+        importEnvelope: (text: string, by: Operator) => this.#importEnvelope(text, by),
         status: () => this.status(),
         journal: this.#journal,
       },
@@ -127,13 +139,17 @@ export class Daemon {
       // Read-only requests arrive counted, one record per command, operator and outcome per interval.
       aggregateReadsMs: config.raw.journal.aggregate_reads_seconds * 1000,
       audit: async (e) => {
+        // An envelope refused (replayed, expired, foreign…) is a refusal, with what it claimed to be.
+        const refused = e.ok === false && (e.error === 'PS_ADMIN_UNKNOWN_COMMAND' || e.error?.startsWith('PS_ENVELOPE_') === true);
+        const envelope = e.command === 'grants.import' ? describeEnvelope((e.params as { envelope?: unknown } | undefined)?.envelope) : undefined;
         await this.#journal!.append({
-          event: e.ok === false && e.error === 'PS_ADMIN_UNKNOWN_COMMAND' ? 'admin.refused' : 'admin.request',
+          event: refused ? 'admin.refused' : 'admin.request',
           detail: {
             command: e.command,
             operator: e.operator,
             ok: e.ok,
             ...(e.error ? { error: e.error } : {}),
+            ...(envelope ? { envelope } : {}),
             ...(e.phase === 'aggregate' ? { count: e.count, first: e.first, last: e.last } : {}),
           },
         });
@@ -158,6 +174,7 @@ export class Daemon {
     let ticks = 0;
     this.#timer = setInterval(() => {
       void this.#core?.tick().catch((err: unknown) => this.#log.error({ err }, 'housekeeping failed'));
+      this.#revokeSpentEnvelopes();
       if (++ticks % RETENTION_EVERY_TICKS === 0) this.#applyRetention();
     }, 1000);
     this.#timer.unref();
@@ -244,22 +261,27 @@ export class Daemon {
     this.#log.info('stopped');
   }
 
-  #validateRuntimeGrant(input: unknown) {
-    const parsed = grantSchema.safeParse(input);
-    if (!parsed.success) {
-      const first = parsed.error.issues[0];
-      throw new PenstockError('PS_GRANT_INVALID', `grant ${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`);
+  #importEnvelope(text: string, by: Operator) {
+    const core = this.core;
+    return importEnvelope(text, {
+      config: core.config().raw.envelopes,
+      ledger: this.#envelopes!,
+      grants: core.grants,
+      validateGrant: (g) => validateRuntimeGrant(core.config(), g),
+      nowMs: this.#clock.now(),
+      by,
+    });
+  }
+
+  /** Envelope grants whose uses are all taken are revoked once their last session has ended. */
+  #revokeSpentEnvelopes(): void {
+    if (!this.#core || !this.#envelopes) return;
+    try {
+      const live = new Set(this.#core.sessions.list().map((s) => s.id));
+      revokeSpent(this.#envelopes, this.#core.grants, live, { uid: process.getuid?.() ?? 0, user: 'penstock', verified: true });
+    } catch (err) {
+      this.#log.error({ err }, 'revoking spent envelope grants failed');
     }
-    const g = parsed.data;
-    const config = this.core.config();
-    if (!config.principals.has(g.principal)) throw new PenstockError('PS_GRANT_INVALID', `grant.principal: no principal ${g.principal}`);
-    for (const t of g.targets) if (!config.targets.has(t)) throw new PenstockError('PS_GRANT_INVALID', `grant.targets: no target ${t}`);
-    // The same cross-checks as the config file (rule protocol vs target, profile points): validate the
-    // config as it would be with this grant added, and refuse on any error.
-    const { issues } = checkConfig(config.file, protocols, { extraGrants: [input] });
-    const errors = issues.filter((i) => i.severity === 'error' && i.field.startsWith(`grants[${config.grants.length}]`));
-    if (errors.length > 0) throw new PenstockError('PS_GRANT_INVALID', errors.map((e) => `${e.field.replace(/^grants\[\d+\]/, 'grant')}: ${e.message}`).join('; '));
-    return g;
   }
 
   /** Retention by size and age; the journal itself never removes what upstream has not acknowledged. */

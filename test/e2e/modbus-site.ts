@@ -13,13 +13,18 @@ export interface ModbusSite {
 export function modbusSiteYaml(s: ModbusSite): string {
   return `appliance: { id: ${s.id}, site: Test, zone: dmz, state_dir: ${s.dir}/state, runtime_dir: ${s.dir}/run }
 journal: ${s.journal}
-listeners:
-  - { id: mb, protocol: modbus, mode: tcp, host: 127.0.0.1, port: ${s.modbusPort}, routes: [{ unit: 1, target: plc-1 }], bindings: [{ source: 127.0.0.1, principal: vendor-1 }] }
+${modbusDoorYaml(s.modbusPort, s.plcPort)}grants:
+  - { id: ${s.grant.id}, principal: vendor-1, targets: [plc-1], task: { ticket: ${s.grant.ticket} }, rules: [{ modbus: { access: ${s.grant.access}, tables: [holding_register], addresses: ["0-99"] } }] }
+`;
+}
+
+/** The Modbus/TCP front door on loopback, vendor-1 bound to 127.0.0.1 and plc-1: listeners, principals and targets. */
+export function modbusDoorYaml(modbusPort: number, plcPort: number): string {
+  return `listeners:
+  - { id: mb, protocol: modbus, mode: tcp, host: 127.0.0.1, port: ${modbusPort}, routes: [{ unit: 1, target: plc-1 }], bindings: [{ source: 127.0.0.1, principal: vendor-1 }] }
 principals:
   - { id: vendor-1, kind: vendor, owner: ACME, purpose: Maintenance }
 targets:
-  - { id: plc-1, protocol: modbus, zone: cell-a, host: 127.0.0.1, port: ${s.plcPort} }
-grants:
-  - { id: ${s.grant.id}, principal: vendor-1, targets: [plc-1], task: { ticket: ${s.grant.ticket} }, rules: [{ modbus: { access: ${s.grant.access}, tables: [holding_register], addresses: ["0-99"] } }] }
+  - { id: plc-1, protocol: modbus, zone: cell-a, host: 127.0.0.1, port: ${plcPort} }
 `;
 }
