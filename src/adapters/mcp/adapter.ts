@@ -30,6 +30,8 @@ export const REQUEST_REFUSALS = {
 } as const;
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
+/** How long a refused upload may go on being discarded before its connection is dropped. */
+const LINGER_MS = 2000;
 /** Longest a timer may be set for; a later expiry re-arms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -78,7 +80,7 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => void byId.set(id, entry),
       // The client deleted the session (HTTP DELETE).
-      onsessionclosed: () => entry.session.close(),
+      onsessionclosed: () => endFromClient(entry),
     });
     const server = new McpServer({ name: 'penstock', version: '1' });
     const session = core.sessions.open(
@@ -88,7 +90,7 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       () => release(entry),
     );
     const entry: McpSession = { transport, server, session, expiresMs: token.expiresMs, timer: undefined };
-    transport.onclose = () => entry.session.close();
+    transport.onclose = () => endFromClient(entry);
     server.registerTool(
       'my_access',
       {
@@ -104,6 +106,12 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     );
     arm(entry);
     return entry;
+  };
+
+  /** The client or the SDK ended the MCP session: the core session ends with it. */
+  const endFromClient = (entry: McpSession) => {
+    entry.session.close();
+    release(entry);
   };
 
   const release = (entry: McpSession) => {
@@ -163,18 +171,27 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       return send(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no valid session id' }, id: null });
     }
     const entry = openSession(token, remote);
-    await entry.server.connect(entry.transport);
-    await entry.transport.handleRequest(req, res, body);
-    // The SDK refused the initialize (no session id issued): the session never began.
-    if (entry.transport.sessionId === undefined) entry.session.close();
+    try {
+      await entry.server.connect(entry.transport);
+      await entry.transport.handleRequest(req, res, body);
+    } finally {
+      // The SDK refused the initialize (no session id issued): the session never began.
+      if (entry.transport.sessionId === undefined) endFromClient(entry);
+    }
   };
 
   function tooLarge(req: IncomingMessage, res: ServerResponse, remote: string, principal: string | undefined): void {
     refusals.record('action.malformed', remote, principal, { reason: 'body_too_large', max_body_bytes: cfg.max_body_bytes });
-    // The rest of the body is never read: the connection closes once the answer is out.
-    res.shouldKeepAlive = false;
-    send(res, 413, { jsonrpc: '2.0', error: { code: -32600, message: `request body exceeds ${cfg.max_body_bytes} bytes` }, id: null }, { connection: 'close' });
-    res.once('finish', () => req.socket.destroySoon());
+    // The rest of the body is discarded, never kept. The connection is not closed at once: a client still
+    // sending would see it reset before it read the 413 (and TLS has no half-close). What it sends
+    // meanwhile is thrown away for a short linger, then the connection is dropped.
+    send(res, 413, { jsonrpc: '2.0', error: { code: -32600, message: `request body exceeds ${cfg.max_body_bytes} bytes` }, id: null });
+    res.once('finish', () => {
+      req.resume();
+      if (req.complete) return;
+      const linger = setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+      req.once('end', () => clearTimeout(linger));
+    });
   }
 
   const server = https.createServer(

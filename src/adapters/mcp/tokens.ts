@@ -15,6 +15,7 @@ export const TOKEN_FAILURES = {
   wrong_audience: 'the token\'s `aud` is not this door\'s resource',
   unknown_issuer: 'the token\'s `iss` is none of the listener\'s issuers',
   unknown_subject: 'the token\'s `sub` names no principal (credentials.token_subjects)',
+  principal_expired: 'the token\'s `sub` names a principal whose `expires` has passed',
 } as const;
 export type TokenFailure = keyof typeof TOKEN_FAILURES;
 
@@ -92,7 +93,9 @@ export class TokenVerifier {
     const subject = payload.sub!;
     for (const p of principals) {
       const subjects = (p.credentials as { token_subjects?: string[] }).token_subjects;
-      if (subjects?.includes(subject)) return { ok: true, token: { principal: p, subject, issuer: issuer.issuer, expiresMs: payload.exp! * 1000 } };
+      if (!subjects?.includes(subject)) continue;
+      if (p.expires !== undefined && Date.parse(p.expires) <= nowMs) return { ok: false, reason: 'principal_expired', detail: { issuer: issuer.issuer, principal: p.id } };
+      return { ok: true, token: { principal: p, subject, issuer: issuer.issuer, expiresMs: payload.exp! * 1000 } };
     }
     return { ok: false, reason: 'unknown_subject', detail: { issuer: issuer.issuer, subject: subject.slice(0, 200) } };
   }

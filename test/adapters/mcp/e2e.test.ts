@@ -20,6 +20,7 @@ import { mcpAdapter } from '../../../src/adapters/mcp/adapter.ts';
 const ISSUER = 'https://idp.plant.example';
 const SUB_A = 'spiffe://plant.example/agent/tuner';
 const SUB_B = 'agent-b@idp.plant.example';
+const SUB_RETIRED = 'spiffe://plant.example/agent/retired';
 
 let tmp: { dir: string; cleanup: () => void };
 let pki: TestPki;
@@ -72,6 +73,7 @@ appliance: { id: gw-mcp, site: Test bench, zone: lab, state_dir: ${tmp.dir}/stat
 principals:
   - { id: tuner, kind: agent, owner: Controls team, purpose: Loop tuning, acting_for: "work-order:WO-7", credentials: { token_subjects: ["${SUB_A}"] } }
   - { id: auditor, kind: agent, owner: Audit, purpose: Reviews, credentials: { token_subjects: ["${SUB_B}"] } }
+  - { id: retired, kind: agent, owner: Audit, purpose: Old, expires: "2021-01-01T00:00:00Z", credentials: { token_subjects: ["${SUB_RETIRED}"] } }
 targets:
   - { id: plc-1, protocol: modbus, zone: lab, host: 127.0.0.1, port: 502 }
 grants:
@@ -138,6 +140,7 @@ test('a request without a valid token gets 401 with an RFC 6750/9728 challenge, 
     ['wrong_audience', { authorization: `Bearer ${await token({ aud: 'https://elsewhere.example/mcp' })}` }],
     ['unknown_issuer', { authorization: `Bearer ${await token({ iss: 'https://rogue.example' })}` }],
     ['unknown_subject', { authorization: `Bearer ${await token({ sub: 'spiffe://plant.example/agent/nobody' })}` }],
+    ['principal_expired', { authorization: `Bearer ${await token({ sub: SUB_RETIRED })}` }],
   ];
   const before = gw.events().length;
   for (const [reason, headers] of cases) {
@@ -216,5 +219,18 @@ test('the session ends when the token that opened it expires', async () => {
   assert.equal(gw.core.sessions.get(session.id), undefined);
   // The MCP session is gone too: the client's next call is refused.
   await assert.rejects(client.callTool({ name: 'my_access', arguments: {} }));
+  await client.close();
+});
+
+// Last: it closes the listener the other tests share.
+test('closing the listener ends its MCP sessions', async () => {
+  const earlier = new Set(gw.core.sessions.list().map((s) => s.id));
+  const { client } = await connect(await token());
+  const session = gw.core.sessions.list().find((s) => s.listener === 'mcp-1' && !earlier.has(s.id));
+  assert.ok(session);
+  await gw.listeners.get('mcp-1')!.close();
+  const ended = await until(() => gw.events().find((e) => e.event === 'session.closed' && e.session === session.id), 'session.closed on listener close');
+  assert.equal(ended.detail?.reason, 'shutdown');
+  assert.equal(gw.core.sessions.list().some((s) => s.listener === 'mcp-1'), false);
   await client.close();
 });
