@@ -126,6 +126,7 @@ test('a valid token lists my_access and calls it: the structured result names th
   await client.close();
   await until(() => gw.events().some((e) => e.event === 'session.closed' && e.session === session.id && e.detail?.reason === 'closed'), 'session.closed journaled');
   assert.equal(gw.core.sessions.get(session.id), undefined);
+  assert.equal(gw.listeners.get('mcp-1')!.status!().mcp_sessions, 0, 'the listener forgot the MCP session id');
 });
 
 test('a request without a valid token gets 401 with an RFC 6750/9728 challenge, journaled by reason, never the token', async () => {
