@@ -44,6 +44,7 @@ interface McpSession {
   /** The latest `exp` of a token presented on this session (ms). */
   expiresMs: number;
   timer: NodeJS.Timeout | undefined;
+  released: boolean;
 }
 
 export async function startMcpListener(raw: ListenerConfig, core: Core): Promise<RunningListener> {
@@ -89,7 +90,7 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       // the session's streams, and later requests on its id get 404.
       () => release(entry),
     );
-    const entry: McpSession = { transport, server, session, expiresMs: token.expiresMs, timer: undefined };
+    const entry: McpSession = { transport, server, session, expiresMs: token.expiresMs, timer: undefined, released: false };
     transport.onclose = () => endFromClient(entry);
     server.registerTool(
       'my_access',
@@ -115,9 +116,11 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
   };
 
   const release = (entry: McpSession) => {
+    if (entry.released) return; // closing the SDK server closes its transport, which comes back here
+    entry.released = true;
     clearTimeout(entry.timer);
     if (entry.transport.sessionId !== undefined) byId.delete(entry.transport.sessionId);
-    if (!entry.session.active) void entry.server.close().catch(() => {});
+    void entry.server.close().catch(() => {});
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
