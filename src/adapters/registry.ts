@@ -11,8 +11,9 @@ import type { FrontDoor, ProtocolModule, ProtocolTable } from './types.ts';
 import { modbusModule } from './modbus/module.ts';
 import { opcuaModule } from './opcua/module.ts';
 import { sshModule } from './ssh/module.ts';
+import { mcpModule } from './mcp/module.ts';
 
-const modules: readonly ProtocolModule[] = [modbusModule, opcuaModule, sshModule] as unknown as ProtocolModule[];
+const modules: readonly ProtocolModule[] = [modbusModule, opcuaModule, sshModule, mcpModule] as unknown as ProtocolModule[];
 
 export const protocols: ProtocolTable = new Map(modules.map((m) => [m.name, m]));
 

@@ -1,0 +1,262 @@
+// The MCP front door: the Streamable HTTP transport of the official SDK, over TLS (node:https). Before the
+// SDK sees a request it is bounded (max_body_bytes: 413 without reading on) and authenticated (a bearer
+// JWT, tokens.ts; else 401 with an RFC 6750/9728 challenge, journaled as auth.failed). Each MCP session
+// (one SDK transport, keyed by its Mcp-Session-Id) is one core session of the principal that opened it:
+// another principal's token on it is refused (403); it ends when the client deletes it, when the freshest
+// token presented on it expires, when the core ends it (kill, revoked grant) or when the listener closes.
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type net from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { Core } from '../../core/core.ts';
+import { RateLimitedRefusals } from '../../core/refusals.ts';
+import type { ListenerConfig } from '../../config/types.ts';
+import type { Session } from '../../sessions/registry.ts';
+import type { FrontDoor, RunningListener } from '../types.ts';
+import { formatRemote, listenOn, tcpListenerCloser } from '../net.ts';
+import { mcpListenerSchema, type McpListenerConfig } from './schema.ts';
+import { TokenVerifier, type TokenFailure, type VerifiedToken } from './tokens.ts';
+import { myAccess, myAccessOutput } from './my-access.ts';
+
+/** Refusals of a request that carried a valid token, beside the token failures (tokens.ts). */
+export const REQUEST_REFUSALS = {
+  session_not_owned: 'the MCP session belongs to another principal (403)',
+  body_too_large: 'the request body exceeds max_body_bytes (413)',
+  body_not_json: 'the request body is not JSON (400)',
+} as const;
+
+const METADATA_PATH = '/.well-known/oauth-protected-resource';
+/** How long a refused upload may go on being discarded before its connection is dropped. */
+const LINGER_MS = 2000;
+/** Longest a timer may be set for; a later expiry re-arms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export const mcpAdapter: FrontDoor = { start: startMcpListener };
+
+interface McpSession {
+  readonly transport: StreamableHTTPServerTransport;
+  readonly server: McpServer;
+  readonly session: Session;
+  /** The latest `exp` of a token presented on this session (ms). */
+  expiresMs: number;
+  timer: NodeJS.Timeout | undefined;
+  released: boolean;
+}
+
+export async function startMcpListener(raw: ListenerConfig, core: Core): Promise<RunningListener> {
+  const cfg: McpListenerConfig = mcpListenerSchema.parse(raw);
+  const verifier = new TokenVerifier(cfg); // reads the JWKS files now, on every listener start
+  const resource = new URL(cfg.resource);
+  const resourcePath = resource.pathname;
+  const metadataUrl = `${resource.origin}${METADATA_PATH}${resourcePath === '/' ? '' : resourcePath}`;
+  const metadataPaths = new Set([METADATA_PATH, `${METADATA_PATH}${resourcePath === '/' ? '' : resourcePath}`]);
+  const metadata = JSON.stringify({
+    resource: cfg.resource,
+    authorization_servers: cfg.issuers.map((i) => i.issuer),
+    bearer_methods_supported: ['header'],
+  });
+  const refusals = new RateLimitedRefusals(core, cfg.id, 'mcp');
+  const byId = new Map<string, McpSession>();
+  const sockets = new Set<net.Socket>();
+
+  const arm = (s: McpSession) => {
+    clearTimeout(s.timer);
+    const delay = s.expiresMs - core.clock.now();
+    s.timer = setTimeout(() => {
+      if (s.expiresMs - core.clock.now() > 0) return arm(s);
+      // The token that let the agent in has expired: the session ends as a grant that no longer holds would.
+      s.session.terminate({ reason: 'grant_expired', detail: 'bearer token expired' });
+    }, Math.max(0, Math.min(delay, MAX_TIMER_MS)));
+    s.timer.unref();
+  };
+
+  /** A new MCP session for `token`'s principal; the SDK names it in its answer to `initialize`. */
+  const openSession = (token: VerifiedToken, remote: string): McpSession => {
+    const principal = token.principal;
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => void byId.set(id, entry),
+      // The client deleted the session (HTTP DELETE).
+      onsessionclosed: () => endFromClient(entry),
+    });
+    const server = new McpServer({ name: 'penstock', version: '1' });
+    const session = core.sessions.open(
+      { principal, chain: [principal.id, ...(principal.acting_for ? [principal.acting_for] : [])], listener: cfg.id, protocol: 'mcp', remote },
+      // Ended by the core (kill, revoked grant), the token's expiry or the listener closing: the SDK closes
+      // the session's streams, and later requests on its id get 404.
+      () => release(entry),
+    );
+    const entry: McpSession = { transport, server, session, expiresMs: token.expiresMs, timer: undefined, released: false };
+    transport.onclose = () => endFromClient(entry);
+    server.registerTool(
+      'my_access',
+      {
+        title: 'My access',
+        description: 'Your active grants (targets, task, window end, limits) and your approvals waiting for a person.',
+        outputSchema: myAccessOutput,
+        annotations: { readOnlyHint: true, openWorldHint: false },
+      },
+      async () => {
+        const out = myAccess(core, session);
+        return { content: [{ type: 'text', text: JSON.stringify(out) }], structuredContent: out };
+      },
+    );
+    arm(entry);
+    return entry;
+  };
+
+  /** The client or the SDK ended the MCP session: the core session ends with it. */
+  const endFromClient = (entry: McpSession) => {
+    entry.session.close();
+    release(entry);
+  };
+
+  const release = (entry: McpSession) => {
+    if (entry.released) return; // closing the SDK server closes its transport, which comes back here
+    entry.released = true;
+    clearTimeout(entry.timer);
+    if (entry.transport.sessionId !== undefined) byId.delete(entry.transport.sessionId);
+    void entry.server.close().catch(() => {});
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const remote = formatRemote(req.socket.remoteAddress, req.socket.remotePort);
+    const path = new URL(req.url ?? '/', resource.origin).pathname;
+    if (metadataPaths.has(path)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
+      return send(res, 200, metadata, { 'cache-control': 'max-age=300' });
+    }
+    if (path !== resourcePath) return send(res, 404, { error: 'not_found' });
+
+    // A declared length over the bound is refused before anything else, without reading the body.
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > cfg.max_body_bytes) return tooLarge(req, res, remote, undefined);
+
+    const check = await verifier.verify(TokenVerifier.bearer(req.headers.authorization), core.config().principals.values(), core.clock.now());
+    if (!check.ok) {
+      refusals.authFailed(remote, check.reason, check.detail);
+      return unauthorized(res, metadataUrl, check.reason);
+    }
+    const token = check.token;
+
+    let body: unknown;
+    if (req.method === 'POST') {
+      const read = await readBounded(req, cfg.max_body_bytes);
+      if (read === 'too_large') return tooLarge(req, res, remote, token.principal.id);
+      try {
+        body = JSON.parse(read.toString('utf8'));
+      } catch {
+        refusals.record('action.malformed', remote, token.principal.id, { reason: 'body_not_json' });
+        return send(res, 400, { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
+      }
+    }
+
+    const sid = req.headers['mcp-session-id'];
+    if (typeof sid === 'string') {
+      const entry = byId.get(sid);
+      if (!entry) return send(res, 404, { jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+      if (entry.session.principal.id !== token.principal.id) {
+        refusals.authFailed(remote, 'session_not_owned', { principal: token.principal.id, session: entry.session.id });
+        return send(res, 403, { jsonrpc: '2.0', error: { code: -32001, message: 'Forbidden: this session belongs to another principal' }, id: null });
+      }
+      // A fresher token keeps the session for its own lifetime; an older one does not shorten it.
+      if (token.expiresMs > entry.expiresMs) {
+        entry.expiresMs = token.expiresMs;
+        arm(entry);
+      }
+      return entry.transport.handleRequest(req, res, body);
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(body)) {
+      return send(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no valid session id' }, id: null });
+    }
+    const entry = openSession(token, remote);
+    try {
+      await entry.server.connect(entry.transport);
+      await entry.transport.handleRequest(req, res, body);
+    } finally {
+      // The SDK refused the initialize (no session id issued): the session never began.
+      if (entry.transport.sessionId === undefined) endFromClient(entry);
+    }
+  };
+
+  function tooLarge(req: IncomingMessage, res: ServerResponse, remote: string, principal: string | undefined): void {
+    refusals.record('action.malformed', remote, principal, { reason: 'body_too_large', max_body_bytes: cfg.max_body_bytes });
+    // The rest of the body is discarded, never kept. The connection is not closed at once: a client still
+    // sending would see it reset before it read the 413 (and TLS has no half-close). What it sends
+    // meanwhile is thrown away for a short linger, then the connection is dropped.
+    send(res, 413, { jsonrpc: '2.0', error: { code: -32600, message: `request body exceeds ${cfg.max_body_bytes} bytes` }, id: null });
+    res.once('finish', () => {
+      req.resume();
+      if (req.complete) return;
+      const linger = setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+      req.once('end', () => clearTimeout(linger));
+    });
+  }
+
+  const server = https.createServer(
+    { cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key), minVersion: 'TLSv1.2' },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        core.log.error({ err, listener: cfg.id }, 'mcp request failed');
+        if (!res.headersSent) send(res, 500, { jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null });
+        else res.destroy();
+      });
+    },
+  );
+  server.requestTimeout = 60_000; // a request body trickled in slower than this is dropped (slow-loris)
+  server.headersTimeout = 20_000;
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+  });
+  server.on('tlsClientError', () => {}); // a failed handshake never reached HTTP; nothing to answer
+
+  const bound = await listenOn(server, cfg.port, cfg.host);
+  server.on('error', (err) => core.log.error({ err, listener: cfg.id }, 'mcp listener error'));
+  core.log.info({ listener: cfg.id, host: bound.address, port: bound.port, resource: cfg.resource }, 'mcp front door listening');
+  const close = tcpListenerCloser(server, sockets, core, cfg.id);
+  return {
+    id: cfg.id,
+    address: () => ({ host: bound.address, port: bound.port }),
+    close,
+    status: () => ({ resource: cfg.resource, mcp_sessions: byId.size }),
+  };
+}
+
+/** The body, or 'too_large' as soon as it passes `max` (the rest is left unread). */
+function readBounded(req: IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.pause();
+        return resolve('too_large');
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+/** 401 with the challenge of RFC 6750 §3 pointing at the metadata of RFC 9728 §5.1. */
+function unauthorized(res: ServerResponse, metadataUrl: string, reason: TokenFailure): void {
+  // RFC 6750 §3.1: a request without credentials gets no error code; a bad token gets invalid_token.
+  const challenge = `Bearer resource_metadata="${metadataUrl}"${reason === 'no_token' ? '' : ', error="invalid_token"'}`;
+  send(res, 401, { error: reason === 'no_token' ? 'unauthorized' : 'invalid_token', error_description: reason }, { 'www-authenticate': challenge });
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}

@@ -1,0 +1,40 @@
+// MCP (the Model Context Protocol, for AI agents) as the rest of Penstock sees it: the listener schema,
+// what a principal's token names, and the gateway's own tools as action objects. MCP has no targets and
+// no rules of its own: a tool that acts on a target is decided by that target's protocol. Light on purpose:
+// the SDK and the HTTPS server are loaded by load() only when a listener uses them.
+import { DECISION_REASONS, type DecisionReason } from '../../policy/types.ts';
+import { miss } from '../../policy/matcher.ts';
+import type { ProtocolModule } from '../types.ts';
+import { mcpCredentialSchemas, mcpListenerSchema, mcpObjectSchema, mcpRuleSchema, mcpTargetSchema, type McpObject } from './schema.ts';
+
+/** The gateway's own tools (no other protocol's): each discloses only what concerns the caller. */
+export const GATEWAY_TOOLS = ['my_access'] as const;
+
+/**
+ * How a refusal reads to the agent: the text of a tool result with `isError: true` (MCP's way of saying
+ * a tool call failed without failing the JSON-RPC request), led by the stable reason code.
+ */
+const MCP_REFUSALS = Object.fromEntries(
+  (Object.keys(DECISION_REASONS) as DecisionReason[]).map((r) => [r, `${r}: ${DECISION_REASONS[r]}`]),
+) as Record<DecisionReason, string>;
+
+export const mcpModule: ProtocolModule<McpObject, never> = {
+  name: 'mcp',
+  title: 'MCP',
+  listenerSchema: mcpListenerSchema,
+  targetSchema: mcpTargetSchema,
+  ruleSchema: mcpRuleSchema,
+  objectSchema: mcpObjectSchema,
+  credentialSchemas: mcpCredentialSchemas,
+  matcher: {
+    kind: 'mcp',
+    validate: (_action, object) => ((GATEWAY_TOOLS as readonly string[]).includes(object.tool) ? undefined : `no gateway tool ${object.tool}`),
+    // No rule can be an mcp rule (the schema refuses every one), so nothing here ever fits.
+    match: () => miss('function_not_granted', 'MCP tools are granted by the rules of the protocol they act on'),
+    describe: () => 'no mcp rule exists',
+  },
+  renderObject: (o) => ({ tool: o.tool }),
+  describeAction: (a) => `${a.verb} tool ${a.object.tool}`,
+  refusals: MCP_REFUSALS,
+  load: async () => (await import('./adapter.ts')).mcpAdapter,
+};

@@ -1,0 +1,64 @@
+// Config schemas of MCP listeners, what a principal's token names, and the rule and target schemas MCP
+// does not have yet (each refuses with a sentence saying why, so the rule union stays total).
+import { z } from 'zod';
+import { listenerBaseSchema, nonEmpty, targetBaseSchema } from '../../config/schema-parts.ts';
+
+/** The resource URI this door answers for (RFC 8707, RFC 9728): https, no query or fragment. */
+const resourceUri = z.string().refine((s) => {
+  if (!URL.canParse(s)) return false;
+  const u = new URL(s);
+  return u.protocol === 'https:' && u.search === '' && u.hash === '' && u.username === '' && u.password === '';
+}, 'must be an https URL without query, fragment or user info, e.g. https://gw.example:8443/mcp');
+
+/**
+ * An MCP front door: Streamable HTTP over TLS. Agents present bearer JWTs (OIDC access tokens, SPIFFE
+ * JWT-SVIDs) from one of `issuers`, verified against the issuer's JWKS file, with the audience bound to
+ * `resource` unless the issuer names another.
+ */
+export const mcpListenerSchema = listenerBaseSchema.extend({
+  protocol: z.literal('mcp'),
+  tls: z.strictObject({ cert: nonEmpty, key: nonEmpty }),
+  resource: resourceUri,
+  issuers: z.array(z.strictObject({
+    /** The `iss` claim, exactly as the issuer writes it. */
+    issuer: nonEmpty,
+    /** A JSON Web Key Set file (`{ "keys": [...] }`): the issuer's public keys, read at listener start. */
+    jwks_file: nonEmpty,
+    /** The `aud` the issuer writes for this gateway; default: `resource`. */
+    audience: nonEmpty.optional(),
+  })).min(1),
+  /** Tolerated clock difference with the issuer for `exp` and `nbf`. */
+  clock_skew_seconds: z.number().int().min(0).max(300).default(60),
+  /** A request body larger than this is refused (413) without being read. */
+  max_body_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+}).strict().superRefine((l, ctx) => {
+  const seen = new Set<string>();
+  l.issuers.forEach((i, n) => {
+    if (seen.has(i.issuer)) ctx.addIssue({ code: 'custom', path: ['issuers', n, 'issuer'], message: `issuer ${i.issuer} is listed twice` });
+    seen.add(i.issuer);
+  });
+});
+export type McpListenerConfig = z.output<typeof mcpListenerSchema>;
+
+/** MCP fronts no targets of its own: its tools act on the targets of the other protocols. */
+export const mcpTargetSchema = targetBaseSchema.extend({ protocol: z.literal('mcp') }).superRefine((_t, ctx) => {
+  ctx.addIssue({ code: 'custom', path: ['protocol'], message: 'MCP has no targets: an agent\'s tools act on targets of the protocol they speak (give the target that protocol)' });
+});
+
+/** No MCP rules: a tool that acts on a target is granted by that target's protocol's rules. */
+export const mcpRuleSchema: z.ZodType<never> = z.custom<never>(() => false, {
+  message: 'MCP tools are granted by the rules of the protocol they act on; there is no mcp rule',
+});
+
+/** Keys MCP adds to a principal's `credentials`. */
+export const mcpCredentialSchemas = {
+  /** The `sub` values (OIDC subjects, SPIFFE IDs of JWT-SVIDs) of the tokens this principal presents. */
+  token_subjects: z.array(nonEmpty).min(1),
+};
+
+/** A tool call that belongs to no other protocol (the gateway's own tools, such as `my_access`). */
+export const mcpObjectSchema = z.strictObject({
+  kind: z.literal('mcp'),
+  tool: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
+});
+export type McpObject = z.output<typeof mcpObjectSchema>;
