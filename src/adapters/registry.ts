@@ -1,7 +1,7 @@
 // The module table: every protocol Penstock has a front door for, one line each. A protocol missing
 // here is a start-up error in config. Shared code (config, policy, journal, admin, cli, core's
 // composition root) looks protocols up here and never names one; adding a protocol is a folder under
-// src/adapters/ and a line below (docs/protocols/adding.md).
+// src/adapters/ and a line below (docs/adding-a-protocol.md).
 //
 // The modules are small and loaded eagerly (config validation, policy and the journal need their
 // schemas, matchers and renderers, even for `penstockctl config check` where no daemon runs); a front
