@@ -16,6 +16,7 @@ import { validateRuntimeGrant } from '../src/grants/validate.ts';
 import { Approvals } from '../src/approvals/approvals.ts';
 import { Vault } from '../src/vault/vault.ts';
 import { DaemonCore } from '../src/core/daemon-core.ts';
+import type { Session } from '../src/sessions/registry.ts';
 import type { FrontDoor, RunningListener } from '../src/adapters/types.ts';
 
 export interface TestCore {
@@ -88,4 +89,9 @@ export async function startTestGateway(dir: string, yaml: string, adapter: Front
       await t.stop();
     },
   };
+}
+
+/** A session of `principal` on `target`, as a front door on loopback would open it (no wire behind it). */
+export function openTestSession(core: DaemonCore, principal: string, target = 'plc-1'): Session {
+  return core.sessions.open({ principal: core.config().principals.get(principal)!, chain: [principal], target, listener: 'test', protocol: 'modbus', remote: '127.0.0.1:1', attributes: {} }, () => {});
 }

@@ -11,7 +11,7 @@ import type { DaemonCore } from '../../src/core/daemon-core.ts';
 import type { Action } from '../../src/policy/types.ts';
 import type { Session } from '../../src/sessions/registry.ts';
 import { tempDir } from '../support.ts';
-import { startTestCore, type TestCore } from '../core-harness.ts';
+import { openTestSession, startTestCore, type TestCore } from '../core-harness.ts';
 
 let tmp: { dir: string; cleanup: () => void };
 let t: TestCore;
@@ -20,9 +20,7 @@ const clock = new ManualClock(Date.parse('2026-11-25T09:00:00Z'));
 const action = (verb: 'read' | 'write', address: number, values?: number[]): Action => ({ target: 'plc-1', verb, object: { kind: 'modbus', unit: 1, functionCode: verb === 'read' ? 3 : 6, table: 'holding_register', address, quantity: 1, ...(values ? { values } : {}) } });
 const internal = (e: unknown) => isPenstockError(e, 'PS_INTERNAL');
 
-function open(principal: string): Session {
-  return core.sessions.open({ principal: core.config().principals.get(principal)!, chain: [principal], target: 'plc-1', listener: 'test', protocol: 'modbus', remote: '127.0.0.1:1', attributes: {} }, () => {});
-}
+const open = (principal: string): Session => openTestSession(core, principal);
 
 before(async () => {
   tmp = tempDir('penstock-authorization-');

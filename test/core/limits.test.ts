@@ -7,7 +7,7 @@ import type { WireRequest } from '../../src/core/core.ts';
 import type { Action } from '../../src/policy/types.ts';
 import type { Session } from '../../src/sessions/registry.ts';
 import { tempDir } from '../support.ts';
-import { startTestCore, type TestCore } from '../core-harness.ts';
+import { openTestSession, startTestCore, type TestCore } from '../core-harness.ts';
 import type { DaemonCore } from '../../src/core/daemon-core.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -17,9 +17,7 @@ const clock = new ManualClock(Date.parse('2026-11-25T09:00:00Z'));
 
 const read = (address: number): Action => ({ target: 'plc-1', verb: 'read', object: { kind: 'modbus', unit: 1, functionCode: 3, table: 'holding_register', address, quantity: 1 } });
 
-function open(principal: string): Session {
-  return core.sessions.open({ principal: core.config().principals.get(principal)!, chain: [principal], target: 'plc-1', listener: 'test', protocol: 'modbus', remote: '127.0.0.1:1', attributes: {} }, () => {});
-}
+const open = (principal: string): Session => openTestSession(core, principal);
 
 async function allowedOf(session: Session, n: number, request?: WireRequest): Promise<number> {
   let allowed = 0;
