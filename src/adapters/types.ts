@@ -48,7 +48,7 @@ export interface FrontDoor {
 export interface DryRunSyntax {
   /** Usage lines after `PRINCIPAL TARGET`, e.g. `<name> read|write OBJECT [--option V]`. */
   readonly usage: readonly string[];
-  /** Command-line options this protocol reads (`--unit <u>`), with their help text. */
+  /** Command-line options this protocol reads (`--unit <u>`), with their help text (penstockctl puts the protocol's name before it). */
   readonly options: readonly { flags: string; description: string }[];
   /** Extra help text after the options. */
   readonly help?: string;

@@ -63,10 +63,10 @@ const W = { coil: WRITE_FC.coil!, holding_register: WRITE_FC.holding_register! }
 export const modbusDryRun: DryRunSyntax = {
   usage: ['modbus read|write TABLE ADDRESS [--quantity N] [--unit U] [--fc FC] [--values 1,2,3]'],
   options: [
-    { flags: '--quantity <n>', description: 'modbus: number of coils or registers (default: number of --values, else 1)' },
-    { flags: '--unit <u>', description: 'modbus: unit id (default 1)' },
-    { flags: '--fc <fc>', description: 'modbus: function code (default: from verb, table and quantity)' },
-    { flags: '--values <list>', description: 'modbus: values written, comma separated' },
+    { flags: '--quantity <n>', description: 'number of coils or registers (default: number of --values, else 1)' },
+    { flags: '--unit <u>', description: 'unit id (default 1)' },
+    { flags: '--fc <fc>', description: 'function code (default: from verb, table and quantity)' },
+    { flags: '--values <list>', description: 'values written, comma separated' },
   ],
   help: `Modbus ADDRESS is the 0-based protocol address. TABLE: ${modbusTables.join(', ')}.\nWrites: coil → fc ${W.coil.single} (one) / ${W.coil.multiple} (several); holding_register → fc ${W.holding_register.single} / ${W.holding_register.multiple}.`,
   parse: (args, options) => parseModbusDryRun(args, options),

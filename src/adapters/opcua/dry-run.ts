@@ -44,10 +44,10 @@ export function opcuaDryRunAction(args: string[], opts: OpcuaDryRunOptions): { v
 export const opcuaDryRun: DryRunSyntax = {
   usage: [`opcua ${opcuaVerbs.join('|')} NODEID [--value V] [--browse-path P] [--attribute A] [--object NODEID]`],
   options: [
-    { flags: '--value <v>', description: 'opcua: numeric value written (an integer beyond 2^53 is compared exactly)' },
-    { flags: '--browse-path <path>', description: 'opcua: browse path of the node' },
-    { flags: '--attribute <name>', description: 'opcua: attribute read' },
-    { flags: '--object <nodeid>', description: 'opcua: object a method is called on' },
+    { flags: '--value <v>', description: 'numeric value written (an integer beyond 2^53 is compared exactly)' },
+    { flags: '--browse-path <path>', description: 'browse path of the node' },
+    { flags: '--attribute <name>', description: 'attribute read' },
+    { flags: '--object <nodeid>', description: 'object a method is called on' },
   ],
   help: 'OPC UA NODEID is the gateway node id (ns=1;s=<target>/<browse path>); rules may also name the browse path (--browse-path).',
   parse: (args, options) => opcuaDryRunAction(args, options),

@@ -67,7 +67,7 @@ export const sshDryRun: DryRunSyntax = {
     `ssh shell | ssh tunnel [${RAW_TUNNEL}|PROTOCOL]`,
     'ssh upload|download PATH [--bytes N]',
   ],
-  options: [{ flags: '--bytes <n>', description: 'ssh: size of the file uploaded or downloaded' }],
+  options: [{ flags: '--bytes <n>', description: 'size of the file uploaded or downloaded' }],
   help: 'SSH exec: one word after -- is the command line as a client sends it; several words are joined with POSIX quoting.',
   parse: (args, options) => sshAction(args, parseCommandLine, { bytes: options.bytes }),
 };
