@@ -34,17 +34,11 @@ export function modbusRuleWarnings(rule: ModbusRuleConfig): RuleWarning[] {
 
 // ---------------------------------------------------------------- firmware-profile points
 
-const pointNameRe = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
-
-/** The fields a Modbus point carries (besides the common name, description, units, access, min, max). */
+/** Where a Modbus point sits; the fields every point has (type, words, scales, access, bounds) are config/profiles.ts's. */
 export const modbusPointFields = {
   /** Table and 0-based protocol address of the first register (required: see checkModbusPoint). */
   table: z.enum(modbusTables).optional(),
   address: z.number().int().min(0).max(LAST_ADDRESS).optional(),
-  /** Engineering value = raw x 10^scale_exponent (SunSpec-style fixed scale). */
-  scale_exponent: z.number().int().min(-10).max(10).optional(),
-  /** Engineering value = raw x 10^(this other point of the profile, read from the device). */
-  scale_factor: z.string().regex(pointNameRe).optional(),
 } as const;
 
 interface PointView {
