@@ -9,7 +9,7 @@
 // speak a protocol never loads its stack.
 import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
-import type { Core } from '../core/core.ts';
+import type { AuthorizeOptions, Core, Verdict } from '../core/core.ts';
 import type { ConfigIssue, FirmwareProfile, ListenerConfig } from '../config/types.ts';
 import type { Path } from '../config/yaml-issues.ts';
 import type { ProtocolMatcher } from '../policy/matcher.ts';
@@ -42,7 +42,74 @@ export interface FrontDoor {
    * to a target of this protocol): every request on it is decided as usual, for `session`.
    */
   serveStream?(stream: Duplex, session: Session, core: Core, target: string): ServedStream;
+  /**
+   * Run one call of an agent tool this protocol offers (ProtocolModule.agentTools), with arguments the
+   * MCP door has already validated against the tool's input schema. Every action it takes on a target is
+   * decided through `call.authorize` and forwarded only with the Authorization that carries; the first
+   * verdict that is not an allow ends the call as `{ ok: false, refused }`.
+   */
+  callAgentTool?(name: string, args: Record<string, unknown>, call: AgentCall): Promise<AgentToolResult>;
 }
+
+/**
+ * A tool an AI agent calls on the MCP front door that acts on targets of one protocol (`modbus_read`,
+ * `ssh_exec`). The protocol's module describes it; its front door runs it (FrontDoor.callAgentTool). The
+ * MCP door knows no protocol: it lists, validates, journals and answers calls from these alone.
+ */
+export interface AgentToolSpec<R = unknown> {
+  /** `<protocol>_<what>`: unique across the table. */
+  readonly name: string;
+  readonly title: string;
+  /** For the agent's model: what the tool does, what it needs, what it returns. */
+  readonly description: string;
+  /**
+   * The arguments, as a strict zod object. It has a `target` (the target's id); the MCP door narrows it
+   * to the targets of this protocol the principal's grants name, converts the schema to JSON Schema for
+   * tools/list and validates every call against it.
+   */
+  readonly input: z.ZodObject;
+  /** The structured result, as a zod object (the tool's outputSchema). */
+  readonly output?: z.ZodObject;
+  /** It changes nothing on the target (MCP's readOnlyHint). */
+  readonly readOnly: boolean;
+  /** Argument names whose values are secrets: never journaled (replaced by `[secret]`). */
+  readonly secretArgs?: readonly string[];
+  /**
+   * Whether a rule body of this protocol (allow or approve; deny rules are never asked) could let this
+   * tool do something: tools/list shows a tool while an active grant of the principal holds such a rule.
+   */
+  listedBy(rule: R): boolean;
+}
+
+/** What an agent tool call may use: the MCP door makes one per call. */
+export interface AgentCall {
+  readonly core: Core;
+  /** The agent's MCP session, as a core session (principal, chain, counters, limits). */
+  readonly session: Session;
+  /**
+   * Decide one action of this call: core.authorize with the call's correlation id (every event of the
+   * call carries it) and its approval binding (an approve rule answers at once with a pending approval
+   * bound to the SHA-256 of the call's canonical arguments; the same call, once approved, runs once).
+   */
+  authorize(action: Action, opts?: Pick<AuthorizeOptions, 'evidence' | 'request'>): Promise<Verdict>;
+  /** Journal what the target did after an allowed action (the side effect), with the call's correlation id. */
+  outcome(action: Action, outcome: Record<string, unknown>): Promise<void>;
+  /** Aborted when the session ends or the client cancels the call: stop waiting on the target. */
+  readonly signal: AbortSignal;
+}
+
+/** How an agent tool call ended. */
+export type AgentToolResult =
+  /** Done: the structured result (matching the tool's output schema) and, optionally, a line of text for the model. */
+  | { ok: true; result: Record<string, unknown>; text?: string }
+  /** Policy said no, or a person must approve first: the verdict that ended the call. */
+  | { ok: false; refused: Verdict }
+  /**
+   * Not a policy matter: arguments that name nothing (an unknown point, a target of another protocol),
+   * or the target's own error (a Modbus exception, an OPC UA status, an exit status is NOT an error).
+   * `code` is stable and machine-readable (`unknown_point`, `device_exception`); message is for people.
+   */
+  | { ok: false; error: { code: string; message: string; detail?: Record<string, unknown> } };
 
 /** How `penstockctl policy check PRINCIPAL TARGET <protocol> ARGS…` builds this protocol's action. */
 export interface DryRunSyntax {
@@ -143,6 +210,8 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   };
   /** Secrets this protocol stores in the vault in a form of its own (`penstockctl vault set --as NAME`). */
   readonly secretForms?: Readonly<Record<string, { description: string; encode(plain: string): string | Promise<string> }>>;
+  /** Tools an AI agent may call on the MCP door to act on this protocol's targets; FrontDoor.callAgentTool runs them. */
+  readonly agentTools?: readonly AgentToolSpec<R>[];
   /** Its FrontDoor has serveStream: another front door's tunnel may carry this protocol. */
   readonly servesStreams?: boolean;
   /** The front door, loaded on first use. */

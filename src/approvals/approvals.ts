@@ -32,6 +32,12 @@ export interface ApprovalRequest {
    * approval is for a request that is still waiting; past this it times out like any unanswered one.
    */
   deadlineMs?: number;
+  /**
+   * Deferred: nobody waits on the outcome. The request is bound to the SHA-256 of the call's canonical
+   * arguments; once approved, the same principal's call with the same binding may run on it, once
+   * (takeApproved), until it lapses a time-out after the approval.
+   */
+  binding?: string;
 }
 
 export interface PendingApproval extends Omit<ApprovalRequest, 'deadlineMs'> {
@@ -47,6 +53,14 @@ export interface ApprovalsOptions {
   clock: Clock | Scheduler;
   timeoutMs: number;
   newId?: () => string;
+}
+
+interface Approved {
+  id: string;
+  principal: string;
+  target: string;
+  by?: Operator;
+  expiresMs: number;
 }
 
 interface Entry {
@@ -69,6 +83,8 @@ export class Approvals {
   readonly #newId: () => string;
   readonly #pending = new Map<string, Entry>();
   readonly #resolved = new Map<string, ApprovalOutcome>();
+  /** Deferred approvals approved and not yet used, by `principal binding`. */
+  readonly #approved = new Map<string, Approved>();
 
   constructor(options: ApprovalsOptions) {
     if (!(options.timeoutMs > 0)) throw new PenstockError('PS_INTERNAL', `approval time-out must be positive, not ${options.timeoutMs}`);
@@ -96,6 +112,7 @@ export class Approvals {
       action: structuredClone(p.action),
       ...(p.grant !== undefined ? { grant: p.grant } : {}),
       ...(p.rule !== undefined ? { rule: p.rule } : {}),
+      ...(p.binding !== undefined ? { binding: p.binding } : {}),
       since: new Date(now).toISOString(),
       expiresAt: new Date(expiresMs).toISOString(),
     };
@@ -119,6 +136,27 @@ export class Approvals {
   get(id: string): PendingApproval | undefined {
     const e = this.#pending.get(id);
     return e && structuredClone(e.pending);
+  }
+
+  /** The deferred request still waiting for a person for this principal and binding, if any. */
+  pendingFor(principal: string, binding: string): PendingApproval | undefined {
+    for (const e of this.#pending.values()) {
+      if (e.pending.binding === binding && e.pending.principal === principal) return structuredClone(e.pending);
+    }
+    return undefined;
+  }
+
+  /**
+   * Use a deferred approval: the approved, unused, unexpired one for this principal, binding and target,
+   * which is then gone (one approval, one run).
+   */
+  takeApproved(principal: string, binding: string, target: string, nowMs: number = this.#clock.now()): { id: string; by?: Operator } | undefined {
+    const key = `${principal} ${binding}`;
+    const a = this.#approved.get(key);
+    if (!a || a.target !== target) return undefined;
+    this.#approved.delete(key);
+    if (a.expiresMs <= nowMs) return undefined;
+    return { id: a.id, ...(a.by ? { by: a.by } : {}) };
   }
 
   approve(id: string, by: Operator, note?: string): ApprovalOutcome {
@@ -178,6 +216,13 @@ export class Approvals {
     this.#pending.delete(id);
     if (e.timer) (this.#clock as Scheduler).clearTimeout(e.timer);
     this.#resolved.set(id, final);
+    const p = e.pending;
+    if (final.approved && p.binding !== undefined) {
+      // Usable for as long again as a request may wait: the agent asks again when it learns of the approval.
+      const approved: Approved = { id, principal: p.principal, target: p.target, expiresMs: this.#clock.now() + this.#timeoutMs, ...(final.by ? { by: final.by } : {}) };
+      this.#approved.set(`${p.principal} ${p.binding}`, approved);
+      if (this.#approved.size > REMEMBERED) this.#approved.delete(this.#approved.keys().next().value!);
+    }
     if (this.#resolved.size > REMEMBERED) this.#resolved.delete(this.#resolved.keys().next().value!);
     e.resolve(final);
     return final;

@@ -14,7 +14,18 @@ export interface Authorization {
 }
 
 /** What core.authorize answers: an allow carries its proof; anything else carries none. */
-export type Verdict = (Decision & { effect: 'allow'; authorization: Authorization }) | (Decision & { effect: 'deny' | 'approve'; authorization?: undefined });
+export type Verdict =
+  | (Decision & { effect: 'allow'; authorization: Authorization })
+  | (Decision & { effect: 'deny' | 'approve'; authorization?: undefined; approval?: PendingApprovalRef });
+
+/** A deferred approval the verdict waits on (AuthorizeOptions.approvalBinding): ask again once a person has approved. */
+export interface PendingApprovalRef {
+  readonly id: string;
+  /** When it times out unless someone answers (ISO 8601). */
+  readonly expiresAt: string;
+  /** The SHA-256 of the canonical arguments it is bound to. */
+  readonly binding: string;
+}
 
 const MINT = Symbol('mint');
 

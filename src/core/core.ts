@@ -45,6 +45,18 @@ export interface AuthorizeOptions {
   onApprovalPending?: (approvalId: string) => void;
   /** When the client stops waiting for this request (clock ms): an approval cannot come later than this. */
   deadlineMs?: number;
+  /**
+   * Ties every event of one request (an agent's tool call) together: it goes into the detail of the
+   * decision's, the approval's and the outcome's events, and each read is journaled on its own rather
+   * than folded into the session's read aggregate.
+   */
+  correlation?: string;
+  /**
+   * Deferred approval, bound to these exact arguments (the SHA-256 of their canonical form): an approve
+   * rule does not hold the request; the verdict says `approve` at once with the pending approval's id.
+   * Once a person approves, the same principal's next action with the same binding runs on it, once.
+   */
+  approvalBinding?: string;
 }
 
 export interface Core {
@@ -71,7 +83,7 @@ export interface Core {
    */
   recordRefusal(refusal: Refusal): Promise<void>;
   /** Journal what happened upstream after an allowed privileged action (or an upstream failure). */
-  recordOutcome(session: Session, action: Action, outcome: Record<string, unknown>): Promise<void>;
+  recordOutcome(session: Session, action: Action, outcome: Record<string, unknown>, opts?: { correlation?: string }): Promise<void>;
   /**
    * Count values pushed to a session without a request of their own (a subscription's notifications
    * on the object `action` names, already allowed when the subscription was made). Goes into the

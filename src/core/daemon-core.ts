@@ -16,7 +16,7 @@ import type { Vault } from '../vault/vault.ts';
 import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
 import type { AuthorizeOptions, Core, Refusal, WireRequest } from './core.ts';
 import { ReadAggregator } from './reads.ts';
-import { mintAuthorization, type Verdict } from './authorization.ts';
+import { mintAuthorization, type PendingApprovalRef, type Verdict } from './authorization.ts';
 
 /** Verbs whose evidence may be aggregated; everything else is privileged and journaled before forwarding. */
 const READ_VERBS: ReadonlySet<Verb> = new Set(['read', 'browse', 'subscribe', 'history']);
@@ -118,36 +118,42 @@ export class DaemonCore implements Core {
     const limit = this.#checkSessionLimits(session, now, held, decision.grant, opts.request);
     if (limit) return this.#deny(session, action, limit);
 
-    if (decision.effect === 'approve') {
+    const correlation = opts.correlation !== undefined ? { correlation: opts.correlation } : undefined;
+    if (decision.effect === 'approve' && opts.approvalBinding !== undefined) {
+      const deferred = await this.#deferredApproval(session, action, decision, opts.approvalBinding, correlation);
+      if (deferred.effect === 'approve') return { ...deferred, effect: 'approve', authorization: undefined };
+      decision = deferred;
+    } else if (decision.effect === 'approve') {
       decision = await this.#waitForApproval(session, action, decision, opts.onApprovalPending, opts.deadlineMs);
     }
-    if (decision.effect !== 'allow') return this.#deny(session, action, decision);
+    if (decision.effect !== 'allow') return this.#deny(session, action, decision, correlation);
     // Taken here, synchronously after the final decision, so two sessions cannot both take the last use.
     if (decision.grant && this.#takeGrantUse && !this.#takeGrantUse(decision.grant, session.id)) {
-      return this.#deny(session, action, { effect: 'deny', reason: 'grant_not_active', grant: decision.grant, explanation: `grant ${decision.grant} has no uses left` });
+      return this.#deny(session, action, { effect: 'deny', reason: 'grant_not_active', grant: decision.grant, explanation: `grant ${decision.grant} has no uses left` }, correlation);
     }
 
     if (READ_VERBS.has(action.verb)) {
       const cfg = this.#config.raw.journal;
-      if (cfg.every_read) {
+      if (cfg.every_read || correlation) {
         try {
-          await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision });
+          await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision, ...(correlation ? { detail: correlation } : {}) });
         } catch (err) {
-          if (!cfg.reads_when_full) return this.#deny(session, action, journalDown(err));
+          if (!cfg.reads_when_full) return this.#deny(session, action, journalDown(err), correlation);
         }
       } else {
         if (!this.journal.health().writable && !cfg.reads_when_full) {
-          return this.#deny(session, action, journalDown(undefined));
+          return this.#deny(session, action, journalDown(undefined), correlation);
         }
         this.#reads.add(session.id, action, now);
       }
     } else {
       // No record, no action: the caller forwards only after this append resolved.
       try {
-        const detail = opts.evidence ? await gatherEvidence(opts.evidence) : undefined;
+        const evidence = opts.evidence ? await gatherEvidence(opts.evidence) : undefined;
+        const detail = evidence || correlation ? { ...evidence, ...correlation } : undefined;
         await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision, ...(detail ? { detail } : {}) });
       } catch (err) {
-        return this.#deny(session, action, journalDown(err));
+        return this.#deny(session, action, journalDown(err), correlation);
       }
     }
     session.counters.allowed++;
@@ -166,8 +172,8 @@ export class DaemonCore implements Core {
     });
   }
 
-  async recordOutcome(session: Session, action: Action, outcome: Record<string, unknown>): Promise<void> {
-    await this.#record({ event: 'action.outcome', ...who(session), target: action.target, action, outcome });
+  async recordOutcome(session: Session, action: Action, outcome: Record<string, unknown>, opts: { correlation?: string } = {}): Promise<void> {
+    await this.#record({ event: 'action.outcome', ...who(session), target: action.target, action, outcome, ...(opts.correlation !== undefined ? { detail: { correlation: opts.correlation } } : {}) });
   }
 
   recordDeliveries(session: Session, action: Action, count: number): void {
@@ -256,6 +262,48 @@ export class DaemonCore implements Core {
     return { ...asked, effect: 'allow', explanation: `${asked.explanation}; approved by uid ${outcome.by?.uid ?? '?'} (${request.id})` };
   }
 
+  /**
+   * An approve rule, for a caller that cannot wait (AuthorizeOptions.approvalBinding): use an approval
+   * of these exact arguments if a person gave one, else answer at once with the pending request (asked
+   * now, or already waiting). The approval's answer is journaled when it comes.
+   */
+  async #deferredApproval(session: Session, action: Action, asked: Decision, binding: string, correlation: Record<string, unknown> | undefined): Promise<Decision & { approval?: PendingApprovalRef }> {
+    const principal = session.principal.id;
+    const used = this.approvals.takeApproved(principal, binding, action.target);
+    if (used) {
+      // The decision was made now (the grant still holds); the record of the allow names the approval.
+      return { ...asked, effect: 'allow', explanation: `${asked.explanation}; approved by uid ${used.by?.uid ?? '?'} (${used.id}, bound to these arguments)` };
+    }
+    const base = { ...asked, effect: 'approve' as const };
+    const waiting = this.approvals.pendingFor(principal, binding);
+    if (waiting) {
+      return { ...base, explanation: `approval ${waiting.id} is waiting for a person`, approval: { id: waiting.id, expiresAt: waiting.expiresAt, binding } };
+    }
+    const request = this.approvals.request({
+      session: session.id,
+      principal,
+      chain: session.chain,
+      target: action.target,
+      action,
+      binding,
+      ...(asked.grant ? { grant: asked.grant } : {}),
+      ...(asked.rule ? { rule: asked.rule } : {}),
+    });
+    try {
+      await this.journal.append({ event: 'approval.requested', ...who(session), action, decision: asked, detail: { approval: request.id, binding, ...correlation } });
+    } catch (err) {
+      this.approvals.cancel(session.id);
+      return journalDown(err);
+    }
+    void this.#track(request.outcome.then((outcome) => {
+      const detail = { approval: request.id, binding, reason: outcome.reason, ...(outcome.note ? { note: outcome.note } : {}), ...(outcome.by ? { by: outcome.by } : {}), ...correlation };
+      const event = outcome.approved ? 'approval.granted' : outcome.reason === 'timed_out' ? 'approval.timed_out' : 'approval.refused';
+      return this.#record({ event, ...who(session), action, detail });
+    }));
+    const pending = this.approvals.get(request.id);
+    return { ...base, explanation: `approval ${request.id} asked of a person: call again with the same arguments once approved`, approval: { id: request.id, expiresAt: pending?.expiresAt ?? '', binding } };
+  }
+
   #checkSessionLimits(session: Session, now: number, held: readonly HeldGrant[], grant: string | undefined, request?: WireRequest): Decision | undefined {
     if (!session.active) return { effect: 'deny', reason: 'session_limit', explanation: 'the session has ended' };
     const expiry = this.#sessionExpiry(session, now, held);
@@ -299,9 +347,9 @@ export class DaemonCore implements Core {
     return undefined;
   }
 
-  async #deny(session: Session, action: Action, decision: Decision): Promise<Verdict> {
+  async #deny(session: Session, action: Action, decision: Decision, detail?: Record<string, unknown>): Promise<Verdict> {
     session.counters.denied++;
-    await this.#record({ event: 'action.denied', ...who(session), target: action.target, action, decision });
+    await this.#record({ event: 'action.denied', ...who(session), target: action.target, action, decision, ...(detail ? { detail } : {}) });
     this.#watchDenials(session);
     // Whatever the decision said, nothing refused carries a proof: an allow that failed afterwards
     // (the journal) was turned into a deny before it got here.
