@@ -17,7 +17,7 @@ import { Approvals } from '../src/approvals/approvals.ts';
 import { Vault } from '../src/vault/vault.ts';
 import { DaemonCore } from '../src/core/daemon-core.ts';
 import type { Session } from '../src/sessions/registry.ts';
-import type { FrontDoor, RunningListener } from '../src/adapters/types.ts';
+import type { AgentCall, FrontDoor, RunningListener } from '../src/adapters/types.ts';
 
 export interface TestCore {
   config: LoadedConfig;
@@ -94,4 +94,19 @@ export async function startTestGateway(dir: string, yaml: string, adapter: Front
 /** A session of `principal` on `target`, as a front door on loopback would open it (no wire behind it). */
 export function openTestSession(core: DaemonCore, principal: string, target = 'plc-1'): Session {
   return core.sessions.open({ principal: core.config().principals.get(principal)!, chain: [principal], target, listener: 'test', protocol: 'modbus', remote: '127.0.0.1:1', attributes: {} }, () => {});
+}
+
+/**
+ * The AgentCall the MCP door would make for one tool call (src/adapters/types.ts), for tests that run a
+ * protocol's agent tools in-process: authorize and outcome go through the real core with a correlation id.
+ */
+export function testAgentCall(core: DaemonCore, session: Session, opts: { correlation?: string; binding?: string } = {}): AgentCall {
+  const correlation = opts.correlation ?? `call-${Math.random().toString(16).slice(2, 10)}`;
+  return {
+    core,
+    session,
+    authorize: (action, o = {}) => core.authorize(session, action, { ...o, correlation, ...(opts.binding !== undefined ? { approvalBinding: opts.binding } : {}) }),
+    outcome: (action, outcome) => core.recordOutcome(session, action, outcome, { correlation }),
+    signal: new AbortController().signal,
+  };
 }
