@@ -44,7 +44,7 @@ export interface FrontDoor {
   serveStream?(stream: Duplex, session: Session, core: Core, target: string): ServedStream;
   /**
    * Run one call of an agent tool this protocol offers (ProtocolModule.agentTools), with arguments the
-   * MCP door has already validated against the tool's input schema. Every action it takes on a target is
+   * agents' front door has already validated against the tool's input schema. Every action it takes on a target is
    * decided through `call.authorize` and forwarded only with the Authorization that carries; the first
    * verdict that is not an allow ends the call as `{ ok: false, refused }`.
    */
@@ -52,9 +52,9 @@ export interface FrontDoor {
 }
 
 /**
- * A tool an AI agent calls on the MCP front door that acts on targets of one protocol (`modbus_read`,
- * `ssh_exec`). The protocol's module describes it; its front door runs it (FrontDoor.callAgentTool). The
- * MCP door knows no protocol: it lists, validates, journals and answers calls from these alone.
+ * A tool an AI agent calls on the agents' front door that acts on targets of one protocol
+ * (`<protocol>_read`). The protocol's module describes it; its front door runs it (FrontDoor.callAgentTool).
+ * The agents' door knows no protocol: it lists, validates, journals and answers calls from these alone.
  */
 export interface AgentToolSpec<R = unknown> {
   /** `<protocol>_<what>`: unique across the table. */
@@ -63,14 +63,14 @@ export interface AgentToolSpec<R = unknown> {
   /** For the agent's model: what the tool does, what it needs, what it returns. */
   readonly description: string;
   /**
-   * The arguments, as a strict zod object. It has a `target` (the target's id); the MCP door narrows it
+   * The arguments, as a strict zod object. It has a `target` (the target's id); the agents' door narrows it
    * to the targets of this protocol the principal's grants name, converts the schema to JSON Schema for
    * tools/list and validates every call against it.
    */
   readonly input: z.ZodObject;
   /** The structured result, as a zod object (the tool's outputSchema). */
   readonly output?: z.ZodObject;
-  /** It changes nothing on the target (MCP's readOnlyHint). */
+  /** It changes nothing on the target (a read-only hint to the agent). */
   readonly readOnly: boolean;
   /** Argument names whose values are secrets: never journaled (replaced by `[secret]`). */
   readonly secretArgs?: readonly string[];
@@ -81,10 +81,10 @@ export interface AgentToolSpec<R = unknown> {
   listedBy(rule: R): boolean;
 }
 
-/** What an agent tool call may use: the MCP door makes one per call. */
+/** What an agent tool call may use: the agents' door makes one per call. */
 export interface AgentCall {
   readonly core: Core;
-  /** The agent's MCP session, as a core session (principal, chain, counters, limits). */
+  /** The agent's session, as a core session (principal, chain, counters, limits). */
   readonly session: Session;
   /**
    * Decide one action of this call: core.authorize with the call's correlation id (every event of the
@@ -106,7 +106,7 @@ export type AgentToolResult =
   | { ok: false; refused: Verdict }
   /**
    * Not a policy matter: arguments that name nothing (an unknown point, a target of another protocol),
-   * or the target's own error (a Modbus exception, an OPC UA status, an exit status is NOT an error).
+   * or the target's own error (an exception code, a bad status; a command's exit status is a result, not an error).
    * `code` is stable and machine-readable (`unknown_point`, `device_exception`); message is for people.
    */
   | { ok: false; error: { code: string; message: string; detail?: Record<string, unknown> } };
@@ -210,7 +210,7 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   };
   /** Secrets this protocol stores in the vault in a form of its own (`penstockctl vault set --as NAME`). */
   readonly secretForms?: Readonly<Record<string, { description: string; encode(plain: string): string | Promise<string> }>>;
-  /** Tools an AI agent may call on the MCP door to act on this protocol's targets; FrontDoor.callAgentTool runs them. */
+  /** Tools an AI agent may call on the agents' front door to act on this protocol's targets; FrontDoor.callAgentTool runs them. */
   readonly agentTools?: readonly AgentToolSpec<R>[];
   /** Its FrontDoor has serveStream: another front door's tunnel may carry this protocol. */
   readonly servesStreams?: boolean;

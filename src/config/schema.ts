@@ -63,7 +63,15 @@ export const grantSchema = z.strictObject({
   id,
   principal: id,
   targets: z.array(id).min(1),
-  task: z.strictObject({ ticket: nonEmpty, purpose: nonEmpty.optional() }),
+  task: z.strictObject({
+    ticket: nonEmpty,
+    purpose: nonEmpty.optional(),
+    /**
+     * The grant holds only in sessions whose credential names this task (an agent's token's task claim,
+     * e.g. a grant made by request_access): the same principal working on another task cannot use it.
+     */
+    require_claim: z.boolean().optional(),
+  }),
   /** Absolute validity: the grant holds only between from and to. */
   window: z.strictObject({ from: isoTime, to: isoTime }).superRefine((w, ctx) => {
     if (Date.parse(w.from) >= Date.parse(w.to)) ctx.addIssue({ code: 'custom', path: ['to'], message: `window ends (${w.to}) before it starts (${w.from})`, params: { code: ISSUE_CODES.windowReversed } });

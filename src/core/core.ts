@@ -9,12 +9,13 @@ import type { Session, SessionRegistry } from '../sessions/registry.ts';
 import type { Approvals } from '../approvals/approvals.ts';
 import type { GrantStore } from '../grants/store.ts';
 import type { Vault } from '../vault/vault.ts';
+import type { Operator } from '../grants/types.ts';
 import type { Verdict } from './authorization.ts';
 export type { Authorization, Verdict } from './authorization.ts';
 
 export interface Refusal {
   /** A shared refusal event, or a front door's own `<protocol>.<what>_refused` (registered in journal/codes.ts). */
-  event: 'auth.failed' | 'auth.rate_limited' | 'action.malformed' | `${string}.${string}_refused`;
+  event: 'auth.failed' | 'auth.rate_limited' | 'action.malformed' | 'alert.delegation_mismatch' | `${string}.${string}_refused`;
   listener: string;
   remote?: string;
   session?: Session;
@@ -69,6 +70,11 @@ export interface Core {
   readonly approvals: Approvals;
   readonly grants: GrantStore;
   readonly vault: Vault;
+  /**
+   * Verify a pre-authorised envelope offline and issue its grant (what `penstockctl grants import` does),
+   * for an agent presenting one; absent when the gateway pins no envelope keys. Throws PS_ENVELOPE_*.
+   */
+  importEnvelope?(text: string, by: Operator): Promise<{ id: string; jti: string; iss: string; max_uses: number; expires: string }>;
   /**
    * The one path every action takes: decide, wait for a person if the rule says approve, journal
    * (durably before returning for anything but a read), count. An allow carries its Authorization,

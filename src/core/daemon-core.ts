@@ -21,6 +21,15 @@ import { mintAuthorization, type PendingApprovalRef, type Verdict } from './auth
 /** Verbs whose evidence may be aggregated; everything else is privileged and journaled before forwarding. */
 const READ_VERBS: ReadonlySet<Verb> = new Set(['read', 'browse', 'subscribe', 'history']);
 
+/**
+ * The grants a session may use: a grant bound to a task (`task.require_claim`) only in a session whose
+ * credential names that task (attribute `task`, e.g. an agent token's task claim).
+ */
+function grantsFor(session: Session, held: HeldGrant[]): HeldGrant[] {
+  if (!held.some((g) => g.task.require_claim)) return held;
+  return held.filter((g) => !g.task.require_claim || session.attributes.task === g.task.ticket);
+}
+
 /** Denials within this many ms that make a burst (probing) alert. */
 const DENIAL_BURST = { count: 10, windowMs: 10_000, quietMs: 60_000 };
 
@@ -34,6 +43,8 @@ export interface DaemonCoreOptions {
   vault: Vault;
   /** Grants with a bounded number of uses (envelopes): false refuses this session's use of the grant. */
   takeGrantUse?: (grantId: string, sessionId: string) => boolean;
+  /** Envelope import (the daemon's ledger and pinned keys): Core.importEnvelope. */
+  importEnvelope?: Core['importEnvelope'];
 }
 
 export class DaemonCore implements Core {
@@ -51,6 +62,7 @@ export class DaemonCore implements Core {
   /** Records being written in the background (session records, outcomes, refusals); see recorded(). */
   readonly #recording = new Set<Promise<unknown>>();
   readonly #takeGrantUse: DaemonCoreOptions['takeGrantUse'];
+  readonly importEnvelope?: Core['importEnvelope'];
 
   constructor(opts: DaemonCoreOptions) {
     this.clock = opts.clock;
@@ -61,6 +73,7 @@ export class DaemonCore implements Core {
     this.vault = opts.vault;
     this.#config = opts.config;
     this.#takeGrantUse = opts.takeGrantUse;
+    if (opts.importEnvelope) this.importEnvelope = opts.importEnvelope;
     this.#lastReadFlushMs = this.clock.now();
     this.sessions = new SessionRegistry({
       clock: this.clock,
@@ -112,7 +125,7 @@ export class DaemonCore implements Core {
     const now = this.clock.now();
     session.lastActivityMs = now;
     // The principal's grants, looked up once for the limits and the decision of this one action.
-    const held = this.grants.forPrincipal(session.principal.id);
+    const held = grantsFor(session, this.grants.forPrincipal(session.principal.id));
     let decision = this.#decide(session.principal, action, now, held);
     // The limits come after the decision only so that the grant about to be used counts for the rate.
     const limit = this.#checkSessionLimits(session, now, held, decision.grant, opts.request);
@@ -256,7 +269,7 @@ export class DaemonCore implements Core {
     }
     await this.#record({ event: 'approval.granted', ...who(session), action, detail });
     // The world may have changed while a person decided: the grant must still hold now.
-    const again = this.#decide(session.principal, action, this.clock.now());
+    const again = this.#decide(session.principal, action, this.clock.now(), grantsFor(session, this.grants.forPrincipal(session.principal.id)));
     if (again.effect === 'deny') return again;
     if (!session.active) return { effect: 'deny', reason: 'session_limit', explanation: 'the session ended while waiting for approval' };
     return { ...asked, effect: 'allow', explanation: `${asked.explanation}; approved by uid ${outcome.by?.uid ?? '?'} (${request.id})` };

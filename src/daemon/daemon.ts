@@ -112,7 +112,7 @@ export class Daemon {
     this.#envelopes = envelopes;
     const approvals = new Approvals({ clock: this.#clock, timeoutMs: config.raw.approvals.timeout_seconds * 1000 });
 
-    this.#core = new DaemonCore({ clock: this.#clock, log: this.#log, config, journal: this.#journal, grants, approvals, vault, takeGrantUse: (g, s) => envelopes.takeUse(g, s) });
+    this.#core = new DaemonCore({ clock: this.#clock, log: this.#log, config, journal: this.#journal, grants, approvals, vault, takeGrantUse: (g, s) => envelopes.takeUse(g, s), importEnvelope: (text, by) => this.#importEnvelope(text, by) });
     await this.#journal.append({ event: 'daemon.started', detail: { version: VERSION, config: config.file, node: process.version } });
 
     for (const listener of config.listeners) {

@@ -137,7 +137,7 @@ function publicKey(pem: string): KeyObject {
 
 /**
  * What a malformed or unverified envelope claims to be, for the journal's refusal record: header kid
- * and payload iss/jti, decoded without trusting them, bounded in length. Never the envelope itself.
+ * and payload iss/jti and the grant's principal, decoded without trusting them, bounded in length. Never the envelope itself.
  */
 export function describeEnvelope(text: unknown): Record<string, string> | undefined {
   if (typeof text !== 'string') return undefined;
@@ -148,6 +148,8 @@ export function describeEnvelope(text: unknown): Record<string, string> | undefi
     try {
       const o = JSON.parse(Buffer.from(part ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
       for (const k of keys) if (typeof o[k] === 'string') out[k] = (o[k] as string).slice(0, 128);
+      const principal = (o.grant as { principal?: unknown } | undefined)?.principal;
+      if (typeof principal === 'string') out.principal = principal.slice(0, 128);
     } catch {
       // Not JSON: nothing to describe from this part.
     }

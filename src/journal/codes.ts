@@ -36,6 +36,8 @@ const SHARED_EVENT_CODES = {
   'alert.journal_recovered': 'PS5002I',
   'alert.denial_burst': 'PS5003W',
   'alert.out_of_window': 'PS5004W',
+  /** A credential's delegation chain disagrees with what the principal is configured to act for. */
+  'alert.delegation_mismatch': 'PS5005W',
   // admin and sync 6xxx
   'admin.request': 'PS6001I',
   'admin.refused': 'PS6002W',

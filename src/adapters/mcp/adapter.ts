@@ -11,22 +11,29 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { TLSSocket } from 'node:tls';
 import type { Core } from '../../core/core.ts';
 import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
 import type { Session } from '../../sessions/registry.ts';
+import type { PrincipalConfig } from '../../config/schema.ts';
 import type { FrontDoor, RunningListener } from '../types.ts';
 import { formatRemote, listenOn, tcpListenerCloser } from '../net.ts';
 import { mcpListenerSchema, type McpListenerConfig } from './schema.ts';
 import { TokenVerifier, type TokenFailure, type VerifiedToken } from './tokens.ts';
-import { myAccess, myAccessOutput } from './my-access.ts';
+import { principalForCertificate } from '../client-certificates.ts';
+import { callTool, listTools } from './tools.ts';
+import { endSessionAccess, gatewayTools, type AccessLedger } from './gateway-tools.ts';
 
 /** Refusals of a request that carried a valid token, beside the token failures (tokens.ts). */
 export const REQUEST_REFUSALS = {
   session_not_owned: 'the MCP session belongs to another principal (403)',
   body_too_large: 'the request body exceeds max_body_bytes (413)',
   body_not_json: 'the request body is not JSON (400)',
+  certificate_refused: 'the client certificate (mutual TLS) does not chain to client_ca or names no principal (401)',
+  identity_mismatch: 'the client certificate and the bearer token name different principals (401)',
+  task_mismatch: 'the token\'s task claim differs from the one the MCP session was opened with (403)',
 } as const;
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
@@ -41,10 +48,19 @@ interface McpSession {
   readonly transport: StreamableHTTPServerTransport;
   readonly server: McpServer;
   readonly session: Session;
-  /** The latest `exp` of a token presented on this session (ms). */
+  /** The latest expiry of a credential presented on this session (ms): a token's `exp`, a certificate's notAfter. */
   expiresMs: number;
   timer: NodeJS.Timeout | undefined;
   released: boolean;
+}
+
+/** Who a request comes from: a verified bearer token or a client certificate. */
+interface Caller {
+  principal: PrincipalConfig;
+  chain: string[];
+  expiresMs: number;
+  task?: string;
+  attributes: Record<string, string>;
 }
 
 export async function startMcpListener(raw: ListenerConfig, core: Core): Promise<RunningListener> {
@@ -58,56 +74,85 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     resource: cfg.resource,
     authorization_servers: cfg.issuers.map((i) => i.issuer),
     bearer_methods_supported: ['header'],
+    ...(cfg.client_ca ? { tls_client_certificate_bound_access_tokens: false } : {}),
   });
   const refusals = new RateLimitedRefusals(core, cfg.id, 'mcp');
   const byId = new Map<string, McpSession>();
+  const bySession = new Map<Session, McpSession>();
   const sockets = new Set<net.Socket>();
+  /** Tool calls per principal and task (the session id when the token names no task). */
+  const callsPerTask = new Map<string, number>();
+  const ledger: AccessLedger = {
+    issued: new Map(),
+    tokenExpiryMs: (session) => bySession.get(session)?.expiresMs ?? core.clock.now(),
+  };
+  const tools = gatewayTools(ledger);
+  const toolsByName = new Map(tools.map((t) => [t.name, t]));
 
   const arm = (s: McpSession) => {
     clearTimeout(s.timer);
     const delay = s.expiresMs - core.clock.now();
     s.timer = setTimeout(() => {
       if (s.expiresMs - core.clock.now() > 0) return arm(s);
-      // The token that let the agent in has expired: the session ends as a grant that no longer holds would.
-      s.session.terminate({ reason: 'grant_expired', detail: 'bearer token expired' });
+      // The credential that let the agent in has expired: the session ends as a grant that no longer
+      // holds would, and the just-in-time access it asked for ends with it.
+      endSessionAccess(core, ledger, s.session.id, 'the token of the session that asked for it expired');
+      s.session.terminate({ reason: 'grant_expired', detail: 'credential expired' });
     }, Math.max(0, Math.min(delay, MAX_TIMER_MS)));
     s.timer.unref();
   };
 
-  /** A new MCP session for `token`'s principal; the SDK names it in its answer to `initialize`. */
-  const openSession = (token: VerifiedToken, remote: string): McpSession => {
-    const principal = token.principal;
+  /** A new MCP session for the caller; the SDK names it in its answer to `initialize`. */
+  const openSession = (caller: Caller, remote: string): McpSession => {
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => void byId.set(id, entry),
       // The client deleted the session (HTTP DELETE).
       onsessionclosed: () => endFromClient(entry),
     });
-    const server = new McpServer({ name: 'penstock', version: '1' });
+    // The low-level request handlers, not registerTool: what an agent sees depends on its grants at the
+    // moment it asks, and a refused call must carry Penstock's reason, not the SDK's "tool disabled".
+    const server = new McpServer({ name: 'penstock', version: '1' }, { capabilities: { tools: { listChanged: true } } });
+    const attributes = { ...caller.attributes, ...(caller.task !== undefined ? { task: caller.task } : {}) };
     const session = core.sessions.open(
-      { principal, chain: [principal.id, ...(principal.acting_for ? [principal.acting_for] : [])], listener: cfg.id, protocol: 'mcp', remote },
-      // Ended by the core (kill, revoked grant), the token's expiry or the listener closing: the SDK closes
-      // the session's streams, and later requests on its id get 404.
+      { principal: caller.principal, chain: caller.chain, listener: cfg.id, protocol: 'mcp', remote, attributes },
+      // Ended by the core (kill, revoked grant), the credential's expiry or the listener closing: the SDK
+      // closes the session's streams, and later requests on its id get 404.
       () => release(entry),
     );
-    const entry: McpSession = { transport, server, session, expiresMs: token.expiresMs, timer: undefined, released: false };
+    const entry: McpSession = { transport, server, session, expiresMs: caller.expiresMs, timer: undefined, released: false };
+    bySession.set(session, entry);
     transport.onclose = () => endFromClient(entry);
-    server.registerTool(
-      'my_access',
-      {
-        title: 'My access',
-        description: 'Your active grants (targets, task, window end, limits) and your approvals waiting for a person.',
-        outputSchema: myAccessOutput,
-        annotations: { readOnlyHint: true, openWorldHint: false },
+    const budgetKey = `${caller.principal.id}\u0000${caller.task ?? session.id}`;
+    server.server.setRequestHandler(ListToolsRequestSchema, () => {
+      session.lastActivityMs = core.clock.now();
+      return { tools: listTools(core, session, tools) };
+    });
+    server.server.setRequestHandler(CallToolRequestSchema, (request, extra) => callTool(request.params.name, request.params.arguments, {
+      core,
+      session,
+      listener: cfg.id,
+      gatewayTools: toolsByName,
+      takeCall: () => {
+        const n = (callsPerTask.get(budgetKey) ?? 0) + 1;
+        if (n > cfg.max_calls_per_task) return false;
+        callsPerTask.set(budgetKey, n);
+        return true;
       },
-      async () => {
-        const out = myAccess(core, session);
-        return { content: [{ type: 'text', text: JSON.stringify(out) }], structuredContent: out };
-      },
-    );
+      signal: extra.signal,
+    }));
     arm(entry);
     return entry;
   };
+
+  // A grant issued, revoked or expired changes what its principal's agents may call: tell their sessions.
+  const stopWatchingGrants = core.grants.onChange((change) => {
+    for (const entry of bySession.values()) {
+      if (entry.session.principal.id === change.grant.principal && entry.transport.sessionId !== undefined) {
+        void entry.server.sendToolListChanged();
+      }
+    }
+  });
 
   /** The client or the SDK ended the MCP session: the core session ends with it. */
   const endFromClient = (entry: McpSession) => {
@@ -119,8 +164,56 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     if (entry.released) return; // closing the SDK server closes its transport, which comes back here
     entry.released = true;
     clearTimeout(entry.timer);
+    bySession.delete(entry.session);
     if (entry.transport.sessionId !== undefined) byId.delete(entry.transport.sessionId);
     void entry.server.close().catch(() => {});
+  };
+
+  /** The caller of a request: its client certificate (mutual TLS), else its bearer token; undefined once refused (answered). */
+  const identify = async (req: IncomingMessage, res: ServerResponse, remote: string): Promise<Caller | undefined> => {
+    const bearer = TokenVerifier.bearer(req.headers.authorization);
+    const socket = req.socket as TLSSocket;
+    const cert = cfg.client_ca ? socket.getPeerX509Certificate() : undefined;
+    let byCert: Caller | undefined;
+    if (cert) {
+      const match = socket.authorized ? principalForCertificate(cert, core.config().principals.values()) : undefined;
+      if (!match?.ok) {
+        refusals.authFailed(remote, 'certificate_refused', { tls_reason: match ? match.reason : 'untrusted_certificate', ...(match?.spiffeId ? { spiffe_id: match.spiffeId } : {}) });
+        unauthorized(res, metadataUrl, 'bad_token');
+        return undefined;
+      }
+      const p = match.principal;
+      byCert = {
+        principal: p,
+        chain: [p.id, ...(p.acting_for ? [p.acting_for] : [])],
+        expiresMs: Date.parse(cert.validTo),
+        attributes: { ...(match.spiffeId !== undefined ? { spiffe_id: match.spiffeId } : {}), identified_by: 'certificate' },
+      };
+      if (bearer === undefined) return byCert;
+    }
+    const check = await verifier.verify(bearer, core.config().principals.values(), core.clock.now());
+    if (!check.ok) {
+      refusals.authFailed(remote, check.reason, check.detail);
+      if (check.reason === 'act_mismatch') {
+        // A delegation the gateway was not told of: someone may be using the agent's identity for a party it does not serve.
+        void core.recordRefusal({ event: 'alert.delegation_mismatch', listener: cfg.id, remote, principal: String(check.detail.principal), detail: check.detail });
+      }
+      unauthorized(res, metadataUrl, check.reason);
+      return undefined;
+    }
+    const t = check.token;
+    if (byCert && byCert.principal.id !== t.principal.id) {
+      refusals.authFailed(remote, 'identity_mismatch', { certificate_principal: byCert.principal.id, token_principal: t.principal.id });
+      unauthorized(res, metadataUrl, 'bad_token');
+      return undefined;
+    }
+    return {
+      principal: t.principal,
+      chain: t.chain,
+      expiresMs: t.expiresMs,
+      ...(t.task !== undefined ? { task: t.task } : {}),
+      attributes: { ...byCert?.attributes, issuer: t.issuer, subject: t.subject.slice(0, 200) },
+    };
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -136,21 +229,17 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > cfg.max_body_bytes) return tooLarge(req, res, remote, undefined);
 
-    const check = await verifier.verify(TokenVerifier.bearer(req.headers.authorization), core.config().principals.values(), core.clock.now());
-    if (!check.ok) {
-      refusals.authFailed(remote, check.reason, check.detail);
-      return unauthorized(res, metadataUrl, check.reason);
-    }
-    const token = check.token;
+    const caller = await identify(req, res, remote);
+    if (!caller) return;
 
     let body: unknown;
     if (req.method === 'POST') {
       const read = await readBounded(req, cfg.max_body_bytes);
-      if (read === 'too_large') return tooLarge(req, res, remote, token.principal.id);
+      if (read === 'too_large') return tooLarge(req, res, remote, caller.principal.id);
       try {
         body = JSON.parse(read.toString('utf8'));
       } catch {
-        refusals.record('action.malformed', remote, token.principal.id, { reason: 'body_not_json' });
+        refusals.record('action.malformed', remote, caller.principal.id, { reason: 'body_not_json' });
         return send(res, 400, { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
       }
     }
@@ -159,13 +248,17 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     if (typeof sid === 'string') {
       const entry = byId.get(sid);
       if (!entry) return send(res, 404, { jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
-      if (entry.session.principal.id !== token.principal.id) {
-        refusals.authFailed(remote, 'session_not_owned', { principal: token.principal.id, session: entry.session.id });
+      if (entry.session.principal.id !== caller.principal.id) {
+        refusals.authFailed(remote, 'session_not_owned', { principal: caller.principal.id, session: entry.session.id });
         return send(res, 403, { jsonrpc: '2.0', error: { code: -32001, message: 'Forbidden: this session belongs to another principal' }, id: null });
       }
-      // A fresher token keeps the session for its own lifetime; an older one does not shorten it.
-      if (token.expiresMs > entry.expiresMs) {
-        entry.expiresMs = token.expiresMs;
+      if (entry.session.attributes.task !== caller.task) {
+        refusals.authFailed(remote, 'task_mismatch', { principal: caller.principal.id, session: entry.session.id });
+        return send(res, 403, { jsonrpc: '2.0', error: { code: -32001, message: 'Forbidden: this session was opened for another task' }, id: null });
+      }
+      // A fresher credential keeps the session for its own lifetime; an older one does not shorten it.
+      if (caller.expiresMs > entry.expiresMs) {
+        entry.expiresMs = caller.expiresMs;
         arm(entry);
       }
       return entry.transport.handleRequest(req, res, body);
@@ -173,7 +266,7 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     if (req.method !== 'POST' || !isInitializeRequest(body)) {
       return send(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no valid session id' }, id: null });
     }
-    const entry = openSession(token, remote);
+    const entry = openSession(caller, remote);
     try {
       await entry.server.connect(entry.transport);
       await entry.transport.handleRequest(req, res, body);
@@ -198,7 +291,14 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
   }
 
   const server = https.createServer(
-    { cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key), minVersion: 'TLSv1.2' },
+    {
+      cert: readFileSync(cfg.tls.cert),
+      key: readFileSync(cfg.tls.key),
+      minVersion: 'TLSv1.2',
+      // Mutual TLS is offered, not required: an agent without a certificate still presents a bearer
+      // token. A certificate that does not chain to client_ca is refused per request (identify).
+      ...(cfg.client_ca ? { ca: readFileSync(cfg.client_ca), requestCert: true, rejectUnauthorized: false } : {}),
+    },
     (req, res) => {
       handle(req, res).catch((err: unknown) => {
         core.log.error({ err, listener: cfg.id }, 'mcp request failed');
@@ -219,11 +319,14 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
   const bound = await listenOn(server, cfg.port, cfg.host);
   server.on('error', (err) => core.log.error({ err, listener: cfg.id }, 'mcp listener error'));
   core.log.info({ listener: cfg.id, host: bound.address, port: bound.port, resource: cfg.resource }, 'mcp front door listening');
-  const close = tcpListenerCloser(server, sockets, core, cfg.id);
+  const closeListener = tcpListenerCloser(server, sockets, core, cfg.id);
   return {
     id: cfg.id,
     address: () => ({ host: bound.address, port: bound.port }),
-    close,
+    close: () => {
+      stopWatchingGrants();
+      return closeListener();
+    },
     status: () => ({ resource: cfg.resource, mcp_sessions: byId.size }),
   };
 }

@@ -36,5 +36,13 @@ export const mcpModule: ProtocolModule<McpObject, never> = {
   renderObject: (o) => ({ tool: o.tool }),
   describeAction: (a) => `${a.verb} tool ${a.object.tool}`,
   refusals: MCP_REFUSALS,
+  events: {
+    /** An agent's tool call as it arrived (arguments, secrets replaced); its decision and outcome carry the same correlation id. */
+    'mcp.tool_called': 'PS3007I',
+    /** A tool call refused before any policy decision (the task's call budget spent). */
+    'mcp.tool_refused': 'PS3008W',
+    /** An envelope an agent presented was refused (replayed, expired, foreign-signed, for someone else). */
+    'mcp.envelope_refused': 'PS4008W',
+  },
   load: async () => (await import('./adapter.ts')).mcpAdapter,
 };

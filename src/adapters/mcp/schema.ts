@@ -29,6 +29,16 @@ export const mcpListenerSchema = listenerBaseSchema.extend({
   })).min(1),
   /** Tolerated clock difference with the issuer for `exp` and `nbf`. */
   clock_skew_seconds: z.number().int().min(0).max(300).default(60),
+  /** The JWT claim that names the agent's task (a work order, a ticket): grants that require a task claim match on it. */
+  task_claim: nonEmpty.default('task'),
+  /**
+   * Mutual TLS with X.509-SVIDs (or other client certificates): clients presenting a certificate that
+   * chains to this CA are identified by it (principal `credentials.x509`: fingerprint, SPIFFE ID, CN) and
+   * need no bearer token. Without it, the door asks for no certificate.
+   */
+  client_ca: nonEmpty.optional(),
+  /** Tool calls one principal may make for one task (the token's task claim, or the session when it has none). */
+  max_calls_per_task: z.number().int().min(1).max(10_000_000).default(10_000),
   /** A request body larger than this is refused (413) without being read. */
   max_body_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
 }).strict().superRefine((l, ctx) => {

@@ -1,7 +1,13 @@
 // Bearer tokens (RFC 6750) on the MCP door: JWTs — OIDC access tokens or SPIFFE JWT-SVIDs — verified with
 // jose against the issuers' JWKS files, the audience bound to this door's resource URI (RFC 8707), `exp`
-// required, `exp`/`nbf` with bounded skew; `sub` names the principal whose `credentials.token_subjects`
-// holds it. A failure is one of a few stable reason codes, never the token.
+// required, `exp`/`nbf` with bounded skew. A failure is one of a few stable reason codes, never the token.
+//
+// Who is acting: a token without `act` is the principal named by its `sub` (an agent's own token, a
+// JWT-SVID). A delegated token (RFC 8693 §4.1) names in `sub` the party whose authority it carries and
+// in its outermost `act.sub` the party acting now — the agent — with earlier actors nested inside. The
+// agent is the principal (its `credentials.token_subjects` holds that subject); the parties it acts for,
+// nearest first (the inner actors, then `sub`), are the delegation chain, and the nearest must be the
+// principal's configured `acting_for`: a delegation the gateway was not told of is refused.
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { PrincipalConfig } from '../../config/schema.ts';
@@ -16,6 +22,8 @@ export const TOKEN_FAILURES = {
   unknown_issuer: 'the token\'s `iss` is none of the listener\'s issuers',
   unknown_subject: 'the token\'s `sub` names no principal (credentials.token_subjects)',
   principal_expired: 'the token\'s `sub` names a principal whose `expires` has passed',
+  act_mismatch: 'the token\'s delegation chain (RFC 8693 `act`) does not agree with the principal\'s `acting_for` (or the principal acts for nobody)',
+  act_malformed: 'the token\'s `act` claim is not a chain of objects with a string `sub` (at most 8 deep)',
 } as const;
 export type TokenFailure = keyof typeof TOKEN_FAILURES;
 
@@ -24,10 +32,31 @@ const ALGORITHMS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256
 
 export interface VerifiedToken {
   principal: PrincipalConfig;
+  /** The acting party's subject: `sub`, or the outermost `act.sub` of a delegated token. */
   subject: string;
   issuer: string;
   /** When the token expires (ms since the epoch). */
   expiresMs: number;
+  /** The principal, then whom it acts for, nearest first: what every event of the session carries. */
+  chain: string[];
+  /** The token's task claim (the listener's `task_claim`), when it has one. */
+  task?: string;
+}
+
+/** Deepest `act` nesting read: a chain longer than any real delegation is refused, not walked. */
+const MAX_ACT_DEPTH = 8;
+
+/** The actors of a delegated token, outermost (acting now) first; undefined for a token without `act`; 'malformed' if not a chain of `{ sub }`. */
+function actors(payload: JWTPayload): string[] | undefined | 'malformed' {
+  if (payload.act === undefined) return undefined;
+  const out: string[] = [];
+  let act: unknown = payload.act;
+  while (act !== undefined) {
+    if (typeof act !== 'object' || act === null || typeof (act as { sub?: unknown }).sub !== 'string' || out.length >= MAX_ACT_DEPTH) return 'malformed';
+    out.push((act as { sub: string }).sub);
+    act = (act as { act?: unknown }).act;
+  }
+  return out;
 }
 
 export type TokenCheck = { ok: true; token: VerifiedToken } | { ok: false; reason: TokenFailure; detail: Record<string, unknown> };
@@ -41,10 +70,12 @@ interface Issuer {
 export class TokenVerifier {
   readonly #issuers = new Map<string, Issuer>();
   readonly #skewSeconds: number;
+  readonly #taskClaim: string;
 
   /** Reads every JWKS file now (listener start); a missing or malformed file throws, naming the file. */
   constructor(cfg: McpListenerConfig) {
     this.#skewSeconds = cfg.clock_skew_seconds;
+    this.#taskClaim = cfg.task_claim;
     for (const i of cfg.issuers) {
       let jwks: JSONWebKeySet;
       try {
@@ -90,12 +121,21 @@ export class TokenVerifier {
       if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'aud') return { ok: false, reason: 'wrong_audience', detail };
       return { ok: false, reason: 'bad_token', detail: { ...detail, error: (err as { code?: string }).code ?? 'error' } };
     }
-    const subject = payload.sub!;
+    const acting = actors(payload);
+    if (acting === 'malformed') return { ok: false, reason: 'act_malformed', detail: { issuer: issuer.issuer } };
+    const subject = acting ? acting[0]! : payload.sub!;
+    // Nearest first: the actor that delegated to this one, and so on, then the party whose authority it is.
+    const actsFor = acting ? [...acting.slice(1), payload.sub!] : undefined;
+    const task = typeof payload[this.#taskClaim] === 'string' ? (payload[this.#taskClaim] as string) : undefined;
     for (const p of principals) {
       const subjects = (p.credentials as { token_subjects?: string[] }).token_subjects;
       if (!subjects?.includes(subject)) continue;
       if (p.expires !== undefined && Date.parse(p.expires) <= nowMs) return { ok: false, reason: 'principal_expired', detail: { issuer: issuer.issuer, principal: p.id } };
-      return { ok: true, token: { principal: p, subject, issuer: issuer.issuer, expiresMs: payload.exp! * 1000 } };
+      if (actsFor && actsFor[0] !== p.acting_for) {
+        return { ok: false, reason: 'act_mismatch', detail: { issuer: issuer.issuer, principal: p.id, token_chain: actsFor.map((a) => a.slice(0, 200)), ...(p.acting_for ? { acting_for: p.acting_for } : {}) } };
+      }
+      const chain = [p.id, ...(actsFor ?? (p.acting_for ? [p.acting_for] : []))];
+      return { ok: true, token: { principal: p, subject, issuer: issuer.issuer, expiresMs: payload.exp! * 1000, chain, ...(task !== undefined ? { task } : {}) } };
     }
     return { ok: false, reason: 'unknown_subject', detail: { issuer: issuer.issuer, subject: subject.slice(0, 200) } };
   }
