@@ -75,8 +75,8 @@ export interface TestGateway {
 }
 
 /** startTestCore, then every listener of the config started with `adapter`. */
-export async function startTestGateway(dir: string, yaml: string, adapter: FrontDoor): Promise<TestGateway> {
-  const t = await startTestCore(dir, yaml);
+export async function startTestGateway(dir: string, yaml: string, adapter: FrontDoor, opts: Parameters<typeof startTestCore>[2] = {}): Promise<TestGateway> {
+  const t = await startTestCore(dir, yaml, opts);
   const listeners = new Map<string, RunningListener>();
   for (const l of t.config.listeners) listeners.set(l.id, await adapter.start(l, t.core));
   return {

@@ -308,11 +308,12 @@ export class DaemonCore implements Core {
       this.approvals.cancel(session.id);
       return journalDown(err);
     }
-    void this.#track(request.outcome.then((outcome) => {
+    // Not tracked while it waits (recorded() must not wait for a person); the record is, once answered.
+    void request.outcome.then((outcome) => {
       const detail = { approval: request.id, binding, reason: outcome.reason, ...(outcome.note ? { note: outcome.note } : {}), ...(outcome.by ? { by: outcome.by } : {}), ...correlation };
       const event = outcome.approved ? 'approval.granted' : outcome.reason === 'timed_out' ? 'approval.timed_out' : 'approval.refused';
       return this.#record({ event, ...who(session), action, detail });
-    }));
+    });
     const pending = this.approvals.get(request.id);
     return { ...base, explanation: `approval ${request.id} asked of a person: call again with the same arguments once approved`, approval: { id: request.id, expiresAt: pending?.expiresAt ?? '', binding } };
   }
