@@ -167,15 +167,25 @@ export class Approvals {
     return this.#answer(id, { approved: false, by: { ...by }, reason: 'refused', ...(note !== undefined ? { note } : {}) });
   }
 
-  /** The session ended: its pending requests resolve as cancelled. Returns how many. */
+  /**
+   * The session ended: the requests it was waiting on resolve as cancelled. Returns how many. Deferred
+   * requests (bound to arguments) nobody waits on: they stay for the principal's next session, until
+   * answered or timed out.
+   */
   cancel(sessionId: string): number {
     let n = 0;
     for (const [id, e] of this.#pending) {
-      if (e.pending.session !== sessionId) continue;
+      if (e.pending.session !== sessionId || e.pending.binding !== undefined) continue;
       this.#settle(id, e, { approved: false, reason: 'cancelled' });
       n++;
     }
     return n;
+  }
+
+  /** Withdraw one request nobody can act on (its record could not be written): it resolves as cancelled. */
+  withdraw(id: string): void {
+    const e = this.#pending.get(id);
+    if (e) this.#settle(id, e, { approved: false, reason: 'cancelled' });
   }
 
   /** Time out every request whose time is up; returns the ids timed out. */

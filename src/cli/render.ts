@@ -183,7 +183,8 @@ export function renderApprovals(approvals: PendingApproval[], nowMs: number): st
       a.id,
       [a.principal, ...a.chain.slice(1)].join(' > '),
       a.target,
-      actionText(a.action),
+      // A deferred approval runs only the call with exactly these arguments: show which.
+      a.binding ? `${actionText(a.action)} [args sha256 ${a.binding.slice(0, 12)}…]` : actionText(a.action),
       a.rule ?? '-',
       a.session,
       when(a.since, nowMs),

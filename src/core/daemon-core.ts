@@ -305,7 +305,7 @@ export class DaemonCore implements Core {
     try {
       await this.journal.append({ event: 'approval.requested', ...who(session), action, decision: asked, detail: { approval: request.id, binding, ...correlation } });
     } catch (err) {
-      this.approvals.cancel(session.id);
+      this.approvals.withdraw(request.id);
       return journalDown(err);
     }
     // Not tracked while it waits (recorded() must not wait for a person); the record is, once answered.

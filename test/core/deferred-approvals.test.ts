@@ -99,6 +99,17 @@ describe('deferred approvals', () => {
     s.close();
   });
 
+  it('outlives the session that asked: the principal\'s next session runs the approved call', async () => {
+    const first = openTestSession(core, 'agent');
+    const id = pendingId(await core.authorize(first, write(6, 2), { approvalBinding: 'e'.repeat(64) }));
+    first.close();
+    assert.ok(core.approvals.get(id), 'still waiting for a person after the session ended');
+    core.approvals.approve(id, OPERATOR);
+    const next = openTestSession(core, 'agent');
+    assert.equal((await core.authorize(next, write(6, 2), { approvalBinding: 'e'.repeat(64) })).effect, 'allow');
+    next.close();
+  });
+
   it('a refused or timed-out request is journaled when it is answered, with its binding', async () => {
     const s = openTestSession(core, 'agent');
     const asked = await core.authorize(s, write(5, 1), { approvalBinding: 'd'.repeat(64), correlation: 'c-3' });

@@ -110,7 +110,8 @@ async function requestAccessRun(args: RequestArgs, ctx: ToolContext, ledger: Acc
   }
   const id = `jit-${randomBytes(6).toString('hex')}`;
   const now = core.clock.now();
-  const until = Math.min(now + args.duration_seconds * 1000, ledger.tokenExpiryMs(session));
+  const tokenExpiresMs = ledger.tokenExpiryMs(session); // the token that asks: the grant never outlives it
+  const until = Math.min(now + args.duration_seconds * 1000, tokenExpiresMs);
   const proposed = {
     id,
     principal: session.principal.id,
@@ -138,7 +139,7 @@ async function requestAccessRun(args: RequestArgs, ctx: ToolContext, ledger: Acc
   try {
     await core.journal.append({ event: 'approval.requested', ...who, detail: { approval: request.id, kind: 'access_request', grant: proposed, correlation: ctx.correlation, binding: ctx.binding } });
   } catch {
-    core.approvals.deny(request.id, agentOperator(session.principal.id), 'journal unavailable');
+    core.approvals.withdraw(request.id);
     return { ok: false, error: { code: 'journal_unavailable', message: 'the journal cannot be written, so no request can be made' } };
   }
   void request.outcome.then(async (outcome) => {
@@ -150,7 +151,7 @@ async function requestAccessRun(args: RequestArgs, ctx: ToolContext, ledger: Acc
     await core.journal.append({ event: 'approval.granted', ...who, detail }).catch(() => {});
     // The grant runs from the approval, for the time asked, and never past the token's expiry.
     const at = core.clock.now();
-    const to = Math.min(at + args.duration_seconds * 1000, ledger.tokenExpiryMs(session));
+    const to = Math.min(at + args.duration_seconds * 1000, tokenExpiresMs);
     try {
       core.grants.issue({ ...proposed, window: { from: new Date(at).toISOString(), to: new Date(to).toISOString() } }, outcome.by!);
       ledger.issued.set(id, { principal: session.principal.id, task: args.task, session: session.id });

@@ -34,7 +34,12 @@ export const mcpModule: ProtocolModule<McpObject, never> = {
     describe: () => 'no mcp rule exists',
   },
   renderObject: (o) => ({ tool: o.tool }),
-  describeAction: (a) => `${a.verb} tool ${a.object.tool}`,
+  describeAction: (a) => {
+    // An agent's access request (request_access) carries the grant it would make: staff see what they approve.
+    const g = (a.object as { grant?: { task?: { ticket?: string }; targets?: string[]; window?: { to?: string }; rules?: unknown[] } }).grant;
+    if (!g) return `${a.verb} tool ${a.object.tool}`;
+    return `access for task ${g.task?.ticket ?? '?'} on ${(g.targets ?? []).join(', ')} until ${g.window?.to ?? '?'}: ${JSON.stringify(g.rules ?? []).slice(0, 300)}`;
+  },
   refusals: MCP_REFUSALS,
   events: {
     /** An agent's tool call as it arrived (arguments, secrets replaced); its decision and outcome carry the same correlation id. */

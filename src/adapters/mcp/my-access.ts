@@ -11,7 +11,7 @@ import type { Session } from '../../sessions/registry.ts';
 const grantShape = z.object({
   id: z.string(),
   targets: z.array(z.string()),
-  task: z.object({ ticket: z.string(), purpose: z.string().optional() }),
+  task: z.object({ ticket: z.string(), purpose: z.string().optional(), require_claim: z.boolean().optional() }),
   active: z.boolean(),
   window_end: z.string().optional(),
   limits: z.object({ max_session_seconds: z.number().optional(), actions_per_second: z.number().optional() }).optional(),
@@ -22,7 +22,7 @@ export const myAccessOutput = {
   principal: z.string(),
   chain: z.array(z.string()),
   grants: z.array(grantShape),
-  pending_approvals: z.array(z.object({ id: z.string(), target: z.string(), since: z.string(), expires_at: z.string() })),
+  pending_approvals: z.array(z.object({ id: z.string(), target: z.string(), since: z.string(), expires_at: z.string(), arguments_sha256: z.string().optional() })),
 };
 
 export function myAccess(core: Core, session: Session): { [K in keyof typeof myAccessOutput]: z.output<(typeof myAccessOutput)[K]> } {
@@ -34,11 +34,11 @@ export function myAccess(core: Core, session: Session): { [K in keyof typeof myA
     grants: core.grants.forPrincipal(principal).filter((g) => !g.revoked).map((g) => ({
       id: g.id,
       targets: [...g.targets],
-      task: { ticket: g.task.ticket, ...(g.task.purpose !== undefined ? { purpose: g.task.purpose } : {}) },
+      task: { ticket: g.task.ticket, ...(g.task.purpose !== undefined ? { purpose: g.task.purpose } : {}), ...(g.task.require_claim ? { require_claim: true } : {}) },
       active: core.grants.isActive(g, now),
       ...(g.window ? { window_end: g.window.to } : {}),
       ...(g.limits ? { limits: { ...g.limits } } : {}),
     })),
-    pending_approvals: core.approvals.list().filter((a) => a.principal === principal).map((a) => ({ id: a.id, target: a.target, since: a.since, expires_at: a.expiresAt })),
+    pending_approvals: core.approvals.list().filter((a) => a.principal === principal).map((a) => ({ id: a.id, target: a.target, since: a.since, expires_at: a.expiresAt, ...(a.binding ? { arguments_sha256: a.binding } : {}) })),
   };
 }
