@@ -5,7 +5,8 @@
 // Readiness (sd_notify READY=1) is sent only after every listener is bound. SIGHUP reloads the config
 // atomically (or not at all); SIGTERM drains sessions, signs a last checkpoint and exits.
 import v8 from 'node:v8';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../common/files.ts';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { systemScheduler, type Clock } from '../common/clock.ts';
@@ -342,12 +343,6 @@ function unreloadable(current: LoadedConfig, next: LoadedConfig | undefined): { 
 
 function ensureDir(path: string, mode: number): void {
   mkdirSync(path, { recursive: true, mode });
-}
-
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o640 });
-  renameSync(tmp, path);
 }
 
 function loadOrCreateSigningKey(path: string, log: Logger): string {

@@ -11,10 +11,11 @@
 // (write temp, fsync, rename, fsync dir). state.json is the truth: on open, anything in the event
 // files beyond it (a page written but not yet recorded) is cut off, so a kill at any moment neither
 // duplicates nor loses an event — the next pull fetches that page again.
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PenstockError } from '../common/errors.ts';
+import { writeFileAtomic } from '../common/files.ts';
 import { TreeBuilder } from '../journal/merkle.ts';
 import type { WireCheckpoint } from './types.ts';
 
@@ -48,18 +49,6 @@ function fsyncDir(dir: string): void {
   } finally {
     closeSync(fd);
   }
-}
-
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }
 
 const heldLocks = new Set<string>();
@@ -179,7 +168,7 @@ export class PullStore {
   /** Keeps a checkpoint the caller verified (signature, consistency with the one held). */
   saveCheckpoint(cp: WireCheckpoint, origin: string): void {
     const path = join(this.dir, 'checkpoints', `${String(cp.size).padStart(12, '0')}.note`);
-    writeFileAtomic(path, cp.note);
+    writeFileAtomic(path, cp.note, 0o644);
     fsyncDir(join(this.dir, 'checkpoints'));
     this.#writeState({ ...this.#state, origin, checkpoint: { size: cp.size, root_hash: cp.root_hash, note: cp.note } });
   }
@@ -220,7 +209,7 @@ export class PullStore {
   }
 
   #writeState(next: StoreState): void {
-    writeFileAtomic(join(this.dir, STATE_FILE), `${JSON.stringify(next, null, 2)}\n`);
+    writeFileAtomic(join(this.dir, STATE_FILE), `${JSON.stringify(next, null, 2)}\n`, 0o644);
     fsyncDir(this.dir);
     this.#state = next;
   }
