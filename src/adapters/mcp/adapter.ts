@@ -65,7 +65,8 @@ interface Caller {
 
 export async function startMcpListener(raw: ListenerConfig, core: Core): Promise<RunningListener> {
   const cfg: McpListenerConfig = mcpListenerSchema.parse(raw);
-  const verifier = new TokenVerifier(cfg); // reads the JWKS files now, on every listener start
+  const verifier = new TokenVerifier(cfg, core.config().appliance.state_dir, core.log); // reads pinned and cached JWKS now, on every listener start
+  verifier.start();
   const resource = new URL(cfg.resource);
   const resourcePath = resource.pathname;
   const metadataUrl = `${resource.origin}${METADATA_PATH}${resourcePath === '/' ? '' : resourcePath}`;
@@ -325,9 +326,10 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     address: () => ({ host: bound.address, port: bound.port }),
     close: () => {
       stopWatchingGrants();
+      verifier.close();
       return closeListener();
     },
-    status: () => ({ resource: cfg.resource, mcp_sessions: byId.size }),
+    status: () => ({ resource: cfg.resource, mcp_sessions: byId.size, jwks_fetched: verifier.status() }),
   };
 }
 

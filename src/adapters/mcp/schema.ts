@@ -22,11 +22,17 @@ export const mcpListenerSchema = listenerBaseSchema.extend({
   issuers: z.array(z.strictObject({
     /** The `iss` claim, exactly as the issuer writes it. */
     issuer: nonEmpty,
-    /** A JSON Web Key Set file (`{ "keys": [...] }`): the issuer's public keys, read at listener start. */
-    jwks_file: nonEmpty,
+    /** A JSON Web Key Set file (`{ "keys": [...] }`): keys pinned by plant staff, read at listener start. */
+    jwks_file: nonEmpty.optional(),
+    /** The issuer's JWKS endpoint: fetched when the link allows, the last good answer cached in the state directory. */
+    jwks_uri: z.string().refine((u) => URL.canParse(u) && new URL(u).protocol === 'https:', 'must be an https URL').optional(),
+    /** CA certificates (PEM) the JWKS endpoint's certificate must chain to; default: the system's. */
+    jwks_ca_file: nonEmpty.optional(),
+    /** How often the JWKS endpoint is asked again (and at once, at most once a minute, when a token names an unknown key). */
+    jwks_refresh_seconds: z.number().int().min(60).max(7 * 86_400).default(3600),
     /** The `aud` the issuer writes for this gateway; default: `resource`. */
     audience: nonEmpty.optional(),
-  })).min(1),
+  }).refine((i) => i.jwks_file !== undefined || i.jwks_uri !== undefined, { message: 'give jwks_file (keys pinned on the gateway), jwks_uri (fetched from the issuer), or both', path: ['jwks_file'] })).min(1),
   /** Tolerated clock difference with the issuer for `exp` and `nbf`. */
   clock_skew_seconds: z.number().int().min(0).max(300).default(60),
   /** The JWT claim that names the agent's task (a work order, a ticket): grants that require a task claim match on it. */

@@ -8,8 +8,9 @@
 // agent is the principal (its `credentials.token_subjects` holds that subject); the parties it acts for,
 // nearest first (the inner actors, then `sub`), are the delegation chain, and the nearest must be the
 // principal's configured `acting_for`: a delegation the gateway was not told of is refused.
-import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import type { Logger } from 'pino';
+import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
+import { IssuerKeys } from './jwks.ts';
 import type { PrincipalConfig } from '../../config/schema.ts';
 import type { McpListenerConfig } from './schema.ts';
 
@@ -64,7 +65,7 @@ export type TokenCheck = { ok: true; token: VerifiedToken } | { ok: false; reaso
 interface Issuer {
   issuer: string;
   audience: string;
-  keys: ReturnType<typeof createLocalJWKSet>;
+  keys: IssuerKeys;
 }
 
 export class TokenVerifier {
@@ -72,20 +73,33 @@ export class TokenVerifier {
   readonly #skewSeconds: number;
   readonly #taskClaim: string;
 
-  /** Reads every JWKS file now (listener start); a missing or malformed file throws, naming the file. */
-  constructor(cfg: McpListenerConfig) {
+  /** Reads every pinned JWKS file and cached JWKS now (listener start); a missing or malformed pinned file throws, naming the file. */
+  constructor(cfg: McpListenerConfig, stateDir: string, log: Logger) {
     this.#skewSeconds = cfg.clock_skew_seconds;
     this.#taskClaim = cfg.task_claim;
     for (const i of cfg.issuers) {
-      let jwks: JSONWebKeySet;
+      let keys: IssuerKeys;
       try {
-        jwks = JSON.parse(readFileSync(i.jwks_file, 'utf8')) as JSONWebKeySet;
-        if (!Array.isArray(jwks?.keys)) throw new Error('no "keys" array');
+        keys = new IssuerKeys(i, stateDir, log);
       } catch (err) {
-        throw new Error(`listener ${cfg.id}: JWKS file ${i.jwks_file} of issuer ${i.issuer}: ${(err as Error).message}`);
+        throw new Error(`listener ${cfg.id}: ${(err as Error).message}`);
       }
-      this.#issuers.set(i.issuer, { issuer: i.issuer, audience: i.audience ?? cfg.resource, keys: createLocalJWKSet(jwks) });
+      this.#issuers.set(i.issuer, { issuer: i.issuer, audience: i.audience ?? cfg.resource, keys });
     }
+  }
+
+  /** Start fetching the issuers' JWKS endpoints (those that have one). */
+  start(): void {
+    for (const i of this.#issuers.values()) i.keys.start();
+  }
+
+  close(): void {
+    for (const i of this.#issuers.values()) i.keys.close();
+  }
+
+  /** For status: when each fetched issuer's keys last came. */
+  status(): Record<string, string | null> {
+    return Object.fromEntries([...this.#issuers.values()].map((i) => [i.issuer, i.keys.fetchedAt ?? null]));
   }
 
   /** The bearer token of an Authorization header, or undefined (RFC 6750 §2.1: the scheme is case-insensitive). */
@@ -106,15 +120,22 @@ export class TokenVerifier {
     const issuer = typeof claimed.iss === 'string' ? this.#issuers.get(claimed.iss) : undefined;
     if (!issuer) return { ok: false, reason: 'unknown_issuer', detail: typeof claimed.iss === 'string' ? { issuer: claimed.iss.slice(0, 200) } : {} };
     let payload: JWTPayload;
+    const verify = () => jwtVerify(token, issuer.keys.getKey, {
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+      clockTolerance: this.#skewSeconds,
+      currentDate: new Date(nowMs),
+      requiredClaims: ['exp', 'sub'],
+      algorithms: ALGORITHMS,
+    });
     try {
-      ({ payload } = await jwtVerify(token, issuer.keys, {
-        issuer: issuer.issuer,
-        audience: issuer.audience,
-        clockTolerance: this.#skewSeconds,
-        currentDate: new Date(nowMs),
-        requiredClaims: ['exp', 'sub'],
-        algorithms: ALGORITHMS,
-      }));
+      try {
+        ({ payload } = await verify());
+      } catch (err) {
+        // A key we do not hold yet (the issuer rotated): ask the issuer once, then try again.
+        if (!(err instanceof errors.JWKSNoMatchingKey) || !(await issuer.keys.onUnknownKey())) throw err;
+        ({ payload } = await verify());
+      }
     } catch (err) {
       const detail = { issuer: issuer.issuer };
       if (err instanceof errors.JWTExpired) return { ok: false, reason: 'expired', detail };

@@ -12,6 +12,9 @@ import { principalSchema, ruleSchema } from '../../../src/config/schema.ts';
 import { DECISION_REASONS } from '../../../src/policy/types.ts';
 import type { Action } from '../../../src/policy/types.ts';
 import { tempDir } from '../../support.ts';
+import { pino } from 'pino';
+
+const silent = pino({ level: 'silent' });
 
 const listener = {
   id: 'mcp-1', protocol: 'mcp', port: 8443,
@@ -82,10 +85,13 @@ test('a JWKS file that is missing or not a key set stops the listener from start
   try {
     const cfg = (file: string): McpListenerConfig => mcpListenerSchema.parse({ ...listener, issuers: [{ issuer: 'https://idp.example', jwks_file: file }] });
     const missing = join(tmp.dir, 'absent.json');
-    assert.throws(() => new TokenVerifier(cfg(missing)), (e: Error) => e.message.includes(missing));
+    assert.throws(() => new TokenVerifier(cfg(missing), tmp.dir, silent), (e: Error) => e.message.includes(missing));
     const notKeys = join(tmp.dir, 'not-keys.json');
     writeFileSync(notKeys, '{"kty":"EC"}');
-    assert.throws(() => new TokenVerifier(cfg(notKeys)), (e: Error) => e.message.includes(notKeys));
+    assert.throws(() => new TokenVerifier(cfg(notKeys), tmp.dir, silent), (e: Error) => e.message.includes(notKeys));
+    // Neither a pinned file nor an endpoint: the config says so.
+    const neither = mcpListenerSchema.safeParse({ ...listener, issuers: [{ issuer: 'https://idp.example' }] });
+    assert.equal(neither.success, false);
   } finally {
     tmp.cleanup();
   }
