@@ -70,6 +70,12 @@ interface Entry {
   timer?: TimerHandle;
 }
 
+/**
+ * Deferred requests (bound to arguments) one principal may have waiting at once: an agent that asks and
+ * asks cannot bury plant staff's list.
+ */
+export const MAX_DEFERRED_PER_PRINCIPAL = 16;
+
 /** How many resolved ids are remembered, so a late second answer gets a clear message. */
 const REMEMBERED = 256;
 
@@ -136,6 +142,13 @@ export class Approvals {
   get(id: string): PendingApproval | undefined {
     const e = this.#pending.get(id);
     return e && structuredClone(e.pending);
+  }
+
+  /** How many deferred requests of this principal wait for a person. */
+  deferredWaiting(principal: string): number {
+    let n = 0;
+    for (const e of this.#pending.values()) if (e.pending.principal === principal && e.pending.binding !== undefined) n++;
+    return n;
   }
 
   /** The deferred request still waiting for a person for this principal and binding, if any. */

@@ -11,7 +11,7 @@ import type { Action, Decision, Verb } from '../policy/types.ts';
 import { decide } from '../policy/decide.ts';
 import { GrantStore } from '../grants/store.ts';
 import type { GrantChange, HeldGrant } from '../grants/types.ts';
-import { Approvals } from '../approvals/approvals.ts';
+import { Approvals, MAX_DEFERRED_PER_PRINCIPAL } from '../approvals/approvals.ts';
 import type { Vault } from '../vault/vault.ts';
 import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
 import type { AuthorizeOptions, Core, Refusal, WireRequest } from './core.ts';
@@ -291,6 +291,9 @@ export class DaemonCore implements Core {
     const waiting = this.approvals.pendingFor(principal, binding);
     if (waiting) {
       return { ...base, explanation: `approval ${waiting.id} is waiting for a person`, approval: { id: waiting.id, expiresAt: waiting.expiresAt, binding } };
+    }
+    if (this.approvals.deferredWaiting(principal) >= MAX_DEFERRED_PER_PRINCIPAL) {
+      return { effect: 'deny', reason: 'session_limit', ...(asked.grant ? { grant: asked.grant } : {}), ...(asked.rule ? { rule: asked.rule } : {}), explanation: `${MAX_DEFERRED_PER_PRINCIPAL} approvals already wait for a person; ask again once some are answered` };
     }
     const request = this.approvals.request({
       session: session.id,

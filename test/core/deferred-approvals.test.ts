@@ -8,6 +8,7 @@ import { ManualClock } from '../../src/common/clock.ts';
 import type { DaemonCore } from '../../src/core/daemon-core.ts';
 import type { Action } from '../../src/policy/types.ts';
 import type { Verdict } from '../../src/core/core.ts';
+import { MAX_DEFERRED_PER_PRINCIPAL } from '../../src/approvals/approvals.ts';
 import { tempDir, until } from '../support.ts';
 import { openTestSession, startTestCore, type TestCore } from '../core-harness.ts';
 
@@ -108,6 +109,20 @@ describe('deferred approvals', () => {
     const next = openTestSession(core, 'agent');
     assert.equal((await core.authorize(next, write(6, 2), { approvalBinding: 'e'.repeat(64) })).effect, 'allow');
     next.close();
+  });
+
+  it('one principal may have at most MAX_DEFERRED_PER_PRINCIPAL requests waiting; beyond it a call is refused, not queued', async () => {
+    const s = openTestSession(core, 'agent');
+    const waiting = core.approvals.deferredWaiting('agent');
+    for (let i = waiting; i < MAX_DEFERRED_PER_PRINCIPAL; i++) {
+      assert.equal((await core.authorize(s, write(7, i), { approvalBinding: i.toString(16).padStart(64, '0') })).effect, 'approve');
+    }
+    const over = await core.authorize(s, write(7, 999), { approvalBinding: 'f'.repeat(64) });
+    assert.equal(over.effect, 'deny');
+    assert.equal(over.reason, 'session_limit');
+    assert.equal(core.approvals.deferredWaiting('agent'), MAX_DEFERRED_PER_PRINCIPAL);
+    for (const a of core.approvals.list()) core.approvals.deny(a.id, OPERATOR);
+    s.close();
   });
 
   it('a refused or timed-out request is journaled when it is answered, with its binding', async () => {

@@ -125,6 +125,8 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     bySession.set(session, entry);
     transport.onclose = () => endFromClient(entry);
     const budgetKey = `${caller.principal.id}\u0000${caller.task ?? session.id}`;
+    // Calls per second per session: a burst of one second's worth, refilled continuously.
+    const bucket = { tokens: cfg.calls_per_second, atMs: core.clock.now() };
     server.server.setRequestHandler(ListToolsRequestSchema, () => {
       session.lastActivityMs = core.clock.now();
       return { tools: listTools(core, session, tools) };
@@ -134,12 +136,18 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       session,
       listener: cfg.id,
       gatewayTools: toolsByName,
-      takeCall: () => {
+      admit: () => {
+        const now = core.clock.now();
+        bucket.tokens = Math.min(cfg.calls_per_second, bucket.tokens + ((now - bucket.atMs) / 1000) * cfg.calls_per_second);
+        bucket.atMs = now;
+        if (bucket.tokens < 1) return 'rate_limited';
         const n = (callsPerTask.get(budgetKey) ?? 0) + 1;
-        if (n > cfg.max_calls_per_task) return false;
+        if (n > cfg.max_calls_per_task) return 'call_budget_spent';
+        bucket.tokens -= 1;
         callsPerTask.set(budgetKey, n);
-        return true;
+        return undefined;
       },
+      refuse: (detail) => refusals.record('mcp.tool_refused', remote, session.principal.id, { session: session.id, ...detail }),
       signal: extra.signal,
     }));
     arm(entry);
@@ -197,7 +205,7 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       refusals.authFailed(remote, check.reason, check.detail);
       if (check.reason === 'act_mismatch') {
         // A delegation the gateway was not told of: someone may be using the agent's identity for a party it does not serve.
-        void core.recordRefusal({ event: 'alert.delegation_mismatch', listener: cfg.id, remote, principal: String(check.detail.principal), detail: check.detail });
+        refusals.record('alert.delegation_mismatch', remote, String(check.detail.principal), { reason: 'act_mismatch', ...check.detail });
       }
       unauthorized(res, metadataUrl, check.reason);
       return undefined;

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Core } from '../../core/core.ts';
+import { MAX_DEFERRED_PER_PRINCIPAL } from '../../approvals/approvals.ts';
 import type { Operator } from '../../grants/types.ts';
 import { validateRuntimeGrant } from '../../grants/validate.ts';
 import { describeEnvelope, MAX_ENVELOPE_BYTES } from '../../grants/envelope.ts';
@@ -107,6 +108,9 @@ async function requestAccessRun(args: RequestArgs, ctx: ToolContext, ledger: Acc
   const claim = session.attributes.task;
   if (claim !== undefined && claim !== args.task) {
     return { ok: false, error: { code: 'task_mismatch', message: `your token is for task ${claim}; access can be asked only for that task` } };
+  }
+  if (core.approvals.deferredWaiting(session.principal.id) >= MAX_DEFERRED_PER_PRINCIPAL) {
+    return { ok: false, error: { code: 'too_many_pending', message: `${MAX_DEFERRED_PER_PRINCIPAL} of your requests already wait for a person` } };
   }
   const id = `jit-${randomBytes(6).toString('hex')}`;
   const now = core.clock.now();

@@ -43,6 +43,8 @@ export const mcpListenerSchema = listenerBaseSchema.extend({
    * need no bearer token. Without it, the door asks for no certificate.
    */
   client_ca: nonEmpty.optional(),
+  /** Tool calls per second on one session (a burst of one second's worth); beyond it a call is refused `rate_limited`. */
+  calls_per_second: z.number().min(0.1).max(10_000).default(20),
   /** Tool calls one principal may make for one task (the token's task claim, or the session when it has none). */
   max_calls_per_task: z.number().int().min(1).max(10_000_000).default(10_000),
   /** A request body larger than this is refused (413) without being read. */

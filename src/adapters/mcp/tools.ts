@@ -151,8 +151,13 @@ export interface CallOptions {
   session: Session;
   listener: string;
   gatewayTools: ReadonlyMap<string, GatewayTool>;
-  /** Counts the call against the principal's task budget; false: the budget is spent. */
-  takeCall: () => boolean;
+  /**
+   * Admits the call before anything else is done for it: undefined, or why not (`rate_limited`: the
+   * session's calls per second; `call_budget_spent`: the task's maximum number of calls).
+   */
+  admit: () => 'rate_limited' | 'call_budget_spent' | undefined;
+  /** Journal a refusal of the door's own (rate-limited per kind: a flood of refusals is not a journal flood). */
+  refuse: (detail: Record<string, unknown> & { reason: string }) => void;
   signal: AbortSignal;
 }
 
@@ -161,6 +166,11 @@ export async function callTool(name: string, rawArgs: unknown, o: CallOptions): 
   const { core, session } = o;
   const correlation = randomUUID();
   const who = { session: session.id, principal: session.principal.id, chain: session.chain, listener: o.listener };
+  const turnedAway = o.admit();
+  if (turnedAway) {
+    o.refuse({ reason: turnedAway, tool: name.slice(0, 128), correlation });
+    return failure(turnedAway, turnedAway === 'rate_limited' ? 'too many tool calls per second on this session; slow down' : 'the maximum number of tool calls for this task has been reached', { correlation });
+  }
   const gateway = o.gatewayTools.get(name);
   const agent = agentTools.get(name);
   const tool = gateway ?? agent?.spec;
@@ -180,10 +190,6 @@ export async function callTool(name: string, rawArgs: unknown, o: CallOptions): 
   const args = parsed.data as Record<string, unknown>;
   const binding = callBinding(name, args);
   note({ arguments: journaledArgs(args, tool.secretArgs), binding });
-  if (!o.takeCall()) {
-    await core.recordRefusal({ event: 'mcp.tool_refused', listener: o.listener, session, detail: { reason: 'call_budget_spent', tool: name, correlation } });
-    return failure('call_budget_spent', 'the maximum number of tool calls for this task has been reached', { correlation });
-  }
 
   let result: AgentToolResult;
   let targetProtocol: string | undefined;

@@ -27,6 +27,7 @@ let pki: TestPki;
 let gw: TestGateway;
 let resource: string;
 let budgetResource: string;
+let slowResource: string;
 let signingKey: CryptoKey;
 let svid: CertPair;
 let strangerSvid: CertPair;
@@ -82,7 +83,8 @@ before(async () => {
   const keys = await generateKeyPair('ES256', { extractable: true });
   signingKey = keys.privateKey;
   writeFileSync(join(tmp.dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
-  const [port, budgetPort] = [await freePort(), await freePort()];
+  const [port, budgetPort, slowPort] = [await freePort(), await freePort(), await freePort()];
+  slowResource = `https://127.0.0.1:${slowPort}/mcp`;
   resource = `https://127.0.0.1:${port}/mcp`;
   budgetResource = `https://127.0.0.1:${budgetPort}/mcp`;
   const listener = (id: string, p: number, res: string, extra: string) => `
@@ -115,7 +117,7 @@ grants:
     task: { ticket: AUD-1 }
     rules:
       - modbus: { preset: readonly }
-listeners:${listener('mcp-1', port, resource, '')}${listener('mcp-budget', budgetPort, budgetResource, '\n    max_calls_per_task: 3')}
+listeners:${listener('mcp-1', port, resource, '')}${listener('mcp-budget', budgetPort, budgetResource, '\n    max_calls_per_task: 3')}${listener('mcp-slow', slowPort, slowResource, '\n    calls_per_second: 2')}
 `, mcpAdapter, { runtimeGrants: true });
 });
 
@@ -261,6 +263,18 @@ test('the per-task call budget: beyond max_calls_per_task a call is refused and 
   await until(() => gw.events().some((e) => e.event === 'mcp.tool_refused' && e.detail?.reason === 'call_budget_spent'), 'mcp.tool_refused journaled');
   await agent.close();
   await again.close();
+});
+
+test('calls per second per session: a burst beyond it is refused rate_limited, and the refusals do not flood the journal', async () => {
+  const agent = await connect(await token({ aud: slowResource }), slowResource);
+  const results = await Promise.all(Array.from({ length: 40 }, () => call(agent.client, 'my_access', {})));
+  const limited = results.filter((r) => r.out.error === 'rate_limited').length;
+  assert.ok(results.filter((r) => !r.isError).length >= 2, 'the first calls of the burst run');
+  assert.ok(limited >= 30, `${limited} of 40 refused`);
+  await until(() => gw.events().some((e) => e.event === 'mcp.tool_refused' && e.detail?.reason === 'rate_limited'), 'rate_limited journaled');
+  const journaled = gw.events().filter((e) => e.event === 'mcp.tool_refused' && e.detail?.reason === 'rate_limited').length;
+  assert.ok(journaled <= 20, `${journaled} refusals journaled one by one (the rest counted)`);
+  await agent.close();
 });
 
 test('an unknown tool and arguments outside a tool\'s schema are tool errors with codes; the session goes on', async () => {
