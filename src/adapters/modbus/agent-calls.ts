@@ -232,8 +232,12 @@ async function decideAndForward(ctx: CallContext, req: ModbusRequest): Promise<S
     authorizations.push(verdict.authorization);
   }
   const cancelled = { ok: false as const, result: fail('cancelled', 'the call was cancelled before the device answered') };
-  if (call.signal.aborted) return cancelled;
   const writes = actions.filter((a) => a.verb !== 'read');
+  if (call.signal.aborted) {
+    // Allowed and journaled, then never sent: the outcome says so.
+    await Promise.all(writes.map((a) => call.outcome(a, { function_code: req.fc, ok: false, sent: false, reason: 'cancelled' })));
+    return cancelled;
+  }
   const before = writes.length > 0 && ctx.target.read_back_before_write ? await readBack(upstream, session, unit, writes) : undefined;
   const replied = upstream.forward(authorizations, session, unit, req, encodeRequest(req));
   // The outcome is journaled when the device answers, even if the agent stopped waiting.

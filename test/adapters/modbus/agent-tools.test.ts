@@ -5,13 +5,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { z } from 'zod';
 import { protocolModule } from '../../../src/adapters/registry.ts';
 import type { AgentToolResult, FrontDoor } from '../../../src/adapters/types.ts';
 import { modbusAgentTools, modbusReadOutput, modbusWriteOutput } from '../../../src/adapters/modbus/agent-tools.ts';
 import { modbusRuleSchema } from '../../../src/adapters/modbus/rules.ts';
 import { upstreamsFor } from '../../../src/adapters/modbus/pool.ts';
 import { startTestCore, openTestSession, testAgentCall, type TestCore } from '../../core-harness.ts';
-import { freePort, Plc, runPython, tempDir } from './fixtures/harness.ts';
+import { freePort, Plc, runPython, tempDir, until } from './fixtures/harness.ts';
 
 let tmp: ReturnType<typeof tempDir>;
 let plc: Plc;
@@ -159,6 +160,13 @@ test('the module offers modbus_read and modbus_write, listed by the rules that g
   assert.deepEqual(listed({ function_codes: [16] }), [false, true]);
   assert.deepEqual(listed({ function_codes: [22] }), [false, false], 'mask write is not a function the tool sends');
   assert.deepEqual(listed({ function_codes: [8, 43] }), [false, false]);
+  // What tools/list shows: each schema converts to JSON Schema, strict (no other arguments).
+  for (const spec of modbusAgentTools) {
+    const input = z.toJSONSchema(spec.input) as { properties: Record<string, unknown>; additionalProperties: boolean };
+    assert.equal(input.additionalProperties, false);
+    assert.ok('target' in input.properties);
+    z.toJSONSchema(spec.output!);
+  }
 });
 
 test('modbus_read by point: engineering units scaled by the SunSpec factor the device holds, with the raw registers', async () => {
@@ -316,4 +324,34 @@ test('the device\'s exception, a silent device and an unreachable one are errors
   assert.equal(errorCode(w.r), 'device_timeout');
   const outcome = eventsOf(w.correlation).find((e) => e.event === 'action.outcome');
   assert.equal(outcome?.outcome?.ok, false);
+});
+
+test('a call uses the link the front doors share, and leaves it open while a listener holds the pool', async () => {
+  const pool = upstreamsFor(t.core);
+  const release = pool.acquire(); // as a listener does while it runs
+  try {
+    ok((await call('modbus_read', { target: 'plc-1', table: 'holding', address: 1 })).r);
+    const link = pool.links().get('plc-1');
+    assert.equal(link?.state, 'up');
+    ok((await call('modbus_write', { target: 'plc-1', table: 'holding', address: 15, values: [15] })).r);
+    assert.equal(pool.links().get('plc-1'), link, 'the same link, still up');
+    assert.equal(link?.state, 'up');
+  } finally {
+    release();
+  }
+  assert.equal(pool.links().size, 0, 'closed once the last user let go');
+});
+
+test('a call cancelled while the device has not answered ends at once; the write\'s outcome is still journaled', async () => {
+  const correlation = 'corr-cancel';
+  const session = openTestSession(t.core, 'agent-7', 'mute-1');
+  const abort = new AbortController();
+  const agentCall = { ...testAgentCall(t.core, session, { correlation }), signal: abort.signal };
+  const pending = door.callAgentTool!('modbus_write', { target: 'mute-1', table: 'holding', address: 11, values: [3] }, agentCall);
+  await until(() => eventsOf(correlation).some((e) => e.event === 'action.allowed'), 'the write decided');
+  abort.abort();
+  assert.equal(errorCode(await pending), 'cancelled');
+  const outcome = await until(() => eventsOf(correlation).find((e) => e.event === 'action.outcome'), 'the outcome');
+  assert.equal(outcome.outcome?.ok, false);
+  session.close();
 });
