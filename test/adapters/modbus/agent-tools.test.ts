@@ -355,3 +355,25 @@ test('a call cancelled while the device has not answered ends at once; the write
   assert.equal(outcome.outcome?.ok, false);
   session.close();
 });
+
+test('once a person approves, the same call runs once and its write arrives; the next one asks again', async () => {
+  const session = openTestSession(t.core, 'agent-7', 'inverter-1');
+  const binding = 'c'.repeat(64);
+  const args = { target: 'inverter-1', point: 'controls.OutPFSet_WinTms', value: 240 };
+  const run = () => door.callAgentTool!('modbus_write', args, testAgentCall(t.core, session, { binding }));
+  try {
+    const first = await run();
+    assert.ok(!first.ok && 'refused' in first && first.refused.effect === 'approve' && first.refused.approval);
+    assert.deepEqual(await deviceRegisters(40238), [30]);
+    t.core.approvals.approve(first.refused.approval.id, { uid: 1000, user: 'operator', verified: true });
+    const writes = plc.writes().length;
+    const second = await run();
+    assert.deepEqual(ok(second).written, [240]);
+    assert.deepEqual(await deviceRegisters(40238), [240]);
+    const third = await run();
+    assert.ok(!third.ok && 'refused' in third && third.refused.effect === 'approve', 'one approval, one run');
+    assert.equal(plc.writes().length, writes + 1);
+  } finally {
+    session.close();
+  }
+});
