@@ -2,10 +2,11 @@
 // register of the device (`controls.WMaxLimPct_SF`: value = raw x 10^SF), so policy can only compare a
 // written value with bounds in engineering units once the gateway knows the factor. Before a write that
 // touches such a point is decided, the gateway reads the factor register itself, on the target's shared
-// link (the principal never sees it), and hands the exponent to policy with the action; it is journaled
-// with the decision. Factors are fixed per device and firmware, so each is read at most once a minute
+// link (no client sees that read), and hands the exponent to policy with the action; it is journaled
+// with the decision. The agent tools (agent-calls.ts) convert a point's value to and from engineering
+// units with the same factors, and report the exponent they applied. Factors are fixed per device and firmware, so each is read at most once a minute
 // per link. A factor that cannot be read, or is not -10..10 (0x8000 is SunSpec's "not implemented"),
-// stays unknown, and policy then refuses a bounded write to the point.
+// stays unknown: policy then refuses a bounded write to the point, and the agent tools give no value.
 import type { FirmwareProfile } from '../../config/types.ts';
 import type { ModbusAction } from './actions.ts';
 import { modbusPoints, type ModbusObject } from './rules.ts';
