@@ -26,6 +26,7 @@ import { modbusListenerSchema, modbusTargetSchema, type ModbusListenerConfig } f
 import { modbusRole, normalizeFingerprint, principalForCertificate, subjectCommonName } from './tls.ts';
 import { serveModbusStream, type ModbusRoute } from './stream.ts';
 import { upstreamsFor } from './pool.ts';
+import { callModbusAgentTool } from './agent-calls.ts';
 
 export const DEFAULT_MODBUS_TLS_PORT = 802;
 
@@ -59,6 +60,8 @@ export const modbusAdapter: FrontDoor = {
     const routes: ModbusRoute[] = Array.from({ length: 256 }, (_, unit) => ({ unit, target, targetUnit: unit }));
     return serveModbusStream(stream, session, core, { routes });
   },
+  // An agent's modbus_read / modbus_write (agent-calls.ts), on the same shared links.
+  callAgentTool: callModbusAgentTool,
 };
 
 export async function startModbusListener(raw: ListenerConfig, core: Core): Promise<RunningListener> {

@@ -3,6 +3,7 @@
 // listeners, the stream server, the upstream links and the serial port library) is loaded by load() only
 // when a listener or a tunnel uses it.
 import type { ProtocolModule } from '../types.ts';
+import { modbusAgentTools } from './agent-tools.ts';
 import { checkModbusPoint, modbusPointFields, modbusRuleWarnings } from './checks.ts';
 import { modbusDryRun } from './dry-run.ts';
 import { MODBUS_REFUSALS } from './exceptions.ts';
@@ -33,5 +34,7 @@ export const modbusModule: ProtocolModule<ModbusObject, ModbusRuleConfig> = {
   },
   // A tunnel another front door opened to a Modbus target is served here, with the same enforcement.
   servesStreams: true,
+  // modbus_read / modbus_write on the agent front door (agent-tools.ts); the front door runs them (agent-calls.ts).
+  agentTools: modbusAgentTools,
   load: async () => (await import('./adapter.ts')).modbusAdapter,
 };

@@ -13,6 +13,7 @@ import type { Action } from '../../policy/types.ts';
 import { boundsText, fit, miss, scaled, withinBounds, type MatchEnv, type MatchMode, type ProtocolMatcher, type RuleFit } from '../../policy/matcher.ts';
 import { matchDotted } from '../../policy/glob.ts';
 import { FUNCTIONS_BY_CODE, type ModbusFunction } from './functions.ts';
+import { rawPointValue } from './point-values.ts';
 import { modbusPoints, modbusTables, type ModbusObject, type ModbusPoint, type ModbusRuleConfig, type ModbusTable } from './rules.ts';
 
 export { FUNCTION_CODES as MODBUS_FUNCTION_CODES } from './functions.ts';
@@ -175,20 +176,8 @@ function decodePoint(p: ModbusPoint, o: ModbusObject, profile: FirmwareProfile):
   if (!o.values || !VALUE_CARRYING_WRITES.has(o.functionCode)) return undefined;
   const off = p.address! - o.address;
   const regs = o.values.slice(off, off + p.words);
-  if (off < 0 || regs.length !== p.words) return undefined;
-  let raw: number;
-  if (p.table === 'coil' || p.table === 'discrete_input') raw = regs[0]!;
-  else if ((p.type === 'uint16' || p.type === 'int16') && p.words === 1) {
-    raw = p.type === 'int16' && regs[0]! >= 0x8000 ? regs[0]! - 0x10000 : regs[0]!;
-  } else if ((p.type === 'uint32' || p.type === 'int32' || p.type === 'float32') && p.words === 2) {
-    const [hi, lo] = profile.word_order === 'big' ? [regs[0]!, regs[1]!] : [regs[1]!, regs[0]!];
-    const view = new DataView(new ArrayBuffer(4));
-    view.setUint16(0, hi);
-    view.setUint16(2, lo);
-    raw = p.type === 'uint32' ? view.getUint32(0) : p.type === 'int32' ? view.getInt32(0) : view.getFloat32(0);
-  } else {
-    return undefined; // strings, or a type and width that disagree
-  }
+  const raw = off < 0 ? undefined : rawPointValue(p, regs, profile.word_order);
+  if (raw === undefined) return undefined; // strings, or a type and width that disagree
   if (p.scale_factor === undefined) return scaled(raw, p.scale_exponent);
   // Scaled by a register of the device: unknown until the gateway has read it (then refused if bounded).
   const exponent = o.scaleFactors?.[p.scale_factor];

@@ -32,7 +32,7 @@ import {
 } from './codec.ts';
 import { modbusTargetSchema, type ModbusTargetConfig } from './schema.ts';
 import type { GatewayRead, Upstream, UpstreamReply } from './upstream.ts';
-import { scaleFactorsFor } from './scale-factors.ts';
+import { addScaleFactors } from './scale-factors.ts';
 import { upstreamsFor, type UpstreamPool } from './pool.ts';
 
 /** A client unit id → the target it reaches and the unit id used toward that target. */
@@ -212,11 +212,7 @@ class StreamServer {
     const upstream = this.#pool.get(target);
     // Writes to points scaled by a register of the device carry the factor, read first, into policy.
     const profile = target.profile ? this.#core.config().profiles.get(target.profile) : undefined;
-    for (const action of ordered) {
-      if (isRead(action) || !profile) continue;
-      const scaleFactors = await scaleFactorsFor(action.object, profile, upstream, this.#session.id, Date.now());
-      if (scaleFactors) action.object.scaleFactors = scaleFactors;
-    }
+    await addScaleFactors(ordered, profile, upstream, this.#session.id);
     const authorizations: Authorization[] = [];
     for (const action of ordered) {
       const verdict = await this.#core.authorize(this.#session, action);
@@ -229,25 +225,10 @@ class StreamServer {
       return this.#answer(frame, encodeException(req.fc, EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE));
     }
     const writes = ordered.length === 1 && isRead(ordered[0]!) ? NO_ACTIONS : ordered.filter((a) => !isRead(a));
-    const before = writes.length > 0 && target.read_back_before_write ? await this.#readBack(upstream, unit, writes) : undefined;
+    const before = writes.length > 0 && target.read_back_before_write ? await readBack(upstream, this.#session.id, unit, writes) : undefined;
     const reply = await upstream.forward(authorizations, this.#session.id, unit, req, frame.pdu);
     this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));
-    for (const action of writes) void this.#core.recordOutcome(this.#session, action, outcomeOf(action, reply, before, this.#role));
-  }
-
-  /** The current values of the registers or coils a write is about to change (Penstock's own read, not the client's). */
-  async #readBack(upstream: Upstream, unit: number, writes: readonly ModbusAction[]): Promise<Record<string, unknown>> {
-    const out: Record<string, unknown> = {};
-    for (const w of writes) {
-      const o = w.object;
-      if ((o.table !== 'holding_register' && o.table !== 'coil') || o.quantity < 1) continue;
-      const req: GatewayRead = o.table === 'coil'
-        ? { kind: 'read_bits', fc: 1, address: o.address, quantity: o.quantity }
-        : { kind: 'read_registers', fc: 3, address: o.address, quantity: o.quantity };
-      const r = await upstream.gatewayRead(this.#session.id, unit, req);
-      out[`${o.table}:${o.address}`] = r.ok ? valuesOf(r.response) : { failed: r.code, exception: r.exception };
-    }
-    return out;
+    for (const action of writes) void this.#core.recordOutcome(this.#session, action, writeOutcome(action, reply, before, this.#role));
   }
 
   #answer(frame: MbapFrame, pdu: Buffer): void {
@@ -319,11 +300,27 @@ export function parsedTarget(core: Core, id: string): ModbusTargetConfig | undef
   return parsed ?? undefined;
 }
 
+/** The current values of the registers or coils the writes are about to change (Penstock's own read, not the client's): `table:address` → values. */
+export async function readBack(upstream: Upstream, session: string, unit: number, writes: readonly ModbusAction[]): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const w of writes) {
+    const o = w.object;
+    if ((o.table !== 'holding_register' && o.table !== 'coil') || o.quantity < 1) continue;
+    const req: GatewayRead = o.table === 'coil'
+      ? { kind: 'read_bits', fc: 1, address: o.address, quantity: o.quantity }
+      : { kind: 'read_registers', fc: 3, address: o.address, quantity: o.quantity };
+    const r = await upstream.gatewayRead(session, unit, req);
+    out[`${o.table}:${o.address}`] = r.ok ? valuesOf(r.response) : { failed: r.code, exception: r.exception };
+  }
+  return out;
+}
+
 function valuesOf(res: ModbusResponse): number[] | undefined {
   return 'values' in res && Array.isArray(res.values) ? res.values : undefined;
 }
 
-function outcomeOf(action: ModbusAction, reply: UpstreamReply, before: Record<string, unknown> | undefined, role: string | undefined): Record<string, unknown> {
+/** What the journal's action.outcome of one write says: values, old values (read back), duration, and how the target answered. */
+export function writeOutcome(action: ModbusAction, reply: UpstreamReply, before: Record<string, unknown> | undefined, role: string | undefined): Record<string, unknown> {
   const o = action.object;
   const base: Record<string, unknown> = {
     function_code: o.functionCode,
