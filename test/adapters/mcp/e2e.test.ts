@@ -108,8 +108,12 @@ const journalText = () => JSON.stringify(gw.events());
 test('a valid token lists my_access and calls it: the structured result names the principal\'s grant', async () => {
   const { client, transport } = await connect(await token());
   const tools = await client.listTools();
-  // The gateway's own tools (no envelope keys pinned here: no present_envelope); no protocol offers tools in this file.
-  assert.deepEqual(tools.tools.map((t) => t.name), ['my_access', 'request_access', 'task_done']);
+  // The gateway's own tools (no envelope keys pinned here: no present_envelope), and what the read-only
+  // grant lets the agent use: modbus_read on plc-1, not modbus_write.
+  assert.deepEqual(tools.tools.map((t) => t.name), ['my_access', 'request_access', 'task_done', 'modbus_read']);
+  const read = tools.tools.find((t) => t.name === 'modbus_read')!;
+  assert.deepEqual((read.inputSchema.properties as { target: { enum: string[] } }).target.enum, ['plc-1']);
+  assert.equal(read.annotations?.readOnlyHint, true);
   const result = await client.callTool({ name: 'my_access', arguments: {} });
   assert.notEqual(result.isError, true);
   const out = result.structuredContent as { principal: string; chain: string[]; grants: { id: string; targets: string[]; task: { ticket: string }; active: boolean; window_end?: string; limits?: { max_session_seconds?: number } }[]; pending_approvals: unknown[] };
@@ -191,7 +195,7 @@ test('a body over max_body_bytes gets 413 and the daemon stays up', async () => 
   assert.equal(await curl(['-H', 'transfer-encoding: chunked']), '413', 'chunked body over the bound');
   await until(() => gw.events().filter((e) => e.event === 'action.malformed' && e.detail?.reason === 'body_too_large').length >= 3, 'the three refusals journaled');
   const { client, transport } = await connect(await token());
-  assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['my_access', 'request_access', 'task_done'], 'the daemon is still up');
+  assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['my_access', 'request_access', 'task_done', 'modbus_read'], 'the daemon is still up');
   await transport.terminateSession();
   await client.close();
 });
