@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import net from 'node:net';
+import { compilePlcSim, freePort } from './bench-support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,25 +54,6 @@ server.listen(0, '127.0.0.1', () => console.log('relay ' + server.address().port
 `;
 
 interface LoadResult { ok: number; errors: number; seconds: number; p50_us: number; p99_us: number }
-
-function compile(name: string): string {
-  const out = join(dir, name);
-  let flags = ['-I/usr/include/modbus', '-lmodbus']; // Debian's libmodbus-dev layout, when pkg-config is absent
-  try {
-    flags = execFileSync('pkg-config', ['--cflags', '--libs', 'libmodbus'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/);
-  } catch {}
-  execFileSync('cc', ['-O2', '-pthread', '-o', out, join(here, 'plc-sim', `${name}.c`), ...flags], { stdio: 'inherit' });
-  return out;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function start(cmd: string, argv: string[], ready: (line: string) => boolean): Promise<ChildProcess> {
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -125,8 +106,8 @@ function rss(pid: number): { rss: number; anon: number } {
 }
 
 try {
-  const server = compile('modbus-server');
-  const loader = compile('modbus-load');
+  const server = compilePlcSim(dir, 'modbus-server');
+  const loader = compilePlcSim(dir, 'modbus-load');
   const plcPort = await freePort();
   await start(server, [String(plcPort)], (l) => l.startsWith('ready'));
 

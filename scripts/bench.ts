@@ -2,7 +2,7 @@
 // nothing here asserts a time. Each part prints its own table, side by side with a direct connection
 // where there is one (ratios = through Penstock / direct).
 //   PENSTOCK_BENCH_ONLY=journal,modbus   run only some parts
-//   PENSTOCK_BENCH_SECONDS=3             seconds per throughput cell (Modbus)
+//   PENSTOCK_BENCH_SECONDS=3             seconds per throughput cell (Modbus, MCP: about 7 x this + 10 s)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -19,6 +19,7 @@ const parts: { name: string; script: string; args: string[] }[] = [
   { name: 'modbus', script: 'scripts/bench-modbus.ts', args: ['--seconds', seconds] },
   { name: 'ssh', script: 'scripts/bench-ssh.ts', args: [] },
   { name: 'opcua', script: 'scripts/bench-opcua.ts', args: [] },
+  { name: 'mcp', script: 'scripts/bench-mcp.ts', args: ['--seconds', seconds] },
 ];
 
 // The daemon is measured as shipped: from dist/, built from the src/ in this checkout now.

@@ -1,15 +1,17 @@
 // `npm run demo`: the built-in demo site. Starts two simulated inverters (Modbus/TCP), a simulated
 // boiler (OPC UA) and, where OpenSSH's sshd is installed, an unprivileged sshd as an SSH target, all on
-// loopback; makes the demo OPC UA client's certificate, the SSH keys and the vault, writes the demo
-// config into a folder of its own, runs the real daemon on it, and prints what to try.
+// loopback; makes the demo OPC UA client's certificate, the SSH keys, the vault and what the MCP door for
+// AI agents needs (its TLS certificate, the demo identity provider's keys, a 10-minute agent token),
+// writes the demo config into a folder of its own, runs the real daemon on it, and prints what to try.
 // Ctrl-C stops everything.
 //
 // Environment: PENSTOCK_DEMO_DIR (the folder; default one per user under the temp folder),
-// PENSTOCK_DEMO_PORTS (loopback ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA[,SSH,SSHTARGET]": the Modbus
-// front door, the two simulated inverters, the simulated boiler, the OPC UA front door, the SSH front
-// door and the target sshd; default 1502,15020,15021,14840,4840,2222,12222; given five, the SSH two
-// keep their defaults), PENSTOCK_DEMO_SSHD (the sshd to run; default /usr/sbin/sshd; `none` leaves the
-// SSH target out), PENSTOCK_LOG_LEVEL (the daemon's, default warn).
+// PENSTOCK_DEMO_PORTS (loopback ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA[,SSH,SSHTARGET[,MCP]]": the
+// Modbus front door, the two simulated inverters, the simulated boiler, the OPC UA front door, the SSH
+// front door, the target sshd and the MCP front door; default 1502,15020,15021,14840,4840,2222,12222,8443;
+// the ports not given keep their defaults), PENSTOCK_DEMO_SSHD (the sshd to run; default /usr/sbin/sshd;
+// `none` leaves the SSH target out), PENSTOCK_INSPECTOR_CLI (the MCP Inspector's CLI the printed agent
+// command runs; default node_modules/.bin/mcp-inspector-cli), PENSTOCK_LOG_LEVEL (the daemon's, default warn).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -19,6 +21,7 @@ import { loadFirmwareProfile } from '../src/config/profiles.ts';
 import { adminRequest } from '../src/admin/client.ts';
 import { Vault } from '../src/vault/vault.ts';
 import { hashOpcuaPassword } from '../src/adapters/opcua/identity.ts';
+import { protocolModule } from '../src/adapters/registry.ts';
 import { startSimulatedPlc } from './demo/plc-sim.ts';
 import { startPlant, type PlantReach } from './demo/boiler-plant.ts';
 import {
@@ -42,22 +45,23 @@ import {
   gatewayCertificateFile,
   trustGatewayCertificate,
 } from './demo/opcua-demo.ts';
+import { DEMO_AGENT, DEMO_MCP_LISTENER, DEMO_MCP_PORT, demoResource, findInspectorCli, inspectorCommand, prepareDemoMcp, type DemoMcpFiles } from './demo/mcp-demo.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = demoDir();
-const ports = demoPorts(process.env.PENSTOCK_DEMO_PORTS ?? '1502,15020,15021,14840,4840,2222,12222');
+const ports = demoPorts(process.env.PENSTOCK_DEMO_PORTS ?? `1502,15020,15021,14840,4840,2222,12222,${DEMO_MCP_PORT}`);
 mkdirSync(dir, { recursive: true, mode: 0o700 });
 const configFile = join(dir, 'penstock.yaml');
 const socket = join(dir, 'run', 'admin.sock');
 
-function demoPorts(spec: string): { modbus: number; inverter1: number; der1: number; boiler: number; opcua: number; ssh: number; sshTarget: number } {
+function demoPorts(spec: string): { modbus: number; inverter1: number; der1: number; boiler: number; opcua: number; ssh: number; sshTarget: number; mcp: number } {
   const list = spec.split(',').map((s) => Number(s.trim()));
-  if ((list.length !== 5 && list.length !== 7) || !list.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
-    console.error(`demo: PENSTOCK_DEMO_PORTS must be five or seven ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA[,SSH,SSHTARGET]", got "${spec}"`);
+  if (![5, 7, 8].includes(list.length) || !list.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
+    console.error(`demo: PENSTOCK_DEMO_PORTS must be five, seven or eight ports "MODBUS,INVERTER1,DER1,BOILER,OPCUA[,SSH,SSHTARGET[,MCP]]", got "${spec}"`);
     process.exit(2);
   }
-  const [modbus, inverter1, der1, boiler, opcua, ssh = 2222, sshTarget = 12222] = list as [number, number, number, number, number, number?, number?];
-  return { modbus, inverter1, der1, boiler, opcua, ssh, sshTarget };
+  const [modbus, inverter1, der1, boiler, opcua, ssh = 2222, sshTarget = 12222, mcp = DEMO_MCP_PORT] = list as [number, number, number, number, number, number?, number?, number?];
+  return { modbus, inverter1, der1, boiler, opcua, ssh, sshTarget, mcp };
 }
 
 // ------------------------------------------------------------------ everything started, stopped in reverse
@@ -74,13 +78,13 @@ function shutdown(code: number): Promise<never> {
 process.once('SIGINT', () => void shutdown(0));
 process.once('SIGTERM', () => void shutdown(0));
 
-/** The demo config: site.yaml plus site-opcua.yaml and, with an SSH target, site-ssh.yaml (their lists joined), for this folder and these ports. */
-function siteConfig(ssh: DemoSshFiles | undefined): string {
+/** The demo config: site.yaml plus site-opcua.yaml and, with an SSH target, site-ssh.yaml, with the MCP door site-mcp.yaml (their lists joined), for this folder and these ports. */
+function siteConfig(ssh: DemoSshFiles | undefined, mcp: DemoMcpFiles | undefined): string {
   const read = (name: string) => parseDocument(readFileSync(join(root, 'scripts/demo', name), 'utf8').replaceAll('@STATE@', dir));
   const doc = read('site.yaml');
   const top = doc.contents;
   if (!isMap(top)) throw new Error('site.yaml is not a mapping');
-  for (const name of ['site-opcua.yaml', ...(ssh ? ['site-ssh.yaml'] : [])]) joinSite(doc, top, name, read(name));
+  for (const name of ['site-opcua.yaml', ...(ssh ? ['site-ssh.yaml'] : []), ...(mcp ? ['site-mcp.yaml'] : [])]) joinSite(doc, top, name, read(name));
   setEntry(doc, 'listeners', 'modbus-demo', 'port', ports.modbus);
   setEntry(doc, 'targets', 'inverter-1', 'port', ports.inverter1);
   setEntry(doc, 'targets', 'der-1', 'port', ports.der1);
@@ -92,6 +96,10 @@ function siteConfig(ssh: DemoSshFiles | undefined): string {
     setEntry(doc, 'targets', DEMO_SSH_TARGET, 'port', ports.sshTarget);
     setEntry(doc, 'targets', DEMO_SSH_TARGET, 'username', ssh.user);
     setEntry(doc, 'targets', DEMO_SSH_TARGET, 'host_keys', [`[127.0.0.1]:${ports.sshTarget} ${ssh.targetHostPub}`]);
+  }
+  if (mcp) {
+    setEntry(doc, 'listeners', DEMO_MCP_LISTENER, 'port', ports.mcp);
+    setEntry(doc, 'listeners', DEMO_MCP_LISTENER, 'resource', demoResource(ports.mcp));
   }
   return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }
@@ -152,6 +160,16 @@ async function startSshTarget(): Promise<DemoSshFiles | undefined> {
   }
 }
 
+/** The MCP door's files and the agent's token; without openssl, says why not, and the demo runs without the door. */
+async function prepareMcp(): Promise<{ files: DemoMcpFiles; tokenExpires: Date } | undefined> {
+  try {
+    return await prepareDemoMcp(dir, ports.mcp);
+  } catch (err) {
+    console.log(`demo: the MCP door for AI agents is left out (${(err as Error).message.split('\n')[0]}; it needs openssl); the rest of the demo runs without it`);
+    return undefined;
+  }
+}
+
 function describeReach(r: PlantReach): string {
   return r.kind === 'write' ? `write reached the boiler: ${r.path} <- ${String(r.value)}` : `call reached the boiler: ${r.path}(${r.args.map((a) => JSON.stringify(a)).join(', ')})`;
 }
@@ -197,8 +215,9 @@ try {
 
   const ssh = await startSshTarget();
   const client = await ensureDemoClientCertificate(dir);
+  const mcp = await prepareMcp();
   writeVault(ssh);
-  writeFileSync(configFile, siteConfig(ssh));
+  writeFileSync(configFile, siteConfig(ssh, mcp?.files));
   if (ssh) writeDemoClientConfig(ssh, ports.ssh);
 
   const daemon = spawn(process.execPath, [join(root, 'src/main.ts'), '--config', configFile], {
@@ -221,7 +240,7 @@ try {
   const endpoint = `opc.tcp://127.0.0.1:${ports.opcua}`;
   writeFileSync(client.connectionFile, `${JSON.stringify({ endpoint, target: DEMO_OPCUA_TARGET })}\n`);
 
-  printInstructions(endpoint, ssh);
+  printInstructions(endpoint, ssh, mcp);
 } catch (err) {
   console.error(`demo: ${(err as Error).message}`);
   await shutdown(1);
@@ -233,7 +252,7 @@ function rows(list: [string, string?][]): string {
   return list.map(([cmd, note]) => `  ${note ? `${cmd.padEnd(width)}   # ${note}` : cmd}`).join('\n');
 }
 
-function printInstructions(endpoint: string, ssh: DemoSshFiles | undefined): void {
+function printInstructions(endpoint: string, ssh: DemoSshFiles | undefined, mcp: { files: DemoMcpFiles; tokenExpires: Date } | undefined): void {
   const ctl = `bin/penstockctl --socket ${socket}`;
   const ua = `node_modules/.bin/node scripts/demo/opcua-client.ts${process.env.PENSTOCK_DEMO_DIR ? ` --dir ${dir}` : ''}`;
   const mb = (args: string) => `mbpoll -m tcp -p ${ports.modbus} ${args}`;
@@ -269,6 +288,7 @@ ${rows([
   ])}
 
 ${ssh ? sshInstructions(ssh) : 'SSH: no SSH target in this run (see above).\n'}
+${mcp ? mcpInstructions(mcp.files, mcp.tokenExpires) : 'AI agents (MCP): no MCP door in this run (see above).\n'}
 Plant staff (policy check is a dry run that says which grant and rule decide, and why not):
 ${rows([
     [`${ctl} approvals list`],
@@ -301,5 +321,23 @@ ${rows([
     [`sftp -F ${ssh.clientConfig} ${at}`, `file transfer, only in ${ex}: put FILE ${ex}/ ; get ${ex}/FILE`],
     [`ssh -F ${ssh.clientConfig} ${DEMO_SSH_PRINCIPAL}@${DEMO_SSH_HOST}`, 'no target: lists your targets and grants'],
   ])}
+`;
+}
+
+function mcpInstructions(f: DemoMcpFiles, tokenExpires: Date): string {
+  const cli = findInspectorCli();
+  const mint = `node_modules/.bin/node scripts/demo/mcp-demo.ts token${process.env.PENSTOCK_DEMO_DIR ? ` --dir ${dir}` : ''}${ports.mcp !== DEMO_MCP_PORT ? ` --port ${ports.mcp}` : ''}`;
+  const run = cli
+    ? `  ${inspectorCommand(cli, f, ports.mcp, 'my_access')}`
+    : '  (the MCP Inspector CLI, devDependency @modelcontextprotocol/inspector-cli, is not installed: npm install, or PENSTOCK_INSPECTOR_CLI=PATH)';
+  // The Modbus tools, where this build has them: the same command reads the inverter by point name.
+  const read = cli && protocolModule('modbus')?.agentTools?.some((t) => t.name === 'modbus_read')
+    ? `Then read the inverter's output power by its point name (allowed):\n  ${inspectorCommand(cli, f, ports.mcp, 'modbus_read', ['target=inverter-1', 'point=inverter.W'])}\n`
+    : '';
+  return `AI agents (MCP front door ${demoResource(ports.mcp)}; you are agent ${DEMO_AGENT}, acting for work order WO-4411, with a
+bearer token from the demo identity provider in ${f.tokenFile} (mode 0600, valid until ${tokenExpires.toISOString()};
+${mint} makes a new one). The gateway's CA is ${f.caCert}. A real MCP client, the MCP Inspector's CLI, asks what you may do:
+${run}
+${read}With --method tools/list it lists your tools; a write of the power limit waits for a person (approvals list / approve ID).
 `;
 }

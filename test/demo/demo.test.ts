@@ -1,20 +1,25 @@
 // Smoke test of `npm run demo` (scripts/demo.ts), run as a person runs it: a child process with its own
 // folder and ports, driven with the tools its printed instructions name (mbpoll for Modbus, the demo's
-// OPC UA client, OpenSSH ssh and sftp), asserting on the simulated devices' side that a refused write
-// never arrived and on the SSH target's files, then stopped with Ctrl-C (SIGINT).
+// OPC UA client, OpenSSH ssh and sftp, the MCP Inspector's CLI), asserting on the simulated devices' side
+// that a refused write never arrived, on the SSH target's files and on the journal, then stopped with
+// Ctrl-C (SIGINT).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodeJwt } from 'jose';
 import { descendants, freePort, tempDir, until } from '../support.ts';
+import { adminRequest } from '../../src/admin/client.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const mbpoll = ['/usr/bin/mbpoll', '/usr/local/bin/mbpoll'].find((p) => existsSync(p));
 const sshd = ['/usr/sbin/sshd', '/usr/local/sbin/sshd'].find((p) => existsSync(p));
 const noSsh = sshd ? false : 'sshd is not installed (apt-get install openssh-server)';
+const inspectorCli = process.env.PENSTOCK_INSPECTOR_CLI || join(root, 'node_modules/.bin/mcp-inspector-cli');
+const noInspector = existsSync(inspectorCli) ? false : `no MCP Inspector CLI at ${inspectorCli} (devDependency @modelcontextprotocol/inspector-cli, or PENSTOCK_INSPECTOR_CLI=PATH)`;
 
 let tmp: { dir: string; cleanup: () => void };
 let demo: ChildProcess;
@@ -57,7 +62,7 @@ describe('npm run demo', { timeout: 180_000 }, () => {
   before(async () => {
     tmp = tempDir('penstock-demo-test-');
     ports = [];
-    for (let i = 0; i < 7; i++) ports.push(await freePort());
+    for (let i = 0; i < 8; i++) ports.push(await freePort());
     demo = spawn(process.execPath, [join(root, 'scripts/demo.ts')], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -161,6 +166,62 @@ describe('npm run demo', { timeout: 180_000 }, () => {
     assert.equal(existsSync(join(tmp.dir, 'outside.bin')), false);
   });
 
+  /** The agent's files, as the printed MCP instructions name them. */
+  const mcpFiles = () => {
+    const token = /bearer token from the demo identity provider in (\S+agent\.token) \(mode 0600/.exec(stdout)?.[1];
+    const ca = /The gateway's CA is (\S+ca\.crt)\./.exec(stdout)?.[1];
+    assert.ok(token && ca, `the MCP instructions:\n${stdout}`);
+    return { token, ca };
+  };
+
+  it('MCP: the agent\'s token is a 10-minute JWT for the door\'s resource, in a 0600 file; the signing key stays private', () => {
+    const resource = `https://127.0.0.1:${ports[7]}/mcp`;
+    assert.match(stdout, new RegExp(`MCP front door ${resource.replaceAll('.', '\\.')}; you are agent tuning-agent`));
+    const { token } = mcpFiles();
+    assert.equal(statSync(token).mode & 0o777, 0o600);
+    assert.equal(statSync(join(tmp.dir, 'mcp', 'idp-signing-key.pem')).mode & 0o777, 0o600);
+    const claims = decodeJwt(readFileSync(token, 'utf8').trim());
+    assert.equal(claims.aud, resource);
+    assert.equal(claims.sub, 'spiffe://demo-solar-park.example/agent/tuning-agent');
+    assert.equal(claims.exp! - claims.iat!, 600);
+    // The config the daemon runs: the door and the agent's grant, approve on the power limit.
+    const config = readFileSync(join(tmp.dir, 'penstock.yaml'), 'utf8');
+    assert.match(config, /protocol: mcp/);
+    assert.match(config, /points: \[controls\.WMaxLimPct\], max: 80, effect: approve/);
+  });
+
+  it('MCP: the printed Inspector command calls my_access as tuning-agent, over TLS; the journal has the call', { skip: noInspector }, async () => {
+    const command = /^ {2}(\(cd .* --tool-name my_access\))$/m.exec(stdout)?.[1];
+    assert.ok(command, `the printed Inspector command:\n${stdout}`);
+    const r = await run('sh', ['-c', command]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const out = (JSON.parse(r.stdout) as { structuredContent: { principal: string; chain: string[]; grants: { id: string; targets: string[] }[] } }).structuredContent;
+    assert.equal(out.principal, 'tuning-agent');
+    assert.deepEqual(out.chain, ['tuning-agent', 'work-order:WO-4411']);
+    assert.deepEqual(out.grants.map((g) => [g.id, g.targets]), [['g-wo-4411-agent', ['inverter-1']]]);
+    // The far side: the daemon journaled the call, by that principal.
+    const socket = join(tmp.dir, 'run', 'admin.sock');
+    const called = await until(async () => {
+      const tail = (await adminRequest(socket, 'journal.tail', { count: 200 })) as { events: { event: { event?: string; principal?: string } }[] };
+      return tail.events.find((e) => e.event.event === 'mcp.tool_called');
+    }, 'mcp.tool_called in the journal');
+    assert.equal(called.event.principal, 'tuning-agent');
+    // The token was read from its file by the shell: it is on no command line of the demo or the daemon.
+    const token = readFileSync(mcpFiles().token, 'utf8').trim();
+    for (const pid of [demo.pid!, ...descendants(demo.pid!)]) {
+      assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(token), false, `the token is in the argv of ${pid}`);
+    }
+  });
+
+  it('MCP: where this build has modbus_read, the printed command reads the inverter by point name', { skip: noInspector }, async (t) => {
+    const command = /^ {2}(\(cd .* --tool-name modbus_read --tool-arg .*\))$/m.exec(stdout)?.[1];
+    if (!command) return t.skip('modbus_read is not in this build (the demo prints no command for it)');
+    const r = await run('sh', ['-c', command]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = JSON.parse(r.stdout) as { isError?: boolean };
+    assert.notEqual(result.isError, true, r.stdout);
+  });
+
   it('Ctrl-C stops the demo: exit status 0 and no process left behind', async () => {
     const children = descendants(demo.pid!);
     assert.ok(children.length >= 1, 'the daemon runs as a child of the demo');
@@ -175,7 +236,7 @@ describe('npm run demo without sshd', { timeout: 180_000 }, () => {
   it('says there is no SSH target, and runs the rest', async () => {
     const own = tempDir('penstock-demo-nossh-');
     const p: number[] = [];
-    for (let i = 0; i < 7; i++) p.push(await freePort());
+    for (let i = 0; i < 8; i++) p.push(await freePort());
     let out = '';
     const child = spawn(process.execPath, [join(root, 'scripts/demo.ts')], {
       cwd: root,
