@@ -19,7 +19,8 @@ const mbpoll = ['/usr/bin/mbpoll', '/usr/local/bin/mbpoll'].find((p) => existsSy
 const sshd = ['/usr/sbin/sshd', '/usr/local/sbin/sshd'].find((p) => existsSync(p));
 const noSsh = sshd ? false : 'sshd is not installed (apt-get install openssh-server)';
 const inspectorCli = process.env.PENSTOCK_INSPECTOR_CLI || join(root, 'node_modules/.bin/mcp-inspector-cli');
-const noInspector = existsSync(inspectorCli) ? false : `no MCP Inspector CLI at ${inspectorCli} (devDependency @modelcontextprotocol/inspector-cli, or PENSTOCK_INSPECTOR_CLI=PATH)`;
+// A devDependency: missing means a broken install, which fails the file at once.
+if (!existsSync(inspectorCli)) throw new Error(`no MCP Inspector CLI at ${inspectorCli}: run npm ci (devDependency @modelcontextprotocol/inspector-cli), or set PENSTOCK_INSPECTOR_CLI=PATH`);
 
 let tmp: { dir: string; cleanup: () => void };
 let demo: ChildProcess;
@@ -190,7 +191,7 @@ describe('npm run demo', { timeout: 180_000 }, () => {
     assert.match(config, /points: \[controls\.WMaxLimPct\], max: 80, effect: approve/);
   });
 
-  it('MCP: the printed Inspector command calls my_access as tuning-agent, over TLS; the journal has the call', { skip: noInspector }, async () => {
+  it('MCP: the printed Inspector command calls my_access as tuning-agent, over TLS; the journal has the call', async () => {
     const command = /^ {2}(\(cd .* --tool-name my_access\))$/m.exec(stdout)?.[1];
     assert.ok(command, `the printed Inspector command:\n${stdout}`);
     const r = await run('sh', ['-c', command]);
@@ -213,7 +214,7 @@ describe('npm run demo', { timeout: 180_000 }, () => {
     }
   });
 
-  it('MCP: where this build has modbus_read, the printed command reads the inverter by point name', { skip: noInspector }, async (t) => {
+  it('MCP: where this build has modbus_read, the printed command reads the inverter by point name', async (t) => {
     const command = /^ {2}(\(cd .* --tool-name modbus_read --tool-arg .*\))$/m.exec(stdout)?.[1];
     if (!command) return t.skip('modbus_read is not in this build (the demo prints no command for it)');
     const r = await run('sh', ['-c', command]);

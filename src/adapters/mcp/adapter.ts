@@ -127,10 +127,7 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     const budgetKey = `${caller.principal.id}\u0000${caller.task ?? session.id}`;
     // Calls per second per session: a burst of one second's worth, refilled continuously.
     const bucket = { tokens: cfg.calls_per_second, atMs: core.clock.now() };
-    server.server.setRequestHandler(ListToolsRequestSchema, () => {
-      session.lastActivityMs = core.clock.now();
-      return { tools: listTools(core, session, tools) };
-    });
+    server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listTools(core, session, tools) }));
     server.server.setRequestHandler(CallToolRequestSchema, (request, extra) => callTool(request.params.name, request.params.arguments, {
       core,
       session,
@@ -162,6 +159,16 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       }
     }
   });
+
+  /** Make room for one more session of this principal: its least recently active one ends. */
+  const endLeastRecentlyUsed = (principal: string) => {
+    const mine = [...bySession.values()].filter((e) => e.session.principal.id === principal);
+    if (mine.length < cfg.max_sessions_per_principal) return;
+    mine.sort((a, b) => a.session.lastActivityMs - b.session.lastActivityMs);
+    for (const e of mine.slice(0, mine.length - cfg.max_sessions_per_principal + 1)) {
+      e.session.terminate({ reason: 'idle', detail: `the principal opened more than ${cfg.max_sessions_per_principal} MCP sessions; its least recently used one ended` });
+    }
+  };
 
   /** The client or the SDK ended the MCP session: the core session ends with it. */
   const endFromClient = (entry: McpSession) => {
@@ -200,7 +207,8 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       };
       if (bearer === undefined) return byCert;
     }
-    const check = await verifier.verify(bearer, core.config().principals.values(), core.clock.now());
+    // The config's principals map itself: the cache of verified tokens holds for one config snapshot.
+    const check = await verifier.verify(bearer, core.config().principals, core.clock.now());
     if (!check.ok) {
       refusals.authFailed(remote, check.reason, check.detail);
       if (check.reason === 'act_mismatch') {
@@ -265,6 +273,7 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
         refusals.authFailed(remote, 'task_mismatch', { principal: caller.principal.id, session: entry.session.id });
         return send(res, 403, { jsonrpc: '2.0', error: { code: -32001, message: 'Forbidden: this session was opened for another task' }, id: null });
       }
+      if (req.method === 'POST') entry.session.lastActivityMs = core.clock.now(); // a request is activity (idle time-out, least recently used)
       // A fresher credential keeps the session for its own lifetime; an older one does not shorten it.
       if (caller.expiresMs > entry.expiresMs) {
         entry.expiresMs = caller.expiresMs;
@@ -275,6 +284,11 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     if (req.method !== 'POST' || !isInitializeRequest(body)) {
       return send(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no valid session id' }, id: null });
     }
+    if (bySession.size >= cfg.max_sessions) {
+      refusals.record('mcp.session_refused', remote, caller.principal.id, { reason: 'too_many_sessions', max_sessions: cfg.max_sessions });
+      return send(res, 503, { jsonrpc: '2.0', error: { code: -32000, message: `this door holds its maximum of ${cfg.max_sessions} sessions; try again later` }, id: null }, { 'retry-after': '30' });
+    }
+    endLeastRecentlyUsed(caller.principal.id);
     const entry = openSession(caller, remote);
     try {
       await entry.server.connect(entry.transport);

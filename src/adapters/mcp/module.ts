@@ -46,6 +46,8 @@ export const mcpModule: ProtocolModule<McpObject, never> = {
     'mcp.tool_called': 'PS3007I',
     /** A tool call refused before any policy decision (the task's call budget spent). */
     'mcp.tool_refused': 'PS3008W',
+    /** An MCP session refused before it opened (the door's max_sessions). */
+    'mcp.session_refused': 'PS2006W',
     /** An envelope an agent presented was refused (replayed, expired, foreign-signed, for someone else). */
     'mcp.envelope_refused': 'PS4008W',
   },

@@ -43,6 +43,13 @@ export const mcpListenerSchema = listenerBaseSchema.extend({
    * need no bearer token. Without it, the door asks for no certificate.
    */
   client_ca: nonEmpty.optional(),
+  /** MCP sessions open at once on this door; beyond it an initialize gets 503. */
+  max_sessions: z.number().int().min(1).max(100_000).default(256),
+  /**
+   * MCP sessions one principal may hold open; opening one more ends its least recently used one (a client
+   * that never deletes its sessions cannot pile them up until their tokens expire).
+   */
+  max_sessions_per_principal: z.number().int().min(1).max(10_000).default(8),
   /** Tool calls per second on one session (a burst of one second's worth); beyond it a call is refused `rate_limited`. */
   calls_per_second: z.number().min(0.1).max(10_000).default(20),
   /** Tool calls one principal may make for one task (the token's task claim, or the session when it has none). */

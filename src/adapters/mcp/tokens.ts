@@ -8,6 +8,7 @@
 // agent is the principal (its `credentials.token_subjects` holds that subject); the parties it acts for,
 // nearest first (the inner actors, then `sub`), are the delegation chain, and the nearest must be the
 // principal's configured `acting_for`: a delegation the gateway was not told of is refused.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
 import { IssuerKeys } from './jwks.ts';
@@ -44,6 +45,9 @@ export interface VerifiedToken {
   task?: string;
 }
 
+/** Verified tokens remembered; the oldest is forgotten first. */
+const VERIFIED_CACHE = 1024;
+
 /** Deepest `act` nesting read: a chain longer than any real delegation is refused, not walked. */
 const MAX_ACT_DEPTH = 8;
 
@@ -72,6 +76,8 @@ export class TokenVerifier {
   readonly #issuers = new Map<string, Issuer>();
   readonly #skewSeconds: number;
   readonly #taskClaim: string;
+  /** Tokens verified, by SHA-256 (never the token itself), with the principals they were checked against. */
+  readonly #verified = new Map<string, { principals: ReadonlyMap<string, PrincipalConfig>; token: VerifiedToken }>();
 
   /** Reads every pinned JWKS file and cached JWKS now (listener start); a missing or malformed pinned file throws, naming the file. */
   constructor(cfg: McpListenerConfig, stateDir: string, log: Logger) {
@@ -108,8 +114,29 @@ export class TokenVerifier {
     return m?.[1];
   }
 
-  async verify(token: string | undefined, principals: Iterable<PrincipalConfig>, nowMs: number): Promise<TokenCheck> {
+  /**
+   * Verify a token. A token verified before, against the same principals (the same config snapshot),
+   * is answered from a bounded cache until its `exp`: an agent sends its token with every request, and a
+   * signature check per request was most of the door's CPU per call.
+   */
+  async verify(token: string | undefined, principals: ReadonlyMap<string, PrincipalConfig>, nowMs: number): Promise<TokenCheck> {
     if (token === undefined) return { ok: false, reason: 'no_token', detail: {} };
+    const key = createHash('sha256').update(token).digest('base64url');
+    const hit = this.#verified.get(key);
+    if (hit && hit.principals === principals && hit.token.expiresMs + this.#skewSeconds * 1000 > nowMs) {
+      const p = hit.token.principal;
+      if (p.expires === undefined || Date.parse(p.expires) > nowMs) return { ok: true, token: hit.token };
+    }
+    if (hit) this.#verified.delete(key);
+    const check = await this.#verify(token, principals, nowMs);
+    if (check.ok) {
+      if (this.#verified.size >= VERIFIED_CACHE) this.#verified.delete(this.#verified.keys().next().value!);
+      this.#verified.set(key, { principals, token: check.token });
+    }
+    return check;
+  }
+
+  async #verify(token: string, principals: ReadonlyMap<string, PrincipalConfig>, nowMs: number): Promise<TokenCheck> {
     let claimed: JWTPayload;
     try {
       claimed = decodeJwt(token);
@@ -148,7 +175,7 @@ export class TokenVerifier {
     // Nearest first: the actor that delegated to this one, and so on, then the party whose authority it is.
     const actsFor = acting ? [...acting.slice(1), payload.sub!] : undefined;
     const task = typeof payload[this.#taskClaim] === 'string' ? (payload[this.#taskClaim] as string) : undefined;
-    for (const p of principals) {
+    for (const p of principals.values()) {
       const subjects = (p.credentials as { token_subjects?: string[] }).token_subjects;
       if (!subjects?.includes(subject)) continue;
       if (p.expires !== undefined && Date.parse(p.expires) <= nowMs) return { ok: false, reason: 'principal_expired', detail: { issuer: issuer.issuer, principal: p.id } };

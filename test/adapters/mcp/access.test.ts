@@ -48,6 +48,15 @@ async function connect(bearer: string, url = resource): Promise<{ client: Client
   return { client, transport, close: async () => { await transport.terminateSession(); await client.close(); } };
 }
 
+/** connect, and the id of the core session it opened. */
+async function connectSession(bearer: string, url: string): Promise<Awaited<ReturnType<typeof connect>> & { coreSession: string }> {
+  const earlier = new Set(gw.core.sessions.list().map((s) => s.id));
+  const c = await connect(bearer, url);
+  const s = gw.core.sessions.list().find((x) => !earlier.has(x.id));
+  assert.ok(s, 'a core session opened');
+  return { ...c, coreSession: s.id };
+}
+
 type Structured = Record<string, unknown> & { status?: string; error?: string; correlation?: string };
 async function call(client: Client, name: string, args: Record<string, unknown>): Promise<{ isError: boolean; out: Structured }> {
   const r = await client.callTool({ name, arguments: args });
@@ -117,7 +126,7 @@ grants:
     task: { ticket: AUD-1 }
     rules:
       - modbus: { preset: readonly }
-listeners:${listener('mcp-1', port, resource, '')}${listener('mcp-budget', budgetPort, budgetResource, '\n    max_calls_per_task: 3')}${listener('mcp-slow', slowPort, slowResource, '\n    calls_per_second: 2')}
+listeners:${listener('mcp-1', port, resource, '')}${listener('mcp-budget', budgetPort, budgetResource, '\n    max_calls_per_task: 3')}${listener('mcp-slow', slowPort, slowResource, '\n    calls_per_second: 2\n    max_sessions_per_principal: 2\n    max_sessions: 3')}
 `, mcpAdapter, { runtimeGrants: true });
 });
 
@@ -275,6 +284,24 @@ test('calls per second per session: a burst beyond it is refused rate_limited, a
   const journaled = gw.events().filter((e) => e.event === 'mcp.tool_refused' && e.detail?.reason === 'rate_limited').length;
   assert.ok(journaled <= 20, `${journaled} refusals journaled one by one (the rest counted)`);
   await agent.close();
+});
+
+test('sessions per principal are bounded (the least recently used one ends) and the door\'s total too (503)', async () => {
+  const t = await token({ aud: slowResource });
+  const a = await connectSession(t, slowResource);
+  const b = await connect(t, slowResource);
+  await call(b.client, 'my_access', {}); // b is the more recently used
+  const c = await connect(t, slowResource); // a third for tuner: a ends
+  const open = () => gw.core.sessions.list().filter((s) => s.listener === 'mcp-slow');
+  await until(() => open().length === 2 && !open().some((s) => s.id === a.coreSession), 'the least recently used session ended');
+  assert.equal((await call(b.client, 'my_access', {})).isError, false, 'b goes on');
+  // The door's own bound: tuner's two and the auditor's one fill it; the next initialize is refused.
+  const d = await connect(await token({ sub: AUDITOR, aud: slowResource }), slowResource);
+  const res = await fetch(slowResource, { method: 'POST', headers: { authorization: `Bearer ${await token({ sub: AUDITOR, aud: slowResource })}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }) });
+  assert.equal(res.status, 503);
+  await until(() => gw.events().some((e) => e.event === 'mcp.session_refused' && e.detail?.reason === 'too_many_sessions'), 'mcp.session_refused journaled');
+  for (const x of [b, c, d]) await x.close();
+  await a.client.close();
 });
 
 test('an unknown tool and arguments outside a tool\'s schema are tool errors with codes; the session goes on', async () => {

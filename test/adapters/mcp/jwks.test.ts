@@ -19,6 +19,7 @@ const ISSUER = 'https://idp.plant.example';
 const RESOURCE = 'https://127.0.0.1:8443/mcp';
 const silent = pino({ level: 'silent' });
 const principal = { id: 'tuner', kind: 'agent', owner: 'x', purpose: 'y', credentials: { token_subjects: ['agent-1'] } } as unknown as PrincipalConfig;
+const principals = new Map([['tuner', principal]]);
 
 let tmp: { dir: string; cleanup: () => void };
 let pki: TestPki;
@@ -69,16 +70,16 @@ test('keys come from the issuer\'s endpoint, a rotated-in key after one fetch, a
   const v = verifier(state);
   v.start();
   await until(() => fetches >= 1 && existsSync(join(state, 'jwks')) && readdirSync(join(state, 'jwks')).length === 1, 'the first fetch cached');
-  assert.equal((await v.verify(await token(a.priv, 'a'), [principal], Date.now())).ok, true);
+  assert.equal((await v.verify(await token(a.priv, 'a'), principals, Date.now())).ok, true);
 
   // The issuer rotates to key b: a token signed with b names a kid we do not hold, so we ask once.
   served = [a.jwk, b.jwk];
   const before = fetches;
-  assert.equal((await v.verify(await token(b.priv, 'b'), [principal], Date.now())).ok, true);
+  assert.equal((await v.verify(await token(b.priv, 'b'), principals, Date.now())).ok, true);
   assert.equal(fetches, before + 1);
   // A flood of unknown key ids is not a fetch flood: within the cool-down nobody asks again.
   const stranger = await key('z');
-  for (let i = 0; i < 20; i++) assert.equal((await v.verify(await token(stranger.priv, 'z'), [principal], Date.now())).ok, false);
+  for (let i = 0; i < 20; i++) assert.equal((await v.verify(await token(stranger.priv, 'z'), principals, Date.now())).ok, false);
   assert.equal(fetches, before + 1);
   v.close();
 
@@ -87,7 +88,7 @@ test('keys come from the issuer\'s endpoint, a rotated-in key after one fetch, a
   server.closeAllConnections();
   const again = verifier(state);
   again.start();
-  assert.equal((await again.verify(await token(b.priv, 'b'), [principal], Date.now())).ok, true);
-  assert.equal((await again.verify(await token(a.priv, 'a'), [principal], Date.now())).ok, true);
+  assert.equal((await again.verify(await token(b.priv, 'b'), principals, Date.now())).ok, true);
+  assert.equal((await again.verify(await token(a.priv, 'a'), principals, Date.now())).ok, true);
   again.close();
 });

@@ -4,8 +4,8 @@
 // bearer token with --header. Asserts on the gateway's side: the session opened by the token's principal,
 // and mcp.tool_called with a correlation id that the call's other events would share.
 //
-// The bin comes from PENSTOCK_INSPECTOR_CLI, else node_modules/.bin/mcp-inspector-cli; without either the
-// tests are skipped, saying so. Two things of inspector-cli 1.0.3 the test works around, as a user must:
+// The bin comes from PENSTOCK_INSPECTOR_CLI, else node_modules/.bin/mcp-inspector-cli (a devDependency;
+// without it the file fails at once, naming it). Two things of inspector-cli 1.0.3 the test works around, as a user must:
 //   - its launcher runs the client with `node` from PATH: PATH starts with this runtime's folder;
 //   - the client reads its own package.json as `../package.json` relative to the working directory
 //     (fs.existsSync on a path it then import()s relative to itself): it runs in its own build/ folder.
@@ -23,9 +23,8 @@ import { mcpAdapter } from '../../../src/adapters/mcp/adapter.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const inspectorBin = process.env.PENSTOCK_INSPECTOR_CLI ?? join(root, 'node_modules/.bin/mcp-inspector-cli');
-const noInspector = existsSync(inspectorBin)
-  ? false
-  : `no MCP Inspector CLI at ${inspectorBin} (devDependency @modelcontextprotocol/inspector-cli@1.0.3, or PENSTOCK_INSPECTOR_CLI=PATH)`;
+// A devDependency: missing means a broken install, which fails here at once rather than skipping.
+if (!existsSync(inspectorBin)) throw new Error(`no MCP Inspector CLI at ${inspectorBin}: run npm ci (devDependency @modelcontextprotocol/inspector-cli@1.0.3), or set PENSTOCK_INSPECTOR_CLI=PATH`);
 
 const ISSUER = 'https://idp.plant.example';
 const SUBJECT = 'spiffe://plant.example/agent/tuner';
@@ -104,7 +103,7 @@ after(async () => {
   tmp?.cleanup();
 });
 
-test('the Inspector CLI lists the tools over TLS with a bearer token; the session is the token\'s principal\'s', { skip: noInspector }, async () => {
+test('the Inspector CLI lists the tools over TLS with a bearer token; the session is the token\'s principal\'s', async () => {
   const before = new Set(gw.core.sessions.list().map((s) => s.id));
   const listed = output(await inspector(await token(), ['--method', 'tools/list'])) as { tools: { name: string }[] };
   assert.ok(listed.tools.some((t) => t.name === 'my_access'), JSON.stringify(listed));
@@ -113,7 +112,7 @@ test('the Inspector CLI lists the tools over TLS with a bearer token; the sessio
   assert.deepEqual(opened.chain, ['tuner', 'work-order:WO-7']);
 });
 
-test('the Inspector CLI calls my_access: the structured result and the journaled call agree', { skip: noInspector }, async () => {
+test('the Inspector CLI calls my_access: the structured result and the journaled call agree', async () => {
   const before = gw.events().length;
   const result = output(await inspector(await token(), ['--method', 'tools/call', '--tool-name', 'my_access'])) as { isError?: boolean; structuredContent: { principal: string; grants: { id: string }[] } };
   assert.notEqual(result.isError, true, JSON.stringify(result));
@@ -128,7 +127,7 @@ test('the Inspector CLI calls my_access: the structured result and the journaled
   assert.ok(session, 'the call belongs to a session the door opened');
 });
 
-test('the Inspector CLI passes typed tool arguments: request_access makes the pending request they describe', { skip: noInspector }, async () => {
+test('the Inspector CLI passes typed tool arguments: request_access makes the pending request they describe', async () => {
   const before = gw.events().length;
   // --tool-arg values are parsed as JSON where they parse (arrays, objects, numbers), else kept as strings.
   const r = output(await inspector(await token(), ['--method', 'tools/call', '--tool-name', 'request_access', '--tool-arg',
@@ -146,7 +145,7 @@ test('the Inspector CLI passes typed tool arguments: request_access makes the pe
   assert.equal((called.detail?.arguments as { duration_seconds: unknown }).duration_seconds, 600);
 });
 
-test('the Inspector CLI without the token is refused (401) and nothing is opened', { skip: noInspector }, async () => {
+test('the Inspector CLI without the token is refused (401) and nothing is opened', async () => {
   const before = gw.events().length;
   const r = await inspector('not.a.jwt', ['--method', 'tools/list']);
   assert.notEqual(r.code, 0);
