@@ -127,26 +127,30 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     const budgetKey = `${caller.principal.id}\u0000${caller.task ?? session.id}`;
     // Calls per second per session: a burst of one second's worth, refilled continuously.
     const bucket = { tokens: cfg.calls_per_second, atMs: core.clock.now() };
+    const admit = (): 'rate_limited' | 'call_budget_spent' | undefined => {
+      const now = core.clock.now();
+      bucket.tokens = Math.min(cfg.calls_per_second, bucket.tokens + ((now - bucket.atMs) / 1000) * cfg.calls_per_second);
+      bucket.atMs = now;
+      if (bucket.tokens < 1) return 'rate_limited';
+      const n = (callsPerTask.get(budgetKey) ?? 0) + 1;
+      if (n > cfg.max_calls_per_task) return 'call_budget_spent';
+      bucket.tokens -= 1;
+      callsPerTask.set(budgetKey, n);
+      return undefined;
+    };
+    const refuse = (detail: Record<string, unknown> & { reason: string }) => refusals.record('mcp.tool_refused', remote, session.principal.id, { session: session.id, ...detail });
     server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listTools(core, session, tools) }));
-    server.server.setRequestHandler(CallToolRequestSchema, (request, extra) => callTool(request.params.name, request.params.arguments, {
-      core,
-      session,
-      listener: cfg.id,
-      gatewayTools: toolsByName,
-      admit: () => {
-        const now = core.clock.now();
-        bucket.tokens = Math.min(cfg.calls_per_second, bucket.tokens + ((now - bucket.atMs) / 1000) * cfg.calls_per_second);
-        bucket.atMs = now;
-        if (bucket.tokens < 1) return 'rate_limited';
-        const n = (callsPerTask.get(budgetKey) ?? 0) + 1;
-        if (n > cfg.max_calls_per_task) return 'call_budget_spent';
-        bucket.tokens -= 1;
-        callsPerTask.set(budgetKey, n);
-        return undefined;
-      },
-      refuse: (detail) => refusals.record('mcp.tool_refused', remote, session.principal.id, { session: session.id, ...detail }),
-      signal: extra.signal,
-    }));
+    server.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+      const after: (() => void)[] = [];
+      try {
+        return await callTool(request.params.name, request.params.arguments, {
+          core, session, listener: cfg.id, gatewayTools: toolsByName, admit, refuse, afterAnswer: (fn) => void after.push(fn), signal: extra.signal,
+        });
+      } finally {
+        // The SDK writes the answer in the microtasks after this handler returns; these run after it.
+        if (after.length) setImmediate(() => after.forEach((fn) => fn()));
+      }
+    });
     arm(entry);
     return entry;
   };

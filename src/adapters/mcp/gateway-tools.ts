@@ -77,7 +77,13 @@ export function gatewayTools(ledger: AccessLedger): GatewayTool[] {
     input: z.strictObject({ task: z.string().min(1).max(128) }),
     output: z.object({ revoked: z.array(z.string()) }),
     readOnly: false,
-    run: async (args, ctx) => ({ ok: true, result: { revoked: endTask(ctx.core, ledger, ctx.session.principal.id, String(args.task), 'task_done called by the agent') } }),
+    run: async (args, ctx) => {
+      const task = String(args.task);
+      const grants = [...ledger.issued].filter(([, g]) => g.principal === ctx.session.principal.id && g.task === task).map(([id]) => id);
+      // Revoking ends the sessions that used the grants, this one perhaps: after the agent has the answer.
+      ctx.afterAnswer(() => endTask(ctx.core, ledger, ctx.session.principal.id, task, 'task_done called by the agent'));
+      return { ok: true, result: { revoked: grants } };
+    },
   };
 
   const presentEnvelope: GatewayTool = {

@@ -38,6 +38,19 @@ export interface ToolAnswer {
   content: { type: 'text'; text: string }[];
   structuredContent?: Record<string, unknown>;
   isError?: boolean;
+  _meta?: Record<string, unknown>;
+}
+
+/**
+ * Where a failed call's machine-readable reason goes. Not structuredContent: a client checks that against
+ * the tool's outputSchema, which describes the result, so a refusal there fails in the client (the
+ * official SDK's does) instead of reaching the agent. It is also the second text item, as JSON.
+ */
+export const FAILURE_META_KEY = 'penstock.dev/failure';
+
+/** A failed call: a line for the model, the same as JSON, and the structured reason in _meta. */
+function failed(line: string, out: Record<string, unknown>): ToolAnswer {
+  return { content: [{ type: 'text', text: line }, { type: 'text', text: JSON.stringify(out) }], isError: true, _meta: { [FAILURE_META_KEY]: out } };
 }
 
 /** A tool of the gateway's own (gateway-tools.ts). */
@@ -61,6 +74,11 @@ export interface ToolContext {
   readonly correlation: string;
   /** The SHA-256 of the call's canonical arguments. */
   readonly binding: string;
+  /**
+   * Run `fn` once the call's answer has been handed to the client: for what would end the caller's own
+   * session (task_done revokes a grant the session used), so that the agent still hears the answer.
+   */
+  afterAnswer(fn: () => void): void;
 }
 
 interface AgentToolEntry {
@@ -158,6 +176,8 @@ export interface CallOptions {
   admit: () => 'rate_limited' | 'call_budget_spent' | undefined;
   /** Journal a refusal of the door's own (rate-limited per kind: a flood of refusals is not a journal flood). */
   refuse: (detail: Record<string, unknown> & { reason: string }) => void;
+  /** See ToolContext.afterAnswer. */
+  afterAnswer: (fn: () => void) => void;
   signal: AbortSignal;
 }
 
@@ -195,7 +215,7 @@ export async function callTool(name: string, rawArgs: unknown, o: CallOptions): 
   let targetProtocol: string | undefined;
   try {
     if (gateway) {
-      result = await gateway.run(args, { core, session, correlation, binding });
+      result = await gateway.run(args, { core, session, correlation, binding, afterAnswer: o.afterAnswer });
     } else {
       const { protocol } = agent!;
       const target = String(args.target);
@@ -239,11 +259,7 @@ function refusal(v: Verdict, o: { core: Core; session: Session; correlation: str
       explanation: v.explanation,
       correlation: o.correlation,
     };
-    return {
-      content: [{ type: 'text', text: `pending_approval: ${v.approval.id} waits for a person on the gateway (until ${v.approval.expiresAt}); call again with exactly the same arguments once it is approved` }],
-      structuredContent: out,
-      isError: true,
-    };
+    return failed(`pending_approval: ${v.approval.id} waits for a person on the gateway (until ${v.approval.expiresAt}); call again with exactly the same arguments once it is approved`, out);
   }
   const allowed = o.protocol ? allowedRules(o.core, o.session, o.protocol, o.target) : [];
   const out = {
@@ -255,7 +271,7 @@ function refusal(v: Verdict, o: { core: Core; session: Session; correlation: str
     allowed,
     correlation: o.correlation,
   };
-  return { content: [{ type: 'text', text: `${v.reason}: ${DECISION_REASONS[v.reason]} (${v.explanation})` }], structuredContent: out, isError: true };
+  return failed(`${v.reason}: ${DECISION_REASONS[v.reason]} (${v.explanation})`, out);
 }
 
 /** What the principal's usable grants allow on this protocol's targets, one line per rule: the agent's way forward. */
@@ -271,5 +287,5 @@ function allowedRules(core: Core, session: Session, protocol: string, target: st
 }
 
 function failure(code: string, message: string, detail: Record<string, unknown>): ToolAnswer {
-  return { content: [{ type: 'text', text: `${code}: ${message}` }], structuredContent: { status: 'error', error: code, message, ...detail }, isError: true };
+  return failed(`${code}: ${message}`, { status: 'error', error: code, message, ...detail });
 }

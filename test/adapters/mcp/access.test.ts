@@ -16,6 +16,7 @@ import { freePort, tempDir, until } from '../../support.ts';
 import { makeSvid, makeTestPki, type CertPair, type TestPki } from '../../sync/certs.ts';
 import { startTestGateway, type TestGateway } from '../../core-harness.ts';
 import { mcpAdapter } from '../../../src/adapters/mcp/adapter.ts';
+import { FAILURE_META_KEY } from '../../../src/adapters/mcp/tools.ts';
 
 const ISSUER = 'https://idp.plant.example';
 const AGENT = 'spiffe://plant.example/agent/tuner';
@@ -60,7 +61,8 @@ async function connectSession(bearer: string, url: string): Promise<Awaited<Retu
 type Structured = Record<string, unknown> & { status?: string; error?: string; correlation?: string };
 async function call(client: Client, name: string, args: Record<string, unknown>): Promise<{ isError: boolean; out: Structured }> {
   const r = await client.callTool({ name, arguments: args });
-  return { isError: r.isError === true, out: r.structuredContent as Structured };
+  // A failed call's reason is in _meta (FAILURE_META_KEY), not in structuredContent (that is the result's).
+  return { isError: r.isError === true, out: (r.isError ? r._meta?.[FAILURE_META_KEY] : r.structuredContent) as Structured };
 }
 
 /** One raw initialize over TLS with a client certificate (the SDK client's fetch takes none). */
