@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { freePort, tempDir, until } from '../../support.ts';
 import { makeSvid, makeTestPki, type CertPair, type TestPki } from '../../sync/certs.ts';
 import { startTestGateway, type TestGateway } from '../../core-harness.ts';
@@ -155,6 +156,8 @@ test('request_access → a person approves → a runtime grant bound to the task
   const mine = await call(agent.client, 'my_access', {});
   assert.deepEqual((mine.out.pending_approvals as { id: string }[]).map((a) => a.id), [requestId]);
 
+  let listChanged = 0;
+  agent.client.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged++);
   // What `penstockctl approvals approve ID` does.
   gw.core.approvals.approve(requestId, OPERATOR, 'ok for WO-7');
   const held = await until(() => gw.core.grants.get(grantId), 'the grant issued on approval');
@@ -165,6 +168,8 @@ test('request_access → a person approves → a runtime grant bound to the task
   // 15 minutes asked, but the token that asked expires in 10: the grant never outlives it.
   const left = Date.parse(held.window!.to) - Date.now();
   assert.ok(left <= 600_000 && left > 500_000, `the grant ends with the token (${left} ms left)`);
+  await until(() => listChanged > 0, 'notifications/tools/list_changed on the new grant');
+  assert.ok((await agent.client.listTools()).tools.some((t) => t.name === 'modbus_read'), 'the new grant lists modbus_read');
   const after = await call(agent.client, 'my_access', {});
   assert.ok((after.out.grants as { id: string; active: boolean }[]).some((g) => g.id === grantId && g.active));
 
