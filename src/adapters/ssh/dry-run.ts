@@ -3,14 +3,10 @@
 // same word splitting policy uses (argv.ts).
 import { DryRunUsageError, type DryRunSyntax } from '../types.ts';
 import type { Verb } from '../../policy/types.ts';
-import { parseCommandLine, type ParsedCommandLine } from './argv.ts';
+import { parseCommandLine, shellQuote, type ParsedCommandLine } from './argv.ts';
 import { RAW_TUNNEL, tunnelKindSchema, type SshObject } from './rules.ts';
 
-/** POSIX single-quote a word unless it needs none. */
-export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
+export { shellQuote } from './argv.ts';
 
 export interface SshCheckOptions {
   bytes?: string | undefined;
