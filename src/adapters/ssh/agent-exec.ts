@@ -28,7 +28,7 @@ const failure = (code: string, message: string, detail?: Record<string, unknown>
 
 export async function callSshAgentTool(name: string, args: Record<string, unknown>, call: AgentCall): Promise<AgentToolResult> {
   if (name !== SSH_EXEC) return failure('unknown_tool', `the ssh protocol offers no tool ${JSON.stringify(name)}`);
-  // Checked again here (the MCP door validated already): a caller that did not cannot reach a target.
+  // Checked again here (the agents' door validated already): a caller that did not cannot reach a target.
   const parsed = sshExecInput.safeParse(args);
   if (!parsed.success) {
     const where = parsed.error.issues.map((i) => `${i.path.join('.') || 'arguments'}: ${i.message}`).join('; ');

@@ -14,6 +14,7 @@ import type { AgentCall, AgentToolResult, FrontDoor } from '../../../src/adapter
 import { protocolModule } from '../../../src/adapters/registry.ts';
 import { sshModule } from '../../../src/adapters/ssh/module.ts';
 import { commandLineOf, parseCommandLine } from '../../../src/adapters/ssh/argv.ts';
+import { sshAction } from '../../../src/adapters/ssh/dry-run.ts';
 import type { SshRuleConfig } from '../../../src/adapters/ssh/rules.ts';
 import { startTestCore, testAgentCall, type TestCore } from '../../core-harness.ts';
 import { ensureTestUser, keygen, run, Sshd, sshSkipReason, targetFolder, tempDir, until } from './harness.ts';
@@ -118,6 +119,8 @@ describe('ssh_exec', { skip }, () => {
     assert.equal(allowed!.action.verb, 'exec');
     assert.deepEqual(allowed!.action.ssh.argv, ['printf', '<%s>', 'hello', 'world']);
     assert.equal(allowed!.action.ssh.command, "printf '<%s>' hello world");
+    // `penstockctl policy check … ssh exec -- WORDS` asks about the very same action.
+    assert.equal(sshAction(['exec', 'printf', '<%s>', 'hello', 'world']).object.commandLine, allowed!.action.ssh.command);
     assert.equal(allowed!.action.ssh.metacharacters, false);
     assert.equal(outcome!.outcome.ok, true);
     assert.equal(outcome!.outcome.exit_code, 0);
@@ -298,6 +301,7 @@ describe('commandLineOf', () => {
     assert.equal(commandLineOf(['if', 'x']), "'if' x");
     assert.equal(commandLineOf(['A=1', 'id']), "'A=1' id");
     assert.equal(commandLineOf(['systemctl', 'status', 'a=b']), 'systemctl status a=b');
+    assert.equal(sshAction(['exec', 'A=1', 'id']).object.commandLine, "'A=1' id");
     const r = (() => {
       try {
         execFileSync('/bin/sh', ['-c', commandLineOf(['A=1', 'true'])], { stdio: 'pipe' });
