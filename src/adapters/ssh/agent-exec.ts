@@ -87,30 +87,70 @@ async function runOnTarget(call: AgentCall, auth: Authorization, target: SshTarg
     return failure(why, why === 'host_key_mismatch' ? `target ${target.id} presented a host key that is not pinned; refusing to connect` : `target ${target.id} could not be reached (${why})`);
   }
   if (!up) return notStarted('the call was cancelled before the program started');
+  const upstream = up;
   try {
-    const remote = await new Promise<ClientChannel | Error>((resolve) => up.client.exec(command, {}, (err, ch) => resolve(err ?? ch)));
-    if (remote instanceof Error) {
-      await call.outcome(action, { ok: false, error: 'exec request refused by target' });
-      return failure('target_refused', `target ${target.id} refused to run the command`);
+    let recording: Recording;
+    try {
+      recording = new Recording(join(core.config().appliance.state_dir, 'recordings'), {
+        width: 80,
+        height: 24,
+        timestamp: Math.floor(core.clock.now() / 1000),
+        command,
+        title: `${session.principal.id}@${target.id}: ${command}`,
+        env: { TERM: '', SHELL: '' },
+      }, MAX_RECORDING_BYTES);
+    } catch (err) {
+      // Nothing runs unrecorded.
+      core.log.error({ err, session: session.id }, 'ssh_exec could not start a recording');
+      await call.outcome(action, { ok: false, started: false, error: 'the recording could not be started' });
+      return failure('recording_failed', 'the gateway could not record the program, so it did not run it');
     }
-    const recording = new Recording(join(core.config().appliance.state_dir, 'recordings'), {
-      width: 80,
-      height: 24,
-      timestamp: Math.floor(core.clock.now() / 1000),
-      command,
-      title: `${session.principal.id}@${target.id}: ${command}`,
-      env: { TERM: '', SHELL: '' },
-    }, MAX_RECORDING_BYTES);
-    const ran = await collect(call, up, remote, recording, a);
-    const finished = recording.finish();
+    // A target that never answers the channel request holds the call no longer than the program could run.
+    const opening = AbortSignal.any([signal, AbortSignal.timeout(a.timeout_seconds * 1000)]);
+    const remote = await untilAborted(openExec(upstream, command), opening, (late) => {
+      if (late instanceof Error) return;
+      signalChannel(late, 'KILL');
+      late.close();
+    });
+    if (remote === undefined || remote instanceof Error) {
+      recording.discard();
+      if (remote instanceof Error) {
+        await call.outcome(action, { ok: false, error: 'exec request refused by target' });
+        return failure('target_refused', `target ${target.id} refused to run the command`);
+      }
+      if (signal.aborted) return notStarted('the call was cancelled before the program started');
+      await call.outcome(action, { ok: false, started: false, error: 'the target did not start the program in time' });
+      return failure('timed_out', `target ${target.id} did not start the program within ${a.timeout_seconds} s`);
+    }
+    const ran = await collect(call, upstream, remote, recording, a);
+    const kept = keepRecording(recording, ran.recordingFailed);
     const { stdout, stderr, ...counts } = ran.result;
-    await call.outcome(action, { ok: true, ...counts, stdin_bytes: ran.stdinBytes, ...(ran.cancelled ? { cancelled: true } : {}), recording: recordingRef(finished) });
+    await call.outcome(action, { ok: true, ...counts, stdin_bytes: ran.stdinBytes, ...(ran.cancelled ? { cancelled: true } : {}), ...kept });
     if (ran.cancelled) return failure('cancelled', 'the call was cancelled; the program was killed on the target', { ...counts });
+    if (ran.recordingFailed) return failure('recording_failed', 'the gateway could not record the program, so it killed it', { ...counts });
     const status = ran.result.exit_code !== undefined ? `exit status ${ran.result.exit_code}` : `killed by signal ${ran.result.signal}`;
     return { ok: true, result: ran.result, text: `${ran.result.timed_out ? `timed out after ${a.timeout_seconds} s, ` : ''}${status}${ran.result.truncated ? ' (output truncated)' : ''}` };
   } finally {
-    up.end();
+    upstream.end();
   }
+}
+
+function openExec(up: UpstreamConnection, command: string): Promise<ClientChannel | Error> {
+  // No pty, no environment: the program runs as the target's sshd runs any exec request.
+  return new Promise((resolve) => up.client.exec(command, {}, (err, ch) => resolve(err ?? ch)));
+}
+
+/** The finished recording's reference for the outcome, or that there is none. */
+function keepRecording(recording: Recording, failed: boolean): Record<string, unknown> {
+  if (!failed) {
+    try {
+      return { recording: recordingRef(recording.finish()) };
+    } catch {
+      // fsync or rename failed: said below
+    }
+  }
+  recording.discard();
+  return { recording_failed: true };
 }
 
 /** Resolves with `p`'s value, or undefined once `signal` aborts (a late value is handed to `late`). */
@@ -161,6 +201,8 @@ interface Ran {
   result: SshExecResult;
   stdinBytes: number;
   cancelled: boolean;
+  /** The recording could not be written: the program was killed. */
+  recordingFailed: boolean;
 }
 
 /** Feed stdin, read both streams bounded, kill on the time-out or an abort; resolves once the channel closed. */
@@ -170,11 +212,11 @@ function collect(call: AgentCall, up: UpstreamConnection, remote: ClientChannel,
   const stdout = new BoundedOutput(a.max_output_bytes);
   const stderr = new BoundedOutput(a.max_output_bytes);
   let exit: { exit_code: number } | { signal: string } | undefined;
-  let killedBy: 'timeout' | 'abort' | undefined;
+  let killedBy: 'timeout' | 'abort' | 'recording' | undefined;
   const stdin = a.stdin === undefined ? Buffer.alloc(0) : Buffer.from(a.stdin, 'utf8');
   return new Promise((resolve) => {
     let grace: NodeJS.Timeout | undefined;
-    const kill = (why: 'timeout' | 'abort') => {
+    const kill = (why: 'timeout' | 'abort' | 'recording') => {
       if (killedBy) return;
       killedBy = why;
       signalChannel(remote, 'KILL');
@@ -188,16 +230,26 @@ function collect(call: AgentCall, up: UpstreamConnection, remote: ClientChannel,
     const touch = () => {
       session.lastActivityMs = core.clock.now();
     };
+    // A disk that fails under the recording stops the program: nothing runs unrecorded.
+    const record = (write: () => void) => {
+      if (killedBy === 'recording') return;
+      try {
+        write();
+      } catch (err) {
+        core.log.error({ err, session: session.id }, 'ssh_exec recording failed; killing the program');
+        kill('recording');
+      }
+    };
     remote.on('data', (d: Buffer) => {
       stdout.add(d);
       session.counters.bytesOut += d.length;
-      recording.output(d);
+      record(() => recording.output(d));
       touch();
     });
     remote.stderr.on('data', (d: Buffer) => {
       stderr.add(d);
       session.counters.bytesOut += d.length;
-      recording.output(d, 'stderr');
+      record(() => recording.output(d, 'stderr'));
     });
     remote.on('exit', (code: number | null, sig?: string) => {
       exit = code !== null && code !== undefined ? { exit_code: code } : { signal: sig ?? 'unknown' };
@@ -221,11 +273,12 @@ function collect(call: AgentCall, up: UpstreamConnection, remote: ClientChannel,
         },
         stdinBytes: stdin.length,
         cancelled: killedBy === 'abort',
+        recordingFailed: killedBy === 'recording',
       });
     });
     if (signal.aborted) return kill('abort');
     if (stdin.length > 0) {
-      recording.input(stdin);
+      record(() => recording.input(stdin));
       session.counters.bytesIn += stdin.length;
     }
     remote.on('error', () => {}); // a write after the program exited; the close still comes

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
@@ -235,6 +235,25 @@ describe('ssh_exec', { skip }, () => {
     await t.core.recorded();
     const outcome = byCorrelation('corr-abort-1').find((e) => e.event === 'action.outcome') as unknown as { outcome: Record<string, unknown> };
     assert.equal(outcome.outcome.cancelled, true);
+  });
+
+  it('a program the gateway cannot record does not run', async () => {
+    const recordings = join(tmp.dir, 'state', 'recordings');
+    const marker = join(target, 'unrecorded-marker');
+    mkdirSync(recordings, { recursive: true });
+    renameSync(recordings, `${recordings}.away`);
+    writeFileSync(recordings, 'not a folder');
+    try {
+      const call = testAgentCall(t.core, agentSession(), { correlation: 'corr-norec-1' });
+      assert.equal(errorCode(await exec({ argv: ['mkdir', marker] }, call)), 'recording_failed');
+    } finally {
+      rmSync(recordings);
+      renameSync(`${recordings}.away`, recordings);
+    }
+    assert.equal(existsSync(marker), false);
+    await t.core.recorded();
+    const outcome = byCorrelation('corr-norec-1').find((e) => e.event === 'action.outcome') as unknown as { outcome: Record<string, unknown> };
+    assert.equal(outcome.outcome.started, false);
   });
 
   it('arguments that name nothing, or a target that is not what config pins, end with a stable error code', async () => {
