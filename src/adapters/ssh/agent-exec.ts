@@ -8,7 +8,6 @@
 import { join } from 'node:path';
 import type { ClientChannel } from 'ssh2';
 import { requireAuthorization, type Authorization } from '../../core/authorization.ts';
-import type { Action } from '../../policy/types.ts';
 import type { AgentCall, AgentToolResult } from '../types.ts';
 import { SSH_EXEC, SSH_EXEC_LIMITS, sshExecInput, type SshExecArgs, type SshExecResult } from './agent-tools.ts';
 import { commandLineOf } from './argv.ts';
