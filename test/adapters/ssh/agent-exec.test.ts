@@ -89,9 +89,10 @@ function exec(args: Record<string, unknown>, call: AgentCall = testAgentCall(t.c
   return door.callAgentTool!('ssh_exec', { target: 'rtu-7', ...args }, call);
 }
 
+/** The result of a call that ran, checked against the tool's output schema (the agent's door declares it). */
 function ran(r: AgentToolResult): Record<string, unknown> {
   assert.ok(r.ok, `expected a result, got ${JSON.stringify(r)}`);
-  return r.result;
+  return sshModule.agentTools![0]!.output!.parse(r.result) as Record<string, unknown>;
 }
 
 function errorCode(r: AgentToolResult): string | undefined {
