@@ -17,6 +17,7 @@ import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
 import type { FrontDoor, RunningListener } from '../types.ts';
 import { formatRemote, listenOn, normalizeAddress, tcpListenerCloser } from '../net.ts';
+import { callSshAgentTool } from './agent-exec.ts';
 import { authenticatePublicKey, FailureWindow, type Authenticated } from './auth.ts';
 import { parseAuthorizedKeyLine } from './keys.ts';
 import { sshListenerSchema, sshTargetSchema, type SshListenerConfig } from './schema.ts';
@@ -26,6 +27,7 @@ const { Server } = ssh2;
 
 export const sshAdapter: FrontDoor = {
   start: startSshListener,
+  callAgentTool: callSshAgentTool,
 };
 
 interface Attempt {

@@ -88,3 +88,33 @@ export function parseCommandLine(line: string): ParsedCommandLine {
   endWord();
   return { argv, metacharacters };
 }
+
+/**
+ * POSIX single-quote a word unless it needs none: the shell turns `argv.map(shellQuote).join(' ')`
+ * back into exactly `argv` (parseCommandLine does too, with no metacharacters), whatever the words
+ * hold — `$(id)`, `;`, quotes, newlines, globs. Only NUL cannot be said (no argument can hold it).
+ */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : singleQuote(word);
+}
+
+/** `'word'`, each `'` inside written `'\''`: the shell reads every character as itself. */
+function singleQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Words the shell reads as syntax, not as a command, when they come first and unquoted (POSIX reserved
+ * words, and those of bash and ksh); a first word holding `=` would be a variable assignment.
+ */
+const RESERVED_FIRST_WORDS = new Set(['!', '{', '}', 'case', 'do', 'done', 'elif', 'else', 'esac', 'fi', 'for', 'function', 'if', 'in', 'select', 'then', 'time', 'until', 'while', '[[', ']]', 'coproc']);
+
+/**
+ * The command line that makes the target's shell (`$SHELL -c LINE`) run exactly `argv`: every word
+ * quoted where the shell would read it as more than its characters, and the first word also where the
+ * shell would take it for syntax (`if`, `time`) or an assignment (`A=1`). parseCommandLine gives `argv`
+ * back, without metacharacters.
+ */
+export function commandLineOf(argv: readonly string[]): string {
+  return argv.map((w, i) => (i === 0 && (RESERVED_FIRST_WORDS.has(w) || w.includes('=')) ? singleQuote(w) : shellQuote(w))).join(' ');
+}

@@ -3,14 +3,10 @@
 // same word splitting policy uses (argv.ts).
 import { DryRunUsageError, type DryRunSyntax } from '../types.ts';
 import type { Verb } from '../../policy/types.ts';
-import { parseCommandLine, type ParsedCommandLine } from './argv.ts';
+import { commandLineOf, parseCommandLine, type ParsedCommandLine } from './argv.ts';
 import { RAW_TUNNEL, tunnelKindSchema, type SshObject } from './rules.ts';
 
-/** POSIX single-quote a word unless it needs none. */
-export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
+export { shellQuote } from './argv.ts';
 
 export interface SshCheckOptions {
   bytes?: string | undefined;
@@ -47,7 +43,8 @@ export function sshAction(args: string[], parse: (line: string) => ParsedCommand
   }
   if (channel !== 'exec') throw new DryRunUsageError(`ssh: expected exec, shell, tunnel, upload or download, got ${channel ?? 'nothing'}`);
   if (rest.length === 0) throw new DryRunUsageError('ssh exec: give the command after --, e.g. policy check P T ssh exec -- systemctl status plc');
-  const commandLine = rest.length === 1 ? rest[0]! : rest.map(shellQuote).join(' ');
+  // Several words are quoted as the agent tool quotes an argv (argv.ts), so a dry run asks what it would.
+  const commandLine = rest.length === 1 ? rest[0]! : commandLineOf(rest);
   const parsed = parse(commandLine);
   return {
     verb: 'exec',

@@ -39,7 +39,7 @@ interface ProgramPlan {
 }
 
 /** Refused before policy: what is journaled and what the client is told. */
-interface Refused {
+export interface Refused {
   refuse: 'legacy_scp';
   text: string;
 }
@@ -63,6 +63,23 @@ export async function startProgram(host: ProgramHost, stream: ServerChannel, pty
   await run(host, stream, verdict.authorization, plan, attach);
 }
 
+/**
+ * The action object of an exec request for `command` — the one the front door decides, and the agent
+ * tool (agent-exec.ts) too — or the refusal that comes before policy.
+ */
+export function execObject(command: string): SshObject | Refused {
+  const parsed = parseCommandLine(command);
+  if (!('error' in parsed) && isLegacyScp(parsed.argv)) {
+    return { refuse: 'legacy_scp', text: 'penstock: the legacy scp protocol (scp -O) is refused; use scp without -O (it uses SFTP, which Penstock checks per file)\n' };
+  }
+  return {
+    kind: 'ssh',
+    channel: 'exec',
+    commandLine: command,
+    ...('error' in parsed ? {} : { argv: parsed.argv, metacharacters: parsed.metacharacters }),
+  };
+}
+
 function planProgram(host: ProgramHost, target: string, pty: PseudoTtyInfo | undefined, request: ProgramRequest): ProgramPlan | Refused {
   const forced = host.who.forceCommand;
   // A certificate's force-command replaces whatever the client asked for, a shell included (as OpenSSH does).
@@ -80,16 +97,8 @@ function planProgram(host: ProgramHost, target: string, pty: PseudoTtyInfo | und
   }
   const requested = request.kind === 'exec' ? request.command : forced!;
   const command = forced ?? requested;
-  const parsed = parseCommandLine(command);
-  if (!('error' in parsed) && isLegacyScp(parsed.argv)) {
-    return { refuse: 'legacy_scp', text: 'penstock: the legacy scp protocol (scp -O) is refused; use scp without -O (it uses SFTP, which Penstock checks per file)\n' };
-  }
-  const object: SshObject = {
-    kind: 'ssh',
-    channel: 'exec',
-    commandLine: command,
-    ...('error' in parsed ? {} : { argv: parsed.argv, metacharacters: parsed.metacharacters }),
-  };
+  const object = execObject(command);
+  if ('refuse' in object) return object;
   // A terminal only where a rule says `pty: true`: on a terminal a pager or an editor is a shell.
   // Without such a rule the command still runs, without a terminal upstream. The client's pty
   // request was accepted already (it comes before the command): refusing it makes OpenSSH 9.2
@@ -248,7 +257,7 @@ function ptyOptions(p: PseudoTtyInfo) {
   return { rows: p.rows, cols: p.cols, width: p.width, height: p.height, term: p.term, modes: p.modes };
 }
 
-function recordingRef(r: FinishedRecording): Record<string, unknown> {
+export function recordingRef(r: FinishedRecording): Record<string, unknown> {
   return { sha256: r.sha256, bytes: r.bytes, path: r.path, ...(r.truncated ? { truncated: true, stream_bytes: r.streamBytes } : {}) };
 }
 

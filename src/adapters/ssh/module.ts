@@ -2,6 +2,7 @@
 // light (schemas, the pure rule matcher, renderers, texts); the front door with ssh2 and the session
 // machinery is loaded by `load()` only when a listener uses it.
 import type { FrontDoor, ProtocolModule } from '../types.ts';
+import { sshAgentTools } from './agent-tools.ts';
 import { sshDryRun } from './dry-run.ts';
 import { describeSshAction, renderSshObject } from './evidence.ts';
 import { sshMatcher } from './policy.ts';
@@ -29,5 +30,6 @@ export const sshModule: ProtocolModule<SshObject, SshRuleConfig> = {
   events: { 'ssh.channel_refused': 'PS3006W' },
   quickRule: { listKeys: ['exec'], numberKeys: [], examples: ['ssh:exec=systemctl status *'] },
   dryRun: sshDryRun,
+  agentTools: sshAgentTools,
   load: async (): Promise<FrontDoor> => (await import('./adapter.ts')).sshAdapter,
 };
