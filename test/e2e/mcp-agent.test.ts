@@ -22,7 +22,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { freePort, until } from '../support.ts';
 import { makeSvid, makeTestPki, type CertPair, type TestPki } from '../sync/certs.ts';
 import { Plc, pymodbusTls } from '../adapters/modbus/fixtures/harness.ts';
-import { Gateway, prepareGateway, tempDir, type JournalEvent } from '../adapters/ssh/harness.ts';
+import { Gateway, ensureTestUser, keygen, prepareGateway, Sshd, targetFolder, tempDir, type JournalEvent } from '../adapters/ssh/harness.ts';
+import { existsSync } from 'node:fs';
 import { makeKey, sign, type SigningKey } from '../grants/envelope-fixture.ts';
 import { FAILURE_META_KEY } from '../../src/adapters/mcp/tools.ts';
 
@@ -34,6 +35,8 @@ let tmp: { dir: string; cleanup: () => void };
 let pki: TestPki;
 let svid: CertPair;
 let plc: Plc;
+let sshd: Sshd;
+let rtuFolder: string;
 let gw: Gateway;
 let resource: string;
 let modbusTlsPort: number;
@@ -92,11 +95,16 @@ before(async () => {
   pam = await makeKey('pam-2026');
   const plcPort = await freePort();
   plc = await Plc.start('tcp', plcPort);
+  // The RTU: a real sshd the gateway logs in to with a key from its vault, as the test user.
+  ensureTestUser();
+  const targetLogin = keygen(join(tmp.dir, 'penstock_to_rtu'));
+  sshd = await Sshd.start(tmp.dir, [targetLogin.pub]);
+  rtuFolder = targetFolder(tmp.dir);
   const mcpPort = await freePort();
   modbusTlsPort = await freePort();
   resource = `https://127.0.0.1:${mcpPort}/mcp`;
   const indent = (pem: string) => pem.trim().split('\n').map((l) => `        ${l}`).join('\n');
-  const files = prepareGateway(tmp.dir, {}, (f) => `
+  const files = prepareGateway(tmp.dir, { 'rtu-7': readFileSync(targetLogin.key, 'utf8') }, (f) => `
 appliance: { id: gw-agents, site: test, zone: plant, state_dir: ${f.stateDir}, runtime_dir: ${f.dir}/run }
 admin: { socket: ${f.adminSocket} }
 vault: { file: ${f.dir}/vault.json, key_file: ${f.dir}/vault.key }
@@ -135,6 +143,14 @@ principals:
       x509: { spiffe_ids: ["${AGENT_SVID}"] }
 targets:
   - { id: plc-1, protocol: modbus, zone: plant, host: 127.0.0.1, port: ${plcPort} }
+  - id: rtu-7
+    protocol: ssh
+    zone: plant
+    host: 127.0.0.1
+    port: ${sshd.port}
+    username: penstocktest
+    credential: vault:rtu-7
+    host_keys: ["[127.0.0.1]:${sshd.port} ${sshd.hostKeyLine}"]
 grants:
   - id: g-tuner
     principal: tuner
@@ -145,6 +161,14 @@ grants:
       - modbus: { access: write, tables: [holding_register], addresses: ["10-19"], min: 0, max: 100 }
       - modbus: { effect: approve, access: write, tables: [holding_register], addresses: [20] }
       - modbus: { effect: deny, access: write, tables: [holding_register], addresses: ["30-39"] }
+  - id: g-tuner-rtu
+    principal: tuner
+    targets: [rtu-7]
+    task: { ticket: WO-7, purpose: Collect the loop logs }
+    rules:
+      - ssh: { exec: [echo, "..."] }
+      - ssh: { exec: [touch, ${join(tmp.dir, 'target')}/allowed-marker] }
+      - ssh: { effect: approve, exec: [touch, ${join(tmp.dir, 'target')}/approved-marker] }
 `);
   gw = await Gateway.start(files, 'mcp-1');
 });
@@ -152,6 +176,7 @@ grants:
 after(async () => {
   await gw?.stop();
   await plc?.stop();
+  await sshd?.stop();
   pki?.cleanup();
   tmp?.cleanup();
 });
@@ -161,8 +186,7 @@ describe('an AI agent through the real daemon', () => {
     const a = await agent(await token());
     const tools = await a.tools();
     assert.ok(tools.includes('modbus_read') && tools.includes('modbus_write'), tools.join(' '));
-    // No grant names an OPC UA or SSH target for this agent yet: their tools are not listed.
-    assert.ok(!tools.some((t) => t.startsWith('opcua_') || t.startsWith('ssh_')), tools.join(' '));
+    assert.ok(tools.includes('ssh_exec'), tools.join(' '));
 
     const wrote = await a.call('modbus_write', { target: 'plc-1', table: 'holding', address: 12, values: [42] });
     assert.equal(wrote.isError, false, JSON.stringify(wrote.out));
@@ -188,6 +212,25 @@ describe('an AI agent through the real daemon', () => {
     const chain = await eventsOf(allowedCall.detail!.correlation);
     assert.deepEqual(chain.map((e) => e.event), ['mcp.tool_called', 'action.allowed', 'action.outcome']);
     assert.ok(chain.every((e) => e.principal === 'tuner'));
+    await a.close();
+  });
+
+  it('SSH: an allowed argv runs on the RTU and its output returns; hostile words are data; a denied one never runs', async () => {
+    const a = await agent(await token());
+    const echo = await a.call('ssh_exec', { target: 'rtu-7', argv: ['echo', 'loop 3', '$(id)', ';', 'touch', `${rtuFolder}/pwned`] });
+    assert.equal(echo.isError, false, JSON.stringify(echo.out));
+    assert.equal(echo.out.stdout, `loop 3 $(id) ; touch ${rtuFolder}/pwned\n`);
+    assert.equal(existsSync(join(rtuFolder, 'pwned')), false, 'the words were data, not shell');
+    const allowed = await a.call('ssh_exec', { target: 'rtu-7', argv: ['touch', `${rtuFolder}/allowed-marker`] });
+    assert.equal(allowed.isError, false, JSON.stringify(allowed.out));
+    assert.ok(existsSync(join(rtuFolder, 'allowed-marker')), 'the allowed command ran on the RTU');
+    const denied = await a.call('ssh_exec', { target: 'rtu-7', argv: ['touch', `${rtuFolder}/denied-marker`] });
+    assert.equal(denied.out.reason, 'object_not_granted');
+    const pending = await a.call('ssh_exec', { target: 'rtu-7', argv: ['touch', `${rtuFolder}/approved-marker`] });
+    assert.equal(pending.out.status, 'pending_approval');
+    assert.equal(existsSync(join(rtuFolder, 'denied-marker')), false, 'the denied command never ran');
+    assert.equal(existsSync(join(rtuFolder, 'approved-marker')), false, 'nothing runs before a person approves');
+    await gw.ctl(['approvals', 'deny', String(pending.out.approval)]);
     await a.close();
   });
 
