@@ -25,15 +25,22 @@ export function parseCommandLine(line: string): ParsedCommandLine {
   let metacharacters = false;
   let word = '';
   let inWord = false; // distinguishes an empty quoted word ('') from no word at all
+  let i = 0;
+  let firstWordAt = -1; // where the first word starts in the line, as typed
   const endWord = (): void => {
-    if (inWord) argv.push(word);
+    if (inWord) {
+      // The shell reads an unquoted reserved word (`if`, `time`, `!`) or assignment (`A=1 cmd`) in first
+      // place as syntax, not as the program: policy would see another argv than the one that runs.
+      if (argv.length === 0 && firstWordAt >= 0 && isShellSyntaxFirstWord(line.slice(firstWordAt, i))) metacharacters = true;
+      argv.push(word);
+    }
     word = '';
     inWord = false;
   };
 
-  let i = 0;
   while (i < line.length) {
     const c = line[i]!;
+    if (argv.length === 0 && firstWordAt < 0 && c !== ' ' && c !== '\t') firstWordAt = i;
     if (c === ' ' || c === '\t') {
       endWord();
       i++;
@@ -87,6 +94,11 @@ export function parseCommandLine(line: string): ParsedCommandLine {
   }
   endWord();
   return { argv, metacharacters };
+}
+
+/** A first word, as typed, that the shell takes for syntax: an unquoted reserved word, or `NAME=` (an assignment). */
+function isShellSyntaxFirstWord(raw: string): boolean {
+  return RESERVED_FIRST_WORDS.has(raw) || /^[A-Za-z_][A-Za-z0-9_]*=/.test(raw);
 }
 
 /**

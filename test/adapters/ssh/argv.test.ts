@@ -48,3 +48,17 @@ test('unparseable lines are errors, not guesses', () => {
     assert.ok('error' in r, JSON.stringify(line));
   }
 });
+
+test('a first word the shell reads as syntax (a reserved word, an assignment) counts as a metacharacter; quoted, it is the program', async () => {
+  for (const line of ['A=1 ls', 'PATH=/tmp x --version', 'LD_PRELOAD=/tmp/e.so ls', 'time ls', '! ls', 'if true', '{ ls', 'A="x y" ls', '  B=2 ls']) {
+    const p = parseCommandLine(line);
+    assert.ok(!('error' in p) && p.metacharacters, line);
+  }
+  for (const line of ["'A=1' ls", '"time" ls', '\\!x', 'ls A=1', 'ls time', '=x ls', '1A=2 ls', 'a-b=1 ls']) {
+    const p = parseCommandLine(line);
+    assert.ok(!('error' in p) && !p.metacharacters, line);
+  }
+  // What the shell does with the first set: not run a program called "A=1".
+  const { execFileSync } = await import('node:child_process');
+  assert.equal(execFileSync('/bin/sh', ['-c', 'A=1 echo ran'], { encoding: 'utf8' }), 'ran\n');
+});
