@@ -28,7 +28,7 @@ import type { Logger } from 'pino';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { AppendOptions, Journal, JournalEventInput, JournalHealth, JournalReceipt } from './types.ts';
-import { encodeEvent, prepareEvent, type PreparedEvent } from './event.ts';
+import { encodeEvent, prepareEvent, type PreparedEvent, type StoredEvent } from './event.ts';
 import { TreeBuilder, frontierAt, type Hash, type NodeSource, b64 } from './merkle.ts';
 import { NoteSigner } from './checkpoint.ts';
 import type { ProofBundle } from './verify.ts';
@@ -90,6 +90,7 @@ export class LmdbJournal implements Journal {
   #state: JournalState;
   #tree: TreeBuilder;
   #pending: Pending[] = [];
+  readonly #committedListeners = new Set<(events: readonly StoredEvent[]) => void>();
   #flushScheduled = false;
   #lazyTimer: NodeJS.Timeout | undefined;
   #writable = true;
@@ -236,9 +237,12 @@ export class LmdbJournal implements Journal {
     const tree = this.#tree.clone();
     const events: [number, Buffer][] = [];
     const nodes: [number, Uint8Array][] = [];
+    const texts: string[] | undefined = this.#committedListeners.size > 0 ? [] : undefined;
     for (const item of batch) {
       const seq = state.size++;
-      const { bytes, leaf } = encodeAndLeafHash(encodeEvent(item.prepared, seq));
+      const text = encodeEvent(item.prepared, seq);
+      texts?.push(text);
+      const { bytes, leaf } = encodeAndLeafHash(text);
       events.push([seq, bytes]);
       state.eventBytes += bytes.length;
       tree.push(leaf, (level, index, hash) => nodes.push([nodeKey(level, index), hash]));
@@ -264,6 +268,29 @@ export class LmdbJournal implements Journal {
     this.#tree = tree;
     if (checkpoint) this.#latestCheckpoint = checkpoint;
     for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ seq: events[i]![0] });
+    if (texts) this.#tellCommitted(texts);
+  }
+
+  /**
+   * Follow what is committed: `listener` gets each committed batch's events, in order, as stored (the
+   * canonical JSON parsed back: exactly what the journal holds, Secret values already left out). Called
+   * after the batch's appenders are resolved; a listener must be quick and must not throw (one that
+   * throws is logged and kept). Returns the function that stops it.
+   */
+  onCommitted(listener: (events: readonly StoredEvent[]) => void): () => void {
+    this.#committedListeners.add(listener);
+    return () => void this.#committedListeners.delete(listener);
+  }
+
+  #tellCommitted(texts: string[]): void {
+    const stored = texts.map((t) => JSON.parse(t) as StoredEvent);
+    for (const l of this.#committedListeners) {
+      try {
+        l(stored);
+      } catch (err) {
+        this.#opts.log?.error({ err }, 'a journal listener failed');
+      }
+    }
   }
 
   #makeCheckpoint(state: JournalState, tree: TreeBuilder): CheckpointInfo {

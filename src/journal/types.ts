@@ -1,6 +1,7 @@
 // The contract every part relies on: `append` resolves only when the event is durably committed.
 // An allowed write, call or exec is forwarded only after its append resolved; when the journal
 // cannot be written, append rejects with PenstockError('PS_JOURNAL_UNAVAILABLE') and callers refuse.
+import type { StoredEvent } from './event.ts';
 import type { Action, Decision } from '../policy/types.ts';
 import type { EventName } from './codes.ts';
 
@@ -54,5 +55,7 @@ export interface JournalHealth {
 export interface Journal {
   append(input: JournalEventInput, options?: AppendOptions): Promise<JournalReceipt>;
   health(): JournalHealth;
+  /** Follow committed events (detectors, live views): see LmdbJournal.onCommitted. */
+  onCommitted(listener: (events: readonly StoredEvent[]) => void): () => void;
   close(): Promise<void>;
 }
