@@ -8,7 +8,7 @@ import type { ProtocolModule } from '../types.ts';
 import { mcpCredentialSchemas, mcpListenerSchema, mcpObjectSchema, mcpRuleSchema, mcpTargetSchema, type McpObject } from './schema.ts';
 
 /** The gateway's own tools (no other protocol's): each discloses only what concerns the caller. */
-export const GATEWAY_TOOLS = ['my_access'] as const;
+export const GATEWAY_TOOLS = ['my_access', 'request_access', 'task_done', 'present_envelope'] as const;
 
 /**
  * How a refusal reads to the agent: the text of a tool result with `isError: true` (MCP's way of saying

@@ -102,3 +102,9 @@ test('only a Bearer Authorization header yields a token', () => {
   assert.equal(TokenVerifier.bearer('bearer abc.def.ghi'), 'abc.def.ghi');
   for (const h of [undefined, '', 'Basic dXNlcjpwYXNz', 'Bearer', 'Bearer a b']) assert.equal(TokenVerifier.bearer(h), undefined, String(h));
 });
+
+test('the module\'s list of gateway tools is the tools the door offers', async () => {
+  const { gatewayTools } = await import('../../../src/adapters/mcp/gateway-tools.ts');
+  const { GATEWAY_TOOLS } = await import('../../../src/adapters/mcp/module.ts');
+  assert.deepEqual(gatewayTools({ issued: new Map(), tokenExpiryMs: () => 0 }).map((t) => t.name), [...GATEWAY_TOOLS]);
+});
