@@ -1,0 +1,287 @@
+// The OPC UA agent tools (opcua_browse, opcua_read, opcua_write, opcua_call), in process: the real core
+// (LMDB journal, grants, approvals) with an OPC UA listener in front of the node-opcua plant; each call
+// as the MCP door makes it (testAgentCall: correlation id, approval binding). What reached the plant is
+// asserted there (its counters, its state) and through a second node-opcua client straight to it.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { AttributeIds, MessageSecurityMode, OPCUAClient, SecurityPolicy, type ClientSession } from 'node-opcua';
+import { protocolModule } from '../../../src/adapters/registry.ts';
+import type { AgentToolResult, AgentToolSpec, FrontDoor } from '../../../src/adapters/types.ts';
+import type { OpcuaRuleConfig } from '../../../src/adapters/opcua/rules.ts';
+import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
+import type { Session } from '../../../src/sessions/registry.ts';
+import type { StoredEvent } from '../../../src/journal/event.ts';
+import { testAgentCall } from '../../core-harness.ts';
+import { freePort, startGateway, tempDir, until, type Gateway } from './fixtures/harness.ts';
+import { startPlant, type Plant } from './fixtures/plant.ts';
+
+const NS = 'ns=1;s=boiler-1';
+const LEVEL = `${NS}/Boiler/Drum/Level`;
+const SETPOINT = `${NS}/Boiler/Setpoint`;
+const FUEL = `${NS}/Boiler/Burner/FuelValve`;
+const KNOB = `${NS}/Bench/Knob`;
+const START_PUMP = `${NS}/Boiler/StartPump`;
+const RESET_TRIP = `${NS}/Boiler/ResetTrip`;
+
+const module = protocolModule('opcua')!;
+const tools = new Map((module.agentTools ?? []).map((t) => [t.name, t as AgentToolSpec<OpcuaRuleConfig>]));
+
+let tmp: { dir: string; cleanup: () => void };
+let plant: Plant;
+let gw: Gateway;
+let door: FrontDoor;
+let session: Session;
+let direct: { session: ClientSession; close: () => Promise<void> };
+
+/** The plant's own view of one of its variables, through a client of its own (not the gateway). */
+async function plantValue(plantNodeId: string): Promise<unknown> {
+  const dv = await direct.session.read({ nodeId: plantNodeId, attributeId: AttributeIds.Value });
+  return dv.value.value;
+}
+
+async function run(name: string, args: Record<string, unknown>, opts: { correlation?: string; binding?: string } = {}): Promise<AgentToolResult> {
+  // As the MCP door does: the arguments validated against the tool's schema first.
+  const parsed = tools.get(name)!.input.parse(args) as Record<string, unknown>;
+  return door.callAgentTool!(name, parsed, testAgentCall(gw.core, session, opts));
+}
+
+function events(correlation: string): StoredEvent[] {
+  return gw.events().filter((e) => (e.detail as { correlation?: string } | undefined)?.correlation === correlation);
+}
+
+before(async () => {
+  tmp = tempDir('penstock-opcua-agent-');
+  const [plantPort, gwPort] = [await freePort(), await freePort()];
+  plant = await startPlant(plantPort, join(tmp.dir, 'plant'));
+  gw = await startGateway(tmp.dir, `
+appliance: { id: gw-test, site: test-site, zone: plant, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
+journal: { path: ${tmp.dir}/journal }
+sessions: { actions_per_second: 100000 }
+listeners:
+  - id: opcua-main
+    protocol: opcua
+    host: 127.0.0.1
+    port: ${gwPort}
+    targets: [boiler-1]
+principals:
+  - id: agent-ai
+    kind: agent
+    owner: Boilerworks GmbH
+    purpose: boiler tuning agent
+targets:
+  - id: boiler-1
+    protocol: opcua
+    zone: plant
+    endpoint: ${plant.endpoint}
+    server_certificate: ${plant.certFile}
+  - id: plc-1
+    protocol: modbus
+    zone: plant
+    host: 127.0.0.1
+grants:
+  - id: g-agent
+    principal: agent-ai
+    targets: [boiler-1]
+    task: { ticket: WO-2001 }
+    rules:
+      - opcua: { verbs: [browse, read], browse_paths: [Objects/Boiler/Drum] }
+      - opcua: { verbs: [browse, read, write], nodes: ["${SETPOINT}"], min: 0, max: 100 }
+      - opcua: { verbs: [browse, write], nodes: ["${KNOB}"] }
+      - opcua: { effect: approve, verbs: [write], nodes: ["${FUEL}"] }
+      - opcua: { verbs: [browse, call], browse_paths: [Objects/Boiler/ResetTrip] }
+`);
+  const internals = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
+  await until(() => internals.gateway.locate(RESET_TRIP) !== undefined && internals.gateway.locate(KNOB) !== undefined, 'the boiler mirrored', 20_000);
+  door = await module.load();
+  session = gw.core.sessions.open({ principal: gw.core.config().principals.get('agent-ai')!, chain: ['agent-ai'], listener: 'mcp-test', protocol: 'mcp', remote: '127.0.0.1:1', attributes: {} }, () => {});
+  const client = OPCUAClient.create({ endpointMustExist: false, securityMode: MessageSecurityMode.None, securityPolicy: SecurityPolicy.None, connectionStrategy: { maxRetry: 0 }, requestedSessionTimeout: 600_000 });
+  await client.connect(plant.endpoint);
+  const s = await client.createSession();
+  direct = { session: s, close: async () => { await s.close().catch(() => {}); await client.disconnect().catch(() => {}); } };
+});
+
+after(async () => {
+  await direct?.close();
+  await gw?.stop();
+  await plant?.stop();
+  tmp?.cleanup();
+});
+
+describe('OPC UA agent tools: descriptors', () => {
+  it('each tool is listed by the rules whose verbs let it do something', () => {
+    const listed = (rule: Partial<OpcuaRuleConfig>) => [...tools.values()].filter((t) => t.listedBy({ nodes: ['x'], ...rule } as OpcuaRuleConfig)).map((t) => t.name).sort();
+    assert.deepEqual(listed({ verbs: ['read'] }), ['opcua_browse', 'opcua_read']);
+    assert.deepEqual(listed({ verbs: ['browse'] }), ['opcua_browse']);
+    assert.deepEqual(listed({ verbs: ['write'] }), ['opcua_write']);
+    assert.deepEqual(listed({ verbs: ['call'] }), ['opcua_call']);
+    assert.deepEqual(listed({ verbs: ['subscribe', 'history'] }), []);
+    assert.deepEqual(listed({ effect: 'approve', verbs: ['browse', 'write'] }), ['opcua_browse', 'opcua_write']);
+  });
+
+  it('arguments are strict and bounded', () => {
+    assert.ok(tools.get('opcua_read')!.input.safeParse({ target: 'boiler-1', nodes: [LEVEL] }).success);
+    assert.equal(tools.get('opcua_read')!.input.safeParse({ target: 'boiler-1', nodes: Array(51).fill(LEVEL) }).success, false);
+    assert.equal(tools.get('opcua_read')!.input.safeParse({ target: 'boiler-1', nodes: [] }).success, false);
+    assert.equal(tools.get('opcua_write')!.input.safeParse({ target: 'boiler-1', node: SETPOINT, value: 1, extra: true }).success, false);
+    assert.equal(tools.get('opcua_browse')!.input.safeParse({ target: 'boiler-1', max_references: 501 }).success, false);
+    assert.equal(tools.get('opcua_call')!.input.safeParse({ target: 'boiler-1', method: RESET_TRIP, arguments: Array(33).fill(1) }).success, false);
+    for (const t of tools.values()) assert.equal(t.readOnly, t.name === 'opcua_browse' || t.name === 'opcua_read', t.name);
+  });
+});
+
+describe('OPC UA agent tools: calls', () => {
+  it('opcua_browse shows only what the grants make visible, bounded', async () => {
+    const top = await run('opcua_browse', { target: 'boiler-1' });
+    assert.ok(top.ok);
+    assert.deepEqual((top.result.references as { name: string }[]).map((r) => r.name).sort(), ['Bench', 'Boiler']);
+    const boiler = await run('opcua_browse', { target: 'boiler-1', node: 'Objects/Boiler' });
+    assert.ok(boiler.ok);
+    const refs = boiler.result.references as { node: string; name: string; node_class: string; writable?: boolean; data_type?: string }[];
+    assert.deepEqual(refs.map((r) => r.name).sort(), ['Drum', 'ResetTrip', 'Setpoint']); // no Burner, no StartPump
+    assert.deepEqual(refs.find((r) => r.name === 'Setpoint'), { node: SETPOINT, browse_path: 'Objects/Boiler/Setpoint', name: 'Setpoint', node_class: 'Variable', writable: true, data_type: 'Double' });
+    assert.equal(refs.find((r) => r.name === 'ResetTrip')!.node_class, 'Method');
+    const one = await run('opcua_browse', { target: 'boiler-1', node: `${NS}/Boiler`, max_references: 1 });
+    assert.ok(one.ok);
+    assert.equal((one.result.references as unknown[]).length, 1);
+    assert.equal(one.result.truncated, true);
+    // A node browse does not show: refused by policy (the denial journaled with the call's id).
+    const hidden = await run('opcua_browse', { target: 'boiler-1', node: `${NS}/Boiler/Burner` }, { correlation: 'browse-burner' });
+    assert.ok(!hidden.ok && 'refused' in hidden);
+    assert.equal(hidden.refused.effect, 'deny');
+    assert.equal(hidden.refused.reason, 'object_not_granted');
+    await gw.core.recorded();
+    assert.deepEqual(events('browse-burner').map((e) => [e.event, (e.action as { verb: string }).verb]), [['action.denied', 'browse']]);
+  });
+
+  it('opcua_read returns the plant\'s values, per node, and never reads what it may not', async () => {
+    plant.setLevel(61.25);
+    const fuelReads = plant.hits.fuelValveReads;
+    const r = await run('opcua_read', { target: 'boiler-1', nodes: [LEVEL, 'Objects/Boiler/Setpoint', FUEL] }, { correlation: 'read-1' });
+    assert.ok(r.ok, JSON.stringify(r));
+    const results = r.result.results as { node: string; status: string; value?: unknown; data_type?: string; refused?: { reason: string } }[];
+    assert.deepEqual(results.map((x) => [x.node, x.status]), [[LEVEL, 'Good'], [SETPOINT, 'Good'], [FUEL, 'BadUserAccessDenied']]);
+    assert.equal(results[0]!.value, 61.25);
+    assert.equal(results[0]!.data_type, 'Double');
+    assert.equal(results[1]!.value, await plantValue('ns=1;s=Boiler.Setpoint'));
+    assert.equal(results[2]!.refused?.reason, 'object_not_granted');
+    assert.equal(results[2]!.value, undefined);
+    assert.equal(plant.hits.fuelValveReads, fuelReads, 'the refused node was not read on the plant');
+    // Each node decided and journaled with the call's correlation id.
+    await gw.core.recorded();
+    assert.deepEqual(events('read-1').map((e) => [e.event, (e.action as { opcua: { node_id: string } }).opcua.node_id]), [['action.allowed', LEVEL], ['action.allowed', SETPOINT], ['action.denied', FUEL]]);
+    // Nothing readable: the whole call is refused.
+    const none = await run('opcua_read', { target: 'boiler-1', nodes: [FUEL] });
+    assert.ok(!none.ok && 'refused' in none);
+    assert.equal(none.refused.reason, 'object_not_granted');
+    assert.equal(plant.hits.fuelValveReads, fuelReads);
+    // Metadata from the mirror, to whoever may see the node.
+    const name = await run('opcua_read', { target: 'boiler-1', nodes: [LEVEL], attribute: 'DisplayName' });
+    assert.ok(name.ok);
+    assert.deepEqual((name.result.results as { value: unknown }[])[0]!.value, 'Level');
+  });
+
+  it('names that name nothing are errors with stable codes', async () => {
+    const codes = async (name: string, args: Record<string, unknown>) => {
+      const r = await run(name, args);
+      return !r.ok && 'error' in r ? r.error.code : 'not an error';
+    };
+    assert.equal(await codes('opcua_read', { target: 'boiler-1', nodes: [LEVEL, `${NS}/Boiler/NoSuchNode`] }), 'unknown_node');
+    assert.equal(await codes('opcua_read', { target: 'boiler-1', nodes: ['Objects/Nowhere'] }), 'unknown_node');
+    assert.equal(await codes('opcua_write', { target: 'boiler-1', node: 'ns=1;s=boiler-2/Boiler/Setpoint', value: 1 }), 'unknown_node');
+    assert.equal(await codes('opcua_read', { target: 'boiler-9', nodes: [LEVEL] }), 'unknown_target');
+    assert.equal(await codes('opcua_read', { target: 'plc-1', nodes: [LEVEL] }), 'not_opcua_target');
+    assert.equal(await codes('opcua_write', { target: 'boiler-1', node: `${NS}/Boiler`, value: 1 }), 'not_a_variable');
+    assert.equal(await codes('opcua_write', { target: 'boiler-1', node: SETPOINT, value: 'fifty' }), 'invalid_value');
+    assert.equal(await codes('opcua_call', { target: 'boiler-1', method: SETPOINT }), 'not_a_method');
+    assert.equal(await codes('opcua_call', { target: 'boiler-1', method: RESET_TRIP }), 'invalid_arguments');
+    assert.equal(await codes('opcua_call', { target: 'boiler-1', method: RESET_TRIP, arguments: [5] }), 'invalid_arguments');
+    assert.equal(plant.hits.resetTrip, 0);
+  });
+
+  it('an allowed opcua_write arrives at the plant, with the value before in its record and its outcome journaled', async () => {
+    const before = plant.hits.setpointWrites;
+    const old = await plantValue('ns=1;s=Boiler.Setpoint');
+    const r = await run('opcua_write', { target: 'boiler-1', node: SETPOINT, value: 55.5 }, { correlation: 'write-1' });
+    assert.deepEqual(r, { ok: true, result: { target: 'boiler-1', node: SETPOINT, status: 'Good', data_type: 'Double' }, text: 'wrote Objects/Boiler/Setpoint' });
+    assert.equal(plant.hits.setpointWrites, before + 1);
+    assert.equal(await plantValue('ns=1;s=Boiler.Setpoint'), 55.5);
+    await gw.core.recorded();
+    const [allowed, outcome] = events('write-1');
+    assert.equal(allowed?.event, 'action.allowed');
+    assert.deepEqual(allowed?.action, { target: 'boiler-1', verb: 'write', opcua: { node_id: SETPOINT, browse_path: 'Objects/Boiler/Setpoint', attribute: 'Value', value: 55.5 } });
+    assert.deepEqual((allowed?.detail as Record<string, unknown>).new_values, [55.5]);
+    assert.deepEqual((allowed?.detail as Record<string, unknown>).old_values, [old]);
+    assert.equal(outcome?.event, 'action.outcome');
+    assert.equal((outcome?.outcome as { status: string }).status, 'Good');
+  });
+
+  it('a denied opcua_write never reaches the plant: out of bounds, or no rule', async () => {
+    const writes = plant.hits.setpointWrites;
+    const setpoint = plant.setpoint();
+    const r = await run('opcua_write', { target: 'boiler-1', node: SETPOINT, value: 150 }, { correlation: 'write-oob' });
+    assert.ok(!r.ok && 'refused' in r);
+    assert.equal(r.refused.reason, 'value_out_of_bounds');
+    const level = await plantValue('ns=1;s=Boiler.Drum.Level');
+    const l = await run('opcua_write', { target: 'boiler-1', node: LEVEL, value: 1 });
+    assert.ok(!l.ok && 'refused' in l);
+    assert.equal(l.refused.effect, 'deny');
+    assert.equal(plant.hits.setpointWrites, writes);
+    assert.equal(plant.setpoint(), setpoint);
+    assert.equal(await plantValue('ns=1;s=Boiler.Drum.Level'), level);
+    await gw.core.recorded();
+    assert.deepEqual(events('write-oob').map((e) => e.event), ['action.denied']);
+  });
+
+  it('an approve rule answers at once with a pending approval, the plant untouched; once approved the same call runs', async () => {
+    const { fuelValveWrites, fuelValveReads } = plant.hits;
+    const args = { target: 'boiler-1', node: FUEL, value: 20 };
+    const r = await run('opcua_write', args, { correlation: 'fuel-1', binding: 'sha256-of-fuel-args' });
+    assert.ok(!r.ok && 'refused' in r);
+    assert.equal(r.refused.effect, 'approve');
+    const approval = (r.refused as { approval?: { id: string } }).approval;
+    assert.ok(approval?.id);
+    assert.equal(plant.hits.fuelValveWrites, fuelValveWrites);
+    assert.equal(plant.hits.fuelValveReads, fuelValveReads, 'not even the value before was read');
+    // (Not core.recorded(): it would wait for the person's answer, which the approval's own event records.)
+    assert.ok(events('fuel-1').some((e) => e.event === 'approval.requested'));
+    gw.core.approvals.approve(approval.id, { uid: 0, user: 'root', verified: true });
+    const again = await run('opcua_write', args, { correlation: 'fuel-2', binding: 'sha256-of-fuel-args' });
+    assert.ok(again.ok, JSON.stringify(again));
+    assert.equal(plant.hits.fuelValveWrites, fuelValveWrites + 1);
+    assert.equal(await plantValue('ns=1;s=Boiler.Burner.FuelValve'), 20);
+  });
+
+  it('a Bad status from the plant is a device_status error, journaled as the outcome', async () => {
+    // The rule on the knob is unbounded: a text is allowed, and the plant refuses it for a Double.
+    const before = await plantValue('ns=1;s=Bench.Knob');
+    const r = await run('opcua_write', { target: 'boiler-1', node: KNOB, value: 'not a number', data_type: 'String' }, { correlation: 'knob-1' });
+    assert.ok(!r.ok && 'error' in r);
+    assert.equal(r.error.code, 'device_status');
+    assert.equal(r.error.detail?.status, 'BadTypeMismatch');
+    assert.equal(await plantValue('ns=1;s=Bench.Knob'), before);
+    await gw.core.recorded();
+    assert.deepEqual(events('knob-1').map((e) => [e.event, (e.outcome as { status?: string } | undefined)?.status]), [['action.allowed', undefined], ['action.outcome', 'BadTypeMismatch']]);
+  });
+
+  it('opcua_call runs an allowed method with typed arguments and returns its outputs; a denied one never reaches the plant', async () => {
+    const { resetTrip, startPump } = plant.hits;
+    const r = await run('opcua_call', { target: 'boiler-1', method: 'Objects/Boiler/ResetTrip', arguments: ['after inspection'] }, { correlation: 'call-1' });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.result.outputs, [{ value: true, data_type: 'Boolean' }]);
+    assert.equal(r.result.object, `${NS}/Boiler`);
+    assert.equal(plant.hits.resetTrip, resetTrip + 1);
+    await gw.core.recorded();
+    const [allowed, outcome] = events('call-1');
+    assert.deepEqual(allowed?.action, { target: 'boiler-1', verb: 'call', opcua: { node_id: RESET_TRIP, browse_path: 'Objects/Boiler/ResetTrip', object_id: `${NS}/Boiler` } });
+    assert.deepEqual((allowed?.detail as Record<string, unknown>).arguments, ['after inspection']);
+    assert.deepEqual(outcome?.outcome, { status: 'Good', outputs: [true] });
+
+    const denied = await run('opcua_call', { target: 'boiler-1', method: START_PUMP, object: `${NS}/Boiler` }, { correlation: 'call-2' });
+    assert.ok(!denied.ok && 'refused' in denied);
+    assert.equal(denied.refused.effect, 'deny');
+    assert.equal(plant.hits.startPump, startPump);
+    await gw.core.recorded();
+    assert.deepEqual(events('call-2').map((e) => e.event), ['action.denied']);
+  });
+});
