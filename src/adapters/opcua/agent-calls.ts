@@ -1,7 +1,8 @@
 // Runs the OPC UA agent tools (agent-tools.ts) for the agents' front door. Each node a call touches becomes the
 // Action the front door builds for the same service request (gateway.ts: node id, browse path,
 // attribute, written value, call object), decided through `call.authorize`, and goes to the plant only
-// through the listener's upstream link with the Authorization that allow carries:
+// through the target's link (links.ts: a listener's, else the agent tools' own) with the Authorization
+// that allow carries:
 //   opcua_browse → what Browse shows: the nodes the principal's browse rules make visible (a dry run);
 //                  a start node it may not see is decided as a `browse` (the denial is the answer)
 //   opcua_read   → `read` of each node's Value, the allowed ones in ONE upstream read; per-node statuses
@@ -20,7 +21,7 @@ import { failureOutcome, failureStatus, numericValue, toClient, translationStatu
 import type { GatewayNode } from './address-space.ts';
 import { evidence } from './evidence.ts';
 import type { Located, OpcuaGateway } from './gateway.ts';
-import { servedTarget } from './links.ts';
+import { acquireLink } from './links.ts';
 import { refusalStatusName } from './refusals.ts';
 import { opcuaTargetSchema } from './schema.ts';
 
@@ -65,13 +66,22 @@ export async function callOpcuaAgentTool(name: string, args: Args, call: AgentCa
   const cfg = call.core.config().targets.get(target);
   if (!cfg) return fail('unknown_target', `no target ${target}`);
   if (cfg.protocol !== 'opcua') return fail('not_opcua_target', `target ${target} is not an OPC UA target`);
-  const served = servedTarget(call.core, target);
-  if (!served) return fail('target_not_served', `no OPC UA listener of this gateway serves ${target} (agent tools use a listener's link to the plant)`);
-  const { gateway: gw } = served;
-  const located = { mirror: gw.mirrors.get(target)!, upstream: gw.upstreams.get(target)! };
-  const waited = await ready(located, call.signal, opcuaTargetSchema.parse(cfg).timeout_ms, served.browseCacheMs, call.core.clock.now());
-  if (waited) return waited;
-  return run({ call, gw, target, located }, args);
+  let link: Awaited<ReturnType<typeof acquireLink>>;
+  try {
+    link = await acquireLink(call.core, target);
+  } catch (err) {
+    call.core.log.warn({ target, err: (err as Error).message }, 'opcua agent tools link not opened');
+    return fail('link_failed', `no link to ${target} could be opened`);
+  }
+  try {
+    const { gateway: gw, browseCacheMs } = link.served;
+    const located = { mirror: gw.mirrors.get(target)!, upstream: gw.upstreams.get(target)! };
+    const waited = await ready(located, call.signal, opcuaTargetSchema.parse(cfg).timeout_ms, browseCacheMs, call.core.clock.now());
+    if (waited) return waited;
+    return await run({ call, gw, target, located }, args);
+  } finally {
+    link.release();
+  }
 }
 
 /**

@@ -12,7 +12,8 @@ import type { OpcuaRuleConfig } from '../../../src/adapters/opcua/rules.ts';
 import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
 import type { Session } from '../../../src/sessions/registry.ts';
 import type { StoredEvent } from '../../../src/journal/event.ts';
-import { testAgentCall } from '../../core-harness.ts';
+import { startTestCore, testAgentCall, type TestCore } from '../../core-harness.ts';
+import { closeAgentLinks } from '../../../src/adapters/opcua/links.ts';
 import { freePort, startGateway, tempDir, until, type Gateway } from './fixtures/harness.ts';
 import { startPlant, type Plant } from './fixtures/plant.ts';
 
@@ -157,6 +158,9 @@ describe('OPC UA agent tools: calls', () => {
   it('opcua_read returns the plant\'s values, per node, and never reads what it may not', async () => {
     plant.setLevel(61.25);
     const fuelReads = plant.hits.fuelValveReads;
+    // The listener's link carries the agent's reads: one upstream session for vendors and agents.
+    const shared = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!.gateway.upstreams.get('boiler-1')!;
+    const upstreamReads = shared.stats.reads;
     const r = await run('opcua_read', { target: 'boiler-1', nodes: [LEVEL, 'Objects/Boiler/Setpoint', FUEL] }, { correlation: 'read-1' });
     assert.ok(r.ok, JSON.stringify(r));
     const results = r.result.results as { node: string; status: string; value?: unknown; data_type?: string; refused?: { reason: string } }[];
@@ -167,6 +171,7 @@ describe('OPC UA agent tools: calls', () => {
     assert.equal(results[2]!.refused?.reason, 'object_not_granted');
     assert.equal(results[2]!.value, undefined);
     assert.equal(plant.hits.fuelValveReads, fuelReads, 'the refused node was not read on the plant');
+    assert.equal(shared.stats.reads, upstreamReads + 1, 'the allowed nodes went in one read on the listener\'s link');
     // Each node decided and journaled with the call's correlation id.
     await gw.core.recorded();
     assert.deepEqual(events('read-1').map((e) => [e.event, (e.action as { opcua: { node_id: string } }).opcua.node_id]), [['action.allowed', LEVEL], ['action.allowed', SETPOINT], ['action.denied', FUEL]]);
@@ -283,5 +288,60 @@ describe('OPC UA agent tools: calls', () => {
     assert.equal(plant.hits.startPump, startPump);
     await gw.core.recorded();
     assert.deepEqual(events('call-2').map((e) => e.event), ['action.denied']);
+  });
+});
+
+describe('OPC UA agent tools on a target no OPC UA listener serves', () => {
+  let own: TestCore;
+  let ownDir: { dir: string; cleanup: () => void };
+  let ownSession: Session;
+
+  before(async () => {
+    ownDir = tempDir('penstock-opcua-agent-own-');
+    own = await startTestCore(ownDir.dir, `
+appliance: { id: gw-own, site: test-site, zone: plant, state_dir: ${ownDir.dir}/state, runtime_dir: ${ownDir.dir}/run }
+journal: { path: ${ownDir.dir}/journal }
+principals:
+  - id: agent-ai
+    kind: agent
+    owner: Boilerworks GmbH
+    purpose: boiler tuning agent
+targets:
+  - id: boiler-1
+    protocol: opcua
+    zone: plant
+    endpoint: ${plant.endpoint}
+    server_certificate: ${plant.certFile}
+grants:
+  - id: g-agent
+    principal: agent-ai
+    targets: [boiler-1]
+    task: { ticket: WO-2002 }
+    rules:
+      - opcua: { verbs: [browse, read, write], nodes: ["${SETPOINT}"], min: 0, max: 100 }
+`);
+    ownSession = own.core.sessions.open({ principal: own.core.config().principals.get('agent-ai')!, chain: ['agent-ai'], listener: 'mcp-test', protocol: 'mcp', remote: '127.0.0.1:1', attributes: {} }, () => {});
+  });
+
+  after(async () => {
+    await closeAgentLinks(own.core);
+    await own?.stop();
+    ownDir?.cleanup();
+  });
+
+  it('the agent tools open a link of their own (the gateway\'s client certificate, the same node ids), shared by their calls', async () => {
+    const call = (name: string, args: Record<string, unknown>) => door.callAgentTool!(name, tools.get(name)!.input.parse(args) as Record<string, unknown>, testAgentCall(own.core, ownSession));
+    const r = await call('opcua_read', { target: 'boiler-1', nodes: [SETPOINT] });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual((r.result.results as { status: string; value: unknown }[]).map((x) => [x.status, x.value]), [['Good', plant.setpoint()]]);
+    const writes = plant.hits.setpointWrites;
+    const w = await call('opcua_write', { target: 'boiler-1', node: 'Objects/Boiler/Setpoint', value: 12.5 });
+    assert.ok(w.ok, JSON.stringify(w));
+    assert.equal(plant.hits.setpointWrites, writes + 1);
+    assert.equal(await plantValue('ns=1;s=Boiler.Setpoint'), 12.5);
+    const denied = await call('opcua_write', { target: 'boiler-1', node: SETPOINT, value: 101 });
+    assert.ok(!denied.ok && 'refused' in denied);
+    assert.equal(plant.hits.setpointWrites, writes + 1);
+    assert.equal(await closeAgentLinks(own.core), 1, 'one link served every call');
   });
 });
