@@ -298,6 +298,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
         live.clear();
         await server.shutdown(0);
         await Promise.allSettled([...gw.upstreams.values()].map((u) => u.close()));
+        gw.dispose();
         await Promise.allSettled([pki.server.dispose(), pki.users.dispose(), pki.client.dispose()]);
       })();
       return closing;

@@ -160,6 +160,7 @@ async function openOwnLink(core: Core, targetId: string): Promise<{ served: Serv
     return {
       served: { gateway, browseCacheMs: OWN_BROWSE_CACHE_MS },
       close: async () => {
+        gateway.dispose();
         await upstream.close();
         await dispose();
         log.info('opcua agent tools link closed');

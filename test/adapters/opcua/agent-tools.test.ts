@@ -47,6 +47,27 @@ async function run(name: string, args: Record<string, unknown>, opts: { correlat
   return door.callAgentTool!(name, parsed, testAgentCall(gw.core, session, opts));
 }
 
+/** The agent principal and the plant as a target, in both configs (the targets list comes last: more may follow). */
+function agentAndBoiler(): string {
+  return `principals:
+  - id: agent-ai
+    kind: agent
+    owner: Boilerworks GmbH
+    purpose: boiler tuning agent
+targets:
+  - id: boiler-1
+    protocol: opcua
+    zone: plant
+    endpoint: ${plant.endpoint}
+    server_certificate: ${plant.certFile}
+`;
+}
+
+/** The agent's session as the MCP door opens it (no wire of its own). */
+function agentSession(core: TestCore['core']): Session {
+  return core.sessions.open({ principal: core.config().principals.get('agent-ai')!, chain: ['agent-ai'], listener: 'mcp-test', protocol: 'mcp', remote: '127.0.0.1:1', attributes: {} }, () => {});
+}
+
 function events(correlation: string): StoredEvent[] {
   return gw.events().filter((e) => (e.detail as { correlation?: string } | undefined)?.correlation === correlation);
 }
@@ -65,18 +86,7 @@ listeners:
     host: 127.0.0.1
     port: ${gwPort}
     targets: [boiler-1]
-principals:
-  - id: agent-ai
-    kind: agent
-    owner: Boilerworks GmbH
-    purpose: boiler tuning agent
-targets:
-  - id: boiler-1
-    protocol: opcua
-    zone: plant
-    endpoint: ${plant.endpoint}
-    server_certificate: ${plant.certFile}
-  - id: plc-1
+${agentAndBoiler()}  - id: plc-1
     protocol: modbus
     zone: plant
     host: 127.0.0.1
@@ -95,7 +105,7 @@ grants:
   const internals = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
   await until(() => internals.gateway.locate(RESET_TRIP) !== undefined && internals.gateway.locate(KNOB) !== undefined, 'the boiler mirrored', 20_000);
   door = await module.load();
-  session = gw.core.sessions.open({ principal: gw.core.config().principals.get('agent-ai')!, chain: ['agent-ai'], listener: 'mcp-test', protocol: 'mcp', remote: '127.0.0.1:1', attributes: {} }, () => {});
+  session = agentSession(gw.core);
   const client = OPCUAClient.create({ endpointMustExist: false, securityMode: MessageSecurityMode.None, securityPolicy: SecurityPolicy.None, connectionStrategy: { maxRetry: 0 }, requestedSessionTimeout: 600_000 });
   await client.connect(plant.endpoint);
   const s = await client.createSession();
@@ -301,18 +311,7 @@ describe('OPC UA agent tools on a target no OPC UA listener serves', () => {
     own = await startTestCore(ownDir.dir, `
 appliance: { id: gw-own, site: test-site, zone: plant, state_dir: ${ownDir.dir}/state, runtime_dir: ${ownDir.dir}/run }
 journal: { path: ${ownDir.dir}/journal }
-principals:
-  - id: agent-ai
-    kind: agent
-    owner: Boilerworks GmbH
-    purpose: boiler tuning agent
-targets:
-  - id: boiler-1
-    protocol: opcua
-    zone: plant
-    endpoint: ${plant.endpoint}
-    server_certificate: ${plant.certFile}
-grants:
+${agentAndBoiler()}grants:
   - id: g-agent
     principal: agent-ai
     targets: [boiler-1]
@@ -320,7 +319,7 @@ grants:
     rules:
       - opcua: { verbs: [browse, read, write], nodes: ["${SETPOINT}"], min: 0, max: 100 }
 `);
-    ownSession = own.core.sessions.open({ principal: own.core.config().principals.get('agent-ai')!, chain: ['agent-ai'], listener: 'mcp-test', protocol: 'mcp', remote: '127.0.0.1:1', attributes: {} }, () => {});
+    ownSession = agentSession(own.core);
   });
 
   after(async () => {
