@@ -16,7 +16,7 @@ import { AttributeIds, SessionContext, resolveNodeId, type DataValue, type NodeI
 import type { Authorization, Verdict, WireRequest } from '../../core/core.ts';
 import type { AgentCall, AgentToolResult } from '../types.ts';
 import { OPCUA_AGENT_LIMITS, type OpcuaAgentDataType } from './agent-tools.ts';
-import { AgentValueError, builtInType, fromVariant, toVariant } from './agent-values.ts';
+import { AgentValueError, builtInType, fromVariant, nodeIdText, toVariant, type NamespaceUriOf } from './agent-values.ts';
 import { failureOutcome, failureStatus, numericValue, toClient, translationStatus, valueBefore } from './accessor.ts';
 import type { GatewayNode } from './address-space.ts';
 import { evidence } from './evidence.ts';
@@ -47,6 +47,8 @@ interface Ctx {
   gw: OpcuaGateway;
   target: string;
   located: Omit<Located, 'node'>;
+  /** The URIs of the gateway's namespace indexes (node ids the agent sees name their namespace by URI). */
+  uriOf: NamespaceUriOf;
 }
 
 type Args = Record<string, unknown>;
@@ -78,7 +80,9 @@ export async function callOpcuaAgentTool(name: string, args: Args, call: AgentCa
     const located = { mirror: gw.mirrors.get(target)!, upstream: gw.upstreams.get(target)! };
     const waited = await ready(located, call.signal, opcuaTargetSchema.parse(cfg).timeout_ms, browseCacheMs, call.core.clock.now());
     if (waited) return waited;
-    return await run({ call, gw, target, located }, args);
+    const addressSpace = located.mirror.root.local.addressSpace;
+    const uriOf = (i: number) => addressSpace.getNamespaceUri(i) || undefined;
+    return await run({ call, gw, target, located, uriOf }, args);
   } finally {
     link.release();
   }
@@ -113,10 +117,19 @@ async function ready(at: Ctx['located'], signal: AbortSignal, timeoutMs: number,
   }
 }
 
-/** A node of the call's target named by gateway node id or by browse path. */
-function resolve(ctx: Ctx, text: string): GatewayNode | Failure {
+/**
+ * A node of the call's target named by gateway node id (`ns=1;s=…` as rules name it, or `nsu=<the
+ * gateway's namespace URI>;s=…`) or by browse path.
+ */
+function resolve(ctx: Ctx, given: string): GatewayNode | Failure {
   const mirror = ctx.located.mirror;
   let node: GatewayNode | undefined;
+  let text = given;
+  const byUri = /^nsu=([^;]+);([isgb]=[\s\S]*)$/.exec(text);
+  if (byUri) {
+    const index = mirror.root.local.addressSpace.getNamespaceIndex(byUri[1]!);
+    text = index >= 0 ? `ns=${index};${byUri[2]}` : '';
+  }
   if (/^Objects(\/|$)/.test(text)) {
     const path = text.replace(/\/+$/, '');
     node = path === 'Objects' ? mirror.root : [...mirror.nodes.values()].find((n) => n.browsePath === path && n.nodeClass !== 'Root');
@@ -127,7 +140,7 @@ function resolve(ctx: Ctx, text: string): GatewayNode | Failure {
       node = undefined;
     }
   }
-  return node ?? fail('unknown_node', `${ctx.target} has no node ${text}`, { node: text });
+  return node ?? fail('unknown_node', `${ctx.target} has no node ${given}`, { node: given });
 }
 
 function isFailure(x: unknown): x is Failure {
@@ -144,6 +157,11 @@ function nameOf(node: GatewayNode): string {
 
 function dataTypeOf(node: GatewayNode): NodeId | undefined {
   return node.dataType ?? (node.local as UAVariable).dataType;
+}
+
+/** A data type for the agent: a built-in type's name, else its node id by namespace URI. */
+function typeName(id: NodeId | undefined, uriOf: NamespaceUriOf): string {
+  return builtInType(id) ?? (id ? nodeIdText(id, uriOf) : 'BaseDataType');
 }
 
 // ------------------------------------------------------------------ browse
@@ -164,7 +182,7 @@ async function browse(ctx: Ctx, args: Args): Promise<AgentToolResult> {
     browse_path: n.browsePath,
     name: nameOf(n),
     node_class: n.nodeClass,
-    ...(n.nodeClass === 'Variable' ? { writable: n.writable, data_type: builtInType(dataTypeOf(n)) ?? dataTypeOf(n)?.toString() ?? 'BaseDataType' } : {}),
+    ...(n.nodeClass === 'Variable' ? { writable: n.writable, data_type: typeName(dataTypeOf(n), ctx.uriOf) } : {}),
   }));
   const truncated = children.length > max;
   return {
@@ -186,22 +204,41 @@ interface ReadItem {
   refused?: Record<string, unknown>;
 }
 
-function fromDataValue(node: GatewayNode, dv: DataValue | undefined): ReadItem {
+function fromDataValue(node: GatewayNode, dv: DataValue | undefined, uriOf: NamespaceUriOf): ReadItem {
   if (!dv) return { node: node.gatewayId, status: 'BadCommunicationError' };
   if (!dv.statusCode.isGood()) return { node: node.gatewayId, status: dv.statusCode.name };
   return {
     node: node.gatewayId,
     status: dv.statusCode.name,
-    ...fromVariant(dv.value),
+    ...fromVariant(dv.value, uriOf),
     ...(dv.sourceTimestamp ? { source_timestamp: dv.sourceTimestamp.toISOString() } : {}),
   };
 }
 
 /** A node's metadata attribute as the mirror holds it (the plant's own data types by their gateway id). */
-function fromMirror(node: GatewayNode, attribute: string): ReadItem {
+function fromMirror(node: GatewayNode, attribute: string, uriOf: NamespaceUriOf): ReadItem {
   const attributeId = AttributeIds[attribute as keyof typeof AttributeIds] as number;
-  if (attributeId === AttributeIds.DataType && node.dataType) return { node: node.gatewayId, status: 'Good', value: node.dataType.toString(), data_type: 'NodeId' };
-  return fromDataValue(node, node.local.readAttribute(SessionContext.defaultContext, attributeId));
+  if (attributeId === AttributeIds.DataType && node.dataType) return { node: node.gatewayId, status: 'Good', value: nodeIdText(node.dataType, uriOf), data_type: 'NodeId' };
+  return fromDataValue(node, node.local.readAttribute(SessionContext.defaultContext, attributeId), uriOf);
+}
+
+/**
+ * The results as they fit the whole call's budget (OPCUA_AGENT_LIMITS.readBytes of JSON): the values of
+ * the nodes after the budget is spent are left out (`truncated`), their statuses kept.
+ */
+function withinBudget(results: ReadItem[]): ReadItem[] {
+  let left = OPCUA_AGENT_LIMITS.readBytes;
+  return results.map((r) => {
+    if (r.value === undefined) return r;
+    const size = JSON.stringify(r.value)?.length ?? 0;
+    if (size <= left) {
+      left -= size;
+      return r;
+    }
+    left = 0;
+    const { value: _dropped, ...rest } = r;
+    return { ...rest, truncated: true };
+  });
 }
 
 async function read(ctx: Ctx, args: Args): Promise<AgentToolResult> {
@@ -221,7 +258,7 @@ async function read(ctx: Ctx, args: Args): Promise<AgentToolResult> {
   for (const [i, node] of nodes.entries()) {
     const upstreamValue = attribute === 'Value' && node.nodeClass === 'Variable';
     if (!upstreamValue && gw.visible(call.session, node)) {
-      out[i] = fromMirror(node, attribute);
+      out[i] = fromMirror(node, attribute, ctx.uriOf);
       continue;
     }
     const action = upstreamValue ? gw.readValueAction(node) : gw.action(node, 'browse', { attribute });
@@ -233,7 +270,7 @@ async function read(ctx: Ctx, args: Args): Promise<AgentToolResult> {
       continue;
     }
     if (upstreamValue) forward.push({ i, auth: verdict.authorization });
-    else out[i] = fromMirror(node, attribute);
+    else out[i] = fromMirror(node, attribute, ctx.uriOf);
   }
   if (firstRefusal && out.filter((r) => r?.refused).length === nodes.length) return refused(firstRefusal);
   if (forward.length > 0) {
@@ -241,13 +278,13 @@ async function read(ctx: Ctx, args: Args): Promise<AgentToolResult> {
     const ids: ReadValueIdOptions[] = forward.map((f) => ({ nodeId: nodes[f.i]!.upstreamId, attributeId: AttributeIds.Value }));
     try {
       const dvs = await upstream.read(call.session.id, ids, forward.map((f) => f.auth));
-      forward.forEach((f, k) => (out[f.i] = fromDataValue(nodes[f.i]!, dvs[k] ? toClient(dvs[k], mirror.namespaces) : undefined)));
+      forward.forEach((f, k) => (out[f.i] = fromDataValue(nodes[f.i]!, dvs[k] ? toClient(dvs[k], mirror.namespaces) : undefined, ctx.uriOf)));
     } catch (err) {
       const status = failureStatus(err).name;
       for (const f of forward) out[f.i] = { node: nodes[f.i]!.gatewayId, status };
     }
   }
-  const results = out.map((r, i) => r ?? { node: nodes[i]!.gatewayId, status: 'BadInternalError' });
+  const results = withinBudget(out.map((r, i) => r ?? { node: nodes[i]!.gatewayId, status: 'BadInternalError' }));
   const good = results.filter((r) => r.status === 'Good').length;
   return { ok: true, result: { target: ctx.target, attribute, results }, text: `${good} of ${results.length} node(s) read` };
 }
@@ -312,7 +349,7 @@ async function call(ctx: Ctx, args: Args): Promise<AgentToolResult> {
   if (!object || object.nodeClass === 'Method' || object.nodeClass === 'Variable') return fail('not_an_object', `a method is called on an object, not on ${object?.browsePath ?? 'nothing'}`);
   const declared = (method.local as UAMethod).getInputArguments?.() ?? [];
   const given = (args.arguments as unknown[] | undefined) ?? [];
-  const expected = declared.map((a) => ({ name: a.name ?? '', data_type: builtInType(a.dataType) ?? a.dataType?.toString() }));
+  const expected = declared.map((a) => ({ name: a.name ?? '', data_type: typeName(a.dataType, ctx.uriOf) }));
   if (given.length !== declared.length) return fail('invalid_arguments', `${method.browsePath} takes ${declared.length} argument(s), ${given.length} given`, { expected });
   const inputs: Variant[] = [];
   for (const [i, a] of declared.entries()) {
@@ -350,7 +387,7 @@ async function call(ctx: Ctx, args: Args): Promise<AgentToolResult> {
       const inputResults = (r?.inputArgumentResults ?? []).map((s) => s.name);
       return deviceStatus(target, status, { method: method.gatewayId, ...(inputResults.some((s) => s !== 'Good') ? { input_argument_results: inputResults } : {}) });
     }
-    return { ok: true, result: { target, method: method.gatewayId, object: object.gatewayId, status, outputs: outputs.map(fromVariant) }, text: `called ${method.browsePath}` };
+    return { ok: true, result: { target, method: method.gatewayId, object: object.gatewayId, status, outputs: outputs.map((v) => fromVariant(v, ctx.uriOf)) }, text: `called ${method.browsePath}` };
   } catch (err) {
     const status = failureStatus(err);
     await agent.outcome(action, { status: status.name, ...failureOutcome(err) });

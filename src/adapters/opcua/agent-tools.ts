@@ -15,6 +15,8 @@ export const OPCUA_AGENT_LIMITS = {
   /** Elements of an array value returned (the rest is cut, `truncated: true`), and characters of a text. */
   arrayElements: 100,
   textChars: 1024,
+  /** JSON bytes of the values of one opcua_read, all nodes together. */
+  readBytes: 256 * 1024,
   /** Elements of an array written or passed as one argument; arguments of one call. */
   writeElements: 1024,
   callArguments: 32,
@@ -27,7 +29,7 @@ export type OpcuaAgentDataType = (typeof opcuaAgentDataTypes)[number];
 /** Attributes opcua_read may ask for: the Value (read on the device) or what the mirror holds of a node. */
 export const opcuaAgentAttributes = ['Value', 'DisplayName', 'Description', 'BrowseName', 'NodeClass', 'DataType', 'ValueRank', 'AccessLevel'] as const;
 
-const NODE_HELP = 'a node of the target: its gateway node id as rules name it (`ns=1;s=<target>/<browse path>`, e.g. `ns=1;s=boiler-1/Boiler/Setpoint`) or its browse path (`Objects/Boiler/Setpoint`)';
+const NODE_HELP = 'a node of the target: its gateway node id as rules name it (`ns=1;s=<target>/<browse path>`, e.g. `ns=1;s=boiler-1/Boiler/Setpoint`; `nsu=<the gateway\'s namespace URI>;s=…` too) or its browse path (`Objects/Boiler/Setpoint`)';
 const node = z.string().min(1).max(512).describe(NODE_HELP);
 const target = z.string().min(1).max(128).describe('the target id (an OPC UA server behind the gateway)');
 const scalar = z.union([z.number(), z.boolean(), z.string().max(4096)]);
@@ -71,7 +73,8 @@ export const opcuaAgentTools: readonly AgentToolSpec<OpcuaRuleConfig>[] = [
       `Read an attribute (default Value, read on the device now) of 1 to ${OPCUA_AGENT_LIMITS.readNodes} nodes of one OPC UA target. ` +
       'Returns results[] in the order asked, each with node, status (an OPC UA status name: Good, or BadUserAccessDenied for a node your grants do not allow, BadXxx from the device), ' +
       'value, data_type and source_timestamp. 64-bit integers beyond 2^53 come as decimal text; ' +
-      `arrays are cut at ${OPCUA_AGENT_LIMITS.arrayElements} elements and texts at ${OPCUA_AGENT_LIMITS.textChars} characters (truncated: true). ` +
+      `arrays are cut at ${OPCUA_AGENT_LIMITS.arrayElements} elements and texts at ${OPCUA_AGENT_LIMITS.textChars} characters, and past ${OPCUA_AGENT_LIMITS.readBytes / 1024} KiB of values in one call the rest are left out (truncated: true). ` +
+      'Node ids in values name their namespace by URI (nsu=…). ' +
       'If no node may be read, the call is refused as a whole. ' +
       'Example: {"target":"boiler-1","nodes":["ns=1;s=boiler-1/Boiler/Drum/Level","Objects/Boiler/Setpoint"]}.',
     input: z.strictObject({

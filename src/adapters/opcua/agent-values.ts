@@ -72,7 +72,7 @@ function scalarFor(raw: unknown, type: OpcuaAgentDataType): unknown {
 export function toVariant(raw: unknown, type: OpcuaAgentDataType): Variant {
   const dataType = DataType[type];
   if (Array.isArray(raw)) return new Variant({ dataType, arrayType: VariantArrayType.Array, value: raw.map((x) => scalarFor(x, type)) });
-  return new Variant({ dataType, value: scalarFor(raw, type) });
+  return new Variant({ dataType, arrayType: VariantArrayType.Scalar, value: scalarFor(raw, type) });
 }
 
 interface Bounded {
@@ -86,7 +86,18 @@ function text(s: string, b: Bounded): string {
   return `${s.slice(0, OPCUA_AGENT_LIMITS.textChars)}…`;
 }
 
-function jsonScalar(v: unknown, dataType: DataType, b: Bounded): unknown {
+/** The URI of a namespace index of the gateway's table (the agent has no NamespaceArray to look it up in). */
+export type NamespaceUriOf = (index: number) => string | undefined;
+
+/** A node id as text an agent can use without the gateway's NamespaceArray: `nsu=<uri>;…` beyond namespace 0. */
+export function nodeIdText(id: { toString(): string; namespace?: number; namespaceUri?: string | null }, uriOf: NamespaceUriOf | undefined): string {
+  const text = id.toString();
+  if (id.namespaceUri || !id.namespace || !uriOf) return text;
+  const uri = uriOf(id.namespace);
+  return uri ? text.replace(/^ns=\d+;/, `nsu=${uri};`) : text;
+}
+
+function jsonScalar(v: unknown, dataType: DataType, b: Bounded, uriOf: NamespaceUriOf | undefined): unknown {
   if (v === null || v === undefined) return null;
   if (dataType === DataType.Int64 || dataType === DataType.UInt64) return exactInt64(v, dataType === DataType.UInt64) ?? String(v);
   if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
@@ -97,17 +108,19 @@ function jsonScalar(v: unknown, dataType: DataType, b: Bounded): unknown {
   if (Buffer.isBuffer(v)) return text(v.toString('base64'), b);
   if (dataType === DataType.LocalizedText) return text(String((v as { text?: unknown }).text ?? ''), b);
   if (dataType === DataType.StatusCode) return String((v as { name?: unknown }).name ?? v);
-  if (dataType === DataType.NodeId || dataType === DataType.ExpandedNodeId || dataType === DataType.QualifiedName || dataType === DataType.Guid) return text(String(v), b);
+  if (dataType === DataType.NodeId || dataType === DataType.ExpandedNodeId) return text(nodeIdText(v as NodeId, uriOf), b);
+  if (dataType === DataType.QualifiedName || dataType === DataType.Guid) return text(String(v), b);
   // A structure (ExtensionObject) or anything else: its JSON, as text, bounded.
   return text(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v), b);
 }
 
 /**
  * What the agent sees of a value read or returned: JSON (64-bit integers exactly, as decimal text beyond
- * 2^53; dates as ISO 8601; byte strings in base64; structures as their JSON text), arrays and texts cut
+ * 2^53; dates as ISO 8601; byte strings in base64; node ids as `nsu=<uri>;…`; structures as their JSON
+ * text), arrays and texts cut
  * at the bounds, and the built-in type's name.
  */
-export function fromVariant(v: Variant | null | undefined): { value: unknown; data_type: string; truncated?: true } {
+export function fromVariant(v: Variant | null | undefined, uriOf?: NamespaceUriOf): { value: unknown; data_type: string; truncated?: true } {
   if (!v) return { value: null, data_type: 'Null' };
   const b: Bounded = { value: undefined, truncated: false };
   const raw: unknown = v.value;
@@ -117,9 +130,9 @@ export function fromVariant(v: Variant | null | undefined): { value: unknown; da
     const max = OPCUA_AGENT_LIMITS.arrayElements;
     if (list.length > max) b.truncated = true;
     // Int64 arrays hold [high, low] pairs per element; typed arrays their numbers.
-    b.value = Array.from({ length: Math.min(list.length, max) }, (_x, i) => jsonScalar(list[i], v.dataType, b));
+    b.value = Array.from({ length: Math.min(list.length, max) }, (_x, i) => jsonScalar(list[i], v.dataType, b, uriOf));
   } else {
-    b.value = jsonScalar(raw, v.dataType, b);
+    b.value = jsonScalar(raw, v.dataType, b, uriOf);
   }
   return { value: b.value, data_type: DataType[v.dataType] ?? String(v.dataType), ...(b.truncated ? { truncated: true as const } : {}) };
 }

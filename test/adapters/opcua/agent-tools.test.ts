@@ -5,7 +5,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { AttributeIds, MessageSecurityMode, OPCUAClient, SecurityPolicy, type ClientSession } from 'node-opcua';
+import { AttributeIds, DataType, MessageSecurityMode, NodeId, OPCUAClient, SecurityPolicy, Variant, VariantArrayType, type ClientSession } from 'node-opcua';
+import { fromVariant, toVariant } from '../../../src/adapters/opcua/agent-values.ts';
 import { protocolModule } from '../../../src/adapters/registry.ts';
 import type { AgentToolResult, AgentToolSpec, FrontDoor } from '../../../src/adapters/types.ts';
 import type { OpcuaRuleConfig } from '../../../src/adapters/opcua/rules.ts';
@@ -141,6 +142,29 @@ describe('OPC UA agent tools: descriptors', () => {
   });
 });
 
+describe('OPC UA agent tools: values', () => {
+  it('values read come back as bounded JSON: arrays and texts cut, 64-bit integers exact, node ids by namespace URI', () => {
+    const long = fromVariant(new Variant({ dataType: DataType.Double, arrayType: VariantArrayType.Array, value: new Float64Array(150).fill(1.5) }));
+    assert.equal((long.value as number[]).length, 100);
+    assert.equal(long.truncated, true);
+    const text = fromVariant(new Variant({ dataType: DataType.String, value: 'x'.repeat(5000) }));
+    assert.equal((text.value as string).length, 1025);
+    assert.equal(text.truncated, true);
+    assert.deepEqual(fromVariant(new Variant({ dataType: DataType.Int64, arrayType: VariantArrayType.Scalar, value: [0x7fffffff, 0xffffffff] })), { value: '9223372036854775807', data_type: 'Int64' });
+    assert.deepEqual(fromVariant(new Variant({ dataType: DataType.NodeId, value: new NodeId(NodeId.NodeIdType.NUMERIC, 3001, 3) }), (i) => (i === 3 ? 'urn:plant-b' : undefined)), { value: 'nsu=urn:plant-b;i=3001', data_type: 'NodeId' });
+    assert.deepEqual(fromVariant(new Variant({ dataType: DataType.DateTime, value: new Date('2026-12-05T10:00:00Z') })), { value: '2026-12-05T10:00:00.000Z', data_type: 'DateTime' });
+  });
+
+  it('values written are checked against their type before anything is decided', () => {
+    assert.deepEqual(toVariant('-9223372036854775808', 'Int64').value, [-0x80000000, 0]);
+    assert.deepEqual(toVariant('18446744073709551615', 'UInt64').value, [0xffffffff, 0xffffffff]);
+    assert.equal(toVariant([1, 2], 'Int16').arrayType, VariantArrayType.Array);
+    for (const [v, t] of [[70000, 'Int16'], [1.5, 'Int32'], [-1, 'UInt32'], ['1', 'Double'], [1, 'Boolean'], ['18446744073709551616', 'UInt64'], ['yesterday', 'DateTime'], [1e39, 'Float']] as const) {
+      assert.throws(() => toVariant(v, t), { name: 'AgentValueError' }, `${v} as ${t}`);
+    }
+  });
+});
+
 describe('OPC UA agent tools: calls', () => {
   it('opcua_browse shows only what the grants make visible, bounded', async () => {
     const top = await run('opcua_browse', { target: 'boiler-1' });
@@ -190,6 +214,11 @@ describe('OPC UA agent tools: calls', () => {
     assert.ok(!none.ok && 'refused' in none);
     assert.equal(none.refused.reason, 'object_not_granted');
     assert.equal(plant.hits.fuelValveReads, fuelReads);
+    // The gateway's namespace by URI names the same node.
+    const uri = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!.server.engine.addressSpace!.getNamespaceUri(1);
+    const byUri = await run('opcua_read', { target: 'boiler-1', nodes: [`nsu=${uri};s=boiler-1/Boiler/Drum/Level`] });
+    assert.ok(byUri.ok);
+    assert.deepEqual((byUri.result.results as { node: string; value: unknown }[]).map((x) => [x.node, x.value]), [[LEVEL, 61.25]]);
     // Metadata from the mirror, to whoever may see the node.
     const name = await run('opcua_read', { target: 'boiler-1', nodes: [LEVEL], attribute: 'DisplayName' });
     assert.ok(name.ok);
@@ -203,6 +232,7 @@ describe('OPC UA agent tools: calls', () => {
     };
     assert.equal(await codes('opcua_read', { target: 'boiler-1', nodes: [LEVEL, `${NS}/Boiler/NoSuchNode`] }), 'unknown_node');
     assert.equal(await codes('opcua_read', { target: 'boiler-1', nodes: ['Objects/Nowhere'] }), 'unknown_node');
+    assert.equal(await codes('opcua_read', { target: 'boiler-1', nodes: ['nsu=urn:nobody;s=boiler-1/Boiler/Setpoint'] }), 'unknown_node');
     assert.equal(await codes('opcua_write', { target: 'boiler-1', node: 'ns=1;s=boiler-2/Boiler/Setpoint', value: 1 }), 'unknown_node');
     assert.equal(await codes('opcua_read', { target: 'boiler-9', nodes: [LEVEL] }), 'unknown_target');
     assert.equal(await codes('opcua_read', { target: 'plc-1', nodes: [LEVEL] }), 'not_opcua_target');
