@@ -70,7 +70,7 @@ export async function callOpcuaAgentTool(name: string, args: Args, call: AgentCa
   if (cfg.protocol !== 'opcua') return fail('not_opcua_target', `target ${target} is not an OPC UA target`);
   let link: Awaited<ReturnType<typeof acquireLink>>;
   try {
-    link = await acquireLink(call.core, target);
+    link = await acquireLink(call.core, target, call.session);
   } catch (err) {
     call.core.log.warn({ target, err: (err as Error).message }, 'opcua agent tools link not opened');
     return fail('link_failed', `no link to ${target} could be opened`);

@@ -4,11 +4,14 @@
 // when the listener closes. A target no listener serves gets a link of the agent tools' own, made the
 // same way (OpcuaUpstream with the gateway's client certificate and the target's credential, a
 // TargetMirror in an address space of its own, without a server): opened on first use, shared by every
-// agent call on that core, closed after AGENT_LINK_IDLE_MS unused (or by closeAgentLinks).
+// agent call on that core, closed once every session that used it has ended (so a daemon that drains its
+// sessions at shutdown is not held up by the link's sockets), after AGENT_LINK_IDLE_MS without a call, or
+// by closeAgentLinks.
 // Either way calls go through the upstream functions that require an Authorization.
 import { join } from 'node:path';
 import { AddressSpace, generateAddressSpace, nodesets } from 'node-opcua';
 import type { Core } from '../../core/core.ts';
+import type { Session } from '../../sessions/registry.ts';
 import { OpcuaGateway } from './gateway.ts';
 import { TargetMirror } from './address-space.ts';
 import { OpcuaUpstream } from './upstream.ts';
@@ -47,6 +50,8 @@ export function servedTarget(core: Core, target: string): ServedTarget | undefin
 
 /** How long the agent tools keep a link of their own open without a call. */
 export const AGENT_LINK_IDLE_MS = 5 * 60_000;
+/** How often an own link looks whether a session that used it is still open. */
+const SESSIONS_CHECK_MS = 1000;
 /** Defaults of the listener settings an own link has no listener to take from. */
 const OWN_BROWSE_CACHE_MS = 300_000;
 const OWN_VISIBILITY_MS = 30_000;
@@ -54,9 +59,14 @@ const OWN_VISIBILITY_MS = 30_000;
 const OWN_LINK_NAME = 'agent-tools';
 
 interface OwnLink {
+  /** The target's config it was opened with: a reload that changes it opens a new link. */
+  key: string;
   opened: Promise<{ served: ServedTarget; close: () => Promise<void> }>;
   calls: number;
   idle: NodeJS.Timeout | undefined;
+  /** The sessions that have used it (the MCP sessions of agents); when all have ended, it closes. */
+  users: Set<Session>;
+  watch: NodeJS.Timeout;
 }
 
 const own = new WeakMap<Core, Map<string, OwnLink>>();
@@ -65,23 +75,38 @@ const own = new WeakMap<Core, Map<string, OwnLink>>();
  * The link an agent call on `target` uses, held until `release`: a listener's, else the agent tools' own
  * (opened now if need be).
  */
-export async function acquireLink(core: Core, target: string): Promise<{ served: ServedTarget; release: () => void }> {
+export async function acquireLink(core: Core, target: string, session: Session): Promise<{ served: ServedTarget; release: () => void }> {
   const listener = servedTarget(core, target);
   if (listener) return { served: listener, release: () => {} };
   let links = own.get(core);
   if (!links) own.set(core, (links = new Map()));
+  const key = JSON.stringify(core.config().targets.get(target) ?? null);
+  const drop = (l: OwnLink) => {
+    if (links.get(target) !== l) return;
+    links.delete(target);
+    clearTimeout(l.idle);
+    clearInterval(l.watch);
+    void l.opened.then((o) => o.close(), () => {});
+  };
   let link = links.get(target);
+  if (link && link.key !== key && link.calls === 0) {
+    // The target changed under a reload (endpoint, certificate, credential): its next call opens anew.
+    drop(link);
+    link = undefined;
+  }
   if (!link) {
-    const opened = openOwnLink(core, target);
-    link = { opened, calls: 0, idle: undefined };
-    links.set(target, link);
-    const made = link;
-    opened.catch(() => {
-      if (links.get(target) === made) links.delete(target);
-    });
+    const made: OwnLink = { key, opened: openOwnLink(core, target), calls: 0, idle: undefined, users: new Set(), watch: undefined! };
+    made.watch = setInterval(() => {
+      for (const s of made.users) if (!s.active) made.users.delete(s);
+      if (made.users.size === 0 && made.calls === 0) drop(made);
+    }, SESSIONS_CHECK_MS).unref();
+    made.opened.catch(() => drop(made));
+    links.set(target, made);
+    link = made;
   }
   const held = link;
   held.calls++;
+  held.users.add(session);
   clearTimeout(held.idle);
   held.idle = undefined;
   let released = false;
@@ -89,11 +114,7 @@ export async function acquireLink(core: Core, target: string): Promise<{ served:
     if (released) return;
     released = true;
     if (--held.calls > 0) return;
-    held.idle = setTimeout(() => {
-      if (links.get(target) !== held) return;
-      links.delete(target);
-      void held.opened.then((l) => l.close(), () => {});
-    }, AGENT_LINK_IDLE_MS).unref();
+    held.idle = setTimeout(() => drop(held), AGENT_LINK_IDLE_MS).unref();
   };
   try {
     return { served: (await held.opened).served, release };
@@ -103,13 +124,21 @@ export async function acquireLink(core: Core, target: string): Promise<{ served:
   }
 }
 
+/** The targets the agent tools of `core` hold a link of their own to (status, tests). */
+export function agentLinkTargets(core: Core): string[] {
+  return [...(own.get(core)?.keys() ?? [])];
+}
+
 /** Close the agent tools' own links of `core` (shutdown, tests); how many there were. */
 export async function closeAgentLinks(core: Core): Promise<number> {
   const links = own.get(core);
   if (!links) return 0;
   const all = [...links.values()];
   links.clear();
-  for (const l of all) clearTimeout(l.idle);
+  for (const l of all) {
+    clearTimeout(l.idle);
+    clearInterval(l.watch);
+  }
   await Promise.allSettled(all.map((l) => l.opened.then((o) => o.close())));
   return all.length;
 }

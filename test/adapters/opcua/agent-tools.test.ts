@@ -14,7 +14,7 @@ import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
 import type { Session } from '../../../src/sessions/registry.ts';
 import type { StoredEvent } from '../../../src/journal/event.ts';
 import { startTestCore, testAgentCall, type TestCore } from '../../core-harness.ts';
-import { closeAgentLinks } from '../../../src/adapters/opcua/links.ts';
+import { agentLinkTargets, closeAgentLinks } from '../../../src/adapters/opcua/links.ts';
 import { freePort, startGateway, tempDir, until, type Gateway } from './fixtures/harness.ts';
 import { startPlant, type Plant } from './fixtures/plant.ts';
 
@@ -358,7 +358,7 @@ ${agentAndBoiler()}grants:
     ownDir?.cleanup();
   });
 
-  it('the agent tools open a link of their own (the gateway\'s client certificate, the same node ids), shared by their calls', async () => {
+  it('the agent tools open a link of their own (the gateway\'s client certificate, the same node ids), shared by their calls, closed when their sessions end', async () => {
     const call = (name: string, args: Record<string, unknown>) => door.callAgentTool!(name, tools.get(name)!.input.parse(args) as Record<string, unknown>, testAgentCall(own.core, ownSession));
     const r = await call('opcua_read', { target: 'boiler-1', nodes: [SETPOINT] });
     assert.ok(r.ok, JSON.stringify(r));
@@ -371,6 +371,9 @@ ${agentAndBoiler()}grants:
     const denied = await call('opcua_write', { target: 'boiler-1', node: SETPOINT, value: 101 });
     assert.ok(!denied.ok && 'refused' in denied);
     assert.equal(plant.hits.setpointWrites, writes + 1);
-    assert.equal(await closeAgentLinks(own.core), 1, 'one link served every call');
+    assert.deepEqual(agentLinkTargets(own.core), ['boiler-1'], 'one link served every call');
+    // The agent's session ends (as every session does when the daemon drains): the link closes with it.
+    ownSession.close();
+    await until(() => agentLinkTargets(own.core).length === 0, 'the own link closed after its last session', 10_000);
   });
 });
