@@ -36,9 +36,13 @@ const scalar = z.union([z.number(), z.boolean(), z.string().max(4096)]);
 /** A value written or passed: a scalar, or an array of scalars. 64-bit integers beyond 2^53 as decimal text. */
 const value = z.union([scalar, z.array(scalar).max(OPCUA_AGENT_LIMITS.writeElements)]);
 
-/** Which verbs of a rule let each tool do something (deny rules are never asked). */
+/**
+ * Which verbs of a rule let each tool do something (deny rules are never asked). Browse shows what
+ * `browse` rules make visible, as the front door's Browse does: a rule granting only `read` lets
+ * opcua_read read its nodes by id, and opcua_browse would show nothing.
+ */
 const LISTED_BY: Record<string, readonly OpcuaVerb[]> = {
-  opcua_browse: ['browse', 'read'],
+  opcua_browse: ['browse'],
   opcua_read: ['read'],
   opcua_write: ['write'],
   opcua_call: ['call'],

@@ -123,7 +123,8 @@ after(async () => {
 describe('OPC UA agent tools: descriptors', () => {
   it('each tool is listed by the rules whose verbs let it do something', () => {
     const listed = (rule: Partial<OpcuaRuleConfig>) => [...tools.values()].filter((t) => t.listedBy({ nodes: ['x'], ...rule } as OpcuaRuleConfig)).map((t) => t.name).sort();
-    assert.deepEqual(listed({ verbs: ['read'] }), ['opcua_browse', 'opcua_read']);
+    assert.deepEqual(listed({ verbs: ['read'] }), ['opcua_read']);
+    assert.deepEqual(listed({ verbs: ['browse', 'read', 'subscribe'] }), ['opcua_browse', 'opcua_read']);
     assert.deepEqual(listed({ verbs: ['browse'] }), ['opcua_browse']);
     assert.deepEqual(listed({ verbs: ['write'] }), ['opcua_write']);
     assert.deepEqual(listed({ verbs: ['call'] }), ['opcua_call']);
