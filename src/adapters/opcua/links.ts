@@ -64,7 +64,7 @@ interface OwnLink {
   opened: Promise<{ served: ServedTarget; close: () => Promise<void> }>;
   calls: number;
   idle: NodeJS.Timeout | undefined;
-  /** The sessions that have used it (the MCP sessions of agents); when all have ended, it closes. */
+  /** The sessions that have used it (the agents' sessions); when all have ended, it closes. */
   users: Set<Session>;
   watch: NodeJS.Timeout;
 }
