@@ -115,6 +115,7 @@ grants:
 
 after(async () => {
   await direct?.close();
+  if (gw) await closeAgentLinks(gw.core);
   await gw?.stop();
   await plant?.stop();
   tmp?.cleanup();
@@ -329,6 +330,20 @@ describe('OPC UA agent tools: calls', () => {
     assert.equal(plant.hits.startPump, startPump);
     await gw.core.recorded();
     assert.deepEqual(events('call-2').map((e) => e.event), ['action.denied']);
+  });
+});
+
+describe('OPC UA agent tools when the listener closes', () => {
+  it('the listener withdraws its link: the next call opens one of the agent tools\' own', async () => {
+    const listener = gw.listeners.get('opcua-main')!;
+    const shared = opcuaListenerInternals(listener)!.gateway.upstreams.get('boiler-1')!;
+    await listener.close();
+    assert.equal(shared.state, 'closed');
+    const r = await run('opcua_read', { target: 'boiler-1', nodes: [LEVEL] });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual((r.result.results as { status: string; value: unknown }[]).map((x) => [x.status, x.value]), [['Good', plant.level()]]);
+    assert.deepEqual(agentLinkTargets(gw.core), ['boiler-1']);
+    assert.equal(await closeAgentLinks(gw.core), 1);
   });
 });
 
