@@ -67,13 +67,13 @@ function refused(d: Decision): StatusCode {
  * The status of an item that failed upstream. A PenstockError here is the upstream link refusing to
  * forward without a valid Authorization (a bug, never a peer's doing): nothing was sent.
  */
-function failureStatus(err: unknown): StatusCode {
+export function failureStatus(err: unknown): StatusCode {
   if (isPenstockError(err)) return StatusCodes.BadInternalError;
   return err instanceof UpstreamFailure ? err.status : StatusCodes.BadCommunicationError;
 }
 
 /** What an item's outcome says of its failure: lost on the link, or never sent (no valid proof). */
-function failureOutcome(err: unknown): Record<string, unknown> {
+export function failureOutcome(err: unknown): Record<string, unknown> {
   return isPenstockError(err) ? { forwarded: false, error: err.code } : { upstream_failure: true };
 }
 
@@ -81,7 +81,7 @@ function failureOutcome(err: unknown): Record<string, unknown> {
  * The numeric value of a write, for bounds checks (booleans count as 0/1; 64-bit integers exactly, as
  * decimal text beyond the safe integers).
  */
-function numericValue(variant: Variant | null | undefined): number | string | undefined {
+export function numericValue(variant: Variant | null | undefined): number | string | undefined {
   const v: unknown = variant?.value;
   if (variant?.dataType === DataType.Int64 || variant?.dataType === DataType.UInt64) return exactInt64(v, variant.dataType === DataType.UInt64);
   if (typeof v === 'number' && Number.isFinite(v)) return v;
@@ -96,17 +96,27 @@ const ACCESS_BY_VERB: [OpcuaVerb, number][] = [['read', 0x01], ['write', 0x02 | 
 const ACCESS_INFORMATIONAL = 0x10;
 
 /** Why a value could not be carried (Untranslatable), or the link's state while looking up a type. */
-function translationStatus(err: unknown): StatusCode {
+export function translationStatus(err: unknown): StatusCode {
   return err instanceof UpstreamFailure ? err.status : StatusCodes.BadInternalError;
 }
 
 /** A plant DataValue as the client must see it (namespace indexes in values renumbered). */
-function toClient(dv: DataValue, namespaces: NamespaceMap): DataValue {
+export function toClient(dv: DataValue, namespaces: NamespaceMap): DataValue {
   try {
     dv.value = namespaces.variantToGateway(dv.value);
     return dv;
   } catch (err) {
     return new DataValue({ statusCode: translationStatus(err) });
+  }
+}
+
+/** The value about to be overwritten, read upstream for the write's record (or why it could not be). */
+export async function valueBefore(at: Located): Promise<Record<string, unknown>> {
+  try {
+    const [dv] = await at.upstream.readForGateway([{ nodeId: at.node.upstreamId, attributeId: AttributeIds.Value }]);
+    return dv?.statusCode.isGood() ? { old_values: [evidence(dv.value.value)] } : { old_values_unavailable: dv?.statusCode.name ?? 'BadCommunicationError' };
+  } catch (err) {
+    return { old_values_unavailable: failureStatus(err).name };
   }
 }
 
@@ -265,7 +275,7 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       const forwardable = w.attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable' && at.node.writable;
       const verdict = await this.#gw.core.authorize(session, action, {
         request,
-        evidence: async () => ({ new_values: [evidence(raw)], ...(forwardable ? await this.#valueBefore(at) : {}) }),
+        evidence: async () => ({ new_values: [evidence(raw)], ...(forwardable ? await valueBefore(at) : {}) }),
         ...(deadline !== undefined ? { deadlineMs: deadline } : {}),
       });
       if (!verdict.authorization) {
@@ -388,16 +398,6 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     if (!refusal) return undefined;
     this.#gw.refuseTooLarge(session, at.node.gatewayId, refusal);
     return StatusCodes[refusal.status];
-  }
-
-  /** The value about to be overwritten, read upstream for the write's record (or why it could not be). */
-  async #valueBefore(at: Located): Promise<Record<string, unknown>> {
-    try {
-      const [dv] = await at.upstream.readForGateway([{ nodeId: at.node.upstreamId, attributeId: AttributeIds.Value }]);
-      return dv?.statusCode.isGood() ? { old_values: [evidence(dv.value.value)] } : { old_values_unavailable: dv?.statusCode.name ?? 'BadCommunicationError' };
-    } catch (err) {
-      return { old_values_unavailable: failureStatus(err).name };
-    }
   }
 
   // ---------------------------------------------------------------- call

@@ -46,10 +46,13 @@ import { GatewayAccessor, type AddressSpaceAccessor } from './accessor.ts';
 import { enforceMonitoredItems } from './monitored.ts';
 import { enforceDiscovery, neverAliasGatewayNodes } from './discovery.ts';
 import { answerCertificateRefusalsWithErr, eachConnection, watchWireErrors } from './wire-errors.ts';
+import { callOpcuaAgentTool } from './agent-calls.ts';
+import { offerTargets } from './links.ts';
 import { ConnectionGuard, negotiate, transportCaps, TransportLimitRefused, type HelloLimits } from './limits.ts';
 
 export const opcuaAdapter: FrontDoor = {
   start: startOpcuaListener,
+  callAgentTool: callOpcuaAgentTool,
 };
 
 /** What tests and the benchmark may look at behind a running OPC UA listener. */
@@ -269,6 +272,8 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
 
   for (const u of gw.upstreams.values()) u.start();
   await server.start();
+  // The agent tools of this core reach these targets through this listener's links (links.ts).
+  const withdrawTargets = offerTargets(gw, cfg.browse_cache_seconds * 1000);
   const endpointUrl = server.getEndpointUrl();
   const port = Number(new URL(endpointUrl.replace(/^opc\.tcp:/, 'http:')).port) || cfg.port;
   log.info({ endpoint: endpointUrl, targets: cfg.targets, none: cfg.allow_security_none }, 'opcua front door listening');
@@ -288,10 +293,12 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
     }),
     close: () => {
       closing ??= (async () => {
+        withdrawTargets();
         for (const s of [...live.values()]) s.terminate({ reason: 'shutdown' });
         live.clear();
         await server.shutdown(0);
         await Promise.allSettled([...gw.upstreams.values()].map((u) => u.close()));
+        gw.dispose();
         await Promise.allSettled([pki.server.dispose(), pki.users.dispose(), pki.client.dispose()]);
       })();
       return closing;

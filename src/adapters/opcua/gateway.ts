@@ -41,6 +41,7 @@ export class OpcuaGateway {
   readonly #deadlines = new WeakMap<object, number>();
 
   readonly #refusals: OpcuaRefusals | undefined;
+  readonly #unwatchGrants: () => void;
 
   constructor(core: Core, listener: string, visibilityMs: number, refusals?: OpcuaRefusals) {
     this.core = core;
@@ -48,7 +49,12 @@ export class OpcuaGateway {
     this.#visibilityMs = visibilityMs;
     this.#refusals = refusals;
     // A grant issued, revoked or expired changes what anyone may see.
-    core.grants.onChange(() => this.#visibility.clear());
+    this.#unwatchGrants = core.grants.onChange(() => this.#visibility.clear());
+  }
+
+  /** Stop following grant changes (the gateway's listener or agent link has closed). */
+  dispose(): void {
+    this.#unwatchGrants();
   }
 
   bind(serverSession: object, session: Session): void {

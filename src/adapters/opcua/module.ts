@@ -13,6 +13,7 @@ import { describeOpcuaAction, renderOpcuaObject } from './render.ts';
 import { OPCUA_REFUSALS } from './refusals.ts';
 import { opcuaDryRun } from './dry-run.ts';
 import { hashOpcuaPassword } from './identity.ts';
+import { opcuaAgentTools } from './agent-tools.ts';
 
 
 /** What a firmware-profile point of an OPC UA device may carry besides the common fields (`check` requires `node`). */
@@ -56,6 +57,7 @@ export const opcuaModule: ProtocolModule<OpcuaObject, OpcuaRuleConfig> = {
       encode: hashOpcuaPassword,
     },
   },
+  agentTools: opcuaAgentTools,
   servesStreams: false,
   load: async () => (await import('./adapter.ts')).opcuaAdapter,
 };
