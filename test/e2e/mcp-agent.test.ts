@@ -3,7 +3,7 @@
 // node-opcua boiler plant and a real OpenSSH sshd. Everything is asserted where it matters: the PLC's
 // request log, the plant's hit counters, the target's files, the journal.
 //
-//   - allowed reads and writes arrive; denied ones never reach the device;
+//   - allowed reads and writes arrive (Modbus, OPC UA, SSH); denied ones never reach the device;
 //   - a tool outside the grants is not listed, and refused if called;
 //   - an approval is bound to the call's arguments: another call is refused, the same one runs once;
 //   - request_access → penstockctl approvals approve → use → task_done → refused;
@@ -25,6 +25,7 @@ import { Plc, pymodbusTls } from '../adapters/modbus/fixtures/harness.ts';
 import { Gateway, ensureTestUser, keygen, prepareGateway, Sshd, targetFolder, tempDir, type JournalEvent } from '../adapters/ssh/harness.ts';
 import { existsSync } from 'node:fs';
 import { makeKey, sign, type SigningKey } from '../grants/envelope-fixture.ts';
+import { startPlant, type Plant } from '../adapters/opcua/fixtures/plant.ts';
 import { FAILURE_META_KEY } from '../../src/adapters/mcp/tools.ts';
 
 const ISSUER = 'https://idp.plant.example';
@@ -36,6 +37,8 @@ let pki: TestPki;
 let svid: CertPair;
 let plc: Plc;
 let sshd: Sshd;
+let plant: Plant;
+const BOILER = 'ns=1;s=boiler-1';
 let rtuFolder: string;
 let gw: Gateway;
 let resource: string;
@@ -100,6 +103,8 @@ before(async () => {
   const targetLogin = keygen(join(tmp.dir, 'penstock_to_rtu'));
   sshd = await Sshd.start(tmp.dir, [targetLogin.pub]);
   rtuFolder = targetFolder(tmp.dir);
+  // The boiler: the node-opcua plant, which counts every write and call that reaches it.
+  plant = await startPlant(await freePort(), join(tmp.dir, 'plant-pki'));
   const mcpPort = await freePort();
   modbusTlsPort = await freePort();
   resource = `https://127.0.0.1:${mcpPort}/mcp`;
@@ -143,6 +148,7 @@ principals:
       x509: { spiffe_ids: ["${AGENT_SVID}"] }
 targets:
   - { id: plc-1, protocol: modbus, zone: plant, host: 127.0.0.1, port: ${plcPort} }
+  - { id: boiler-1, protocol: opcua, zone: plant, endpoint: ${plant.endpoint}, server_certificate: ${plant.certFile} }
   - id: rtu-7
     protocol: ssh
     zone: plant
@@ -161,6 +167,14 @@ grants:
       - modbus: { access: write, tables: [holding_register], addresses: ["10-19"], min: 0, max: 100 }
       - modbus: { effect: approve, access: write, tables: [holding_register], addresses: [20] }
       - modbus: { effect: deny, access: write, tables: [holding_register], addresses: ["30-39"] }
+  - id: g-tuner-boiler
+    principal: tuner
+    targets: [boiler-1]
+    task: { ticket: WO-7, purpose: Retune loop 3 }
+    rules:
+      - opcua: { verbs: [browse, read], browse_paths: [Objects/Boiler/Drum] }
+      - opcua: { verbs: [browse, read, write], nodes: ["${BOILER}/Boiler/Setpoint"], min: 0, max: 100 }
+      - opcua: { effect: deny, verbs: [call], nodes: ["${BOILER}/Boiler/StartPump"] }
   - id: g-tuner-rtu
     principal: tuner
     targets: [rtu-7]
@@ -177,6 +191,7 @@ after(async () => {
   await gw?.stop();
   await plc?.stop();
   await sshd?.stop();
+  await plant?.stop();
   pki?.cleanup();
   tmp?.cleanup();
 });
@@ -212,6 +227,28 @@ describe('an AI agent through the real daemon', () => {
     const chain = await eventsOf(allowedCall.detail!.correlation);
     assert.deepEqual(chain.map((e) => e.event), ['mcp.tool_called', 'action.allowed', 'action.outcome']);
     assert.ok(chain.every((e) => e.principal === 'tuner'));
+    await a.close();
+  });
+
+  it('OPC UA: an allowed read and write arrive at the plant; a write out of bounds and a denied call never do', async () => {
+    const a = await agent(await token());
+    const tools = await a.tools();
+    assert.ok(['opcua_browse', 'opcua_read', 'opcua_write'].every((t) => tools.includes(t)), tools.join(' '));
+    assert.ok(!tools.includes('opcua_call'), 'a deny rule lists no tool');
+    const read = await a.call('opcua_read', { target: 'boiler-1', nodes: [`${BOILER}/Boiler/Drum/Level`] });
+    assert.equal(read.isError, false, JSON.stringify(read.out));
+    assert.equal((read.out.results as { value: unknown }[])[0]!.value, plant.level());
+    const writesBefore = plant.hits.setpointWrites;
+    const wrote = await a.call('opcua_write', { target: 'boiler-1', node: `${BOILER}/Boiler/Setpoint`, value: 62.5 });
+    assert.equal(wrote.isError, false, JSON.stringify(wrote.out));
+    assert.equal(plant.setpoint(), 62.5, 'the write reached the plant');
+    assert.equal(plant.hits.setpointWrites, writesBefore + 1);
+    const over = await a.call('opcua_write', { target: 'boiler-1', node: `${BOILER}/Boiler/Setpoint`, value: 250 });
+    assert.equal(over.out.reason, 'value_out_of_bounds');
+    const call = await a.call('opcua_call', { target: 'boiler-1', object: `${BOILER}/Boiler`, method: `${BOILER}/Boiler/StartPump` });
+    assert.equal(call.out.reason, 'rule_denies');
+    assert.equal(plant.hits.setpointWrites, writesBefore + 1, 'the refused write never reached the plant');
+    assert.equal(plant.hits.startPump, 0, 'the denied call never reached the plant');
     await a.close();
   });
 
