@@ -215,6 +215,9 @@ listeners:
     resource: ${resource}
     issuers: [{ issuer: "${DEMO_ISSUER}", jwks_file: ${files.jwks} }]
     max_calls_per_task: 10000000
+    # The door's own limits would refuse a benchmark's load: it measures the cost of a call, not the limits.
+    calls_per_second: 10000
+    max_sessions_per_principal: 64
 principals:
   - { id: bench, kind: service, owner: Bench, purpose: Benchmark }
   - { id: bench-agent, kind: agent, owner: Bench, purpose: Benchmark, acting_for: "work-order:BENCH", credentials: { token_subjects: ["${DEMO_AGENT_SUBJECT}"] } }

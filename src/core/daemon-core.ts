@@ -147,12 +147,17 @@ export class DaemonCore implements Core {
 
     if (READ_VERBS.has(action.verb)) {
       const cfg = this.#config.raw.journal;
-      if (cfg.every_read || correlation) {
+      if (cfg.every_read) {
         try {
           await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision, ...(correlation ? { detail: correlation } : {}) });
         } catch (err) {
           if (!cfg.reads_when_full) return this.#deny(session, action, journalDown(err), correlation);
         }
+      } else if (correlation) {
+        // A read that is one step of a correlated request (an agent's tool call) is its own event, so the
+        // call's events stay together; like any read it gates nothing, so it rides the next commit.
+        if (!this.journal.health().writable && !cfg.reads_when_full) return this.#deny(session, action, journalDown(undefined), correlation);
+        void this.#record({ event: 'action.allowed', ...who(session), target: action.target, action, decision, detail: correlation });
       } else {
         if (!this.journal.health().writable && !cfg.reads_when_full) {
           return this.#deny(session, action, journalDown(undefined), correlation);
