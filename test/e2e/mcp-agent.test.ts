@@ -13,10 +13,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { freePort, until } from '../support.ts';
@@ -27,6 +26,7 @@ import { existsSync } from 'node:fs';
 import { makeKey, sign, type SigningKey } from '../grants/envelope-fixture.ts';
 import { startPlant, type Plant } from '../adapters/opcua/fixtures/plant.ts';
 import { FAILURE_META_KEY } from '../../src/adapters/mcp/tools.ts';
+import { makeIssuer, mcpListenerYaml, type TestIssuer, type TokenClaims } from '../adapters/mcp/fixture.ts';
 
 const ISSUER = 'https://idp.plant.example';
 const AGENT = 'spiffe://plant.example/agent/tuner';
@@ -43,17 +43,11 @@ let rtuFolder: string;
 let gw: Gateway;
 let resource: string;
 let modbusTlsPort: number;
-let idpKey: CryptoKey;
+let idp: TestIssuer;
 let pam: SigningKey;
-const nowS = () => Math.floor(Date.now() / 1000);
+const nowS = (): number => Math.floor(Date.now() / 1000);
 
-async function token(claims: { sub?: string; act?: unknown; task?: string; aud?: string; iss?: string; expIn?: number } = {}): Promise<string> {
-  const extra: Record<string, unknown> = {};
-  if (claims.act !== undefined) extra.act = claims.act;
-  if (claims.task !== undefined) extra.task = claims.task;
-  return new SignJWT(extra).setProtectedHeader({ alg: 'ES256', kid: 'idp-1' }).setIssuer(claims.iss ?? ISSUER).setAudience(claims.aud ?? resource)
-    .setSubject(claims.sub ?? AGENT).setIssuedAt(nowS() - 5).setExpirationTime(nowS() + (claims.expIn ?? 600)).sign(idpKey);
-}
+const token = (claims: TokenClaims = {}): Promise<string> => idp.token(claims);
 
 interface Agent {
   client: Client;
@@ -82,6 +76,16 @@ async function agent(bearer: string): Promise<Agent> {
 }
 
 const events = (): Promise<JournalEvent[]> => gw.events();
+
+/**
+ * Until the PLC has logged everything sent before now: an allowed read through `a`, and its line in the
+ * PLC's log (the log is in order, so a refused write that had reached the PLC would be logged before it).
+ */
+async function plcSettled(a: Agent): Promise<void> {
+  const seen = plc.requests.length;
+  assert.equal((await a.call('modbus_read', { target: 'plc-1', table: 'holding', address: 99, count: 1 })).isError, false);
+  await until(() => plc.requests.slice(seen).some((r) => r.fc === 3 && r.address === 99), 'the PLC logged the marker read');
+}
 /** The events of one tool call, by its correlation id. */
 async function eventsOf(correlation: unknown): Promise<JournalEvent[]> {
   return (await events()).filter((e) => e.detail?.correlation === correlation);
@@ -92,9 +96,7 @@ before(async () => {
   pki = makeTestPki();
   svid = makeSvid(pki, 'tuner-svid', [AGENT_SVID]);
   tls.setDefaultCACertificates([...tls.getCACertificates('default'), pki.ca.cert]);
-  const idp = await generateKeyPair('ES256', { extractable: true });
-  idpKey = idp.privateKey;
-  writeFileSync(join(tmp.dir, 'idp.jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(idp.publicKey)), kid: 'idp-1', alg: 'ES256', use: 'sig' }] }));
+  idp = await makeIssuer(tmp.dir, { issuer: ISSUER, sub: AGENT, aud: () => resource });
   pam = await makeKey('pam-2026');
   const plcPort = await freePort();
   plc = await Plc.start('tcp', plcPort);
@@ -121,15 +123,7 @@ envelopes:
       issuer: central-pam
       public_key: |
 ${indent(pam.publicPem)}
-listeners:
-  - id: mcp-1
-    protocol: mcp
-    host: 127.0.0.1
-    port: ${mcpPort}
-    tls: { cert: ${pki.server.certPath}, key: ${pki.server.keyPath} }
-    client_ca: ${pki.ca.certPath}
-    resource: ${resource}
-    issuers: [{ issuer: "${ISSUER}", jwks_file: ${join(tmp.dir, 'idp.jwks.json')} }]
+listeners:${mcpListenerYaml({ id: 'mcp-1', port: mcpPort, resource, pki, idp, clientCa: true })}
   - id: modbus-tls
     protocol: modbus
     mode: tls
@@ -205,7 +199,8 @@ describe('an AI agent through the real daemon', () => {
 
     const wrote = await a.call('modbus_write', { target: 'plc-1', table: 'holding', address: 12, values: [42] });
     assert.equal(wrote.isError, false, JSON.stringify(wrote.out));
-    assert.ok(plc.writes().some((w) => w.address === 12 && (w.value === 42 || w.values?.[0] === 42)), 'the write reached the PLC');
+    // The PLC logs what it executed on its own stdout, which may arrive a moment after its answer.
+    await until(() => plc.writes().some((w) => w.address === 12 && (w.value === 42 || w.values?.[0] === 42)), 'the write reached the PLC');
     const read = await a.call('modbus_read', { target: 'plc-1', table: 'holding', address: 12, count: 1 });
     assert.deepEqual(read.out.values, [42]);
 
@@ -219,6 +214,7 @@ describe('an AI agent through the real daemon', () => {
     assert.equal(over.out.reason, 'value_out_of_bounds');
     const ungranted = await a.call('modbus_write', { target: 'plc-1', table: 'holding', address: 50, values: [1] });
     assert.equal(ungranted.out.reason, 'object_not_granted');
+    await plcSettled(a);
     assert.equal(plc.writes().length, writesBefore, 'no refused write reached the PLC');
 
     // The evidence of the allowed write: the call, the decision and the outcome, one correlation id.
@@ -285,10 +281,11 @@ describe('an AI agent through the real daemon', () => {
     const other = await a.call('modbus_write', { target: 'plc-1', table: 'holding', address: 20, values: [8] });
     assert.equal(other.out.status, 'pending_approval', 'other arguments are a new request, not the approved one');
     assert.notEqual(other.out.approval, id);
+    await plcSettled(a);
     assert.equal(plc.writes().length, writesBefore, 'nothing reached the PLC on another call');
     const runs = await a.call('modbus_write', { target: 'plc-1', table: 'holding', address: 20, values: [7] });
     assert.equal(runs.isError, false, JSON.stringify(runs.out));
-    assert.ok(plc.writes().some((w) => w.address === 20), 'the approved write reached the PLC');
+    await until(() => plc.writes().some((w) => w.address === 20), 'the approved write reached the PLC');
     const again = await a.call('modbus_write', { target: 'plc-1', table: 'holding', address: 20, values: [7] });
     assert.equal(again.out.status, 'pending_approval', 'one approval, one run');
     await gw.ctl(['approvals', 'deny', String(other.out.approval)]);

@@ -53,15 +53,8 @@ function failed(line: string, out: Record<string, unknown>): ToolAnswer {
   return { content: [{ type: 'text', text: line }, { type: 'text', text: JSON.stringify(out) }], isError: true, _meta: { [FAILURE_META_KEY]: out } };
 }
 
-/** A tool of the gateway's own (gateway-tools.ts). */
-export interface GatewayTool {
-  readonly name: string;
-  readonly title: string;
-  readonly description: string;
-  readonly input: z.ZodObject;
-  readonly output?: z.ZodObject;
-  readonly readOnly: boolean;
-  readonly secretArgs?: readonly string[];
+/** A tool of the gateway's own (gateway-tools.ts): described like a protocol's, and run here. */
+export interface GatewayTool extends Omit<AgentToolSpec, 'listedBy'> {
   /** Whether this gateway offers the tool at all (default: yes). */
   available?(core: Core): boolean;
   run(args: Record<string, unknown>, ctx: ToolContext): Promise<AgentToolResult>;

@@ -6,10 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import tls from 'node:tls';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -17,6 +14,7 @@ import { freePort, tempDir, until } from '../../support.ts';
 import { makeSvid, makeTestPki, type CertPair, type TestPki } from '../../sync/certs.ts';
 import { startTestGateway, type TestGateway } from '../../core-harness.ts';
 import { mcpAdapter } from '../../../src/adapters/mcp/adapter.ts';
+import { makeIssuer, mcpListenerYaml, type TestIssuer, type TokenClaims } from './fixture.ts';
 import { FAILURE_META_KEY } from '../../../src/adapters/mcp/tools.ts';
 
 const ISSUER = 'https://idp.plant.example';
@@ -30,18 +28,11 @@ let gw: TestGateway;
 let resource: string;
 let budgetResource: string;
 let slowResource: string;
-let signingKey: CryptoKey;
+let idp: TestIssuer;
 let svid: CertPair;
 let strangerSvid: CertPair;
 
-async function token(claims: { sub?: string; act?: unknown; task?: string; aud?: string } = {}): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  const extra: Record<string, unknown> = {};
-  if (claims.act !== undefined) extra.act = claims.act;
-  if (claims.task !== undefined) extra.task = claims.task;
-  return new SignJWT(extra).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience(claims.aud ?? resource)
-    .setSubject(claims.sub ?? AGENT).setIssuedAt(now - 5).setExpirationTime(now + 600).sign(signingKey);
-}
+const token = (claims: TokenClaims = {}): Promise<string> => idp.token(claims);
 
 async function connect(bearer: string, url = resource): Promise<{ client: Client; transport: StreamableHTTPClientTransport; close(): Promise<void> }> {
   const client = new Client({ name: 'penstock-test-agent', version: '1.0.0' });
@@ -92,22 +83,12 @@ before(async () => {
   svid = makeSvid(pki, 'tuner-svid', ['spiffe://plant.example/agent/tuner-workload']);
   strangerSvid = makeSvid(pki, 'stranger-svid', ['spiffe://plant.example/agent/stranger']);
   tls.setDefaultCACertificates([...tls.getCACertificates('default'), pki.ca.cert]);
-  const keys = await generateKeyPair('ES256', { extractable: true });
-  signingKey = keys.privateKey;
-  writeFileSync(join(tmp.dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+  idp = await makeIssuer(tmp.dir, { issuer: ISSUER, sub: AGENT, aud: () => resource });
   const [port, budgetPort, slowPort] = [await freePort(), await freePort(), await freePort()];
   slowResource = `https://127.0.0.1:${slowPort}/mcp`;
   resource = `https://127.0.0.1:${port}/mcp`;
   budgetResource = `https://127.0.0.1:${budgetPort}/mcp`;
-  const listener = (id: string, p: number, res: string, extra: string) => `
-  - id: ${id}
-    protocol: mcp
-    host: 127.0.0.1
-    port: ${p}
-    tls: { cert: ${pki.server.certPath}, key: ${pki.server.keyPath} }
-    client_ca: ${pki.ca.certPath}
-    resource: ${res}
-    issuers: [{ issuer: "${ISSUER}", jwks_file: ${join(tmp.dir, 'jwks.json')}, audience: "${res}" }]${extra}`;
+  const listener = (id: string, p: number, res: string, extra: string) => mcpListenerYaml({ id, port: p, resource: res, pki, idp, clientCa: true, audience: res, extra });
   gw = await startTestGateway(tmp.dir, `
 appliance: { id: gw-mcp-access, site: Test bench, zone: lab, state_dir: ${tmp.dir}/state }
 principals:

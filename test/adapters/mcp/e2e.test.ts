@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
+import { SignJWT, generateKeyPair } from 'jose';
+import { makeIssuer, mcpListenerYaml, type TestIssuer, type TokenClaims } from './fixture.ts';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { freePort, tempDir, until } from '../../support.ts';
@@ -27,19 +28,11 @@ let pki: TestPki;
 let gw: TestGateway;
 let resource: string;
 let origin: string;
-let signingKey: CryptoKey;
+let idp: TestIssuer;
 const issuedTokens: string[] = [];
 
-async function token(claims: { sub?: string; iss?: string; aud?: string; expIn?: number } = {}): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  const jwt = new SignJWT({})
-    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-    .setIssuer(claims.iss ?? ISSUER)
-    .setAudience(claims.aud ?? resource)
-    .setSubject(claims.sub ?? SUB_A)
-    .setIssuedAt(now - 5)
-    .setExpirationTime(now + (claims.expIn ?? 600));
-  const t = await jwt.sign(signingKey);
+async function token(claims: TokenClaims = {}): Promise<string> {
+  const t = await idp.token(claims);
   issuedTokens.push(t);
   return t;
 }
@@ -61,10 +54,7 @@ before(async () => {
   pki = makeTestPki();
   // The client trusts the test CA the way a deployment would trust the gateway's: as a CA, not by skipping checks.
   tls.setDefaultCACertificates([...tls.getCACertificates('default'), pki.ca.cert]);
-  const keys = await generateKeyPair('ES256', { extractable: true });
-  signingKey = keys.privateKey;
-  const jwk = { ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-  writeFileSync(join(tmp.dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
+  idp = await makeIssuer(tmp.dir, { issuer: ISSUER, sub: SUB_A, aud: () => resource });
   const port = await freePort();
   origin = `https://127.0.0.1:${port}`;
   resource = `${origin}/mcp`;
@@ -85,14 +75,7 @@ grants:
     limits: { max_session_seconds: 3600 }
     rules:
       - modbus: { preset: readonly }
-listeners:
-  - id: mcp-1
-    protocol: mcp
-    host: 127.0.0.1
-    port: ${port}
-    tls: { cert: ${pki.server.certPath}, key: ${pki.server.keyPath} }
-    resource: ${resource}
-    issuers: [{ issuer: "${ISSUER}", jwks_file: ${join(tmp.dir, 'jwks.json')} }]
+listeners:${mcpListenerYaml({ id: 'mcp-1', port, resource, pki, idp })}
 `, mcpAdapter);
 });
 

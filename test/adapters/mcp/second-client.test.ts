@@ -12,10 +12,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
+import { makeIssuer, mcpListenerYaml, type TestIssuer } from './fixture.ts';
 import { freePort, tempDir, until } from '../../support.ts';
 import { makeTestPki, type TestPki } from '../../sync/certs.ts';
 import { startTestGateway, type TestGateway } from '../../core-harness.ts';
@@ -33,12 +33,8 @@ let tmp: { dir: string; cleanup: () => void };
 let pki: TestPki;
 let gw: TestGateway;
 let resource: string;
-let signingKey: CryptoKey;
-
-async function token(): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience(resource)
-    .setSubject(SUBJECT).setIssuedAt().setExpirationTime('10m').sign(signingKey);
-}
+let idp: TestIssuer;
+const token = (): Promise<string> => idp.token();
 
 interface Run {
   code: number | null;
@@ -68,9 +64,7 @@ function output(r: Run): Record<string, unknown> {
 before(async () => {
   tmp = tempDir('penstock-mcp-inspector-');
   pki = makeTestPki();
-  const keys = await generateKeyPair('ES256', { extractable: true });
-  signingKey = keys.privateKey;
-  writeFileSync(join(tmp.dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+  idp = await makeIssuer(tmp.dir, { issuer: ISSUER, sub: SUBJECT, aud: () => resource });
   const port = await freePort();
   resource = `https://127.0.0.1:${port}/mcp`;
   gw = await startTestGateway(tmp.dir, `
@@ -86,14 +80,7 @@ grants:
     task: { ticket: CHG-42, purpose: Retune loop 3 }
     rules:
       - modbus: { preset: readonly }
-listeners:
-  - id: mcp-1
-    protocol: mcp
-    host: 127.0.0.1
-    port: ${port}
-    tls: { cert: ${pki.server.certPath}, key: ${pki.server.keyPath} }
-    resource: ${resource}
-    issuers: [{ issuer: "${ISSUER}", jwks_file: ${join(tmp.dir, 'jwks.json')} }]
+listeners:${mcpListenerYaml({ id: 'mcp-1', port, resource, pki, idp })}
 `, mcpAdapter);
 });
 
