@@ -88,13 +88,15 @@ describe('out of window', () => {
 
 describe('unexpected delegation', () => {
   const e = env({}, {}, { ana: ['ana', 'work-order:WO-1'] });
-  it('alerts when a session opens with a chain other than the configured one', () => {
+  it('alerts when a session opens with a chain other than the configured one (one that goes on beyond it agrees)', () => {
     const det = DETECTORS.unexpected_delegation(defaults.unexpected_delegation);
     const a = feed(det, [
       [0, ev(1, 'session.opened', { ...who('ana', 's1'), chain: ['ana', 'work-order:WO-1'] })],
       [0, ev(2, 'session.opened', { ...who('ana', 's2'), chain: ['ana', 'work-order:WO-9'] })],
+      [0, ev(3, 'session.opened', { ...who('ana', 's3'), chain: ['ana', 'work-order:WO-1', 'plant-manager'] })],
+      [0, ev(4, 'session.opened', { ...who('ana', 's4'), chain: ['ana'] })],
     ], e);
-    assert.deepEqual(a.map((x) => [x.session, x.triggers, x.detail?.expected]), [['s2', [2], ['ana', 'work-order:WO-1']]]);
+    assert.deepEqual(a.map((x) => [x.session, x.triggers, x.detail?.expected]), [['s2', [2], ['ana', 'work-order:WO-1']], ['s4', [4], ['ana', 'work-order:WO-1']]]);
   });
   it('alerts when the chain changes within a session, once per session', () => {
     const det = DETECTORS.unexpected_delegation(defaults.unexpected_delegation);

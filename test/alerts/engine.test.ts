@@ -146,3 +146,66 @@ describe('alert engine on a real core', () => {
     }
   });
 });
+
+describe('alert engine: grants issued under a live session, and settings that change', () => {
+  let tmp: { dir: string; cleanup: () => void };
+  let t: TestCore;
+  const by = { uid: 0, user: 'root', verified: true };
+  const grant = (id: string) => ({ id, principal: 'vendor-a', targets: ['plc-1'], task: { ticket: 'T-9' }, rules: [{ modbus: { access: 'write', tables: ['holding_register'], addresses: ['30-39'] } }] });
+
+  before(async () => {
+    tmp = tempDir('penstock-alerts-grants-');
+    t = await startTestCore(tmp.dir, yaml(tmp.dir), { clock, runtimeGrants: true });
+  });
+  after(async () => {
+    await t.stop();
+    tmp.cleanup();
+  });
+
+  it('a grant issued for a principal while its session runs journals alert.privilege_expansion for that session, triggered by grant.issued', async () => {
+    const { engine, told } = engineOn(t);
+    try {
+      const s = openTestSession(t.core, 'vendor-a');
+      t.core.grants.issue(grant('g-wider'), by);
+      await settle(t, engine);
+      const events = t.events();
+      const expansion = events.filter((e) => e.event === 'alert.privilege_expansion');
+      assert.equal(expansion.length, 1);
+      assert.equal(expansion[0]!.session, s.id);
+      assert.equal(expansion[0]!.detail?.grant, 'g-wider');
+      const [trigger] = expansion[0]!.detail?.triggers as number[];
+      assert.equal(events.find((e) => e.seq === trigger)?.event, 'grant.issued');
+      assert.deepEqual(told.map((x) => x.alert.kind), ['privilege_expansion']);
+      s.terminate({ reason: 'shutdown' });
+      await settle(t, engine);
+    } finally {
+      engine.stop();
+    }
+  });
+
+  it('a kind switched off (alerts.<kind>.enabled: false, as a reload would) raises nothing; switched on again, it does', async () => {
+    const base = t.core.config().raw.alerts;
+    let settings = { ...base, privilege_expansion: { ...base.privilege_expansion, enabled: false } };
+    const engine = new AlertEngine({ journal: t.journal, clock, settings: () => settings, env: coreEnvironment(t.core) });
+    engine.start();
+    try {
+      const s = openTestSession(t.core, 'vendor-a');
+      t.core.grants.issue(grant('g-off'), by);
+      await settle(t, engine);
+      const count = () => t.events().filter((e) => e.event === 'alert.privilege_expansion' && e.session === s.id).length;
+      assert.equal(count(), 0);
+      settings = { ...base };
+      // The session opened while the kind was off: its detector starts afresh and knows only sessions opened since.
+      const s2 = openTestSession(t.core, 'vendor-a');
+      await t.core.recorded();
+      t.core.grants.issue(grant('g-on'), by);
+      await settle(t, engine);
+      assert.deepEqual(t.events().filter((e) => e.event === 'alert.privilege_expansion' && e.detail?.grant === 'g-on').map((e) => e.session), [s2.id]);
+      s.terminate({ reason: 'shutdown' });
+      s2.terminate({ reason: 'shutdown' });
+      await settle(t, engine);
+    } finally {
+      engine.stop();
+    }
+  });
+});

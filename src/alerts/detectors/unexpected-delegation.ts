@@ -1,10 +1,13 @@
 // Unexpected delegation: the delegation chain a session carries differs from the principal's configured
-// chain (itself, then `acting_for`), or changes within the session. One alert per session per quiet period.
+// chain (itself, then `acting_for`), or changes within the session. A chain that goes on beyond the
+// configured one agrees with it (an agent's token may name whom its `acting_for` acts for in turn).
+// One alert per session per quiet period.
 import type { StoredEvent } from '../../journal/event.ts';
 import type { Alert, Detector, DetectorContext } from '../types.ts';
 import { about, LiveSessions, QuietPeriods, type KindSettings } from './common.ts';
 
 const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const startsWith = (chain: readonly string[], prefix: readonly string[]) => prefix.length <= chain.length && prefix.every((x, i) => x === chain[i]);
 
 export function unexpectedDelegationDetector(settings: KindSettings): Detector {
   const quiet = new QuietPeriods(settings.quiet_seconds * 1000);
@@ -23,7 +26,7 @@ export function unexpectedDelegationDetector(settings: KindSettings): Detector {
       } else if (e.event === 'session.opened' && ctx.env) {
         expected = ctx.env.chainOf(e.principal);
         why = 'differs from the configured chain';
-        if (expected === undefined || same(expected, e.chain)) return [];
+        if (expected === undefined || startsWith(e.chain, expected)) return [];
       } else {
         return [];
       }
