@@ -241,3 +241,17 @@ describe('bounded state', () => {
     assert.ok(performance.now() - started < 5000, 'linear in the events, not in events × cap');
   });
 });
+
+describe('the alerts: config section', () => {
+  it('defaults every kind to enabled, action log; rejects an unknown key and an unknown action', () => {
+    for (const kind of Object.keys(DETECTORS) as (keyof typeof DETECTORS)[]) {
+      assert.equal(defaults[kind].enabled, true);
+      assert.equal(defaults[kind].action, 'log');
+    }
+    assert.equal(defaults.probing.denials, 10);
+    assert.deepEqual(alertsSchema.safeParse({ probing: { denial: 3 } }).error?.issues.map((i) => [i.code, i.path]), [['unrecognized_keys', ['probing']]]);
+    assert.deepEqual(alertsSchema.safeParse({ cross_zone: { action: 'shoot' } }).error?.issues.map((i) => i.path), [['cross_zone', 'action']]);
+    assert.deepEqual(alertsSchema.safeParse({ unknown_kind: {} }).error?.issues.map((i) => i.code), ['unrecognized_keys']);
+    assert.equal(alertsSchema.parse({ cross_zone: { action: 'kill', window_seconds: 60 } }).cross_zone.window_seconds, 60);
+  });
+});

@@ -22,6 +22,7 @@ alerts:
   unusual_write: { min_samples: 5 }
 principals:
   - { id: vendor-a, kind: vendor, owner: A Ltd, purpose: test }
+  - { id: vendor-b, kind: vendor, owner: B Ltd, purpose: test }
 targets:
   - { id: plc-1, protocol: modbus, zone: ot, host: 127.0.0.1, port: 1502 }
   - { id: erp-1, protocol: modbus, zone: it, host: 127.0.0.1, port: 1503 }
@@ -35,6 +36,12 @@ grants:
     principal: vendor-a
     targets: [erp-1]
     task: { ticket: T-2 }
+    rules: [{ modbus: { access: write, tables: [holding_register], addresses: ["0-9"] } }]
+  - id: g-next-week
+    principal: vendor-b
+    targets: [plc-1]
+    task: { ticket: T-3 }
+    window: { from: "2026-12-12T08:00:00Z", to: "2026-12-12T17:00:00Z" }
     rules: [{ modbus: { access: write, tables: [holding_register], addresses: ["0-9"] } }]
 `;
 
@@ -113,6 +120,27 @@ describe('alert engine on a real core', () => {
       assert.equal(trigger?.event, 'action.allowed');
       assert.deepEqual((trigger?.action?.modbus as { values: number[] }).values, [5000]);
       assert.deepEqual([unusual[0]!.detail?.usual_min, unusual[0]!.detail?.usual_max], [98, 104]);
+      s.terminate({ reason: 'shutdown' });
+      await settle(t, engine);
+    } finally {
+      engine.stop();
+    }
+  });
+
+  it('a write before the grant\'s window opens journals alert.out_of_window naming the grant, once for repeated attempts', async () => {
+    const { engine } = engineOn(t);
+    try {
+      const s = openTestSession(t.core, 'vendor-b');
+      for (const v of [1, 2, 3]) assert.equal((await t.core.authorize(s, write(1, v))).reason, 'grant_not_active');
+      await settle(t, engine);
+      const events = t.events();
+      const late = events.filter((e) => e.event === 'alert.out_of_window');
+      assert.equal(late.length, 1);
+      assert.equal(late[0]!.code, EVENT_CODES['alert.out_of_window']);
+      assert.equal(late[0]!.principal, 'vendor-b');
+      assert.match(String(late[0]!.detail?.explanation), /g-next-week/);
+      const [trigger] = late[0]!.detail?.triggers as number[];
+      assert.equal(events.find((e) => e.seq === trigger)?.decision?.reason, 'grant_not_active');
       s.terminate({ reason: 'shutdown' });
       await settle(t, engine);
     } finally {
