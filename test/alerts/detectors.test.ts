@@ -215,6 +215,13 @@ describe('write outside the usual band', () => {
     for (let i = 0; i < 5; i++) det.learn!(w(i, 40, 10 + i));
     assert.deepEqual(feed(det, [[0, w(10, 40, 100)]]).map((x) => x.triggers), [[10]]);
   });
+  it('judges an OPC UA node\'s numeric writes by the node (the module says which values a write puts where)', () => {
+    const det = DETECTORS.unusual_write(settings);
+    const node = (seq: number, nodeId: string, value: unknown) => ev(seq, 'action.allowed', { ...who('ana', 's1', 'opc-1'), action: { verb: 'write', target: 'opc-1', opcua: { node_id: nodeId, value } }, decision: allowed() });
+    const steps: [number, StoredEvent][] = [20, 21, 22, 21, 20].map((v, i) => [i, node(i + 1, 'ns=1;s=Boiler/Setpoint', v)]);
+    steps.push([10, node(10, 'ns=1;s=Boiler/Other', 900)], [11, node(11, 'ns=1;s=Boiler/Setpoint', '18446744073709551615')], [12, node(12, 'ns=1;s=Boiler/Setpoint', 95)]);
+    assert.deepEqual(feed(det, steps).map((x) => [x.triggers, x.detail?.point]), [[[12], 'ns=1;s=Boiler/Setpoint']]);
+  });
   it('needs min_samples writes before a band is trusted', () => {
     const det = DETECTORS.unusual_write(settings);
     assert.deepEqual(feed(det, [[0, w(1, 40, 1)], [1, w(2, 40, 1)], [2, w(3, 40, 50_000)]]), []);
