@@ -33,9 +33,11 @@ export function probingDetector(settings: ProbingSettings): Detector {
   const retries = new ExpiringMap<string, Retries>(retryMs);
 
   function raise(e: StoredEvent, now: number, sign: 'burst' | 'retries', triggers: number[], detail: Record<string, unknown>): Alert[] {
-    if (!quiet.take(e.principal!, now)) return [];
+    // Counting starts afresh either way: what an alert (or its quiet period) covers is not counted twice,
+    // and the retry sets stay as small as the threshold.
     bursts.delete(e.principal!);
     retries.delete(e.principal!);
+    if (!quiet.take(e.principal!, now)) return [];
     return [{
       kind: 'probing',
       severity: 'warning',
@@ -61,13 +63,13 @@ export function probingDetector(settings: ProbingSettings): Detector {
       // A retry: a new object, next to one denied recently.
       const recent = (denied.get(p, now) ?? []).filter((d) => now - d.at < retryMs);
       let out: Alert[] = [];
-      const near_ = a ? recent.filter((d) => d.a.target === a.target && d.a.verb === a.verb && d.a.protocol === a.protocol && d.text !== text && near(d.a.block, a.block)) : [];
-      if (near_.length > 0) {
+      const nearDenied = a ? recent.filter((d) => d.a.target === a.target && d.a.verb === a.verb && d.a.protocol === a.protocol && d.text !== text && near(d.a.block, a.block)) : [];
+      if (nearDenied.length > 0) {
         const r = retries.get(p, now) ?? { seqs: [], objects: new Set(), denied: new Set() };
         if (!r.objects.has(text)) {
           r.objects.add(text);
           r.seqs.push(e.seq);
-          for (const d of near_) r.denied.add(d.seq);
+          for (const d of nearDenied) r.denied.add(d.seq);
         }
         retries.set(p, r, now);
         if (r.objects.size >= settings.retries) {
