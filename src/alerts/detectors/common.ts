@@ -137,6 +137,8 @@ export interface LiveSession {
   chain: readonly string[];
   target?: string;
   openedSeq: number;
+  /** When the session was last refreshed in memory (clock ms). */
+  seenAt: number;
 }
 
 /** How long a session nobody hears of is remembered (longer than any session may last: sessions.max_duration_seconds). */
@@ -150,7 +152,7 @@ export class LiveSessions {
   observe(e: StoredEvent, now: number): LiveSession | undefined {
     if (e.session === undefined) return undefined;
     if (e.event === 'session.opened' && e.principal !== undefined) {
-      const s: LiveSession = { id: e.session, principal: e.principal, chain: e.chain ?? [e.principal], ...(e.target !== undefined ? { target: e.target } : {}), openedSeq: e.seq };
+      const s: LiveSession = { id: e.session, principal: e.principal, chain: e.chain ?? [e.principal], ...(e.target !== undefined ? { target: e.target } : {}), openedSeq: e.seq, seenAt: now };
       this.#open.set(e.session, s, now);
       return s;
     }
@@ -159,7 +161,8 @@ export class LiveSessions {
       return undefined;
     }
     const s = this.#open.get(e.session, now);
-    if (s) this.#open.set(e.session, s, now); // still in use: remembered from now on
+    // Still in use: remembered from now on (refreshed hourly, not at every event).
+    if (s && now - s.seenAt >= 3600_000) this.#open.set(e.session, Object.assign(s, { seenAt: now }), now);
     return s;
   }
 

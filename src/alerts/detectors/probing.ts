@@ -56,12 +56,12 @@ export function probingDetector(settings: ProbingSettings): Detector {
       if ((e.event !== 'action.denied' && e.event !== 'action.allowed') || e.principal === undefined) return [];
       const now = ctx.now;
       const p = e.principal;
+      const isDenial = e.event === 'action.denied' && e.decision?.reason !== 'journal_unavailable';
+      // A retry: a new object, next to one denied recently (most actions follow no denial: nothing to compare).
+      const recent = (denied.get(p, now) ?? []).filter((d) => now - d.at < retryMs);
+      if (!isDenial && recent.length === 0) return [];
       const a = actionBlock(e);
       const text = a ? JSON.stringify(a.block) : '';
-      const isDenial = e.event === 'action.denied' && e.decision?.reason !== 'journal_unavailable';
-
-      // A retry: a new object, next to one denied recently.
-      const recent = (denied.get(p, now) ?? []).filter((d) => now - d.at < retryMs);
       let out: Alert[] = [];
       const nearDenied = a ? recent.filter((d) => d.a.target === a.target && d.a.verb === a.verb && d.a.protocol === a.protocol && d.text !== text && near(d.a.block, a.block)) : [];
       if (nearDenied.length > 0) {
