@@ -9,6 +9,7 @@ import { alertsSchema } from '../../src/config/alerts.ts';
 import { DETECTORS } from '../../src/alerts/detectors/index.ts';
 import { near } from '../../src/alerts/detectors/probing.ts';
 import { ExpiringMap } from '../../src/alerts/detectors/common.ts';
+import { protocols } from '../../src/adapters/registry.ts';
 
 const T0 = Date.parse('2026-12-05T09:00:00Z');
 const defaults = alertsSchema.parse(undefined);
@@ -221,6 +222,12 @@ describe('write outside the usual band', () => {
     const steps: [number, StoredEvent][] = [20, 21, 22, 21, 20].map((v, i) => [i, node(i + 1, 'ns=1;s=Boiler/Setpoint', v)]);
     steps.push([10, node(10, 'ns=1;s=Boiler/Other', 900)], [11, node(11, 'ns=1;s=Boiler/Setpoint', '18446744073709551615')], [12, node(12, 'ns=1;s=Boiler/Setpoint', 95)]);
     assert.deepEqual(feed(det, steps).map((x) => [x.triggers, x.detail?.point]), [[[12], 'ns=1;s=Boiler/Setpoint']]);
+  });
+  it('the Modbus module says where each value of a multiple write lands; a mask write (FC 22) puts no values', () => {
+    const m = protocols.get('modbus')!;
+    assert.deepEqual(m.writtenValues!({ unit: 1, func_code: 16, table: 'holding_register', address: 40, quantity: 2, values: [7, 8] }, 'write'), [{ point: '1/holding_register/40', value: 7 }, { point: '1/holding_register/41', value: 8 }]);
+    assert.deepEqual(m.writtenValues!({ unit: 1, func_code: 22, table: 'holding_register', address: 40, quantity: 1 }, 'write'), []);
+    assert.deepEqual(m.writtenValues!({ unit: 1, func_code: 3, table: 'holding_register', address: 40, quantity: 1 }, 'read'), []);
   });
   it('needs min_samples writes before a band is trusted', () => {
     const det = DETECTORS.unusual_write(settings);
