@@ -2,7 +2,8 @@
 // libmodbus simulated PLC (scripts/plc-sim/modbus-server.c), directly and through Penstock (plain
 // Modbus/TCP front door, real core and LMDB journal, in its own process), in alternating 1 s slices. Round trips per second
 // and p50/p99 latency for reads (FC 3, 4 registers) and writes (FC 6), with 1 and 16 concurrent clients,
-// as ratios to direct; and the gateway's RSS. Both C programs are compiled here with `cc … -lmodbus`.
+// as ratios to direct; a second gateway with every alert detector on (src/alerts), in the same slices;
+// and the gateway's RSS. Both C programs are compiled here with `cc … -lmodbus`.
 //
 //   node scripts/bench-modbus.ts [--seconds N] [--json] [--only read|write] [--relay] [--profile DIR]
 //
@@ -16,7 +17,7 @@
 // settings are measured for 16 clients: the shared link with one request in flight (the safe default for
 // PLCs that serve one request at a time) and with pipelining (target max_in_flight: 16).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -144,6 +145,16 @@ grants:
     gatewayPort = (JSON.parse(l) as { ports: Record<string, number> }).ports['mb-bench']!;
     return true;
   });
+  // The same gateway with every detector following its journal, on its own state (issue 15).
+  const alertsDir = join(dir, 'alerts');
+  mkdirSync(alertsDir);
+  writeFileSync(join(alertsDir, 'penstock.yaml'), readFileSync(join(dir, 'penstock.yaml'), 'utf8').replace(`state_dir: ${dir}/state`, `state_dir: ${alertsDir}/state`));
+  let alertsPort = 0;
+  await start(process.execPath, [join(root, 'test/adapters/modbus/fixtures/gateway-main.ts'), alertsDir, '--alerts'], (l) => {
+    if (!l.startsWith('{"ready"')) return false;
+    alertsPort = (JSON.parse(l) as { ports: Record<string, number> }).ports['mb-bench']!;
+    return true;
+  });
   const rssIdle = rss(gateway.pid!);
   let relayPort = 0;
   if (args.relay) {
@@ -154,19 +165,20 @@ grants:
     });
   }
 
-  type Row = { kind: 'read' | 'write'; clients: number; upstream: string; direct: LoadResult; penstock: LoadResult; relay?: LoadResult };
+  type Row = { kind: 'read' | 'write'; clients: number; upstream: string; direct: LoadResult; penstock: LoadResult; alerts: LoadResult; relay?: LoadResult };
   const rows: Row[] = [];
   const kinds = args.only ? [args.only as 'read' | 'write'] : (['read', 'write'] as const);
   for (const kind of kinds) {
     for (const [clients, unit, upstream] of [[1, 2, 'shared, 1 in flight'], [16, 2, 'shared, 1 in flight'], [16, 1, 'shared, pipelined ×16']] as const) {
       // The bare relay has no shared link: run it once per client count.
       const withRelay = relayPort !== 0 && unit === 2;
-      const [direct, penstock, relay] = loadInTurns(loader, [
+      const [direct, penstock, alerts, relay] = loadInTurns(loader, [
         { port: plcPort, unit: 1 },
         { port: gatewayPort, unit },
+        { port: alertsPort, unit },
         ...(withRelay ? [{ port: relayPort, unit: 1 }] : []),
       ], clients, kind);
-      rows.push({ kind, clients, upstream, direct: direct!, penstock: penstock!, ...(relay ? { relay } : {}) });
+      rows.push({ kind, clients, upstream, direct: direct!, penstock: penstock!, alerts: alerts!, ...(relay ? { relay } : {}) });
     }
   }
   const rssAfter = rss(gateway.pid!);
@@ -186,6 +198,8 @@ grants:
       const d = r.direct.ok / r.direct.seconds;
       const p = r.penstock.ok / r.penstock.seconds;
       console.log(`${r.kind.padEnd(6)} ${String(r.clients).padStart(7)} ${r.upstream.padEnd(24)} ${f(d)}   ${f(p)}   ${(p / d).toFixed(2)} | ${f(r.direct.p50_us)} → ${f(r.penstock.p50_us)}        | ${f(r.direct.p99_us)} → ${f(r.penstock.p99_us)} (+${(r.penstock.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.penstock.errors}`);
+      const a = r.alerts.ok / r.alerts.seconds;
+      console.log(`${''.padEnd(6)} ${''.padStart(7)} ${'(all detectors on)'.padEnd(24)} ${''.padStart(7)}   ${f(a)}   ${(a / d).toFixed(2)} | ${''.padStart(7)}   ${f(r.alerts.p50_us)}        | ${''.padStart(7)}   ${f(r.alerts.p99_us)} (+${(r.alerts.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.alerts.errors}`);
       if (r.relay) {
         const x = r.relay.ok / r.relay.seconds;
         console.log(`${''.padEnd(6)} ${''.padStart(7)} ${'(bare Node relay)'.padEnd(24)} ${''.padStart(7)}   ${f(x)}   ${(x / d).toFixed(2)} | ${''.padStart(7)}   ${f(r.relay.p50_us)}        | ${''.padStart(7)}   ${f(r.relay.p99_us)} (+${(r.relay.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.relay.errors}`);

@@ -214,6 +214,10 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   readonly agentTools?: readonly AgentToolSpec<R>[];
   /** Its FrontDoor has serveStream: another front door's tunnel may carry this protocol. */
   readonly servesStreams?: boolean;
+  /** Alerts (src/alerts): whether an action's journal block (renderObject's output) is of the programming class, allowed or not. */
+  isProgramming?(block: Record<string, unknown>, verb: string): boolean;
+  /** Alerts: the numbers a write puts at each point it names (a stable point key per value), for the usual-band baseline. */
+  writtenValues?(block: Record<string, unknown>, verb: string): { point: string; value: number }[];
   /** The front door, loaded on first use. */
   load(): Promise<FrontDoor>;
 }

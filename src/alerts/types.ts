@@ -42,12 +42,32 @@ export interface Alert {
 export interface DetectorContext {
   /** Clock ms: detectors never read the wall clock themselves. */
   now: number;
+  /** What config and grants say now (the engine provides it; a detector without it judges by events alone). */
+  env?: AlertEnvironment;
+}
+
+/** A grant as detectors see it: who, where, since when (no rules: policy already judged those). */
+export interface GrantView {
+  id: string;
+  targets: readonly string[];
+}
+
+/** The live config and grants, as detectors may read them (engine.ts builds it over the core). */
+export interface AlertEnvironment {
+  /** Every grant the principal holds (active or not, not revoked). */
+  grantsOf(principal: string): readonly GrantView[];
+  /** The zone config gives the target (`targets[].zone`). */
+  zoneOf(target: string): string | undefined;
+  /** The principal's configured delegation chain (itself, then `acting_for`); undefined for an unknown principal. */
+  chainOf(principal: string): readonly string[] | undefined;
 }
 
 /** A pure detector: fed every committed event in order, it returns the alerts they complete. */
 export interface Detector {
   readonly kind: AlertKind;
   observe(event: StoredEvent, ctx: DetectorContext): Alert[];
+  /** Learn from history without alerting (a baseline read from the journal at start); optional. */
+  learn?(event: StoredEvent): void;
 }
 
 /** What containment may do when an alert of a kind is raised (config `alerts.<kind>.action`). */

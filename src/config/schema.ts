@@ -15,6 +15,7 @@ export { effects, rangeListSchema, rangeSchema, type Range } from './schema-part
 import { parseVkey } from '../journal/checkpoint.ts';
 import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '../sync/clients.ts';
 import { spiffeIdProblem } from '../common/spiffe.ts';
+import { alertsSchema } from './alerts.ts';
 
 /** A SPIFFE ID (src/common/spiffe.ts says what the specification allows). */
 const spiffeIdSchema = z.string().superRefine((v, ctx) => {
@@ -243,6 +244,8 @@ export const configSchema = z.strictObject({
     actions_per_second: z.number().positive().default(200),
     idle_seconds: z.number().int().min(1).default(900),
   }).default({ max_duration_seconds: 8 * 3600, actions_per_second: 200, idle_seconds: 900 }),
+  /** Detectors over the journal and what containment does per kind (config/alerts.ts). */
+  alerts: alertsSchema,
   listeners: z.array(listenerBaseSchema.passthrough()).default([]),
   principals: z.array(principalSchema).superRefine((principals, ctx) => {
     // One SPIFFE ID names one workload: two principals claiming it would make the certificate ambiguous.

@@ -32,6 +32,7 @@ import type { SyncAuditEvent } from '../sync/types.ts';
 import { RateLimitedRefusals } from '../core/refusals.ts';
 import { createNotifier } from './notify.ts';
 import { DaemonCore } from '../core/daemon-core.ts';
+import { AlertEngine, coreEnvironment } from '../alerts/engine.ts';
 
 export const VERSION = '0.1.0';
 /** Retention runs once a minute. */
@@ -54,6 +55,7 @@ export class Daemon {
   #core: DaemonCore | undefined;
   #envelopes: EnvelopeLedger | undefined;
   #journal: LmdbJournal | undefined;
+  #alerts: AlertEngine | undefined;
   #listeners: RunningListener[] = [];
   #admin: (Closable & { path: string }) | undefined;
   #sync: (Closable & { address(): { host: string; port: number } }) | undefined;
@@ -114,6 +116,11 @@ export class Daemon {
     const approvals = new Approvals({ clock: this.#clock, timeoutMs: config.raw.approvals.timeout_seconds * 1000 });
 
     this.#core = new DaemonCore({ clock: this.#clock, log: this.#log, config, journal: this.#journal, grants, approvals, vault, takeGrantUse: (g, s) => envelopes.takeUse(g, s), importEnvelope: (text, by) => this.#importEnvelope(text, by) });
+    // Detectors over the committed events (src/alerts): each alert is journaled as alert.<kind>;
+    // onAlert is where containment acts on it.
+    const core = this.#core;
+    this.#alerts = new AlertEngine({ journal: this.#journal, clock: this.#clock, log: this.#log, settings: () => core.config().raw.alerts, env: coreEnvironment(core) });
+    this.#alerts.start();
     await this.#journal.append({ event: 'daemon.started', detail: { version: VERSION, config: config.file, node: process.version } });
 
     for (const listener of config.listeners) {
@@ -255,6 +262,8 @@ export class Daemon {
       await this.#core.drain();
       // Session records and outcomes are appended in the background; they go in before the journal closes.
       await this.#core.recorded();
+      this.#alerts?.stop();
+      await this.#alerts?.settled();
       await this.#core.journal.append({ event: 'daemon.stopping', detail: { reason: 'signal' } }).catch(() => {});
     }
     await this.#admin?.close();

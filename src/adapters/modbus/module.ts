@@ -8,7 +8,7 @@ import { checkModbusPoint, modbusPointFields, modbusRuleWarnings } from './check
 import { modbusDryRun } from './dry-run.ts';
 import { MODBUS_REFUSALS } from './exceptions.ts';
 import { modbusMatcher } from './policy.ts';
-import { describeModbusAction, renderModbusObject } from './render.ts';
+import { describeModbusAction, isModbusProgramming, modbusWrittenValues, renderModbusObject } from './render.ts';
 import { modbusObjectSchema, modbusRuleSchema, type ModbusObject, type ModbusRuleConfig } from './rules.ts';
 import { modbusListenerSchema, modbusTargetSchema } from './schema.ts';
 
@@ -24,6 +24,8 @@ export const modbusModule: ProtocolModule<ModbusObject, ModbusRuleConfig> = {
   ruleWarnings: modbusRuleWarnings,
   renderObject: renderModbusObject,
   describeAction: describeModbusAction,
+  isProgramming: isModbusProgramming,
+  writtenValues: modbusWrittenValues,
   refusals: MODBUS_REFUSALS,
   dryRun: modbusDryRun,
   quickRule: {

@@ -2,7 +2,8 @@
 // func, exception; ICSNPP: address, quantity, values), so a SIEM rule written for network sensors reads
 // Penstock evidence unchanged; and in one short line for people (`penstockctl`).
 import type { Action } from '../../policy/types.ts';
-import { modbusFunctionName } from './functions.ts';
+import { modbusFunctionName, PROGRAMMING_FUNCTION_CODES } from './functions.ts';
+import { MODBUS_PRESETS, MODBUS_TABLE_WRITES } from './policy.ts';
 import type { ModbusObject } from './rules.ts';
 
 /** The journal's `modbus` block of an action. */
@@ -24,4 +25,19 @@ export function renderModbusObject(o: ModbusObject): Record<string, unknown> {
 export function describeModbusAction(a: Action & { object: ModbusObject }): string {
   const o = a.object;
   return `${a.verb} ${o.table ?? 'fc'} ${o.address}${o.quantity > 1 ? ` x${o.quantity}` : ''}${o.values ? ` = [${o.values.join(',')}]` : ''} (unit ${o.unit}, fc ${o.functionCode})`;
+}
+
+// Read back by the alert detectors (src/alerts), from the journal block above.
+const PROGRAMMING_CODES: ReadonlySet<number> = new Set([...MODBUS_PRESETS.programming, ...PROGRAMMING_FUNCTION_CODES]);
+
+/** A function code of the programming class: the `programming` preset's and the legacy programming codes. */
+export function isModbusProgramming(block: Record<string, unknown>): boolean {
+  return typeof block.func_code === 'number' && PROGRAMMING_CODES.has(block.func_code);
+}
+
+/** Each value a table write puts at its address: point `unit/table/address` (FC 22's masks are no values). */
+export function modbusWrittenValues(block: Record<string, unknown>): { point: string; value: number }[] {
+  const { unit, table, address, values, func_code: fc } = block;
+  if (typeof fc !== 'number' || !MODBUS_TABLE_WRITES.has(fc) || typeof address !== 'number' || typeof table !== 'string' || !Array.isArray(values)) return [];
+  return values.flatMap((v, i) => (typeof v === 'number' ? [{ point: `${String(unit)}/${table}/${address + i}`, value: v }] : []));
 }

@@ -9,7 +9,7 @@ import { opcuaListenerSchema, opcuaTargetSchema } from './schema.ts';
 import { opcuaObjectSchema, opcuaRuleSchema, opcuaUserCredentialSchema, type OpcuaObject, type OpcuaRuleConfig } from './rules.ts';
 export { opcuaUserCredentialSchema } from './rules.ts';
 import { opcuaMatcher } from './policy.ts';
-import { describeOpcuaAction, renderOpcuaObject } from './render.ts';
+import { describeOpcuaAction, opcuaWrittenValues, renderOpcuaObject } from './render.ts';
 import { OPCUA_REFUSALS } from './refusals.ts';
 import { opcuaDryRun } from './dry-run.ts';
 import { hashOpcuaPassword } from './identity.ts';
@@ -47,6 +47,7 @@ export const opcuaModule: ProtocolModule<OpcuaObject, OpcuaRuleConfig> = {
   profilePoint: { fields: opcuaProfilePointFields, check: checkOpcuaProfilePoint },
   matcher: opcuaMatcher,
   renderObject: renderOpcuaObject,
+  writtenValues: opcuaWrittenValues,
   describeAction: describeOpcuaAction,
   refusals: OPCUA_REFUSALS,
   dryRun: opcuaDryRun,

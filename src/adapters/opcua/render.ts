@@ -19,3 +19,8 @@ export function describeOpcuaAction(a: Action & { object: OpcuaObject }): string
   const o = a.object;
   return `${a.verb} ${o.nodeId}${o.value !== undefined ? ` = ${o.value}` : ''}`;
 }
+
+/** Read back by the alert detectors (src/alerts): a numeric value written to a node, keyed by the node. */
+export function opcuaWrittenValues(block: Record<string, unknown>, verb: string): { point: string; value: number }[] {
+  return verb === 'write' && typeof block.node_id === 'string' && typeof block.value === 'number' && Number.isFinite(block.value) ? [{ point: block.node_id, value: block.value }] : [];
+}
