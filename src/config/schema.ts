@@ -15,6 +15,7 @@ export { effects, rangeListSchema, rangeSchema, type Range } from './schema-part
 import { parseVkey } from '../journal/checkpoint.ts';
 import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '../sync/clients.ts';
 import { spiffeIdProblem } from '../common/spiffe.ts';
+import { ALERT_KINDS, CONTAINMENT_ACTIONS, type AlertKind } from '../alerts/types.ts';
 
 /** A SPIFFE ID (src/common/spiffe.ts says what the specification allows). */
 const spiffeIdSchema = z.string().superRefine((v, ctx) => {
@@ -176,6 +177,16 @@ export const envelopesSchema = z.strictObject({
 });
 export type EnvelopesConfig = z.infer<typeof envelopesSchema>;
 
+/** `alerts.<kind>`: what containment does when an alert of that kind is raised (alerts/containment.ts). */
+const alertKindSchema = z.strictObject({
+  action: z.enum(CONTAINMENT_ACTIONS).default('log'),
+});
+/** `alerts:` one optional object per alert kind (ALERT_KINDS); a kind not listed is only logged. */
+export const alertsSchema = z.strictObject(
+  Object.fromEntries(ALERT_KINDS.map((k) => [k, alertKindSchema.optional()])) as Record<AlertKind, z.ZodOptional<typeof alertKindSchema>>,
+);
+export type AlertsConfig = z.infer<typeof alertsSchema>;
+
 export const configSchema = z.strictObject({
   appliance: z.strictObject({
     id,
@@ -255,6 +266,7 @@ export const configSchema = z.strictObject({
   }).default([]),
   targets: z.array(targetBaseSchema.passthrough()).default([]),
   grants: z.array(grantSchema).default([]),
+  alerts: alertsSchema.optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

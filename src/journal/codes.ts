@@ -38,6 +38,10 @@ const SHARED_EVENT_CODES = {
   'alert.out_of_window': 'PS5004W',
   /** A credential's delegation chain disagrees with what the principal is configured to act for. */
   'alert.delegation_mismatch': 'PS5005W',
+  /** Containment acted on an alert (or could not, and says why): alerts/containment.ts. */
+  'containment.applied': 'PS5013I',
+  /** Staff lifted a suspension or a grant's approval requirement (penstockctl sessions resume, grants release). */
+  'containment.lifted': 'PS5014I',
   // admin and sync 6xxx
   'admin.request': 'PS6001I',
   'admin.refused': 'PS6002W',
