@@ -3,6 +3,8 @@
 // socket. Probing (denied registers) raises an alert; config `alerts.probing.action` decides:
 //   suspend → the same session's next allowed write waits for a person: nothing reaches the PLC until
 //             `penstockctl approvals approve`; `penstockctl sessions resume` lifts it;
+//   require_approval → every write by the grant, in any session, waits for a person until
+//             `penstockctl grants release`;
 //   kill    → the session ends: mbpoll's connection is closed;
 //   revoke  → the grant is revoked: the vendor's next connection is refused, nothing reaches the PLC.
 //
@@ -266,6 +268,47 @@ describe('containment over the Modbus front door', () => {
       assert.equal(site.gw.core.approvals.list().length, 0);
     } finally {
       await client.close();
+      await site.stop();
+    }
+  });
+
+  it('require_approval: after probing, every session\'s write by the grant waits for a person; grants release lifts it', async () => {
+    const site = await startSite('require_approval');
+    try {
+      for (const address of [60, 61, 62]) {
+        const r = await mbpoll(['-p', site.port, '-r', String(address), '127.0.0.1']);
+        assert.match(r.stdout + r.stderr, /Illegal data address/i);
+      }
+      const contained = await until(() => applied(site).find((e) => e.detail?.action === 'require_approval'), 'containment.applied');
+      assert.equal(contained.detail!.applied, true);
+      assert.equal(contained.detail!.grant, 'g-pumps');
+      const alertSeq = (contained.detail!.alert as { seq: number }).seq;
+      const grants = await site.ctl(['grants', 'list']);
+      assert.match(grants.stdout, new RegExp(`g-pumps\\s+active, approval required \\(alert\\.probing #${alertSeq}\\)`));
+
+      // A new connection (a new session) writing under the grant waits for a person (mbpoll waits up to 10 s).
+      const held = mbpoll(['-o', '10', '-p', site.port, '-r', '16', '127.0.0.1', '321']);
+      const approval = await until(() => site.gw.core.approvals.list()[0], 'the approval request');
+      assert.deepEqual(approval.alert, { kind: 'probing', seq: alertSeq });
+      assert.equal(approval.grant, 'g-pumps');
+      assert.deepEqual(writesAt(16), [], 'nothing reached the PLC yet');
+      const approve = await site.ctl(['approvals', 'approve', approval.id]);
+      assert.equal(approve.code, 0, approve.stderr);
+      const done = await held;
+      assert.equal(done.code, 0, done.stdout + done.stderr);
+      assert.ok(writesAt(16).some((w) => w.value === 321), 'the approved write at the PLC');
+
+      const release = await site.ctl(['grants', 'release', 'g-pumps']);
+      assert.equal(release.code, 0, release.stderr);
+      assert.match(release.stdout, new RegExp(`released grant g-pumps \\(held since alert\\.probing, journal seq ${alertSeq}\\)`));
+      const again = await site.ctl(['grants', 'release', 'g-pumps']);
+      assert.equal(again.code, 5);
+      assert.match(again.stderr, /PS_NOT_CONTAINED/);
+      const direct = await mbpoll(['-p', site.port, '-r', '17', '127.0.0.1', '322']);
+      assert.equal(direct.code, 0, direct.stdout + direct.stderr);
+      assert.ok(writesAt(17).some((w) => w.value === 322));
+      assert.equal(site.gw.events().filter((e) => e.event === 'approval.requested').length, 1, 'released: no approval asked');
+    } finally {
       await site.stop();
     }
   });
