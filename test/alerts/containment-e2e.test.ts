@@ -219,7 +219,21 @@ c.close()
 }
 
 const writesAt = (address: number) => plc.writes().filter((w) => w.fc === 6 && w.address === address);
-const applied = (site: Site) => site.gw.events().filter((e) => e.event === 'containment.applied');
+
+/** The containment.applied record of `action`, once journaled; it must say the step was taken. */
+async function appliedStep(site: Site, action: ContainmentAction): Promise<StoredEvent> {
+  const e = await until(() => site.gw.events().find((x) => x.event === 'containment.applied' && x.detail?.action === action), `containment.applied (${action})`);
+  assert.equal(e.detail!.applied, true, JSON.stringify(e.detail));
+  return e;
+}
+
+/** Probing from mbpoll: three runs (three connections), each reading a register no grant covers. */
+async function probeWithMbpoll(site: Site): Promise<void> {
+  for (const address of [60, 61, 62]) {
+    const r = await mbpoll(['-p', site.port, '-r', String(address), '127.0.0.1']);
+    assert.match(r.stdout + r.stderr, /Illegal data address/i);
+  }
+}
 
 describe('containment over the Modbus front door', () => {
   it('suspend: after probing, the same session\'s next allowed write waits for approvals approve; sessions resume lifts it', async () => {
@@ -229,9 +243,8 @@ describe('containment over the Modbus front door', () => {
       await client.ready;
       // Probing: three reads of registers no grant covers, each refused with Illegal data address.
       for (const address of [60, 61, 62]) assert.deepEqual(await client.request('read', address), { error: true, exception: 2 });
-      const contained = await until(() => applied(site).find((e) => e.detail?.action === 'suspend'), 'containment.applied');
+      const contained = await appliedStep(site, 'suspend');
       const session = contained.session!;
-      assert.equal(contained.detail!.applied, true);
       const alertSeq = (contained.detail!.alert as { seq: number }).seq;
       assert.equal(site.gw.events().find((e) => e.seq === alertSeq)?.detail?.stand_in_for, 'alert.probing');
 
@@ -275,12 +288,8 @@ describe('containment over the Modbus front door', () => {
   it('require_approval: after probing, every session\'s write by the grant waits for a person; grants release lifts it', async () => {
     const site = await startSite('require_approval');
     try {
-      for (const address of [60, 61, 62]) {
-        const r = await mbpoll(['-p', site.port, '-r', String(address), '127.0.0.1']);
-        assert.match(r.stdout + r.stderr, /Illegal data address/i);
-      }
-      const contained = await until(() => applied(site).find((e) => e.detail?.action === 'require_approval'), 'containment.applied');
-      assert.equal(contained.detail!.applied, true);
+      await probeWithMbpoll(site);
+      const contained = await appliedStep(site, 'require_approval');
       assert.equal(contained.detail!.grant, 'g-pumps');
       const alertSeq = (contained.detail!.alert as { seq: number }).seq;
       const grants = await site.ctl(['grants', 'list']);
@@ -322,8 +331,7 @@ describe('containment over the Modbus front door', () => {
     poller.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise((r) => poller.once('close', r));
     try {
-      const contained = await until(() => applied(site).find((e) => e.detail?.action === 'kill'), 'containment.applied');
-      assert.equal(contained.detail!.applied, true);
+      const contained = await appliedStep(site, 'kill');
       const session = contained.session!;
       const killed = await until(() => site.gw.events().find((e) => e.event === 'session.killed' && e.session === session), 'session.killed');
       assert.equal(killed.detail!.reason, 'killed');
@@ -342,12 +350,8 @@ describe('containment over the Modbus front door', () => {
   it('revoke: probing revokes the grant; the vendor\'s next connection is refused and its write never reaches the PLC', async () => {
     const site = await startSite('revoke');
     try {
-      for (const address of [60, 61, 62]) {
-        const r = await mbpoll(['-p', site.port, '-r', String(address), '127.0.0.1']);
-        assert.match(r.stdout + r.stderr, /Illegal data address/i);
-      }
-      const contained = await until(() => applied(site).find((e) => e.detail?.action === 'revoke'), 'containment.applied');
-      assert.equal(contained.detail!.applied, true);
+      await probeWithMbpoll(site);
+      const contained = await appliedStep(site, 'revoke');
       assert.equal(contained.detail!.grant, 'g-pumps');
       const listed = await site.ctl(['--json', 'grants', 'list']);
       const grant = (JSON.parse(listed.stdout) as { id: string; active: boolean; revoked?: { by: { user: string }; reason: string } }[]).find((g) => g.id === 'g-pumps')!;
