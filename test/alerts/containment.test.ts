@@ -140,6 +140,21 @@ describe('containment', () => {
     bystander.close();
   });
 
+  it('suspend: a caller that cannot wait (an agent\'s call) gets the pending approval at once, naming the alert', async () => {
+    const s = openTestSession(core, 'vendor');
+    const { alert, seq } = await raise('probing', { session: s.id });
+    await containment.apply(alert, seq);
+    const binding = 'c'.repeat(64);
+    const first = await core.authorize(s, write(5, 1), { approvalBinding: binding });
+    assert.equal(first.effect, 'approve');
+    const id = (first as { approval?: { id: string } }).approval!.id;
+    assert.deepEqual(core.approvals.get(id)?.alert, { kind: 'probing', seq });
+    core.approvals.approve(id, OPERATOR);
+    assert.equal((await core.authorize(s, write(5, 1), { approvalBinding: binding })).effect, 'allow', 'approved: runs once');
+    assert.equal((await core.authorize(s, write(5, 1), { approvalBinding: binding })).effect, 'approve', 'still suspended: asks again');
+    s.close();
+  });
+
   it('suspend: a second alert does not replace the first suspension', async () => {
     const s = openTestSession(core, 'vendor');
     const first = await raise('probing', { session: s.id });
