@@ -122,7 +122,9 @@ export class DaemonCore implements Core {
     if (!principal) {
       return { effect: 'deny', reason: 'no_grant', explanation: `no principal named ${principalId}` };
     }
-    return this.#decide(principal, action, this.clock.now());
+    const decision = this.#decide(principal, action, this.clock.now());
+    const contained = this.#containedBy(undefined, decision);
+    return contained ? { ...decision, effect: 'approve', explanation: heldExplanation(decision, contained) } : decision;
   }
 
   async authorize(session: Session, action: Action, opts: AuthorizeOptions = {}): Promise<Verdict> {
@@ -136,7 +138,7 @@ export class DaemonCore implements Core {
     if (limit) return this.#deny(session, action, limit);
     // Containment: an allow of a suspended session, or by a grant under approval, waits for a person.
     const contained = this.#containedBy(session, decision);
-    if (contained) decision = { ...decision, effect: 'approve', explanation: `${decision.explanation}; held for a person by containment of alert.${contained.kind} (journal seq ${contained.seq})` };
+    if (contained) decision = { ...decision, effect: 'approve', explanation: heldExplanation(decision, contained) };
 
     const correlation = opts.correlation !== undefined ? { correlation: opts.correlation } : undefined;
     if (decision.effect === 'approve' && opts.approvalBinding !== undefined) {
@@ -273,9 +275,9 @@ export class DaemonCore implements Core {
   }
 
   /** The alert holding this allow for a person: the session's suspension, else the grant's. */
-  #containedBy(session: Session, decision: Decision): AlertRef | undefined {
+  #containedBy(session: Session | undefined, decision: Decision): AlertRef | undefined {
     if (decision.effect !== 'allow') return undefined;
-    return (session.suspended ?? (decision.grant ? this.#grantHolds.get(decision.grant) : undefined))?.alert;
+    return (session?.suspended ?? (decision.grant ? this.#grantHolds.get(decision.grant) : undefined))?.alert;
   }
 
   // ------------------------------------------------------------------ internals
@@ -505,6 +507,10 @@ export class DaemonCore implements Core {
 
 function who(s: Session): Pick<JournalEventInput, 'session' | 'principal' | 'chain' | 'target' | 'listener'> {
   return { session: s.id, principal: s.principal.id, chain: s.chain, ...(s.target ? { target: s.target } : {}), listener: s.listener };
+}
+
+function heldExplanation(decision: Decision, alert: AlertRef): string {
+  return `${decision.explanation}; held for a person by containment of alert.${alert.kind} (journal seq ${alert.seq})`;
 }
 
 function journalDown(err: unknown): Decision {

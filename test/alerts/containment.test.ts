@@ -219,6 +219,10 @@ describe('containment', () => {
     assert.equal(ask.grant, 'g-other');
     core.approvals.approve(ask.id, OPERATOR);
     assert.equal((await pending).effect, 'allow');
+    // policy check (the dry run) says so too.
+    const dry = core.explain('other', write(4, 4));
+    assert.equal(dry.effect, 'approve');
+    assert.match(dry.explanation, new RegExp(`containment of alert\\.programming \\(journal seq ${seq}\\)`));
     // Another principal's grant is not held.
     const v = openTestSession(core, 'vendor');
     assert.equal((await core.authorize(v, write(4, 4))).effect, 'allow');
