@@ -260,7 +260,8 @@ export class DaemonCore implements Core {
     const hold = session.suspended;
     if (!hold) throw new PenstockError('PS_NOT_CONTAINED', `session ${id} is not suspended`);
     await this.journal.append({ event: 'containment.lifted', ...who(session), detail: { action: 'suspend', session: id, alert: hold.alert, by } });
-    session.suspended = undefined;
+    // Only the suspension that was lifted: one a new alert set meanwhile stays.
+    if (session.suspended === hold) session.suspended = undefined;
     return session.view();
   }
 
@@ -270,7 +271,7 @@ export class DaemonCore implements Core {
     if (!hold) throw new PenstockError('PS_NOT_CONTAINED', `grant ${id} does not require approval by containment`);
     const principal = this.grants.get(id)?.principal;
     await this.journal.append({ event: 'containment.lifted', ...(principal ? { principal } : {}), detail: { action: 'require_approval', grant: id, alert: hold.alert, by } });
-    this.#grantHolds.delete(id);
+    if (this.#grantHolds.get(id) === hold) this.#grantHolds.delete(id);
     return { grant: id, alert: { ...hold.alert } };
   }
 
