@@ -9,12 +9,14 @@
 // Each step is journaled (`containment.applied`, with the alert's seq), also when it could not be taken
 // (the alert names no session or grant, the session already ended): apply() never throws.
 import type { Logger } from 'pino';
-import type { AlertsConfig } from '../config/schema.ts';
 import type { LoadedConfig } from '../config/types.ts';
 import type { HeldGrant, Operator } from '../grants/types.ts';
 import type { Journal } from '../journal/types.ts';
 import type { Session, SessionEnd } from '../sessions/registry.ts';
-import type { Alert, AlertRef, ContainmentAction } from './types.ts';
+import type { Alert, AlertKind, AlertRef, ContainmentAction } from './types.ts';
+
+/** What containment reads of the `alerts:` section: the action per kind (the detectors' settings beside it are theirs). */
+export type ContainmentSettings = { readonly [K in AlertKind]?: { readonly action?: ContainmentAction } } | undefined;
 
 /** What containment needs of the core (DaemonCore satisfies it). */
 export interface ContainmentCore {
@@ -38,10 +40,10 @@ interface StepResult {
 
 export class Containment {
   readonly #core: ContainmentCore;
-  readonly #alerts: () => AlertsConfig | undefined;
+  readonly #alerts: () => ContainmentSettings;
 
   /** `alerts` is read at each alert, so a config reload changes what happens next. */
-  constructor(core: ContainmentCore, alerts: () => AlertsConfig | undefined = () => core.config().raw.alerts) {
+  constructor(core: ContainmentCore, alerts: () => ContainmentSettings = () => core.config().raw.alerts) {
     this.#core = core;
     this.#alerts = alerts;
   }

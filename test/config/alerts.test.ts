@@ -18,7 +18,11 @@ test('alerts: each kind may name an action; a kind without one is only logged', 
   const text = `${readFileSync(GOOD, 'utf8')}\nalerts:\n  probing: { action: suspend }\n  cross_zone: { action: kill }\n  programming: {}`;
   const r = checkConfig(GOOD, testProtocols, { text });
   assert.deepEqual(r.issues.filter((i) => i.severity === 'error'), [], r.issues.map(formatIssue).join('\n'));
-  assert.deepEqual(r.config!.raw.alerts, { probing: { action: 'suspend' }, cross_zone: { action: 'kill' }, programming: { action: 'log' } });
+  const alerts = r.config!.raw.alerts;
+  assert.equal(alerts?.probing?.action, 'suspend');
+  assert.equal(alerts?.cross_zone?.action, 'kill');
+  assert.equal(alerts?.programming?.action, 'log');
+  assert.equal(alerts?.new_target?.action ?? 'log', 'log');
 });
 
 test('alerts: an unknown kind or action is an error at its field', () => {
