@@ -287,6 +287,7 @@ describe('containment over the Modbus front door', () => {
 
   it('require_approval: after probing, every session\'s write by the grant waits for a person; grants release lifts it', async () => {
     const site = await startSite('require_approval');
+    let client: PymodbusSession | undefined;
     try {
       await probeWithMbpoll(site);
       const contained = await appliedStep(site, 'require_approval');
@@ -295,16 +296,18 @@ describe('containment over the Modbus front door', () => {
       const grants = await site.ctl(['grants', 'list']);
       assert.match(grants.stdout, new RegExp(`g-pumps\\s+active, approval required \\(alert\\.probing #${alertSeq}\\)`));
 
-      // A new connection (a new session) writing under the grant waits for a person (mbpoll waits up to 10 s).
-      const held = mbpoll(['-o', '10', '-p', site.port, '-r', '16', '127.0.0.1', '321']);
+      // A new connection (a new session) writing under the grant waits for a person. pymodbus's client,
+      // which waits up to 60 s: mbpoll gives up after 10 s at most, less than a loaded machine may need.
+      client = new PymodbusSession(site.port);
+      await client.ready;
+      const held = client.send('write', 16, 321);
       const approval = await until(() => site.gw.core.approvals.list()[0], 'the approval request');
       assert.deepEqual(approval.alert, { kind: 'probing', seq: alertSeq });
       assert.equal(approval.grant, 'g-pumps');
       assert.deepEqual(writesAt(16), [], 'nothing reached the PLC yet');
       const approve = await site.ctl(['approvals', 'approve', approval.id]);
       assert.equal(approve.code, 0, approve.stderr);
-      const done = await held;
-      assert.equal(done.code, 0, done.stdout + done.stderr);
+      assert.deepEqual(await until(() => client!.answer(held), 'the write\'s answer'), { error: false });
       assert.ok(writesAt(16).some((w) => w.value === 321), 'the approved write at the PLC');
 
       const release = await site.ctl(['grants', 'release', 'g-pumps']);
@@ -318,6 +321,7 @@ describe('containment over the Modbus front door', () => {
       assert.ok(writesAt(17).some((w) => w.value === 322));
       assert.equal(site.gw.events().filter((e) => e.event === 'approval.requested').length, 1, 'released: no approval asked');
     } finally {
+      await client?.close();
       await site.stop();
     }
   });
