@@ -6,6 +6,8 @@
 //   kill              the session ends through its front door;
 //   revoke            the grant is revoked (sessions that used it end, as with `grants revoke`);
 //   require_approval  every allow by the grant becomes approve until `penstockctl grants release ID`.
+// `revoke` and `require_approval` act on the grant the alert names or, when it names none, on the
+// principal's only grant on the alert's target (never a guess between several).
 // Each step is journaled (`containment.applied`, with the alert's seq), also when it could not be taken
 // (the alert names no session or grant, the session already ended): apply() never throws.
 import type { Logger } from 'pino';
@@ -23,7 +25,7 @@ export interface ContainmentCore {
   readonly log: Logger;
   readonly journal: Journal;
   readonly sessions: { get(id: string): Session | undefined };
-  readonly grants: { get(id: string): HeldGrant | undefined; revoke(id: string, by: Operator, reason: string): unknown };
+  readonly grants: { get(id: string): HeldGrant | undefined; forPrincipal(principal: string): HeldGrant[]; revoke(id: string, by: Operator, reason: string): unknown };
   config(): LoadedConfig;
   suspendSession(session: Session, alert: AlertRef): boolean;
   requireApproval(grantId: string, alert: AlertRef): boolean;
@@ -32,10 +34,11 @@ export interface ContainmentCore {
 /** Who revokes a grant when containment does: the daemon itself, not a person on the admin socket. */
 export const CONTAINMENT_OPERATOR: Operator = Object.freeze({ uid: process.getuid?.() ?? 0, user: 'penstock-containment', verified: true });
 
-/** What one step did: taken or not, and why not, for the journal. */
+/** What one step did: taken or not, and why not, for the journal; the grant it acted on when the alert named none. */
 interface StepResult {
   applied: boolean;
   note?: string;
+  grant?: string;
 }
 
 export class Containment {
@@ -78,6 +81,7 @@ export class Containment {
           applied: result.applied,
           ...(alert.session !== undefined ? { session: alert.session } : {}),
           ...(alert.grant !== undefined ? { grant: alert.grant } : {}),
+          ...(result.grant !== undefined ? { grant: result.grant, grant_from: 'target' } : {}),
           ...(result.note !== undefined ? { note: result.note } : {}),
         },
       });
@@ -85,6 +89,21 @@ export class Containment {
       // The step stands (containment errs on the side of stopping); the journal raises its own alert.
       this.#core.log.error({ err, alert: ref, action }, 'containment.applied could not be journaled');
     }
+  }
+
+  /**
+   * The grant an alert concerns: the one it names, else — detectors that judge behaviour (probing, a new
+   * target) name a target, not a grant — the principal's one unrevoked grant on that target. Never a
+   * guess: none or several is logged only.
+   */
+  #grantOf(alert: Alert, action: 'revoke' | 'require_approval'): { id: string; inferred: boolean } | { note: string } {
+    if (alert.grant !== undefined) return { id: alert.grant, inferred: false };
+    const what = action === 'revoke' ? 'revoke' : 'put under approval';
+    if (alert.target === undefined) return { note: `the alert names no grant or target, so no grant to ${what}; logged only` };
+    const target = alert.target;
+    const held = this.#core.grants.forPrincipal(alert.principal).filter((g) => !g.revoked && g.targets.includes(target));
+    if (held.length === 1) return { id: held[0]!.id, inferred: true };
+    return { note: held.length === 0 ? `the alert names no grant and ${alert.principal} holds none on ${target}; logged only` : `the alert names no grant and ${alert.principal} holds ${held.length} on ${target} (${held.map((g) => g.id).join(', ')}); none ${action === 'revoke' ? 'revoked' : 'held'}, logged only` };
   }
 
   #step(action: Exclude<ContainmentAction, 'log'>, alert: Alert, ref: AlertRef): StepResult {
@@ -105,15 +124,18 @@ export class Containment {
       }
       case 'revoke':
       case 'require_approval': {
-        if (alert.grant === undefined) return { applied: false, note: `the alert names no grant to ${action === 'revoke' ? 'revoke' : 'put under approval'}; logged only` };
-        const grant = this.#core.grants.get(alert.grant);
-        if (!grant) return { applied: false, note: `no grant ${alert.grant}; logged only` };
-        if (grant.revoked) return { applied: false, note: `grant ${alert.grant} is already revoked` };
+        const found = this.#grantOf(alert, action);
+        if ('note' in found) return { applied: false, note: found.note };
+        const { id, inferred } = found;
+        const grant = this.#core.grants.get(id);
+        if (!grant) return { applied: false, note: `no grant ${id}; logged only` };
+        if (grant.revoked) return { applied: false, note: `grant ${id} is already revoked` };
+        const taken = { applied: true, ...(inferred ? { grant: id } : {}) };
         if (action === 'revoke') {
-          this.#core.grants.revoke(alert.grant, CONTAINMENT_OPERATOR, why);
-          return { applied: true };
+          this.#core.grants.revoke(id, CONTAINMENT_OPERATOR, why);
+          return taken;
         }
-        return this.#core.requireApproval(alert.grant, ref) ? { applied: true } : { applied: false, note: `no grant ${alert.grant}; logged only` };
+        return this.#core.requireApproval(id, ref) ? taken : { applied: false, note: `no grant ${id}; logged only` };
       }
     }
   }

@@ -51,8 +51,8 @@ class StandInProbing {
     const seqs = [...(this.#denials.get(e.principal) ?? []), e.seq];
     this.#denials.set(e.principal, seqs.length >= 3 ? [] : seqs);
     if (seqs.length < 3) return;
-    // The grant it concerns: the principal's grant on the target probed.
-    const grant = this.#core.grants.forPrincipal(e.principal).find((g) => e.target !== undefined && g.targets.includes(e.target));
+    // Like the real probing detector, it names the session and target, not a grant: `revoke` and
+    // `require_approval` find the principal's one grant on that target.
     const alert: Alert = {
       kind: 'probing',
       severity: 'warning',
@@ -61,7 +61,6 @@ class StandInProbing {
       ...(e.session ? { session: e.session } : {}),
       ...(e.chain ? { chain: e.chain } : {}),
       ...(e.target ? { target: e.target } : {}),
-      ...(grant ? { grant: grant.id } : {}),
       triggers: seqs,
     };
     void this.#core.journal
@@ -292,6 +291,7 @@ describe('containment over the Modbus front door', () => {
       await probeWithMbpoll(site);
       const contained = await appliedStep(site, 'require_approval');
       assert.equal(contained.detail!.grant, 'g-pumps');
+      assert.equal(contained.detail!.grant_from, 'target');
       const alertSeq = (contained.detail!.alert as { seq: number }).seq;
       const grants = await site.ctl(['grants', 'list']);
       assert.match(grants.stdout, new RegExp(`g-pumps\\s+active, approval required \\(alert\\.probing #${alertSeq}\\)`));

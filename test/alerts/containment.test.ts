@@ -49,6 +49,11 @@ grants:
     targets: [plc-1]
     task: { ticket: T-3 }
     rules: [{ modbus: { access: write, tables: [holding_register], addresses: ["0-9"] } }]
+  - id: g-other-read
+    principal: other
+    targets: [plc-1]
+    task: { ticket: T-4 }
+    rules: [{ modbus: { access: read, tables: [holding_register], addresses: ["200-209"] } }]
 alerts:
   probing: { action: suspend }
   cross_zone: { action: kill }
@@ -243,7 +248,9 @@ describe('containment', () => {
       ['probing', {}, /names no session/],
       ['probing', { session: ended.id }, /already ended/],
       ['cross_zone', { session: 's-unknown' }, /already ended/],
-      ['new_target', {}, /names no grant/],
+      ['new_target', {}, /names no grant or target/],
+      ['new_target', { principal: 'other', target: 'plc-1' }, /holds 2 on plc-1 \(g-other, g-other-read\)/],
+      ['programming', { target: 'plc-9' }, /holds none on plc-9/],
       ['new_target', { grant: 'g-nope' }, /no grant g-nope/],
       ['programming', { grant: 'g-nope' }, /no grant g-nope/],
     ];
@@ -254,6 +261,15 @@ describe('containment', () => {
       assert.equal(applied.detail!.applied, false, `${kind} ${JSON.stringify(over)}`);
       assert.match(String(applied.detail!.note), note);
     }
+  });
+
+  it('an alert naming a target but no grant acts on the principal\'s only grant on that target', async () => {
+    // vendor's g-revoke was revoked above: g-vendor is its one grant on plc-1 left.
+    const { alert, seq } = await raise('programming', { target: 'plc-1' });
+    await containment.apply(alert, seq);
+    assert.deepEqual(appliedFor(seq)!.detail, { alert: { kind: 'programming', seq }, action: 'require_approval', applied: true, grant: 'g-vendor', grant_from: 'target' });
+    assert.deepEqual(core.grantHolds().map((h) => h.grant), ['g-vendor']);
+    await core.releaseGrant('g-vendor', OPERATOR);
   });
 
   it('reads the config at each alert: a kind not configured is only logged', async () => {
