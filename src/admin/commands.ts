@@ -70,6 +70,16 @@ export const adminCommands: AdminCommandTable = {
       context.core.sessions.kill(p.id, { reason: 'killed', ...(p.reason !== undefined ? { detail: p.reason } : {}), by: operator }),
   }),
 
+  'sessions.resume': defineCommand({
+    mutates: true,
+    // Lift a suspension containment put on a live session: its actions are decided as before again.
+    params: z.strictObject({ id }),
+    handler: async (p, { context: { core }, operator }) => {
+      if (!core.resumeSession) throw noContainment();
+      return await core.resumeSession(p.id, operator);
+    },
+  }),
+
   'sessions.replay': defineCommand({
     mutates: false,
     // A session id (its recordings, oldest first) or a recording's SHA-256.
@@ -89,7 +99,21 @@ export const adminCommands: AdminCommandTable = {
     handler: async (_p, { context }) => {
       const { grants, clock } = context.core;
       const now = clock.now();
-      return grants.list().map((g) => ({ ...g, active: grants.isActive(g, now) }));
+      const holds = new Map(context.core.grantHolds?.().map((h) => [h.grant, h]));
+      return grants.list().map((g) => {
+        const hold = holds.get(g.id);
+        return { ...g, active: grants.isActive(g, now), ...(hold ? { approval_required: { alert: hold.alert, since: hold.since } } : {}) };
+      });
+    },
+  }),
+
+  'grants.release': defineCommand({
+    mutates: true,
+    // Lift the approval requirement containment put on a grant: its allow rules allow again.
+    params: z.strictObject({ id }),
+    handler: async (p, { context: { core }, operator }) => {
+      if (!core.releaseGrant) throw noContainment();
+      return await core.releaseGrant(p.id, operator);
     },
   }),
 
@@ -162,6 +186,10 @@ export const adminCommands: AdminCommandTable = {
     handler: async (_p, { context }) => await context.reload(),
   }),
 };
+
+function noContainment(): PenstockError {
+  return new PenstockError('PS_ADMIN_UNKNOWN_COMMAND', 'this daemon has no containment');
+}
 
 function journalReader(journal: unknown): JournalReader {
   const j = journal as Partial<JournalReader> | undefined;

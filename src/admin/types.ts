@@ -10,6 +10,7 @@ import type { HeldGrant, Operator } from '../grants/types.ts';
 import type { Action, Decision } from '../policy/types.ts';
 import type { SessionView } from '../sessions/types.ts';
 import type { SessionEnd } from '../sessions/registry.ts';
+import type { AlertRef } from '../alerts/types.ts';
 
 export type { Operator } from '../grants/types.ts';
 
@@ -33,6 +34,10 @@ export interface AdminCore {
   };
   /** A dry run of policy: the principal's current grants, now; no journal, no counters, no approvals. */
   explain(principal: string, action: Action): Decision;
+  /** Containment (alerts/containment.ts): lift a suspension, lift a grant's approval requirement, list those. */
+  resumeSession?(id: string, by: Operator): Promise<SessionView>;
+  releaseGrant?(id: string, by: Operator): Promise<{ grant: string; alert: AlertRef }>;
+  grantHolds?(): { grant: string; alert: AlertRef; since: string }[];
 }
 
 export interface AdminContext {

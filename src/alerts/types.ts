@@ -73,3 +73,16 @@ export interface Detector {
 /** What containment may do when an alert of a kind is raised (config `alerts.<kind>.action`). */
 export const CONTAINMENT_ACTIONS = ['log', 'suspend', 'kill', 'revoke', 'require_approval'] as const;
 export type ContainmentAction = (typeof CONTAINMENT_ACTIONS)[number];
+
+/** How a containment step names the alert that caused it: its kind and the journal seq of its event. */
+export interface AlertRef {
+  kind: AlertKind;
+  seq: number;
+}
+
+/** A containment step in force (a suspended session, a grant that requires approval): why and since when. */
+export interface ContainmentHold {
+  alert: AlertRef;
+  /** Clock ms when it was applied. */
+  since: number;
+}

@@ -8,6 +8,7 @@ import type { Clock, Scheduler, TimerHandle } from '../common/clock.ts';
 import { PenstockError } from '../common/errors.ts';
 import type { Operator } from '../grants/types.ts';
 import type { Action } from '../policy/types.ts';
+import type { AlertRef } from '../alerts/types.ts';
 
 export interface ApprovalOutcome {
   approved: boolean;
@@ -38,6 +39,8 @@ export interface ApprovalRequest {
    * (takeApproved), until it lapses a time-out after the approval.
    */
   binding?: string;
+  /** Asked only because containment holds the session or grant (alerts/containment.ts): the alert that did. */
+  alert?: AlertRef;
 }
 
 export interface PendingApproval extends Omit<ApprovalRequest, 'deadlineMs'> {
@@ -119,6 +122,7 @@ export class Approvals {
       ...(p.grant !== undefined ? { grant: p.grant } : {}),
       ...(p.rule !== undefined ? { rule: p.rule } : {}),
       ...(p.binding !== undefined ? { binding: p.binding } : {}),
+      ...(p.alert !== undefined ? { alert: { ...p.alert } } : {}),
       since: new Date(now).toISOString(),
       expiresAt: new Date(expiresMs).toISOString(),
     };

@@ -103,6 +103,14 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
       show(r, () => `killed session ${r.id} (${r.principal}${r.target ? ` → ${r.target}` : ''}, ${r.counters.allowed} allowed, ${r.counters.denied} denied)`);
     });
 
+  sessions.command('resume')
+    .description('lift a suspension containment put on a session (after an alert): its actions are decided as before')
+    .argument('<id>', 'session id (see sessions list)')
+    .action(async (id: string) => {
+      const r = (await call('sessions.resume', { id })) as SessionView;
+      show(r, () => `resumed session ${r.id} (${r.principal}${r.target ? ` → ${r.target}` : ''})`);
+    });
+
   addReplayCommand(sessions, { io, call, json: () => Boolean(globals().json), setExit: (code) => (exitCode = code) });
 
   const grants = program.command('grants').description('task-bound, time-boxed privileges');
@@ -146,6 +154,14 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
     .action(async (id: string, o: { reason: string }) => {
       const r = await call('grants.revoke', { id, reason: o.reason });
       show(r, () => `revoked grant ${id}`);
+    });
+
+  grants.command('release')
+    .description('lift the approval requirement containment put on a grant (after an alert): its allow rules allow again')
+    .argument('<id>', 'grant id')
+    .action(async (id: string) => {
+      const r = (await call('grants.release', { id })) as { grant: string; alert: { kind: string; seq: number } };
+      show(r, () => `released grant ${r.grant} (held since alert.${r.alert.kind}, journal seq ${r.alert.seq})`);
     });
 
   const approvals = program.command('approvals').description('requests waiting for a person');

@@ -123,7 +123,7 @@ export function renderSessions(sessions: SessionView[], nowMs: number): string {
   return table(
     ['ID', 'PRINCIPAL', 'CHAIN', 'TARGET', 'FRONT DOOR', 'REMOTE', 'STARTED', 'ALLOWED', 'DENIED'],
     sessions.map((s) => [
-      s.id,
+      s.suspended ? `${s.id} (suspended: alert.${s.suspended.alert.kind} #${s.suspended.alert.seq})` : s.id,
       `${s.principal} (${s.kind})`,
       s.chain.slice(1).join(' > ') || '-',
       s.target ?? '-',
@@ -136,7 +136,7 @@ export function renderSessions(sessions: SessionView[], nowMs: number): string {
   );
 }
 
-export type GrantRow = HeldGrant & { active: boolean };
+export type GrantRow = HeldGrant & { active: boolean; approval_required?: { alert: { kind: string; seq: number }; since: string } };
 
 export function grantState(g: GrantRow, nowMs: number): string {
   if (g.revoked) return 'revoked';
@@ -152,7 +152,7 @@ export function renderGrants(grants: GrantRow[], nowMs: number): string {
     ['ID', 'STATE', 'PRINCIPAL', 'TARGETS', 'TICKET', 'WINDOW', 'RULES', 'SOURCE'],
     grants.map((g) => [
       g.id,
-      grantState(g, nowMs),
+      g.approval_required && !g.revoked ? `${grantState(g, nowMs)}, approval required (alert.${g.approval_required.alert.kind} #${g.approval_required.alert.seq})` : grantState(g, nowMs),
       g.principal,
       g.targets.join(','),
       g.task.ticket,
@@ -185,7 +185,8 @@ export function renderApprovals(approvals: PendingApproval[], nowMs: number): st
       a.target,
       // A deferred approval runs only the call with exactly these arguments: show which.
       a.binding ? `${actionText(a.action)} [args sha256 ${a.binding.slice(0, 12)}…]` : actionText(a.action),
-      a.rule ?? '-',
+      // Asked only because containment holds the session or grant: say which alert.
+      a.alert ? `${a.rule ?? '-'} (held by alert.${a.alert.kind} #${a.alert.seq})` : a.rule ?? '-',
       a.session,
       when(a.since, nowMs),
       when(a.expiresAt, nowMs),

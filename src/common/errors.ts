@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   PS_ENVELOPE_GRANT_INVALID: 'the grant inside an envelope is invalid against the running configuration',
   PS_ENVELOPE_DISABLED: 'no envelope keys are configured; envelopes cannot be imported',
   PS_SESSION_UNKNOWN: 'no such session',
+  PS_NOT_CONTAINED: 'the session is not suspended, or the grant does not require approval: nothing to lift',
   PS_JOURNAL_UNAVAILABLE: 'journal cannot be written; privileged actions are refused',
   PS_JOURNAL_CORRUPT: 'journal verification failed',
   PS_JOURNAL_ROLLED_BACK: 'journal holds fewer events than a checkpoint kept elsewhere (rolled back to an older copy)',

@@ -3,20 +3,22 @@
 // It knows no wire format; adapters turn frames into Actions and Decisions back into frames.
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.ts';
-import { isPenstockError } from '../common/errors.ts';
+import { PenstockError, isPenstockError } from '../common/errors.ts';
 import type { LoadedConfig } from '../config/types.ts';
 import type { PrincipalConfig } from '../config/schema.ts';
 import type { Journal, JournalEventInput } from '../journal/types.ts';
 import type { Action, Decision, Verb } from '../policy/types.ts';
 import { decide } from '../policy/decide.ts';
 import { GrantStore } from '../grants/store.ts';
-import type { GrantChange, HeldGrant } from '../grants/types.ts';
+import type { GrantChange, HeldGrant, Operator } from '../grants/types.ts';
 import { Approvals, MAX_DEFERRED_PER_PRINCIPAL } from '../approvals/approvals.ts';
 import type { Vault } from '../vault/vault.ts';
 import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
 import type { AuthorizeOptions, Core, Refusal, WireRequest } from './core.ts';
 import { ReadAggregator } from './reads.ts';
 import { mintAuthorization, type PendingApprovalRef, type Verdict } from './authorization.ts';
+import type { AlertRef, ContainmentHold } from '../alerts/types.ts';
+import type { SessionView } from '../sessions/types.ts';
 
 /** Verbs whose evidence may be aggregated; everything else is privileged and journaled before forwarding. */
 const READ_VERBS: ReadonlySet<Verb> = new Set(['read', 'browse', 'subscribe', 'history']);
@@ -62,6 +64,8 @@ export class DaemonCore implements Core {
   /** Records being written in the background (session records, outcomes, refusals); see recorded(). */
   readonly #recording = new Set<Promise<unknown>>();
   readonly #takeGrantUse: DaemonCoreOptions['takeGrantUse'];
+  /** Grants containment put under approval (`require_approval`): allow → approve until staff release them. */
+  readonly #grantHolds = new Map<string, ContainmentHold>();
   readonly importEnvelope?: Core['importEnvelope'];
 
   constructor(opts: DaemonCoreOptions) {
@@ -118,7 +122,9 @@ export class DaemonCore implements Core {
     if (!principal) {
       return { effect: 'deny', reason: 'no_grant', explanation: `no principal named ${principalId}` };
     }
-    return this.#decide(principal, action, this.clock.now());
+    const decision = this.#decide(principal, action, this.clock.now());
+    const contained = this.#containedBy(undefined, decision);
+    return contained ? { ...decision, effect: 'approve', explanation: heldExplanation(decision, contained) } : decision;
   }
 
   async authorize(session: Session, action: Action, opts: AuthorizeOptions = {}): Promise<Verdict> {
@@ -130,14 +136,17 @@ export class DaemonCore implements Core {
     // The limits come after the decision only so that the grant about to be used counts for the rate.
     const limit = this.#checkSessionLimits(session, now, held, decision.grant, opts.request);
     if (limit) return this.#deny(session, action, limit);
+    // Containment: an allow of a suspended session, or by a grant under approval, waits for a person.
+    const contained = this.#containedBy(session, decision);
+    if (contained) decision = { ...decision, effect: 'approve', explanation: heldExplanation(decision, contained) };
 
     const correlation = opts.correlation !== undefined ? { correlation: opts.correlation } : undefined;
     if (decision.effect === 'approve' && opts.approvalBinding !== undefined) {
-      const deferred = await this.#deferredApproval(session, action, decision, opts.approvalBinding, correlation);
+      const deferred = await this.#deferredApproval(session, action, decision, opts.approvalBinding, correlation, contained);
       if (deferred.effect === 'approve') return { ...deferred, effect: 'approve', authorization: undefined };
       decision = deferred;
     } else if (decision.effect === 'approve') {
-      decision = await this.#waitForApproval(session, action, decision, opts.onApprovalPending, opts.deadlineMs);
+      decision = await this.#waitForApproval(session, action, decision, opts.onApprovalPending, opts.deadlineMs, contained);
     }
     if (decision.effect !== 'allow') return this.#deny(session, action, decision, correlation);
     // Taken here, synchronously after the final decision, so two sessions cannot both take the last use.
@@ -228,6 +237,55 @@ export class DaemonCore implements Core {
     await Promise.all(this.#reads.sessions().map((id) => this.#flushReads(id, undefined)));
   }
 
+  // ------------------------------------------------------------------ containment (alerts/containment.ts)
+
+  /** `suspend`: every further action of this live session waits for a person. False if it has ended. */
+  suspendSession(session: Session, alert: AlertRef): boolean {
+    if (!session.active) return false;
+    session.suspended ??= { alert: { ...alert }, since: this.clock.now() };
+    return true;
+  }
+
+  /** `require_approval`: every allow by this grant becomes approve until released. False if there is no such grant. */
+  requireApproval(grantId: string, alert: AlertRef): boolean {
+    if (!this.grants.get(grantId)) return false;
+    if (!this.#grantHolds.has(grantId)) this.#grantHolds.set(grantId, { alert: { ...alert }, since: this.clock.now() });
+    return true;
+  }
+
+  /** Grants under approval by containment, with the alert that put them there. */
+  grantHolds(): { grant: string; alert: AlertRef; since: string }[] {
+    return [...this.#grantHolds].map(([grant, h]) => ({ grant, alert: { ...h.alert }, since: new Date(h.since).toISOString() }));
+  }
+
+  /** Staff lift a suspension (penstockctl sessions resume); journaled before it takes effect. */
+  async resumeSession(id: string, by: Operator): Promise<SessionView> {
+    const session = this.sessions.get(id);
+    if (!session) throw new PenstockError('PS_SESSION_UNKNOWN', `no session ${id}`);
+    const hold = session.suspended;
+    if (!hold) throw new PenstockError('PS_NOT_CONTAINED', `session ${id} is not suspended`);
+    await this.journal.append({ event: 'containment.lifted', ...who(session), detail: { action: 'suspend', session: id, alert: hold.alert, by } });
+    // Only the suspension that was lifted: one a new alert set meanwhile stays.
+    if (session.suspended === hold) session.suspended = undefined;
+    return session.view();
+  }
+
+  /** Staff lift a grant's approval requirement (penstockctl grants release); journaled before it takes effect. */
+  async releaseGrant(id: string, by: Operator): Promise<{ grant: string; alert: AlertRef }> {
+    const hold = this.#grantHolds.get(id);
+    if (!hold) throw new PenstockError('PS_NOT_CONTAINED', `grant ${id} does not require approval by containment`);
+    const principal = this.grants.get(id)?.principal;
+    await this.journal.append({ event: 'containment.lifted', ...(principal ? { principal } : {}), detail: { action: 'require_approval', grant: id, alert: hold.alert, by } });
+    if (this.#grantHolds.get(id) === hold) this.#grantHolds.delete(id);
+    return { grant: id, alert: { ...hold.alert } };
+  }
+
+  /** The alert holding this allow for a person: the session's suspension, else the grant's. */
+  #containedBy(session: Session | undefined, decision: Decision): AlertRef | undefined {
+    if (decision.effect !== 'allow') return undefined;
+    return (session?.suspended ?? (decision.grant ? this.#grantHolds.get(decision.grant) : undefined))?.alert;
+  }
+
   // ------------------------------------------------------------------ internals
 
   #decide(principal: PrincipalConfig, action: Action, now: number, held: readonly HeldGrant[] = this.grants.forPrincipal(principal.id)): Decision {
@@ -240,8 +298,9 @@ export class DaemonCore implements Core {
     });
   }
 
-  async #waitForApproval(session: Session, action: Action, asked: Decision, onPending?: (approvalId: string) => void, deadlineMs?: number): Promise<Decision> {
+  async #waitForApproval(session: Session, action: Action, asked: Decision, onPending?: (approvalId: string) => void, deadlineMs?: number, alert?: AlertRef): Promise<Decision> {
     const request = this.approvals.request({
+      ...(alert ? { alert } : {}),
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       session: session.id,
       principal: session.principal.id,
@@ -252,7 +311,7 @@ export class DaemonCore implements Core {
       ...(asked.rule ? { rule: asked.rule } : {}),
     });
     try {
-      await this.journal.append({ event: 'approval.requested', ...who(session), action, decision: asked, detail: { approval: request.id } });
+      await this.journal.append({ event: 'approval.requested', ...who(session), action, decision: asked, detail: { approval: request.id, ...(alert ? { alert } : {}) } });
     } catch (err) {
       this.approvals.cancel(session.id);
       return journalDown(err);
@@ -285,7 +344,7 @@ export class DaemonCore implements Core {
    * of these exact arguments if a person gave one, else answer at once with the pending request (asked
    * now, or already waiting). The approval's answer is journaled when it comes.
    */
-  async #deferredApproval(session: Session, action: Action, asked: Decision, binding: string, correlation: Record<string, unknown> | undefined): Promise<Decision & { approval?: PendingApprovalRef }> {
+  async #deferredApproval(session: Session, action: Action, asked: Decision, binding: string, correlation: Record<string, unknown> | undefined, alert?: AlertRef): Promise<Decision & { approval?: PendingApprovalRef }> {
     const principal = session.principal.id;
     const used = this.approvals.takeApproved(principal, binding, action.target);
     if (used) {
@@ -307,11 +366,12 @@ export class DaemonCore implements Core {
       target: action.target,
       action,
       binding,
+      ...(alert ? { alert } : {}),
       ...(asked.grant ? { grant: asked.grant } : {}),
       ...(asked.rule ? { rule: asked.rule } : {}),
     });
     try {
-      await this.journal.append({ event: 'approval.requested', ...who(session), action, decision: asked, detail: { approval: request.id, binding, ...correlation } });
+      await this.journal.append({ event: 'approval.requested', ...who(session), action, decision: asked, detail: { approval: request.id, binding, ...(alert ? { alert } : {}), ...correlation } });
     } catch (err) {
       this.approvals.withdraw(request.id);
       return journalDown(err);
@@ -409,6 +469,8 @@ export class DaemonCore implements Core {
       void this.#record({ event: 'grant.issued', principal: g.principal, detail: { grant: g.id, ticket: g.task.ticket, targets: g.targets, by: g.issued?.by } });
       return;
     }
+    // A revoked grant allows nothing again: its hold has nothing left to hold (an expired one may return).
+    if (change.kind === 'revoked') this.#grantHolds.delete(g.id);
     const reason = change.kind === 'revoked' ? 'grant_revoked' : 'grant_expired';
     const ended = this.sessions.endSessionsUsingGrant(g.id, { reason, detail: `grant ${g.id} ${change.kind}` });
     void this.#record({
@@ -451,6 +513,10 @@ export class DaemonCore implements Core {
 
 function who(s: Session): Pick<JournalEventInput, 'session' | 'principal' | 'chain' | 'target' | 'listener'> {
   return { session: s.id, principal: s.principal.id, chain: s.chain, ...(s.target ? { target: s.target } : {}), listener: s.listener };
+}
+
+function heldExplanation(decision: Decision, alert: AlertRef): string {
+  return `${decision.explanation}; held for a person by containment of alert.${alert.kind} (journal seq ${alert.seq})`;
 }
 
 function journalDown(err: unknown): Decision {

@@ -33,6 +33,7 @@ import { RateLimitedRefusals } from '../core/refusals.ts';
 import { createNotifier } from './notify.ts';
 import { DaemonCore } from '../core/daemon-core.ts';
 import { AlertEngine, coreEnvironment } from '../alerts/engine.ts';
+import { Containment } from '../alerts/containment.ts';
 
 export const VERSION = '0.1.0';
 /** Retention runs once a minute. */
@@ -119,7 +120,20 @@ export class Daemon {
     // Detectors over the committed events (src/alerts): each alert is journaled as alert.<kind>;
     // onAlert is where containment acts on it.
     const core = this.#core;
-    this.#alerts = new AlertEngine({ journal: this.#journal, clock: this.#clock, log: this.#log, settings: () => core.config().raw.alerts, env: coreEnvironment(core) });
+    // Each alert: containment acts as the config says, and the service's status line tells systemd (and
+    // whatever watches the unit) that something needs a person.
+    const containment = new Containment(core);
+    this.#alerts = new AlertEngine({
+      journal: this.#journal,
+      clock: this.#clock,
+      log: this.#log,
+      settings: () => core.config().raw.alerts,
+      env: coreEnvironment(core),
+      onAlert: (alert, seq) => {
+        void this.#notifier.status(`ALERT ${alert.kind} (${alert.severity}): ${alert.principal}${alert.target ? ` on ${alert.target}` : ''}, journal seq ${seq}`);
+        void containment.apply(alert, seq);
+      },
+    });
     this.#alerts.start();
     await this.#journal.append({ event: 'daemon.started', detail: { version: VERSION, config: config.file, node: process.version } });
 

@@ -46,6 +46,10 @@ const SHARED_EVENT_CODES = {
   'alert.cross_zone': 'PS5010W',
   'alert.programming': 'PS5011W',
   'alert.unusual_write': 'PS5012W',
+  /** Containment acted on an alert (or could not, and says why): alerts/containment.ts. */
+  'containment.applied': 'PS5013I',
+  /** Staff lifted a suspension or a grant's approval requirement (penstockctl sessions resume, grants release). */
+  'containment.lifted': 'PS5014I',
   // admin and sync 6xxx
   'admin.request': 'PS6001I',
   'admin.refused': 'PS6002W',

@@ -6,6 +6,7 @@ import type { Clock } from '../common/clock.ts';
 import { PenstockError } from '../common/errors.ts';
 import type { PrincipalConfig } from '../config/schema.ts';
 import type { Operator } from '../grants/types.ts';
+import type { ContainmentHold } from '../alerts/types.ts';
 import type { SessionCounters, SessionInit, SessionView } from './types.ts';
 
 export type { SessionInit, SessionView } from './types.ts';
@@ -35,6 +36,11 @@ export class Session {
   /** Id of the approval this session waits for, if any (idle time-out does not apply meanwhile). */
   pendingApproval: string | undefined;
   ended: SessionEnd | undefined;
+  /**
+   * Set by containment (`suspend`): every further action of the session waits for a person, as an
+   * approve rule does, until staff lift it (penstockctl sessions resume).
+   */
+  suspended?: ContainmentHold;
   /** Token bucket for the per-session action rate limit. */
   tokens: number;
   tokensAtMs: number;
@@ -89,6 +95,7 @@ export class Session {
       grants: [...this.grantsUsed],
       attributes: { ...this.attributes },
       counters: { ...this.counters },
+      ...(this.suspended ? { suspended: { alert: { ...this.suspended.alert }, since: new Date(this.suspended.since).toISOString() } } : {}),
     };
   }
 }

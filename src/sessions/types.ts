@@ -1,4 +1,5 @@
 import type { PrincipalConfig } from '../config/schema.ts';
+import type { AlertRef } from '../alerts/types.ts';
 
 export interface SessionCounters {
   allowed: number;
@@ -35,4 +36,6 @@ export interface SessionView {
   grants: string[];
   attributes: Record<string, string>;
   counters: SessionCounters;
+  /** Suspended by containment: which alert, since when (ISO 8601). */
+  suspended?: { alert: AlertRef; since: string };
 }

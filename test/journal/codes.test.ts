@@ -33,6 +33,7 @@ const SNAPSHOT: Record<string, string> = {
   'alert.journal_recovered': 'PS5002I',
   'alert.denial_burst': 'PS5003W',
   'alert.out_of_window': 'PS5004W',
+  'alert.delegation_mismatch': 'PS5005W',
   'admin.request': 'PS6001I',
   'admin.refused': 'PS6002W',
   'sync.acknowledged': 'PS6003I',
