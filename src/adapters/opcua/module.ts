@@ -13,6 +13,7 @@ import { describeOpcuaAction, renderOpcuaObject } from './render.ts';
 import { OPCUA_REFUSALS } from './refusals.ts';
 import { opcuaDryRun } from './dry-run.ts';
 import { hashOpcuaPassword } from './identity.ts';
+import { suggestOpcuaRules } from './suggest.ts';
 
 
 /** What a firmware-profile point of an OPC UA device may carry besides the common fields (`check` requires `node`). */
@@ -57,5 +58,7 @@ export const opcuaModule: ProtocolModule<OpcuaObject, OpcuaRuleConfig> = {
     },
   },
   servesStreams: false,
+  // `penstockctl grants suggest`: rules from what the journal shows a principal did (suggest.ts).
+  suggestRules: suggestOpcuaRules,
   load: async () => (await import('./adapter.ts')).opcuaAdapter,
 };
