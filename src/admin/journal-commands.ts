@@ -36,6 +36,56 @@ function keptCheckpoint(j: LmdbJournal, p: { checkpoint?: string | undefined; tr
   return p.tree_size === undefined ? undefined : { size: p.tree_size, rootHash: new Uint8Array(Buffer.from(p.root!, 'base64')) };
 }
 
+export interface ObservedParams {
+  principal: string;
+  session?: string | undefined;
+  target?: string | undefined;
+  since?: string | undefined;
+  from: number;
+}
+
+/**
+ * One page of journal.observed: from `p.from`, at most `maxScanned` events looked at and
+ * MAX_EVENTS_PER_REQUEST returned; `next` is where the following page starts.
+ */
+export function scanObserved(j: LmdbJournal, p: ObservedParams, maxScanned = MAX_SCANNED_PER_REQUEST): { events: Record<string, unknown>[]; targets: Set<string>; next: number } {
+  const size = j.size();
+  const sinceMs = p.since !== undefined ? Date.parse(p.since) : undefined;
+  const needle = `"principal":${JSON.stringify(p.principal)}`;
+  const events: Record<string, unknown>[] = [];
+  const targets = new Set<string>();
+  let next = Math.max(p.from, j.firstRetained());
+  const end = Math.min(size, next + maxScanned);
+  while (next < end && events.length < MAX_EVENTS_PER_REQUEST) {
+    const chunk = j.readEvents(next, Math.min(SCAN_CHUNK, end - next));
+    if (chunk.length === 0) break;
+    for (const { seq: at, bytes } of chunk) {
+      next = at + 1;
+      // Most events are someone else's: a substring test before parsing keeps the scan cheap.
+      if (!bytes.includes(needle)) continue;
+      const e = JSON.parse(bytes) as { time: string; event: string; principal?: string; session?: string; target?: string; action?: { target?: string }; decision?: { effect?: string; reason?: string }; detail?: { reads?: { target: string }[] } };
+      if (e.principal !== p.principal || !OBSERVED_EVENTS.has(e.event)) continue;
+      if (p.session !== undefined && e.session !== p.session) continue;
+      if (sinceMs !== undefined && Date.parse(e.time) < sinceMs) continue;
+      const row: Record<string, unknown> = { seq: at, time: e.time, event: e.event, session: e.session };
+      if (e.event === 'reads.aggregate') {
+        const reads = (e.detail?.reads ?? []).filter((r) => p.target === undefined || r.target === p.target);
+        if (reads.length === 0) continue;
+        for (const r of reads) targets.add(r.target);
+        row.reads = reads;
+      } else {
+        const target = e.action?.target ?? e.target;
+        if (target === undefined || (p.target !== undefined && target !== p.target)) continue;
+        targets.add(target);
+        Object.assign(row, { target, action: e.action, decision: { effect: e.decision?.effect, reason: e.decision?.reason } });
+      }
+      events.push(row);
+      if (events.length >= MAX_EVENTS_PER_REQUEST) break;
+    }
+  }
+  return { events, targets, next };
+}
+
 export const journalCommands: AdminCommandTable = {
   'journal.status': defineCommand({
     mutates: false,
@@ -110,40 +160,7 @@ export const journalCommands: AdminCommandTable = {
     }),
     handler: async (p, ctx) => {
       const j = journalOf(ctx);
-      const size = j.size();
-      const sinceMs = p.since !== undefined ? Date.parse(p.since) : undefined;
-      const needle = `"principal":${JSON.stringify(p.principal)}`;
-      const events: Record<string, unknown>[] = [];
-      const targets = new Set<string>();
-      let next = Math.max(p.from, j.firstRetained());
-      const end = Math.min(size, next + MAX_SCANNED_PER_REQUEST);
-      while (next < end && events.length < MAX_EVENTS_PER_REQUEST) {
-        const chunk = j.readEvents(next, Math.min(SCAN_CHUNK, end - next));
-        if (chunk.length === 0) break;
-        for (const { seq: at, bytes } of chunk) {
-          next = at + 1;
-          // Most events are someone else's: a substring test before parsing keeps the scan cheap.
-          if (!bytes.includes(needle)) continue;
-          const e = JSON.parse(bytes) as { time: string; event: string; principal?: string; session?: string; target?: string; action?: { target?: string }; decision?: { effect?: string; reason?: string }; detail?: { reads?: { target: string }[] } };
-          if (e.principal !== p.principal || !OBSERVED_EVENTS.has(e.event)) continue;
-          if (p.session !== undefined && e.session !== p.session) continue;
-          if (sinceMs !== undefined && Date.parse(e.time) < sinceMs) continue;
-          const row: Record<string, unknown> = { seq: at, time: e.time, event: e.event, session: e.session };
-          if (e.event === 'reads.aggregate') {
-            const reads = (e.detail?.reads ?? []).filter((r) => p.target === undefined || r.target === p.target);
-            if (reads.length === 0) continue;
-            for (const r of reads) targets.add(r.target);
-            row.reads = reads;
-          } else {
-            const target = e.action?.target ?? e.target;
-            if (target === undefined || (p.target !== undefined && target !== p.target)) continue;
-            targets.add(target);
-            Object.assign(row, { target, action: e.action, decision: { effect: e.decision?.effect, reason: e.decision?.reason } });
-          }
-          events.push(row);
-          if (events.length >= MAX_EVENTS_PER_REQUEST) break;
-        }
-      }
+      const { events, targets, next } = scanObserved(j, p);
       // What a suggestion needs of each target named: its protocol, zone and firmware profile.
       const cfg = ctx.context.core.config?.();
       const described = Object.fromEntries([...targets].flatMap((id) => {
@@ -152,7 +169,7 @@ export const journalCommands: AdminCommandTable = {
         const profile = t.profile !== undefined ? cfg?.profiles.get(t.profile) : undefined;
         return [[id, { protocol: t.protocol, zone: t.zone, ...(profile ? { profile } : {}) }]];
       }));
-      return { events, next, size, first_retained: j.firstRetained(), targets: described };
+      return { events, next, size: j.size(), first_retained: j.firstRetained(), targets: described };
     },
   }),
   'journal.prove': defineCommand({
