@@ -65,7 +65,6 @@ test('grants suggest on a recorded mbpoll and ssh session: config check accepts 
     return /holding_register 0-13, 40-41/.test(yamlText) && /rm -rf/.test(yamlText);
   }, 'the read aggregates and the refused rm in the suggestion', 30_000);
 
-  if (process.env.SHOW_SUGGESTION) console.error(yamlText);
   const suggested = parse(yamlText) as { grants: { id: string; targets: string[]; rules: Record<string, Record<string, unknown>>[] }[] };
   const plcGrant = suggested.grants.find((g) => g.targets[0] === 'plc-1')!;
   const rtuGrant = suggested.grants.find((g) => g.targets[0] === 'rtu-7')!;
