@@ -191,3 +191,10 @@ test('only denied actions on a target: no grant, the refusals listed; ids stay w
   assert.ok(grantSchema.shape.id.safeParse(long).success, long);
   assert.notEqual(long, suggestedGrantId('p'.repeat(60), `${'t'.repeat(59)}u`));
 });
+
+test('a long session: bounds from two million values written (no call with one argument per value)', () => {
+  const modbus = protocols.get('modbus')!;
+  const actions = Array.from({ length: 1000 }, (_, i) => ({ verb: 'write' as const, effect: 'allowed' as const, count: 1, first: time(i), last: time(i), object: modbus.renderObject({ kind: 'modbus', unit: 1, functionCode: 16, table: 'holding_register', address: 0, quantity: 2000, values: Array.from({ length: 2000 }, (_, k) => (i * 2000 + k) % 60000) }) }));
+  const [rule] = modbus.suggestRules!(actions, { target: undefined, profile: undefined });
+  assert.deepEqual(rule!.rule, { effect: 'allow', function_codes: [16], units: [1], tables: ['holding_register'], addresses: [{ from: 0, to: 1999 }], min: 0, max: 59999 });
+});

@@ -69,7 +69,14 @@ function writesValues(fc: number): boolean {
 
 function bounds(values: readonly number[]): { min: number; max: number } | undefined {
   if (values.length === 0) return undefined;
-  return { min: Math.min(...values), max: Math.max(...values) };
+  // A loop, not Math.min(...values): a long session writes more values than a call may take arguments.
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return { min, max };
 }
 
 /**

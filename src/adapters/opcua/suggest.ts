@@ -27,8 +27,8 @@ export function suggestOpcuaRules(actions: readonly ObservedAction[], _ctx: Sugg
     if (verb === 'write') {
       const values = seen.map((a) => a.object.value);
       if (values.every((v): v is number => typeof v === 'number' && Number.isFinite(v))) {
-        rule.min = Math.min(...values);
-        rule.max = Math.max(...values);
+        rule.min = values.reduce((a, b) => Math.min(a, b));
+        rule.max = values.reduce((a, b) => Math.max(a, b));
         what += `; values ${rule.min}..${rule.max} as written`;
       } else {
         what += '; values not bounded (some write carried no plain number)';
