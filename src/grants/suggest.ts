@@ -145,7 +145,8 @@ export function suggestGrantsYaml(obs: Observations, opts: SuggestOptions): stri
         notes.push(`${allowed.length} allowed ${protocol} action(s): this protocol suggests no rules; write them by hand`);
         continue;
       }
-      const context = { target: info ? ({ id: target, zone: info.zone ?? '', ...info } as unknown as TargetConfig) : undefined, profile: info?.profile };
+      const described: TargetConfig | undefined = info ? { id: target, protocol: info.protocol, zone: info.zone ?? '', ...(info.profile ? { profile: info.profile.name } : {}) } : undefined;
+      const context = { target: described, profile: info?.profile };
       for (const s of m.suggestRules(allowed, context)) {
         rules.push({ [protocol]: s.rule });
         comments.push(s.comment);

@@ -11,6 +11,8 @@ import { renderAction } from '../../src/journal/fields.ts';
 import { decide } from '../../src/policy/decide.ts';
 import type { Action } from '../../src/policy/types.ts';
 import { Observations, suggestGrantsYaml, suggestedGrantId, type ObservedEvent } from '../../src/grants/suggest.ts';
+import { sinceArg } from '../../src/cli/suggest.ts';
+import { UsageError } from '../../src/cli/io.ts';
 import { ctx, profiles, targets, words32 } from '../policy/fixtures.ts';
 
 let seq = 0;
@@ -197,4 +199,13 @@ test('a long session: bounds from two million values written (no call with one a
   const actions = Array.from({ length: 1000 }, (_, i) => ({ verb: 'write' as const, effect: 'allowed' as const, count: 1, first: time(i), last: time(i), object: modbus.renderObject({ kind: 'modbus', unit: 1, functionCode: 16, table: 'holding_register', address: 0, quantity: 2000, values: Array.from({ length: 2000 }, (_, k) => (i * 2000 + k) % 60000) }) }));
   const [rule] = modbus.suggestRules!(actions, { target: undefined, profile: undefined });
   assert.deepEqual(rule!.rule, { effect: 'allow', function_codes: [16], units: [1], tables: ['holding_register'], addresses: [{ from: 0, to: 1999 }], min: 0, max: 59999 });
+});
+
+test('--since: an ISO time with a zone, or a duration back from now; anything else is a usage error', () => {
+  const now = Date.parse('2026-06-15T10:00:00Z');
+  assert.equal(sinceArg('8h', now), '2026-06-15T02:00:00.000Z');
+  assert.equal(sinceArg('7d', now), '2026-06-08T10:00:00.000Z');
+  assert.equal(sinceArg('90m', now), '2026-06-15T08:30:00.000Z');
+  assert.equal(sinceArg('2026-06-15T09:00:00+02:00', now), '2026-06-15T07:00:00.000Z');
+  for (const bad of ['yesterday', '2026-06-15T09:00:00', '8 h', '-1h', '']) assert.throws(() => sinceArg(bad, now), UsageError, bad);
 });
