@@ -35,7 +35,8 @@ after(async () => {
 });
 
 const ctl = (args: string[]) => penstockctl(site.gw.files.adminSocket, args);
-const mb = (args: string[]) => mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', ...args]);
+// Time-out 10 s (mbpoll's longest): the default 2 s is short on a loaded machine.
+const mb = (args: string[]) => mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', '-o', '10', ...args]);
 
 /** What the vendor did: the session to learn from, and later to replay. */
 async function vendorSession(marker: string): Promise<void> {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { parse } from 'yaml';
 import { Plc, freePort, mbpoll } from '../adapters/modbus/fixtures/harness.ts';
 import { modbusDoorYaml } from './modbus-site.ts';
+import { adminRequest } from '../../src/admin/client.ts';
 import { startDaemon, tempDir, until, type DaemonProcess } from './daemon-harness.ts';
 
 const tmp = tempDir('penstock-e2e-observe-');
@@ -31,7 +32,10 @@ after(async () => {
 });
 
 const mb = (args: string[]) => mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', '-t', '4', '-o', '10', ...args, '127.0.0.1']);
-const pending = () => until(async () => (await daemon.json<{ id: string; action: { object: { address: number } } }[]>(['approvals', 'list']))[0], 'a pending approval');
+// Over the admin socket from this process, not a penstockctl process per poll: mbpoll gives up after
+// 10 s (its longest time-out), and on a loaded machine starting a CLI a few times takes that long.
+const admin = (command: string, params: unknown = {}) => adminRequest(daemon.socket, command, params);
+const pending = () => until(async () => ((await admin('approvals.list')) as { id: string; action: { object: { address: number } } }[])[0], 'a pending approval', 9_000);
 
 test('observe mode: reads allowed, a write waits for a person and reaches the PLC only when approved; suggest learns from it', async () => {
   const r = await mb(['-r', '0', '-c', '5']);
@@ -41,13 +45,14 @@ test('observe mode: reads allowed, a write waits for a person and reaches the PL
   const asked = await pending();
   assert.equal(asked.action.object.address, 7);
   assert.deepEqual(plc.writes(), [], 'nothing reaches the PLC before a person says yes');
-  assert.equal((await daemon.ctl(['approvals', 'approve', asked.id])).code, 0);
-  assert.equal((await write).code, 0);
+  await admin('approvals.approve', { id: asked.id });
+  const written = await write;
+  assert.equal(written.code, 0, written.stderr);
   assert.deepEqual(plc.writes().map((w) => [w.address, w.value]), [[7, 123]]);
 
   const refused = mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', '-t', '4', '-o', '10', '-r', '8', '127.0.0.1', '5']);
   const second = await pending();
-  assert.equal((await daemon.ctl(['approvals', 'deny', second.id])).code, 0);
+  await admin('approvals.deny', { id: second.id });
   assert.notEqual((await refused).code, 0);
   assert.deepEqual(plc.writes().map((w) => w.address), [7], 'the refused write never reached the PLC');
 
