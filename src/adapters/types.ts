@@ -10,7 +10,7 @@
 import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import type { AuthorizeOptions, Core, Verdict } from '../core/core.ts';
-import type { ConfigIssue, FirmwareProfile, ListenerConfig } from '../config/types.ts';
+import type { ConfigIssue, FirmwareProfile, ListenerConfig, TargetConfig } from '../config/types.ts';
 import type { Path } from '../config/yaml-issues.ts';
 import type { ProtocolMatcher } from '../policy/matcher.ts';
 import type { Action, ActionObject, DecisionReason, Verb } from '../policy/types.ts';
@@ -151,6 +151,34 @@ export interface ProfilePointIssue {
   message: string;
 }
 
+/**
+ * What a principal was seen doing on one target, as the journal holds it (`penstockctl grants suggest`):
+ * identical actions folded into one, with how often and when.
+ */
+export interface ObservedAction {
+  verb: Verb;
+  /** The protocol's journal block of the action (its module's renderObject output). */
+  object: Record<string, unknown>;
+  /** `allowed`: a suggested rule must cover it; `denied`: listed, never granted. */
+  effect: 'allowed' | 'denied';
+  count: number;
+  /** ISO times of the first and last time it was seen. */
+  first: string;
+  last: string;
+}
+
+/** A rule body of this protocol that covers some observed actions, and a line saying what it covers. */
+export interface SuggestedRule<R = unknown> {
+  rule: R;
+  comment: string;
+}
+
+/** What a suggestion may consult beside the observations: the target and its firmware profile. */
+export interface SuggestContext {
+  readonly target: TargetConfig | undefined;
+  readonly profile: FirmwareProfile | undefined;
+}
+
 export interface ProtocolModule<O extends ActionObject = ActionObject, R = unknown> {
   /** The one name: a listener's and target's `protocol`, a rule's key, an action object's `kind`, the journal block's key. */
   readonly name: string;
@@ -210,6 +238,11 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
   };
   /** Secrets this protocol stores in the vault in a form of its own (`penstockctl vault set --as NAME`). */
   readonly secretForms?: Readonly<Record<string, { description: string; encode(plain: string): string | Promise<string> }>>;
+  /**
+   * The smallest rules that would have allowed every `allowed` observation (denied ones are never
+   * granted): `penstockctl grants suggest`. Each rule body must pass this module's ruleSchema.
+   */
+  suggestRules?(actions: readonly ObservedAction[], context: SuggestContext): SuggestedRule<R>[];
   /** Tools an AI agent may call on the agents' front door to act on this protocol's targets; FrontDoor.callAgentTool runs them. */
   readonly agentTools?: readonly AgentToolSpec<R>[];
   /** Its FrontDoor has serveStream: another front door's tunnel may carry this protocol. */

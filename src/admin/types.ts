@@ -4,7 +4,7 @@
 import type { z } from 'zod';
 import type { PendingApproval } from '../approvals/approvals.ts';
 import type { Clock } from '../common/clock.ts';
-import type { ConfigIssue } from '../config/types.ts';
+import type { ConfigIssue, FirmwareProfile, TargetConfig } from '../config/types.ts';
 import type { GrantConfig } from '../config/schema.ts';
 import type { HeldGrant, Operator } from '../grants/types.ts';
 import type { Action, Decision } from '../policy/types.ts';
@@ -38,6 +38,8 @@ export interface AdminCore {
   resumeSession?(id: string, by: Operator): Promise<SessionView>;
   releaseGrant?(id: string, by: Operator): Promise<{ grant: string; alert: AlertRef }>;
   grantHolds?(): { grant: string; alert: AlertRef; since: string }[];
+  /** The running config's targets and firmware profiles (what `journal.observed` says of the targets it names). */
+  config?(): { targets: ReadonlyMap<string, TargetConfig>; profiles: ReadonlyMap<string, FirmwareProfile> };
 }
 
 export interface AdminContext {

@@ -22,6 +22,7 @@ import { quickGrant, quickRuleExamples, readEnvelopeFile, readGrantFile, type Qu
 import { addJournalCommands } from './journal.ts';
 import { addVaultCommands } from './vault.ts';
 import { addReplayCommand } from './replay.ts';
+import { addSuggestCommand } from './suggest.ts';
 import { renderApprovals, renderDecision, renderGrants, renderIssues, renderSessions, renderStatus, type GrantRow } from './render.ts';
 
 export const EXIT = { ok: 0, no: 1, approve: 2, usage: 3, unreachable: 4, refused: 5 } as const;
@@ -155,6 +156,7 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
       const r = await call('grants.revoke', { id, reason: o.reason });
       show(r, () => `revoked grant ${id}`);
     });
+  addSuggestCommand(grants, { io, call, json: () => Boolean(globals().json), now });
 
   grants.command('release')
     .description('lift the approval requirement containment put on a grant (after an alert): its allow rules allow again')

@@ -84,6 +84,12 @@ export const grantSchema = z.strictObject({
     actions_per_second: z.number().positive().optional(),
   }).optional(),
   rules: z.array(ruleSchema).min(1),
+  /**
+   * `observe`, for a first visit: what its rules allow is allowed only for reads (journaled as any read);
+   * a write, call or any other action its rules allow waits for a person's approval, so a grant written
+   * to learn from (`penstockctl grants suggest`) never opens a write path. Default: `enforce`.
+   */
+  mode: z.enum(['enforce', 'observe']).optional(),
 });
 export type GrantConfig = z.infer<typeof grantSchema>;
 

@@ -5,6 +5,7 @@
 //   1. any matching `deny` rule      → deny (rule_denies)   — a deny rule always wins;
 //   2. else any matching `approve`   → approve (a person must say yes first);
 //   3. else any matching `allow`     → allow;
+//   3b. else an `allow` rule of a grant in `mode: observe` matching anything but a read → approve;
 //   4. else deny, with the most specific miss of the allow/approve rules as the reason
 //      (function_not_granted < object_not_granted < metacharacters < value_out_of_bounds).
 // Allow and approve rules match when the action lies wholly inside them; deny rules when it touches
@@ -13,7 +14,7 @@ import type { PrincipalConfig, RuleConfig } from '../config/schema.ts';
 import type { FirmwareProfile, TargetConfig } from '../config/types.ts';
 import type { HeldGrant } from '../grants/types.ts';
 import { inactiveBecause, isGrantActive } from '../grants/window.ts';
-import type { Action, Decision, DecisionReason, Effect } from './types.ts';
+import type { Action, Decision, DecisionReason, Effect, Verb } from './types.ts';
 import { MISS_RANK, type MatchEnv, type MissReason } from './matcher.ts';
 import { matcherFor, ruleParts } from './matchers.ts';
 
@@ -68,6 +69,8 @@ const EFFECT_REASON: Record<Effect, DecisionReason> = {
   approve: 'rule_requires_approval',
   allow: 'rule_allows',
 };
+/** What an observe-mode grant allows without a person: the reads (design.md: reads are aggregated, the rest one by one). */
+const OBSERVE_ALLOWS: ReadonlySet<Verb> = new Set(['read', 'browse', 'subscribe', 'history']);
 const EFFECT_WORDS: Record<Effect, string> = { deny: 'denied', approve: 'needs approval', allow: 'allowed' };
 
 /** A rule's id and the explanation of a decision it made: fixed per grant and rule, so made once. */
@@ -108,6 +111,7 @@ export function decide(action: Action, ctx: DecisionContext): Decision {
 
   const hits: Record<Effect, { grant: HeldGrant; index: number } | undefined> = { deny: undefined, approve: undefined, allow: undefined };
   let best: { reason: MissReason; detail: string; grant: HeldGrant; index: number } | undefined;
+  let observed: { grant: HeldGrant; index: number } | undefined;
   for (const grant of active) {
     const rules = grant.rules;
     for (let index = 0; index < rules.length; index++) {
@@ -116,8 +120,12 @@ export function decide(action: Action, ctx: DecisionContext): Decision {
       const effect = body.effect;
       if (hits[effect]) continue; // the first match of each effect names the decision
       const r = matcher.match(body, action, action.object, env, effect === 'deny' ? 'overlap' : 'contain');
-      if (r.fits) hits[effect] = { grant, index };
-      else if (effect !== 'deny' && (!best || MISS_RANK[r.miss] > MISS_RANK[best.reason])) best = { reason: r.miss, detail: r.detail, grant, index };
+      if (r.fits) {
+        // An observe-mode grant allows reads only; whatever else its rules allow waits for a person,
+        // unless another grant allows it outright.
+        if (effect === 'allow' && grant.mode === 'observe' && !OBSERVE_ALLOWS.has(action.verb)) observed ??= { grant, index };
+        else hits[effect] = { grant, index };
+      } else if (effect !== 'deny' && (!best || MISS_RANK[r.miss] > MISS_RANK[best.reason])) best = { reason: r.miss, detail: r.detail, grant, index };
     }
   }
 
@@ -126,6 +134,12 @@ export function decide(action: Action, ctx: DecisionContext): Decision {
     if (!hit) continue;
     const named = hitText(hit.grant, hit.index, effect);
     return { effect, reason: EFFECT_REASON[effect], grant: hit.grant.id, rule: named.rule, explanation: named.explanation };
+  }
+
+  if (observed) {
+    const rule = ruleId(observed.grant.id, observed.index);
+    const explanation = `needs approval: grant ${observed.grant.id} is in observe mode, where rule ${rule} (${explainRule(observed.grant.rules[observed.index]!)}) allows only reads without a person, ticket ${observed.grant.task.ticket}`;
+    return { effect: 'approve', reason: 'rule_requires_approval', grant: observed.grant.id, rule, explanation };
   }
 
   if (!best) {

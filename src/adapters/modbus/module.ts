@@ -11,6 +11,7 @@ import { modbusMatcher } from './policy.ts';
 import { describeModbusAction, isModbusProgramming, modbusWrittenValues, renderModbusObject } from './render.ts';
 import { modbusObjectSchema, modbusRuleSchema, type ModbusObject, type ModbusRuleConfig } from './rules.ts';
 import { modbusListenerSchema, modbusTargetSchema } from './schema.ts';
+import { suggestModbusRules } from './suggest.ts';
 
 export const modbusModule: ProtocolModule<ModbusObject, ModbusRuleConfig> = {
   name: 'modbus',
@@ -38,5 +39,7 @@ export const modbusModule: ProtocolModule<ModbusObject, ModbusRuleConfig> = {
   servesStreams: true,
   // modbus_read / modbus_write on the agent front door (agent-tools.ts); the front door runs them (agent-calls.ts).
   agentTools: modbusAgentTools,
+  // `penstockctl grants suggest`: rules from what the journal shows a principal did (suggest.ts).
+  suggestRules: suggestModbusRules,
   load: async () => (await import('./adapter.ts')).modbusAdapter,
 };

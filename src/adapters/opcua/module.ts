@@ -14,6 +14,7 @@ import { OPCUA_REFUSALS } from './refusals.ts';
 import { opcuaDryRun } from './dry-run.ts';
 import { hashOpcuaPassword } from './identity.ts';
 import { opcuaAgentTools } from './agent-tools.ts';
+import { suggestOpcuaRules } from './suggest.ts';
 
 
 /** What a firmware-profile point of an OPC UA device may carry besides the common fields (`check` requires `node`). */
@@ -60,5 +61,7 @@ export const opcuaModule: ProtocolModule<OpcuaObject, OpcuaRuleConfig> = {
   },
   agentTools: opcuaAgentTools,
   servesStreams: false,
+  // `penstockctl grants suggest`: rules from what the journal shows a principal did (suggest.ts).
+  suggestRules: suggestOpcuaRules,
   load: async () => (await import('./adapter.ts')).opcuaAdapter,
 };

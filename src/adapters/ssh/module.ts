@@ -10,6 +10,7 @@ import { sshRefusals } from './refusals.ts';
 import { ruleWarnings } from './rule-warnings.ts';
 import { RAW_TUNNEL, sshCredentialSchemas, sshObjectSchema, sshRuleSchema, type SshObject, type SshRuleConfig } from './rules.ts';
 import { sshListenerSchema, sshTargetSchema } from './schema.ts';
+import { suggestSshRules } from './suggest.ts';
 
 export const sshModule: ProtocolModule<SshObject, SshRuleConfig> = {
   name: 'ssh',
@@ -31,5 +32,7 @@ export const sshModule: ProtocolModule<SshObject, SshRuleConfig> = {
   quickRule: { listKeys: ['exec'], numberKeys: [], examples: ['ssh:exec=systemctl status *'] },
   dryRun: sshDryRun,
   agentTools: sshAgentTools,
+  // `penstockctl grants suggest`: rules from what the journal shows a principal did (suggest.ts).
+  suggestRules: suggestSshRules,
   load: async (): Promise<FrontDoor> => (await import('./adapter.ts')).sshAdapter,
 };
