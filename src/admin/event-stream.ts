@@ -116,9 +116,11 @@ export class Watcher {
   #dropped = 0;
   #firstDropped = 0;
   #lastDropped = 0;
-  #waiting = false;
-  readonly #onDrain = (): void => {
-    this.#waiting = false;
+  #stopped = false;
+  // Called as each written line leaves for the kernel: room again, so move the queue on. (Not 'drain':
+  // that comes only after a write found the socket past its own high-water mark, which need not be ours.)
+  readonly #onFlushed = (err?: Error | null): void => {
+    if (err || this.#stopped) return;
     this.#pump();
     // Caught up: say what was lost now, not only when the next event comes.
     if (this.#queue.length === 0 && this.#dropped > 0) {
@@ -138,15 +140,18 @@ export class Watcher {
     return this.#queue.length === 0 && this.#dropped === 0 && this.#sink.writableLength < this.#limits.socketBytes;
   }
 
-  /** Offer an event line (with its seq, for the `lost` notice); never blocks, never grows past the limits. */
+  /**
+   * Offer an event line (with its seq, for the `lost` notice); never blocks, never grows past the limits.
+   * Once the queue is full the watcher has lost its place: everything is dropped until it has read all
+   * that was queued, so that a gap is one run of seqs, told once.
+   */
   offerEvent(line: string, seq: number): void {
-    if (this.#queue.length >= this.#limits.queueLines || this.#queuedBytes + line.length > this.#limits.queueBytes) {
+    if (this.#dropped > 0 || this.#queue.length >= this.#limits.queueLines || this.#queuedBytes + line.length > this.#limits.queueBytes) {
       if (this.#dropped === 0) this.#firstDropped = seq;
       this.#dropped++;
       this.#lastDropped = seq;
       return;
     }
-    if (this.#dropped > 0) this.#tellLost();
     this.#enqueue(line);
     this.#pump();
   }
@@ -159,7 +164,7 @@ export class Watcher {
   }
 
   stop(): void {
-    this.#sink.off('drain', this.#onDrain);
+    this.#stopped = true;
     this.#queue.length = 0;
     this.#queuedBytes = 0;
   }
@@ -181,12 +186,7 @@ export class Watcher {
     while (this.#queue.length > 0 && this.#sink.writableLength < this.#limits.socketBytes) {
       const line = this.#queue.shift()!;
       this.#queuedBytes -= line.length;
-      this.#sink.write(line);
-    }
-    if (this.#queue.length > 0 && !this.#waiting) {
-      // The socket is past its mark, so a write returned false and 'drain' will come.
-      this.#waiting = true;
-      this.#sink.once('drain', this.#onDrain);
+      this.#sink.write(line, this.#onFlushed);
     }
   }
 }

@@ -4,13 +4,11 @@
 
 /** What a stream writes to: the connection's socket, seen as little as the stream needs. */
 export interface StreamSink {
-  /** Queue a chunk; false once the socket's buffer is past its mark (then 'drain' follows). */
-  write(chunk: string): boolean;
+  /** Queue a chunk; `flushed` is called once it has left for the kernel (with an error if it never will). */
+  write(chunk: string, flushed: (err?: Error | null) => void): boolean;
   /** Bytes queued in the socket not yet handed to the kernel. */
   readonly writableLength: number;
   readonly destroyed: boolean;
-  once(event: 'drain', listener: () => void): unknown;
-  off(event: 'drain', listener: () => void): unknown;
 }
 
 export class StreamReply {
