@@ -43,15 +43,15 @@ function eventText(e: WatchedEvent): string {
   const who = whoText(e.principal, e.chain);
   const where = e.target ? ` → ${e.target}` : '';
   if (e.event === 'action.allowed' || e.event === 'action.denied') {
-    const verdict = e.event === 'action.denied' ? 'DENIED' : 'allowed';
-    const reason = e.decision && typeof e.decision.reason === 'string' && e.event === 'action.denied' ? ` (${e.decision.reason})` : '';
-    return `${verdict} ${who}${where}: ${actionText(e.action)}${reason}`;
+    // The reason before the action: a long action is what the screen's width cuts.
+    const reason = e.event === 'action.denied' && typeof e.decision?.reason === 'string' ? ` (${e.decision.reason})` : '';
+    return `${e.event === 'action.denied' ? 'DENIED' : 'allowed'}${reason} ${who}${where}: ${actionText(e.action)}`;
   }
   if (e.event.startsWith('alert.')) {
     const summary = typeof e.detail?.summary === 'string' ? e.detail.summary : pairs(e.detail, ['severity', 'triggers']);
     return `${e.event} ${who}${where}${summary ? `: ${summary}` : ''}`;
   }
-  const detail = pairs(e.detail, ['counters', 'operator']);
+  const detail = [pairs(e.outcome), pairs(e.detail, ['counters', 'operator'])].filter(Boolean).join(' ');
   return `${e.event} ${who}${where}${detail ? ` ${detail}` : ''}`;
 }
 

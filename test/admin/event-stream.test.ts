@@ -158,7 +158,7 @@ test('the screen: exactly the terminal\'s rows, no line wider than its columns, 
     remote: '127.0.0.1:5000', started: '2026-12-05T09:00:00.000Z', grants: [], attributes: {}, counters: { allowed: i, denied: 0, bytesIn: 0, bytesOut: 0 },
   })) as SessionView[];
   const events = Array.from({ length: 100 }, (_, i) => lineText({ type: 'event', kind: 'decision', severity: 'warning', event: stored(i, 'action.denied', 'PS3002W', { principal: 'vendor-1', chain: ['vendor-1', 'work-order:WO-7'], target: 'plc-1', action: { verb: 'write', object: { kind: 'modbus', table: 'holding_register', address: 50 } }, decision: { effect: 'deny', reason: 'no_rule' } }) })!);
-  assert.match(events[0]!, /#0 WARN DENIED vendor-1 \(for work-order:WO-7\) → plc-1: write table=holding_register address=50 \(no_rule\)/);
+  assert.match(events[0]!, /#0 WARN DENIED \(no_rule\) vendor-1 \(for work-order:WO-7\) → plc-1: write table=holding_register address=50/);
   for (const [columns, rows] of [[120, 40], [40, 10], [200, 60]] as const) {
     const screen = renderScreen({ sessions, events, title: 'everything' }, columns, rows, Date.parse('2026-12-05T10:00:00Z'));
     assert.equal(screen.length, rows);

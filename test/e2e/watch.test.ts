@@ -279,10 +279,11 @@ sys.stdin.read()
   try {
     const screen = await until(() => {
       const p = pane();
-      return /vendor-1 \(for work-order:WO-7\)\s+plc-1/.test(p) && p.includes('DENIED vendor-1') ? p : undefined;
+      return /vendor-1 \(for work-order:WO-7\)\s+plc-1/.test(p) && p.includes('DENIED (') ? p : undefined;
     }, 'the session row and the denial on screen', 15_000);
+    t.diagnostic(screen);
     assert.match(screen, /SESSION\s+WHO \(FOR WHOM\)\s+TARGET/);
-    assert.match(screen, /#\d+ WARN DENIED vendor-1 \(for work-order:WO-7\) → plc-1: write/);
+    assert.match(screen, /#\d+ WARN DENIED \(\w+\) vendor-1 \(for work-order:WO-7\) → plc-1: write/);
     for (const line of screen.split('\n')) assert.ok(line.length <= 120, `a line wider than the pane: ${line}`);
   } finally {
     vendor.stdin!.end();
