@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { PenstockError } from '../common/errors.ts';
 import { defineCommand } from './commands.ts';
 import { EVENT_KINDS, EventHub, SEVERITIES, type CommittedSource } from './event-stream.ts';
-import { StreamReply } from './stream.ts';
+import { DeferredSink, StreamReply } from './stream.ts';
 import type { AdminCommandTable, AdminContext } from './types.ts';
 
 /** One hub per daemon context, made when the first watcher comes. */
@@ -39,9 +39,13 @@ export const eventCommands: AdminCommandTable = {
     }),
     handler: async (p, { context }) => {
       const hub = hubOf(context);
+      // Follow now, in the same turn as the journal's size is read: every event from next_seq on is
+      // streamed (or told lost), held until the server has written the header.
       const size = (context.journal as { size?: () => number }).size?.();
+      const sink = new DeferredSink();
+      const stop = hub.follow(sink, p);
       const header = { following: 'events', ...(size !== undefined ? { next_seq: size } : {}), sessions_every_ms: hub.sessionsEveryMs };
-      return new StreamReply(header, (sink) => hub.follow(sink, p));
+      return new StreamReply(header, (socket) => (sink.attach(socket), stop), stop);
     },
   }),
 };

@@ -275,7 +275,10 @@ function serveConnection(socket: Socket, peer: PeerResult, opts: AdminServerOpti
         const line = queue.shift()!;
         socket.pause();
         const { res, stream } = await handleLine(line, opts, operatorFor, audit);
-        if (socket.destroyed) return;
+        if (socket.destroyed) {
+          stream?.cancel();
+          return;
+        }
         socket.write(encodeResponse(res));
         if (stream) {
           streaming = true;

@@ -39,7 +39,7 @@ export function addWatchCommand(program: Command, h: WatchHelpers): void {
       const params = followParams(o);
       const json = h.json();
       const out = process.stdout;
-      const mode = json ? new JsonView(h.io) : out.isTTY && process.stdin.isTTY ? new ScreenView(title(o)) : new PlainView(h.io);
+      const mode = json ? new JsonView(h.io) : out.isTTY && process.stdin.isTTY ? new ScreenView(title(o)) : new PlainView(h.io, title(o));
       let follow: AdminFollow | undefined;
       let quitByUser = false;
       const quit = (): void => {
@@ -48,7 +48,7 @@ export function addWatchCommand(program: Command, h: WatchHelpers): void {
       };
       const stopSignals = onSignals(quit);
       try {
-        follow = adminFollow(h.socket(), 'events.follow', params, { onHeader: () => mode.begin(quit), onLine: (l) => mode.line(l as WatchLine) }, { timeoutMs: h.timeoutMs() });
+        follow = adminFollow(h.socket(), 'events.follow', params, { onHeader: (header) => mode.begin(quit, header as FollowHeader), onLine: (l) => mode.line(l as WatchLine) }, { timeoutMs: h.timeoutMs() });
         out.on('error', quit); // a closed pipe (| head) ends the watch
         await follow.done;
         mode.end();
@@ -96,8 +96,13 @@ function onSignals(quit: () => void): () => void {
   };
 }
 
+/** The answer to events.follow. */
+interface FollowHeader {
+  next_seq?: number;
+}
+
 interface View {
-  begin(quit: () => void): void;
+  begin(quit: () => void, header: FollowHeader): void;
   line(l: WatchLine): void;
   end(): void;
 }
@@ -118,11 +123,15 @@ class JsonView implements View {
 /** Piped: one line per event; the live sessions once, at the start. */
 class PlainView implements View {
   readonly #io: Io;
+  readonly #title: string;
   #sawSessions = false;
-  constructor(io: Io) {
+  constructor(io: Io, title: string) {
     this.#io = io;
+    this.#title = title;
   }
-  begin(): void {}
+  begin(_quit: () => void, header: FollowHeader): void {
+    this.#io.out(`-- following ${this.#title}${header.next_seq !== undefined ? ` from seq ${header.next_seq}` : ''} --`);
+  }
   line(l: WatchLine): void {
     if (l.type === 'sessions') {
       if (this.#sawSessions) return;

@@ -56,17 +56,33 @@ interface Line {
   event?: { seq: number; event: string; principal?: string; chain?: string[]; target?: string; action?: Record<string, unknown>; decision?: { effect?: string } };
 }
 
+interface Watching<T> {
+  child: ChildProcess;
+  lines: T[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
 /** penstockctl --json watch ARGS as a process, its stdout lines parsed as they come. */
-function watchJson(args: string[]): { child: ChildProcess; lines: Line[]; stderr: () => string; exited: Promise<number | null> } {
-  const child = spawn(NODE, [join(ROOT, 'src/cli/penstockctl.ts'), '--socket', daemon.socket, '--json', 'watch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Line[] = [];
+function watchJson(args: string[]): Watching<Line> {
+  return watchProcess(['--json', 'watch', ...args], (l) => JSON.parse(l) as Line);
+}
+
+/** penstockctl watch, piped (not a terminal): its plain lines. */
+function watchPlain(args: string[]): Watching<string> {
+  return watchProcess(['watch', ...args], (l) => l);
+}
+
+function watchProcess<T>(args: string[], parse: (line: string) => T): Watching<T> {
+  const child = spawn(NODE, [join(ROOT, 'src/cli/penstockctl.ts'), '--socket', daemon.socket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: T[] = [];
   let buf = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => {
     buf += d.toString();
     let nl;
     while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(JSON.parse(buf.slice(0, nl)) as Line);
+      lines.push(parse(buf.slice(0, nl)));
       buf = buf.slice(nl + 1);
     }
   });
@@ -83,9 +99,11 @@ test('--json: allowed and denied requests arrive in order with their seq, filter
   const warnings = watchJson(['--severity', 'warning']);
   const stranger = watchJson(['--principal', 'nobody']);
   const chain = watchJson(['--principal', 'work-order:WO-7', '--events', 'decision']);
+  const plain = watchPlain(['--target', 'plc-1']);
   try {
     // Each begins with the live sessions (none yet).
     for (const w of [all, warnings, stranger, chain]) await until(() => w.lines.find((l) => l.type === 'sessions'), 'first snapshot');
+    await until(() => plain.lines.find((l) => /^-- following target plc-1 from seq \d+ --$/.test(l)), 'the piped watcher following');
     assert.equal((await write(12, 300)).code, 0, 'allowed write');
     assert.notEqual((await write(50, 1)).code, 0, 'denied write');
     const denied = await until(() => events(all.lines).find((e) => e.event === 'action.denied'), 'the denial on the stream');
@@ -117,18 +135,21 @@ test('--json: allowed and denied requests arrive in order with their seq, filter
     await until(() => events(chain.lines).find((e) => e.seq === denied.seq), 'the denial for the chain watcher');
     assert.ok(events(chain.lines).every((e) => e.event.startsWith('action.')));
     assert.deepEqual(events(stranger.lines), [], 'nothing of vendor-1 for a watcher of another principal');
+    // Piped: one readable line per event.
+    const plainDenial = await until(() => plain.lines.find((l) => l.includes(`#${denied.seq} `)), 'the denial, piped');
+    assert.match(plainDenial, /^\d\d:\d\d:\d\d #\d+ WARN DENIED \(\w+\) vendor-1 \(for work-order:WO-7\) → plc-1: write /);
   } finally {
-    for (const w of [all, warnings, stranger, chain]) w.child.kill('SIGINT');
+    for (const w of [all, warnings, stranger, chain, plain]) w.child.kill('SIGINT');
   }
-  for (const w of [all, warnings, stranger, chain]) assert.equal(await w.exited, 0, w.stderr());
-  // Journaled as reads: aggregates naming events.follow, counting 4 follows in all, whatever they streamed.
+  for (const w of [all, warnings, stranger, chain, plain]) assert.equal(await w.exited, 0, w.stderr());
+  // Journaled as reads: aggregates naming events.follow, counting 5 follows in all, whatever they streamed.
   const follows = await until(async () => {
     const tail = await daemon.json<{ events: { event: { event: string; detail?: { command?: string; count?: number } } }[] }>(['journal', 'tail', '-n', '200']);
     const rows = tail.events.map((r) => r.event).filter((e) => e.event === 'admin.request' && e.detail?.command === 'events.follow');
     const count = rows.reduce((n, e) => n + (e.detail?.count ?? 0), 0);
-    return count >= 4 ? count : undefined;
+    return count >= 5 ? count : undefined;
   }, 'the follows audited');
-  assert.equal(follows, 4);
+  assert.equal(follows, 5);
 });
 
 test('bad filters are refused in the protocol with a code; the daemon stays up', async () => {
@@ -241,7 +262,7 @@ test('a watcher that stops reading slows no front door, loses its place and is t
     if (l.type === 'event') told.push(l.event!.seq);
     if (l.type === 'lost') for (let s = l.first_seq!; s <= l.last_seq!; s++) told.push(s);
   }
-  assert.ok(told[0]! >= header.result.next_seq);
+  assert.equal(told[0], header.result.next_seq, 'from the seq the answer named, nothing missed');
   assert.deepEqual(told, Array.from({ length: told.length }, (_, i) => told[0]! + i));
   assert.equal(got.filter((l) => l.type === 'lost').length, 1);
   slow.socket.destroy();
@@ -293,4 +314,12 @@ sys.stdin.read()
   const after = await until(() => (pane().includes('exit=0') ? pane() : undefined), 'the shell after q');
   assert.ok(!after.includes('q or Ctrl-C: quit'), 'the watch screen is gone: the normal screen is back');
   assert.ok(after.includes(cli.slice(0, 40)), 'the command line typed before the watch is on the normal screen again');
+});
+
+test('when the daemon stops, a watch ends with status 4 and says so', async () => {
+  const w = watchJson([]);
+  await until(() => w.lines.find((l) => l.type === 'sessions'), 'following');
+  await daemon.stop();
+  assert.equal(await w.exited, 4, w.stderr());
+  assert.match(w.stderr(), /closed the event stream/);
 });
