@@ -306,6 +306,13 @@ sys.stdin.read()
     assert.match(screen, /SESSION\s+WHO \(FOR WHOM\)\s+TARGET/);
     assert.match(screen, /#\d+ WARN DENIED \(\w+\) vendor-1 \(for work-order:WO-7\) → plc-1: write/);
     for (const line of screen.split('\n')) assert.ok(line.length <= 120, `a line wider than the pane: ${line}`);
+    // Resized (SIGWINCH): redrawn to the new size, still whole.
+    tmux('resize-window', '-t', 'w', '-x', '80', '-y', '20');
+    const small = await until(() => {
+      const p = pane().replace(/\n$/, '').split('\n');
+      return p.length === 20 && p[19]!.includes('q or Ctrl-C: quit') && p[3]!.startsWith('─'.repeat(80)) ? p : undefined;
+    }, 'the screen redrawn at 80x20');
+    for (const line of small) assert.ok(line.length <= 80, `a line wider than the resized pane: ${line}`);
   } finally {
     vendor.stdin!.end();
   }
