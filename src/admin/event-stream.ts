@@ -232,7 +232,7 @@ export class EventHub {
     const w = new Watcher(sink, filter, this.#opts.limits);
     this.#watchers.add(w);
     if (this.#watchers.size === 1) this.#start();
-    w.offerSnapshot(this.#snapshotLine(w.filter));
+    w.offerSnapshot(this.#snapshotLine(this.#opts.sessions(), w.filter));
     return () => {
       if (!this.#watchers.delete(w)) return;
       w.stop();
@@ -243,7 +243,8 @@ export class EventHub {
   #start(): void {
     this.#unfollow = this.#opts.journal.onCommitted((events) => this.#publish(events));
     this.#timer = setInterval(() => {
-      for (const w of this.#watchers) w.offerSnapshot(this.#snapshotLine(w.filter));
+      const sessions = this.#opts.sessions();
+      for (const w of this.#watchers) w.offerSnapshot(this.#snapshotLine(sessions, w.filter));
     }, this.sessionsEveryMs);
     this.#timer.unref();
   }
@@ -268,8 +269,8 @@ export class EventHub {
     }
   }
 
-  #snapshotLine(filter: EventFilter): string {
-    const sessions = this.#opts.sessions().filter((s) => sessionMatches(filter, s));
+  #snapshotLine(all: readonly SessionView[], filter: EventFilter): string {
+    const sessions = all.filter((s) => sessionMatches(filter, s));
     return `${JSON.stringify({ type: 'sessions', time: new Date(this.#opts.now()).toISOString(), sessions } satisfies StreamLine)}\n`;
   }
 }
