@@ -2,6 +2,7 @@
 // Requests are dispatched from an allowlist table; every state-changing request is audited (the daemon
 // journals it) before its handler runs, and is refused if that record cannot be written, or if the kernel
 // did not confirm who sent it. Requests that change nothing are counted and audited as aggregates.
+// A streaming command's answer is followed by its lines (stream.ts): the connection is then the stream's.
 //
 // Connections are bounded per uid (as the kernel names it) so that one user's idle connections cannot
 // lock the others out; a connection must send its first request within seconds of connecting.
