@@ -11,6 +11,8 @@ import { NODE, ROOT, startDaemon, tempDir, until, type DaemonProcess } from './d
 import { modbusDoorYaml } from './modbus-site.ts';
 
 const tmp = tempDir('penstock-watch-');
+/** Starting Node processes (several at once) on a loaded 2-core machine takes seconds each. */
+const STARTUP_MS = 60_000;
 let daemon: DaemonProcess;
 let plc: Plc;
 let modbusPort: number;
@@ -21,6 +23,8 @@ function config(plcPort: number): string {
   assert.match(door, /acting_for/);
   return `appliance: { id: watch-gw, site: Test, zone: dmz, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
 journal: { path: ${tmp.dir}/journal, aggregate_reads_seconds: 1 }
+# The bursts below go as fast as pymodbus can: above the default 200 actions/s a session is throttled.
+sessions: { actions_per_second: 100000 }
 ${door}grants:
   - id: g-maint
     principal: vendor-1
@@ -102,8 +106,8 @@ test('--json: allowed and denied requests arrive in order with their seq, filter
   const plain = watchPlain(['--target', 'plc-1']);
   try {
     // Each begins with the live sessions (none yet).
-    for (const w of [all, warnings, stranger, chain]) await until(() => w.lines.find((l) => l.type === 'sessions'), 'first snapshot');
-    await until(() => plain.lines.find((l) => /^-- following target plc-1 from seq \d+ --$/.test(l)), 'the piped watcher following');
+    for (const w of [all, warnings, stranger, chain]) await until(() => w.lines.find((l) => l.type === 'sessions'), 'first snapshot', STARTUP_MS);
+    await until(() => plain.lines.find((l) => /^-- following target plc-1 from seq \d+ --$/.test(l)), 'the piped watcher following', STARTUP_MS);
     assert.equal((await write(12, 300)).code, 0, 'allowed write');
     assert.notEqual((await write(50, 1)).code, 0, 'denied write');
     const denied = await until(() => events(all.lines).find((e) => e.event === 'action.denied'), 'the denial on the stream');
@@ -148,7 +152,7 @@ test('--json: allowed and denied requests arrive in order with their seq, filter
     const rows = tail.events.map((r) => r.event).filter((e) => e.event === 'admin.request' && e.detail?.command === 'events.follow');
     const count = rows.reduce((n, e) => n + (e.detail?.count ?? 0), 0);
     return count >= 5 ? count : undefined;
-  }, 'the follows audited');
+  }, 'the follows audited', STARTUP_MS);
   assert.equal(follows, 5);
 });
 
@@ -220,7 +224,9 @@ assert c.connect()
 bad = 0
 for i in range(${n}):
     r = c.write_register(10 + i % 10, i % 1000, slave=1)
-    if r.isError(): bad += 1
+    if r.isError():
+        if bad == 0: print("first error at", i, repr(r))
+        bad += 1
 c.close()
 print("bad", bad)
 `);
@@ -284,7 +290,7 @@ test('in a real terminal (tmux): the vendor\'s session and a denial appear; q qu
   const pane = () => tmux('capture-pane', '-p', '-t', 'w');
   await until(() => pane().includes('READY$') || undefined, 'the shell prompt');
   tmux('send-keys', '-t', 'w', cli, 'Enter');
-  await until(() => pane().includes('q or Ctrl-C: quit') || undefined, 'the watch screen');
+  await until(() => pane().includes('q or Ctrl-C: quit') || undefined, 'the watch screen', STARTUP_MS);
 
   // A vendor session that stays open: pymodbus connects, writes, denied, and waits.
   const vendor = spawn('/usr/bin/python3', ['-c', `
@@ -325,7 +331,7 @@ sys.stdin.read()
 
 test('when the daemon stops, a watch ends with status 4 and says so', async () => {
   const w = watchJson([]);
-  await until(() => w.lines.find((l) => l.type === 'sessions'), 'following');
+  await until(() => w.lines.find((l) => l.type === 'sessions'), 'following', STARTUP_MS);
   await daemon.stop();
   assert.equal(await w.exited, 4, w.stderr());
   assert.match(w.stderr(), /closed the event stream/);
