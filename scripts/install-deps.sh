@@ -32,6 +32,8 @@ procps                    bin pgrep pkill ps
 passwd                    bin useradd usermod userdel
 util-linux                bin setpriv
 mount                     bin mount umount
+# the real terminal `penstockctl watch` is tested in
+tmux                      bin tmux
 DEBIAN_PACKAGES
 )
 mapfile -t packages < <(sed -e 's/#.*//' <<<"$deps" | awk 'NF { print $1 }')

@@ -40,10 +40,7 @@ export function adminRequest(socketPath: string, command: string, params: unknow
       if (err) reject(err);
       else resolve(result);
     };
-    const timer = setTimeout(
-      () => finish(new PenstockError('PS_UPSTREAM_UNAVAILABLE', `no answer from ${socketPath} within ${timeoutMs} ms (is penstock running?)`, { socket: socketPath })),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => finish(noAnswer(socketPath, timeoutMs)), timeoutMs);
 
     socket.once('connect', () => socket.write(encodeRequest(request)));
     socket.on('data', (chunk: Buffer) => {
@@ -64,6 +61,10 @@ export function adminRequest(socketPath: string, command: string, params: unknow
   });
 }
 
+function noAnswer(socketPath: string, timeoutMs: number): PenstockError {
+  return new PenstockError('PS_UPSTREAM_UNAVAILABLE', `no answer from ${socketPath} within ${timeoutMs} ms (is penstock running?)`, { socket: socketPath });
+}
+
 function connectError(socketPath: string, err: NodeJS.ErrnoException): PenstockError {
   switch (err.code) {
     case 'ENOENT':
@@ -75,4 +76,66 @@ function connectError(socketPath: string, err: NodeJS.ErrnoException): PenstockE
     default:
       return new PenstockError('PS_UPSTREAM_UNAVAILABLE', `cannot use ${socketPath}: ${err.message}`, { socket: socketPath, errno: err.code }, { cause: err });
   }
+}
+
+export interface AdminFollow {
+  /** Resolves when the stream ends (the daemon closed it, or close() was called); rejects on a refusal or socket error. */
+  readonly done: Promise<void>;
+  close(): void;
+}
+
+/**
+ * Follow a streaming command: `onHeader` gets the reply's result, then `onLine` each line after it
+ * (parsed JSON), in order, until the daemon closes or close() is called.
+ */
+export function adminFollow(
+  socketPath: string,
+  command: string,
+  params: unknown,
+  handlers: { onHeader(result: unknown): void; onLine(line: unknown): void },
+  opts: AdminRequestOptions = {},
+): AdminFollow {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const request: AdminRequest = { id: 1, command, params: params ?? {}, operator: opts.operator ?? ownClaim() };
+  const socket = createConnection(socketPath);
+  const splitter = new LineSplitter(MAX_RESPONSE_BYTES);
+  let headed = false;
+  let settled = false;
+  let settle: (err?: Error) => void = () => {};
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+  });
+  // Only the reply is awaited within the time-out; the stream may then be quiet for hours.
+  const timer = setTimeout(() => settle(noAnswer(socketPath, timeoutMs)), timeoutMs);
+  socket.once('connect', () => socket.write(encodeRequest(request)));
+  socket.on('data', (chunk: Buffer) => {
+    const { lines, tooLarge } = splitter.push(chunk);
+    for (const line of lines) {
+      if (settled) return;
+      try {
+        if (!headed) {
+          const res = decodeResponse(line);
+          if (!res.ok) return settle(new PenstockError(res.error.code, res.error.message));
+          headed = true;
+          clearTimeout(timer);
+          handlers.onHeader(res.result);
+        } else {
+          handlers.onLine(JSON.parse(line));
+        }
+      } catch (err) {
+        return settle(err instanceof PenstockError ? err : new PenstockError('PS_INTERNAL', 'the admin socket sent a line that is not JSON'));
+      }
+    }
+    if (tooLarge) settle(new PenstockError('PS_INTERNAL', 'the admin socket sent an oversize line'));
+  });
+  socket.once('end', () => settle(headed ? undefined : new PenstockError('PS_UPSTREAM_UNAVAILABLE', `${socketPath} closed the connection without an answer`, { socket: socketPath })));
+  socket.once('error', (err: NodeJS.ErrnoException) => settle(connectError(socketPath, err)));
+  return { done, close: () => settle() };
 }

@@ -8,6 +8,9 @@
 // `operator` is the client's own claim of who it is, kept for old clients and logged; it never names
 // the operator (only the kernel's SO_PEERCRED does). A request line is at most MAX_REQUEST_BYTES;
 // the splitter below refuses a longer one before buffering past the bound.
+//
+// A streaming command (events.follow) answers once, as above, and then sends newline-delimited JSON
+// lines on the same connection until the client closes it; that connection takes no further requests.
 import { z } from 'zod';
 import { ERROR_CODES, PenstockError, type ErrorCode } from '../common/errors.ts';
 import { MAX_CONFIG_BYTES } from '../config/limits.ts';

@@ -2,6 +2,7 @@
 // Requests are dispatched from an allowlist table; every state-changing request is audited (the daemon
 // journals it) before its handler runs, and is refused if that record cannot be written, or if the kernel
 // did not confirm who sent it. Requests that change nothing are counted and audited as aggregates.
+// A streaming command's answer is followed by its lines (stream.ts): the connection is then the stream's.
 //
 // Connections are bounded per uid (as the kernel names it) so that one user's idle connections cannot
 // lock the others out; a connection must send its first request within seconds of connecting.
@@ -11,6 +12,7 @@ import { dirname, isAbsolute } from 'node:path';
 import { ERROR_CODES, PenstockError, isPenstockError, type ErrorCode } from '../common/errors.ts';
 import { identifyOperator, groupId, verifyPeer, type PeerResult } from './peer.ts';
 import { ReadOnlyAudit } from './read-audit.ts';
+import { StreamReply } from './stream.ts';
 import { LineSplitter, MAX_REQUEST_BYTES, encodeResponse, requestEnvelopeSchema, type AdminResponse, type RequestId } from './protocol.ts';
 import type { AdminAudit, AdminAuditEntry, AdminCommandTable, AdminContext, AdminLog, Operator } from './types.ts';
 import type { z } from 'zod';
@@ -228,6 +230,8 @@ function serveConnection(socket: Socket, peer: PeerResult, opts: AdminServerOpti
   let busy = false;
   let closing = false;
   let started = false;
+  // Once a streaming command answered, the connection is that stream's: what the client sends is dropped.
+  let streaming = false;
 
   // A hard deadline for the first request, however slowly its bytes trickle in; then an idle time-out.
   // Checked again after the event loop's I/O phase: when the loop was busy, a request that arrived in
@@ -242,7 +246,7 @@ function serveConnection(socket: Socket, peer: PeerResult, opts: AdminServerOpti
   socket.on('error', (err) => log.debug({ err }, 'admin connection error'));
 
   socket.on('data', (chunk: Buffer) => {
-    if (closing) return;
+    if (closing || streaming) return;
     const { lines, tooLarge } = splitter.push(chunk);
     if (lines.length > 0 && !started) {
       started = true;
@@ -271,9 +275,22 @@ function serveConnection(socket: Socket, peer: PeerResult, opts: AdminServerOpti
       while (queue.length > 0) {
         const line = queue.shift()!;
         socket.pause();
-        const res = await handleLine(line, opts, operatorFor, audit);
-        if (socket.destroyed) return;
+        const { res, stream } = await handleLine(line, opts, operatorFor, audit);
+        if (socket.destroyed) {
+          stream?.cancel();
+          return;
+        }
         socket.write(encodeResponse(res));
+        if (stream) {
+          streaming = true;
+          queue.length = 0;
+          // A watcher may sit quiet for hours; reading on lets its close (EOF) be seen.
+          socket.setTimeout(0);
+          socket.resume();
+          const stop = stream.start(socket);
+          socket.once('close', stop);
+          return;
+        }
       }
       if (closing) {
         const operator = (await operatorFor(undefined)) ?? UNKNOWN_OPERATOR;
@@ -291,28 +308,34 @@ function serveConnection(socket: Socket, peer: PeerResult, opts: AdminServerOpti
 
 type OperatorFor = (claim: { uid: number; user?: string } | undefined) => Promise<Operator | undefined>;
 
-async function handleLine(line: string, opts: AdminServerOptions, operatorFor: OperatorFor, audit: Auditor): Promise<AdminResponse> {
+/** A response, and the stream that follows it when the command streams. */
+interface Answer {
+  res: AdminResponse;
+  stream?: StreamReply;
+}
+
+async function handleLine(line: string, opts: AdminServerOptions, operatorFor: OperatorFor, audit: Auditor): Promise<Answer> {
   let raw: unknown;
   try {
     raw = JSON.parse(line);
   } catch {
     const operator = (await operatorFor(undefined)) ?? UNKNOWN_OPERATOR;
     audit.counted({ command: '(malformed)', operator, ok: false, error: 'PS_ADMIN_BAD_REQUEST' });
-    return { id: null, ok: false, error: body('PS_ADMIN_BAD_REQUEST', 'request is not valid JSON') };
+    return { res: { id: null, ok: false, error: body('PS_ADMIN_BAD_REQUEST', 'request is not valid JSON') } };
   }
   const envelope = requestEnvelopeSchema.safeParse(raw);
   if (!envelope.success) {
     const id = pickId(raw);
     const operator = (await operatorFor(undefined)) ?? UNKNOWN_OPERATOR;
     audit.counted({ command: '(malformed)', operator, ok: false, error: 'PS_ADMIN_BAD_REQUEST' });
-    return { id, ok: false, error: body('PS_ADMIN_BAD_REQUEST', `bad request: ${describeIssues(envelope.error)}`) };
+    return { res: { id, ok: false, error: body('PS_ADMIN_BAD_REQUEST', `bad request: ${describeIssues(envelope.error)}`) } };
   }
   const req = envelope.data;
   const operator = await operatorFor(req.operator);
   return dispatch(req.id, req.command, req.params ?? {}, operator, opts, audit);
 }
 
-async function dispatch(id: RequestId, command: string, params: unknown, operator: Operator | undefined, opts: AdminServerOptions, audit: Auditor): Promise<AdminResponse> {
+async function dispatch(id: RequestId, command: string, params: unknown, operator: Operator | undefined, opts: AdminServerOptions, audit: Auditor): Promise<Answer> {
   const who = operator ?? UNKNOWN_OPERATOR;
   // Own properties only: `constructor` or `__proto__` is not a command.
   const cmd = Object.hasOwn(opts.commands, command) ? opts.commands[command] : undefined;
@@ -321,9 +344,9 @@ async function dispatch(id: RequestId, command: string, params: unknown, operato
     if (cmd?.mutates) await auditQuietly(opts, { command, operator: who, params, ok, ...(error ? { error } : {}), phase: 'after' });
     else audit.counted({ command, operator: who, ok, ...(error ? { error } : {}) });
   };
-  const refuse = async (code: ErrorCode, message: string): Promise<AdminResponse> => {
+  const refuse = async (code: ErrorCode, message: string): Promise<Answer> => {
     await record(false, code);
-    return { id, ok: false, error: body(code, message) };
+    return { res: { id, ok: false, error: body(code, message) } };
   };
 
   if (!cmd) return refuse('PS_ADMIN_UNKNOWN_COMMAND', `unknown command ${command}`);
@@ -339,20 +362,22 @@ async function dispatch(id: RequestId, command: string, params: unknown, operato
       await audit.changes({ command, operator, params: parsed.data, ok: true, phase: 'before' });
     } catch (err) {
       opts.log.error({ err, command }, 'admin request refused: audit record could not be written');
-      return { id, ok: false, error: errorBody(err) };
+      return { res: { id, ok: false, error: errorBody(err) } };
     }
   }
 
   try {
     const result = await cmd.handler(parsed.data as never, { operator: who, context: opts.context });
+    // A stream is one read, counted once when it starts, never per line it sends.
     if (!cmd.mutates) await record(true);
-    return { id, ok: true, result: result ?? null };
+    if (result instanceof StreamReply) return { res: { id, ok: true, result: result.header ?? null }, stream: result };
+    return { res: { id, ok: true, result: result ?? null } };
   } catch (err) {
     const error = errorBody(err);
     if (error.code === 'PS_INTERNAL') opts.log.error({ err, command }, 'admin command failed');
     else opts.log.info({ code: error.code, command }, 'admin command refused');
     await record(false, error.code);
-    return { id, ok: false, error };
+    return { res: { id, ok: false, error } };
   }
 }
 

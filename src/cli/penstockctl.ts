@@ -23,6 +23,7 @@ import { addJournalCommands } from './journal.ts';
 import { addVaultCommands } from './vault.ts';
 import { addReplayCommand } from './replay.ts';
 import { addSuggestCommand } from './suggest.ts';
+import { addWatchCommand } from './watch.ts';
 import { renderApprovals, renderDecision, renderGrants, renderIssues, renderSessions, renderStatus, type GrantRow } from './render.ts';
 
 export const EXIT = { ok: 0, no: 1, approve: 2, usage: 3, unreachable: 4, refused: 5 } as const;
@@ -71,9 +72,7 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const call = async (command: string, params: unknown = {}): Promise<unknown> => {
     const g = globals();
-    const timeoutMs = Number(g.timeout);
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds (got ${g.timeout})`);
-    return adminRequest(g.socket, command, params, { timeoutMs });
+    return adminRequest(g.socket, command, params, { timeoutMs: positiveMs(g.timeout) });
   };
   /** Print the result: raw JSON with --json, else the human rendering. */
   const show = (result: unknown, human: () => string): void => {
@@ -249,6 +248,13 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
     });
 
   addJournalCommands(program, { io, call, show, setExit: (code) => (exitCode = code) });
+  addWatchCommand(program, {
+    io,
+    socket: () => globals().socket,
+    json: () => Boolean(globals().json),
+    timeoutMs: () => positiveMs(globals().timeout),
+    setExit: (code) => (exitCode = code),
+  });
   addVaultCommands(program, { io, show });
 
   try {
@@ -257,6 +263,12 @@ export async function main(args: string[], io: Io = processIo, env: NodeJS.Proce
   } catch (err) {
     return reportError(err, io, Boolean(program.opts<GlobalOptions>().json));
   }
+}
+
+function positiveMs(text: string): number {
+  const ms = Number(text);
+  if (!Number.isInteger(ms) || ms <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds (got ${text})`);
+  return ms;
 }
 
 function reportError(err: unknown, io: Io, json: boolean): number {

@@ -26,6 +26,7 @@ import { Vault } from '../vault/vault.ts';
 import { startAdminServer } from '../admin/server.ts';
 import { adminCommands } from '../admin/commands.ts';
 import { journalCommands } from '../admin/journal-commands.ts';
+import { eventCommands } from '../admin/event-commands.ts';
 import { startSyncServer } from '../sync/server.ts';
 import { currentClientRules } from '../sync/clients.ts';
 import type { SyncAuditEvent } from '../sync/types.ts';
@@ -147,7 +148,7 @@ export class Daemon {
     this.#admin = await startAdminServer({
       socketPath: app.admin_socket,
       ...(config.raw.admin.group ? { group: config.raw.admin.group } : {}),
-      commands: { ...adminCommands, ...journalCommands },
+      commands: { ...adminCommands, ...journalCommands, ...eventCommands },
       context: {
         core: this.#core,
         reload: () => this.reload(),
