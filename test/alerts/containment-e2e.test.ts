@@ -303,7 +303,8 @@ describe('containment over the Modbus front door, driven by the real alert engin
 
       // The next allowed write of that session is held for a person, naming the alert; nothing reaches the PLC.
       const write = client.send('write', 12, 250);
-      const approval = await until(async () => (await site.approvals()).find((a) => a.session === session), 'the approval request', WAIT_MS);
+      await site.journal.find('approval.requested', (e) => e.event === 'approval.requested' && e.session === session);
+      const approval = (await site.approvals()).find((a) => a.session === session)!;
       assert.deepEqual(approval.alert, { kind: 'probing', seq: alertSeq });
       const listed = await site.ctl(['approvals', 'list']);
       assert.match(listed.stdout, new RegExp(`${approval.id}.*held by alert\\.probing #${alertSeq}`));
@@ -358,7 +359,9 @@ describe('containment over the Modbus front door, driven by the real alert engin
       client = new PymodbusSession(site.port);
       await client.ready;
       const held = client.send('write', 16, 321);
-      const approval = await until(async () => (await site.approvals())[0], 'the approval request', WAIT_MS);
+      await site.journal.find('approval.requested', (e) => e.event === 'approval.requested');
+      const [approval] = await site.approvals();
+      assert.ok(approval, 'the approval request');
       assert.deepEqual(approval.alert, { kind: 'probing', seq: alertSeq });
       assert.equal(approval.grant, 'g-pumps');
       assert.deepEqual(writesAt(16), [], 'nothing reached the PLC yet');
