@@ -378,7 +378,9 @@ test('an unknown key is refused and journaled', { skip }, async () => {
 });
 
 test('penstockctl sessions kill ends the SSH session and the command on the target at once, with a message', { skip }, async () => {
-  const ssh = spawnSsh([...site.sshArgs('rtu-7'), '--', 'sleep', '47']);
+  // A duration no other run on this machine uses: pgrep must find this command, not another checkout's.
+  const nap = `47.${process.pid}`;
+  const ssh = spawnSsh([...site.sshArgs('rtu-7'), '--', 'sleep', nap]);
   let id = '';
   await until(async () => {
     const r = await site.gw.ctl(['--json', 'sessions', 'list']);
@@ -386,13 +388,13 @@ test('penstockctl sessions kill ends the SSH session and the command on the targ
     id = s?.id ?? '';
     return id !== '';
   }, 'the session');
-  await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', 'sleep 47'])).code === 0, 'sleep on the target');
+  await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', `sleep ${nap}`])).code === 0, 'sleep on the target');
   const k = await site.gw.ctl(['sessions', 'kill', id, '--reason', 'test']);
   assert.equal(k.code, 0, k.stderr);
   const code = await ssh.done;
   assert.notEqual(code, 0);
   assert.match(ssh.stderr(), /session ended by the gateway \(killed: test\)/);
-  await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', 'sleep 47'])).code !== 0, 'the command on the target to end');
+  await until(async () => (await run('pgrep', ['-u', 'penstocktest', '-f', `sleep ${nap}`])).code !== 0, 'the command on the target to end');
 });
 
 test('a grant whose window ends ends the live SSH session it carries, and the command on the target, with a message', { skip, timeout: 60_000 }, async () => {
