@@ -52,6 +52,8 @@ interface McpSession {
   expiresMs: number;
   timer: NodeJS.Timeout | undefined;
   released: boolean;
+  /** The call budget's key when it is this session's own (the token names no task): forgotten with the session. */
+  sessionBudget?: string;
 }
 
 /** Who a request comes from: a verified bearer token or a client certificate. */
@@ -121,10 +123,11 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
       // closes the session's streams, and later requests on its id get 404.
       () => release(entry),
     );
-    const entry: McpSession = { transport, server, session, expiresMs: caller.expiresMs, timer: undefined, released: false };
+    const budgetKey = `${caller.principal.id}\u0000${caller.task ?? session.id}`;
+    // A budget kept by session (no task claim) ends with the session; a task's outlives its sessions.
+    const entry: McpSession = { transport, server, session, expiresMs: caller.expiresMs, timer: undefined, released: false, ...(caller.task === undefined ? { sessionBudget: budgetKey } : {}) };
     bySession.set(session, entry);
     transport.onclose = () => endFromClient(entry);
-    const budgetKey = `${caller.principal.id}\u0000${caller.task ?? session.id}`;
     // Calls per second per session: a burst of one second's worth, refilled continuously.
     const bucket = { tokens: cfg.calls_per_second, atMs: core.clock.now() };
     const admit = (): 'rate_limited' | 'call_budget_spent' | undefined => {
@@ -185,6 +188,7 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     entry.released = true;
     clearTimeout(entry.timer);
     bySession.delete(entry.session);
+    if (entry.sessionBudget !== undefined) callsPerTask.delete(entry.sessionBudget);
     if (entry.transport.sessionId !== undefined) byId.delete(entry.transport.sessionId);
     void entry.server.close().catch(() => {});
   };

@@ -164,6 +164,11 @@ async function requestAccessRun(args: RequestArgs, ctx: ToolContext, ledger: Acc
     const to = Math.min(at + args.duration_seconds * 1000, tokenExpiresMs);
     try {
       core.grants.issue({ ...proposed, window: { from: new Date(at).toISOString(), to: new Date(to).toISOString() } }, outcome.by!);
+      // Forget grants that have ended on their own (window over, revoked by staff): the ledger stays small.
+      for (const [other] of ledger.issued) {
+        const g = core.grants.get(other);
+        if (!g || g.revoked || !core.grants.isActive(g)) ledger.issued.delete(other);
+      }
       ledger.issued.set(id, { principal: session.principal.id, task: args.task, session: session.id });
     } catch (err) {
       core.log.error({ err, grant: id }, 'approved access request could not be issued');
