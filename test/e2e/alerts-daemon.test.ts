@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Plc, freePort, mbpoll } from '../adapters/modbus/fixtures/harness.ts';
 import { startDaemon, tempDir, until, type DaemonProcess } from './daemon-harness.ts';
+import { modbusDoorYaml } from './modbus-site.ts';
 
 const tmp = tempDir('penstock-e2e-alerts-');
 let plc: Plc;
@@ -18,13 +19,7 @@ function config(plcPort: number): string {
   return `appliance: { id: e2e-alerts, site: Test site, zone: dmz, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
 alerts:
   unusual_write: { min_samples: 3 }
-listeners:
-  - { id: mb, protocol: modbus, mode: tcp, host: 127.0.0.1, port: ${modbusPort}, routes: [{ unit: 1, target: plc-1 }], bindings: [{ source: 127.0.0.1, principal: vendor-1 }] }
-principals:
-  - { id: vendor-1, kind: vendor, owner: ACME, purpose: Maintenance }
-targets:
-  - { id: plc-1, protocol: modbus, zone: cell-a, host: 127.0.0.1, port: ${plcPort} }
-grants:
+${modbusDoorYaml(modbusPort, plcPort)}grants:
   - id: g-maint
     principal: vendor-1
     targets: [plc-1]
