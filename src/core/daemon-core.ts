@@ -11,6 +11,7 @@ import type { Action, Decision, Verb } from '../policy/types.ts';
 import { decide } from '../policy/decide.ts';
 import { GrantStore } from '../grants/store.ts';
 import type { GrantChange, HeldGrant, Operator } from '../grants/types.ts';
+import { grantsForTask } from '../grants/task-claims.ts';
 import { Approvals, MAX_DEFERRED_PER_PRINCIPAL } from '../approvals/approvals.ts';
 import type { Vault } from '../vault/vault.ts';
 import { Session, SessionRegistry, type SessionEnd } from '../sessions/registry.ts';
@@ -23,13 +24,9 @@ import type { SessionView } from '../sessions/types.ts';
 /** Verbs whose evidence may be aggregated; everything else is privileged and journaled before forwarding. */
 const READ_VERBS: ReadonlySet<Verb> = new Set(['read', 'browse', 'subscribe', 'history']);
 
-/**
- * The grants a session may use: a grant bound to a task (`task.require_claim`) only in a session whose
- * credential names that task (attribute `task`, e.g. an agent token's task claim).
- */
+/** The grants a session may use (grants/task-claims.ts: task-bound grants only under their task's claim). */
 function grantsFor(session: Session, held: HeldGrant[]): HeldGrant[] {
-  if (!held.some((g) => g.task.require_claim)) return held;
-  return held.filter((g) => !g.task.require_claim || session.attributes.task === g.task.ticket);
+  return grantsForTask(held, session.attributes.task);
 }
 
 /** Denials within this many ms that make a burst (probing) alert. */

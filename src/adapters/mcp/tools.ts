@@ -15,6 +15,7 @@ import type { Core, Verdict } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { RuleConfig } from '../../config/schema.ts';
 import type { HeldGrant } from '../../grants/types.ts';
+import { grantsForTask } from '../../grants/task-claims.ts';
 import { canonicalJson } from '../../journal/canonical.ts';
 import { explainRule } from '../../policy/decide.ts';
 import { ruleParts } from '../../policy/matchers.ts';
@@ -92,8 +93,7 @@ export function callBinding(tool: string, args: Record<string, unknown>): string
 /** The grants a session may use now (task-bound grants only under their task's claim). */
 function usableGrants(core: Core, session: Session): HeldGrant[] {
   const now = core.clock.now();
-  return core.grants.forPrincipal(session.principal.id).filter((g) =>
-    !g.revoked && core.grants.isActive(g, now) && (!g.task.require_claim || session.attributes.task === g.task.ticket));
+  return grantsForTask(core.grants.forPrincipal(session.principal.id), session.attributes.task).filter((g) => !g.revoked && core.grants.isActive(g, now));
 }
 
 /** The targets of `protocol` for which an allow or approve rule of a usable grant lets `spec` do something. */
