@@ -16,7 +16,8 @@
 // grant is allowed; when none is left, further sessions are refused, and the grant is revoked (with a
 // journaled reason) once the last session that took a use has ended.
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../common/files.ts';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { z } from 'zod';
 import { PenstockError, isPenstockError, type ErrorCode } from '../common/errors.ts';
@@ -246,9 +247,7 @@ export class EnvelopeLedger {
   }
 
   #save(): void {
-    const tmp = `${this.#file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ version: 1, envelopes: [...this.#byJti.values()] }, null, 2), { mode: 0o640 });
-    renameSync(tmp, this.#file);
+    writeFileAtomic(this.#file, JSON.stringify({ version: 1, envelopes: [...this.#byJti.values()] }, null, 2), 0o640);
   }
 }
 
