@@ -13,6 +13,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import type { Core } from '../../core/core.ts';
 import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
@@ -22,7 +23,7 @@ import type { FrontDoor, RunningListener } from '../types.ts';
 import { formatRemote, listenOn, tcpListenerCloser } from '../net.ts';
 import { mcpListenerSchema, type McpListenerConfig } from './schema.ts';
 import { TokenVerifier, type TokenFailure, type VerifiedToken } from './tokens.ts';
-import { principalForCertificate } from '../client-certificates.ts';
+import { principalForCertificate, type CertificateMatch } from '../client-certificates.ts';
 import { callTool, listTools } from './tools.ts';
 import { endSessionAccess, gatewayTools, type AccessLedger } from './gateway-tools.ts';
 
@@ -193,14 +194,28 @@ export async function startMcpListener(raw: ListenerConfig, core: Core): Promise
     void entry.server.close().catch(() => {});
   };
 
+  /**
+   * A connection's client certificate and the principal it names: worked out once per connection (and
+   * config snapshot), not on every request the connection carries.
+   */
+  const certificates = new WeakMap<TLSSocket, { principals: ReadonlyMap<string, PrincipalConfig>; cert: X509Certificate | undefined; match: CertificateMatch | undefined }>();
+  const certificateOf = (socket: TLSSocket) => {
+    const principals = core.config().principals;
+    let known = certificates.get(socket);
+    if (!known || known.principals !== principals) {
+      const cert = socket.getPeerX509Certificate();
+      known = { principals, cert, match: cert && socket.authorized ? principalForCertificate(cert, principals.values()) : undefined };
+      certificates.set(socket, known);
+    }
+    return known;
+  };
+
   /** The caller of a request: its client certificate (mutual TLS), else its bearer token; undefined once refused (answered). */
   const identify = async (req: IncomingMessage, res: ServerResponse, remote: string): Promise<Caller | undefined> => {
     const bearer = TokenVerifier.bearer(req.headers.authorization);
-    const socket = req.socket as TLSSocket;
-    const cert = cfg.client_ca ? socket.getPeerX509Certificate() : undefined;
+    const { cert, match } = cfg.client_ca ? certificateOf(req.socket as TLSSocket) : { cert: undefined, match: undefined };
     let byCert: Caller | undefined;
     if (cert) {
-      const match = socket.authorized ? principalForCertificate(cert, core.config().principals.values()) : undefined;
       if (!match?.ok) {
         refusals.authFailed(remote, 'certificate_refused', { tls_reason: match ? match.reason : 'untrusted_certificate', ...(match?.spiffeId ? { spiffe_id: match.spiffeId } : {}) });
         unauthorized(res, metadataUrl, 'bad_token');
