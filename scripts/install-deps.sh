@@ -9,7 +9,8 @@
 set -euo pipefail
 deps=$(cat <<'DEBIAN_PACKAGES'
 # package                 checks: bin NAME… (a program: a name on PATH or an absolute path),
-#                                 py MODULE… (importable by /usr/bin/python3), pc NAME (pkg-config knows it)
+#                                 py MODULE… (importable by /usr/bin/python3), pc NAME (pkg-config knows it),
+#                                 file PATH… (a file that is there: a plug-in no program names on PATH)
 mbpoll                    bin mbpoll
 python3-pymodbus          py pymodbus.server
 # pymodbus only recommends these, and imports serial even for TCP (No module named 'serial')
@@ -34,6 +35,13 @@ util-linux                bin setpriv
 mount                     bin mount umount
 # the real terminal `penstockctl watch` is tested in
 tmux                      bin tmux
+# the evidence bus the gateways push to and the collector reads (issue 16)
+nats-server               bin nats-server
+# the collector's database (bookworm's PostgreSQL 15; the tests run it as the package's postgres user)
+postgresql-15             bin /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/initdb
+# the SIEM the syslog export is tested against: rsyslog with its TLS driver for imtcp
+rsyslog                   bin rsyslogd
+rsyslog-gnutls            file /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so
 DEBIAN_PACKAGES
 )
 mapfile -t packages < <(sed -e 's/#.*//' <<<"$deps" | awk 'NF { print $1 }')

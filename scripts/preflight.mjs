@@ -9,14 +9,14 @@
 //
 // Plain JavaScript with no imports outside node:, so it runs under any Node that runs npm.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, realpathSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
 
-/** The table in scripts/install-deps.sh: [{ pkg, checks: [{ kind: 'bin'|'py'|'pc', name }] }] */
+/** The table in scripts/install-deps.sh: [{ pkg, checks: [{ kind: 'bin'|'py'|'pc'|'file', name }] }] */
 export function readDeps(file = join(here, 'install-deps.sh')) {
   const text = readFileSync(file, 'utf8');
   const table = /<<'DEBIAN_PACKAGES'\n([\s\S]*?)\nDEBIAN_PACKAGES\n/.exec(text);
@@ -29,9 +29,9 @@ export function readDeps(file = join(here, 'install-deps.sh')) {
     const checks = [];
     let kind;
     for (const word of rest) {
-      if (word === 'bin' || word === 'py' || word === 'pc') kind = word;
+      if (word === 'bin' || word === 'py' || word === 'pc' || word === 'file') kind = word;
       else if (kind) checks.push({ kind, name: word });
-      else throw new Error(`install-deps.sh: "${line}": a check needs bin, py or pc before ${word}`);
+      else throw new Error(`install-deps.sh: "${line}": a check needs bin, py, pc or file before ${word}`);
     }
     deps.push({ pkg, checks });
   }
@@ -82,6 +82,7 @@ function locate(check) {
     return file && [file];
   }
   if (check.kind === 'py') return findPythonModule(check.name);
+  if (check.kind === 'file') return existsSync(check.name) ? [check.name] : undefined;
   if (!pkgConfigKnows(check.name)) return undefined;
   const dir = spawnSync('pkg-config', ['--variable=pcfiledir', check.name], { encoding: 'utf8' }).stdout.trim();
   return [join(dir, `${check.name}.pc`)];
@@ -158,7 +159,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const gaps = missing(deps);
   if (gaps.length > 0) {
     const pkgs = [...new Set(gaps.map((g) => g.pkg))];
-    console.error(`preflight: the tests need what this machine lacks:\n${gaps.map((g) => `  - ${g.check.kind === 'bin' ? 'program' : g.check.kind === 'py' ? 'Python module' : 'library'} ${g.check.name} (Debian package ${g.pkg})`).join('\n')}\ninstall them with:  bash scripts/install-deps.sh   (that is: apt-get install ${pkgs.join(' ')})`);
+    console.error(`preflight: the tests need what this machine lacks:\n${gaps.map((g) => `  - ${g.check.kind === 'bin' ? 'program' : g.check.kind === 'py' ? 'Python module' : g.check.kind === 'file' ? 'file' : 'library'} ${g.check.name} (Debian package ${g.pkg})`).join('\n')}\ninstall them with:  bash scripts/install-deps.sh   (that is: apt-get install ${pkgs.join(' ')})`);
     process.exit(1);
   }
   if (process.argv.includes('--prove')) {

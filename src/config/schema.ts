@@ -212,10 +212,15 @@ export const configSchema = z.strictObject({
     retention: z.strictObject({
       max_mib: z.number().int().min(1).optional(),
       max_age_days: z.number().int().min(1).optional(),
-    }).default({}),
+      /**
+       * Whose acknowledgement lets an event be pruned: `pull` (central PAM's /v1/events), `push` (JetStream's
+       * acknowledgement of the evidence push), or both (the lower of the two). Default: pull.
+       */
+      acknowledged_by: z.array(z.enum(['pull', 'push'])).min(1).default(['pull']),
+    }).default({ acknowledged_by: ['pull'] }),
     /** Ed25519 signing key (PKCS#8 PEM); generated at first start when missing. Default: STATE_DIR/keys/appliance-ed25519.pem. */
     signing_key: nonEmpty.optional(),
-  }).default({ map_size_mib: 1024, checkpoint_every: 1000, checkpoint_seconds: 60, reads_when_full: false, every_read: false, aggregate_reads_seconds: 60, retention: {} }),
+  }).default({ map_size_mib: 1024, checkpoint_every: 1000, checkpoint_seconds: 60, reads_when_full: false, every_read: false, aggregate_reads_seconds: 60, retention: { acknowledged_by: ['pull'] } }),
   vault: z.strictObject({
     /** Encrypted secrets file. Default: STATE_DIR/vault.json. */
     file: nonEmpty.optional(),

@@ -317,6 +317,7 @@ export class Daemon {
       const pruned = this.#journal!.prune({
         ...(r.max_mib !== undefined ? { maxBytes: r.max_mib * 2 ** 20 } : {}),
         ...(r.max_age_days !== undefined ? { maxAgeMs: r.max_age_days * 86_400_000 } : {}),
+        acknowledgedBy: r.acknowledged_by,
       });
       if (pruned.removed > 0) this.#log.info({ removed: pruned.removed, first: pruned.first }, 'journal retention pruned acknowledged events');
     } catch (err) {

@@ -456,6 +456,19 @@ export class LmdbJournal implements Journal {
   }
 
   /**
+   * Moves the upstream cursor `name` (`push`, `siem:<id>`) to `seq`: that upstream holds every event up to and
+   * including it. Monotonic; committed like an append (a failure marks the journal unavailable).
+   */
+  advanceCursor(name: string, seq: number): void {
+    retention.advanceCursor(this.#view, name, seq);
+  }
+
+  /** The highest seq the upstream `name` holds, -1 for none (`pull`: the acknowledged cursor). */
+  cursor(name: string): number {
+    return retention.cursorAt(this.#state, name);
+  }
+
+  /**
    * Removes event bodies, oldest first, while the journal is over `maxBytes` (total stored bytes) or the
    * oldest event is older than `maxAgeMs`, but never above the acknowledged cursor. Tree nodes stay.
    */
@@ -518,6 +531,7 @@ export class LmdbJournal implements Journal {
       lmdb: { pageSize, pages, freePages, readers },
       ...(cp ? { lastCheckpoint: { size: cp.size, rootHash: cp.rootHash, time: cp.time } } : {}),
       acknowledgedUpTo: s.ack,
+      ...(s.cursors ? { cursors: { ...s.cursors } } : {}),
     };
   }
 

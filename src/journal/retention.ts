@@ -42,19 +42,47 @@ export function acknowledge(host: RetentionHost, seq: number, by: string): void 
   });
 }
 
+/**
+ * Records that the upstream `name` (`push`, `siem:<id>`) holds every event up to and including `seq`:
+ * monotonic, like `acknowledge`; PS_JOURNAL_BAD_REQUEST for a seq not yet written. `pull` is `acknowledge`.
+ */
+export function advanceCursor(host: RetentionHost, name: string, seq: number): void {
+  if (name === 'pull') throw new PenstockError('PS_JOURNAL_BAD_REQUEST', 'the pull cursor moves by acknowledge()');
+  const { size } = host.state;
+  if (!Number.isSafeInteger(seq) || seq < 0 || seq >= size) {
+    throw new PenstockError('PS_JOURNAL_BAD_REQUEST', `cannot move cursor ${name} to seq ${seq}: the journal holds 0..${size - 1}`);
+  }
+  if (seq <= cursorAt(host.state, name)) return;
+  host.writeSync(`cursor ${name}`, (state) => {
+    state.cursors = { ...state.cursors, [name]: seq };
+  });
+}
+
+/** The highest seq upstream `name` holds (-1 for none); `pull` is the acknowledged cursor. */
+export function cursorAt(state: JournalState, name: string): number {
+  return name === 'pull' ? state.ack : (state.cursors?.[name] ?? -1);
+}
+
 export interface PruneLimits {
   /** Total stored bytes (event bodies, tree nodes, checkpoints, cosignatures). */
   maxBytes?: number;
   maxAgeMs?: number;
+  /**
+   * The upstream cursors whose acknowledgement lets an event go (`pull`, `push`): bodies are removed only up to
+   * the lowest of them. Default: `pull`.
+   */
+  acknowledgedBy?: readonly string[];
 }
 
 /**
  * Removes event bodies, oldest first, while the journal is over `maxBytes` or the oldest event is older
- * than `maxAgeMs`, but never above the acknowledged cursor. Tree nodes stay.
+ * than `maxAgeMs`, but never above the lowest of the counted upstream cursors. Tree nodes stay.
  */
 export function prune(host: RetentionHost, limits: PruneLimits): { removed: number; first: number; bytes: number } {
   let removed = 0;
   const now = host.clock.now();
+  const counted = limits.acknowledgedBy?.length ? limits.acknowledgedBy : ['pull'];
+  const upTo = (s: JournalState) => Math.min(...counted.map((name) => cursorAt(s, name)));
   const over = (s: JournalState, body: Buffer): boolean => {
     if (limits.maxBytes !== undefined && s.eventBytes + s.otherBytes > limits.maxBytes) return true;
     if (limits.maxAgeMs !== undefined) {
@@ -66,7 +94,8 @@ export function prune(host: RetentionHost, limits: PruneLimits): { removed: numb
   for (;;) {
     let chunk = 0;
     host.writeSync('prune', (state) => {
-      while (chunk < PRUNE_CHUNK && state.first <= state.ack) {
+      const bound = upTo(state);
+      while (chunk < PRUNE_CHUNK && state.first <= bound) {
         const body = host.db.events.getBinary(state.first);
         if (!body) throw new PenstockError('PS_JOURNAL_CORRUPT', `event ${state.first} is missing`);
         if (!over(state, body)) break;

@@ -37,6 +37,11 @@ export interface JournalState {
   /** Highest seq upstream acknowledged, -1 for none. */
   ack: number;
   ackBy?: string;
+  /**
+   * Other upstream positions, by name (`push`: what JetStream acknowledged; `siem:<id>`: what a SIEM export
+   * sent): the highest seq each holds, -1 for none. Written in the journal's own transactions, like `ack`.
+   */
+  cursors?: Record<string, number>;
   lastCheckpointSize: number;
 }
 

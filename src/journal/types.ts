@@ -50,6 +50,8 @@ export interface JournalHealth {
   lmdb: { pageSize: number; pages: number; freePages: number; readers: number };
   lastCheckpoint?: { size: number; rootHash: string; time: string };
   acknowledgedUpTo: number;
+  /** Other upstream cursors (push, SIEM exports): the highest seq each holds. */
+  cursors?: Record<string, number>;
 }
 
 export interface Journal {

@@ -170,6 +170,31 @@ test('retention prunes bodies only up to the acknowledged cursor, and the tree s
   assert.equal(j.health().acknowledgedUpTo, 150);
 });
 
+test('retention counting push (or both) moves only past what that upstream holds; cursors survive a reopen', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const clock = new ManualClock(Date.parse('2026-11-22T08:00:00Z'));
+  let j = await openJournal(dir, { clock, checkpointEvery: 25 });
+  await appendMany(j, 100);
+  await j.acknowledge(79, 'central-pam');
+  assert.equal(j.prune({ maxBytes: 0, acknowledgedBy: ['push'] }).removed, 0, 'JetStream acknowledged nothing: nothing pruned');
+  j.advanceCursor('push', 29);
+  j.advanceCursor('push', 5);
+  assert.equal(j.cursor('push'), 29, 'the cursor never moves back');
+  assert.throws(() => j.advanceCursor('push', 100), (err) => isPenstockError(err, 'PS_JOURNAL_BAD_REQUEST'));
+  assert.equal(j.prune({ maxBytes: 0, acknowledgedBy: ['pull', 'push'] }).first, 30, 'both count: the lower cursor bounds');
+  j.advanceCursor('push', 89);
+  assert.equal(j.prune({ maxBytes: 0, acknowledgedBy: ['pull', 'push'] }).first, 80);
+  assert.equal(j.prune({ maxBytes: 0, acknowledgedBy: ['push'] }).first, 90);
+  assert.deepEqual(j.health().cursors, { push: 89 });
+  await j.close();
+  j = await openJournal(dir, { clock, checkpointEvery: 25 });
+  t.after(() => j.close());
+  assert.equal(j.cursor('push'), 89);
+  assert.equal(j.cursor('pull'), 79);
+  assert.equal(j.cursor('siem:soc'), -1);
+});
+
 /** Edits the closed journal's LMDB directly, as an attacker with disk access would. */
 async function tamper(dir: string, fn: (events: { get(k: number): Buffer | undefined; put(k: number, v: Buffer): void; remove(k: number): void }) => void): Promise<void> {
   const env = openLmdb({ path: dir, maxDbs: 8, overlappingSync: false });
