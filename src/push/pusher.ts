@@ -26,6 +26,7 @@ import { PenstockError, isPenstockError, type ErrorCode } from '../common/errors
 import type { PushConfig } from '../config/push.ts';
 import { HEADER_APPLIANCE, HEADER_KIND, HEADER_SEQ, applianceSubject, checkpointMsgId, eventMsgId } from '../fleet/wire.ts';
 import type { CheckpointInfo } from '../journal/store.ts';
+import { fromSeed } from '@nats-io/nkeys';
 import { ByteBucket } from './rate.ts';
 import { inWindow, parseWindows, type SendWindow } from './windows.ts';
 
@@ -174,7 +175,10 @@ export class EvidencePusher implements Pusher {
     // A dead link must not hold shutdown: the loop gets `timeoutMs`, then the connection is dropped.
     const timer = setTimeout(() => void this.#disconnect(), timeoutMs);
     timer.unref();
-    await this.#loop;
+    // A connect in progress cannot be cut short: the loop drops it when it resolves, without the journal.
+    let late: NodeJS.Timeout | undefined;
+    await Promise.race([this.#loop, new Promise<void>((resolve) => (late = setTimeout(resolve, timeoutMs + 1000)))]);
+    clearTimeout(late);
     clearTimeout(timer);
     await this.#disconnect();
     this.#state = 'closed';
@@ -420,7 +424,7 @@ export class EvidencePusher implements Pusher {
       // Only what the pusher publishes is sent; nothing is echoed back to it.
       noEcho: true,
       ...(c.creds_file ? { authenticator: credsAuthenticator(() => readCredential(c.creds_file!, 'creds_file')) } : {}),
-      ...(c.nkey_seed_file ? { authenticator: nkeyAuthenticator(() => readCredential(c.nkey_seed_file!, 'nkey_seed_file')) } : {}),
+      ...(c.nkey_seed_file ? { authenticator: nkeyAuthenticator(() => readNkeySeed(c.nkey_seed_file!)) } : {}),
       // The client reads these files itself at each connect; their contents never pass through here.
       ...(tlsWanted ? { tls: { ...(c.tls?.ca ? { caFile: c.tls.ca } : {}), ...(c.tls?.cert ? { certFile: c.tls.cert, keyFile: c.tls.key! } : {}) } } : {}),
     };
@@ -506,6 +510,17 @@ function readCredential(path: string, field: string): Uint8Array {
   }
 }
 
+/** An nkey seed file: the seed (SU…) alone, surrounding whitespace allowed. */
+function readNkeySeed(path: string): Uint8Array {
+  const seed = new TextEncoder().encode(new TextDecoder().decode(readCredential(path, 'nkey_seed_file')).trim());
+  try {
+    fromSeed(seed);
+  } catch {
+    throw new PenstockError('PS_PUSH_CREDENTIALS', `push.nkey_seed_file ${path} does not hold an nkey seed (nsc or nk -gen user writes one: SU…)`);
+  }
+  return seed;
+}
+
 const TLS_CODES = /^(ERR_TLS_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|CERT_|ERR_SSL_)/;
 
 /** The stable code and a message for a failure; the message names what happened, never a secret. */
@@ -519,14 +534,14 @@ export function describe(err: unknown): PushError {
     chain.push(c as { name?: string; message?: string; code?: string | number });
   }
   const text = chain.map((c) => c.message ?? '').join(': ');
+  if (chain.some((c) => /unable to parse credentials|invalid seed|bad seed|invalid prefix|invalid encoded key|base32/i.test(c.message ?? ''))) {
+    return { code: 'PS_PUSH_CREDENTIALS', message: 'the credential file is not a NATS creds file or nkey seed', time };
+  }
   if (chain.some((c) => c.name === 'AuthorizationError' || c.name === 'UserAuthenticationExpiredError' || /authorization violation|authentication/i.test(c.message ?? ''))) {
     return { code: 'PS_PUSH_AUTH', message: `the NATS server refused the credential (${text})`, time };
   }
   if (chain.some((c) => (typeof c.code === 'string' && TLS_CODES.test(c.code)) || /certificate|tls|ssl/i.test(c.message ?? ''))) {
     return { code: 'PS_PUSH_TLS', message: `TLS with the NATS server failed (${text})`, time };
-  }
-  if (chain.some((c) => /unable to parse credentials|invalid seed|bad seed|invalid prefix/i.test(c.message ?? ''))) {
-    return { code: 'PS_PUSH_CREDENTIALS', message: 'the credential file is not a NATS creds file or nkey seed', time };
   }
   if (chain.some((c) => c.name === 'PermissionViolationError')) {
     return { code: 'PS_PUSH_REJECTED', message: `the NATS server does not permit this publish (${text})`, time };
