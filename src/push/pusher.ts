@@ -28,6 +28,7 @@ import { HEADER_APPLIANCE, HEADER_KIND, HEADER_SEQ, applianceSubject, checkpoint
 import type { CheckpointInfo } from '../journal/store.ts';
 import { fromSeed } from '@nats-io/nkeys';
 import { ByteBucket } from './rate.ts';
+import { probeTls } from './tls-probe.ts';
 import { inWindow, parseWindows, type SendWindow } from './windows.ts';
 
 /** The journal cursor of what JetStream acknowledged (retention may count it: `acknowledged_by: [push]`). */
@@ -372,7 +373,12 @@ export class EvidencePusher implements Pusher {
 
   async #connection(): Promise<JetStreamClient> {
     if (this.#js && this.#nc && !this.#nc.isClosed()) return this.#js;
-    const nc = await connect(this.#connectOptions());
+    let nc: NatsConnection;
+    try {
+      nc = await connect(this.#connectOptions());
+    } catch (err) {
+      throw await this.#explainTls(err);
+    }
     if (this.#closed) {
       await nc.close().catch(() => {});
       throw new PenstockError('PS_PUSH_UNAVAILABLE', 'closing');
@@ -383,6 +389,17 @@ export class EvidencePusher implements Pusher {
     this.#log?.info({ server: nc.getServer(), subject: this.#subject }, 'push: connected');
     void this.#watch(nc);
     return this.#js;
+  }
+
+  /** A connect that timed out or closed under TLS: the probe may name the server's refusal (see tls-probe.ts). */
+  async #explainTls(err: unknown): Promise<unknown> {
+    const tls = this.#config.tls;
+    if (!tls || describe(err).code !== 'PS_PUSH_UNAVAILABLE') return err;
+    for (const url of this.#config.servers) {
+      const found = await probeTls(url, tls);
+      if (found) return new PenstockError('PS_PUSH_TLS', `TLS with ${url} failed: ${found.message}${tls.cert ? ' (is push.tls.cert under a CA the server trusts?)' : ''}`, undefined, { cause: found });
+    }
+    return err;
   }
 
   async #watch(nc: NatsConnection): Promise<void> {
