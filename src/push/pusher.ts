@@ -320,11 +320,8 @@ export class EvidencePusher implements Pusher {
       // A handler at once: a rejection while later messages wait for tokens must not go unhandled.
       acks.push(js.publish(this.#subject, m.payload, options).then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
     }
-    const results = await Promise.all(acks);
-    if (results.length < messages.length && !results.some((r) => r !== undefined)) {
-      results.push(new PenstockError('PS_PUSH_UNAVAILABLE', this.#closed ? 'closing' : 'the send window closed'));
-    }
-    return results;
+    // Stopped early (closing, the window closed): what was not issued stays above the cursor, no error.
+    return Promise.all(acks);
   }
 
   #advance(cursor: string, seq: number): void {
@@ -495,8 +492,8 @@ export class EvidencePusher implements Pusher {
     return 60_000 - (this.#clock.now() % 60_000) + 5;
   }
 
-  #setError(e: PushError): void {
-    this.#lastError = e;
+  #setError(e: Omit<PushError, 'time'>): void {
+    this.#lastError = { ...e, time: new Date(this.#clock.now()).toISOString() };
   }
 
   #count(bytes: number): void {
@@ -541,30 +538,29 @@ function readNkeySeed(path: string): Uint8Array {
 const TLS_CODES = /^(ERR_TLS_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|CERT_|ERR_SSL_)/;
 
 /** The stable code and a message for a failure; the message names what happened, never a secret. */
-export function describe(err: unknown): PushError {
-  const time = new Date().toISOString();
-  if (isPenstockError(err)) return { code: err.code, message: err.message, time };
+export function describe(err: unknown): Omit<PushError, 'time'> {
+  if (isPenstockError(err)) return { code: err.code, message: err.message };
   const e = err as { name?: string; message?: string; code?: string | number; cause?: unknown };
   const chain: { name?: string; message?: string; code?: string | number }[] = [];
   for (let c: unknown = err, i = 0; c && i < 5; c = (c as { cause?: unknown }).cause, i++) {
-    if (isPenstockError(c)) return { code: c.code, message: c.message, time };
+    if (isPenstockError(c)) return { code: c.code, message: c.message };
     chain.push(c as { name?: string; message?: string; code?: string | number });
   }
   const text = chain.map((c) => c.message ?? '').join(': ');
   if (chain.some((c) => /unable to parse credentials|invalid seed|bad seed|invalid prefix|invalid encoded key|base32/i.test(c.message ?? ''))) {
-    return { code: 'PS_PUSH_CREDENTIALS', message: 'the credential file is not a NATS creds file or nkey seed', time };
+    return { code: 'PS_PUSH_CREDENTIALS', message: 'the credential file is not a NATS creds file or nkey seed' };
   }
   if (chain.some((c) => c.name === 'AuthorizationError' || c.name === 'UserAuthenticationExpiredError' || /authorization violation|authentication/i.test(c.message ?? ''))) {
-    return { code: 'PS_PUSH_AUTH', message: `the NATS server refused the credential (${text})`, time };
+    return { code: 'PS_PUSH_AUTH', message: `the NATS server refused the credential (${text})` };
   }
   if (chain.some((c) => (typeof c.code === 'string' && TLS_CODES.test(c.code)) || /certificate|tls|ssl/i.test(c.message ?? ''))) {
-    return { code: 'PS_PUSH_TLS', message: `TLS with the NATS server failed (${text})`, time };
+    return { code: 'PS_PUSH_TLS', message: `TLS with the NATS server failed (${text})` };
   }
   if (chain.some((c) => c.name === 'PermissionViolationError')) {
-    return { code: 'PS_PUSH_REJECTED', message: `the NATS server does not permit this publish (${text})`, time };
+    return { code: 'PS_PUSH_REJECTED', message: `the NATS server does not permit this publish (${text})` };
   }
   if (chain.some((c) => c.name === 'JetStreamNotEnabled' || c.name === 'NoResponders' || c.name === 'JetStreamApiError' || c.name === 'StreamNotFoundError' || c.name === 'JetStreamError')) {
-    return { code: 'PS_PUSH_REJECTED', message: `JetStream did not store the message (${text || e.name}): is there a stream for the subject?`, time };
+    return { code: 'PS_PUSH_REJECTED', message: `JetStream did not store the message (${text || e.name}): is there a stream for the subject?` };
   }
-  return { code: 'PS_PUSH_UNAVAILABLE', message: `the NATS server could not be reached or did not answer (${text || String(err)})`, time };
+  return { code: 'PS_PUSH_UNAVAILABLE', message: `the NATS server could not be reached or did not answer (${text || String(err)})` };
 }
