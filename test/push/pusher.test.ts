@@ -164,3 +164,49 @@ test('a restart publishes nothing it already pushed: it resumes from the cursor 
     }
   });
 });
+
+test('events pruned before they were pushed stop the push with PS_PUSH_PRUNED; nothing is skipped or invented', async () => {
+  await withServer(async (nats) => {
+    const { dir, cleanup } = tempDir('penstock-push-');
+    const journal = await openPushJournal(dir);
+    try {
+      await appendN(journal, 300);
+      // Retention counting only the pull cursor: central PAM pulled 0..199, and they go.
+      await journal.acknowledge(199, 'central-pam');
+      journal.prune({ maxBytes: 1, acknowledgedBy: ['pull'] });
+      assert.equal(journal.firstRetained(), 200);
+      const pusher = startPusher({ journal, appliance: APPLIANCE, config: pushConfig(nats.urls) });
+      const stopped = await until(() => (pusher.status().state === 'stopped' ? pusher.status() : undefined), 'the push to stop');
+      assert.equal(stopped.last_error!.code, 'PS_PUSH_PRUNED');
+      assert.equal(stopped.cursor, -1);
+      await appendN(journal, 10);
+      assert.equal(pusher.status().state, 'stopped', 'new events do not restart it');
+      await pusher.close();
+      assert.equal((await readStream({ servers: nats.urls })).length, 0, 'nothing published past the gap');
+    } finally {
+      await journal.close();
+      cleanup();
+    }
+  });
+});
+
+test('a subject no stream captures, or one captured by another stream than push.stream, is PS_PUSH_REJECTED and nothing counts as pushed', async () => {
+  await withServer(async (nats) => {
+    await createStream({ servers: nats.urls }, 'OTHER', ['elsewhere.>']);
+    const { dir, cleanup } = tempDir('penstock-push-');
+    const journal = await openPushJournal(dir);
+    try {
+      await appendN(journal, 10);
+      for (const config of [pushConfig(nats.urls, { subject_prefix: 'nowhere' }), pushConfig(nats.urls, { stream: 'OTHER' })]) {
+        const pusher = startPusher({ journal, appliance: APPLIANCE, config });
+        const failed = await until(() => pusher.status().last_error ?? undefined, 'an error', 30_000);
+        await pusher.close();
+        assert.equal(failed.code, 'PS_PUSH_REJECTED', failed.message);
+        assert.equal(journal.cursor(PUSH_CURSOR), -1);
+      }
+    } finally {
+      await journal.close();
+      cleanup();
+    }
+  });
+});
