@@ -18,6 +18,7 @@ try {
   const bytes = journal.readEvents(0, 1000).reduce((n, e) => n + e.bytes.length, 0) / Math.min(1000, events);
   global.gc?.();
   const rss0 = process.memoryUsage.rss();
+  const heap0 = process.memoryUsage().heapUsed;
   let rssMax = rss0;
   const t0 = performance.now();
   const pusher = startPusher({ journal, appliance: APPLIANCE, config: pushConfig(nats.urls, { batch_events: batch, ack_timeout_seconds: 30 }) });
@@ -26,9 +27,12 @@ try {
     rssMax = Math.max(rssMax, process.memoryUsage.rss());
   }
   const seconds = (performance.now() - t0) / 1000;
+  global.gc?.();
+  const rssAfter = process.memoryUsage.rss();
+  const heapAfter = process.memoryUsage().heapUsed;
   await pusher.close();
   const held = await streamCount({ servers: nats.urls });
-  console.log(JSON.stringify({ events, batch_events: batch, event_bytes: Math.round(bytes), seconds: Number(seconds.toFixed(2)), events_per_second: Math.round(events / seconds), stream_messages: held, rss_before_mib: +(rss0 / 2 ** 20).toFixed(1), rss_delta_max_mib: +((rssMax - rss0) / 2 ** 20).toFixed(1) }));
+  console.log(JSON.stringify({ events, batch_events: batch, event_bytes: Math.round(bytes), seconds: Number(seconds.toFixed(2)), events_per_second: Math.round(events / seconds), stream_messages: held, rss_before_mib: +(rss0 / 2 ** 20).toFixed(1), rss_delta_max_mib: +((rssMax - rss0) / 2 ** 20).toFixed(1), rss_delta_after_gc_mib: +((rssAfter - rss0) / 2 ** 20).toFixed(1), heap_delta_after_gc_mib: +((heapAfter - heap0) / 2 ** 20).toFixed(1) }));
 } finally {
   await journal.close();
   await nats.stop();
