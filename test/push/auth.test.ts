@@ -66,6 +66,16 @@ test('nkey: the listed seed pushes; an unknown or malformed seed, or a subject n
     assert.equal(malformed.last_error!.code, 'PS_PUSH_CREDENTIALS');
     assert.doesNotMatch(malformed.last_error!.message, /SUNOTASEED/);
 
+    // A creds file that is not one, or none at all: the file is named, its contents are not.
+    writeFileSync(join(dir, 'bad.creds'), `-----BEGIN NATS USER JWT-----\nnot-a-jwt ${seed}\n`);
+    for (const file of ['bad.creds', 'missing.creds']) {
+      const pusher = startPusher({ journal, appliance: APPLIANCE, log, config: pushConfig(nats.urls, { creds_file: join(dir, file) }) });
+      const bad = await until(() => pusher.status().last_error ?? undefined, `status with ${file}`, 30_000);
+      await pusher.close();
+      assert.equal(bad.code, 'PS_PUSH_CREDENTIALS', `${file}: ${bad.message}`);
+      assert.ok(!bad.message.includes(seed));
+    }
+
     // The listed user, another appliance's subject: the server refuses the publish.
     const foreign = await run('gateway.nk', 'penstock/gw-other', (s) => s.last_error !== null);
     assert.equal(foreign.last_error!.code, 'PS_PUSH_REJECTED', foreign.last_error!.message);
