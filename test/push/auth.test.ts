@@ -1,4 +1,5 @@
-// Push credentials against the real nats-server: an nkey the server lists, a client certificate (mTLS)
+// Push credentials against the real nats-server: an nkey the server lists, a creds file (user JWT and
+// seed, operator mode), a client certificate (mTLS)
 // under the CA it trusts. A wrong credential is a clear error code in status while the pusher keeps
 // retrying, and the seed never reaches the log.
 import { test } from 'node:test';
@@ -8,9 +9,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createUser } from '@nats-io/nkeys';
+import { credsAuthenticator } from '@nats-io/transport-node';
 import { startNats } from '../peers/nats-server.ts';
 import { tempDir, until } from '../support.ts';
 import { makeTestPki } from '../sync/certs.ts';
+import { decentralisedAuth } from './jwt.ts';
 import { startPusher, PUSH_CURSOR, type PushStatus } from '../../src/push/pusher.ts';
 import { applianceSubject } from '../../src/fleet/wire.ts';
 import { APPLIANCE, appendN, countsBySeq, createStream, openPushJournal, pushConfig, readStream } from './helpers.ts';
@@ -126,6 +129,42 @@ test('mTLS: a client certificate under the trusted CA pushes; one from another C
     await journal.close();
     await nats.stop();
     pki.cleanup();
+    cleanup();
+  }
+});
+
+test('creds file (user JWT and seed, operator mode): the account user pushes; a user of an account the server does not know is PS_PUSH_AUTH', async () => {
+  const { dir, cleanup } = tempDir('penstock-push-jwt-');
+  const auth = decentralisedAuth();
+  const stranger = decentralisedAuth();
+  const nats = await startNats({ extraConfig: auth.serverConfig });
+  const gatewayCreds = auth.userCreds([applianceSubject(APPLIANCE), '$JS.API.>']);
+  writeFileSync(join(dir, 'gateway.creds'), gatewayCreds, { mode: 0o600 });
+  writeFileSync(join(dir, 'stranger.creds'), stranger.userCreds(), { mode: 0o600 });
+  const admin = { servers: nats.urls, authenticator: credsAuthenticator(new TextEncoder().encode(auth.userCreds())) };
+  const journal = await openPushJournal(join(dir, 'journal'));
+  const { log, text } = captureLog();
+  try {
+    await createStream(admin);
+    await appendN(journal, 150);
+    const run = async (file: string, wait: (s: PushStatus) => boolean) => {
+      const pusher = startPusher({ journal, appliance: APPLIANCE, log, config: pushConfig(nats.urls, { creds_file: join(dir, file) }) });
+      try {
+        return await until(() => (wait(pusher.status()) ? pusher.status() : undefined), file, 30_000);
+      } finally {
+        await pusher.close();
+      }
+    };
+    assert.equal((await run('gateway.creds', (s) => s.checkpoint_pushed === 100 && s.cursor === 149)).last_error, null);
+    assert.equal(countsBySeq(await readStream(admin), 'event').size, 150);
+    await appendN(journal, 10);
+    const refused = await run('stranger.creds', (s) => s.last_error !== null);
+    assert.equal(refused.last_error!.code, 'PS_PUSH_AUTH', refused.last_error!.message);
+    const seedLine = gatewayCreds.split('\n').find((l) => l.startsWith('SU'))!;
+    assert.ok(!text().includes(seedLine), 'no seed in the log');
+  } finally {
+    await journal.close();
+    await nats.stop();
     cleanup();
   }
 });
