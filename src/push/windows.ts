@@ -48,13 +48,21 @@ export function parseWindow(text: string): SendWindow | string {
   return { days, from, to };
 }
 
+/** One formatter per zone: building one costs more than the check (the pusher checks per message). */
+const formats = new Map<string, Intl.DateTimeFormat>();
+
 /** Day of week (0 = Sunday) and minute of day of `ms` in `tz` (undefined: the process's local zone). */
 function localTime(ms: number, tz: string | undefined): { day: number; minute: number } {
   if (tz === undefined) {
     const d = new Date(ms);
     return { day: d.getDay(), minute: d.getHours() * 60 + d.getMinutes() };
   }
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone: tz, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(ms));
+  let format = formats.get(tz);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', { timeZone: tz, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    formats.set(tz, format);
+  }
+  const parts = format.formatToParts(new Date(ms));
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '';
   return { day: DAYS.indexOf(get('weekday').toLowerCase() as (typeof DAYS)[number]), minute: Number(get('hour')) * 60 + Number(get('minute')) };
 }
