@@ -77,6 +77,10 @@ export function renderStatus(status: Record<string, unknown>): string {
       out.push(...renderJournalHealth(value as Record<string, unknown>));
       continue;
     }
+    if (key === 'push' && value !== null && typeof value === 'object') {
+      out.push(...renderPushStatus(value as Record<string, unknown>));
+      continue;
+    }
     // `uptime_seconds: 3725` reads as `uptime: 1h 2m`; `rss_bytes` as `rss: 81.2 MiB`.
     const label = typeof value === 'number' ? key.replace(/_(seconds|bytes)$/, '') : key;
     out.push(`${`${label.replaceAll('_', ' ')}:`.padEnd(20)} ${scalarOrNested(key, value)}`);
@@ -99,6 +103,18 @@ function renderJournalHealth(j: Record<string, unknown>): string[] {
     `${'journal:'.padEnd(20)} ${size} events, ${bytes(Number(j.bytes ?? 0))} stored, ${bytes(Number(j.freeBytes ?? 0))} free, ${state}`,
     `${'  last checkpoint:'.padEnd(20)} ${cp?.size !== undefined ? `size ${cp.size}, ${cp.time ?? ''}, root ${cp.rootHash ?? ''}` : 'none yet'}`,
     `${'  upstream has:'.padEnd(20)} ${acked < 0 ? `nothing acknowledged (${size} events waiting)` : `up to seq ${acked} (${Math.max(0, size - acked - 1)} events not yet acknowledged)`}`,
+  ];
+}
+
+/** The evidence push (src/push): link, what JetStream holds, what waits, the last failure. */
+function renderPushStatus(p: Record<string, unknown>): string[] {
+  const link = p.state === 'stopped' ? 'STOPPED (see last error)' : p.connected === true ? 'connected' : p.in_window === false ? 'outside the send windows (disconnected)' : 'not connected';
+  const cursor = typeof p.cursor === 'number' ? p.cursor : -1;
+  const err = p.last_error as { code?: string; message?: string; time?: string } | null | undefined;
+  return [
+    `${'push:'.padEnd(20)} ${link} to ${str(p.subject)}, ${bytes(Number(p.bytes_per_second ?? 0))}/s`,
+    `${'  jetstream has:'.padEnd(20)} ${cursor < 0 ? 'nothing yet' : `up to seq ${cursor}`} (${str(p.lag_events)} events waiting), checkpoint ${Number(p.checkpoint_pushed ?? 0) > 0 ? `at size ${str(p.checkpoint_pushed)}` : 'none yet'}, last ack ${str(p.last_ack_time ?? 'never')}`,
+    `${'  last error:'.padEnd(20)} ${err ? `${str(err.code)} ${str(err.message)} (${str(err.time)})` : '-'}`,
   ];
 }
 

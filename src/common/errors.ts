@@ -48,6 +48,13 @@ export const ERROR_CODES = {
   PS_SYNC_TLS: 'TLS with the appliance failed (certificate not trusted or refused)',
   PS_SYNC_LOCAL_STORE: 'local pull store is damaged or inconsistent',
   PS_SYNC_BUSY: 'another puller is using this output directory',
+  PS_PUSH_AUTH: 'the NATS server refused the push credential (nkey, user JWT or client certificate)',
+  PS_PUSH_TLS: 'TLS with the NATS server failed (its certificate is not trusted, or it refused ours)',
+  PS_PUSH_CREDENTIALS: 'a push credential file (creds_file, nkey_seed_file) is missing, unreadable or malformed',
+  PS_PUSH_UNAVAILABLE: 'the NATS server could not be reached or did not acknowledge in time; the push retries',
+  PS_PUSH_REJECTED: 'JetStream did not store a pushed message (no stream for the subject, another stream, not permitted)',
+  PS_PUSH_PRUNED: 'events were pruned before JetStream acknowledged them; the push stopped rather than leave a gap',
+  PS_PUSH_JOURNAL: 'the push cursor could not be stored in the journal',
   PS_INTERNAL: 'internal error',
 } as const;
 

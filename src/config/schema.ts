@@ -16,6 +16,7 @@ import { parseVkey } from '../journal/checkpoint.ts';
 import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '../sync/clients.ts';
 import { spiffeIdProblem } from '../common/spiffe.ts';
 import { alertsSchema } from './alerts.ts';
+import { pushSchema } from './push.ts';
 
 /** A SPIFFE ID (src/common/spiffe.ts says what the specification allows). */
 const spiffeIdSchema = z.string().superRefine((v, ctx) => {
@@ -245,6 +246,8 @@ export const configSchema = z.strictObject({
       });
     }),
   }).optional(),
+  /** Evidence pushed to NATS JetStream when the link allows (config/push.ts, docs/push.md). */
+  push: pushSchema.optional(),
   /** Pre-authorised grants signed by central PAM, for sites without a live link (penstockctl grants import). */
   envelopes: envelopesSchema.optional(),
   approvals: z.strictObject({

@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { writeFileAtomic } from '../common/files.ts';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { systemScheduler, type Clock } from '../common/clock.ts';
+import { systemScheduler, type Clock, type Scheduler } from '../common/clock.ts';
 import { PenstockError, isPenstockError } from '../common/errors.ts';
 import { checkConfig, loadConfig } from '../config/load.ts';
 import type { ConfigIssue, LoadedConfig } from '../config/types.ts';
@@ -35,6 +35,7 @@ import { createNotifier } from './notify.ts';
 import { DaemonCore } from '../core/daemon-core.ts';
 import { AlertEngine, coreEnvironment } from '../alerts/engine.ts';
 import { Containment } from '../alerts/containment.ts';
+import { startPusher, type Pusher } from '../push/pusher.ts';
 
 export const VERSION = '0.1.0';
 /** Retention runs once a minute. */
@@ -62,6 +63,8 @@ export class Daemon {
   #admin: (Closable & { path: string }) | undefined;
   #sync: (Closable & { address(): { host: string; port: number } }) | undefined;
   #syncRefusals: RateLimitedRefusals | undefined;
+  /** The evidence push to JetStream (push: in the config), and the section it runs with. */
+  #pusher: { pusher: Pusher; section: string } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopWatchdog: (() => void) | undefined;
   #startedMs = 0;
@@ -194,6 +197,8 @@ export class Daemon {
       });
     }
 
+    this.#startPush(config);
+
     let ticks = 0;
     this.#timer = setInterval(() => {
       void this.#core?.tick().catch((err: unknown) => this.#log.error({ err }, 'housekeeping failed'));
@@ -229,6 +234,7 @@ export class Daemon {
       return { ok: false, issues: all };
     }
     core.swapConfig(config);
+    await this.#restartPushIfChanged(config);
     await core.journal.append({ event: 'config.reloaded', detail: { file: config.file, warnings: issues.map(brief) } }).catch(() => {});
     this.#log.info('configuration reloaded');
     return { ok: true, issues };
@@ -249,6 +255,7 @@ export class Daemon {
       listeners: this.#listeners.map((l) => ({ id: l.id, protocol: config.listeners.find((c) => c.id === l.id)?.protocol, ...l.address(), ...l.status?.() })),
       admin_socket: this.#admin?.path,
       sync: this.#sync ? this.#sync.address() : null,
+      push: this.#pusher ? this.#pusher.pusher.status() : null,
       sessions: core.sessions.list().length,
       pending_approvals: core.approvals.list().length,
       grants: { total: core.grants.list().length, active: core.grants.list().filter((g) => core.grants.isActive(g, this.#clock.now())).length },
@@ -282,8 +289,26 @@ export class Daemon {
       await this.#core.journal.append({ event: 'daemon.stopping', detail: { reason: 'signal' } }).catch(() => {});
     }
     await this.#admin?.close();
+    // Bounded: a dead link does not hold shutdown (what is not acknowledged goes after the restart).
+    await this.#pusher?.pusher.close();
     await this.#journal?.close();
     this.#log.info('stopped');
+  }
+
+  /** The evidence push runs when the config has a push: section (src/push/pusher.ts). */
+  #startPush(config: LoadedConfig): void {
+    const push = config.raw.push;
+    if (!push) return;
+    this.#pusher = { pusher: startPusher({ journal: this.#journal!, appliance: config.appliance.id, config: push, log: this.#log, clock: asScheduler(this.#clock) }), section: JSON.stringify(push) };
+  }
+
+  /** A changed push: section (servers, windows, rate, credentials) restarts the pusher; it resumes from its cursor. */
+  async #restartPushIfChanged(config: LoadedConfig): Promise<void> {
+    if ((this.#pusher?.section ?? 'null') === JSON.stringify(config.raw.push ?? null)) return;
+    await this.#pusher?.pusher.close();
+    this.#pusher = undefined;
+    this.#startPush(config);
+    this.#log.info({ push: config.raw.push ? 'restarted' : 'stopped' }, 'push configuration changed');
   }
 
   #importEnvelope(text: string, by: Operator) {
@@ -346,6 +371,11 @@ export class Daemon {
       void this.#notifier.status('journal recovered');
     }
   }
+}
+
+/** The pusher backs off and waits on timers: an injected plain Clock gets the system's timers. */
+function asScheduler(clock: Clock): Scheduler {
+  return 'setTimeout' in clock ? (clock as Scheduler) : { ...systemScheduler, now: () => clock.now(), monotonic: () => clock.monotonic() };
 }
 
 function brief(i: ConfigIssue): string {
