@@ -116,9 +116,10 @@ export class Publisher {
    * pipelined groups, each group acknowledged before the checkpoint), then the checkpoint.
    * `mutate` lets a test rewrite the list of (seq, body) it is about to send.
    */
-  async publishJournal(a: Appliance, opts: { fromSize?: number; mutate?: (events: { seq: number; bytes: string }[], checkpointSize: number) => { seq: number; bytes: string; headerSeq?: number }[] } = {}): Promise<void> {
+  async publishJournal(a: Appliance, opts: { fromSize?: number; toSize?: number; mutate?: (events: { seq: number; bytes: string }[], checkpointSize: number) => { seq: number; bytes: string; headerSeq?: number }[] } = {}): Promise<void> {
     let prev = opts.fromSize ?? 0;
     for (const cp of a.journal.checkpoints(prev + 1)) {
+      if (opts.toSize !== undefined && cp.size > opts.toSize) break;
       let events: { seq: number; bytes: string; headerSeq?: number }[] = a.journal.readEvents(prev, cp.size - prev);
       if (opts.mutate) events = opts.mutate(events, cp.size);
       for (let i = 0; i < events.length; i += 200) {
