@@ -51,16 +51,18 @@ export async function openAppliance(peers: Peers, id: string, key = generateSign
   return { id, journal, vkey: journal.publicKeyVkey() };
 }
 
-/** `n` events by principals p0..p2 on targets t0..t1, then a checkpoint over them. */
-export async function appendEvents(a: Appliance, n: number): Promise<void> {
-  const batch = 500;
-  for (let done = 0; done < n; done += batch) {
-    await Promise.all(Array.from({ length: Math.min(batch, n - done) }, (_, k) => {
-      const i = done + k;
-      return a.journal.append({ event: 'action.allowed', session: `s-${i}`, principal: `p${i % 3}`, target: `t${i % 2}`, detail: { i } });
-    }));
+/** `n` events by principals p0..p2 on targets t0..t1, a checkpoint after every `every` of them and at the end. */
+export async function appendEvents(a: Appliance, n: number, every = n): Promise<void> {
+  for (let done = 0; done < n; done += every) {
+    const chunk = Math.min(every, n - done);
+    for (let k = 0; k < chunk; k += 500) {
+      await Promise.all(Array.from({ length: Math.min(500, chunk - k) }, (_, j) => {
+        const i = done + k + j;
+        return a.journal.append({ event: 'action.allowed', session: `s-${i}`, principal: `p${i % 3}`, target: `t${i % 2}`, detail: { i } });
+      }));
+    }
+    a.journal.checkpoint();
   }
-  a.journal.checkpoint();
 }
 
 export function collectorConfig(peers: Peers, db: string, appliances: readonly Appliance[], extra: { id?: string; collector?: Record<string, unknown> } = {}): CollectorConfig {
@@ -113,17 +115,29 @@ export class Publisher {
 
   /**
    * An honest appliance: for each of its checkpoints above `fromSize`, the events below it (in
-   * pipelined groups, each group acknowledged before the checkpoint), then the checkpoint.
-   * `mutate` lets a test rewrite the list of (seq, body) it is about to send.
+   * concurrent groups, all acknowledged before the checkpoint), then the checkpoint. With `pipeline`,
+   * the first half of the next checkpoint's events goes out before the checkpoint, as a pusher that
+   * keeps sending while it waits may do. `mutate` lets a test rewrite the events it is about to send.
    */
-  async publishJournal(a: Appliance, opts: { fromSize?: number; toSize?: number; mutate?: (events: { seq: number; bytes: string }[], checkpointSize: number) => { seq: number; bytes: string; headerSeq?: number }[] } = {}): Promise<void> {
+  async publishJournal(a: Appliance, opts: { fromSize?: number; toSize?: number; pipeline?: boolean; mutate?: (events: { seq: number; bytes: string }[], checkpointSize: number) => { seq: number; bytes: string; headerSeq?: number }[] } = {}): Promise<void> {
     let prev = opts.fromSize ?? 0;
-    for (const cp of a.journal.checkpoints(prev + 1)) {
-      if (opts.toSize !== undefined && cp.size > opts.toSize) break;
-      let events: { seq: number; bytes: string; headerSeq?: number }[] = a.journal.readEvents(prev, cp.size - prev);
-      if (opts.mutate) events = opts.mutate(events, cp.size);
+    let sent = prev;
+    const cps = a.journal.checkpoints(prev + 1).filter((c) => opts.toSize === undefined || c.size <= opts.toSize);
+    const send = async (events: { seq: number; bytes: string; headerSeq?: number }[]) => {
       for (let i = 0; i < events.length; i += 200) {
         await Promise.all(events.slice(i, i + 200).map((e) => this.event(a.id, e.seq, e.bytes, e.headerSeq === undefined ? {} : { headerSeq: e.headerSeq })));
+      }
+    };
+    for (const [k, cp] of cps.entries()) {
+      let events: { seq: number; bytes: string; headerSeq?: number }[] = a.journal.readEvents(sent, cp.size - sent);
+      if (opts.mutate) events = opts.mutate(events, cp.size);
+      await send(events);
+      sent = cp.size;
+      const next = cps[k + 1];
+      if (opts.pipeline && next) {
+        const ahead = Math.floor((next.size - cp.size) / 2);
+        await send(a.journal.readEvents(cp.size, ahead));
+        sent = cp.size + ahead;
       }
       await this.checkpoint(a.id, cp.size, cp.note);
       prev = cp.size;
