@@ -79,15 +79,20 @@ const allVerified = (client: pg.Client, apps: readonly Appliance[], n: number) =
   return Number(r.rows[0].n) === apps.length ? true : undefined;
 };
 
+async function appliances(prefix: string, count: number, events: number, every: number): Promise<Appliance[]> {
+  const apps: Appliance[] = [];
+  for (let i = 0; i < count; i++) {
+    const a = await openAppliance(peers, `${prefix}-${i}`);
+    await appendEvents(a, events, every);
+    apps.push(a);
+  }
+  return apps;
+}
+
 test('SIGKILL of the collector at random moments during a burst: every seq exactly once, verified', async () => {
   const db = await peers.pg.createDatabase('kill');
   const N = 3000;
-  const apps: Appliance[] = [];
-  for (let i = 0; i < 3; i++) {
-    const a = await openAppliance(peers, `gw-kill-${i}`);
-    await appendEvents(a, N, 250);
-    apps.push(a);
-  }
+  const apps = await appliances('gw-kill', 3, N, 250);
   const config = writeConfig('kill', db, apps, 'ck');
   const client = await dbClient(db);
   const pub = await Publisher.connect(peers);
@@ -123,12 +128,7 @@ test('SIGKILL of the collector at random moments during a burst: every seq exact
 test('two collectors share the appliances; when one is killed the other takes its share', async () => {
   const db = await peers.pg.createDatabase('shared');
   const N = 2000;
-  const apps: Appliance[] = [];
-  for (let i = 0; i < 6; i++) {
-    const a = await openAppliance(peers, `gw-shared-${i}`);
-    await appendEvents(a, N, 200);
-    apps.push(a);
-  }
+  const apps = await appliances('gw-shared', 6, N, 200);
   const client = await dbClient(db);
   const pub = await Publisher.connect(peers);
   const one = spawnCollector(writeConfig('shared', db, apps, 'one'));
