@@ -91,7 +91,7 @@ export const collectorConfigSchema = z.strictObject({
   nats: natsSchema,
   stream: streamSchema.default({ name: DEFAULT_STREAM, subject_prefix: DEFAULT_SUBJECT_PREFIX, create: true, replicas: 1, max_age_days: 30, duplicate_window_seconds: 120 }),
   postgres: postgresSchema,
-  appliances: z.array(applianceSchema).min(1),
+  appliances: z.array(applianceSchema).min(1, 'list at least one appliance'),
   // SIEM export from the collector: each entry is parsed by src/siem's schema (it reads the events
   // table); accepted here as an optional list so a config that has it loads, and ignored by the verifier.
   siem: z.array(z.unknown()).optional(),

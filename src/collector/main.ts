@@ -41,7 +41,7 @@ function load(file: string | undefined): CollectorConfig | undefined {
 }
 
 async function run(config: CollectorConfig, level: string | undefined): Promise<number> {
-  const log = createLogger(level).child({ service: 'penstock-collector' });
+  const log = createLogger(level).child({ program: 'penstock-collector' });
   const notifier = createNotifier(log);
   let collector;
   try {

@@ -71,7 +71,8 @@ export class ApplianceWorker {
     this.#closed = true;
     this.#status.state = 'closed';
     this.#wake?.();
-    await this.#messages?.close().catch(() => {});
+    // Not awaited: close() resolves only once the iterator has been drained, and the loop drains it.
+    this.#messages?.close().catch(() => {});
     await this.#done;
   }
 
@@ -138,7 +139,11 @@ export class ApplianceWorker {
     const consumer = await js.consumers.get(stream, name);
     const messages = await consumer.consume({ max_messages: 1000, abort_on_missing_resource: true });
     this.#messages = messages;
-    if (this.#closed) await messages.close();
+    if (this.#closed) {
+      // close() came while the consumer was being made: it could not close what did not exist yet.
+      messages.close().catch(() => {});
+      return undefined;
+    }
     this.#status.state = 'running';
     delete this.#status.lastError;
     // Messages not yet acknowledged, by stream sequence: one ack (AckPolicy All) covers all up to it.
