@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { generateSigningKeyPem } from '../../src/journal/checkpoint.ts';
 import type { LmdbJournal } from '../../src/journal/journal.ts';
@@ -85,8 +85,8 @@ export class Publisher {
     this.js = jetstream(nc);
   }
 
-  static async connect(peers: Peers): Promise<Publisher> {
-    return new Publisher(await connect({ servers: peers.nats.urls }));
+  static async connect(peers: Pick<Peers, 'nats'>, opts: Omit<NodeConnectionOptions, 'servers'> = {}): Promise<Publisher> {
+    return new Publisher(await connect({ servers: peers.nats.urls, ...opts }));
   }
 
   /** Waits until the stream exists (the collector creates it). */
