@@ -60,8 +60,11 @@ class CollectorRuntime implements Collector {
   async start(): Promise<void> {
     const settings = pgSettings(this.#config);
     this.#pool = new pg.Pool({ ...settings, max: this.#config.postgres.pool, application_name: `penstock-collector ${this.#config.collector.id}` });
-    // An idle client's error (server restarted) must not crash the process; the next query retries.
+    // A connection's error (server restarted) must not crash the process: the query under way fails and
+    // its worker retries from the stored position. The pool handles idle clients ('error'); a client
+    // checked out (mid-commit) emits on itself, so every client gets a listener when it connects.
     this.#pool.on('error', (err) => this.#log.warn({ err: err.message }, 'PostgreSQL connection lost'));
+    this.#pool.on('connect', (client) => client.on('error', (err) => this.#log.warn({ err: err.message }, 'PostgreSQL connection lost')));
     const client = await this.#pool.connect();
     try {
       await migrate(client);
