@@ -171,13 +171,11 @@ test('PostgreSQL killed and NATS restarted under the collector: it carries on fr
   const db = await peers.pg.createDatabase('outage');
   const N = 2000;
   const apps = await appliances('gw-outage', 2, N, 200);
-  const client0 = await dbClient(db);
-  const pub = await Publisher.connect(peers);
   const child = spawnCollector(writeConfig('outage', db, apps, 'co'));
+  const pub = await Publisher.connect(peers);
   try {
     await pub.streamReady();
     await Promise.all(apps.map((a) => pub.publishJournal(a, { toSize: 1000, pipeline: true })));
-    await client0.end().catch(() => {});
     // PostgreSQL dies mid-flow (every backend with it: the collector's locks and pool) and comes back.
     await peers.pg.kill();
     await new Promise((r) => setTimeout(r, 500));
