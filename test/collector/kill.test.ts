@@ -175,6 +175,8 @@ test('PostgreSQL killed and NATS restarted under the collector: it carries on fr
   const pub = await Publisher.connect(peers);
   try {
     await pub.streamReady();
+    // Running before the outage (a collector that cannot reach PostgreSQL at start-up exits, for systemd to restart).
+    await until(() => /collector started/.test(child.log()), 'the collector running', 30_000);
     await Promise.all(apps.map((a) => pub.publishJournal(a, { toSize: 1000, pipeline: true })));
     // PostgreSQL dies mid-flow (every backend with it: the collector's locks and pool) and comes back.
     await peers.pg.kill();
