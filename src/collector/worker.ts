@@ -158,66 +158,71 @@ export class ApplianceWorker {
       if (!bad) return undefined;
       return verifier.violation('PS_COLLECTOR_ALTERED', `event ${bad.seq} resent (stream ${bad.streamSeq}) with a body other than the verified one stored`, { seq: bad.seq, stream_seq: bad.streamSeq });
     };
-    for await (const m of messages) {
-      if (this.#closed) break;
-      const streamSeq = m.seq;
-      unacked.set(streamSeq, m);
-      const kind = m.headers?.get(HEADER_KIND);
-      const label = m.headers?.get(HEADER_SEQ) ?? '';
-      const seq = /^(0|[1-9][0-9]{0,15})$/.test(label) ? Number(label) : NaN;
-      if ((kind !== 'event' && kind !== 'checkpoint') || !Number.isSafeInteger(seq)) {
-        return verifier.violation('PS_COLLECTOR_MALFORMED', `message at stream ${streamSeq} has no valid ${HEADER_KIND}/${HEADER_SEQ} headers`, { stream_seq: streamSeq });
-      }
-      if (kind === 'event') {
-        const r = verifier.onEvent(seq, m.data, streamSeq);
-        if (r.kind === 'violation') return r.violation;
-        if (r.kind === 'resend') {
-          resends.push(r);
-          if (resends.length >= RESEND_BATCH) {
-            const v = await checkResends();
-            if (v) return v;
+    try {
+      for await (const m of messages) {
+        if (this.#closed) break;
+        const streamSeq = m.seq;
+        unacked.set(streamSeq, m);
+        const kind = m.headers?.get(HEADER_KIND);
+        const label = m.headers?.get(HEADER_SEQ) ?? '';
+        const seq = /^(0|[1-9][0-9]{0,15})$/.test(label) ? Number(label) : NaN;
+        if ((kind !== 'event' && kind !== 'checkpoint') || !Number.isSafeInteger(seq)) {
+          return verifier.violation('PS_COLLECTOR_MALFORMED', `message at stream ${streamSeq} has no valid ${HEADER_KIND}/${HEADER_SEQ} headers`, { stream_seq: streamSeq });
+        }
+        if (kind === 'event') {
+          const r = verifier.onEvent(seq, m.data, streamSeq);
+          if (r.kind === 'violation') return r.violation;
+          if (r.kind === 'resend') {
+            resends.push(r);
+            if (resends.length >= RESEND_BATCH) {
+              const v = await checkResends();
+              if (v) return v;
+            }
           }
+          this.#status.pending = verifier.pendingCount;
+          continue;
         }
+        const v = await checkResends();
+        if (v) return v;
+        const r = verifier.onCheckpoint(seq, m.data, streamSeq);
+        if (r.kind === 'violation') return r.violation;
+        if (r.kind === 'older') {
+          const stored = await this.#o.store.checkpointNote(appliance, r.size);
+          if (stored !== r.note) {
+            const what = stored === undefined ? 'PS_COLLECTOR_ROLLBACK' : 'PS_COLLECTOR_FORK';
+            return verifier.violation(what, stored === undefined
+              ? `checkpoint of size ${r.size} (stream ${streamSeq}) is smaller than the verified ${verifier.position.next} and not one verified before: rollback`
+              : `checkpoint of size ${r.size} (stream ${streamSeq}) differs from the one verified at that size: fork`, { stream_seq: streamSeq, checkpoint_size: r.size });
+          }
+          continue;
+        }
+        if (r.kind === 'duplicate') continue;
+        const result = await this.#o.store.commit(appliance, r.batch);
+        if (!('ok' in result)) {
+          if (result.kind === 'moved') throw new Error('the stored position moved under this collector (another holder, or a stop); reloading it');
+          return verifier.violation(result.seq !== undefined ? 'PS_COLLECTOR_ALTERED' : 'PS_COLLECTOR_FORK', result.seq !== undefined
+            ? `event ${result.seq} is already stored with another body`
+            : `checkpoint ${result.checkpointSize} is already stored with another root`, { seq: result.seq, checkpoint_size: r.batch.checkpoint.size, stream_seq: streamSeq });
+        }
+        verifier.committed(r.batch);
+        this.#status.committed += r.batch.events.length;
+        this.#status.verified = r.batch.to.next;
+        this.#status.streamSeq = r.batch.to.streamSeq;
         this.#status.pending = verifier.pendingCount;
-        continue;
-      }
-      const v = await checkResends();
-      if (v) return v;
-      const r = verifier.onCheckpoint(seq, m.data, streamSeq);
-      if (r.kind === 'violation') return r.violation;
-      if (r.kind === 'older') {
-        const stored = await this.#o.store.checkpointNote(appliance, r.size);
-        if (stored !== r.note) {
-          const what = stored === undefined ? 'PS_COLLECTOR_ROLLBACK' : 'PS_COLLECTOR_FORK';
-          return verifier.violation(what, stored === undefined
-            ? `checkpoint of size ${r.size} (stream ${streamSeq}) is smaller than the verified ${verifier.position.next} and not one verified before: rollback`
-            : `checkpoint of size ${r.size} (stream ${streamSeq}) differs from the one verified at that size: fork`, { stream_seq: streamSeq, checkpoint_size: r.size });
+        this.#log.debug({ size: r.batch.to.next, events: r.batch.events.length, stream_seq: r.batch.to.streamSeq }, 'checkpoint verified and stored');
+        // Ack after the commit: the newest message at or below the stored position covers all before it.
+        let top = -1;
+        for (const s of unacked.keys()) if (s <= r.batch.to.streamSeq && s > top) top = s;
+        if (top >= 0) {
+          unacked.get(top)!.ack();
+          for (const s of [...unacked.keys()]) if (s <= top) unacked.delete(s);
         }
-        continue;
       }
-      if (r.kind === 'duplicate') continue;
-      const result = await this.#o.store.commit(appliance, r.batch);
-      if (!('ok' in result)) {
-        if (result.kind === 'moved') throw new Error('the stored position moved under this collector (another holder, or a stop); reloading it');
-        return verifier.violation(result.seq !== undefined ? 'PS_COLLECTOR_ALTERED' : 'PS_COLLECTOR_FORK', result.seq !== undefined
-          ? `event ${result.seq} is already stored with another body`
-          : `checkpoint ${result.checkpointSize} is already stored with another root`, { seq: result.seq, checkpoint_size: r.batch.checkpoint.size, stream_seq: streamSeq });
-      }
-      verifier.committed(r.batch);
-      this.#status.committed += r.batch.events.length;
-      this.#status.verified = r.batch.to.next;
-      this.#status.streamSeq = r.batch.to.streamSeq;
-      this.#status.pending = verifier.pendingCount;
-      this.#log.debug({ size: r.batch.to.next, events: r.batch.events.length, stream_seq: r.batch.to.streamSeq }, 'checkpoint verified and stored');
-      // Ack after the commit: the newest message at or below the stored position covers all before it.
-      let top = -1;
-      for (const s of unacked.keys()) if (s <= r.batch.to.streamSeq && s > top) top = s;
-      if (top >= 0) {
-        unacked.get(top)!.ack();
-        for (const s of [...unacked.keys()]) if (s <= top) unacked.delete(s);
-      }
+      if (!this.#closed) throw new Error('the consumer ended (deleted, or the stream is gone)');
+      return undefined;
+    } finally {
+      // A stop or an error leaves the loop: stop pulling (not awaited: it resolves once drained).
+      messages.close().catch(() => {});
     }
-    if (!this.#closed) throw new Error('the consumer ended (deleted, or the stream is gone)');
-    return undefined;
   }
 }
