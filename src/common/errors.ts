@@ -55,6 +55,15 @@ export const ERROR_CODES = {
   PS_PUSH_REJECTED: 'JetStream did not store a pushed message (no stream for the subject, another stream, not permitted)',
   PS_PUSH_PRUNED: 'events were pruned before JetStream acknowledged them; the push stopped rather than leave a gap',
   PS_PUSH_JOURNAL: 'the push cursor could not be stored in the journal',
+  PS_COLLECTOR_BAD_SIGNATURE: 'collector: a checkpoint does not verify against the appliance\'s pinned key (or names another origin)',
+  PS_COLLECTOR_ROLLBACK: 'collector: a checkpoint is smaller than the verified one and not one verified before (rollback)',
+  PS_COLLECTOR_FORK: 'collector: a checkpoint has another root than the verified one of its size (fork)',
+  PS_COLLECTOR_GAP: 'collector: an event below a checkpoint\'s size never arrived (gap)',
+  PS_COLLECTOR_ALTERED: 'collector: events do not make the signed root, or a resend differs from the stored event (altered)',
+  PS_COLLECTOR_REORDERED: 'collector: an event\'s Penstock-Seq header is not the seq in its body (reordered or relabelled)',
+  PS_COLLECTOR_FOREIGN: 'collector: an event on an appliance\'s subject names another appliance',
+  PS_COLLECTOR_MALFORMED: 'collector: a message on an appliance\'s subject is not an event or checkpoint of the wire contract',
+  PS_COLLECTOR_BUFFER_FULL: 'collector: more events wait after the last verified checkpoint than collector.max_pending_events allows',
   PS_INTERNAL: 'internal error',
 } as const;
 
