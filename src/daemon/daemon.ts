@@ -35,6 +35,7 @@ import { createNotifier } from './notify.ts';
 import { DaemonCore } from '../core/daemon-core.ts';
 import { AlertEngine, coreEnvironment } from '../alerts/engine.ts';
 import { Containment } from '../alerts/containment.ts';
+import { journalSource, startSiemExports, type SiemExports } from '../siem/exporter.ts';
 
 export const VERSION = '0.1.0';
 /** Retention runs once a minute. */
@@ -62,6 +63,7 @@ export class Daemon {
   #admin: (Closable & { path: string }) | undefined;
   #sync: (Closable & { address(): { host: string; port: number } }) | undefined;
   #syncRefusals: RateLimitedRefusals | undefined;
+  #siem: SiemExports | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopWatchdog: (() => void) | undefined;
   #startedMs = 0;
@@ -194,6 +196,9 @@ export class Daemon {
       });
     }
 
+    // SIEM exports read the journal after their own cursors, woken by its commits: no front door waits on them.
+    this.#siem = await startSiemExports(config.raw.siem, journalSource(this.#journal), this.#log, { productVersion: VERSION });
+
     let ticks = 0;
     this.#timer = setInterval(() => {
       void this.#core?.tick().catch((err: unknown) => this.#log.error({ err }, 'housekeeping failed'));
@@ -249,6 +254,8 @@ export class Daemon {
       listeners: this.#listeners.map((l) => ({ id: l.id, protocol: config.listeners.find((c) => c.id === l.id)?.protocol, ...l.address(), ...l.status?.() })),
       admin_socket: this.#admin?.path,
       sync: this.#sync ? this.#sync.address() : null,
+      // Per export: its cursor, how far the journal is ahead of it (lag), and why it is not getting through.
+      siem: this.#siem?.status() ?? [],
       sessions: core.sessions.list().length,
       pending_approvals: core.approvals.list().length,
       grants: { total: core.grants.list().length, active: core.grants.list().filter((g) => core.grants.isActive(g, this.#clock.now())).length },
@@ -281,6 +288,8 @@ export class Daemon {
       await this.#alerts?.settled();
       await this.#core.journal.append({ event: 'daemon.stopping', detail: { reason: 'signal' } }).catch(() => {});
     }
+    // Before the journal closes: a clean end moves each export's cursor over what its receiver read.
+    await this.#siem?.stop();
     await this.#admin?.close();
     await this.#journal?.close();
     this.#log.info('stopped');
