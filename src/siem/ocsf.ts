@@ -1,118 +1,111 @@
-// A stored journal event as an OCSF record (schema 1.8.0, the newest release), for SIEMs. Every event
-// name in journal/codes.ts has a row in OCSF_MAPPING (test/siem/ocsf.test.ts checks it); a name added
-// later without a row still goes out, as a Base Event, never dropped. Penstock's own fields ride along
-// whole in `unmapped.penstock`, so nothing the journal holds is lost in the mapping.
+// A stored journal event as an OCSF record (schema 1.8.0, the newest release), for SIEMs. Every shared
+// event code has a row in SHARED_RULES and every protocol event a rule in its module's `ocsf.events`
+// (test/siem/ocsf.test.ts checks both); a name registered later without one still goes out, as a Base
+// Event, never dropped. Penstock's own fields ride along whole in `unmapped.penstock`, so nothing the
+// journal holds is lost in the mapping. Protocol knowledge stays in each module's `ocsf` (adapters/types.ts).
 //
-// Agents: OCSF 1.8.0 has no AI-agent event class (an `ai_agent_activity` class was proposed but is not in
-// the schema's main branch; 1.8.0 added the `ai_operation` profile to every Application, IAM and Network
-// event instead). So the MCP door's events and actions taken through it are API Activity (6003) with
-// `metadata.profiles: ['ai_operation']`; the agent's identity is the actor.
+// Agents: OCSF 1.8.0 has no AI-agent event class (one was proposed but is not in the schema's main
+// branch; 1.8.0 added the `ai_operation` profile to the Application, IAM and Network classes instead). So
+// an agent door's events, and the actions an agent takes through it, are API Activity (6003) with
+// `metadata.profiles: ['ai_operation']` and the agent as the actor.
+import { protocols } from '../adapters/registry.ts';
+import type { OcsfClassDef, OcsfRule, ProtocolModule } from '../adapters/types.ts';
 import type { StoredEvent } from '../journal/event.ts';
 
 export const OCSF_VERSION = '1.8.0';
 
-interface OcsfClass {
-  uid: number;
-  name: string;
-  category_uid: number;
-  category_name: string;
+function ocsfClass(uid: number, name: string, category_uid: number, category_name: string, activities: Record<number, string>): OcsfClassDef {
+  return { uid, name, category_uid, category_name, activities };
 }
 
-const CATEGORIES = { 0: 'Uncategorized', 2: 'Findings', 3: 'Identity & Access Management', 4: 'Network Activity', 6: 'Application Activity' } as const;
-function ocsfClass(uid: number, name: string, category: keyof typeof CATEGORIES): OcsfClass {
-  return { uid, name, category_uid: category, category_name: CATEGORIES[category] };
-}
-
+/** The classes shared events use (a protocol adds its own through `ocsf.classes`). */
 export const CLASSES = {
-  base: ocsfClass(0, 'Base Event', 0),
-  detection_finding: ocsfClass(2004, 'Detection Finding', 2),
-  authentication: ocsfClass(3002, 'Authentication', 3),
-  authorize_session: ocsfClass(3003, 'Authorize Session', 3),
-  entity_management: ocsfClass(3004, 'Entity Management', 3),
-  ssh_activity: ocsfClass(4007, 'SSH Activity', 4),
-  application_lifecycle: ocsfClass(6002, 'Application Lifecycle', 6),
-  api_activity: ocsfClass(6003, 'API Activity', 6),
+  base: ocsfClass(0, 'Base Event', 0, 'Uncategorized', { 99: 'Other' }),
+  detectionFinding: ocsfClass(2004, 'Detection Finding', 2, 'Findings', { 1: 'Create', 2: 'Update', 3: 'Close' }),
+  authentication: ocsfClass(3002, 'Authentication', 3, 'Identity & Access Management', { 1: 'Logon', 2: 'Logoff' }),
+  authorizeSession: ocsfClass(3003, 'Authorize Session', 3, 'Identity & Access Management', { 1: 'Assign Privileges' }),
+  entityManagement: ocsfClass(3004, 'Entity Management', 3, 'Identity & Access Management', { 1: 'Create', 4: 'Delete', 11: 'Deactivate', 12: 'Suspend', 13: 'Resume' }),
+  applicationLifecycle: ocsfClass(6002, 'Application Lifecycle', 6, 'Application Activity', { 3: 'Start', 4: 'Stop', 8: 'Update' }),
+  apiActivity: ocsfClass(6003, 'API Activity', 6, 'Application Activity', { 1: 'Create', 2: 'Read', 3: 'Update', 4: 'Delete', 99: 'Other' }),
 } as const;
-type ClassKey = keyof typeof CLASSES;
+const { base, detectionFinding, authentication, authorizeSession, entityManagement, applicationLifecycle, apiActivity } = CLASSES;
 
-/** Activity ids and captions per class, as the schema defines them (only those used here). */
-const ACTIVITIES: Record<ClassKey, Record<number, string>> = {
-  base: { 99: 'Other' },
-  detection_finding: { 1: 'Create', 2: 'Update', 3: 'Close' },
-  authentication: { 1: 'Logon', 2: 'Logoff' },
-  authorize_session: { 1: 'Assign Privileges' },
-  entity_management: { 1: 'Create', 4: 'Delete', 11: 'Deactivate', 12: 'Suspend', 13: 'Resume' },
-  ssh_activity: { 1: 'Open', 2: 'Close', 4: 'Fail', 5: 'Refuse' },
-  application_lifecycle: { 3: 'Start', 4: 'Stop', 8: 'Update' },
-  api_activity: { 1: 'Create', 2: 'Read', 3: 'Update', 4: 'Delete', 99: 'Other' },
+const rule = (cls: OcsfClassDef | 'door', activity: number | 'door', status: OcsfRule['status'], fields: string, operation?: string): OcsfRule => ({
+  class: cls === 'door' ? 'door' : cls.uid,
+  activity,
+  status,
+  fields,
+  ...(operation ? { operation } : {}),
+});
+
+const ACTION_FIELDS = 'api.operation = verb, api.service.name = protocol, resources = [target, protocol object], actor.authorizations = decision (grant, rule)';
+const ALERT_FIELDS = 'finding_info (uid, title = event, types = [kind]), is_alert, actor.user, resources = target';
+
+/**
+ * The shared events' rules, keyed by code (journal/codes.ts: stable, never reused). Rules for a
+ * protocol's own events are in its module's `ocsf.events`.
+ */
+export const SHARED_RULES: Readonly<Record<string, OcsfRule>> = {
+  PS1001I: rule(applicationLifecycle, 3, 'success', 'app.name = Penstock, app.version'),
+  PS1002I: rule(applicationLifecycle, 4, 'success', 'app.name = Penstock'),
+  PS1003I: rule(applicationLifecycle, 8, 'success', 'message = config file'),
+  PS1004I: rule(applicationLifecycle, 8, 'success', 'message = config file'),
+  PS1005W: rule(applicationLifecycle, 8, 'failure', 'issues in unmapped'),
+  PS1006I: rule(base, 99, 'success', 'unmapped.penstock.detail (size, root)'),
+  PS2001I: rule(authorizeSession, 1, 'success', 'user, session.uid, privileges = session attributes, grants and door, src_endpoint = remote, dst_endpoint = target'),
+  PS2002I: rule(authentication, 2, 'success', 'user, session.uid, status_detail = reason'),
+  PS2003W: rule(authentication, 2, 'success', 'user, session.uid, status_detail = reason (who killed it in unmapped)'),
+  PS2004W: rule(authentication, 1, 'failure', 'user (when named), src_endpoint = remote, status_detail = reason, auth_protocol = door'),
+  PS2005W: rule(authentication, 1, 'failure', 'src_endpoint = remote, status_detail = rate_limited'),
+  PS3001I: rule('door', 'door', 'by_decision', ACTION_FIELDS),
+  PS3002W: rule('door', 'door', 'by_decision', ACTION_FIELDS),
+  PS3003I: rule('door', 'door', 'by_outcome', `${ACTION_FIELDS}; outcome in unmapped`),
+  PS3004I: rule('door', 'door', 'success', 'counts per object in unmapped'),
+  PS3005W: rule('door', 'door', 'failure', 'status_detail = reason, src_endpoint = remote'),
+  PS4001I: rule(entityManagement, 1, 'success', 'entity = grant (uid, type Grant), comment = ticket'),
+  PS4002W: rule(entityManagement, 4, 'success', 'entity = grant, comment = reason'),
+  PS4003I: rule(entityManagement, 11, 'success', 'entity = grant'),
+  PS4004I: rule(authorizeSession, 1, 'pending', 'user, session.uid, privileges = [the action asked for]'),
+  PS4005I: rule(authorizeSession, 1, 'success', 'user, session.uid, privileges = [the action approved]'),
+  PS4006W: rule(authorizeSession, 1, 'failure', 'user, session.uid, status_detail = refused'),
+  PS4007W: rule(authorizeSession, 1, 'failure', 'user, session.uid, status_detail = timed_out'),
+  PS5001E: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5002I: rule(detectionFinding, 3, 'none', ALERT_FIELDS),
+  PS5003W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5004W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5005W: rule(detectionFinding, 1, 'none', `${ALERT_FIELDS}, src_endpoint`),
+  PS5006W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5007W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5008W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5009W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5010W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5011W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5012W: rule(detectionFinding, 1, 'none', ALERT_FIELDS),
+  PS5013I: rule(entityManagement, 12, 'by_outcome', 'entity = the session or grant contained'),
+  PS5014I: rule(entityManagement, 13, 'success', 'entity = the session or grant released'),
+  PS6001I: rule(apiActivity, 99, 'by_outcome', 'api.operation = admin command, api.service.name = admin, actor.user = operator'),
+  PS6002W: rule(apiActivity, 99, 'failure', 'api.operation = admin command, status_detail = error code'),
+  PS6003I: rule(apiActivity, 3, 'success', 'api.operation = acknowledge, api.service.name = sync', 'acknowledge'),
+  PS6004I: rule(apiActivity, 3, 'success', 'api.operation = cosign, api.service.name = sync', 'cosign'),
 };
 
-/** How one event name maps: its class (or, for actions, by the door that carried it), activity, status. */
-interface Rule {
-  /** `by_door`: SSH Activity for the SSH door, API Activity (ai_operation) for agents, API Activity otherwise. */
-  class: ClassKey | 'by_door';
-  /** A fixed activity id, or one worked out from the event (the verb, for actions). */
-  activity: number | 'by_verb' | 'by_door';
-  /** Success/Failure from the decision, or fixed. */
-  status: 'success' | 'failure' | 'by_decision' | 'by_outcome' | 'pending' | 'none';
-  /** What the docs table says about the fields this row fills besides the common ones. */
-  fields: string;
+const FALLBACK: OcsfRule = rule(base, 99, 'none', 'unmapped.penstock');
+
+/** The rule for an event: the shared table by code, else its protocol module's, else none. */
+export function ruleFor(name: string, code: string): OcsfRule | undefined {
+  return SHARED_RULES[code] ?? moduleOf(name)?.ocsf?.events?.[name];
 }
 
-const ACTION_FIELDS = 'api.operation = verb, api.service.name = protocol, resources = [target, object], actor.authorizations = decision (grant, rule)';
-const rule = (c: Rule['class'], activity: Rule['activity'], status: Rule['status'], fields: string): Rule => ({ class: c, activity, status, fields });
+function moduleOf(name: string): ProtocolModule | undefined {
+  return protocols.get(name.split('.')[0]!);
+}
 
-/** The mapping table: every journal event name (journal/codes.ts), shared and per protocol. */
-export const OCSF_MAPPING: Readonly<Record<string, Rule>> = {
-  'daemon.started': rule('application_lifecycle', 3, 'success', 'app.name = Penstock, app.version'),
-  'daemon.stopping': rule('application_lifecycle', 4, 'success', 'app.name = Penstock'),
-  'config.loaded': rule('application_lifecycle', 8, 'success', 'message = config file'),
-  'config.reloaded': rule('application_lifecycle', 8, 'success', 'message = config file'),
-  'config.reload_refused': rule('application_lifecycle', 8, 'failure', 'status_detail = first issue'),
-  'checkpoint.signed': rule('base', 99, 'success', 'unmapped.penstock.detail (size, root)'),
-  'session.opened': rule('authorize_session', 1, 'success', 'user, session.uid, privileges = session attributes and grants named, src_endpoint = remote, dst_endpoint = target'),
-  'session.closed': rule('authentication', 2, 'success', 'user, session.uid, status_detail = reason'),
-  'session.killed': rule('authentication', 2, 'success', 'user, session.uid, status_detail = reason (who killed it in unmapped)'),
-  'auth.failed': rule('authentication', 1, 'failure', 'user (when named), src_endpoint = remote, status_detail = reason, auth_protocol = door'),
-  'auth.rate_limited': rule('authentication', 1, 'failure', 'src_endpoint = remote, status_detail = rate_limited'),
-  'action.allowed': rule('by_door', 'by_door', 'by_decision', ACTION_FIELDS),
-  'action.denied': rule('by_door', 'by_door', 'by_decision', ACTION_FIELDS),
-  'action.outcome': rule('by_door', 'by_door', 'by_outcome', `${ACTION_FIELDS}; outcome in unmapped`),
-  'reads.aggregate': rule('by_door', 'by_door', 'success', 'counts per object in unmapped'),
-  'action.malformed': rule('by_door', 'by_door', 'failure', 'status_detail = reason, src_endpoint = remote'),
-  'grant.issued': rule('entity_management', 1, 'success', 'entity = grant (uid, type Grant), comment = ticket'),
-  'grant.revoked': rule('entity_management', 4, 'success', 'entity = grant, comment = reason'),
-  'grant.expired': rule('entity_management', 11, 'success', 'entity = grant'),
-  'approval.requested': rule('authorize_session', 1, 'pending', 'user, session.uid, privileges = [the action asked for]'),
-  'approval.granted': rule('authorize_session', 1, 'success', 'user, session.uid, privileges = [the action approved]'),
-  'approval.refused': rule('authorize_session', 1, 'failure', 'user, session.uid, status_detail = refused'),
-  'approval.timed_out': rule('authorize_session', 1, 'failure', 'user, session.uid, status_detail = timed_out'),
-  'alert.journal_unavailable': rule('detection_finding', 1, 'none', 'finding_info (uid, title = event, types = [kind]), is_alert'),
-  'alert.journal_recovered': rule('detection_finding', 3, 'none', 'finding_info'),
-  'alert.denial_burst': rule('detection_finding', 1, 'none', 'finding_info, actor.user'),
-  'alert.out_of_window': rule('detection_finding', 1, 'none', 'finding_info, actor.user, resources = target'),
-  'alert.delegation_mismatch': rule('detection_finding', 1, 'none', 'finding_info, actor.user, src_endpoint'),
-  'alert.new_target': rule('detection_finding', 1, 'none', 'finding_info, actor.user, resources = target'),
-  'alert.privilege_expansion': rule('detection_finding', 1, 'none', 'finding_info, actor.user'),
-  'alert.unexpected_delegation': rule('detection_finding', 1, 'none', 'finding_info, actor.user'),
-  'alert.probing': rule('detection_finding', 1, 'none', 'finding_info, actor.user, resources = target'),
-  'alert.cross_zone': rule('detection_finding', 1, 'none', 'finding_info, actor.user'),
-  'alert.programming': rule('detection_finding', 1, 'none', 'finding_info, actor.user, resources = target'),
-  'alert.unusual_write': rule('detection_finding', 1, 'none', 'finding_info, actor.user, resources = target'),
-  'containment.applied': rule('entity_management', 12, 'by_outcome', 'entity = session or grant contained'),
-  'containment.lifted': rule('entity_management', 13, 'success', 'entity = session or grant released'),
-  'admin.request': rule('api_activity', 99, 'by_outcome', 'api.operation = admin command, api.service.name = admin, actor.user = operator'),
-  'admin.refused': rule('api_activity', 99, 'failure', 'api.operation = admin command, status_detail = error code'),
-  'sync.acknowledged': rule('api_activity', 3, 'success', 'api.operation = acknowledge, api.service.name = sync, actor.user = client'),
-  'sync.cosigned': rule('api_activity', 3, 'success', 'api.operation = cosign, api.service.name = sync, actor.user = witness'),
-  'ssh.channel_refused': rule('ssh_activity', 5, 'failure', 'status_detail = reason, src_endpoint = remote, dst_endpoint = target'),
-  'mcp.tool_called': rule('api_activity', 99, 'success', 'api.operation = tools/call, api.service.name = mcp, resources = [tool], profile ai_operation'),
-  'mcp.tool_refused': rule('api_activity', 99, 'failure', 'api.operation = tools/call, status_detail = reason, profile ai_operation'),
-  'mcp.session_refused': rule('api_activity', 99, 'failure', 'api.operation = initialize, status_detail = reason, profile ai_operation'),
-  'mcp.envelope_refused': rule('api_activity', 99, 'failure', 'api.operation = present_envelope, status_detail = reason, profile ai_operation'),
-};
-
-const FALLBACK: Rule = rule('base', 99, 'none', 'unmapped.penstock');
+/** Every class there is: the shared ones and each protocol's. */
+function classByUid(uid: number): OcsfClassDef {
+  for (const c of Object.values(CLASSES)) if (c.uid === uid) return c;
+  for (const m of protocols.values()) for (const c of m.ocsf?.classes ?? []) if (c.uid === uid) return c;
+  return base;
+}
 
 export interface OcsfOptions {
   /** metadata.product.vendor_name. */
@@ -133,38 +126,40 @@ export type OcsfRecord = Record<string, unknown> & {
   metadata: Record<string, unknown> & { uid: string; event_code: string };
 };
 
-/** Which OCSF class and activity an event goes to (the docs table, the exporter's filter, tests). */
-export function classify(e: StoredEvent): { cls: OcsfClass; key: ClassKey; activity: number; agent: boolean; rule: Rule } {
-  const r = OCSF_MAPPING[e.event] ?? FALLBACK;
+/** Which OCSF class and activity an event goes to, and whether an agent acted. */
+export function classify(e: StoredEvent): { cls: OcsfClassDef; activity: number; agent: boolean; rule: OcsfRule } {
+  const r = ruleFor(e.event, e.code) ?? FALLBACK;
   const agent = byAgent(e);
-  let key: ClassKey;
-  if (r.class !== 'by_door') key = r.class;
-  else key = !agent && protocolOf(e) === 'ssh' ? 'ssh_activity' : 'api_activity';
+  const door = protocolOf(e);
+  const doorActions = agent ? undefined : door ? protocols.get(door)?.ocsf?.actions : undefined;
+  const cls = r.class !== 'door' ? classByUid(r.class) : doorActions ? classByUid(doorActions.class) : apiActivity;
   let activity: number;
   if (typeof r.activity === 'number') activity = r.activity;
-  else if (key === 'ssh_activity') activity = sshActivity(e);
-  else activity = apiActivity(e);
-  return { cls: CLASSES[key], key, activity, agent, rule: r };
+  else if (doorActions) activity = doorActions.activity(e.event);
+  else activity = apiActivityOf(e);
+  return { cls, activity, agent, rule: r };
 }
 
 /** The OCSF record for one stored event. Pure: the same event gives the same record. */
 export function toOcsf(e: StoredEvent, opts: OcsfOptions = {}): OcsfRecord {
-  const { cls, key, activity, agent, rule: r } = classify(e);
+  const { cls, activity, agent, rule: r } = classify(e);
   const detail = e.detail ?? {};
   const status = statusOf(e, r);
   const severity = severityOf(e);
+  const detailText = statusDetail(e);
   const user = e.principal !== undefined ? { uid: e.principal, name: e.principal, type_id: agent ? 99 : 1, type: agent ? 'AI Agent' : 'User' } : undefined;
   const protocol = protocolOf(e);
   const remote = typeof detail.remote === 'string' ? endpointOf(detail.remote) : undefined;
+  const activityName = cls.activities[activity] ?? 'Other';
   const out: Record<string, unknown> = {
     class_uid: cls.uid,
     class_name: cls.name,
     category_uid: cls.category_uid,
     category_name: cls.category_name,
     activity_id: activity,
-    activity_name: ACTIVITIES[key][activity] ?? 'Other',
+    activity_name: activityName,
     type_uid: cls.uid * 100 + activity,
-    type_name: `${cls.name}: ${ACTIVITIES[key][activity] ?? 'Other'}`,
+    type_name: `${cls.name}: ${activityName}`,
     severity_id: severity.id,
     severity: severity.name,
     time: Date.parse(e.time),
@@ -181,7 +176,7 @@ export function toOcsf(e: StoredEvent, opts: OcsfOptions = {}): OcsfRecord {
       ...(agent ? { profiles: ['ai_operation'] } : {}),
     },
     ...(status ? { status_id: status.id, status: status.name } : {}),
-    ...(statusDetail(e) ? { status_detail: statusDetail(e) } : {}),
+    ...(detailText ? { status_detail: detailText } : {}),
     unmapped: { penstock: penstockFields(e) },
   };
   const actor: Record<string, unknown> = {};
@@ -191,62 +186,64 @@ export function toOcsf(e: StoredEvent, opts: OcsfOptions = {}): OcsfRecord {
   if (Object.keys(actor).length > 0) out.actor = actor;
   if (remote) out.src_endpoint = remote;
   if (e.target) out.dst_endpoint = { name: e.target, uid: e.target, ...(e.listener ? { svc_name: e.listener } : {}) };
-  if (e.session && (key === 'authentication' || key === 'authorize_session')) out.session = { uid: e.session, ...(remote ? { is_remote: true } : {}) };
 
-  switch (key) {
-    case 'authentication':
+  switch (cls.uid) {
+    case authentication.uid:
       out.user = user ?? { name: typeof detail.principal === 'string' ? detail.principal : 'unknown' };
+      if (e.session) out.session = { uid: e.session, ...(remote ? { is_remote: true } : {}) };
       if (protocol) out.auth_protocol = protocol;
       if (remote) out.is_remote = true;
       break;
-    case 'authorize_session':
+    case authorizeSession.uid:
       out.user = user ?? { name: 'unknown' };
+      if (e.session) out.session = { uid: e.session, ...(remote ? { is_remote: true } : {}) };
       out.privileges = privilegesOf(e);
       break;
-    case 'entity_management':
+    case entityManagement.uid:
       out.entity = entityOf(e);
       if (typeof detail.reason === 'string' || typeof detail.ticket === 'string') out.comment = String(detail.reason ?? detail.ticket);
       break;
-    case 'detection_finding':
+    case detectionFinding.uid:
       out.finding_info = { uid: `${e.appliance}:${e.seq}`, title: e.event, types: [e.event.replace(/^alert\./, '')] };
       out.is_alert = true;
       if (e.target) out.resources = [{ uid: e.target, name: e.target, type: 'target' }];
       break;
-    case 'application_lifecycle':
+    case applicationLifecycle.uid:
       out.app = { name: 'Penstock', ...(typeof detail.version === 'string' ? { version: detail.version } : {}) };
       break;
-    case 'api_activity':
-    case 'ssh_activity':
-      if (key === 'api_activity' || e.action) out.api = apiOf(e, protocol);
-      if (e.action || e.target) out.resources = resourcesOf(e, protocol);
-      // API Activity requires an actor and a src_endpoint: the gateway itself stands in when none is known.
-      if (key === 'api_activity' && !out.actor) out.actor = { app_name: 'Penstock' };
-      if (key === 'api_activity' && !out.src_endpoint) out.src_endpoint = { name: e.listener ?? e.appliance };
+    case base.uid:
+      break;
+    case apiActivity.uid:
+      // The operation, the service (door) and what was acted on.
+      out.api = apiOf(e, r, protocol);
+      if (e.action || e.target || typeof detail.tool === 'string') out.resources = resourcesOf(e, protocol);
+      // API Activity requires an actor and a src_endpoint: the gateway stands in when none is journaled.
+      if (!out.actor) out.actor = { app_name: 'Penstock' };
+      if (!out.src_endpoint) out.src_endpoint = { name: e.listener ?? e.appliance };
       break;
     default:
+      // A door's own class (a Network Activity class): endpoints, actor and status say it; the action is in unmapped.
       break;
   }
   return out as OcsfRecord;
 }
 
-/** Acted through the MCP door: an mcp.* event, a session the door opened, or an action carrying a tool call's correlation id. */
+/** An agent acted: an agent door's own event, a session it opened, or an action carrying a tool call's correlation id. */
 function byAgent(e: StoredEvent): boolean {
-  if (e.event.startsWith('mcp.')) return true;
-  if (e.detail?.protocol === 'mcp') return true;
+  if (moduleOf(e.event)?.ocsf?.agent) return true;
+  if (typeof e.detail?.protocol === 'string' && protocols.get(e.detail.protocol)?.ocsf?.agent) return true;
   return e.event.startsWith('action.') && typeof e.detail?.correlation === 'string';
 }
 
-/** The protocol an event concerns: the action's block, or the door named in the detail. */
+/** The protocol an event concerns: the action's block, the door named in the detail, or the event's own module. */
 function protocolOf(e: StoredEvent): string | undefined {
   if (e.action) {
     const k = Object.keys(e.action).find((x) => x !== 'verb' && x !== 'target');
     if (k) return k;
   }
   if (typeof e.detail?.protocol === 'string') return e.detail.protocol;
-  if (e.event.includes('.') && !(e.event.split('.')[0]! in SHARED_PREFIXES)) return e.event.split('.')[0];
-  return undefined;
+  return moduleOf(e.event)?.name;
 }
-const SHARED_PREFIXES = { daemon: 1, config: 1, checkpoint: 1, session: 1, auth: 1, action: 1, reads: 1, grant: 1, approval: 1, alert: 1, containment: 1, admin: 1, sync: 1 };
 
 function verbOf(e: StoredEvent): string | undefined {
   return typeof e.action?.verb === 'string' ? e.action.verb : undefined;
@@ -254,33 +251,28 @@ function verbOf(e: StoredEvent): string | undefined {
 
 const READ_VERBS = new Set(['read', 'browse', 'subscribe', 'history', 'download', 'diagnostic']);
 const UPDATE_VERBS = new Set(['write', 'program', 'upload']);
-function apiActivity(e: StoredEvent): number {
-  if (e.event === 'reads.aggregate') return 2;
+/** API Activity's activity for an action: Read, Update or Other by the verb. */
+function apiActivityOf(e: StoredEvent): number {
+  if (e.code === 'PS3004I') return 2; // reads.aggregate
   const verb = verbOf(e);
   if (verb && READ_VERBS.has(verb)) return 2;
   if (verb && UPDATE_VERBS.has(verb)) return 3;
   return 99;
 }
 
-function sshActivity(e: StoredEvent): number {
-  if (e.event === 'action.denied') return 5;
-  if (e.event === 'action.malformed') return 4;
-  if (e.event === 'action.outcome') return 2;
-  return 1;
-}
-
 const SUCCESS = { id: 1, name: 'Success' };
 const FAILURE = { id: 2, name: 'Failure' };
-function statusOf(e: StoredEvent, r: Rule): { id: number; name: string } | undefined {
+const PENDING = { id: 99, name: 'Pending approval' };
+function statusOf(e: StoredEvent, r: OcsfRule): { id: number; name: string } | undefined {
   switch (r.status) {
     case 'success':
       return SUCCESS;
     case 'failure':
       return FAILURE;
     case 'pending':
-      return { id: 99, name: 'Pending approval' };
+      return PENDING;
     case 'by_decision':
-      return e.decision?.effect === 'allow' ? SUCCESS : e.decision?.effect === 'approve' ? { id: 99, name: 'Pending approval' } : FAILURE;
+      return e.decision?.effect === 'allow' ? SUCCESS : e.decision?.effect === 'approve' ? PENDING : FAILURE;
     case 'by_outcome': {
       const o = { ...e.detail, ...e.outcome };
       const failed = o.ok === false || o.exception !== undefined || o.error !== undefined || (typeof o.exit_status === 'number' && o.exit_status !== 0) || o.applied === false;
@@ -308,7 +300,7 @@ function severityOf(e: StoredEvent): { id: number; name: string } {
 }
 
 /** `a.b.c.d:port` or `[v6]:port` (the journal's `remote`) as an OCSF network endpoint. */
-function endpointOf(remote: string): Record<string, unknown> | undefined {
+function endpointOf(remote: string): Record<string, unknown> {
   const m = /^\[?([^\]]*?)\]?:(\d+|\?)$/.exec(remote);
   if (!m) return { name: remote };
   const port = Number(m[2]);
@@ -321,14 +313,13 @@ function privilegesOf(e: StoredEvent): string[] {
   if (Array.isArray(d.grants)) out.push(...d.grants.map((g) => `grant:${String(g)}`));
   if (typeof d.grant === 'string') out.push(`grant:${d.grant}`);
   if (d.attributes && typeof d.attributes === 'object') for (const [k, v] of Object.entries(d.attributes)) out.push(`${k}:${String(v)}`);
-  if (e.action) out.push(actionText(e));
-  else if (d.action && typeof d.action === 'object') out.push(actionText({ ...e, action: d.action as Record<string, unknown> }));
+  if (e.action) out.push(actionText(e.action));
+  else if (d.action && typeof d.action === 'object') out.push(actionText(d.action as Record<string, unknown>));
   if (typeof d.protocol === 'string') out.push(`door:${d.protocol}`);
   return out;
 }
 
-function actionText(e: Pick<StoredEvent, 'action'>): string {
-  const a = e.action ?? {};
+function actionText(a: Record<string, unknown>): string {
   return `${String(a.verb ?? 'act')} ${String(a.target ?? '')}`.trim();
 }
 
@@ -340,25 +331,13 @@ function entityOf(e: StoredEvent): Record<string, unknown> {
   return { name: e.principal ?? e.event, type: 'Other' };
 }
 
-function apiOf(e: StoredEvent, protocol: string | undefined): Record<string, unknown> {
+function apiOf(e: StoredEvent, r: OcsfRule, protocol: string | undefined): Record<string, unknown> {
   const d = e.detail ?? {};
-  let operation = verbOf(e) ?? e.event;
-  let service = protocol ?? 'penstock';
-  if (e.event.startsWith('admin.')) {
-    operation = String(d.command ?? 'unknown');
-    service = 'admin';
-  } else if (e.event === 'sync.acknowledged') {
-    [operation, service] = ['acknowledge', 'sync'];
-  } else if (e.event === 'sync.cosigned') {
-    [operation, service] = ['cosign', 'sync'];
-  } else if (e.event === 'mcp.tool_called' || e.event === 'mcp.tool_refused') {
-    [operation, service] = ['tools/call', 'mcp'];
-  } else if (e.event === 'mcp.session_refused') {
-    [operation, service] = ['initialize', 'mcp'];
-  } else if (e.event === 'mcp.envelope_refused') {
-    [operation, service] = ['present_envelope', 'mcp'];
-  }
-  return { operation, service: { name: service }, ...(typeof d.tool === 'string' ? { request: { uid: typeof d.correlation === 'string' ? d.correlation : undefined, data: { tool: d.tool } } } : {}) };
+  const admin = e.event.startsWith('admin.');
+  const sync = e.event.startsWith('sync.');
+  const operation = admin ? String(d.command ?? 'unknown') : (r.operation ?? verbOf(e) ?? e.event);
+  const service = admin ? 'admin' : sync ? 'sync' : (protocol ?? 'penstock');
+  return { operation, service: { name: service }, ...(typeof d.correlation === 'string' ? { request: { uid: d.correlation } } : {}) };
 }
 
 function resourcesOf(e: StoredEvent, protocol: string | undefined): Record<string, unknown>[] {
@@ -366,13 +345,13 @@ function resourcesOf(e: StoredEvent, protocol: string | undefined): Record<strin
   if (e.target) out.push({ uid: e.target, name: e.target, type: 'target' });
   const block = protocol && e.action ? e.action[protocol] : undefined;
   if (block && typeof block === 'object') out.push({ type: `${protocol} object`, data: block });
-  if (typeof e.detail?.tool === 'string') out.push({ name: e.detail.tool, type: 'mcp tool' });
+  if (typeof e.detail?.tool === 'string') out.push({ name: e.detail.tool, type: 'tool' });
   return out;
 }
 
 function messageOf(e: StoredEvent): string {
   const who = e.principal ? ` ${e.principal}` : '';
-  const what = e.action ? ` ${actionText(e)}` : e.target ? ` on ${e.target}` : '';
+  const what = e.action ? ` ${actionText(e.action)}` : e.target ? ` on ${e.target}` : '';
   return `${e.event}${who}${what}`;
 }
 
@@ -384,10 +363,22 @@ function penstockFields(e: StoredEvent): Record<string, unknown> {
 
 /** The mapping table as markdown (docs/siem.md holds it; test/siem/ocsf.test.ts keeps the two the same). */
 export function mappingTableMarkdown(codes: Readonly<Record<string, string>>): string {
+  const doors = [...protocols.values()].filter((m) => m.ocsf?.actions);
+  const agents = [...protocols.values()].filter((m) => m.ocsf?.agent).map((m) => m.title);
+  const byDoor = [
+    ...doors.map((m) => `${classByUid(m.ocsf!.actions!.class).name} (${m.ocsf!.actions!.class}) on the ${m.title} door`),
+    'API Activity (6003) on the other doors',
+    ...(agents.length ? [`API Activity (6003) + ai_operation for agents (${agents.join(', ')})`] : []),
+  ].join('; ');
   const rows = Object.entries(codes).map(([name, code]) => {
-    const r = OCSF_MAPPING[name] ?? FALLBACK;
-    const cls = r.class === 'by_door' ? 'SSH Activity (4007) on the SSH door; API Activity (6003) on Modbus, OPC UA and others; API Activity + ai_operation for agents' : `${CLASSES[r.class].name} (${CLASSES[r.class].uid})`;
-    const activity = typeof r.activity === 'number' ? `${ACTIVITIES[r.class as ClassKey][r.activity]} (${r.activity})` : 'SSH: Open 1 / Refuse 5 / Close 2 / Fail 4; API: Read 2 / Update 3 / Other 99 by verb';
+    const r = ruleFor(name, code) ?? FALLBACK;
+    const cls = r.class === 'door' ? byDoor : `${classByUid(r.class).name} (${r.class})`;
+    const activity = typeof r.activity === 'number'
+      ? `${classByUid(r.class as number).activities[r.activity]} (${r.activity})`
+      : [...doors.map((m) => {
+        const a = m.ocsf!.actions!;
+        return `${m.title}: ${classByUid(a.class).activities[a.activity(name)]} (${a.activity(name)})`;
+      }), 'API Activity by verb: Read (2), Update (3), Other (99)'].join('; ');
     const status = { success: 'Success', failure: 'Failure', by_decision: 'allow → Success, deny → Failure, approve → Other', by_outcome: 'Success, Failure when the outcome failed', pending: 'Other (pending)', none: '—' }[r.status];
     return `| \`${code}\` | \`${name}\` | ${cls} | ${activity} | ${status} | ${r.fields} |`;
   });
