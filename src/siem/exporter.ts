@@ -209,10 +209,14 @@ export class SiemExporter {
     return conn;
   }
 
-  /** A failure: remember it for status, drop the connection, go back to what the cursor holds. */
+  /**
+   * A failure: remember it for status. A connection failure drops the connection and goes back to what
+   * the cursor holds; a source or cursor failure leaves the connection and what it carried as they are.
+   */
   #failed(e: SiemError): void {
     if (this.#lastError?.message !== e.message) this.#log.warn({ code: e.code, err: e.message }, 'siem export interrupted');
     this.#lastError = { code: e.code, message: e.message, at: new Date().toISOString() };
+    if (e.code === 'source_failed' || e.code === 'cursor_failed') return;
     this.#conn?.destroy();
     this.#conn = undefined;
     this.#settling = [];

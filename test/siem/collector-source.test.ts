@@ -123,3 +123,37 @@ test('a row whose transaction commits after a later id is visible is still expor
     await pool.end();
   }
 });
+
+test('PostgreSQL going away stops the export with source_failed in status; it resumes where it was when the database returns', async () => {
+  const url = await postgres.createDatabase('collector_outage');
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', () => {}); // idle clients die with the server; the exporter reports the failure itself
+  const base = rs.messages().length;
+  try {
+    await pool.query(EVENTS_DDL);
+    const order: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await pool.query(INSERT, row('gw-o', i));
+      order.push(`gw-o:${i}`);
+    }
+    const cfg = siemExportSchema.parse({ id: 'outage', host: '127.0.0.1', port: rs.port, tls: { ca: pki.ca.certPath }, settle_ms: 0 });
+    const exports = await startSiemExports([cfg], await collectorSource(pool, { pollMs: 50 }), log);
+    try {
+      await until(() => uids().length - base >= order.length, 'the first rows');
+      await postgres.kill();
+      await until(() => exports.status()[0]!.last_error?.code === 'source_failed', 'status to say the source failed');
+      await postgres.start();
+      for (let i = 5; i < 10; i++) {
+        await until(async () => pool.query(INSERT, row('gw-o', i)).then(() => true, () => false), 'an insert after the restart');
+        order.push(`gw-o:${i}`);
+      }
+      await until(() => uids().length - base >= order.length, 'the rows written after the outage');
+      assert.deepEqual(uids().slice(base), order, 'nothing lost, nothing twice, in order');
+      assert.equal(exports.status()[0]!.connects, 1, 'the syslog connection stayed up through the database outage');
+    } finally {
+      await exports.stop();
+    }
+  } finally {
+    await pool.end();
+  }
+});
