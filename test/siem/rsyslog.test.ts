@@ -221,3 +221,9 @@ test('a receiver whose certificate the pinned CA did not sign is refused, and st
     cleanup();
   }
 });
+
+test('the rsyslog fixture fails at once, with rsyslog\'s own words, when rsyslog cannot start', async () => {
+  const t0 = Date.now();
+  await assert.rejects(startRsyslog({ ca: '/nonexistent/ca.pem', cert: pki.server.certPath, key: pki.server.keyPath }), /defaultnetstreamdrivercafile file '\/nonexistent\/ca\.pem' could not be accessed/i);
+  assert.ok(Date.now() - t0 < 5000);
+});
