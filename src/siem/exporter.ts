@@ -279,15 +279,14 @@ export class SiemExporter {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const wake = () => {
         clearTimeout(timer);
+        // Only this sleep's own waker is forgotten: a stale one left set would swallow the next poke.
+        if (this.#wake === wake) this.#wake = undefined;
         resolve();
-      }
-      this.#wake = () => {
-        this.#wake = undefined;
-        done();
       };
+      const timer = setTimeout(wake, ms);
+      this.#wake = wake;
     });
   }
 
