@@ -179,6 +179,40 @@ export interface SuggestContext {
   readonly profile: FirmwareProfile | undefined;
 }
 
+/** An OCSF event class (schema.ocsf.io) that evidence maps to, with the activities used. */
+export interface OcsfClassDef {
+  readonly uid: number;
+  readonly name: string;
+  readonly category_uid: number;
+  readonly category_name: string;
+  readonly activities: Readonly<Record<number, string>>;
+}
+
+/** How one journal event becomes an OCSF record (src/siem/ocsf.ts; the table in docs/siem.md). */
+export interface OcsfRule {
+  /** The class uid, or `door`: the class of the door the event came through (its module's `ocsf.actions`, else API Activity). */
+  readonly class: number | 'door';
+  /** A fixed activity id, or `door`: the door's own (`ocsf.actions.activity`, else from the verb). */
+  readonly activity: number | 'door';
+  readonly status: 'success' | 'failure' | 'by_decision' | 'by_outcome' | 'pending' | 'none';
+  /** api.operation, for API Activity records of events that are not actions. */
+  readonly operation?: string;
+  /** What the record fills beyond the common fields, for the docs' table. */
+  readonly fields: string;
+}
+
+/** How a protocol's evidence reads in OCSF, for SIEM export (src/siem/ocsf.ts). */
+export interface ProtocolOcsf {
+  /** Classes this protocol uses that the shared catalogue in src/siem/ocsf.ts does not hold. */
+  readonly classes?: readonly OcsfClassDef[];
+  /** The class of actions through this door and each action event's activity; default API Activity, activity by verb. */
+  readonly actions?: { readonly class: number; activity(event: string): number };
+  /** Everything through this door is an AI agent's: API Activity with OCSF's ai_operation profile. */
+  readonly agent?: boolean;
+  /** Rules for this protocol's own events (`events`), by name. */
+  readonly events?: Readonly<Record<string, OcsfRule>>;
+}
+
 export interface ProtocolModule<O extends ActionObject = ActionObject, R = unknown> {
   /** The one name: a listener's and target's `protocol`, a rule's key, an action object's `kind`, the journal block's key. */
   readonly name: string;
@@ -224,6 +258,8 @@ export interface ProtocolModule<O extends ActionObject = ActionObject, R = unkno
    * actions). Codes are stable like the shared ones in journal/codes.ts; test/journal/codes.test.ts checks both.
    */
   readonly events?: Readonly<Record<string, string>>;
+  /** How its actions and events read in OCSF (SIEM export); absent: API Activity, activity by verb. */
+  readonly ocsf?: ProtocolOcsf;
   readonly dryRun?: DryRunSyntax;
   /** How `penstockctl grants issue --rule <name>:KEY=VALUE,…` reads this protocol's rule keys. */
   readonly quickRule?: {

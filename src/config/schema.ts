@@ -17,6 +17,7 @@ import { FINGERPRINT_RE, normaliseFingerprint, SUBJECT_RE, SYNC_ROLES } from '..
 import { spiffeIdProblem } from '../common/spiffe.ts';
 import { alertsSchema } from './alerts.ts';
 import { pushSchema } from './push.ts';
+import { siemSchema } from './siem.ts';
 
 /** A SPIFFE ID (src/common/spiffe.ts says what the specification allows). */
 const spiffeIdSchema = z.string().superRefine((v, ctx) => {
@@ -260,6 +261,8 @@ export const configSchema = z.strictObject({
   }).default({ max_duration_seconds: 8 * 3600, actions_per_second: 200, idle_seconds: 900 }),
   /** Detectors over the journal and what containment does per kind (config/alerts.ts). */
   alerts: alertsSchema,
+  /** SIEM exports: syslog over TLS carrying OCSF JSON, each with its own journal cursor (config/siem.ts, docs/siem.md). */
+  siem: siemSchema,
   listeners: z.array(listenerBaseSchema.passthrough()).default([]),
   principals: z.array(principalSchema).superRefine((principals, ctx) => {
     // One SPIFFE ID names one workload: two principals claiming it would make the certificate ambiguous.

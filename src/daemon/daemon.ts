@@ -36,6 +36,7 @@ import { DaemonCore } from '../core/daemon-core.ts';
 import { AlertEngine, coreEnvironment } from '../alerts/engine.ts';
 import { Containment } from '../alerts/containment.ts';
 import { startPusher, type Pusher } from '../push/pusher.ts';
+import { journalSource, startSiemExports, type SiemExports } from '../siem/exporter.ts';
 
 export const VERSION = '0.1.0';
 /** Retention runs once a minute. */
@@ -65,6 +66,7 @@ export class Daemon {
   #syncRefusals: RateLimitedRefusals | undefined;
   /** The evidence push to JetStream (push: in the config), and the section it runs with. */
   #pusher: { pusher: Pusher; section: string } | undefined;
+  #siem: SiemExports | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopWatchdog: (() => void) | undefined;
   #startedMs = 0;
@@ -198,6 +200,8 @@ export class Daemon {
     }
 
     this.#startPush(config);
+    // SIEM exports read the journal after their own cursors, woken by its commits: no front door waits on them.
+    this.#siem = await startSiemExports(config.raw.siem, journalSource(this.#journal), this.#log, { productVersion: VERSION });
 
     let ticks = 0;
     this.#timer = setInterval(() => {
@@ -256,6 +260,8 @@ export class Daemon {
       admin_socket: this.#admin?.path,
       sync: this.#sync ? this.#sync.address() : null,
       push: this.#pusher ? this.#pusher.pusher.status() : null,
+      // Per export: its cursor, how far the journal is ahead of it (lag), and why it is not getting through.
+      siem: this.#siem?.status() ?? [],
       sessions: core.sessions.list().length,
       pending_approvals: core.approvals.list().length,
       grants: { total: core.grants.list().length, active: core.grants.list().filter((g) => core.grants.isActive(g, this.#clock.now())).length },
@@ -288,6 +294,8 @@ export class Daemon {
       await this.#alerts?.settled();
       await this.#core.journal.append({ event: 'daemon.stopping', detail: { reason: 'signal' } }).catch(() => {});
     }
+    // Before the journal closes: a clean end moves each export's cursor over what its receiver read.
+    await this.#siem?.stop();
     await this.#admin?.close();
     // Bounded: a dead link does not hold shutdown (what is not acknowledged goes after the restart).
     await this.#pusher?.pusher.close();

@@ -51,5 +51,15 @@ export const mcpModule: ProtocolModule<McpObject, never> = {
     /** An envelope an agent presented was refused (replayed, expired, foreign-signed, for someone else). */
     'mcp.envelope_refused': 'PS4008W',
   },
+  // SIEM export: OCSF has no agent class yet (docs/siem.md), so API Activity (6003) with the ai_operation profile.
+  ocsf: {
+    agent: true,
+    events: {
+      'mcp.tool_called': { class: 6003, activity: 99, status: 'success', operation: 'tools/call', fields: 'api.operation = tools/call, resources = [tool], metadata.correlation_uid, profile ai_operation' },
+      'mcp.tool_refused': { class: 6003, activity: 99, status: 'failure', operation: 'tools/call', fields: 'api.operation = tools/call, status_detail = reason, profile ai_operation' },
+      'mcp.session_refused': { class: 6003, activity: 99, status: 'failure', operation: 'initialize', fields: 'api.operation = initialize, status_detail = reason, profile ai_operation' },
+      'mcp.envelope_refused': { class: 6003, activity: 99, status: 'failure', operation: 'present_envelope', fields: 'api.operation = present_envelope, status_detail = reason, profile ai_operation' },
+    },
+  },
   load: async () => (await import('./adapter.ts')).mcpAdapter,
 };

@@ -29,6 +29,12 @@ export const sshModule: ProtocolModule<SshObject, SshRuleConfig> = {
   refusals: sshRefusals,
   // Registered before the module table existed (journal/codes.ts's snapshot keeps it): a channel kind refused before policy.
   events: { 'ssh.channel_refused': 'PS3006W' },
+  // SIEM export: actions are OCSF SSH Activity (4007): a channel opened, refused, closed with its outcome, or malformed.
+  ocsf: {
+    classes: [{ uid: 4007, name: 'SSH Activity', category_uid: 4, category_name: 'Network Activity', activities: { 1: 'Open', 2: 'Close', 4: 'Fail', 5: 'Refuse' } }],
+    actions: { class: 4007, activity: (event) => ({ 'action.denied': 5, 'action.malformed': 4, 'action.outcome': 2 } as Record<string, number>)[event] ?? 1 },
+    events: { 'ssh.channel_refused': { class: 4007, activity: 5, status: 'failure', fields: 'status_detail = reason, src_endpoint = remote, dst_endpoint = target' } },
+  },
   quickRule: { listKeys: ['exec'], numberKeys: [], examples: ['ssh:exec=systemctl status *'] },
   dryRun: sshDryRun,
   agentTools: sshAgentTools,
