@@ -11,7 +11,9 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, ensureStream, pgSettings } from './connect.ts';
 import type { CollectorConfig } from './config.ts';
-import { APPLIANCE_LOCK_CLASS, PRESENCE_LOCK_CLASS, migrate } from './schema.ts';
+import { APPLIANCE_LOCK_CLASS, PRESENCE_LOCK_CLASS, SIEM_LOCK_CLASS, migrate } from './schema.ts';
+import { collectorSource } from '../siem/collector-source.ts';
+import { startSiemExports, type SiemExports, type SiemExportStatus } from '../siem/exporter.ts';
 import { CollectorStore } from './store.ts';
 import { ApplianceWorker, type WorkerStatus } from './worker.ts';
 
@@ -20,6 +22,8 @@ export interface CollectorStatus {
   /** Collectors holding a presence lock, this one included (at the last round). */
   liveCollectors: number;
   appliances: (WorkerStatus & { held: true } | { appliance: string; held: false })[];
+  /** The SIEM exports this collector runs now (each runs on one collector at a time). */
+  siem: SiemExportStatus[];
 }
 
 export interface Collector {
@@ -46,6 +50,8 @@ class CollectorRuntime implements Collector {
   #store: CollectorStore | undefined;
   #lockClient: pg.Client | undefined;
   readonly #workers = new Map<string, ApplianceWorker>();
+  /** SIEM exports this collector holds the lock of, by export id. */
+  readonly #siem = new Map<string, SiemExports>();
   #live = 1;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
@@ -89,6 +95,7 @@ class CollectorRuntime implements Collector {
         const w = this.#workers.get(a.id);
         return w ? { ...w.status(), held: true as const } : { appliance: a.id, held: false as const };
       }),
+      siem: [...this.#siem.values()].flatMap((x) => x.status()),
     };
   }
 
@@ -98,6 +105,7 @@ class CollectorRuntime implements Collector {
     await this.#round.catch(() => {});
     await Promise.all([...this.#workers.values()].map((w) => w.close()));
     this.#workers.clear();
+    await this.#stopSiem();
     await this.#lockClient?.end().catch(() => {});
     await this.#nc?.close().catch(() => {});
     await this.#pool?.end().catch(() => {});
@@ -130,6 +138,27 @@ class CollectorRuntime implements Collector {
     const workers = [...this.#workers.values()];
     this.#workers.clear();
     for (const w of workers) void w.close();
+    void this.#stopSiem();
+  }
+
+  async #stopSiem(): Promise<void> {
+    const running = [...this.#siem.values()];
+    this.#siem.clear();
+    await Promise.all(running.map((x) => x.stop().catch(() => {})));
+  }
+
+  /**
+   * Each SIEM export runs on one collector at a time (the cursor in siem_cursors is shared): the collector
+   * that takes its lock runs it; when that collector dies, another takes it at its next round.
+   */
+  async #takeSiemExports(locks: pg.Client): Promise<void> {
+    for (const config of this.#config.siem) {
+      if (this.#siem.has(config.id) || this.#closed) continue;
+      const r = await locks.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [SIEM_LOCK_CLASS, config.id]);
+      if (!r.rows[0]!.ok || this.#closed) continue;
+      this.#siem.set(config.id, await startSiemExports([config], await collectorSource(this.#pool!), this.#log));
+      this.#log.info({ siem: config.id }, 'SIEM export taken');
+    }
   }
 
   /** One round: count live collectors, take appliances up to the fair share, hand back any above it. */
@@ -152,6 +181,7 @@ class CollectorRuntime implements Collector {
         maxPending: this.#config.collector.max_pending_events, js: jetstream(this.#nc!), jsm: this.#jsm!, store: this.#store!, log: this.#log,
       }));
     }
+    await this.#takeSiemExports(locks);
     // Above the share (another collector came up): hand one back per round, so the work spreads gently.
     if (this.#workers.size > share && !this.#closed) {
       const [id, w] = [...this.#workers].at(-1)!;

@@ -6,6 +6,7 @@
 // the files that hold them, read when connecting.
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { siemSchema } from '../config/siem.ts';
 import { PenstockError } from '../common/errors.ts';
 import { parseVkey } from '../journal/checkpoint.ts';
 import { DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX } from '../fleet/wire.ts';
@@ -92,9 +93,9 @@ export const collectorConfigSchema = z.strictObject({
   stream: streamSchema.default({ name: DEFAULT_STREAM, subject_prefix: DEFAULT_SUBJECT_PREFIX, create: true, replicas: 1, max_age_days: 30, duplicate_window_seconds: 120 }),
   postgres: postgresSchema,
   appliances: z.array(applianceSchema).min(1, 'list at least one appliance'),
-  // SIEM export from the collector: each entry is parsed by src/siem's schema (it reads the events
-  // table); accepted here as an optional list so a config that has it loads, and ignored by the verifier.
-  siem: z.array(z.unknown()).optional(),
+  // SIEM export from the collector's events table: the gateway's siem: entries (src/config/siem.ts), each
+  // run by one collector at a time (src/collector/collector.ts).
+  siem: siemSchema.default([]),
 });
 
 export type CollectorConfig = z.infer<typeof collectorConfigSchema> & { file?: string };

@@ -63,6 +63,8 @@ CREATE INDEX IF NOT EXISTS collector_alerts_appliance ON collector_alerts (appli
 export const APPLIANCE_LOCK_CLASS = 0x50_53_43_01;
 /** One for "a collector is alive" (key 2: a random number per collector): counting them shares the work. */
 export const PRESENCE_LOCK_CLASS = 0x50_53_43_02;
+/** One for "this collector runs SIEM export X" (key 2: hashtext(export id)): one exporter per cursor. */
+export const SIEM_LOCK_CLASS = 0x50_53_43_03;
 /** Serialises schema migrations between collectors starting at once. */
 const MIGRATE_LOCK = 0x50_53_43_00;
 
