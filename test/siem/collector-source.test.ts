@@ -141,13 +141,14 @@ test('PostgreSQL going away stops the export with source_failed in status; it re
     try {
       await until(() => uids().length - base >= order.length, 'the first rows');
       await postgres.kill();
-      await until(() => exports.status()[0]!.last_error?.code === 'source_failed', 'status to say the source failed');
+      await until(() => exports.status()[0]!.last_error?.code === 'source_failed', 'status to say the source failed', 60_000);
       await postgres.start();
       for (let i = 5; i < 10; i++) {
-        await until(async () => pool.query(INSERT, row('gw-o', i)).then(() => true, () => false), 'an insert after the restart');
+        // A killed PostgreSQL recovers before it takes writes again: slow on a loaded machine.
+        await until(async () => pool.query(INSERT, row('gw-o', i)).then(() => true, () => false), 'an insert after the restart', 60_000);
         order.push(`gw-o:${i}`);
       }
-      await until(() => uids().length - base >= order.length, 'the rows written after the outage');
+      await until(() => uids().length - base >= order.length, 'the rows written after the outage', 60_000);
       assert.deepEqual(uids().slice(base), order, 'nothing lost, nothing twice, in order');
       assert.equal(exports.status()[0]!.connects, 1, 'the syslog connection stayed up through the database outage');
     } finally {
