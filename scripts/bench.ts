@@ -20,6 +20,7 @@ const parts: { name: string; script: string; args: string[] }[] = [
   { name: 'ssh', script: 'scripts/bench-ssh.ts', args: [] },
   { name: 'opcua', script: 'scripts/bench-opcua.ts', args: [] },
   { name: 'mcp', script: 'scripts/bench-mcp.ts', args: ['--seconds', seconds] },
+  { name: 'fleet', script: 'scripts/bench-fleet.ts', args: [] },
 ];
 
 // The daemon is measured as shipped: from dist/, built from the src/ in this checkout now.

@@ -61,6 +61,7 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
   ids('grants');
   ids('listeners');
   syncClientWarnings(root, warn);
+  retentionUpstreams(root, err);
 
   // Two listeners cannot bind the same host and port (port 0 asks the kernel for a free one).
   const binds = new Map<string, number>();
@@ -166,6 +167,22 @@ export function crossCheck({ source, profiles, now }: CrossCheckInput): ConfigIs
     });
   });
   return out;
+}
+
+/**
+ * Retention waits for each upstream `acknowledged_by` names: one that is not configured would never
+ * acknowledge, and the journal would fill.
+ */
+function retentionUpstreams(root: Obj, err: (path: Path, message: string) => void): void {
+  const journal = isObj(root.journal) ? root.journal : {};
+  const retention = isObj(journal.retention) ? journal.retention : {};
+  const siemIds = new Set(list(root.siem).map((x) => (isObj(x) ? str(x.id) : undefined)));
+  list(retention.acknowledged_by).forEach((name, i) => {
+    const at = ['journal', 'retention', 'acknowledged_by', i];
+    if (name === 'pull' && root.sync === undefined) err(at, 'pull counts, but there is no sync: section (no pull API to acknowledge): nothing would ever be pruned');
+    if (name === 'push' && root.push === undefined) err(at, 'push counts, but there is no push: section: nothing would ever be pruned');
+    if (typeof name === 'string' && name.startsWith('siem:') && !siemIds.has(name.slice(5))) err(at, `${name} counts, but siem: has no export with id ${name.slice(5)}: nothing would ever be pruned`);
+  });
 }
 
 /**

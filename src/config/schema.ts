@@ -216,9 +216,10 @@ export const configSchema = z.strictObject({
       max_age_days: z.number().int().min(1).optional(),
       /**
        * Whose acknowledgement lets an event be pruned: `pull` (central PAM's /v1/events), `push` (JetStream's
-       * acknowledgement of the evidence push), or both (the lower of the two). Default: pull.
+       * acknowledgement of the evidence push), `siem:<id>` (what that SIEM export delivered), or several (the
+       * lowest of them). Default: pull.
        */
-      acknowledged_by: z.array(z.enum(['pull', 'push'])).min(1).default(['pull']),
+      acknowledged_by: z.array(z.string().regex(/^(pull|push|siem:[a-z0-9][a-z0-9_-]{0,47})$/, 'must be pull, push or siem:<export id>')).min(1).default(['pull']),
     }).default({ acknowledged_by: ['pull'] }),
     /** Ed25519 signing key (PKCS#8 PEM); generated at first start when missing. Default: STATE_DIR/keys/appliance-ed25519.pem. */
     signing_key: nonEmpty.optional(),
