@@ -1,25 +1,31 @@
 // Modbus figures, side by side in one run: a libmodbus client (scripts/plc-sim/modbus-load.c) against a
-// libmodbus simulated PLC (scripts/plc-sim/modbus-server.c), directly and through Penstock (plain
-// Modbus/TCP front door, real core and LMDB journal, in its own process), in alternating 1 s slices. Round trips per second
+// libmodbus simulated PLC (scripts/plc-sim/modbus-server.c) directly, through two bare relays (the
+// yardstick: what any hop costs that does no work) and through Penstock (plain Modbus/TCP front door,
+// real core and LMDB journal, in its own process), in alternating 1 s slices. Round trips per second
 // and p50/p99 latency for reads (FC 3, 4 registers) and writes (FC 6), with 1 and 16 concurrent clients,
-// as ratios to direct; a second gateway with every alert detector on (src/alerts), in the same slices;
-// and the gateway's RSS. Both C programs are compiled here with `cc … -lmodbus`.
+// as ratios to direct and to the Node relay, and the latency Penstock adds over that relay; a second
+// gateway with every alert detector on (src/alerts), in the same slices; and the gateway's RSS. Both C
+// programs are compiled here with `cc … -lmodbus`.
 //
-//   node scripts/bench-modbus.ts [--seconds N] [--json] [--only read|write] [--relay] [--profile DIR]
+//   node scripts/bench-modbus.ts [--seconds N] [--json] [--only read|write] [--relays node,socat|none]
+//                                [--no-alerts] [--profile DIR]
 //
-//   --only     measure reads or writes only
-//   --relay    add a row per setting for a bare Node byte relay (no decoding, no policy): the floor any
-//              proxy on one JS thread starts from, so the Penstock figures can be read against it
+//   --relays   the bare relays measured beside Penstock (default both): `node`, a 10-line Node byte relay
+//              (one JS thread, as Penstock), and `socat` (C, a process per connection). Neither decodes,
+//              decides or journals anything; each opens one PLC connection per client.
+//   --no-alerts  skip the second gateway with every detector on
 //   --profile  run the gateway under --cpu-prof, writing its .cpuprofile to DIR when the bench ends
 //
 // Through Penstock every request is decoded, decided by policy and counted; reads are aggregated in the
 // journal, each write is journaled durably (fsync) before it is forwarded, then its outcome. Two upstream
 // settings are measured for 16 clients: the shared link with one request in flight (the safe default for
-// PLCs that serve one request at a time) and with pipelining (target max_in_flight: 16).
+// PLCs that serve one request at a time) and with pipelining (target max_in_flight: 16). The relays have
+// no shared link (a PLC connection per client), so they are the same in both 16-client rows.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { compilePlcSim, freePort } from './bench-support.ts';
@@ -29,10 +35,14 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
     only: { type: 'string' },
-    relay: { type: 'boolean', default: false },
+    relays: { type: 'string', default: 'node,socat' },
+    alerts: { type: 'boolean', default: true },
     profile: { type: 'string' },
   },
+  allowNegative: true,
 });
+const RELAYS = args.relays === 'none' ? [] : args.relays.split(',').map((r) => r.trim());
+for (const r of RELAYS) if (r !== 'node' && r !== 'socat') throw new Error(`--relays: unknown relay ${r} (node, socat or none)`);
 const SECONDS = Number(args.seconds);
 const here = new URL('.', import.meta.url).pathname;
 const root = join(here, '..');
@@ -54,7 +64,14 @@ const server = net.createServer({ noDelay: true }, (client) => {
 server.listen(0, '127.0.0.1', () => console.log('relay ' + server.address().port));
 `;
 
-interface LoadResult { ok: number; errors: number; seconds: number; p50_us: number; p99_us: number }
+interface LoadResult { ok: number; errors: number; seconds: number; p50_us: number; p99_us: number; cpu_us?: number }
+
+/** CPU time (user + system, every thread) a process has used so far, in µs; clock-tick resolution. */
+function cpuUs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 function start(cmd: string, argv: string[], ready: (line: string) => boolean): Promise<ChildProcess> {
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -73,6 +90,21 @@ function start(cmd: string, argv: string[], ready: (line: string) => boolean): P
   });
 }
 
+/** Resolves once something accepts TCP connections on 127.0.0.1:port (polled: some programs say nothing). */
+async function acceptsConnections(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      }).once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing accepts connections on port ${port}`);
+}
+
 function loadFor(seconds: number, loader: string, port: number, unit: number, clients: number, kind: 'read' | 'write'): LoadResult {
   const out = execFileSync(loader, ['127.0.0.1', String(port), String(unit), String(clients), String(seconds), kind], { encoding: 'utf8' });
   return JSON.parse(out) as LoadResult;
@@ -88,10 +120,18 @@ function median(xs: number[]): number {
  * so that a noisy machine (shared cores, other work) slows every side alike instead of whichever side
  * happened to run during a slow spell. Counts add up; p50/p99 are the medians of the slices' values.
  */
-function loadInTurns(loader: string, endpoints: { port: number; unit: number }[], clients: number, kind: 'read' | 'write'): LoadResult[] {
+function loadInTurns(loader: string, endpoints: { port: number; unit: number; pid?: number }[], clients: number, kind: 'read' | 'write'): LoadResult[] {
   const slices: LoadResult[][] = endpoints.map(() => []);
-  for (let i = 0; i < SECONDS; i++) endpoints.forEach((e, j) => slices[j]!.push(loadFor(1, loader, e.port, e.unit, clients, kind)));
-  return slices.map((s) => ({
+  const cpu = endpoints.map(() => 0);
+  for (let i = 0; i < SECONDS; i++) {
+    endpoints.forEach((e, j) => {
+      const before = e.pid ? cpuUs(e.pid) : 0;
+      slices[j]!.push(loadFor(1, loader, e.port, e.unit, clients, kind));
+      if (e.pid) cpu[j]! += cpuUs(e.pid) - before;
+    });
+  }
+  return slices.map((s, j) => ({
+    ...(endpoints[j]!.pid ? { cpu_us: cpu[j]! / Math.max(1, s.reduce((n, r) => n + r.ok, 0)) } : {}),
     ok: s.reduce((n, r) => n + r.ok, 0),
     errors: s.reduce((n, r) => n + r.errors, 0),
     seconds: s.reduce((n, r) => n + r.seconds, 0),
@@ -146,39 +186,60 @@ grants:
     return true;
   });
   // The same gateway with every detector following its journal, on its own state (issue 15).
-  const alertsDir = join(dir, 'alerts');
-  mkdirSync(alertsDir);
-  writeFileSync(join(alertsDir, 'penstock.yaml'), readFileSync(join(dir, 'penstock.yaml'), 'utf8').replace(`state_dir: ${dir}/state`, `state_dir: ${alertsDir}/state`));
   let alertsPort = 0;
-  await start(process.execPath, [join(root, 'test/adapters/modbus/fixtures/gateway-main.ts'), alertsDir, '--alerts'], (l) => {
-    if (!l.startsWith('{"ready"')) return false;
-    alertsPort = (JSON.parse(l) as { ports: Record<string, number> }).ports['mb-bench']!;
-    return true;
-  });
-  const rssIdle = rss(gateway.pid!);
-  let relayPort = 0;
-  if (args.relay) {
-    await start(process.execPath, ['-e', RELAY, String(plcPort)], (l) => {
-      if (!l.startsWith('relay ')) return false;
-      relayPort = Number(l.slice(6));
+  let alertsPid = 0;
+  if (args.alerts) {
+    const alertsDir = join(dir, 'alerts');
+    mkdirSync(alertsDir);
+    writeFileSync(join(alertsDir, 'penstock.yaml'), readFileSync(join(dir, 'penstock.yaml'), 'utf8').replace(`state_dir: ${dir}/state`, `state_dir: ${alertsDir}/state`));
+    const alerts = await start(process.execPath, [join(root, 'test/adapters/modbus/fixtures/gateway-main.ts'), alertsDir, '--alerts'], (l) => {
+      if (!l.startsWith('{"ready"')) return false;
+      alertsPort = (JSON.parse(l) as { ports: Record<string, number> }).ports['mb-bench']!;
       return true;
     });
+    alertsPid = alerts.pid!;
+  }
+  const rssIdle = rss(gateway.pid!);
+  const relayPorts: Partial<Record<'node' | 'socat', number>> = {};
+  let relayPid = 0;
+  if (RELAYS.includes('node')) {
+    relayPid = (await start(process.execPath, ['-e', RELAY, String(plcPort)], (l) => {
+      if (!l.startsWith('relay ')) return false;
+      relayPorts.node = Number(l.slice(6));
+      return true;
+    })).pid!;
+  }
+  if (RELAYS.includes('socat')) {
+    const port = await freePort();
+    // Silent (its log lines would fill a pipe nobody drains while a load slice runs): ready once it accepts.
+    children.push(spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=128`, `TCP:127.0.0.1:${plcPort},nodelay`], { stdio: 'ignore' }));
+    await acceptsConnections(port);
+    relayPorts.socat = port;
   }
 
-  type Row = { kind: 'read' | 'write'; clients: number; upstream: string; direct: LoadResult; penstock: LoadResult; alerts: LoadResult; relay?: LoadResult };
-  const rows: Row[] = [];
+  // Warm-up, not measured: a fresh Node process spends its first second or so compiling the hot path,
+  // which would otherwise land in the first slice of the first cell (its CPU per round trip above all).
   const kinds = args.only ? [args.only as 'read' | 'write'] : (['read', 'write'] as const);
+  for (const port of [gatewayPort, alertsPort, relayPorts.node ?? 0]) {
+    if (port === 0) continue;
+    for (const kind of kinds) for (const [clients, unit] of [[1, 2], [16, 1]] as const) loadFor(1, loader, port, port === relayPorts.node ? 1 : unit, clients, kind);
+  }
+
+  type Path = 'direct' | 'node' | 'socat' | 'penstock' | 'alerts';
+  type Row = { kind: 'read' | 'write'; clients: number; upstream: string } & Partial<Record<Path, LoadResult>>;
+  const rows: Row[] = [];
   for (const kind of kinds) {
     for (const [clients, unit, upstream] of [[1, 2, 'shared, 1 in flight'], [16, 2, 'shared, 1 in flight'], [16, 1, 'shared, pipelined ×16']] as const) {
-      // The bare relay has no shared link: run it once per client count.
-      const withRelay = relayPort !== 0 && unit === 2;
-      const [direct, penstock, alerts, relay] = loadInTurns(loader, [
-        { port: plcPort, unit: 1 },
-        { port: gatewayPort, unit },
-        { port: alertsPort, unit },
-        ...(withRelay ? [{ port: relayPort, unit: 1 }] : []),
-      ], clients, kind);
-      rows.push({ kind, clients, upstream, direct: direct!, penstock: penstock!, alerts: alerts!, ...(relay ? { relay } : {}) });
+      // pid: the process whose CPU time per round trip is reported (socat forks a process per client).
+      const paths: [Path, { port: number; unit: number; pid?: number }][] = [['direct', { port: plcPort, unit: 1 }]];
+      if (relayPorts.node) paths.push(['node', { port: relayPorts.node, unit: 1, pid: relayPid }]);
+      if (relayPorts.socat) paths.push(['socat', { port: relayPorts.socat, unit: 1 }]);
+      paths.push(['penstock', { port: gatewayPort, unit, pid: gateway.pid! }]);
+      if (alertsPort) paths.push(['alerts', { port: alertsPort, unit, pid: alertsPid }]);
+      const results = loadInTurns(loader, paths.map(([, e]) => e), clients, kind);
+      const row: Row = { kind, clients, upstream };
+      paths.forEach(([path], i) => (row[path] = results[i]));
+      rows.push(row);
     }
   }
   const rssAfter = rss(gateway.pid!);
@@ -191,18 +252,29 @@ grants:
   if (args.json) {
     console.log(JSON.stringify({ seconds: SECONDS, rows, rss: { idle: rssIdle, after: rssAfter } }, null, 2));
   } else {
-    const f = (n: number) => n.toFixed(0).padStart(7);
-    console.log(`Modbus through Penstock vs direct, ${SECONDS} s per cell in alternating 1 s slices, libmodbus client and simulated PLC on loopback`);
-    console.log('op     clients upstream                  direct/s penstock/s  ratio | p50 µs direct→penstock | p99 µs direct→penstock (added) | errors');
+    console.log(`Modbus direct, through bare relays and through Penstock, ${SECONDS} s per cell in alternating 1 s slices, libmodbus client and simulated PLC on loopback`);
+    console.log("ratio: round trips/s ÷ direct and ÷ the Node relay; added: p50 / p99 over the Node relay's (and over direct's); CPU: the relay's or gateway's process, per round trip");
+    const labels: Record<Path, string> = { direct: 'direct', node: 'bare Node relay', socat: 'bare socat relay', penstock: 'Penstock', alerts: 'Penstock, all detectors' };
+    const n = (x: number, w = 7) => x.toFixed(0).padStart(w);
+    const signed = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(0);
+    const rate = (r: LoadResult) => r.ok / r.seconds;
+    console.log(`${'op'.padEnd(5)} ${'clients'.padStart(7)}  ${'upstream'.padEnd(22)} ${'path'.padEnd(24)} ${'per s'.padStart(7)} ${'÷direct'.padStart(7)} ${'÷relay'.padStart(7)}  ${'p50 µs'.padStart(7)} ${'p99 µs'.padStart(7)}  ${'added p50 / p99 vs relay (vs direct)'.padEnd(36)} ${'CPU µs/op'.padStart(9)}  errors`);
     for (const r of rows) {
-      const d = r.direct.ok / r.direct.seconds;
-      const p = r.penstock.ok / r.penstock.seconds;
-      console.log(`${r.kind.padEnd(6)} ${String(r.clients).padStart(7)} ${r.upstream.padEnd(24)} ${f(d)}   ${f(p)}   ${(p / d).toFixed(2)} | ${f(r.direct.p50_us)} → ${f(r.penstock.p50_us)}        | ${f(r.direct.p99_us)} → ${f(r.penstock.p99_us)} (+${(r.penstock.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.penstock.errors}`);
-      const a = r.alerts.ok / r.alerts.seconds;
-      console.log(`${''.padEnd(6)} ${''.padStart(7)} ${'(all detectors on)'.padEnd(24)} ${''.padStart(7)}   ${f(a)}   ${(a / d).toFixed(2)} | ${''.padStart(7)}   ${f(r.alerts.p50_us)}        | ${''.padStart(7)}   ${f(r.alerts.p99_us)} (+${(r.alerts.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.alerts.errors}`);
-      if (r.relay) {
-        const x = r.relay.ok / r.relay.seconds;
-        console.log(`${''.padEnd(6)} ${''.padStart(7)} ${'(bare Node relay)'.padEnd(24)} ${''.padStart(7)}   ${f(x)}   ${(x / d).toFixed(2)} | ${''.padStart(7)}   ${f(r.relay.p50_us)}        | ${''.padStart(7)}   ${f(r.relay.p99_us)} (+${(r.relay.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.relay.errors}`);
+      const d = r.direct!;
+      const relay = r.node;
+      let first = true;
+      for (const path of ['direct', 'node', 'socat', 'penstock', 'alerts'] as const) {
+        const x = r[path];
+        if (!x) continue;
+        const lead = first ? `${r.kind.padEnd(5)} ${String(r.clients).padStart(7)}  ${r.upstream.padEnd(22)}` : `${''.padEnd(5)} ${''.padStart(7)}  ${''.padEnd(22)}`;
+        first = false;
+        const vsRelay = relay && path !== 'direct' && path !== 'node' ? (rate(x) / rate(relay)).toFixed(2) : '';
+        const added = path === 'direct'
+          ? ''
+          : path === 'node' || !relay
+            ? `(${signed(x.p50_us - d.p50_us)} / ${signed(x.p99_us - d.p99_us)})`
+            : `${signed(x.p50_us - relay.p50_us)} / ${signed(x.p99_us - relay.p99_us)} (${signed(x.p50_us - d.p50_us)} / ${signed(x.p99_us - d.p99_us)})`;
+        console.log(`${lead} ${labels[path].padEnd(24)} ${n(rate(x))} ${(rate(x) / rate(d)).toFixed(2).padStart(7)} ${vsRelay.padStart(7)}  ${n(x.p50_us)} ${n(x.p99_us)}  ${added.padEnd(36)} ${(x.cpu_us !== undefined ? x.cpu_us.toFixed(1) : '').padStart(9)}  ${x.errors}`);
       }
     }
     console.log(`gateway RSS: idle ${(rssIdle.rss / 2 ** 20).toFixed(0)} MiB, after the runs ${(rssAfter.rss / 2 ** 20).toFixed(0)} MiB (anonymous ${(rssAfter.anon / 2 ** 20).toFixed(0)} MiB; the rest is the journal's LMDB map)`);

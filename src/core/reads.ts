@@ -29,6 +29,14 @@ interface Tally {
   count: number;
   firstMs: number;
   lastMs: number;
+  /** The fields readKey took, in its order, each with a primitive value; undefined when one was not. */
+  fields: string[] | undefined;
+}
+
+interface SessionReads {
+  tallies: Map<string, Tally>;
+  /** The tally the session's last read went to: a client polling the same registers reads it again. */
+  last: Tally | undefined;
 }
 
 /** Fields that carry what was read or written, not which object: left out of an object's identity. */
@@ -53,6 +61,42 @@ export function readKey(action: Action): string {
   return key;
 }
 
+function isPrimitive(v: unknown): boolean {
+  return v === null || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string';
+}
+
+/** The fields readKey takes from the object, in its order, when all their values are primitives. */
+function primitiveFields(object: Record<string, unknown>): string[] | undefined {
+  const fields: string[] = [];
+  for (const field in object) {
+    if (isValueField(field) || !Object.hasOwn(object, field)) continue;
+    const v = object[field];
+    if (v === undefined) continue;
+    if (!isPrimitive(v)) return undefined;
+    fields.push(field);
+  }
+  return fields;
+}
+
+/**
+ * Whether readKey(action) is the tally's key, without building it: same target and verb, and the same
+ * fields in the same order with the same primitive values (then the key strings are equal too).
+ */
+function sameIdentity(t: Tally, action: Action): boolean {
+  const fields = t.fields;
+  if (fields === undefined || t.target !== action.target || t.verb !== action.verb) return false;
+  const object = action.object as unknown as Record<string, unknown>;
+  let i = 0;
+  for (const field in object) {
+    if (isValueField(field) || !Object.hasOwn(object, field)) continue;
+    const v = object[field];
+    if (v === undefined) continue;
+    if (fields[i] !== field || v !== t.object[field]) return false;
+    i++;
+  }
+  return i === fields.length;
+}
+
 function identityOf(action: Action): Record<string, unknown> {
   const { values: _values, value: _value, ...object } = action.object as unknown as Record<string, unknown>;
   return object;
@@ -60,22 +104,28 @@ function identityOf(action: Action): Record<string, unknown> {
 
 export class ReadAggregator {
   // session id → object key → tally
-  readonly #bySession = new Map<string, Map<string, Tally>>();
+  readonly #bySession = new Map<string, SessionReads>();
 
   add(sessionId: string, action: Action, nowMs: number, kind: ReadKind = 'request', count = 1): void {
-    const key = kind === 'request' ? readKey(action) : `n\u0000${readKey(action)}`;
     let perSession = this.#bySession.get(sessionId);
     if (!perSession) {
-      perSession = new Map();
+      perSession = { tallies: new Map(), last: undefined };
       this.#bySession.set(sessionId, perSession);
     }
-    const tally = perSession.get(key);
-    if (tally) {
-      tally.count += count;
-      tally.lastMs = nowMs;
-    } else {
-      perSession.set(key, { target: action.target, verb: action.verb, object: identityOf(action), kind, count, firstMs: nowMs, lastMs: nowMs });
+    // The same object as the session's last read (a poll): no key to build and hash.
+    let tally = perSession.last;
+    if (tally === undefined || tally.kind !== kind || !sameIdentity(tally, action)) {
+      const key = kind === 'request' ? readKey(action) : `n\u0000${readKey(action)}`;
+      tally = perSession.tallies.get(key);
+      if (!tally) {
+        const object = identityOf(action);
+        tally = { target: action.target, verb: action.verb, object, kind, count: 0, firstMs: nowMs, lastMs: nowMs, fields: primitiveFields(object) };
+        perSession.tallies.set(key, tally);
+      }
+      perSession.last = tally;
     }
+    tally.count += count;
+    tally.lastMs = nowMs;
   }
 
   /** Takes (and forgets) what one session gathered. */
@@ -83,7 +133,7 @@ export class ReadAggregator {
     const perSession = this.#bySession.get(sessionId);
     this.#bySession.delete(sessionId);
     if (!perSession) return [];
-    return [...perSession.values()].map((t) => ({
+    return [...perSession.tallies.values()].map((t) => ({
       target: t.target,
       verb: t.verb,
       object: t.object,

@@ -46,8 +46,10 @@ export type MbapResult = { frame: MbapFrame } | { error: MbapError };
  *   error with close: false. The glue may still choose to close.
  * - At most MBAP_MAX_FRAME - 1 bytes are ever held between pushes (an incomplete frame).
  */
+const EMPTY = Buffer.alloc(0);
+
 export class MbapDecoder {
-  #pending: Buffer = Buffer.alloc(0);
+  #pending: Buffer = EMPTY;
   #dead = false;
 
   /** Bytes held for an incomplete frame; never more than MBAP_MAX_FRAME - 1. */
@@ -77,11 +79,12 @@ export class MbapDecoder {
         this.#pending = Buffer.from(data.subarray(consumed));
         return out;
       }
-      this.#pending = Buffer.alloc(0);
+      this.#pending = EMPTY;
       chunk = chunk.subarray(fromChunk);
     }
     const consumed = this.#frames(chunk, out);
-    if (!this.#dead) this.#pending = Buffer.from(chunk.subarray(consumed));
+    // A copy: the caller may reuse the chunk's memory for its next read.
+    if (!this.#dead) this.#pending = consumed === chunk.length ? EMPTY : Buffer.from(chunk.subarray(consumed));
     return out;
   }
 
@@ -97,7 +100,7 @@ export class MbapDecoder {
       const length = (data[at + 4]! << 8) | data[at + 5]!;
       if (length < MBAP_MIN_LENGTH || length > MBAP_MAX_LENGTH) {
         this.#dead = true;
-        this.#pending = Buffer.alloc(0);
+        this.#pending = EMPTY;
         out.push({ error: { code: 'MBAP_LENGTH', close: true, transactionId, message: `MBAP length ${length} outside ${MBAP_MIN_LENGTH}..${MBAP_MAX_LENGTH}` } });
         return data.length;
       }

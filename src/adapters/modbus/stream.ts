@@ -68,11 +68,10 @@ export interface ModbusStreamHandle {
 export const MALFORMED_JOURNALED_PER_STREAM = 16;
 /** Frames decoded but not yet handled before the stream stops reading (backpressure on a pipelining client). */
 const MAX_BACKLOG = 16;
-const READ_VERBS = new Set(['read']);
 const NO_ACTIONS: readonly ModbusAction[] = [];
 
 function isRead(a: ModbusAction): boolean {
-  return READ_VERBS.has(a.verb);
+  return a.verb === 'read';
 }
 
 /**
@@ -210,9 +209,11 @@ class StreamServer {
     const unit = route.targetUnit ?? target.unit;
     const ordered = readsFirst(requestToActions(req, route.target, unit));
     const upstream = this.#pool.get(target);
+    const onlyRead = ordered.length === 1 && isRead(ordered[0]!);
     // Writes to points scaled by a register of the device carry the factor, read first, into policy.
-    const profile = target.profile ? this.#core.config().profiles.get(target.profile) : undefined;
-    await addScaleFactors(ordered, profile, upstream, this.#session.id);
+    // (A lone read has none to carry: it does not wait a turn for nothing.)
+    const profile = target.profile && !onlyRead ? this.#core.config().profiles.get(target.profile) : undefined;
+    if (profile) await addScaleFactors(ordered, profile, upstream, this.#session.id);
     const authorizations: Authorization[] = [];
     for (const action of ordered) {
       const verdict = await this.#core.authorize(this.#session, action);
@@ -224,7 +225,7 @@ class StreamServer {
       // A broadcast on a serial line is never answered, so it cannot be confirmed to the client.
       return this.#answer(frame, encodeException(req.fc, EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE));
     }
-    const writes = ordered.length === 1 && isRead(ordered[0]!) ? NO_ACTIONS : ordered.filter((a) => !isRead(a));
+    const writes = onlyRead ? NO_ACTIONS : ordered.filter((a) => !isRead(a));
     const before = writes.length > 0 && target.read_back_before_write ? await readBack(upstream, this.#session.id, unit, writes) : undefined;
     const reply = await upstream.forward(authorizations, this.#session.id, unit, req, frame.pdu);
     this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));

@@ -60,7 +60,8 @@ interface Job {
   readonly pdu: Buffer;
   readonly startedNs: bigint;
   readonly resolve: (r: UpstreamReply) => void;
-  timer: TimerHandle | undefined;
+  /** When it times out (monotonic ns): in the queue, 2 × timeout_ms after it came; once sent, timeout_ms after. */
+  deadlineNs: bigint;
   tid: number;
   settled: boolean;
 }
@@ -85,6 +86,15 @@ export abstract class Upstream {
   #backoffMs = BACKOFF_MIN_MS;
   #backoffTimer: TimerHandle | undefined;
   #lastFailure = '';
+  /**
+   * One timer per link, not one per request: it is due at the earliest deadline known when it was set,
+   * and on firing fails what is overdue and sets itself for the next. A request's deadline only moves
+   * it earlier when nothing earlier is pending, so a steady stream of requests sets it about once per
+   * timeout_ms instead of twice per request.
+   */
+  #deadlineTimer: TimerHandle | undefined;
+  #deadlineTimerNs = 0n;
+  readonly #timeoutNs: bigint;
 
   protected constructor(target: string, timeoutMs: number, maxInFlight: number, log: Logger, time: Scheduler) {
     this.target = target;
@@ -92,6 +102,7 @@ export abstract class Upstream {
     this.maxInFlight = maxInFlight;
     this.log = log;
     this.time = time;
+    this.#timeoutNs = BigInt(timeoutMs) * 1_000_000n;
   }
 
   /**
@@ -124,7 +135,9 @@ export abstract class Upstream {
 
   #enqueue(session: string, unit: number, req: ModbusRequest, pdu: Buffer): Promise<UpstreamReply> {
     return new Promise((resolve) => {
-      const job: Job = { session, unit, req, pdu, startedNs: this.time.monotonic(), resolve, timer: undefined, tid: 0, settled: false };
+      const startedNs = this.time.monotonic();
+      // Time in the queue counts too: a long queue must not turn into a hang.
+      const job: Job = { session, unit, req, pdu, startedNs, resolve, deadlineNs: startedNs + 2n * this.#timeoutNs, tid: 0, settled: false };
       if (this.#state === 'closed') return this.#fail(job, 'UPSTREAM_CLOSED', 'the gateway is closing this link');
       if (this.#state === 'backoff') return this.#fail(job, 'UPSTREAM_UNAVAILABLE', `target ${this.target} unreachable (${this.#lastFailure}); retrying shortly`);
       let queue = this.#queues.get(session);
@@ -135,10 +148,10 @@ export abstract class Upstream {
       if (queue.length >= MAX_QUEUED_PER_SESSION) return this.#fail(job, 'UPSTREAM_QUEUE_FULL', `more than ${MAX_QUEUED_PER_SESSION} requests queued for this session`);
       if (queue.length === 0) this.#ring.push(session);
       queue.push(job);
-      // Time in the queue counts too: a long queue must not turn into a hang.
-      job.timer = this.time.setTimeout(() => this.#timeout(job), this.timeoutMs * 2);
       if (this.#state === 'down') this.#connect();
       else this.#pump();
+      // After the pump: a job sent at once has its (earlier) in-flight deadline already.
+      if (!job.settled) this.#watchDeadline(job.deadlineNs);
     });
   }
 
@@ -157,6 +170,8 @@ export abstract class Upstream {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.time.clearTimeout(this.#backoffTimer);
+    this.time.clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
     this.drop('UPSTREAM_CLOSED', 'the gateway closed this link');
     this.closeLink();
   }
@@ -244,10 +259,41 @@ export abstract class Upstream {
       if (queue.length > 0) this.#ring.push(session);
       else this.#queues.delete(session);
       this.#inFlight++;
-      this.time.clearTimeout(job.timer);
-      job.timer = this.time.setTimeout(() => this.#timeout(job), this.timeoutMs);
+      job.deadlineNs = this.time.monotonic() + this.#timeoutNs;
       this.transmit(job);
+      if (!job.settled) this.#watchDeadline(job.deadlineNs);
     }
+  }
+
+  /** Make sure the link's timer fires by `deadlineNs`. */
+  #watchDeadline(deadlineNs: bigint): void {
+    if (this.#state === 'closed') return;
+    if (this.#deadlineTimer !== undefined) {
+      if (this.#deadlineTimerNs <= deadlineNs) return;
+      this.time.clearTimeout(this.#deadlineTimer);
+    }
+    this.#deadlineTimerNs = deadlineNs;
+    const ms = Math.max(0, Math.ceil(Number(deadlineNs - this.time.monotonic()) / 1e6));
+    this.#deadlineTimer = this.time.setTimeout(() => this.#onDeadline(), ms);
+    // Whatever waits has a socket or a connect timer keeping the process up; this one need not.
+    this.#deadlineTimer.unref();
+  }
+
+  /** The link's timer: fail every job past its deadline, then watch the earliest one left. */
+  #onDeadline(): void {
+    this.#deadlineTimer = undefined;
+    const now = this.time.monotonic();
+    const overdue: Job[] = [];
+    let next: bigint | undefined;
+    const consider = (job: Job) => {
+      if (job.settled) return;
+      if (job.deadlineNs <= now) overdue.push(job);
+      else if (next === undefined || job.deadlineNs < next) next = job.deadlineNs;
+    };
+    for (const q of this.#queues.values()) for (const job of q) consider(job);
+    for (const job of this.#sent) consider(job);
+    for (const job of overdue) this.#timeout(job);
+    if (next !== undefined) this.#watchDeadline(next);
   }
 
   #timeout(job: Job): void {
@@ -278,7 +324,6 @@ export abstract class Upstream {
   #settle(job: Job, reply: UpstreamReply): void {
     if (job.settled) return;
     job.settled = true;
-    this.time.clearTimeout(job.timer);
     const wasSent = this.#sent.delete(job);
     if (wasSent) {
       this.#inFlight--;
@@ -307,6 +352,7 @@ export class TcpUpstream extends Upstream {
   readonly #port: number;
   #socket: net.Socket | undefined;
   #decoder = new MbapDecoder();
+  readonly #readBuffer = Buffer.allocUnsafe(16 * 1024);
   readonly #inFlight = new Map<number, Job>();
   #nextTid = 0;
 
@@ -318,14 +364,28 @@ export class TcpUpstream extends Upstream {
 
   protected openLink(): void {
     this.#decoder = new MbapDecoder();
-    const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 });
+    // Answers are read into one buffer per link, reused for every read (the decoder copies out what it
+    // keeps): no fresh buffer and no stream 'data' event per answer.
+    const socket = net.connect({
+      host: this.#host,
+      port: this.#port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 10_000,
+      onread: {
+        buffer: this.#readBuffer,
+        callback: (n: number, buf: Uint8Array) => {
+          if (this.#socket === socket) this.#onData(buf.subarray(0, n));
+          return true; // keep reading
+        },
+      },
+    });
     this.#socket = socket;
     const connectTimer = this.time.setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
     socket.once('connect', () => {
       this.time.clearTimeout(connectTimer);
       this.linkUp();
     });
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => {}); // 'close' follows with the reason handled there
     socket.once('close', () => {
       this.time.clearTimeout(connectTimer);
@@ -381,7 +441,7 @@ export class TcpUpstream extends Upstream {
     this.#socket = undefined;
   }
 
-  #onData(chunk: Buffer): void {
+  #onData(chunk: Uint8Array): void {
     for (const r of this.#decoder.push(chunk)) {
       if ('error' in r) {
         if (!r.error.close) continue; // a frame with a foreign protocol id, skipped whole

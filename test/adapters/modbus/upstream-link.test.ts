@@ -143,6 +143,66 @@ test('a PLC that never answers gives 0x0B after timeout_ms; its late answer is n
   await plc.close();
 });
 
+test('time-outs are counted per request on the link\'s one timer: a request sent after an answered one still gets 0x0B at exactly its own timeout_ms, and the time in flight of the next starts when it is sent', HANG_GUARD, async () => {
+  // Request 1 is answered; request 2, sent 50 ms later, never is; request 3 queues behind it.
+  const plc = await scriptedPlc((r) => {
+    if (r.n === 1) echoAddress(r);
+  });
+  const clock = new ManualClock(T0);
+  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 100 }, log, clock);
+  const first = await up.gatewayRead('s1', 1, read(1).req);
+  assert.ok(first.ok);
+  clock.advance(50);
+  const second = up.gatewayRead('s1', 1, read(2).req);
+  await plc.received(2);
+  clock.advance(30);
+  const third = up.gatewayRead('s2', 1, read(3).req); // queued at t=80: in the queue until t=150, then in flight
+  clock.advance(69); // t=149: 99 ms after the second was sent
+  assert.equal(await peek(second), 'pending', 'not timed out before its own timeout_ms, though the first request\'s would have passed');
+  clock.advance(1); // t=150
+  const r2 = await second;
+  assert.equal(!r2.ok && r2.code, 'UPSTREAM_TIMEOUT');
+  await plc.received(3); // sent once the link was free, at t=150: it may take until t=250
+  clock.advance(99);
+  assert.equal(await peek(third), 'pending', 'its time in flight restarts when it is sent');
+  clock.advance(1);
+  const r3 = await third;
+  assert.equal(!r3.ok && r3.code, 'UPSTREAM_TIMEOUT');
+  assert.equal(!r3.ok && r3.exception, 0x0b);
+  up.close();
+  await plc.close();
+});
+
+test('a request that waits in the queue for twice timeout_ms gets 0x0B and is never sent', HANG_GUARD, async () => {
+  // One in flight, a PLC that answers nothing but address 9: A holds the link until t=100, then B until
+  // t=200; C, queued at t=0 behind both, reaches its queue limit (t=200) before the link is free for it.
+  const plc = await scriptedPlc((r) => {
+    if (r.pdu.readUInt16BE(1) === 9) echoAddress(r);
+  });
+  const clock = new ManualClock(T0);
+  const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 100 }, log, clock);
+  const a = up.gatewayRead('s1', 1, read(1).req);
+  const b = up.gatewayRead('s2', 1, read(2).req);
+  const c = up.gatewayRead('s3', 1, read(3).req);
+  await plc.received(1);
+  clock.advance(100);
+  assert.equal(!((await a).ok) && (await a as { code: string }).code, 'UPSTREAM_TIMEOUT');
+  await plc.received(2);
+  clock.advance(99);
+  assert.equal(await peek(c), 'pending', 'not before twice timeout_ms');
+  clock.advance(1);
+  const rc = await c;
+  assert.equal(!rc.ok && rc.code, 'UPSTREAM_TIMEOUT');
+  assert.equal(!rc.ok && rc.exception, 0x0b);
+  assert.equal((await b).ok, false);
+  // The link is free again; the next request is the third the PLC ever sees: C never went out.
+  const d = await up.gatewayRead('s1', 1, read(9).req);
+  assert.ok(d.ok);
+  assert.deepEqual(plc.seen.map((x) => x.address), [1, 2, 9]);
+  up.close();
+  await plc.close();
+});
+
 test('one shared connection; a fair queue serves sessions in turn, not in arrival order', HANG_GUARD, async () => {
   const plc = await scriptedPlc(echoAddress);
   const up = new TcpUpstream('plc', { host: '127.0.0.1', port: plc.port, timeout_ms: 2000 }, log, new ManualClock(T0));
