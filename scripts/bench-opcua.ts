@@ -202,6 +202,15 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
+function cpuOf(pids: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)]));
+}
+
+/** CPU ms each process spent per operation since `before`. */
+function cpuPer(pids: Record<string, number>, before: Record<string, number>, ops: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, round1(((cpuMs(pid) - before[name]!) / ops) * 100) / 100]));
+}
+
 interface Figures {
   single_reads_per_s: number;
   /** Round trip of one single-node read, ms: median and 99th percentile. */
@@ -211,6 +220,7 @@ interface Figures {
   batch_cpu_ms: Record<string, number>;
   /** 100-node batches with 4 requests in flight on the session (what a historian or SCADA poller does). */
   batch4_nodes_per_s: number;
+  batch4_cpu_ms: Record<string, number>;
   write_rtt_ms: number;
   notification_ms: number;
 }
@@ -227,16 +237,18 @@ async function measure(read: ClientSession, writer: ClientSession, id: (path: st
     singleMs.push(performance.now() - t);
     if (!dv.statusCode.isGood()) throw new Error(`read failed: ${dv.statusCode.name}`);
   });
-  const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)]));
+  let cpuBefore = cpuOf(pids);
   const batched = await loop(async () => {
     const dvs = await read.read(batch);
     if (!dvs.every((d) => d.statusCode.isGood())) throw new Error('batch read failed');
   });
-  const batch_cpu_ms = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, round1(((cpuMs(pid) - cpuBefore[name]!) / batched.ops) * 100) / 100]));
+  const batch_cpu_ms = cpuPer(pids, cpuBefore, batched.ops);
+  cpuBefore = cpuOf(pids);
   const batched4 = await loop(async () => {
     const all = await Promise.all([read.read(batch), read.read(batch), read.read(batch), read.read(batch)]);
     if (!all.every((dvs) => dvs.every((d) => d.statusCode.isGood()))) throw new Error('batch read failed');
   });
+  const batch4_cpu_ms = cpuPer(pids, cpuBefore, batched4.ops * 4);
   const rtts: number[] = [];
   let k = 0;
   await loop(async () => {
@@ -261,7 +273,7 @@ async function measure(read: ClientSession, writer: ClientSession, id: (path: st
     waiters.delete(value);
   }
   await sub.terminate();
-  return { single_reads_per_s: single.perSecond, single_read_ms: { p50: Math.round(median(singleMs) * 100) / 100, p99: Math.round(percentile(singleMs, 0.99) * 100) / 100 }, batch_nodes_per_s: batched.perSecond * 100, batch_cpu_ms, batch4_nodes_per_s: batched4.perSecond * 400, write_rtt_ms: median(rtts), notification_ms: median(lat) };
+  return { single_reads_per_s: single.perSecond, single_read_ms: { p50: Math.round(median(singleMs) * 100) / 100, p99: Math.round(percentile(singleMs, 0.99) * 100) / 100 }, batch_nodes_per_s: batched.perSecond * 100, batch_cpu_ms, batch4_nodes_per_s: batched4.perSecond * 400, batch4_cpu_ms, write_rtt_ms: median(rtts), notification_ms: median(lat) };
 }
 
 /** Figures of path `a` ÷ those of path `b`. */
@@ -276,13 +288,14 @@ function ratios(a: Figures, b: Figures): Record<string, number> {
 }
 
 /** nodes/s when every session reads the same 100 nodes, all at once, round after round (a SCADA's clients polling one tag list). */
-async function sameNodes(sessions: ClientSession[], id: (path: string) => string): Promise<number> {
+async function sameNodes(sessions: ClientSession[], id: (path: string) => string, pids: Record<string, number>): Promise<{ nodes_per_s: number; cpu_ms_per_batch: Record<string, number> }> {
   const batch = Array.from({ length: 100 }, (_, i) => ({ nodeId: id(`Bench/V${String(i).padStart(3, '0')}`), attributeId: AttributeIds.Value }));
+  const before = cpuOf(pids);
   const r = await loop(async () => {
     const all = await Promise.all(sessions.map((s) => s.read(batch)));
     if (!all.every((dvs) => dvs.every((d) => d.statusCode.isGood()))) throw new Error('batch read failed');
   });
-  return r.perSecond * 100 * sessions.length;
+  return { nodes_per_s: r.perSecond * 100 * sessions.length, cpu_ms_per_batch: cpuPer(pids, before, r.ops * sessions.length) };
 }
 
 const SAME_NODES_SESSIONS = 4;
@@ -365,8 +378,8 @@ grants:
     fellows.through.push(await connectThrough());
   }
   const same = {
-    direct: await sameNodes([direct.session, ...fellows.direct.map((c) => c.session)], plantId),
-    through: await sameNodes([through.session, ...fellows.through.map((c) => c.session)], gatewayId),
+    direct: await sameNodes([direct.session, ...fellows.direct.map((c) => c.session)], plantId, pids),
+    through: await sameNodes([through.session, ...fellows.through.map((c) => c.session)], gatewayId, pids),
   };
   for (const c of [...fellows.direct, ...fellows.through]) await c.close();
 
@@ -390,8 +403,8 @@ grants:
     bare_relay: r,
     through_penstock: g,
     same_nodes_sessions: SAME_NODES_SESSIONS,
-    same_nodes_nodes_per_s: same,
-    ratio: { ...ratios(g, d), same_nodes: same.through / same.direct },
+    same_nodes: same,
+    ratio: { ...ratios(g, d), same_nodes: same.through.nodes_per_s / same.direct.nodes_per_s },
     /** Through Penstock ÷ through the bare relay. */
     ratio_to_relay: ratios(g, r),
     gateway_rss_mib: { idle_after_start: rssIdle, with_20_sessions: rss20 },
@@ -410,7 +423,9 @@ grants:
     const cpu = (c: Record<string, number>) => Object.entries(c).filter(([, ms]) => ms >= 0.01).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ');
     console.log(`    CPU ms per batch: direct ${cpu(d.batch_cpu_ms)}; relay ${cpu(r.batch_cpu_ms)}; penstock ${cpu(g.batch_cpu_ms)}`);
     row('nodes/s, 100-node batches, 4 in flight', d.batch4_nodes_per_s, r.batch4_nodes_per_s, g.batch4_nodes_per_s);
-    row(`nodes/s, ${SAME_NODES_SESSIONS} sessions reading the same 100 nodes`, same.direct, undefined, same.through);
+    console.log(`    CPU ms per batch: direct ${cpu(d.batch4_cpu_ms)}; relay ${cpu(r.batch4_cpu_ms)}; penstock ${cpu(g.batch4_cpu_ms)}`);
+    row(`nodes/s, ${SAME_NODES_SESSIONS} sessions reading the same 100 nodes`, same.direct.nodes_per_s, undefined, same.through.nodes_per_s);
+    console.log(`    CPU ms per batch: direct ${cpu(same.direct.cpu_ms_per_batch)}; penstock ${cpu(same.through.cpu_ms_per_batch)}`);
     row('write round trip, median ms', d.write_rtt_ms, r.write_rtt_ms, g.write_rtt_ms, 2);
     row('notification latency, median ms', d.notification_ms, r.notification_ms, g.notification_ms, 2);
     console.log(`  daemon: ${result.daemon.main} ${GATEWAY_FLAGS.join(' ') || '(no flags)'}${Object.keys(GATEWAY_ENV).length > 0 ? ` env ${Object.entries(GATEWAY_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}; served its first read ${result.daemon.ready_s} s after spawn`);
