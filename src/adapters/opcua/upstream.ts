@@ -9,8 +9,10 @@
 //     write, call, historyRead, watch check it first); the gateway's own reads of the plant's structure
 //     (the mirror) and of a value about to be overwritten (for the write's record) are `readForGateway`;
 //   - clients' Value reads that arrive in the same turn of the event loop go upstream as one read, each
-//     node once however many sessions asked for it (`ReadBatch`); every session's items were allowed
-//     with its own Authorization before they joined, and each gets its own copy of the values.
+//     node once however many sessions asked for it (`ReadBatch`), and a read of nodes that are all on
+//     their way to the plant already waits for that read and goes with the others that waited; every
+//     session's items were allowed with its own Authorization before they joined, each gets its own
+//     copy of the values, and no one gets a value the plant read before its request arrived.
 import type { Logger } from 'pino';
 import {
   AttributeIds,
@@ -91,6 +93,17 @@ interface ReadBatch {
   cap: number;
 }
 
+/** An upstream read on its way, and the reads of the same nodes that arrived meanwhile and wait for it. */
+interface ReadInFlight {
+  maxAge: number;
+  keys: Set<string>;
+  behind: ReadBatch | undefined;
+}
+
+function newReadBatch(maxAge: number): ReadBatch {
+  return { maxAge, ids: [], index: new Map(), joined: [], cap: 0 };
+}
+
 /** Identity of a ReadValueId, for sharing one upstream item between reads. */
 function readKey(n: ReadValueIdOptions): string {
   const encoding = n.dataEncoding as { namespaceIndex?: number; name?: string } | null | undefined;
@@ -126,6 +139,7 @@ export class OpcuaUpstream {
   readonly #onDown = new Set<() => void>();
   /** Client reads of this turn of the event loop not yet sent, by maxAge. */
   readonly #readBatches = new Map<number, ReadBatch>();
+  readonly #readsInFlight = new Set<ReadInFlight>();
   /** The plant's NamespaceArray, read at each connect (its indexes are what its node ids mean). */
   namespaceArray: readonly string[] = [];
   /** Upstream round trips, by kind (status and tests). */
@@ -271,24 +285,36 @@ export class OpcuaUpstream {
 
   /**
    * A client's Value reads (each item allowed as `read`), in one upstream request, shared with the reads
-   * of other sessions in the same turn of the event loop (each node read once for all of them). The
-   * DataValues are the caller's own: nothing one caller does to them reaches another.
+   * of other sessions in the same turn of the event loop, or with those waiting behind a read of the
+   * same nodes already on its way (each node read once for all of them). The DataValues are the
+   * caller's own: nothing one caller does to them reaches another.
    */
   async read(session: string, nodes: ReadValueIdOptions[], auths: readonly Authorization[], maxAge = 0): Promise<DataValue[]> {
     this.#allowed(session, auths, nodes.length, 'read');
     this.#ready();
     if (nodes.length === 0) return [];
     const keys = nodes.map(readKey);
-    let batch = this.#readBatches.get(maxAge);
-    if (batch && batch.index.size + keys.filter((k) => !batch!.index.has(k)).length > Math.max(batch.cap, nodes.length)) {
-      // Joining would make a request larger than any client sent: the open batch goes now.
-      this.#sendBatch(batch);
-      batch = undefined;
+    let batch: ReadBatch | undefined;
+    // Every node already asked for by a read on its way: wait for it, then go with the others that
+    // waited (one fresh read for all of them, after each of them arrived), not alongside it.
+    for (const f of this.#readsInFlight) {
+      if (f.maxAge === maxAge && keys.every((k) => f.keys.has(k))) {
+        batch = f.behind ??= newReadBatch(maxAge);
+        break;
+      }
     }
     if (!batch) {
-      const open: ReadBatch = { maxAge, ids: [], index: new Map(), joined: [], cap: 0 };
-      this.#readBatches.set(maxAge, (batch = open));
-      setImmediate(() => this.#sendBatch(open));
+      batch = this.#readBatches.get(maxAge);
+      if (batch && batch.index.size + keys.filter((k) => !batch!.index.has(k)).length > Math.max(batch.cap, nodes.length)) {
+        // Joining would make a request larger than any client sent: the open batch goes now.
+        this.#sendTurnBatch(batch);
+        batch = undefined;
+      }
+      if (!batch) {
+        const open = newReadBatch(maxAge);
+        this.#readBatches.set(maxAge, (batch = open));
+        setImmediate(() => this.#sendTurnBatch(open));
+      }
     }
     const b = batch;
     b.cap = Math.max(b.cap, nodes.length);
@@ -300,9 +326,19 @@ export class OpcuaUpstream {
     return new Promise<DataValue[]>((resolve, reject) => b.joined.push({ at, resolve, reject, nodes }));
   }
 
-  #sendBatch(batch: ReadBatch): void {
+  #sendTurnBatch(batch: ReadBatch): void {
     if (this.#readBatches.get(batch.maxAge) !== batch) return;
     this.#readBatches.delete(batch.maxAge);
+    this.#sendBatch(batch);
+  }
+
+  #sendBatch(batch: ReadBatch): void {
+    const flight: ReadInFlight = { maxAge: batch.maxAge, keys: new Set(batch.index.keys()), behind: undefined };
+    this.#readsInFlight.add(flight);
+    const landed = () => {
+      this.#readsInFlight.delete(flight);
+      if (flight.behind) this.#sendBatch(flight.behind);
+    };
     this.stats.reads++;
     this.#do('read', (s) => s.read(batch.ids, batch.maxAge)).then(
       (dvs) => {
@@ -318,6 +354,7 @@ export class OpcuaUpstream {
             return dv.clone();
           }));
         }
+        landed();
       },
       (err: unknown) => {
         // A plant that refuses the joined request's content: each read is sent as it came, alone.
@@ -327,6 +364,7 @@ export class OpcuaUpstream {
             this.#do('read', (s) => s.read(r.nodes, batch.maxAge)).then(r.resolve, r.reject);
           }
         } else for (const r of batch.joined) r.reject(err);
+        landed();
       },
     );
   }

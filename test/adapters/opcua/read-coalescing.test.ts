@@ -64,7 +64,7 @@ after(async () => {
   tmp?.cleanup();
 });
 
-it('two sessions reading the same node in one turn: one read reaches the plant, each session gets its own value object', async () => {
+it('sessions reading the same node in one turn, or while its read is on its way: one read reaches the plant for them, each gets its own value object', async () => {
   const upstream = gateway.upstreams.get('boiler-1')!;
   const fuel = gateway.locate(FUEL)!;
   const [s1, s2] = [openTestSession(t.core, 'vendor-anna', 'boiler-1'), openTestSession(t.core, 'vendor-anna', 'boiler-1')];
@@ -95,10 +95,25 @@ it('two sessions reading the same node in one turn: one read reaches the plant, 
   d1!.value.value = -1;
   assert.notEqual(d2!.value.value, -1, 'what one reader does to its value does not reach another');
 
-  // Reads in different turns are not joined: a value read before a request arrived is never its answer.
+  // Reads one after the other are not joined: a value read before a request arrived is never its answer.
   await upstream.read(s1.id, [id], [a1]);
   await upstream.read(s2.id, [id], [a2]);
   assert.equal(plant.hits.fuelValveReads, hits + 3 * perRead);
+
+  // Reads of a node whose read is on its way wait for it and then go together. The plant runs in this
+  // process: it cannot see the request before the loop's next poll, and its answer cannot arrive here
+  // before the poll after that, so the first read is still on its way one turn after it was sent.
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const r0 = upstream.stats.reads;
+  const first = upstream.read(s1.id, [id], [a1]);
+  await turn(); // the first read has gone
+  const second = upstream.read(s2.id, [id], [a2]);
+  await turn();
+  const third = upstream.read(s1.id, [id], [a1]);
+  const answers = await Promise.all([first, second, third]);
+  assert.equal(upstream.stats.reads, r0 + 2, 'the second and third read went upstream together, after the first came back');
+  assert.equal(plant.hits.fuelValveReads, hits + 5 * perRead);
+  for (const [d] of answers) assert.equal(d!.statusCode.name, 'Good');
   // Different nodes are joined only up to the size of the largest request: two single reads of
   // different nodes stay two requests of one node each.
   const level = gateway.locate(LEVEL)!;
