@@ -5,7 +5,7 @@
 // gateway also re-encrypts toward the plant). Ratios are through / direct.
 //
 //   node scripts/bench-opcua.ts [--seconds N] [--json] [--gateway-flags="…"] [--gateway-env="K=V …"]
-//                               [--daemon-main FILE] [--heap-spaces]
+//                               [--daemon-main FILE] [--heap-spaces] [--profile DIR]
 //
 // --gateway-flags: Node/V8 flags for the daemon. Default: PENSTOCK_V8_FLAGS of systemd/penstock.service
 //   (test/systemd/unit.test.ts checks bin/penstock passes the same). --gateway-flags="" runs none.
@@ -13,11 +13,20 @@
 //   MALLOC_ARENA_MAX=2 or UV_THREADPOOL_SIZE=2; --gateway-env="" runs without any.
 // --daemon-main: the daemon's entry point (default dist/main.js, built by npm ci / npm run build; pass
 //   src/main.ts to see what Node's type stripping costs).
+// --profile: run the daemon under --cpu-prof, writing its .cpuprofile to DIR when the bench ends (the
+//   daemon is stopped first, before the plant, so that it exits on its own and writes the profile).
 // --heap-spaces: also print V8 heap spaces (a few lines loaded with --import that answer SIGUSR2; off by
 //   default so the measured process is exactly the shipped one).
 //
+// A third column, "relay", is a bare TCP byte relay between the client and the plant (its own Node
+// process, nothing decoded): the floor any gateway on this path pays, the extra hop and process. It is
+// meaningful with SignAndEncrypt: an OPC UA secure channel is end to end, so through a byte relay the
+// client still signs and encrypts for the plant, and only Penstock adds a second channel (decrypt,
+// decide, re-encrypt) on top of the hop.
+//
 // Figures: reads/s of one node, nodes/s in 100-node batches, write round trip, subscription notification
-// latency (a write on the plant to the notification at the client), and the daemon's RSS after start and
+// latency (a write on the plant to the notification at the client), nodes/s when 4 sessions read the same
+// 100 nodes at once (reads that arrive together share one upstream read), and the daemon's RSS after start and
 // with 20 OPC UA sessions open (each with a live subscription), split into anonymous memory (V8 heap,
 // malloc) and file-backed pages (the node binary's text, LMDB's journal map, shared libraries).
 // Nothing here asserts a time.
@@ -44,6 +53,7 @@ const { values: args } = parseArgs({
     'gateway-env': { type: 'string' },
     'daemon-main': { type: 'string', default: shipped.main },
     'heap-spaces': { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const GATEWAY_FLAGS = args['gateway-flags'] === undefined ? shipped.flags : args['gateway-flags'].split(/\s+/).filter(Boolean);
@@ -74,8 +84,8 @@ function spawnChild(argv: string[], env: NodeJS.ProcessEnv = process.env): Child
 }
 
 /** A child that prints a JSON line with `ready` (the plant). */
-function startReporting(argv: string[]): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
-  const child = spawnChild(argv);
+function startReporting(argv: string[], env?: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+  const child = spawnChild(argv, env);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} did not become ready`)), 90_000);
     child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited ${code}`)));
@@ -87,6 +97,21 @@ function startReporting(argv: string[]): Promise<{ child: ChildProcess; ready: R
     });
   });
 }
+
+/** A bare TCP byte relay to the plant (RELAY_TO), on an ephemeral port it reports as a JSON line. */
+const RELAY = `const net = require('node:net');
+const to = Number(process.env.RELAY_TO);
+const server = net.createServer((c) => {
+  const u = net.connect(to, '127.0.0.1');
+  c.setNoDelay(true);
+  u.setNoDelay(true);
+  c.pipe(u);
+  u.pipe(c);
+  const end = () => { c.destroy(); u.destroy(); };
+  c.on('error', end).on('close', end);
+  u.on('error', end).on('close', end);
+});
+server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ ready: true, port: server.address().port })));`;
 
 /** Prints process.memoryUsage and the V8 heap spaces (MiB) as one JSON line on each SIGUSR2. */
 const HEAP_SPACES_HOOK = `import v8 from 'node:v8';
@@ -177,6 +202,15 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
+function cpuOf(pids: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)]));
+}
+
+/** CPU ms each process spent per operation since `before`. */
+function cpuPer(pids: Record<string, number>, before: Record<string, number>, ops: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, round1(((cpuMs(pid) - before[name]!) / ops) * 100) / 100]));
+}
+
 interface Figures {
   single_reads_per_s: number;
   /** Round trip of one single-node read, ms: median and 99th percentile. */
@@ -186,6 +220,7 @@ interface Figures {
   batch_cpu_ms: Record<string, number>;
   /** 100-node batches with 4 requests in flight on the session (what a historian or SCADA poller does). */
   batch4_nodes_per_s: number;
+  batch4_cpu_ms: Record<string, number>;
   write_rtt_ms: number;
   notification_ms: number;
 }
@@ -202,16 +237,18 @@ async function measure(read: ClientSession, writer: ClientSession, id: (path: st
     singleMs.push(performance.now() - t);
     if (!dv.statusCode.isGood()) throw new Error(`read failed: ${dv.statusCode.name}`);
   });
-  const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)]));
+  let cpuBefore = cpuOf(pids);
   const batched = await loop(async () => {
     const dvs = await read.read(batch);
     if (!dvs.every((d) => d.statusCode.isGood())) throw new Error('batch read failed');
   });
-  const batch_cpu_ms = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, round1(((cpuMs(pid) - cpuBefore[name]!) / batched.ops) * 100) / 100]));
+  const batch_cpu_ms = cpuPer(pids, cpuBefore, batched.ops);
+  cpuBefore = cpuOf(pids);
   const batched4 = await loop(async () => {
     const all = await Promise.all([read.read(batch), read.read(batch), read.read(batch), read.read(batch)]);
     if (!all.every((dvs) => dvs.every((d) => d.statusCode.isGood()))) throw new Error('batch read failed');
   });
+  const batch4_cpu_ms = cpuPer(pids, cpuBefore, batched4.ops * 4);
   const rtts: number[] = [];
   let k = 0;
   await loop(async () => {
@@ -236,12 +273,37 @@ async function measure(read: ClientSession, writer: ClientSession, id: (path: st
     waiters.delete(value);
   }
   await sub.terminate();
-  return { single_reads_per_s: single.perSecond, single_read_ms: { p50: Math.round(median(singleMs) * 100) / 100, p99: Math.round(percentile(singleMs, 0.99) * 100) / 100 }, batch_nodes_per_s: batched.perSecond * 100, batch_cpu_ms, batch4_nodes_per_s: batched4.perSecond * 400, write_rtt_ms: median(rtts), notification_ms: median(lat) };
+  return { single_reads_per_s: single.perSecond, single_read_ms: { p50: Math.round(median(singleMs) * 100) / 100, p99: Math.round(percentile(singleMs, 0.99) * 100) / 100 }, batch_nodes_per_s: batched.perSecond * 100, batch_cpu_ms, batch4_nodes_per_s: batched4.perSecond * 400, batch4_cpu_ms, write_rtt_ms: median(rtts), notification_ms: median(lat) };
 }
+
+/** Figures of path `a` ÷ those of path `b`. */
+function ratios(a: Figures, b: Figures): Record<string, number> {
+  return {
+    single_reads: a.single_reads_per_s / b.single_reads_per_s,
+    batch_reads: a.batch_nodes_per_s / b.batch_nodes_per_s,
+    batch_reads_4_in_flight: a.batch4_nodes_per_s / b.batch4_nodes_per_s,
+    write_rtt: a.write_rtt_ms / b.write_rtt_ms,
+    notification_latency: a.notification_ms / b.notification_ms,
+  };
+}
+
+/** nodes/s when every session reads the same 100 nodes, all at once, round after round (a SCADA's clients polling one tag list). */
+async function sameNodes(sessions: ClientSession[], id: (path: string) => string, pids: Record<string, number>): Promise<{ nodes_per_s: number; cpu_ms_per_batch: Record<string, number> }> {
+  const batch = Array.from({ length: 100 }, (_, i) => ({ nodeId: id(`Bench/V${String(i).padStart(3, '0')}`), attributeId: AttributeIds.Value }));
+  const before = cpuOf(pids);
+  const r = await loop(async () => {
+    const all = await Promise.all(sessions.map((s) => s.read(batch)));
+    if (!all.every((dvs) => dvs.every((d) => d.statusCode.isGood()))) throw new Error('batch read failed');
+  });
+  return { nodes_per_s: r.perSecond * 100 * sessions.length, cpu_ms_per_batch: cpuPer(pids, before, r.ops * sessions.length) };
+}
+
+const SAME_NODES_SESSIONS = 4;
 
 try {
   const [plantPort, gwPort] = [await freePort(), await freePort()];
   const plant = await startReporting([join(root, 'test/adapters/opcua/fixtures/plant.ts'), String(plantPort), join(tmp.dir, 'plant')]);
+  const relay = await startReporting(['-e', RELAY], { ...process.env, RELAY_TO: String(plantPort) });
   const app = await makeIdentity(tmp.dir, 'bench-client');
   const password = 'bench-password';
   const vault = makeVault(tmp.dir, { 'bench-opcua': hashOpcuaPassword(password) });
@@ -269,7 +331,8 @@ grants:
 `);
   // The daemon as shipped; only --heap-spaces adds the SIGUSR2 hook.
   const hook = args['heap-spaces'] ? [`--import=data:text/javascript;base64,${Buffer.from(HEAP_SPACES_HOOK).toString('base64')}`] : [];
-  const gateway = spawnChild([...GATEWAY_FLAGS, ...hook, args['daemon-main'], '--config', configFile], { ...process.env, ...GATEWAY_ENV });
+  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+  const gateway = spawnChild([...GATEWAY_FLAGS, ...hook, ...profile, args['daemon-main'], '--config', configFile], { ...process.env, ...GATEWAY_ENV });
   const gwPid = gateway.pid!;
   const gwEndpoint = `opc.tcp://127.0.0.1:${gwPort}`;
   const sign = { mode: MessageSecurityMode.SignAndEncrypt, policy: SecurityPolicy.Basic256Sha256 };
@@ -295,13 +358,30 @@ grants:
   const rssIdle = rssOf(gwPid);
   const heapIdle = await heapSpacesOf(gateway);
 
-  const direct = await connect(String(plant.ready.endpoint), { identity: app, user: { type: UserTokenType.Anonymous }, ...sign });
-  const writer = await connect(String(plant.ready.endpoint), { identity: app, user: { type: UserTokenType.Anonymous }, ...sign });
+  const anonymous = { identity: app, user: { type: UserTokenType.Anonymous }, ...sign } as const;
+  const direct = await connect(String(plant.ready.endpoint), anonymous);
+  const writer = await connect(String(plant.ready.endpoint), anonymous);
+  const relayed = await connect(`opc.tcp://127.0.0.1:${String(relay.ready.port)}`, anonymous);
 
   // The plant's ids are dotted; the gateway's are `<target>/<browse path>`.
-  const pids = { bench_client: process.pid, plant: plant.child.pid!, daemon: gwPid };
-  const d = await measure(direct.session, writer.session, (p) => `ns=1;s=${p.replace(/\//g, '.')}`, pids);
-  const g = await measure(through.session, writer.session, (p) => `ns=1;s=plant/${p}`, pids);
+  const pids = { bench_client: process.pid, plant: plant.child.pid!, relay: relay.child.pid!, daemon: gwPid };
+  const plantId = (p: string) => `ns=1;s=${p.replace(/\//g, '.')}`;
+  const gatewayId = (p: string) => `ns=1;s=plant/${p}`;
+  const d = await measure(direct.session, writer.session, plantId, pids);
+  const r = await measure(relayed.session, writer.session, plantId, pids);
+  const g = await measure(through.session, writer.session, gatewayId, pids);
+
+  // Several sessions reading the same nodes at the same time, on each path.
+  const fellows = { direct: [] as Awaited<ReturnType<typeof connect>>[], through: [] as Awaited<ReturnType<typeof connect>>[] };
+  for (let i = 1; i < SAME_NODES_SESSIONS; i++) {
+    fellows.direct.push(await connect(String(plant.ready.endpoint), anonymous));
+    fellows.through.push(await connectThrough());
+  }
+  const same = {
+    direct: await sameNodes([direct.session, ...fellows.direct.map((c) => c.session)], plantId, pids),
+    through: await sameNodes([through.session, ...fellows.through.map((c) => c.session)], gatewayId, pids),
+  };
+  for (const c of [...fellows.direct, ...fellows.through]) await c.close();
 
   // RSS with 20 sessions, each with a live subscription on the drum level.
   const extra = [];
@@ -320,14 +400,13 @@ grants:
     seconds_per_cell: SECONDS,
     daemon: { main: relative(root, args['daemon-main']), flags: GATEWAY_FLAGS, env: GATEWAY_ENV, ready_s: round1(readyMs / 1000) },
     direct: d,
+    bare_relay: r,
     through_penstock: g,
-    ratio: {
-      single_reads: g.single_reads_per_s / d.single_reads_per_s,
-      batch_reads: g.batch_nodes_per_s / d.batch_nodes_per_s,
-      batch_reads_4_in_flight: g.batch4_nodes_per_s / d.batch4_nodes_per_s,
-      write_rtt: g.write_rtt_ms / d.write_rtt_ms,
-      notification_latency: g.notification_ms / d.notification_ms,
-    },
+    same_nodes_sessions: SAME_NODES_SESSIONS,
+    same_nodes: same,
+    ratio: { ...ratios(g, d), same_nodes: same.through.nodes_per_s / same.direct.nodes_per_s },
+    /** Through Penstock ÷ through the bare relay. */
+    ratio_to_relay: ratios(g, r),
     gateway_rss_mib: { idle_after_start: rssIdle, with_20_sessions: rss20 },
     ...(heapIdle && heap20 ? { gateway_heap_mib: { idle_after_start: heapIdle, with_20_sessions: heap20 } } : {}),
     plant_rss_mib: plantRss,
@@ -335,15 +414,20 @@ grants:
   if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     const f = (n: number, digits = 0) => n.toFixed(digits).padStart(10);
-    console.log('OPC UA (SignAndEncrypt / Basic256Sha256 on both legs)      direct   penstock     ratio');
-    console.log(`  reads/s, one node                                   ${f(d.single_reads_per_s)} ${f(g.single_reads_per_s)} ${f(result.ratio.single_reads, 2)}`);
-    console.log(`    read round trip p50 / p99 ms: direct ${d.single_read_ms.p50} / ${d.single_read_ms.p99}; through ${g.single_read_ms.p50} / ${g.single_read_ms.p99}`);
-    console.log(`  nodes/s, 100-node batches                           ${f(d.batch_nodes_per_s)} ${f(g.batch_nodes_per_s)} ${f(result.ratio.batch_reads, 2)}`);
+    const row = (label: string, dv: number, rv: number | undefined, gv: number, digits = 0) =>
+      console.log(`  ${label.padEnd(44)}${f(dv, digits)}${rv === undefined ? ' '.repeat(10) : f(rv, digits)}${f(gv, digits)}${f(gv / dv, 2)}${rv === undefined ? '' : f(gv / rv, 2)}`);
+    console.log('OPC UA (SignAndEncrypt / Basic256Sha256)         direct     relay  penstock   ÷direct    ÷relay');
+    row('reads/s, one node', d.single_reads_per_s, r.single_reads_per_s, g.single_reads_per_s);
+    console.log(`    read round trip p50 / p99 ms: direct ${d.single_read_ms.p50} / ${d.single_read_ms.p99}; relay ${r.single_read_ms.p50} / ${r.single_read_ms.p99}; penstock ${g.single_read_ms.p50} / ${g.single_read_ms.p99} (added p50 ${(g.single_read_ms.p50 - d.single_read_ms.p50).toFixed(2)} ms over direct, ${(g.single_read_ms.p50 - r.single_read_ms.p50).toFixed(2)} over the relay)`);
+    row('nodes/s, 100-node batches', d.batch_nodes_per_s, r.batch_nodes_per_s, g.batch_nodes_per_s);
     const cpu = (c: Record<string, number>) => Object.entries(c).filter(([, ms]) => ms >= 0.01).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ');
-    console.log(`    CPU ms per batch: direct ${cpu(d.batch_cpu_ms)}; through ${cpu(g.batch_cpu_ms)}`);
-    console.log(`  nodes/s, 100-node batches, 4 in flight              ${f(d.batch4_nodes_per_s)} ${f(g.batch4_nodes_per_s)} ${f(result.ratio.batch_reads_4_in_flight, 2)}`);
-    console.log(`  write round trip, median ms                         ${f(d.write_rtt_ms, 2)} ${f(g.write_rtt_ms, 2)} ${f(result.ratio.write_rtt, 2)}`);
-    console.log(`  notification latency, median ms                     ${f(d.notification_ms, 2)} ${f(g.notification_ms, 2)} ${f(result.ratio.notification_latency, 2)}`);
+    console.log(`    CPU ms per batch: direct ${cpu(d.batch_cpu_ms)}; relay ${cpu(r.batch_cpu_ms)}; penstock ${cpu(g.batch_cpu_ms)}`);
+    row('nodes/s, 100-node batches, 4 in flight', d.batch4_nodes_per_s, r.batch4_nodes_per_s, g.batch4_nodes_per_s);
+    console.log(`    CPU ms per batch: direct ${cpu(d.batch4_cpu_ms)}; relay ${cpu(r.batch4_cpu_ms)}; penstock ${cpu(g.batch4_cpu_ms)}`);
+    row(`nodes/s, ${SAME_NODES_SESSIONS} sessions reading the same 100 nodes`, same.direct.nodes_per_s, undefined, same.through.nodes_per_s);
+    console.log(`    CPU ms per batch: direct ${cpu(same.direct.cpu_ms_per_batch)}; penstock ${cpu(same.through.cpu_ms_per_batch)}`);
+    row('write round trip, median ms', d.write_rtt_ms, r.write_rtt_ms, g.write_rtt_ms, 2);
+    row('notification latency, median ms', d.notification_ms, r.notification_ms, g.notification_ms, 2);
     console.log(`  daemon: ${result.daemon.main} ${GATEWAY_FLAGS.join(' ') || '(no flags)'}${Object.keys(GATEWAY_ENV).length > 0 ? ` env ${Object.entries(GATEWAY_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}; served its first read ${result.daemon.ready_s} s after spawn`);
     const split = (r: RssSplit) => `${r.rss.toFixed(0)} MiB (anon ${r.anon.toFixed(0)}, file ${r.file.toFixed(0)}, shmem ${r.shmem.toFixed(0)}; peak so far ${r.peak.toFixed(0)})`;
     console.log(`  daemon RSS after start:     ${split(rssIdle)}`);
@@ -355,14 +439,18 @@ grants:
       console.log(`  V8 (MiB): after start ${heap(heapIdle)}; with 20 sessions ${heap(heap20)}`);
     }
   }
-  for (const c of [direct, writer, through, ...extra]) await c.close();
+  for (const c of [direct, writer, relayed, through, ...extra]) await c.close();
 } finally {
   closing = true;
-  for (const c of children) {
+  // Last started, first stopped: the daemon before the plant it holds a session to.
+  for (const c of [...children].reverse()) {
     if (c.exitCode === null && c.signalCode === null) {
       c.kill('SIGTERM');
       await new Promise((r) => {
-        const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
+        const t = setTimeout(() => {
+          console.error(`${c.spawnargs.find((a) => a.endsWith('.js') || a.endsWith('.ts')) ?? c.pid} did not stop within 15 s of SIGTERM: killed`);
+          c.kill('SIGKILL');
+        }, 15_000);
         c.once('exit', () => {
           clearTimeout(t);
           r(undefined);

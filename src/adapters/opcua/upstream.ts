@@ -7,7 +7,12 @@
 //   - one upstream monitored item per node however many sessions watch it (`watch`, ref-counted);
 //   - what a client asked for goes upstream only with the Authorization of each of its items (read,
 //     write, call, historyRead, watch check it first); the gateway's own reads of the plant's structure
-//     (the mirror) and of a value about to be overwritten (for the write's record) are `readForGateway`.
+//     (the mirror) and of a value about to be overwritten (for the write's record) are `readForGateway`;
+//   - clients' Value reads that arrive in the same turn of the event loop go upstream as one read, each
+//     node once however many sessions asked for it (`ReadBatch`), and a read of nodes that are all on
+//     their way to the plant already waits for that read and goes with the others that waited; every
+//     session's items were allowed with its own Authorization before they joined, each gets its own
+//     copy of the values, and no one gets a value the plant read before its request arrived.
 import type { Logger } from 'pino';
 import {
   AttributeIds,
@@ -65,6 +70,46 @@ export class UpstreamFailure extends Error {
  */
 const CONTENT_FAULTS = new Set(['BadDecodingError', 'BadEncodingLimitsExceeded', 'BadRequestTooLarge', 'BadTooManyOperations']);
 
+/** One client read waiting for the batch it joined. */
+interface JoinedRead {
+  /** Index of each of its items in the batch's ids. */
+  at: number[];
+  resolve: (dvs: DataValue[]) => void;
+  reject: (err: unknown) => void;
+  nodes: ReadValueIdOptions[];
+}
+
+/**
+ * Client reads of one turn of the event loop with the same maxAge, sent as one upstream read at the
+ * turn's end (setImmediate: after every socket that was readable in this turn has been handled). A
+ * value read before a request arrived is never handed to it: only reads not yet sent are joined.
+ */
+interface ReadBatch {
+  maxAge: number;
+  ids: ReadValueIdOptions[];
+  index: Map<string, number>;
+  joined: JoinedRead[];
+  /** The largest request that joined: a batch never sends more distinct items than one client asked for at once. */
+  cap: number;
+}
+
+/** An upstream read on its way, and the reads of the same nodes that arrived meanwhile and wait for it. */
+interface ReadInFlight {
+  maxAge: number;
+  keys: Set<string>;
+  behind: ReadBatch | undefined;
+}
+
+function newReadBatch(maxAge: number): ReadBatch {
+  return { maxAge, ids: [], index: new Map(), joined: [], cap: 0 };
+}
+
+/** Identity of a ReadValueId, for sharing one upstream item between reads. */
+function readKey(n: ReadValueIdOptions): string {
+  const encoding = n.dataEncoding as { namespaceIndex?: number; name?: string } | null | undefined;
+  return `${String(n.nodeId)}|${n.attributeId ?? AttributeIds.Value}|${n.indexRange === undefined || n.indexRange === null ? '' : String(n.indexRange)}|${encoding ? `${encoding.namespaceIndex ?? 0}:${encoding.name ?? ''}` : ''}`;
+}
+
 type Watcher = (dv: DataValue) => void;
 interface Watch {
   watchers: Set<Watcher>;
@@ -92,6 +137,9 @@ export class OpcuaUpstream {
   readonly #watches = new Map<string, Watch>();
   readonly #onUp = new Set<() => void>();
   readonly #onDown = new Set<() => void>();
+  /** Client reads of this turn of the event loop not yet sent, by maxAge. */
+  readonly #readBatches = new Map<number, ReadBatch>();
+  readonly #readsInFlight = new Set<ReadInFlight>();
   /** The plant's NamespaceArray, read at each connect (its indexes are what its node ids mean). */
   namespaceArray: readonly string[] = [];
   /** Upstream round trips, by kind (status and tests). */
@@ -235,11 +283,90 @@ export class OpcuaUpstream {
     }
   }
 
-  /** A client's Value reads (each item allowed as `read`), in one upstream request. */
+  /**
+   * A client's Value reads (each item allowed as `read`), in one upstream request, shared with the reads
+   * of other sessions in the same turn of the event loop, or with those waiting behind a read of the
+   * same nodes already on its way (each node read once for all of them). The DataValues are the
+   * caller's own: nothing one caller does to them reaches another.
+   */
   async read(session: string, nodes: ReadValueIdOptions[], auths: readonly Authorization[], maxAge = 0): Promise<DataValue[]> {
     this.#allowed(session, auths, nodes.length, 'read');
+    this.#ready();
+    if (nodes.length === 0) return [];
+    const keys = nodes.map(readKey);
+    let batch: ReadBatch | undefined;
+    // Every node already asked for by a read on its way: wait for it, then go with the others that
+    // waited (one fresh read for all of them, after each of them arrived), not alongside it.
+    for (const f of this.#readsInFlight) {
+      if (f.maxAge === maxAge && keys.every((k) => f.keys.has(k))) {
+        batch = f.behind ??= newReadBatch(maxAge);
+        break;
+      }
+    }
+    if (!batch) {
+      batch = this.#readBatches.get(maxAge);
+      if (batch && batch.index.size + keys.filter((k) => !batch!.index.has(k)).length > Math.max(batch.cap, nodes.length)) {
+        // Joining would make a request larger than any client sent: the open batch goes now.
+        this.#sendTurnBatch(batch);
+        batch = undefined;
+      }
+      if (!batch) {
+        const open = newReadBatch(maxAge);
+        this.#readBatches.set(maxAge, (batch = open));
+        setImmediate(() => this.#sendTurnBatch(open));
+      }
+    }
+    const b = batch;
+    b.cap = Math.max(b.cap, nodes.length);
+    const at = keys.map((k, i) => {
+      let j = b.index.get(k);
+      if (j === undefined) b.index.set(k, (j = b.ids.push(nodes[i]!) - 1));
+      return j;
+    });
+    return new Promise<DataValue[]>((resolve, reject) => b.joined.push({ at, resolve, reject, nodes }));
+  }
+
+  #sendTurnBatch(batch: ReadBatch): void {
+    if (this.#readBatches.get(batch.maxAge) !== batch) return;
+    this.#readBatches.delete(batch.maxAge);
+    this.#sendBatch(batch);
+  }
+
+  #sendBatch(batch: ReadBatch): void {
+    const flight: ReadInFlight = { maxAge: batch.maxAge, keys: new Set(batch.index.keys()), behind: undefined };
+    this.#readsInFlight.add(flight);
+    const landed = () => {
+      this.#readsInFlight.delete(flight);
+      if (flight.behind) this.#sendBatch(flight.behind);
+    };
     this.stats.reads++;
-    return this.#do('read', (s) => s.read(nodes, maxAge));
+    this.#do('read', (s) => s.read(batch.ids, batch.maxAge)).then(
+      (dvs) => {
+        // The first reader of an item gets the DataValue as it came, every other one a copy.
+        const taken = new Set<number>();
+        for (const r of batch.joined) {
+          r.resolve(r.at.map((j) => {
+            const dv = dvs[j];
+            if (!dv || !taken.has(j)) {
+              taken.add(j);
+              return dv!;
+            }
+            return dv.clone();
+          }));
+        }
+        landed();
+      },
+      (err: unknown) => {
+        // A plant that refuses the joined request's content: each read is sent as it came, alone.
+        if (batch.joined.length > 1 && err instanceof UpstreamFailure && err.refusedContent) {
+          for (const r of batch.joined) {
+            this.stats.reads++;
+            this.#do('read', (s) => s.read(r.nodes, batch.maxAge)).then(r.resolve, r.reject);
+          }
+        } else for (const r of batch.joined) r.reject(err);
+        landed();
+      },
+    );
   }
 
   /**
