@@ -3,7 +3,7 @@
 // Modbus/TCP front door, real core and LMDB journal, in its own process), in alternating 1 s slices. Round trips per second
 // and p50/p99 latency for reads (FC 3, 4 registers) and writes (FC 6), with 1 and 16 concurrent clients,
 // as ratios to direct; a second gateway with every alert detector on (src/alerts), in the same slices;
-// and the gateway's RSS. Both C programs are compiled here with `cc … -lmodbus`.
+// and the gateway's RSS; for writes, the gateway's LMDB commits per write. Both C programs are compiled here with `cc … -lmodbus`.
 //
 //   node scripts/bench-modbus.ts [--seconds N] [--json] [--only read|write] [--relay] [--profile DIR]
 //
@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { open as openLmdb } from 'lmdb';
 import { compilePlcSim, freePort } from './bench-support.ts';
 
 const { values: args } = parseArgs({
@@ -165,22 +166,28 @@ grants:
     });
   }
 
-  type Row = { kind: 'read' | 'write'; clients: number; upstream: string; direct: LoadResult; penstock: LoadResult; alerts: LoadResult; relay?: LoadResult };
+  type Row = { kind: 'read' | 'write'; clients: number; upstream: string; direct: LoadResult; penstock: LoadResult; alerts: LoadResult; relay?: LoadResult; commitsPerWrite?: number };
+  // Writes: the gateway's LMDB commits (each one fsync-bound) per write, from LMDB's own transaction count.
+  const journalEnv = openLmdb({ path: join(dir, 'state', 'journal'), readOnly: true, maxDbs: 8 });
+  const commitsSoFar = () => (journalEnv.getStats() as { lastTxnId: number }).lastTxnId;
   const rows: Row[] = [];
   const kinds = args.only ? [args.only as 'read' | 'write'] : (['read', 'write'] as const);
   for (const kind of kinds) {
     for (const [clients, unit, upstream] of [[1, 2, 'shared, 1 in flight'], [16, 2, 'shared, 1 in flight'], [16, 1, 'shared, pipelined ×16']] as const) {
       // The bare relay has no shared link: run it once per client count.
       const withRelay = relayPort !== 0 && unit === 2;
+      const commitsBefore = commitsSoFar();
       const [direct, penstock, alerts, relay] = loadInTurns(loader, [
         { port: plcPort, unit: 1 },
         { port: gatewayPort, unit },
         { port: alertsPort, unit },
         ...(withRelay ? [{ port: relayPort, unit: 1 }] : []),
       ], clients, kind);
-      rows.push({ kind, clients, upstream, direct: direct!, penstock: penstock!, alerts: alerts!, ...(relay ? { relay } : {}) });
+      const commitsPerWrite = kind === 'write' ? (commitsSoFar() - commitsBefore) / Math.max(1, penstock!.ok) : undefined;
+      rows.push({ kind, clients, upstream, direct: direct!, penstock: penstock!, alerts: alerts!, ...(relay ? { relay } : {}), ...(commitsPerWrite !== undefined ? { commitsPerWrite } : {}) });
     }
   }
+  await journalEnv.close();
   const rssAfter = rss(gateway.pid!);
   if (args.profile) {
     // A clean exit, so that V8 writes the profile.
@@ -197,7 +204,7 @@ grants:
     for (const r of rows) {
       const d = r.direct.ok / r.direct.seconds;
       const p = r.penstock.ok / r.penstock.seconds;
-      console.log(`${r.kind.padEnd(6)} ${String(r.clients).padStart(7)} ${r.upstream.padEnd(24)} ${f(d)}   ${f(p)}   ${(p / d).toFixed(2)} | ${f(r.direct.p50_us)} → ${f(r.penstock.p50_us)}        | ${f(r.direct.p99_us)} → ${f(r.penstock.p99_us)} (+${(r.penstock.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.penstock.errors}`);
+      console.log(`${r.kind.padEnd(6)} ${String(r.clients).padStart(7)} ${r.upstream.padEnd(24)} ${f(d)}   ${f(p)}   ${(p / d).toFixed(2)} | ${f(r.direct.p50_us)} → ${f(r.penstock.p50_us)}        | ${f(r.direct.p99_us)} → ${f(r.penstock.p99_us)} (+${(r.penstock.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.penstock.errors}${r.commitsPerWrite !== undefined ? ` | ${r.commitsPerWrite.toFixed(2)} commits/write` : ''}`);
       const a = r.alerts.ok / r.alerts.seconds;
       console.log(`${''.padEnd(6)} ${''.padStart(7)} ${'(all detectors on)'.padEnd(24)} ${''.padStart(7)}   ${f(a)}   ${(a / d).toFixed(2)} | ${''.padStart(7)}   ${f(r.alerts.p50_us)}        | ${''.padStart(7)}   ${f(r.alerts.p99_us)} (+${(r.alerts.p99_us - r.direct.p99_us).toFixed(0)})      | ${r.alerts.errors}`);
       if (r.relay) {

@@ -109,8 +109,9 @@ export class CommitThread {
     });
     this.#ready.catch(() => {}); // a restart's worker is not awaited: run() and settleSync see a dead one
     this.#worker.on('error', () => {}); // a dead worker answers nothing: settleSync and run see it (exit below)
+    const flag = this.#flag;
     this.#worker.once('exit', () => {
-      if (Atomics.load(this.#flag, 0) === RUNNING) this.#take({ ok: false, message: 'journal commit thread exited' });
+      if (this.#flag === flag && Atomics.load(flag, 0) === RUNNING) this.#take({ ok: false, message: 'journal commit thread exited' });
     });
   }
 
