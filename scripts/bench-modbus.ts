@@ -167,8 +167,9 @@ grants:
   }
 
   type Row = { kind: 'read' | 'write'; clients: number; upstream: string; direct: LoadResult; penstock: LoadResult; alerts: LoadResult; relay?: LoadResult; commitsPerWrite?: number };
-  // Writes: the gateway's LMDB commits (each one fsync-bound) per write, from LMDB's own transaction count.
-  const journalEnv = openLmdb({ path: join(dir, 'state', 'journal'), readOnly: true, maxDbs: 8 });
+  // Writes: the gateway's LMDB commits (each one fsync-bound) per write, from LMDB's own transaction count
+  // (the test gateway keeps its journal in DIR/journal).
+  const journalEnv = openLmdb({ path: join(dir, 'journal'), readOnly: true, maxDbs: 8 });
   const commitsSoFar = () => (journalEnv.getStats() as { lastTxnId: number }).lastTxnId;
   const rows: Row[] = [];
   const kinds = args.only ? [args.only as 'read' | 'write'] : (['read', 'write'] as const);
