@@ -341,8 +341,10 @@ export class LmdbJournal implements Journal {
       // The next batch was built on this one's tree and seqs: it goes too (the journal is unavailable now).
       const next = this.#next;
       this.#next = undefined;
-      this.#wanted = false;
       if (next) this.#refuse(next.items, error);
+      // Appends queued beyond that batch are refused by the flush (the journal is not writable now).
+      this.#wanted = this.#pending.length > 0;
+      if (this.#wanted && !this.#settling) this.#flush();
       return;
     }
     // This thread's read snapshot may predate the worker's commit: the next read must see it.
