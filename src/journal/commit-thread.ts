@@ -22,17 +22,24 @@ export interface CommitThreadData {
   flag: Int32Array;
 }
 
-/** One batch, packed into a few transferable arrays (a batch may hold 10,000 events). */
+/**
+ * One batch. Its events and nodes are packed into a SharedArrayBuffer the two threads share (one batch
+ * in flight at a time, so one arena serves them all): no buffers to allocate, copy or collect per batch.
+ * Layout: seqs and node keys (float64), event end offsets (uint32), node hashes, event bytes.
+ */
 export interface CommitJob {
-  seqs: Float64Array;
-  /** End offset of each event's bytes in `bytes`. */
-  ends: Uint32Array;
-  bytes: Uint8Array;
-  nodeKeys: Float64Array;
-  /** NODE_BYTES per node key. */
-  nodeHashes: Uint8Array;
+  arena: SharedArrayBuffer;
+  events: number;
+  nodes: number;
   checkpoint?: CheckpointInfo;
   state: JournalState;
+}
+
+/** Where each part of a packed batch starts in the arena. */
+export function arenaLayout(events: number, nodes: number): { ends: number; hashes: number; bytes: number } {
+  const ends = 8 * (events + nodes);
+  const hashes = ends + 4 * events;
+  return { ends, hashes, bytes: hashes + NODE_BYTES * nodes };
 }
 
 export type CommitResult = { ok: true } | { ok: false; message: string; code?: string | number };
@@ -46,24 +53,28 @@ export class CommitError extends Error {
   }
 }
 
-export function packJob(events: readonly [number, Uint8Array][], nodes: readonly [number, Uint8Array][], state: JournalState, checkpoint?: CheckpointInfo): CommitJob {
-  const seqs = new Float64Array(events.length);
-  const ends = new Uint32Array(events.length);
-  let total = 0;
+/** Packs a batch into `arena` (a larger one when it does not fit); returns the job. */
+export function packJob(arena: SharedArrayBuffer, events: readonly [number, Uint8Array][], nodes: readonly [number, Uint8Array][], state: JournalState, checkpoint?: CheckpointInfo): CommitJob {
+  const layout = arenaLayout(events.length, nodes.length);
+  let total = layout.bytes;
+  for (const [, bytes] of events) total += bytes.length;
+  if (total > arena.byteLength) arena = new SharedArrayBuffer(Math.max(total, 2 * arena.byteLength));
+  const keys = new Float64Array(arena, 0, events.length + nodes.length);
+  const ends = new Uint32Array(arena, layout.ends, events.length);
+  const all = new Uint8Array(arena);
+  let at = layout.bytes;
   for (let i = 0; i < events.length; i++) {
-    seqs[i] = events[i]![0];
-    total += events[i]![1].length;
-    ends[i] = total;
+    const [seq, bytes] = events[i]!;
+    keys[i] = seq;
+    all.set(bytes, at);
+    at += bytes.length;
+    ends[i] = at;
   }
-  const bytes = new Uint8Array(total);
-  for (let i = 0; i < events.length; i++) bytes.set(events[i]![1], i === 0 ? 0 : ends[i - 1]!);
-  const nodeKeys = new Float64Array(nodes.length);
-  const nodeHashes = new Uint8Array(nodes.length * NODE_BYTES);
   for (let i = 0; i < nodes.length; i++) {
-    nodeKeys[i] = nodes[i]![0];
-    nodeHashes.set(nodes[i]![1], i * NODE_BYTES);
+    keys[events.length + i] = nodes[i]![0];
+    all.set(nodes[i]![1], layout.hashes + i * NODE_BYTES);
   }
-  return { seqs, ends, bytes, nodeKeys, nodeHashes, state, ...(checkpoint ? { checkpoint } : {}) };
+  return { arena, events: events.length, nodes: nodes.length, state, ...(checkpoint ? { checkpoint } : {}) };
 }
 
 export class CommitThread {
@@ -73,6 +84,8 @@ export class CommitThread {
   #worker!: Worker;
   /** The job in flight's answer callback: called once, by whichever comes first (the async wait or settleSync). */
   #current: ((r: CommitResult) => void) | undefined;
+  /** Where batches are packed (packJob); replaced by a larger one when a batch does not fit. */
+  #arena = new SharedArrayBuffer(256 * 1024);
   /** Resolves once the worker has opened the environment (rejects if it could not). */
   #ready!: Promise<void>;
 
@@ -120,17 +133,19 @@ export class CommitThread {
   }
 
   /**
-   * Commits `job` on the worker and calls `onAnswer` with the outcome, once: from the event loop, or
+   * Packs the batch, commits it on the worker and calls `onAnswer` with the outcome, once: from the event loop, or
    * synchronously inside settleSync. One job at a time.
    */
-  run(job: CommitJob, onAnswer: (r: CommitResult) => void): void {
+  run(events: readonly [number, Uint8Array][], nodes: readonly [number, Uint8Array][], state: JournalState, checkpoint: CheckpointInfo | undefined, onAnswer: (r: CommitResult) => void): void {
     if (this.#current) throw new Error('journal commit thread: a batch is already in flight');
+    const job = packJob(this.#arena, events, nodes, state, checkpoint);
+    this.#arena = job.arena;
     const flag = this.#flag;
     Atomics.store(flag, 0, RUNNING);
     this.#current = onAnswer;
     // Keeps the process alive while a commit someone awaits is in flight (unref'd again when it answers).
     this.#worker.ref();
-    this.#port.postMessage(job, [job.seqs.buffer, job.ends.buffer, job.bytes.buffer, job.nodeKeys.buffer, job.nodeHashes.buffer] as ArrayBuffer[]);
+    this.#port.postMessage(job);
     const waited = Atomics.waitAsync(flag, 0, RUNNING);
     const onDone = () => {
       if (this.#current && Atomics.load(flag, 0) === DONE && this.#flag === flag) this.#takeFromPort();

@@ -6,7 +6,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { openJournalDbs, openJournalEnv, STATE_KEY } from './store.ts';
 import type { CommitJob, CommitResult, CommitThreadData } from './commit-thread.ts';
-import { DONE, NODE_BYTES } from './commit-thread.ts';
+import { DONE, NODE_BYTES, arenaLayout } from './commit-thread.ts';
 
 const { path, mapSizeMiB, flag, port } = workerData as CommitThreadData & { port: MessagePort };
 const env = openJournalEnv(path, mapSizeMiB);
@@ -21,15 +21,17 @@ port.on('message', (job: CommitJob | 'close') => {
   }
   let result: CommitResult;
   try {
-    const { seqs, ends, bytes, nodeKeys, nodeHashes } = job;
+    const layout = arenaLayout(job.events, job.nodes);
+    const keys = new Float64Array(job.arena, 0, job.events + job.nodes);
+    const ends = new Uint32Array(job.arena, layout.ends, job.events);
     env.transactionSync(() => {
-      let start = 0;
-      for (let i = 0; i < seqs.length; i++) {
-        db.events.putSync(seqs[i]!, Buffer.from(bytes.buffer, bytes.byteOffset + start, ends[i]! - start));
+      let start = layout.bytes;
+      for (let i = 0; i < job.events; i++) {
+        db.events.putSync(keys[i]!, Buffer.from(job.arena, start, ends[i]! - start));
         start = ends[i]!;
       }
-      for (let i = 0; i < nodeKeys.length; i++) {
-        db.nodes.putSync(nodeKeys[i]!, Buffer.from(nodeHashes.buffer, nodeHashes.byteOffset + i * NODE_BYTES, NODE_BYTES));
+      for (let i = 0; i < job.nodes; i++) {
+        db.nodes.putSync(keys[job.events + i]!, Buffer.from(job.arena, layout.hashes + i * NODE_BYTES, NODE_BYTES));
       }
       if (job.checkpoint) db.checkpoints.putSync(job.checkpoint.size, job.checkpoint);
       db.meta.putSync(STATE_KEY, job.state);

@@ -38,7 +38,7 @@ import { TreeBuilder, frontierAt, type Hash, type NodeSource, b64 } from './merk
 import { NoteSigner } from './checkpoint.ts';
 import type { ProofBundle } from './verify.ts';
 import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
-import { CommitError, CommitThread, NODE_BYTES, packJob, type CommitResult } from './commit-thread.ts';
+import { CommitError, CommitThread, NODE_BYTES, type CommitResult } from './commit-thread.ts';
 import { STATE_KEY, allCheckpoints, nodeKey, openJournalDbs, openJournalEnv, type CheckpointInfo, type JournalDbs, type JournalState } from './store.ts';
 import { CapacityError, StorageMeter, type MeteredJournal } from './capacity.ts';
 import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-stored.ts';
@@ -328,7 +328,7 @@ export class LmdbJournal implements Journal {
     }
     const inFlight: InFlight = { ...batch, state, checkpoint, batchBytes };
     this.#inFlight = inFlight;
-    this.#commits.run(packJob(batch.events, batch.nodes, state, checkpoint), (r) => this.#answered(inFlight, r));
+    this.#commits.run(batch.events, batch.nodes, state, checkpoint, (r) => this.#answered(inFlight, r));
   }
 
   /** The commit thread answered (from the event loop, or inside #settle). */
