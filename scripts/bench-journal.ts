@@ -1,6 +1,6 @@
 // Journal benchmark (not a test): append rates, verify rate, proof sizes and times, bytes per event, and
 // the data file's growth per event before and after a verify.
-//   node scripts/bench-journal.ts            one table for people (PENSTOCK_BENCH_MAX=1000000 sets the largest tree)
+//   node scripts/bench-journal.ts            one table for people (append rates with each append's wait, p50/p99, and CPU per append) (PENSTOCK_BENCH_MAX=1000000 sets the largest tree)
 //   node scripts/bench-journal.ts --json     also one JSON line (prefixed `BENCH_JOURNAL_JSON `) for scripts/bench.ts
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,19 +44,34 @@ const record = (key: string, label: string, n: number, ms: number) => {
   rows.push([label, rate(n, ms)]);
 };
 
-{
-  const n = 2000;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) await journal.append(event(i));
-  record('appendsPerSecOneAtATime', 'appends/s, one at a time (each awaited: one durable commit each)', n, performance.now() - t0);
-}
-for (const writers of [64, 1024]) {
-  const perWriter = Math.ceil(100_000 / writers);
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
+const micros = (ms: number) => `${Math.round(ms * 1000).toLocaleString('en-US')} µs`;
+/** Times each append from its call to its resolution (durably committed), and the process's CPU per append (every thread). */
+async function appendRun(key: string, label: string, writers: number, perWriter: number): Promise<void> {
+  const latencies: number[] = [];
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: writers }, async (_, w) => {
-    for (let i = 0; i < perWriter; i++) await journal.append(event(w * perWriter + i));
+    for (let i = 0; i < perWriter; i++) {
+      const t = performance.now();
+      await journal.append(event(w * perWriter + i));
+      latencies.push(performance.now() - t);
+    }
   }));
-  record(`appendsPerSec${writers}Concurrent`, `appends/s, ${writers} concurrent appenders (each awaits its own)`, writers * perWriter, performance.now() - t0);
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const n = writers * perWriter;
+  latencies.sort((a, b) => a - b);
+  figures[`${key}P50Us`] = Math.round(quantile(latencies, 0.5) * 1000);
+  figures[`${key}P99Us`] = Math.round(quantile(latencies, 0.99) * 1000);
+  figures[`${key}CpuUsPerAppend`] = Number(((cpu.user + cpu.system) / n).toFixed(1));
+  record(key, label, n, ms);
+  rows.push([`  one append's wait (call → durable), p50 / p99`, `${micros(quantile(latencies, 0.5))} / ${micros(quantile(latencies, 0.99))}`]);
+  rows.push([`  CPU per append (all threads, user + system)`, `${figures[`${key}CpuUsPerAppend`]} µs`]);
+}
+await appendRun('appendsPerSecOneAtATime', 'appends/s, one at a time (each awaited: one durable commit each)', 1, 2000);
+for (const writers of [64, 1024]) {
+  await appendRun(`appendsPerSec${writers}Concurrent`, `appends/s, ${writers} concurrent appenders (each awaits its own)`, writers, Math.ceil(100_000 / writers));
 }
 // Grow to the largest tree in bursts of grouped appends, then measure proofs at each power of ten.
 const t1 = performance.now();
@@ -138,9 +153,9 @@ for (let n = 1000; n <= MAX; n *= 10) {
     if (!verifyConsistency(old, n, oldR, root, cproof)) throw new Error('consistency failed');
     conVerify += performance.now() - t;
   }
-  const micros = (ms: number) => Number(((ms / reps) * 1000).toFixed(1));
-  proofs.push({ treeSize: n, inclusionBytes: incBytes, inclusionMakeUs: micros(incMake), inclusionVerifyUs: micros(incVerify), consistencyBytes: conBytes, consistencyMakeUs: micros(conMake), consistencyVerifyUs: micros(conVerify) });
-  proofRows.push(`| ${n.toLocaleString('en-US')} | ${incBytes} B | ${micros(incMake)} µs | ${micros(incVerify)} µs | ${conBytes} B | ${micros(conMake)} µs | ${micros(conVerify)} µs |`);
+  const perRep = (ms: number) => Number(((ms / reps) * 1000).toFixed(1));
+  proofs.push({ treeSize: n, inclusionBytes: incBytes, inclusionMakeUs: perRep(incMake), inclusionVerifyUs: perRep(incVerify), consistencyBytes: conBytes, consistencyMakeUs: perRep(conMake), consistencyVerifyUs: perRep(conVerify) });
+  proofRows.push(`| ${n.toLocaleString('en-US')} | ${incBytes} B | ${perRep(incMake)} µs | ${perRep(incVerify)} µs | ${conBytes} B | ${perRep(conMake)} µs | ${perRep(conVerify)} µs |`);
 }
 figures.proofs = proofs;
 await journal.close();

@@ -4,8 +4,8 @@
 // real core and LMDB journal, in its own process), in alternating 1 s slices. Round trips per second
 // and p50/p99 latency for reads (FC 3, 4 registers) and writes (FC 6), with 1 and 16 concurrent clients,
 // as ratios to direct and to the Node relay, and the latency Penstock adds over that relay; a second
-// gateway with every alert detector on (src/alerts), in the same slices; and the gateway's RSS. Both C
-// programs are compiled here with `cc … -lmodbus`.
+// gateway with every alert detector on (src/alerts), in the same slices; the gateway's RSS; and for writes,
+// the gateway's LMDB commits per write. Both C programs are compiled here with `cc … -lmodbus`.
 //
 //   node scripts/bench-modbus.ts [--seconds N] [--json] [--only read|write] [--relays node,socat|none]
 //                                [--no-alerts] [--profile DIR]
@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { open as openLmdb } from 'lmdb';
 import { compilePlcSim, freePort } from './bench-support.ts';
 
 const { values: args } = parseArgs({
@@ -219,6 +220,10 @@ grants:
 
   // Warm-up, not measured: a fresh Node process spends its first second or so compiling the hot path,
   // which would otherwise land in the first slice of the first cell (its CPU per round trip above all).
+  // Writes: the gateway's LMDB commits (each one fsync-bound) per write, from LMDB's own transaction count
+  // (the test gateway keeps its journal in DIR/journal).
+  const journalEnv = openLmdb({ path: join(dir, 'journal'), readOnly: true, maxDbs: 8 });
+  const commitsSoFar = () => (journalEnv.getStats() as { lastTxnId: number }).lastTxnId;
   const kinds = args.only ? [args.only as 'read' | 'write'] : (['read', 'write'] as const);
   for (const port of [gatewayPort, alertsPort, relayPorts.node ?? 0]) {
     if (port === 0) continue;
@@ -226,7 +231,7 @@ grants:
   }
 
   type Path = 'direct' | 'node' | 'socat' | 'penstock' | 'alerts';
-  type Row = { kind: 'read' | 'write'; clients: number; upstream: string } & Partial<Record<Path, LoadResult>>;
+  type Row = { kind: 'read' | 'write'; clients: number; upstream: string; commitsPerWrite?: number } & Partial<Record<Path, LoadResult>>;
   const rows: Row[] = [];
   for (const kind of kinds) {
     for (const [clients, unit, upstream] of [[1, 2, 'shared, 1 in flight'], [16, 2, 'shared, 1 in flight'], [16, 1, 'shared, pipelined ×16']] as const) {
@@ -236,12 +241,16 @@ grants:
       if (relayPorts.socat) paths.push(['socat', { port: relayPorts.socat, unit: 1 }]);
       paths.push(['penstock', { port: gatewayPort, unit, pid: gateway.pid! }]);
       if (alertsPort) paths.push(['alerts', { port: alertsPort, unit, pid: alertsPid }]);
+      const commitsBefore = commitsSoFar();
       const results = loadInTurns(loader, paths.map(([, e]) => e), clients, kind);
       const row: Row = { kind, clients, upstream };
       paths.forEach(([path], i) => (row[path] = results[i]));
+      // The alerts gateway keeps its own journal: the count is the plain gateway's alone.
+      if (kind === 'write') row.commitsPerWrite = (commitsSoFar() - commitsBefore) / Math.max(1, row.penstock!.ok);
       rows.push(row);
     }
   }
+  await journalEnv.close();
   const rssAfter = rss(gateway.pid!);
   if (args.profile) {
     // A clean exit, so that V8 writes the profile.
@@ -274,7 +283,8 @@ grants:
           : path === 'node' || !relay
             ? `(${signed(x.p50_us - d.p50_us)} / ${signed(x.p99_us - d.p99_us)})`
             : `${signed(x.p50_us - relay.p50_us)} / ${signed(x.p99_us - relay.p99_us)} (${signed(x.p50_us - d.p50_us)} / ${signed(x.p99_us - d.p99_us)})`;
-        console.log(`${lead} ${labels[path].padEnd(24)} ${n(rate(x))} ${(rate(x) / rate(d)).toFixed(2).padStart(7)} ${vsRelay.padStart(7)}  ${n(x.p50_us)} ${n(x.p99_us)}  ${added.padEnd(36)} ${(x.cpu_us !== undefined ? x.cpu_us.toFixed(1) : '').padStart(9)}  ${x.errors}`);
+        const commits = path === 'penstock' && r.commitsPerWrite !== undefined ? `  ${r.commitsPerWrite.toFixed(2)} commits/write` : '';
+        console.log(`${lead} ${labels[path].padEnd(24)} ${n(rate(x))} ${(rate(x) / rate(d)).toFixed(2).padStart(7)} ${vsRelay.padStart(7)}  ${n(x.p50_us)} ${n(x.p99_us)}  ${added.padEnd(36)} ${(x.cpu_us !== undefined ? x.cpu_us.toFixed(1) : '').padStart(9)}  ${x.errors}${commits}`);
       }
     }
     console.log(`gateway RSS: idle ${(rssIdle.rss / 2 ** 20).toFixed(0)} MiB, after the runs ${(rssAfter.rss / 2 ** 20).toFixed(0)} MiB (anonymous ${(rssAfter.anon / 2 ** 20).toFixed(0)} MiB; the rest is the journal's LMDB map)`);
