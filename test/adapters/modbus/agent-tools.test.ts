@@ -179,6 +179,8 @@ test('modbus_read by point: engineering units scaled by the SunSpec factor the d
   assert.match(String((r as { text?: string }).text), /inverter\.A = 12\.34 A/);
   // The agent's read was one FC 3 of the point's register at the device, decided and journaled with the call's id.
   assert.ok(plc.requests.some((q) => q.fc === 3 && q.address === 40071 && q.count === 1));
+  // A correlated read is journaled lazily: wait for its record to be committed.
+  await until(() => eventsOf(correlation).some((e) => e.event === 'action.allowed'), 'the read journaled');
   const allowed = eventsOf(correlation).filter((e) => e.event === 'action.allowed');
   assert.deepEqual(allowed.map((e) => (e.action as { modbus: { func_code: number; address: number; quantity: number } }).modbus).map((o) => [o.func_code, o.address, o.quantity]), [[3, 40071, 1]]);
 
