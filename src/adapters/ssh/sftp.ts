@@ -38,7 +38,7 @@ import type { Session } from '../../sessions/registry.ts';
 import type { Action, Decision } from '../../policy/types.ts';
 import type { SshObject } from './rules.ts';
 import { refusalLine, SFTP_PERMISSION_DENIED } from './refusals.ts';
-import type { ClientBackpressure } from './flow.ts';
+import { windowFull, windowRoom, type ClientBackpressure } from './flow.ts';
 import { AheadBudget, ByteBudget, InOrderHash, ReadAhead } from './sftp-read-ahead.ts';
 import { advertiseLimits, answerLimits, LIMITS_EXTENSION, SFTP_MAX_READ_WRITE } from './sftp-limits.ts';
 
@@ -391,6 +391,9 @@ export class SftpProxy {
     const data = await h.reader.read(offset, Math.min(length, MAX_READ));
     if (data instanceof Error) return this.#fail(reqid, data);
     if (data.length === 0) return this.#status(reqid, STATUS.EOF);
+    // Sent only once ssh2 holds no earlier answer back for want of the client's SSH window (flow.ts):
+    // meanwhile this one waits here, within the READ budget, and no more is read from the target.
+    while (windowFull(this.#o.server)) await windowRoom(this.#o.server);
     if (this.#handles.get(key) !== h) return this.#status(reqid, STATUS.FAILURE, 'the handle was closed');
     h.hash.add(offset, data);
     h.sent += data.length;

@@ -5,10 +5,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2, { type SFTPWrapper } from 'ssh2';
-import { run, sshSkipReason, type JournalEvent } from './harness.ts';
+import { run, sshSkipReason, testUserIds, until, type JournalEvent } from './harness.ts';
 import { startSite, type Site } from './fixture.ts';
 
 const skip = sshSkipReason();
@@ -93,5 +93,47 @@ test('extended requests other than limits@openssh.com are answered "operation un
     assert.ok(st);
   } finally {
     end();
+  }
+});
+
+test('a client that asks for much and never opens its SSH window gets no more than the window: nothing piles up in the gateway', { skip }, async () => {
+  // A bigger file than the fixture's grant allows, under a grant of its own.
+  const dir = join(site.target, 'window');
+  mkdirSync(dir);
+  chownSync(dir, testUserIds().uid, testUserIds().gid);
+  const file = join(dir, 'big.bin');
+  writeFileSync(file, randomBytes(16 * 1024 * 1024));
+  const grant = join(site.dir, 'window-grant.json');
+  writeFileSync(grant, JSON.stringify({ id: 'g-window', principal: 'vendor-a', targets: ['rtu-7'], task: { ticket: 'WINDOW' }, rules: [{ ssh: { sftp: { paths: [`${dir}/**`], direction: 'download' } } }] }));
+  assert.equal((await site.gw.ctl(['grants', 'issue', '--file', grant])).code, 0);
+  const sent = async () => {
+    const r = await site.gw.ctl(['--json', 'sessions', 'list']);
+    const mine = (JSON.parse(r.stdout) as { protocol: string; counters: { bytesOut: number } }[]).filter((s) => s.protocol === 'ssh');
+    return mine.reduce((n, s) => n + s.counters.bytesOut, 0);
+  };
+  const c = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    c.on('ready', () => resolve());
+    c.on('error', reject);
+    c.connect({ host: '127.0.0.1', port: site.gw.port, username: 'rtu-7', privateKey: readFileSync(site.keys.vendor), hostVerifier: () => true });
+  });
+  try {
+    const sftp = await new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s))));
+    const handle = await new Promise<Buffer>((resolve, reject) => sftp.open(file, 'r', (err, h) => (err ? reject(err) : resolve(h))));
+    // From here on the client never tells the gateway it may send more (its 2 MiB window is all there is).
+    (c as unknown as { _protocol: { channelWindowAdjust: () => void } })._protocol.channelWindowAdjust = () => {};
+    const READ = 255 * 1024;
+    for (let at = 0; at < 16 * 1024 * 1024; at += READ) sftp.read(handle, Buffer.alloc(READ), 0, READ, at, () => {});
+    const window = 2 * 1024 * 1024;
+    await until(async () => (await sent()) >= window - READ, 'the window filled', 30_000);
+    // Nothing is waiting for an event here: the gateway must stay put while the client stays silent.
+    // Before, it answered every READ into ssh2's queue (16 MiB); now the answers stop at the window.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      const n = await sent();
+      assert.ok(n <= window + READ, `answered ${n} bytes into a ${window}-byte window`);
+    }
+  } finally {
+    c.end();
   }
 });
