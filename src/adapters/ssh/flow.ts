@@ -47,18 +47,6 @@ export class ClientBackpressure {
     return new Promise((resolve) => this.#waiters.add(resolve));
   }
 
-  /** Run `send` with the client's socket corked: the SSH packets it writes leave in one system call. */
-  batch(send: () => void): void {
-    const s = this.#sock;
-    if (s === undefined || s.destroyed) return send();
-    s.cork();
-    try {
-      send();
-    } finally {
-      s.uncork();
-    }
-  }
-
   /**
    * Copy `src` into `dst` (never ending `dst`), pausing `src` while `dst` wants a drain (the SSH
    * window is used up) or the client's socket is full.

@@ -398,8 +398,7 @@ export class SftpProxy {
     h.hash.add(offset, data);
     h.sent += data.length;
     this.#o.session.counters.bytesOut += data.length;
-    // One answer is several SSH packets (the client takes 32 KiB each): one write for all of them.
-    this.#o.toClient.batch(() => this.#o.server.data(reqid, data));
+    this.#o.server.data(reqid, data);
   }
 
   /** One READ upstream, for a download the core allowed. */
