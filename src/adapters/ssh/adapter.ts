@@ -11,7 +11,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import type { AuthContext as Ssh2AuthContext, Connection, ClientInfo } from 'ssh2';
+import type { AuthContext as Ssh2AuthContext, Connection, ClientInfo, NegotiatedAlgorithms as Negotiated } from 'ssh2';
 import type { Core } from '../../core/core.ts';
 import { RateLimitedRefusals } from '../../core/refusals.ts';
 import type { ListenerConfig } from '../../config/types.ts';
@@ -69,6 +69,8 @@ export async function startSshListener(raw: ListenerConfig, core: Core): Promise
     let authenticated = false;
     let handshakeOnly = true;
     client.on('error', () => {});
+    // Which cipher each connection runs (a bench and an operator checking the algorithm lists read it).
+    client.on('handshake', (n: Negotiated) => core.log.debug({ listener: cfg.id, remote, kex: n.kex, cipher: n.sc.cipher, mac: n.sc.mac || undefined }, 'ssh client connected'));
     client.on('close', () => {
       if (authenticated || limitedSockets.has(sock)) return;
       const now = core.clock.now();

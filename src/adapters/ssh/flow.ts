@@ -71,3 +71,35 @@ export class ClientBackpressure {
     });
   }
 }
+
+/** ssh2's view of a channel's output: what it could not send yet for want of the peer's window waits in `_buffer`. */
+interface QueuedOutput {
+  _buffer?: unknown[];
+  _chunkcb?: (() => void) | undefined;
+  outgoing?: { state: string };
+}
+
+/**
+ * Resolves once ssh2 holds nothing back on `channel` for want of the client's SSH window (at once when
+ * it holds nothing). ssh2 queues whatever is written past the window in memory without bound, and an
+ * SFTP client may keep asking while never opening its window: a READ is answered only after the
+ * previous answers left. ssh2 calls the channel's `_chunkcb` when the client's window adjust lets it
+ * send again (lib/server.js CHANNEL_WINDOW_ADJUST); waiters are woken from there.
+ */
+export function windowRoom(channel: unknown): Promise<void> {
+  const c = channel as QueuedOutput;
+  if (!c._buffer || c._buffer.length === 0 || c.outgoing?.state !== 'open') return Promise.resolve();
+  return new Promise((resolve) => {
+    const inner = c._chunkcb;
+    c._chunkcb = function (this: unknown) {
+      inner?.call(this);
+      resolve();
+    };
+  });
+}
+
+/** Whether ssh2 holds output back on `channel` for want of the client's window. */
+export function windowFull(channel: unknown): boolean {
+  const c = channel as QueuedOutput;
+  return (c._buffer?.length ?? 0) > 0 && c.outgoing?.state === 'open';
+}

@@ -12,16 +12,21 @@
 // client reading at random would make that wait unbounded: past `maxPendingChunks` or `maxPendingBytes`
 // the hash gives up, and the outcome says how far it got.
 import { createHash, type Hash } from 'node:crypto';
+import { SFTP_MAX_READ_WRITE } from './sftp-limits.ts';
 
 /** Reads `length` bytes at `offset` from the target: fewer at end of file, an Error on failure. */
 export type RangeReader<E extends Error = Error> = (offset: number, length: number) => Promise<Buffer | E>;
 
-/** Size of one upstream read-ahead request (below OpenSSH's sftp-server limit of 255 KiB per READ). */
-export const AHEAD_CHUNK = 128 * 1024;
-/** Read-ahead requests kept in flight beyond the furthest byte the client asked for. */
+/**
+ * Size of one upstream read-ahead request: OpenSSH's sftp-server limit of 255 KiB per READ, which is
+ * also what OpenSSH's client asks of Penstock (sftp-limits.ts): each of its READs is then one chunk,
+ * answered without a copy.
+ */
+export const AHEAD_CHUNK = SFTP_MAX_READ_WRITE;
+/** Read-ahead requests kept in flight beyond the furthest byte the client asked for (2 MiB: the upstream channel's window). */
 export const AHEAD_DEPTH = 8;
 /** Read-ahead chunks held at once on one SFTP channel, over all its files (8 MiB). */
-export const MAX_AHEAD_CHUNKS = 64;
+export const MAX_AHEAD_CHUNKS = 32;
 /** Out-of-order answers held for hashing before the hash gives up (a client reading at random). */
 export const MAX_PENDING_CHUNKS = 512;
 /** The same bound in bytes (512 answers of 256 KiB would be 128 MiB). */
@@ -44,6 +49,40 @@ export class AheadBudget {
   }
   give(): void {
     this.#held--;
+  }
+}
+
+/**
+ * Bytes taken and given back, handed out in arrival order: a taker waits until what it asks fits
+ * under `max`, or until nothing else is held (one request larger than `max` still goes, alone).
+ */
+export class ByteBudget {
+  #held = 0;
+  readonly #waiting: { bytes: number; go: () => void }[] = [];
+  readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+  get held(): number {
+    return this.#held;
+  }
+  take(bytes: number): Promise<void> {
+    if (this.#waiting.length === 0 && this.#fits(bytes)) {
+      this.#held += bytes;
+      return Promise.resolve();
+    }
+    return new Promise((go) => this.#waiting.push({ bytes, go }));
+  }
+  give(bytes: number): void {
+    this.#held -= bytes;
+    while (this.#waiting.length > 0 && this.#fits(this.#waiting[0]!.bytes)) {
+      const w = this.#waiting.shift()!;
+      this.#held += w.bytes;
+      w.go();
+    }
+  }
+  #fits(bytes: number): boolean {
+    return this.#held === 0 || this.#held + bytes <= this.max;
   }
 }
 

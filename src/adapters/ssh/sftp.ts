@@ -28,7 +28,7 @@
 //             journaled — then, and only then, the file is written to the target.
 //   metadata  stat, opendir/readdir: `browse` where a rule allows download or upload of the path.
 //   changes   mkdir, rmdir, remove, rename, setstat: `upload` of 0 bytes on each path touched.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Attributes, InputAttributes, SFTPWrapper, Stats } from 'ssh2';
@@ -38,16 +38,25 @@ import type { Session } from '../../sessions/registry.ts';
 import type { Action, Decision } from '../../policy/types.ts';
 import type { SshObject } from './rules.ts';
 import { refusalLine, SFTP_PERMISSION_DENIED } from './refusals.ts';
-import type { ClientBackpressure } from './flow.ts';
-import { AheadBudget, InOrderHash, ReadAhead } from './sftp-read-ahead.ts';
+import { windowFull, windowRoom, type ClientBackpressure } from './flow.ts';
+import { AheadBudget, ByteBudget, InOrderHash, ReadAhead } from './sftp-read-ahead.ts';
+import { advertiseLimits, answerLimits, LIMITS_EXTENSION, SFTP_MAX_READ_WRITE } from './sftp-limits.ts';
 
 const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, OP_UNSUPPORTED: 8 } as const;
 const OPEN_WRITE = 0x02;
 const OPEN_APPEND = 0x04;
-/** Largest READ answered (OpenSSH asks for 32 KiB; the SFTP draft allows servers to send less). */
-const MAX_READ = 256 * 1024;
-/** READs answered at once on one SFTP channel (OpenSSH keeps 64 in flight); the rest wait, holding no data. */
-const MAX_READS_IN_FLIGHT = 64;
+/** Largest READ answered: what the client was told (OpenSSH then asks for 255 KiB; the SFTP draft allows servers to send less). */
+const MAX_READ = SFTP_MAX_READ_WRITE;
+/**
+ * An upload's way to the target: 255 KiB WRITEs (ssh2 cuts them to what the target's limits allow), 8
+ * in flight: 2 MiB, the upstream channel's window, from one 2 MiB buffer (64 × 32 KiB by default).
+ */
+const UPSTREAM_PUT = { chunkSize: SFTP_MAX_READ_WRITE, concurrency: 8 };
+/**
+ * Bytes of READ answers being fetched at once on one SFTP channel (OpenSSH keeps 64 READs of up to
+ * 255 KiB in flight: 16 MiB); the rest wait, holding no data. Twice the client's usual 2 MiB window.
+ */
+const MAX_READ_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
 
 export interface SftpProxyOptions {
   core: Core;
@@ -90,6 +99,11 @@ interface UploadHandle {
   started: number;
   /** A write was refused: the file is incomplete and is never sent. */
   failed: boolean;
+  /**
+   * SHA-256 of the spool taken as the writes come, while each starts where the last ended (as OpenSSH
+   * sends them); any other write drops it, and the spool is hashed from disk at CLOSE instead.
+   */
+  appended: { hash: Hash; upTo: number } | undefined;
 }
 type Handle = DirHandle | DownloadHandle | UploadHandle;
 
@@ -101,8 +115,7 @@ export class SftpProxy {
   #home: Promise<string> | undefined;
   #closed = false;
   readonly #aheadBudget = new AheadBudget();
-  #readsInFlight = 0;
-  readonly #readQueue: (() => void)[] = [];
+  readonly #readBudget = new ByteBudget(MAX_READ_BYTES_IN_FLIGHT);
 
   constructor(options: SftpProxyOptions) {
     // `remote` is read through a getter that is only used after the promise resolved (see `on`).
@@ -144,6 +157,11 @@ export class SftpProxy {
     on('RMDIR', (id, path: string) => this.#change(id, [path], false, (up, p) => (cb) => up.rmdir(p[0]!, cb)));
     on('REMOVE', (id, path: string) => this.#change(id, [path], false, (up, p) => (cb) => up.unlink(p[0]!, cb)));
     on('RENAME', (id, from: string, to: string) => this.#change(id, [from, to], false, (up, p) => (cb) => up.rename(p[0]!, p[1]!, cb)));
+    // Tell the client it may READ and WRITE 255 KiB at a time (sftp-limits.ts); no other extension.
+    advertiseLimits(s);
+    s.on('EXTENDED', (reqid: number, name: string) => {
+      if (name !== LIMITS_EXTENSION || !answerLimits(s, reqid)) this.#status(reqid, STATUS.OP_UNSUPPORTED);
+    });
     s.on('close', () => this.close());
     s.on('end', () => this.close()); // the client sent EOF: it is done
   }
@@ -322,7 +340,7 @@ export class SftpProxy {
       mkdirSync(this.#o.spoolDir, { recursive: true, mode: 0o700 });
       const spool = join(this.#o.spoolDir, `up-${randomBytes(8).toString('hex')}`);
       const fd = openSync(spool, 'wx', 0o600);
-      this.#o.server.handle(reqid, this.#store({ kind: 'upload', path: p, fd, spool, size: 0, attrs: undefined, started: performance.now(), failed: false }));
+      this.#o.server.handle(reqid, this.#store({ kind: 'upload', path: p, fd, spool, size: 0, attrs: undefined, started: performance.now(), failed: false, appended: { hash: createHash('sha256'), upTo: 0 } }));
       return;
     }
     // The size is asked first (a probe, see #upstream): a rule may bound it.
@@ -353,15 +371,14 @@ export class SftpProxy {
   }
 
   async #read(reqid: number, handle: Buffer, offset: number, length: number): Promise<void> {
-    if (this.#readsInFlight >= MAX_READS_IN_FLIGHT) await new Promise<void>((resolve) => this.#readQueue.push(resolve));
-    this.#readsInFlight++;
+    const bytes = Math.min(length, MAX_READ);
+    await this.#readBudget.take(bytes);
     try {
       // Read from the target only when the client's socket has room: a client that asks and never reads stalls here.
       await this.#o.toClient.room();
       await this.#answerRead(reqid, handle, offset, length);
     } finally {
-      this.#readsInFlight--;
-      this.#readQueue.shift()?.();
+      this.#readBudget.give(bytes);
     }
   }
 
@@ -374,6 +391,9 @@ export class SftpProxy {
     const data = await h.reader.read(offset, Math.min(length, MAX_READ));
     if (data instanceof Error) return this.#fail(reqid, data);
     if (data.length === 0) return this.#status(reqid, STATUS.EOF);
+    // Sent only once ssh2 holds no earlier answer back for want of the client's SSH window (flow.ts):
+    // meanwhile this one waits here, within the READ budget, and no more is read from the target.
+    while (windowFull(this.#o.server)) await windowRoom(this.#o.server);
     if (this.#handles.get(key) !== h) return this.#status(reqid, STATUS.FAILURE, 'the handle was closed');
     h.hash.add(offset, data);
     h.sent += data.length;
@@ -406,6 +426,10 @@ export class SftpProxy {
       return this.#status(reqid, STATUS.PERMISSION_DENIED, `${h.path}: ${end} bytes exceed what your grant allows`);
     }
     writeSync(h.fd, data, 0, data.length, offset);
+    if (h.appended?.upTo === offset) {
+      h.appended.hash.update(data);
+      h.appended.upTo = end;
+    } else h.appended = undefined;
     h.size = Math.max(h.size, end);
     this.#o.session.counters.bytesIn += data.length;
     this.#status(reqid, STATUS.OK);
@@ -445,7 +469,8 @@ export class SftpProxy {
       const size = fstatSync(h.fd).size;
       closeSync(h.fd);
       h.fd = -1;
-      const sha256 = await sha256File(h.spool);
+      // Hashed on the way in when it was written front to back, else read back from the spool.
+      const sha256 = h.appended?.upTo === size ? h.appended.hash.digest('hex') : await sha256File(h.spool);
       const action = this.#action('upload', h.path, 'upload', size);
       const auth = this.#allowed(reqid, await this.#o.authorize(action));
       if (!auth) return;
@@ -454,7 +479,7 @@ export class SftpProxy {
         return this.#status(reqid, STATUS.PERMISSION_DENIED, `penstock: ${h.path} changed on the target since it was opened; nothing was written`);
       }
       const up = this.#upstream(auth);
-      const sent = await call<void>((cb) => up.fastPut(h.spool, h.path, {}, cb)).then(() => undefined, (e: unknown) => e as SftpError);
+      const sent = await call<void>((cb) => up.fastPut(h.spool, h.path, UPSTREAM_PUT, cb)).then(() => undefined, (e: unknown) => e as SftpError);
       if (sent === undefined && h.attrs) {
         const attrs = h.attrs;
         await call<void>((cb) => up.setstat(h.path, attrs, cb)).catch(() => {});

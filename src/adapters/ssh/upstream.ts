@@ -2,7 +2,7 @@
 // credential from the vault (revealed only here, only while connecting), and its host key pinned in
 // config — an unknown or changed host key refuses the connection before any credential is sent.
 import ssh2 from 'ssh2';
-import type { Client as Ssh2Client, ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
+import type { Client as Ssh2Client, ClientChannel, NegotiatedAlgorithms, ServerHostKeyAlgorithm } from 'ssh2';
 import { PenstockError } from '../../common/errors.ts';
 import type { Core } from '../../core/core.ts';
 import { fingerprint } from './keys.ts';
@@ -51,6 +51,7 @@ export function connectUpstream(core: Core, target: SshTargetConfig): Promise<Up
       client.end();
       reject(e);
     };
+    client.on('handshake', (n: NegotiatedAlgorithms) => core.log.debug({ target: target.id, kex: n.kex, cipher: n.sc.cipher, mac: n.sc.mac || undefined }, 'ssh upstream connected'));
     client.on('ready', () => {
       if (settled) return client.end();
       settled = true;

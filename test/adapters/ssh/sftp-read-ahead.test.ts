@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AheadBudget, InOrderHash, ReadAhead, type RangeReader } from '../../../src/adapters/ssh/sftp-read-ahead.ts';
+import { AheadBudget, ByteBudget, InOrderHash, ReadAhead, type RangeReader } from '../../../src/adapters/ssh/sftp-read-ahead.ts';
 import { tempDir } from '../../support.ts';
 
 const { dir, cleanup } = tempDir('penstock-readahead-');
@@ -228,4 +228,30 @@ test('a file appended to while read: the hash is of the bytes sent, up to the de
   const rest = await download(ra, bytes.length, CHUNK, 2, new InOrderHash());
   for (let o = CHUNK; o < bytes.length; o += CHUNK) hash.add(o, rest.subarray(o, o + CHUNK));
   assert.equal(hash.digest(), sha256(bytes));
+});
+
+test('READ answers in flight are bounded in bytes, handed out in arrival order; one larger than the bound goes alone', async () => {
+  const budget = new ByteBudget(1000);
+  const started: string[] = [];
+  const take = (name: string, bytes: number) => budget.take(bytes).then(() => started.push(name));
+  const a = take('a', 600);
+  const b = take('b', 600); // does not fit beside a
+  const c = take('c', 100); // would fit, but b came first
+  await a;
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, ['a']);
+  assert.equal(budget.held, 600);
+  budget.give(600);
+  await Promise.all([b, c]);
+  assert.deepEqual(started, ['a', 'b', 'c']);
+  assert.equal(budget.held, 700);
+  const big = take('big', 5000); // larger than the bound: waits until nothing is held
+  await new Promise((r) => setImmediate(r));
+  assert.equal(started.length, 3);
+  budget.give(600);
+  budget.give(100);
+  await big;
+  assert.equal(budget.held, 5000);
+  budget.give(5000);
+  assert.equal(budget.held, 0);
 });
