@@ -66,10 +66,12 @@ export async function startPostgres(): Promise<Postgres> {
       if (proc === p) proc = undefined;
       resolve();
     }));
+    // Only this start's output counts: the log still holds the last start's "ready" line.
+    const from = log.length;
     return new Promise((resolve, reject) => {
       const onData = (chunk: Buffer) => {
         log += chunk.toString();
-        if (READY.test(log.slice(-4000))) resolve();
+        if (READY.test(log.slice(from))) resolve();
       };
       p.stdout!.on('data', onData);
       p.stderr!.on('data', onData);
