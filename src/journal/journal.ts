@@ -1,16 +1,11 @@
 // The evidence journal: LMDB, append-only, a Merkle tree over the events, signed checkpoints.
 //
-// Write path. `append` prepares the event at once (name, fields, time, no secrets) and queues it; a
-// flush numbers the queued events, hashes them and extends a copy of the tree, then hands events, new tree
-// nodes, the state record and (when due) a signed checkpoint to the commit thread (commit-thread.ts),
-// which writes them in ONE synchronous LMDB transaction (overlappingSync off, so it returns after fsync).
-// Only then are the appends resolved. The fsync blocks that thread, not the event loop: while one batch
-// commits, the front doors go on (a write already journaled is forwarded, the next requests are read),
-// and the next batch is numbered, encoded and hashed; it is handed over as soon as the first has answered.
-// Concurrent appends share one commit. Every other write (acknowledgements, pruning, checkpoints, the
-// probe) first waits for the batch in flight (#settle), so no two writes overlap.
+// Write path. `append` prepares the event at once (name, fields, time, no secrets) and queues it; one
+// flush per event-loop turn numbers the queued events, hashes them, extends the tree and commits events,
+// new tree nodes, the state record and (when due) a signed checkpoint in ONE synchronous LMDB
+// transaction (overlappingSync off, so commit returns after fsync). Only then are the appends resolved.
 // A failed commit is aborted by LMDB as a whole, and the in-memory tree and state are replaced only after
-// success: a failure leaves no trace and no gap. A batch prepared on top of one that failed is refused too.
+// success: a failure leaves no trace and no gap. Concurrent appends share one commit.
 //
 // Fail closed. A failed commit (disk full, capacity reached, I/O error) rejects the batch with
 // PenstockError('PS_JOURNAL_UNAVAILABLE'), sets health().writable = false and raises onAlert('unavailable').
@@ -38,7 +33,6 @@ import { TreeBuilder, frontierAt, type Hash, type NodeSource, b64 } from './merk
 import { NoteSigner } from './checkpoint.ts';
 import type { ProofBundle } from './verify.ts';
 import { encodeAndLeafHash, fastNodeHash } from './fast-hash.ts';
-import { CommitError, CommitThread, NODE_BYTES, type CommitResult } from './commit-thread.ts';
 import { STATE_KEY, allCheckpoints, nodeKey, openJournalDbs, openJournalEnv, type CheckpointInfo, type JournalDbs, type JournalState } from './store.ts';
 import { CapacityError, StorageMeter, type MeteredJournal } from './capacity.ts';
 import { verifyStored, type KeptCheckpoint, type VerifyResult } from './verify-stored.ts';
@@ -79,25 +73,7 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** Appends numbered, encoded and hashed, with the tree nodes they add: everything but the state record. */
-interface Staged {
-  items: Pending[];
-  events: [number, Buffer][];
-  nodes: [number, Uint8Array][];
-  eventBytes: number;
-  /** The tree size after this batch (the next seq). */
-  size: number;
-  tree: TreeBuilder;
-  /** Canonical texts, for onCommitted listeners (only when there are any). */
-  texts: string[] | undefined;
-}
-
-interface InFlight extends Staged {
-  state: JournalState;
-  checkpoint: CheckpointInfo | undefined;
-  batchBytes: number;
-}
-
+const NODE_BYTES = 32;
 const MAX_BATCH = 10_000;
 /** The longest a lazy append waits for a commit to ride with before it asks for its own. */
 const LAZY_COMMIT_MS = 5;
@@ -116,16 +92,6 @@ export class LmdbJournal implements Journal {
   #pending: Pending[] = [];
   readonly #committedListeners = new Set<(events: readonly StoredEvent[]) => void>();
   #flushScheduled = false;
-  /** The commit thread: one batch in flight at a time. */
-  #commits: CommitThread;
-  /** The batch the commit thread is writing (its end state and tree become the journal's when it answers). */
-  #inFlight: InFlight | undefined;
-  /** The next batch, encoded and hashed while the one in flight commits. */
-  #next: Staged | undefined;
-  /** A commit was asked for while one was in flight. */
-  #wanted = false;
-  /** Inside #settle: an answer does not start the next commit (the caller's own write comes first). */
-  #settling = false;
   #lazyTimer: NodeJS.Timeout | undefined;
   #writable = true;
   #failure: string | undefined;
@@ -146,7 +112,7 @@ export class LmdbJournal implements Journal {
   readonly #view: RetentionHost & ProofSource & MeteredJournal;
   readonly #verifier: VerifyQueue;
 
-  private constructor(opts: LmdbJournalOptions, env: RootDatabase, commits: CommitThread) {
+  private constructor(opts: LmdbJournalOptions, env: RootDatabase) {
     this.#opts = opts;
     this.#signer = new NoteSigner(opts.appliance, opts.signingKeyPem);
     this.#env = env;
@@ -174,7 +140,6 @@ export class LmdbJournal implements Journal {
       checkpoint: () => this.checkpoint(),
     };
     this.#meter = new StorageMeter(this.#view, opts.path, opts.mapSizeMiB);
-    this.#commits = commits;
     this.#verifier = new VerifyQueue({ path: opts.path, mapSizeMiB: opts.mapSizeMiB, vkey: this.#signer.vkey });
   }
 
@@ -184,15 +149,8 @@ export class LmdbJournal implements Journal {
       throw new PenstockError('PS_INTERNAL', 'journal options: checkpointEvery, checkpointSeconds and mapSizeMiB must be positive');
     }
     mkdirSync(opts.path, { recursive: true, mode: 0o700 });
-    const env = openJournalEnv(opts.path, opts.mapSizeMiB);
-    const commits = await CommitThread.start(opts.path, opts.mapSizeMiB);
-    const journal = new LmdbJournal(opts, env, commits);
-    try {
-      journal.#checkAtOpen();
-    } catch (err) {
-      await commits.close();
-      throw err;
-    }
+    const journal = new LmdbJournal(opts, openJournalEnv(opts.path, opts.mapSizeMiB));
+    journal.#checkAtOpen();
     const timer = setInterval(() => journal.#checkpointIfDue(), opts.checkpointSeconds * 1000);
     timer.unref();
     journal.#checkpointTimer = timer;
@@ -258,125 +216,59 @@ export class LmdbJournal implements Journal {
     }, LAZY_COMMIT_MS);
   }
 
-  /**
-   * A commit is asked for: prepare what is queued and commit it now, or, while a batch is in flight, as
-   * soon as that one has answered (#answered calls this again).
-   */
   #flush(): void {
     if (this.#lazyTimer) {
       clearTimeout(this.#lazyTimer);
       this.#lazyTimer = undefined;
     }
-    this.#stage();
-    if (this.#commits.busy) {
-      this.#wanted = true;
-      return;
-    }
-    this.#wanted = false;
-    while (this.#next) {
-      this.#startCommit();
-      this.#stage(); // more than MAX_BATCH were queued: the rest is prepared now
-      if (this.#commits.busy) {
-        this.#wanted = this.#next !== undefined;
-        return;
-      }
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, MAX_BATCH);
+      this.#commitBatch(batch);
     }
   }
 
-  /**
-   * Numbers, encodes and hashes queued appends into the next batch, on top of the batch in flight (its
-   * tree and its last seq): this is the work that overlaps the commit in flight. Nothing here depends on
-   * the other state fields, which the next commit takes from the committed state when it starts.
-   */
-  #stage(): void {
-    if (this.#pending.length === 0) return;
-    let next = this.#next;
-    if (!next) {
-      const base = this.#inFlight ?? { size: this.#state.size, tree: this.#tree };
-      next = this.#next = { items: [], events: [], nodes: [], eventBytes: 0, size: base.size, tree: base.tree.clone(), texts: this.#committedListeners.size > 0 ? [] : undefined };
+  #commitBatch(batch: Pending[]): void {
+    if (!this.#writable) {
+      const error = new PenstockError('PS_JOURNAL_UNAVAILABLE', `journal cannot be written: ${this.#failure ?? 'unavailable'}`, { reason: this.#failure });
+      for (const item of batch) item.reject(error);
+      return;
     }
-    const room = MAX_BATCH - next.items.length;
-    const take = this.#pending.length <= room ? this.#pending.splice(0) : this.#pending.splice(0, room);
-    const { events, nodes, tree, texts } = next;
-    for (const item of take) {
-      const seq = next.size++;
+    const state = { ...this.#state };
+    const tree = this.#tree.clone();
+    const events: [number, Buffer][] = [];
+    const nodes: [number, Uint8Array][] = [];
+    const texts: string[] | undefined = this.#committedListeners.size > 0 ? [] : undefined;
+    for (const item of batch) {
+      const seq = state.size++;
       const text = encodeEvent(item.prepared, seq);
       texts?.push(text);
       const { bytes, leaf } = encodeAndLeafHash(text);
       events.push([seq, bytes]);
-      next.eventBytes += bytes.length;
+      state.eventBytes += bytes.length;
       tree.push(leaf, (level, index, hash) => nodes.push([nodeKey(level, index), hash]));
-      next.items.push(item);
     }
-  }
-
-  /** Hands the prepared batch to the commit thread; nothing may be in flight. */
-  #startCommit(): void {
-    const batch = this.#next;
-    if (!batch) return;
-    this.#next = undefined;
-    if (!this.#writable) return this.#refuse(batch.items, new PenstockError('PS_JOURNAL_UNAVAILABLE', `journal cannot be written: ${this.#failure ?? 'unavailable'}`, { reason: this.#failure }));
-    // The state is the committed one plus this batch: a small write since the batch was staged is in it.
-    const state = { ...this.#state, size: batch.size, eventBytes: this.#state.eventBytes + batch.eventBytes, otherBytes: this.#state.otherBytes + batch.nodes.length * NODE_BYTES };
-    const checkpoint = state.size - state.lastCheckpointSize >= this.#opts.checkpointEvery ? this.#makeCheckpoint(state, batch.tree) : undefined;
+    state.otherBytes += nodes.length * NODE_BYTES;
+    const checkpoint = state.size - state.lastCheckpointSize >= this.#opts.checkpointEvery ? this.#makeCheckpoint(state, tree) : undefined;
     const batchBytes = state.eventBytes + state.otherBytes - this.#state.eventBytes - this.#state.otherBytes;
     try {
       this.#meter.check(batchBytes);
+      this.#env.transactionSync(() => {
+        for (const [seq, bytes] of events) this.#db.events.putSync(seq, bytes);
+        for (const [key, hash] of nodes) this.#db.nodes.putSync(key, hash as Buffer);
+        if (checkpoint) this.#db.checkpoints.putSync(checkpoint.size, checkpoint);
+        this.#db.meta.putSync(STATE_KEY, state);
+      });
     } catch (err) {
       this.#failedBatchBytes = batchBytes;
-      return this.#refuse(batch.items, this.#failed(err));
-    }
-    const inFlight: InFlight = { ...batch, state, checkpoint, batchBytes };
-    this.#inFlight = inFlight;
-    this.#commits.run(batch.events, batch.nodes, state, checkpoint, (r) => this.#answered(inFlight, r));
-  }
-
-  /** The commit thread answered (from the event loop, or inside #settle). */
-  #answered(batch: InFlight, result: CommitResult): void {
-    this.#inFlight = undefined;
-    if (!result.ok) {
-      this.#failedBatchBytes = batch.batchBytes;
-      const error = this.#failed(new CommitError(result.message, result.code));
-      this.#refuse(batch.items, error);
-      // The next batch was built on this one's tree and seqs: it goes too (the journal is unavailable now).
-      const next = this.#next;
-      this.#next = undefined;
-      if (next) this.#refuse(next.items, error);
-      // Appends queued beyond that batch are refused by the flush (the journal is not writable now).
-      this.#wanted = this.#pending.length > 0;
-      if (this.#wanted && !this.#settling) this.#flush();
+      const error = this.#failed(err);
+      for (const item of batch) item.reject(error);
       return;
     }
-    // This thread's read snapshot may predate the worker's commit: the next read must see it.
-    this.#env.resetReadTxn();
-    this.#state = batch.state;
-    this.#tree = batch.tree;
-    if (batch.checkpoint) this.#latestCheckpoint = batch.checkpoint;
-    const { items, events } = batch;
-    for (let i = 0; i < items.length; i++) items[i]!.resolve({ seq: events[i]![0] });
-    if (batch.texts) this.#tellCommitted(batch.texts);
-    // What was asked for meanwhile goes next at once, lazy appends with it: they ride with that commit.
-    if (this.#wanted && !this.#settling) this.#flush();
-  }
-
-  #refuse(items: readonly Pending[], error: unknown): void {
-    for (const item of items) item.reject(error);
-  }
-
-  /**
-   * Before any other write (a small write, the probe, close): waits for the batch in flight, off the event
-   * loop, and applies its outcome, so that no write runs beside a batch whose fate is not known. A staged
-   * batch stays staged: it takes the state afresh when it starts.
-   */
-  #settle(): void {
-    if (!this.#commits.busy) return;
-    this.#settling = true;
-    try {
-      this.#commits.settleSync();
-    } finally {
-      this.#settling = false;
-    }
-    if (this.#wanted) this.#scheduleFlush();
+    this.#state = state;
+    this.#tree = tree;
+    if (checkpoint) this.#latestCheckpoint = checkpoint;
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ seq: events[i]![0] });
+    if (texts) this.#tellCommitted(texts);
   }
 
   /**
@@ -412,7 +304,6 @@ export class LmdbJournal implements Journal {
   /** Runs one small write transaction; any failure marks the journal unavailable (success does not recover it). */
   #writeSync(what: string, fn: (state: JournalState) => void): void {
     if (this.#closed) throw new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed');
-    this.#settle();
     const state = { ...this.#state };
     try {
       this.#env.transactionSync(() => {
@@ -491,7 +382,6 @@ export class LmdbJournal implements Journal {
   probe(): boolean {
     if (this.#writable) return true;
     if (this.#closed) return false;
-    this.#settle();
     try {
       const { pageSize } = this.#meter.sample().figures;
       const pages = Math.min(PROBE_MAX_PAGES, PROBE_MIN_PAGES + Math.ceil(this.#failedBatchBytes / (pageSize / 2)));
@@ -524,7 +414,6 @@ export class LmdbJournal implements Journal {
       this.#env.close().catch(() => {});
       this.#env = openJournalEnv(this.#opts.path, this.#opts.mapSizeMiB);
       this.#db = openJournalDbs(this.#env);
-      this.#commits.restart();
       this.#meter.forget();
     } catch (err) {
       this.#opts.log?.error({ err }, 'journal reopen failed');
@@ -603,15 +492,7 @@ export class LmdbJournal implements Journal {
   /** Flushes queued appends, signs a final checkpoint, closes LMDB. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    // Commit what is queued, batch after batch, before the final checkpoint (as a synchronous flush did).
-    if (this.#lazyTimer) clearTimeout(this.#lazyTimer);
-    this.#lazyTimer = undefined;
-    for (;;) {
-      this.#settle();
-      this.#stage();
-      if (!this.#next) break;
-      this.#startCommit();
-    }
+    this.#flush();
     try {
       if (this.#writable) this.checkpoint();
     } catch (err) {
@@ -619,7 +500,6 @@ export class LmdbJournal implements Journal {
     }
     this.#closed = true;
     await this.#verifier.close();
-    await this.#commits.close();
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     if (this.#settleTimer) clearTimeout(this.#settleTimer);
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
