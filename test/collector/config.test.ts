@@ -20,7 +20,7 @@ appliances:
   - id: gw-01
     vkey: ${vkey('gw-01')}
 siem:
-  - anything: the SIEM helper parses this
+  - { id: soc, host: siem.example, tls: { ca: /etc/penstock-collector/siem-ca.pem } }
 `;
 
 test('a good config loads, with the stream defaults of the wire contract', () => {
@@ -30,7 +30,13 @@ test('a good config loads, with the stream defaults of the wire contract', () =>
   assert.equal(c.stream.duplicate_window_seconds, 120);
   assert.equal(c.stream.replicas, 1);
   assert.equal(c.appliances[0]!.id, 'gw-01');
-  assert.equal(c.siem?.length, 1);
+  assert.equal(c.siem.length, 1);
+  assert.equal(c.siem[0]!.port, 6514, 'the SIEM entries are the gateway\'s siem: schema, defaults included');
+});
+
+test('a siem: entry of the collector is checked like the gateway\'s', () => {
+  const r = checkCollectorConfig('/tmp/collector.yaml', GOOD.replace('host: siem.example, ', ''));
+  assert.ok(r.issues.some((i) => i.field === 'siem[0].host'), r.issues.map((i) => i.message).join('; '));
 });
 
 test('unknown keys, a password in the URL and a key of another name: each named at its line, no password echoed', () => {
