@@ -66,7 +66,8 @@ export class Daemon {
   #syncRefusals: RateLimitedRefusals | undefined;
   /** The evidence push to JetStream (push: in the config), and the section it runs with. */
   #pusher: { pusher: Pusher; section: string } | undefined;
-  #siem: SiemExports | undefined;
+  /** The SIEM exports (siem: in the config), and the section they run with. */
+  #siem: { exports: SiemExports; section: string } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopWatchdog: (() => void) | undefined;
   #startedMs = 0;
@@ -200,8 +201,7 @@ export class Daemon {
     }
 
     this.#startPush(config);
-    // SIEM exports read the journal after their own cursors, woken by its commits: no front door waits on them.
-    this.#siem = await startSiemExports(config.raw.siem, journalSource(this.#journal), this.#log, { productVersion: VERSION });
+    await this.#startSiem(config);
 
     let ticks = 0;
     this.#timer = setInterval(() => {
@@ -239,6 +239,7 @@ export class Daemon {
     }
     core.swapConfig(config);
     await this.#restartPushIfChanged(config);
+    await this.#restartSiemIfChanged(config);
     await core.journal.append({ event: 'config.reloaded', detail: { file: config.file, warnings: issues.map(brief) } }).catch(() => {});
     this.#log.info('configuration reloaded');
     return { ok: true, issues };
@@ -261,7 +262,7 @@ export class Daemon {
       sync: this.#sync ? this.#sync.address() : null,
       push: this.#pusher ? this.#pusher.pusher.status() : null,
       // Per export: its cursor, how far the journal is ahead of it (lag), and why it is not getting through.
-      siem: this.#siem?.status() ?? [],
+      siem: this.#siem?.exports.status() ?? [],
       sessions: core.sessions.list().length,
       pending_approvals: core.approvals.list().length,
       grants: { total: core.grants.list().length, active: core.grants.list().filter((g) => core.grants.isActive(g, this.#clock.now())).length },
@@ -295,7 +296,7 @@ export class Daemon {
       await this.#core.journal.append({ event: 'daemon.stopping', detail: { reason: 'signal' } }).catch(() => {});
     }
     // Before the journal closes: a clean end moves each export's cursor over what its receiver read.
-    await this.#siem?.stop();
+    await this.#siem?.exports.stop();
     await this.#admin?.close();
     // Bounded: a dead link does not hold shutdown (what is not acknowledged goes after the restart).
     await this.#pusher?.pusher.close();
@@ -317,6 +318,19 @@ export class Daemon {
     this.#pusher = undefined;
     this.#startPush(config);
     this.#log.info({ push: config.raw.push ? 'restarted' : 'stopped' }, 'push configuration changed');
+  }
+
+  /** SIEM exports read the journal after their own cursors, woken by its commits: no front door waits on them. */
+  async #startSiem(config: LoadedConfig): Promise<void> {
+    this.#siem = { exports: await startSiemExports(config.raw.siem, journalSource(this.#journal!), this.#log, { productVersion: VERSION }), section: JSON.stringify(config.raw.siem) };
+  }
+
+  /** A changed siem: section restarts the exports; each resumes from its cursor (a new one from the start). */
+  async #restartSiemIfChanged(config: LoadedConfig): Promise<void> {
+    if (this.#siem?.section === JSON.stringify(config.raw.siem)) return;
+    await this.#siem?.exports.stop();
+    await this.#startSiem(config);
+    this.#log.info({ siem: config.raw.siem.map((x) => x.id) }, 'SIEM export configuration changed');
   }
 
   #importEnvelope(text: string, by: Operator) {

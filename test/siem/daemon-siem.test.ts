@@ -1,8 +1,10 @@
 // The gateway's SIEM export wired into the real daemon: a Modbus write by mbpoll through the front door
 // reaches the real rsyslog as OCSF JSON; `penstockctl status` shows each export's cursor, lag and last
-// error; an export to a receiver the pinned CA did not sign stays up, refused, and says why.
+// error; an export to a receiver the pinned CA did not sign stays up, refused, and says why; a reload with
+// the right CA restarts it, and it delivers from its cursor.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { Plc, freePort, mbpoll } from '../adapters/modbus/fixtures/harness.ts';
 import { modbusSiteYaml } from '../e2e/modbus-site.ts';
 import { startDaemon, tempDir, until, type DaemonProcess } from '../e2e/daemon-harness.ts';
@@ -16,6 +18,7 @@ let rs: Rsyslog;
 let plc: Plc;
 let daemon: DaemonProcess;
 let modbusPort: number;
+let yaml: string;
 
 before(async () => {
   pki = makeTestPki();
@@ -23,7 +26,7 @@ before(async () => {
   const plcPort = await freePort();
   modbusPort = await freePort();
   plc = await Plc.start('tcp', plcPort);
-  const yaml = `${modbusSiteYaml({ id: 'gw-siem', dir: tmp.dir, journal: `{ path: ${tmp.dir}/journal }`, modbusPort, plcPort, grant: { id: 'g-maint', ticket: 'WO-7', access: 'readwrite' } })}
+  yaml = `${modbusSiteYaml({ id: 'gw-siem', dir: tmp.dir, journal: `{ path: ${tmp.dir}/journal }`, modbusPort, plcPort, grant: { id: 'g-maint', ticket: 'WO-7', access: 'readwrite' } })}
 siem:
   - { id: soc, host: 127.0.0.1, port: ${rs.port}, tls: { ca: ${pki.ca.certPath} }, settle_ms: 200 }
   - { id: wrong-ca, host: 127.0.0.1, port: ${rs.port}, tls: { ca: ${pki.otherCa.certPath} }, events: [action.] }
@@ -72,4 +75,20 @@ test('status shows each export: cursor, lag, last error', async () => {
   assert.equal(wrong.last_error!.code, 'tls_untrusted');
   assert.equal(wrong.cursor, -1);
   assert.ok(wrong.lag > 0);
+});
+
+test('a reload with the right CA restarts the refused export, which delivers from its cursor', async () => {
+  const before = records().length;
+  writeFileSync(daemon.configFile, yaml.replace(`tls: { ca: ${pki.otherCa.certPath} }, events: [action.]`, `tls: { ca: ${pki.ca.certPath} }, events: [action.]`));
+  const r = await daemon.ctl(['config', 'reload']);
+  assert.equal(r.code, 0, r.stderr);
+  const fixed = await until(async () => {
+    const s = await daemon.json<{ siem: SiemExportStatus[] }>(['status']);
+    const x = s.siem.find((e) => e.id === 'wrong-ca')!;
+    return x.cursor >= 0 && x.lag === 0 && !x.last_error ? x : undefined;
+  }, 'the export with the right CA to catch up');
+  assert.equal(fixed.state, 'connected');
+  // Its filter lets only action.* through: the write of the first test arrives a second time, from this export.
+  const writes = records().slice(before).filter((x) => x.unmapped.penstock.event === 'action.allowed' && x.unmapped.penstock.action?.verb === 'write');
+  assert.ok(writes.some((x) => x.unmapped.penstock.action.modbus.values[0] === 4242), 'the earlier write delivered by the restarted export');
 });
