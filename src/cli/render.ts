@@ -81,6 +81,10 @@ export function renderStatus(status: Record<string, unknown>): string {
       out.push(...renderPushStatus(value as Record<string, unknown>));
       continue;
     }
+    if (key === 'siem' && Array.isArray(value)) {
+      out.push(...(value as Record<string, unknown>[]).map(renderSiemExport));
+      continue;
+    }
     // `uptime_seconds: 3725` reads as `uptime: 1h 2m`; `rss_bytes` as `rss: 81.2 MiB`.
     const label = typeof value === 'number' ? key.replace(/_(seconds|bytes)$/, '') : key;
     out.push(`${`${label.replaceAll('_', ' ')}:`.padEnd(20)} ${scalarOrNested(key, value)}`);
@@ -116,6 +120,13 @@ function renderPushStatus(p: Record<string, unknown>): string[] {
     `${'  jetstream has:'.padEnd(20)} ${cursor < 0 ? 'nothing yet' : `up to seq ${cursor}`} (${str(p.lag_events)} events waiting), checkpoint ${Number(p.checkpoint_pushed ?? 0) > 0 ? `at size ${str(p.checkpoint_pushed)}` : 'none yet'}, last ack ${str(p.last_ack_time ?? 'never')}`,
     `${'  last error:'.padEnd(20)} ${err ? `${str(err.code)} ${str(err.message)} (${str(err.time)})` : '-'}`,
   ];
+}
+
+/** One SIEM export (src/siem): where to, what it delivered, what waits, why it is not getting through. */
+function renderSiemExport(x: Record<string, unknown>): string {
+  const cursor = typeof x.cursor === 'number' ? x.cursor : -1;
+  const err = x.last_error as { code?: string; message?: string; at?: string } | undefined;
+  return `${`siem ${str(x.id)}:`.padEnd(20)} ${str(x.state)} to ${str(x.receiver)}, ${cursor < 0 ? 'nothing delivered yet' : `delivered up to ${cursor}`} (${str(x.lag)} waiting)${err ? `, last error ${str(err.code)} ${str(err.message)} (${str(err.at)})` : ''}`;
 }
 
 function address(l: Record<string, unknown>): string {

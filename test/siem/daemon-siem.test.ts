@@ -75,6 +75,10 @@ test('status shows each export: cursor, lag, last error', async () => {
   assert.equal(wrong.last_error!.code, 'tls_untrusted');
   assert.equal(wrong.cursor, -1);
   assert.ok(wrong.lag > 0);
+  // What plant staff read: a line per export, the refused one with its reason.
+  const text = (await daemon.ctl(['status'])).stdout;
+  assert.match(text, /siem soc:\s+connected to \S+, delivered up to \d+ \(0 waiting\)/);
+  assert.match(text, /siem wrong-ca:\s+\S+ to \S+, nothing delivered yet \(\d+ waiting\), last error tls_untrusted/);
 });
 
 test('a reload with the right CA restarts the refused export, which delivers from its cursor', async () => {
