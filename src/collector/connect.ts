@@ -2,7 +2,9 @@
 // config names, at connect time, and handed to the client libraries only: never argv, never a log.
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { PenstockError } from '../common/errors.ts';
+import { natsCredentialOptions } from '../fleet/nats-credentials.ts';
 import { jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -10,21 +12,12 @@ import type { CollectorConfig } from './config.ts';
 
 export async function connectNats(config: CollectorConfig, name: string): Promise<NatsConnection> {
   const n = config.nats;
-  const tls = n.tls
-    ? { ...(n.tls.ca ? { caFile: n.tls.ca } : {}), ...(n.tls.cert ? { certFile: n.tls.cert, keyFile: n.tls.key! } : {}) }
-    : undefined;
-  const authenticator = n.creds_file
-    ? credsAuthenticator(() => new Uint8Array(readFileSync(n.creds_file!)))
-    : n.nkey_seed_file
-      ? nkeyAuthenticator(() => new TextEncoder().encode(readFileSync(n.nkey_seed_file!, 'utf8').trim()))
-      : undefined;
   return connect({
     servers: n.servers,
     name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
-    ...(tls ? { tls } : {}),
-    ...(authenticator ? { authenticator } : {}),
+    ...natsCredentialOptions(n, (problem, message) => new PenstockError(problem === 'unreadable' ? 'PS_CONFIG_READ' : 'PS_CONFIG_INVALID', `nats.${message}`)),
   });
 }
 

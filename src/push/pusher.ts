@@ -17,16 +17,15 @@
 // One loop does everything in order: connect (with backoff), publish checkpoints now covered, publish
 // up to `batch_events` events in flight, await their acknowledgements, move the cursor, repeat; when
 // caught up it sleeps until the journal commits (onCommitted), a checkpoint is due or a window turns.
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { connect, credsAuthenticator, headers as natsHeaders, nkeyAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { natsCredentialOptions } from '../fleet/nats-credentials.ts';
 import { jetstream, type JetStreamClient, type JetStreamPublishOptions } from '@nats-io/jetstream';
 import { systemScheduler, type Scheduler, type TimerHandle } from '../common/clock.ts';
 import { PenstockError, isPenstockError, type ErrorCode } from '../common/errors.ts';
 import type { PushConfig } from '../config/push.ts';
 import { HEADER_APPLIANCE, HEADER_KIND, HEADER_SEQ, applianceSubject, checkpointMsgId, eventMsgId } from '../fleet/wire.ts';
 import type { CheckpointInfo } from '../journal/store.ts';
-import { fromSeed } from '@nats-io/nkeys';
 import { ByteBucket } from './rate.ts';
 import { probeTls } from './tls-probe.ts';
 import { inWindow, parseWindows, type SendWindow } from './windows.ts';
@@ -425,7 +424,6 @@ export class EvidencePusher implements Pusher {
 
   #connectOptions(): NodeConnectionOptions {
     const c = this.#config;
-    const tlsWanted = c.tls !== undefined || c.servers.some((u) => u.startsWith('tls://'));
     return {
       servers: c.servers,
       name: `penstock ${this.#appliance}`,
@@ -439,10 +437,7 @@ export class EvidencePusher implements Pusher {
       noEcho: true,
       // Otherwise every request builds two Errors with stack traces up front (a sixth of the CPU at 5k/s).
       noAsyncTraces: true,
-      ...(c.creds_file ? { authenticator: credsAuthenticator(() => readCredential(c.creds_file!, 'creds_file')) } : {}),
-      ...(c.nkey_seed_file ? { authenticator: nkeyAuthenticator(() => readNkeySeed(c.nkey_seed_file!)) } : {}),
-      // The client reads these files itself at each connect; their contents never pass through here.
-      ...(tlsWanted ? { tls: { ...(c.tls?.ca ? { caFile: c.tls.ca } : {}), ...(c.tls?.cert ? { certFile: c.tls.cert, keyFile: c.tls.key! } : {}) } } : {}),
+      ...natsCredentialOptions(c, (_problem, message) => new PenstockError('PS_PUSH_CREDENTIALS', `push.${message}`)),
     };
   }
 
@@ -515,26 +510,6 @@ export class EvidencePusher implements Pusher {
 /** Bytes of the headers a message carries (NATS/1.0 line and `Key: value` lines), for the byte rate. */
 function headerBytes(kind: string, seq: number, appliance: string, msgID: string): number {
   return 12 + HEADER_KIND.length + kind.length + 4 + HEADER_SEQ.length + String(seq).length + 4 + HEADER_APPLIANCE.length + appliance.length + 4 + 'Nats-Msg-Id'.length + msgID.length + 4 + 2;
-}
-
-/** A credential file's bytes; its contents never reach an error message. */
-function readCredential(path: string, field: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (err) {
-    throw new PenstockError('PS_PUSH_CREDENTIALS', `push.${field} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
-/** An nkey seed file: the seed (SU…) alone, surrounding whitespace allowed. */
-function readNkeySeed(path: string): Uint8Array {
-  const seed = new TextEncoder().encode(new TextDecoder().decode(readCredential(path, 'nkey_seed_file')).trim());
-  try {
-    fromSeed(seed);
-  } catch {
-    throw new PenstockError('PS_PUSH_CREDENTIALS', `push.nkey_seed_file ${path} does not hold an nkey seed (nsc or nk -gen user writes one: SU…)`);
-  }
-  return seed;
 }
 
 const TLS_CODES = /^(ERR_TLS_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|CERT_|ERR_SSL_)/;

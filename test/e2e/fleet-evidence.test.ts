@@ -19,7 +19,7 @@ import { Plc, freePort } from '../adapters/modbus/fixtures/harness.ts';
 import { startCutLink, type CutLink } from '../peers/cut-link.ts';
 import { startNats, type NatsCluster } from '../peers/nats-server.ts';
 import { startPostgres, type Postgres } from '../peers/postgres.ts';
-import { NODE, ROOT, startDaemon, tempDir, until, type DaemonProcess } from './daemon-harness.ts';
+import { ROOT, startDaemon, tempDir, until, type DaemonProcess } from './daemon-harness.ts';
 import { modbusDoorYaml } from './modbus-site.ts';
 
 const BURST = Number(process.env.PENSTOCK_TEST_FLEET_BURST ?? 2500); // writes during the outage (2 events each)
