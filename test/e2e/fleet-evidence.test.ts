@@ -16,7 +16,7 @@ import { systemClock } from '../../src/common/clock.ts';
 import { LmdbJournal } from '../../src/journal/journal.ts';
 import { equalBytes, leafHash, TreeBuilder } from '../../src/journal/merkle.ts';
 import { Plc, freePort } from '../adapters/modbus/fixtures/harness.ts';
-import { startCutLink, type CutLink } from '../peers/cut-link.ts';
+import { startRelay, type Relay } from '../peers/link-relay.ts';
 import { startNats, type NatsCluster } from '../peers/nats-server.ts';
 import { startPostgres, type Postgres } from '../peers/postgres.ts';
 import { ROOT, startDaemon, tempDir, until, type DaemonProcess } from './daemon-harness.ts';
@@ -29,7 +29,7 @@ let plc: Plc | undefined;
 let daemon: DaemonProcess | undefined;
 let collector: ChildProcess | undefined;
 let nats: NatsCluster | undefined;
-let link: CutLink | undefined;
+let link: Relay | undefined;
 let postgres: Postgres | undefined;
 let db: pg.Client | undefined;
 
@@ -165,7 +165,7 @@ test(`a burst of ${BURST} writes during a link outage, daemon and collector SIGK
   const modbusPort = await freePort();
   plc = await Plc.start('tcp', plcPort);
   nats = await startNats();
-  link = await startCutLink({ port: nats.nodes[0]!.port });
+  link = await startRelay(nats.nodes[0]!.port);
   postgres = await startPostgres();
   const dbUrl = await postgres.createDatabase('fleet');
   db = new pg.Client({ connectionString: dbUrl });
@@ -173,7 +173,7 @@ test(`a burst of ${BURST} writes during a link outage, daemon and collector SIGK
 
   const yaml = `appliance: { id: ${APPLIANCE}, site: Test, zone: dmz, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
 journal: { path: ${tmp.dir}/journal, checkpoint_every: 500, checkpoint_seconds: 2, retention: { max_mib: 1, acknowledged_by: [push] } }
-push: { servers: ["nats://127.0.0.1:${link.port}"], batch_events: 200, checkpoint_seconds: 1 }
+push: { servers: ["${link.url}"], batch_events: 200, checkpoint_seconds: 1 }
 ${modbusDoorYaml(modbusPort, plcPort)}grants:
   - { id: g-rw, principal: vendor-1, targets: [plc-1], task: { ticket: WO-16 }, rules: [{ modbus: { access: readwrite, tables: [holding_register], addresses: ["0-99"] } }] }
 `;
@@ -235,7 +235,7 @@ appliances:
 
   // Link back: everything arrives. The journal's size is read after the writes stop (the daemon keeps
   // journaling its own events, each of which must arrive too: wait until a signed checkpoint covers it).
-  link.set('up');
+  link.set('pass');
   await vendor.stop();
   const journalSize = (await daemon.json<{ size: number }>(['journal', 'status'])).size;
   await until(async () => (await verifiedUpTo()) >= journalSize, `the collector verifying ${journalSize} events (${c.log()})`, 120_000);

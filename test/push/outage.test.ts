@@ -11,7 +11,7 @@ import { tempDir, until } from '../support.ts';
 import { startPusher, PUSH_CURSOR } from '../../src/push/pusher.ts';
 import { generateSigningKeyPem } from '../../src/journal/checkpoint.ts';
 import { appendN, countsBySeq, createStream, openPushJournal, pushConfig, readStream, APPLIANCE } from './helpers.ts';
-import { startRelay, type RelayMode } from './relay.ts';
+import { startRelay, type RelayMode } from '../peers/link-relay.ts';
 
 /** Every event 0..size-1 once, every checkpoint size at most once; returns the checkpoint sizes. */
 async function assertExactlyOnce(servers: string[], size: number): Promise<number[]> {
