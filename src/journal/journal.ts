@@ -1,11 +1,15 @@
 // The evidence journal: LMDB, append-only, a Merkle tree over the events, signed checkpoints.
 //
 // Write path. `append` prepares the event at once (name, fields, time, no secrets) and queues it; one
-// flush per event-loop turn numbers the queued events, hashes them, extends the tree and commits events,
-// new tree nodes, the state record and (when due) a signed checkpoint in ONE synchronous LMDB
-// transaction (overlappingSync off, so commit returns after fsync). Only then are the appends resolved.
-// A failed commit is aborted by LMDB as a whole, and the in-memory tree and state are replaced only after
-// success: a failure leaves no trace and no gap. Concurrent appends share one commit.
+// flush per event-loop turn numbers the queued events, hashes them and extends the tree. The batch is
+// committed as ONE LMDB transaction (events, new tree nodes, the state record and, when due, a signed
+// checkpoint) that lmdb-js's write thread begins, runs the batch's puts in (on this thread), and commits
+// with its fsync (overlappingSync off) off the event loop, which meanwhile serves the sessions and prepares
+// the next batch from everything appended since. One commit is under way at a time; appends are resolved
+// only once theirs is durable. A failed commit is aborted by LMDB as a whole, and the in-memory tree and
+// state are replaced only after success: a failure leaves no trace and no gap. Concurrent appends share
+// one commit. The journal's small writes (acknowledgements, cursors, pruning, checkpoints on demand) are
+// synchronous transactions: LMDB's write lock orders them with the batches (see #settleFinishedCommit).
 //
 // Fail closed. A failed commit (disk full, capacity reached, I/O error) rejects the batch with
 // PenstockError('PS_JOURNAL_UNAVAILABLE'), sets health().writable = false and raises onAlert('unavailable').
@@ -73,6 +77,32 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** Appends numbered, encoded and hashed, waiting for their commit. */
+interface PreparedBatch {
+  items: Pending[];
+  events: [number, Buffer][];
+  nodes: [number, Uint8Array][];
+  /** The events' canonical JSON, kept only when someone follows commits (onCommitted). */
+  texts: string[] | undefined;
+  /** The tree with the batch's events. */
+  tree: TreeBuilder;
+  /** Journal size before and after the batch. */
+  baseSize: number;
+  size: number;
+  eventBytes: number;
+}
+
+/** A batch handed to LMDB: its checkpoint (when due), the bytes it adds, and the state record its body wrote. */
+interface Commit extends PreparedBatch {
+  checkpoint: CheckpointInfo | undefined;
+  bytes: number;
+  state?: JournalState;
+  settled: boolean;
+  /** Resolves when the commit is settled, either way. */
+  done: Promise<void>;
+  ended: () => void;
+}
+
 const NODE_BYTES = 32;
 const MAX_BATCH = 10_000;
 /** The longest a lazy append waits for a commit to ride with before it asks for its own. */
@@ -90,6 +120,10 @@ export class LmdbJournal implements Journal {
   #state: JournalState;
   #tree: TreeBuilder;
   #pending: Pending[] = [];
+  /** The batch being prepared while `#inflight` commits. */
+  #next: PreparedBatch | undefined;
+  /** The batch LMDB's write thread is committing (one at a time). */
+  #inflight: Commit | undefined;
   readonly #committedListeners = new Set<(events: readonly StoredEvent[]) => void>();
   #flushScheduled = false;
   #lazyTimer: NodeJS.Timeout | undefined;
@@ -202,10 +236,7 @@ export class LmdbJournal implements Journal {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    });
+    setImmediate(() => this.#flush());
   }
 
   #scheduleLazyFlush(): void {
@@ -216,59 +247,152 @@ export class LmdbJournal implements Journal {
     }, LAZY_COMMIT_MS);
   }
 
+  /** Commits everything queued, waiting for each commit in turn. */
+  async #drain(): Promise<void> {
+    for (;;) {
+      this.#flush();
+      const commit = this.#inflight;
+      if (!commit) return;
+      await commit.done;
+    }
+  }
+
+  /** Prepares what is queued into the next batch and commits it, unless a commit is under way (its end starts the next). */
   #flush(): void {
+    this.#flushScheduled = false;
     if (this.#lazyTimer) {
       clearTimeout(this.#lazyTimer);
       this.#lazyTimer = undefined;
     }
-    while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, MAX_BATCH);
-      this.#commitBatch(batch);
+    if (!this.#writable) {
+      this.#rejectQueued(this.#unavailable());
+      return;
+    }
+    for (;;) {
+      if (this.#pending.length > 0 && (this.#next?.items.length ?? 0) < MAX_BATCH) this.#prepareQueued();
+      if (this.#inflight || !this.#next) return;
+      this.#startCommit(); // then prepare what did not fit on top of it
     }
   }
 
-  #commitBatch(batch: Pending[]): void {
-    if (!this.#writable) {
-      const error = new PenstockError('PS_JOURNAL_UNAVAILABLE', `journal cannot be written: ${this.#failure ?? 'unavailable'}`, { reason: this.#failure });
-      for (const item of batch) item.reject(error);
-      return;
+  #unavailable(): PenstockError {
+    return new PenstockError('PS_JOURNAL_UNAVAILABLE', `journal cannot be written: ${this.#failure ?? 'unavailable'}`, { reason: this.#failure });
+  }
+
+  #rejectQueued(error: unknown): void {
+    const items = this.#pending.splice(0);
+    if (this.#next) items.unshift(...this.#next.items);
+    this.#next = undefined;
+    for (const item of items) item.reject(error);
+  }
+
+  /**
+   * Numbers, encodes and hashes the queued events into the next batch, on top of the commit under way:
+   * this work overlaps the fsync of the batch before it. Should that commit fail, the journal becomes
+   * unavailable and the prepared batch is rejected with it (its numbers and tree build on the failed one).
+   */
+  #prepareQueued(): void {
+    const base = this.#inflight ?? { tree: this.#tree, size: this.#state.size };
+    let batch = this.#next;
+    if (!batch) {
+      batch = { items: [], events: [], nodes: [], texts: this.#committedListeners.size > 0 ? [] : undefined, tree: base.tree.clone(), baseSize: base.size, size: base.size, eventBytes: 0 };
+      this.#next = batch;
     }
-    const state = { ...this.#state };
-    const tree = this.#tree.clone();
-    const events: [number, Buffer][] = [];
-    const nodes: [number, Uint8Array][] = [];
-    const texts: string[] | undefined = this.#committedListeners.size > 0 ? [] : undefined;
-    for (const item of batch) {
-      const seq = state.size++;
+    const room = MAX_BATCH - batch.items.length;
+    const items = this.#pending.length <= room ? this.#pending.splice(0) : this.#pending.splice(0, room);
+    for (const item of items) {
+      const seq = batch.size++;
       const text = encodeEvent(item.prepared, seq);
-      texts?.push(text);
+      batch.texts?.push(text);
       const { bytes, leaf } = encodeAndLeafHash(text);
-      events.push([seq, bytes]);
-      state.eventBytes += bytes.length;
-      tree.push(leaf, (level, index, hash) => nodes.push([nodeKey(level, index), hash]));
+      batch.items.push(item);
+      batch.events.push([seq, bytes]);
+      batch.eventBytes += bytes.length;
+      batch.tree.push(leaf, (level, index, hash) => batch.nodes.push([nodeKey(level, index), hash]));
     }
-    state.otherBytes += nodes.length * NODE_BYTES;
-    const checkpoint = state.size - state.lastCheckpointSize >= this.#opts.checkpointEvery ? this.#makeCheckpoint(state, tree) : undefined;
-    const batchBytes = state.eventBytes + state.otherBytes - this.#state.eventBytes - this.#state.otherBytes;
+  }
+
+  /**
+   * Commits the prepared batch as one LMDB transaction run by lmdb-js's write thread: the body (the puts)
+   * runs on this thread when that transaction begins; the commit and its fsync run on the write thread,
+   * so the event loop keeps serving requests (and preparing the next batch) meanwhile. One commit is under
+   * way at a time; appends are resolved only once it is durable (overlappingSync off: LMDB's commit
+   * returns after its fsync). A child transaction holds the body, so a put that throws leaves nothing.
+   */
+  #startCommit(): void {
+    const batch = this.#next!;
+    this.#next = undefined;
+    const { lastCheckpointSize } = this.#state;
+    const checkpoint = batch.size - lastCheckpointSize >= this.#opts.checkpointEvery ? this.#signCheckpoint(batch.size, batch.tree) : undefined;
+    let ended!: () => void;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    const bytes = batch.eventBytes + batch.nodes.length * NODE_BYTES + (checkpoint?.note.length ?? 0);
+    const commit: Commit = { ...batch, checkpoint, bytes, settled: false, done, ended };
     try {
-      this.#meter.check(batchBytes);
-      this.#env.transactionSync(() => {
-        for (const [seq, bytes] of events) this.#db.events.putSync(seq, bytes);
-        for (const [key, hash] of nodes) this.#db.nodes.putSync(key, hash as Buffer);
-        if (checkpoint) this.#db.checkpoints.putSync(checkpoint.size, checkpoint);
-        this.#db.meta.putSync(STATE_KEY, state);
-      });
+      this.#meter.check(commit.bytes);
     } catch (err) {
-      this.#failedBatchBytes = batchBytes;
+      this.#failedBatchBytes = commit.bytes;
       const error = this.#failed(err);
-      for (const item of batch) item.reject(error);
+      for (const item of batch.items) item.reject(error);
+      this.#rejectQueued(error);
       return;
     }
-    this.#state = state;
-    this.#tree = tree;
-    if (checkpoint) this.#latestCheckpoint = checkpoint;
-    for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ seq: events[i]![0] });
-    if (texts) this.#tellCommitted(texts);
+    this.#inflight = commit;
+    this.#env
+      .childTransaction(() => this.#commitBody(commit))
+      .then(
+        () => this.#settle(commit),
+        async (err: unknown) => this.#settle(commit, await commitCause(err)),
+      );
+  }
+
+  /** The batch's writes, inside the transaction the write thread began: the state record is made from the state now. */
+  #commitBody(commit: Commit): void {
+    if (commit.settled || this.#state.size !== commit.baseSize) {
+      throw new PenstockError('PS_INTERNAL', `journal batch from seq ${commit.baseSize} no longer follows the journal (size ${this.#state.size})`);
+    }
+    const before = this.#state;
+    const state: JournalState = {
+      ...before,
+      size: commit.size,
+      eventBytes: before.eventBytes + commit.eventBytes,
+      otherBytes: before.otherBytes + commit.bytes - commit.eventBytes,
+      lastCheckpointSize: commit.checkpoint ? commit.checkpoint.size : before.lastCheckpointSize,
+    };
+    for (const [seq, bytes] of commit.events) this.#db.events.putSync(seq, bytes);
+    for (const [key, hash] of commit.nodes) this.#db.nodes.putSync(key, hash as Buffer);
+    if (commit.checkpoint) this.#db.checkpoints.putSync(commit.checkpoint.size, commit.checkpoint);
+    this.#db.meta.putSync(STATE_KEY, state);
+    commit.state = state;
+  }
+
+  /** The commit ended (or a small write found it ended first): resolve or reject its appends, then go on with the next batch. */
+  #settle(commit: Commit, err?: unknown, deferListeners = false): void {
+    if (commit.settled) return;
+    commit.settled = true;
+    commit.ended();
+    if (this.#inflight === commit) this.#inflight = undefined;
+    if (err === undefined && commit.state) {
+      this.#state = commit.state;
+      this.#tree = commit.tree;
+      if (commit.checkpoint) this.#latestCheckpoint = commit.checkpoint;
+      for (let i = 0; i < commit.items.length; i++) commit.items[i]!.resolve({ seq: commit.events[i]![0] });
+      const texts = commit.texts;
+      if (texts) {
+        if (deferListeners) queueMicrotask(() => this.#tellCommitted(texts));
+        else this.#tellCommitted(texts);
+      }
+    } else {
+      this.#failedBatchBytes = commit.bytes;
+      const error = this.#failed(err ?? new Error('the commit ended without its writes'));
+      for (const item of commit.items) item.reject(error);
+      this.#rejectQueued(error);
+      return;
+    }
+    if (this.#next || this.#flushScheduled) {
+      if (deferListeners) this.#scheduleFlush();
+      else this.#flush();
+    }
   }
 
   /**
@@ -293,20 +417,20 @@ export class LmdbJournal implements Journal {
     }
   }
 
-  #makeCheckpoint(state: JournalState, tree: TreeBuilder): CheckpointInfo {
+  #signCheckpoint(size: number, tree: TreeBuilder): CheckpointInfo {
     const root = tree.root();
-    const note = this.#signer.checkpoint(state.size, root);
-    state.lastCheckpointSize = state.size;
-    state.otherBytes += note.length;
-    return { size: state.size, rootHash: b64(root), note, time: new Date(this.#opts.clock.now()).toISOString() };
+    const note = this.#signer.checkpoint(size, root);
+    return { size, rootHash: b64(root), note, time: new Date(this.#opts.clock.now()).toISOString() };
   }
 
   /** Runs one small write transaction; any failure marks the journal unavailable (success does not recover it). */
   #writeSync(what: string, fn: (state: JournalState) => void): void {
     if (this.#closed) throw new PenstockError('PS_JOURNAL_UNAVAILABLE', 'journal is closed');
-    const state = { ...this.#state };
+    let state = this.#state;
     try {
       this.#env.transactionSync(() => {
+        this.#settleFinishedCommit();
+        state = { ...this.#state };
         fn(state);
         this.#db.meta.putSync(STATE_KEY, state);
       });
@@ -318,6 +442,19 @@ export class LmdbJournal implements Journal {
     this.#meter.forget(); // pruning frees pages: read LMDB's figures afresh
     // Not a recovery: a small write fits where an event may not. Only the probe and a batch recover.
   }
+
+  /**
+   * Inside a small write's transaction. LMDB gave it the write lock, so a batch whose body already ran
+   * has ended: committed (its state record is stored) or failed. A committed one is settled here, before
+   * its promise comes back, so that this write builds on the state that includes it; a failed one is left
+   * to its rejection. A batch whose body has not run yet runs after this write and builds on it.
+   */
+  #settleFinishedCommit(): void {
+    const commit = this.#inflight;
+    if (!commit?.state || commit.settled) return;
+    if (this.#db.meta.get(STATE_KEY)?.size === commit.size) this.#settle(commit, undefined, true);
+  }
+
 
   #failed(err: unknown, what = 'append'): PenstockError {
     const reason = describeFailure(err);
@@ -425,10 +562,13 @@ export class LmdbJournal implements Journal {
     if (this.#state.size > this.#state.lastCheckpointSize) {
       let cp: CheckpointInfo | undefined;
       this.#writeSync('checkpoint', (state) => {
-        cp = this.#makeCheckpoint(state, this.#tree);
+        if (state.size === state.lastCheckpointSize) return;
+        cp = this.#signCheckpoint(state.size, this.#tree);
+        state.lastCheckpointSize = cp.size;
+        state.otherBytes += cp.note.length;
         this.#db.checkpoints.putSync(cp.size, cp);
       });
-      this.#latestCheckpoint = cp;
+      if (cp) this.#latestCheckpoint = cp;
     }
     return this.latestCheckpoint();
   }
@@ -492,7 +632,7 @@ export class LmdbJournal implements Journal {
   /** Flushes queued appends, signs a final checkpoint, closes LMDB. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#flush();
+    await this.#drain();
     try {
       if (this.#writable) this.checkpoint();
     } catch (err) {
@@ -637,6 +777,19 @@ export class LmdbJournal implements Journal {
 function isFatalLmdbError(err: unknown): boolean {
   const e = err as { message?: unknown; code?: unknown } | undefined;
   return e?.code === -30795 || e?.code === 'MDB_PANIC' || /MDB_PANIC|fatal/i.test(String(e?.message ?? ''));
+}
+
+/**
+ * lmdb-js rejects a failed asynchronous commit with a generic error whose `commitError` promise carries
+ * LMDB's own (disk full, map full, I/O): that one names the failure.
+ */
+async function commitCause(err: unknown): Promise<unknown> {
+  const detail = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
+  if (!detail) return err;
+  return detail.then(
+    () => err,
+    (cause: unknown) => cause,
+  );
 }
 
 function describeFailure(err: unknown): string {

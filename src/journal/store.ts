@@ -55,9 +55,12 @@ export interface JournalDbs {
 }
 
 export function openJournalEnv(path: string, mapSizeMiB: number): RootDatabase {
-  // overlappingSync off: a synchronous commit returns only after LMDB's fsync, which is what
-  // `append` promises. (With it on, env.flushed does not cover synchronous transactions.)
-  return openLmdb({ path, mapSize: Math.min(mapSizeMiB, 64) * MiB, maxDbs: 8, overlappingSync: false });
+  // overlappingSync off: a commit (the write thread's or a synchronous one) returns only after LMDB's
+  // fsync, which is what `append` promises. (With it on, env.flushed does not cover synchronous
+  // transactions.) eventTurnBatching off: the journal batches its events itself, one transaction
+  // callback per batch; lmdb-js's own per-turn batch would add a promise that nobody awaits, whose
+  // rejection on a failed commit (disk full) would go unhandled.
+  return openLmdb({ path, mapSize: Math.min(mapSizeMiB, 64) * MiB, maxDbs: 8, overlappingSync: false, eventTurnBatching: false });
 }
 
 export function openJournalDbs(env: RootDatabase): JournalDbs {
