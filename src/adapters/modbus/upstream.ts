@@ -95,6 +95,8 @@ export abstract class Upstream {
   #deadlineTimer: TimerHandle | undefined;
   #deadlineTimerNs = 0n;
   readonly #timeoutNs: bigint;
+  /** How long a request may wait in the queue: 2 × timeout_ms (a BigInt product made once, not per request). */
+  readonly #queuedTimeoutNs: bigint;
 
   protected constructor(target: string, timeoutMs: number, maxInFlight: number, log: Logger, time: Scheduler) {
     this.target = target;
@@ -103,6 +105,7 @@ export abstract class Upstream {
     this.log = log;
     this.time = time;
     this.#timeoutNs = BigInt(timeoutMs) * 1_000_000n;
+    this.#queuedTimeoutNs = 2n * this.#timeoutNs;
   }
 
   /**
@@ -151,7 +154,7 @@ export abstract class Upstream {
   #enqueue(session: string, unit: number, req: ModbusRequest, pdu: Buffer, resolve: (r: UpstreamReply) => void): void {
     const startedNs = this.time.monotonic();
     // Time in the queue counts too: a long queue must not turn into a hang.
-    const job: Job = { session, unit, req, pdu, startedNs, resolve, deadlineNs: startedNs + 2n * this.#timeoutNs, tid: 0, settled: false };
+    const job: Job = { session, unit, req, pdu, startedNs, resolve, deadlineNs: startedNs + this.#queuedTimeoutNs, tid: 0, settled: false };
     if (this.#state === 'closed') return this.#fail(job, 'UPSTREAM_CLOSED', 'the gateway is closing this link');
     if (this.#state === 'backoff') return this.#fail(job, 'UPSTREAM_UNAVAILABLE', `target ${this.target} unreachable (${this.#lastFailure}); retrying shortly`);
     let queue = this.#queues.get(session);
