@@ -30,7 +30,7 @@ export interface TestCore {
 }
 
 /** Write `yaml` as DIR/penstock.yaml and build the core from it (journal under DIR/journal). */
-export async function startTestCore(dir: string, yaml: string, opts: { clock?: Clock; runtimeGrants?: boolean; takeGrantUse?: (grantId: string, sessionId: string) => boolean } = {}): Promise<TestCore> {
+export async function startTestCore(dir: string, yaml: string, opts: { clock?: Clock; runtimeGrants?: boolean; takeGrantUse?: (grantId: string, sessionId: string) => boolean; mapSizeMiB?: number } = {}): Promise<TestCore> {
   const clock = opts.clock ?? systemClock;
   const file = join(dir, 'penstock.yaml');
   writeFileSync(file, yaml);
@@ -38,7 +38,7 @@ export async function startTestCore(dir: string, yaml: string, opts: { clock?: C
   const log = pino({ level: process.env.PENSTOCK_TEST_LOG ?? 'silent' });
   const journal = await LmdbJournal.open({
     path: join(dir, 'journal'),
-    mapSizeMiB: 256,
+    mapSizeMiB: opts.mapSizeMiB ?? 256,
     appliance: config.appliance.id,
     signingKeyPem: generateSigningKeyPem(),
     clock,

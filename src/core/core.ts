@@ -81,6 +81,12 @@ export interface Core {
    * the proof every forwarding function requires; nothing else does.
    */
   authorize(session: Session, action: Action, opts?: AuthorizeOptions): Promise<Verdict>;
+  /**
+   * authorize(), answered synchronously when nothing has to wait (an allowed read that goes into the
+   * session's read aggregate), else the same promise: for a front door's per-request hot path. Optional:
+   * a core without it is asked through authorize().
+   */
+  authorizeNow?(session: Session, action: Action, opts?: AuthorizeOptions): Verdict | Promise<Verdict>;
   /** A dry run of policy for `penstockctl policy check`: no journal, no counters, no approvals. */
   explain(principalId: string, action: Action): Decision;
   /**

@@ -125,6 +125,15 @@ export class DaemonCore implements Core {
   }
 
   async authorize(session: Session, action: Action, opts: AuthorizeOptions = {}): Promise<Verdict> {
+    return this.authorizeNow(session, action, opts);
+  }
+
+  /**
+   * authorize() without a promise where nothing waits: an allowed read that goes into the session's
+   * aggregate is decided, counted and proven synchronously (the front doors' hot path); whatever waits
+   * for the journal or a person, and every refusal (journaled before it is answered), is a promise.
+   */
+  authorizeNow(session: Session, action: Action, opts: AuthorizeOptions = {}): Verdict | Promise<Verdict> {
     const now = this.clock.now();
     session.lastActivityMs = now;
     // The principal's grants, looked up once for the limits and the decision of this one action.
@@ -138,48 +147,67 @@ export class DaemonCore implements Core {
     if (contained) decision = { ...decision, effect: 'approve', explanation: heldExplanation(decision, contained) };
 
     const correlation = opts.correlation !== undefined ? { correlation: opts.correlation } : undefined;
-    if (decision.effect === 'approve' && opts.approvalBinding !== undefined) {
+    if (decision.effect === 'approve') return this.#approveThenConclude(session, action, decision, opts, correlation, contained, now);
+    return this.#conclude(session, action, decision, opts, correlation, now);
+  }
+
+  async #approveThenConclude(session: Session, action: Action, decision: Decision, opts: AuthorizeOptions, correlation: Record<string, unknown> | undefined, contained: AlertRef | undefined, now: number): Promise<Verdict> {
+    if (opts.approvalBinding !== undefined) {
       const deferred = await this.#deferredApproval(session, action, decision, opts.approvalBinding, correlation, contained);
       if (deferred.effect === 'approve') return { ...deferred, effect: 'approve', authorization: undefined };
       decision = deferred;
-    } else if (decision.effect === 'approve') {
+    } else {
       decision = await this.#waitForApproval(session, action, decision, opts.onApprovalPending, opts.deadlineMs, contained);
     }
+    return this.#conclude(session, action, decision, opts, correlation, now);
+  }
+
+  /** After the decision (and any person): refuse, or journal as the verb requires and mint the proof. */
+  #conclude(session: Session, action: Action, decision: Decision, opts: AuthorizeOptions, correlation: Record<string, unknown> | undefined, now: number): Verdict | Promise<Verdict> {
     if (decision.effect !== 'allow') return this.#deny(session, action, decision, correlation);
     // Taken here, synchronously after the final decision, so two sessions cannot both take the last use.
     if (decision.grant && this.#takeGrantUse && !this.#takeGrantUse(decision.grant, session.id)) {
       return this.#deny(session, action, { effect: 'deny', reason: 'grant_not_active', grant: decision.grant, explanation: `grant ${decision.grant} has no uses left` }, correlation);
     }
-
-    if (READ_VERBS.has(action.verb)) {
-      const cfg = this.#config.raw.journal;
-      if (cfg.every_read) {
-        try {
-          await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision, ...(correlation ? { detail: correlation } : {}) });
-        } catch (err) {
-          if (!cfg.reads_when_full) return this.#deny(session, action, journalDown(err), correlation);
-        }
-      } else if (correlation) {
-        // A read that is one step of a correlated request (an agent's tool call) is its own event, so the
-        // call's events stay together; like any read it gates nothing, so it rides the next commit.
-        if (!this.journal.health().writable && !cfg.reads_when_full) return this.#deny(session, action, journalDown(undefined), correlation);
-        void this.#record({ event: 'action.allowed', ...who(session), target: action.target, action, decision, detail: correlation });
-      } else {
-        if (!this.journal.health().writable && !cfg.reads_when_full) {
-          return this.#deny(session, action, journalDown(undefined), correlation);
-        }
-        this.#reads.add(session.id, action, now);
-      }
+    if (!READ_VERBS.has(action.verb)) return this.#journalThenAllow(session, action, decision, opts, correlation);
+    const cfg = this.#config.raw.journal;
+    if (cfg.every_read) return this.#journalReadThenAllow(session, action, decision, correlation, cfg.reads_when_full);
+    // Reads gate nothing and ride the next commit, but are refused like anything else while the journal
+    // cannot be written (unless reads_when_full says otherwise).
+    if (!this.journal.writable && !cfg.reads_when_full) return this.#deny(session, action, journalDown(undefined), correlation);
+    if (correlation) {
+      // A read that is one step of a correlated request (an agent's tool call) is its own event, so the
+      // call's events stay together; like any read it gates nothing, so it rides the next commit.
+      void this.#record({ event: 'action.allowed', ...who(session), target: action.target, action, decision, detail: correlation });
     } else {
-      // No record, no action: the caller forwards only after this append resolved.
-      try {
-        const evidence = opts.evidence ? await gatherEvidence(opts.evidence) : undefined;
-        const detail = evidence || correlation ? { ...evidence, ...correlation } : undefined;
-        await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision, ...(detail ? { detail } : {}) });
-      } catch (err) {
-        return this.#deny(session, action, journalDown(err), correlation);
-      }
+      this.#reads.add(session.id, action, now);
     }
+    return this.#allowed(session, action, decision);
+  }
+
+  /** journal.every_read: each read is its own record, written before the read goes out. */
+  async #journalReadThenAllow(session: Session, action: Action, decision: Decision, correlation: Record<string, unknown> | undefined, readsWhenFull: boolean): Promise<Verdict> {
+    try {
+      await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision, ...(correlation ? { detail: correlation } : {}) });
+    } catch (err) {
+      if (!readsWhenFull) return this.#deny(session, action, journalDown(err), correlation);
+    }
+    return this.#allowed(session, action, decision);
+  }
+
+  /** No record, no action: the caller forwards only after this append resolved. */
+  async #journalThenAllow(session: Session, action: Action, decision: Decision, opts: AuthorizeOptions, correlation: Record<string, unknown> | undefined): Promise<Verdict> {
+    try {
+      const evidence = opts.evidence ? await gatherEvidence(opts.evidence) : undefined;
+      const detail = evidence || correlation ? { ...evidence, ...correlation } : undefined;
+      await this.journal.append({ event: 'action.allowed', ...who(session), target: action.target, action, decision, ...(detail ? { detail } : {}) });
+    } catch (err) {
+      return this.#deny(session, action, journalDown(err), correlation);
+    }
+    return this.#allowed(session, action, decision);
+  }
+
+  #allowed(session: Session, action: Action, decision: Decision): Verdict {
     session.counters.allowed++;
     if (decision.grant) session.grantsUsed.add(decision.grant);
     const allowed = decision as Decision & { effect: 'allow' };

@@ -694,6 +694,9 @@ export class LmdbJournal implements Journal {
     return Array.from(this.#db.events.getRange({ start, end: this.#state.size, limit }), ({ key, value }) => ({ seq: key, bytes: value.toString('utf8') }));
   }
 
+  /** health().writable alone, for the read path (every allowed read checks it). */
+  get writable(): boolean { return this.#writable; }
+
   // ---------------------------------------------------------------- proofs and exports (proofs.ts)
 
   /** The stored leaf hash of event `seq`. */

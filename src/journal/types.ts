@@ -57,6 +57,8 @@ export interface JournalHealth {
 export interface Journal {
   append(input: JournalEventInput, options?: AppendOptions): Promise<JournalReceipt>;
   health(): JournalHealth;
+  /** Whether an append can be written now: health().writable without building the rest (checked on every read). */
+  readonly writable: boolean;
   /** Follow committed events (detectors, live views): see LmdbJournal.onCommitted. */
   onCommitted(listener: (events: readonly StoredEvent[]) => void): () => void;
   close(): Promise<void>;

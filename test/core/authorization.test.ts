@@ -1,7 +1,9 @@
 // The proof forwarding functions require: only an allow carries one, the core minted it, and it is
 // good only for its own session, target and verb. A forged or borrowed proof is a bug caught at run
 // time (PS_INTERNAL), before anything is forwarded; the front doors' own tests check that nothing then
-// reaches the plant.
+// reaches the plant. The read path (issue 17): an allowed read is a verdict at once (authorizeNow), not a
+// promise; reads fail closed on a journal that cannot be written (a real one, filled up) unless
+// journal.reads_when_full says otherwise.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/common/clock.ts';
@@ -22,10 +24,10 @@ const internal = (e: unknown) => isPenstockError(e, 'PS_INTERNAL');
 
 const open = (principal: string): Session => openTestSession(core, principal);
 
-before(async () => {
-  tmp = tempDir('penstock-authorization-');
-  t = await startTestCore(tmp.dir, `
-appliance: { id: gw-authz, site: test, zone: lab, state_dir: ${tmp.dir}/state }
+/** One vendor who may read and write registers 0-9 of plc-1; `journal` is the journal section, if any. */
+const siteYaml = (dir: string, journal = '') => `
+appliance: { id: gw-authz, site: test, zone: lab, state_dir: ${dir}/state }
+${journal}
 principals:
   - { id: vendor-a, kind: vendor, owner: A Ltd, purpose: test }
 targets:
@@ -36,7 +38,11 @@ grants:
     targets: [plc-1]
     task: { ticket: T-1 }
     rules: [{ modbus: { access: readwrite, tables: [holding_register], addresses: ["0-9"] } }]
-`, { clock });
+`;
+
+before(async () => {
+  tmp = tempDir('penstock-authorization-');
+  t = await startTestCore(tmp.dir, siteYaml(tmp.dir), { clock });
   core = t.core;
 });
 
@@ -86,4 +92,87 @@ describe('Authorization', () => {
       t.journal.append = append;
     }
   });
+});
+
+/** Appends padded events until the journal refuses one: it is then full (LMDB map full), for real. */
+async function fillUp(full: TestCore): Promise<void> {
+  const pad = 'x'.repeat(2000);
+  for (let i = 0; i < 100_000; i++) {
+    const results = await Promise.allSettled(Array.from({ length: 16 }, (_, k) => full.journal.append({ event: 'action.allowed', detail: { i, k, pad } })));
+    const refused = results.find((r) => r.status === 'rejected');
+    if (refused) {
+      assert.ok(isPenstockError((refused as PromiseRejectedResult).reason, 'PS_JOURNAL_UNAVAILABLE'), String((refused as PromiseRejectedResult).reason));
+      return;
+    }
+  }
+  throw new Error('the journal never filled up');
+}
+
+describe('allowed reads are decided without a promise', () => {
+  it('an allowed read is a verdict at once, with its proof, and is counted in the session\'s read aggregate', async () => {
+    const s = open('vendor-a');
+    const now = core.authorizeNow(s, action('read', 2));
+    assert.ok(!(now instanceof Promise), 'an allowed read waits for nothing');
+    assert.equal(now.effect, 'allow');
+    assert.equal(requireAuthorization(now.authorization, s.id, { target: 'plc-1', verb: 'read' }), now.authorization);
+    // authorize() is the same decision, as a promise.
+    const later = await core.authorize(s, action('read', 2));
+    assert.equal(later.effect, 'allow');
+    assert.equal(later.rule, now.rule);
+    assert.equal(s.counters.allowed, 2);
+    await core.drain();
+    await core.recorded();
+    const aggregates = t.events().filter((e) => e.event === 'reads.aggregate' && e.session === s.id);
+    assert.equal(aggregates.length, 1);
+    assert.deepEqual((aggregates[0]!.detail as { reads: { object: { address: number }; count: number }[] }).reads.map((r) => [r.object.address, r.count]), [[2, 2]]);
+  });
+
+  it('a write (journaled durably first) and a denied read (its refusal journaled) are promises', async () => {
+    const s = open('vendor-a');
+    const write = core.authorizeNow(s, action('write', 3, [7]));
+    assert.ok(write instanceof Promise);
+    assert.equal((await write).effect, 'allow');
+    const denied = core.authorizeNow(s, action('read', 40));
+    assert.ok(denied instanceof Promise);
+    const v = await denied;
+    assert.equal(v.effect, 'deny');
+    assert.equal(v.authorization, undefined);
+    await core.recorded();
+    const refusal = t.events().find((e) => e.event === 'action.denied' && e.session === s.id);
+    assert.equal((refusal?.action as { modbus?: { address?: number } } | undefined)?.modbus?.address, 40, 'the refused read is journaled');
+  });
+});
+
+describe('reads on a journal that cannot be written', () => {
+  for (const readsWhenFull of [false, true]) {
+    it(readsWhenFull ? 'reads_when_full: reads go on, writes are refused' : 'by default reads are refused too (fail closed), like writes', async () => {
+      const tmp = tempDir('penstock-read-path-full-');
+      const full = await startTestCore(tmp.dir, siteYaml(tmp.dir, readsWhenFull ? 'journal: { reads_when_full: true }' : ''), { mapSizeMiB: 1 });
+      try {
+        const s = openTestSession(full.core, 'vendor-a');
+        const before = full.core.authorizeNow(s, action('read', 1));
+        assert.ok(!(before instanceof Promise) && before.effect === 'allow', 'a read is allowed while the journal is writable');
+        assert.equal(full.journal.writable, true);
+        await fillUp(full);
+        assert.equal(full.journal.writable, false);
+        assert.equal(full.journal.health().writable, false);
+        const read = await full.core.authorizeNow(s, action('read', 1));
+        if (readsWhenFull) {
+          assert.equal(read.effect, 'allow');
+          requireAuthorization(read.authorization, s.id, { verb: 'read' });
+        } else {
+          assert.equal(read.effect, 'deny');
+          assert.equal(read.reason, 'journal_unavailable');
+          assert.equal(read.authorization, undefined);
+        }
+        const write = await full.core.authorizeNow(s, action('write', 3, [7]));
+        assert.equal(write.effect, 'deny');
+        assert.equal(write.reason, 'journal_unavailable');
+        assert.equal(write.authorization, undefined);
+      } finally {
+        await full.stop().catch(() => {});
+        tmp.cleanup();
+      }
+    });
+  }
 });

@@ -44,7 +44,8 @@ export function requestToActions(request: ModbusRequest, target: string, unit: n
   switch (request.kind) {
     case 'read_bits':
     case 'read_registers':
-      return [act('read', READ_TABLE[request.fc], request.address, request.quantity)];
+      // The hot path of every polling client: the same object as act() builds, without the spread.
+      return [{ target, verb: 'read', object: { kind: 'modbus', unit, functionCode: fc, table: READ_TABLE[request.fc], address: request.address, quantity: request.quantity } }];
     case 'write_single_coil':
       return [act('write', 'coil', request.address, 1, { values: [request.value] })];
     case 'write_multiple_coils':

@@ -13,7 +13,7 @@ function linkKey(t: ModbusTargetConfig & { max_in_flight?: number }): string {
 
 export class UpstreamPool {
   readonly #log: Logger;
-  readonly #links = new Map<string, { key: string; upstream: Upstream }>();
+  readonly #links = new Map<string, { key: string; target: ModbusTargetConfig; upstream: Upstream }>();
   #users = 0;
 
   constructor(log: Logger) {
@@ -32,12 +32,18 @@ export class UpstreamPool {
   }
 
   get(target: ModbusTargetConfig): Upstream {
-    const key = linkKey(target);
     const have = this.#links.get(target.id);
-    if (have && have.key === key) return have.upstream;
+    // The same parsed target as last time (parsedTarget keeps one per config snapshot): nothing can
+    // have changed, so no key to build on every request.
+    if (have && have.target === target) return have.upstream;
+    const key = linkKey(target);
+    if (have && have.key === key) {
+      have.target = target;
+      return have.upstream;
+    }
     have?.upstream.close();
     const upstream = createUpstream(target, this.#log);
-    this.#links.set(target.id, { key, upstream });
+    this.#links.set(target.id, { key, target, upstream });
     return upstream;
   }
 

@@ -15,7 +15,7 @@
 // one by one up to a bound per stream (a hostile peer must not turn the journal into its disk-filler);
 // the rest are journaled as one summary when the stream ends.
 import type { Duplex } from 'node:stream';
-import type { Authorization, Core } from '../../core/core.ts';
+import type { Authorization, Core, Verdict } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
 import {
   EXCEPTION_CODES,
@@ -28,6 +28,7 @@ import {
   type MbapFrame,
   type ModbusAction,
   type ModbusErrorCode,
+  type ModbusRequest,
   type ModbusResponse,
 } from './codec.ts';
 import { modbusTargetSchema, type ModbusTargetConfig } from './schema.ts';
@@ -68,7 +69,8 @@ export interface ModbusStreamHandle {
 export const MALFORMED_JOURNALED_PER_STREAM = 16;
 /** Frames decoded but not yet handled before the stream stops reading (backpressure on a pipelining client). */
 const MAX_BACKLOG = 16;
-const NO_ACTIONS: readonly ModbusAction[] = [];
+/** #handle's answer for a request whose reply will call #continue. */
+const WAITING = Symbol('waiting');
 
 function isRead(a: ModbusAction): boolean {
   return a.verb === 'read';
@@ -167,21 +169,46 @@ class StreamServer {
     if (!this.#working && this.#backlog.length > 0) void this.#work();
   }
 
-  async #work(): Promise<void> {
+  /**
+   * Handles the backlog in order, one request at a time. A request answered without waiting (a refusal
+   * of bad input, a read the PLC answered at once) is followed by the next in this same call; one that
+   * waits ends the call, and its answer calls #continue.
+   */
+  #work(): void {
     this.#working = true;
     try {
       while (!this.#ended && this.#backlog.length > 0) {
         const frame = this.#backlog.shift()!;
-        await this.#handle(frame);
-        if (this.#backlog.length < MAX_BACKLOG / 2 && this.#stream.isPaused()) this.#stream.resume();
+        const waiting = this.#handle(frame);
+        if (waiting === WAITING) return;
+        if (waiting) {
+          waiting.then(this.#continue, this.#crashed);
+          return;
+        }
+        this.#unpause();
       }
     } catch (err) {
-      // A bug here must not leave a client hanging or the process dying: log and close this stream only.
-      this.#core.log.error({ err, session: this.#session.id }, 'modbus stream handler failed');
-      this.#end('stream_error');
-    } finally {
-      this.#working = false;
+      this.#crashed(err);
+      return;
     }
+    this.#working = false;
+  }
+
+  /** The request #work waited for has been answered: on with the backlog. */
+  readonly #continue = (): void => {
+    this.#unpause();
+    this.#work();
+  };
+
+  /** A bug here must not leave a client hanging or the process dying: log and close this stream only. */
+  readonly #crashed = (err: unknown): void => {
+    this.#working = false;
+    this.#core.log.error({ err, session: this.#session.id }, 'modbus stream handler failed');
+    this.#end('stream_error');
+  };
+
+  #unpause(): void {
+    if (this.#backlog.length < MAX_BACKLOG / 2 && this.#stream.isPaused()) this.#stream.resume();
   }
 
   #checkTimers(): void {
@@ -192,7 +219,11 @@ class StreamServer {
 
   // ----------------------------------------------------------------- one request
 
-  async #handle(frame: MbapFrame): Promise<void> {
+  /**
+   * One request: undefined once it has been answered, WAITING when the answer will call #continue, or
+   * the promise of the slow path (anything but a lone read allowed at once).
+   */
+  #handle(frame: MbapFrame): typeof WAITING | Promise<void> | undefined {
     const route = this.#routes.get(frame.unitId);
     const target = route ? this.#target(route.target) : undefined;
     if (!route || !target) {
@@ -209,10 +240,77 @@ class StreamServer {
     const unit = route.targetUnit ?? target.unit;
     const ordered = readsFirst(requestToActions(req, route.target, unit));
     const upstream = this.#pool.get(target);
-    const onlyRead = ordered.length === 1 && isRead(ordered[0]!);
+    if (ordered.length === 1 && isRead(ordered[0]!)) {
+      // A lone read (a poll): no scale factor to carry (it does not wait a turn for nothing), and an
+      // allowed read is decided without a promise.
+      const core = this.#core;
+      const verdict = core.authorizeNow ? core.authorizeNow(this.#session, ordered[0]!) : core.authorize(this.#session, ordered[0]!);
+      if (verdict instanceof Promise) return this.#forwardReadLater(frame, req, unit, target, upstream, verdict);
+      if (this.#refuseRead(frame, req, unit, target, verdict)) return undefined;
+      return this.#forwardRead(frame, req, unit, upstream, verdict.authorization!);
+    }
+    return this.#handleActions(frame, req, unit, target, upstream, ordered);
+  }
+
+  /** Answers a lone read that must not go out (refused, the stream ended, a serial broadcast); true if so. */
+  #refuseRead(frame: MbapFrame, req: ModbusRequest, unit: number, target: ModbusTargetConfig, verdict: Verdict): boolean {
+    if (!verdict.authorization) this.#answer(frame, encodeException(req.fc, exceptionForDecision(verdict.reason)));
+    else if (this.#ended) return true;
+    // A broadcast on a serial line is never answered, so it cannot be confirmed to the client.
+    else if (target.serial && unit === 0) this.#answer(frame, encodeException(req.fc, EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE));
+    else return false;
+    return true;
+  }
+
+  /** A lone read allowed at once, forwarded; its answer is passed on by #passOnReply. */
+  #forwardRead(frame: MbapFrame, req: ModbusRequest, unit: number, upstream: Upstream, authorization: Authorization): typeof WAITING {
+    this.#reading = frame;
+    this.#readingFc = req.fc;
+    upstream.forwardThen([authorization], this.#session.id, unit, req, frame.pdu, this.#onReadReply);
+    return WAITING;
+  }
+
+  /** The one read this stream has out (one request at a time per stream): its frame and function code. */
+  #reading: MbapFrame | undefined;
+  #readingFc = 0;
+  #readReply: UpstreamReply | undefined;
+
+  /**
+   * Called by the link, from inside its own bookkeeping (settling a job, failing every queued one, or
+   * before forwardThen returns): the answer and the next request wait for a microtask, so that the next
+   * request never enters the link while it is half way through changing its state.
+   */
+  readonly #onReadReply = (reply: UpstreamReply): void => {
+    this.#readReply = reply;
+    queueMicrotask(this.#passOnReply);
+  };
+
+  readonly #passOnReply = (): void => {
+    const frame = this.#reading!;
+    const reply = this.#readReply!;
+    this.#reading = undefined;
+    this.#readReply = undefined;
+    try {
+      this.#answer(frame, reply.ok ? reply.pdu : encodeException(this.#readingFc, reply.exception));
+    } catch (err) {
+      this.#crashed(err);
+      return;
+    }
+    this.#continue();
+  };
+
+  /** A lone read whose verdict waits (a refusal being journaled, journal.every_read, a person). */
+  async #forwardReadLater(frame: MbapFrame, req: ModbusRequest, unit: number, target: ModbusTargetConfig, upstream: Upstream, pending: Promise<Verdict>): Promise<void> {
+    const verdict = await pending;
+    if (this.#refuseRead(frame, req, unit, target, verdict)) return;
+    const reply = await upstream.forward([verdict.authorization!], this.#session.id, unit, req, frame.pdu);
+    this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));
+  }
+
+  /** Anything but a lone read: scale factors, every action decided in turn, read-back, outcomes journaled. */
+  async #handleActions(frame: MbapFrame, req: ModbusRequest, unit: number, target: ModbusTargetConfig, upstream: Upstream, ordered: ModbusAction[]): Promise<void> {
     // Writes to points scaled by a register of the device carry the factor, read first, into policy.
-    // (A lone read has none to carry: it does not wait a turn for nothing.)
-    const profile = target.profile && !onlyRead ? this.#core.config().profiles.get(target.profile) : undefined;
+    const profile = target.profile ? this.#core.config().profiles.get(target.profile) : undefined;
     if (profile) await addScaleFactors(ordered, profile, upstream, this.#session.id);
     const authorizations: Authorization[] = [];
     for (const action of ordered) {
@@ -225,18 +323,19 @@ class StreamServer {
       // A broadcast on a serial line is never answered, so it cannot be confirmed to the client.
       return this.#answer(frame, encodeException(req.fc, EXCEPTION_CODES.GATEWAY_PATH_UNAVAILABLE));
     }
-    const writes = onlyRead ? NO_ACTIONS : ordered.filter((a) => !isRead(a));
+    const writes = ordered.filter((a) => !isRead(a));
     const before = writes.length > 0 && target.read_back_before_write ? await readBack(upstream, this.#session.id, unit, writes) : undefined;
     const reply = await upstream.forward(authorizations, this.#session.id, unit, req, frame.pdu);
     this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));
     for (const action of writes) void this.#core.recordOutcome(this.#session, action, writeOutcome(action, reply, before, this.#role));
   }
 
-  #answer(frame: MbapFrame, pdu: Buffer): void {
-    if (this.#ended || this.#stream.destroyed) return;
+  #answer(frame: MbapFrame, pdu: Buffer): undefined {
+    if (this.#ended || this.#stream.destroyed) return undefined;
     const bytes = encodeMbap(frame.transactionId, frame.unitId, pdu);
     this.#session.counters.bytesOut += bytes.length;
     this.#stream.write(bytes);
+    return undefined;
   }
 
   #target(id: string): ModbusTargetConfig | undefined {
