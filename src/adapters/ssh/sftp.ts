@@ -40,6 +40,7 @@ import type { SshObject } from './rules.ts';
 import { refusalLine, SFTP_PERMISSION_DENIED } from './refusals.ts';
 import { windowFull, windowRoom, type ClientBackpressure } from './flow.ts';
 import { AheadBudget, ByteBudget, InOrderHash, ReadAhead } from './sftp-read-ahead.ts';
+import { readUpstream, sendData } from './sftp-data.ts';
 import { advertiseLimits, answerLimits, LIMITS_EXTENSION, SFTP_MAX_READ_WRITE } from './sftp-limits.ts';
 
 const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, OP_UNSUPPORTED: 8 } as const;
@@ -398,16 +399,12 @@ export class SftpProxy {
     h.hash.add(offset, data);
     h.sent += data.length;
     this.#o.session.counters.bytesOut += data.length;
-    this.#o.server.data(reqid, data);
+    sendData(this.#o.server, reqid, data);
   }
 
   /** One READ upstream, for a download the core allowed. */
   #readRange(auth: Authorization, remote: Buffer, offset: number, len: number): Promise<Buffer | SftpError> {
-    const up = this.#upstream(auth);
-    const buf = Buffer.allocUnsafe(len);
-    return new Promise((resolve) => {
-      up.read(remote, buf, 0, len, offset, (err, n) => resolve(err ? (err as SftpError) : buf.subarray(0, n)));
-    });
+    return readUpstream(this.#upstream(auth), remote, offset, len);
   }
 
   async #write(reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {
