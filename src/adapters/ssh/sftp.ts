@@ -5,8 +5,9 @@
 // rename); anything else is answered "operation unsupported".
 //
 // Downloads read ahead, and the SHA-256 is taken over the bytes actually sent to the client, in file
-// order (sftp-read-ahead.ts). Nothing is read from the target while the client's socket is full
-// (flow.ts), so a client that asks and never reads costs bounded memory.
+// order (sftp-read-ahead.ts); each answer travels without intermediate copies (sftp-data.ts). Nothing
+// is read from the target while the client's socket is full (flow.ts), so a client that asks and never
+// reads costs bounded memory.
 //
 // Paths are decided where they lead on the target, never as written: each is made absolute (relative to
 // the folder the client was told it starts in) and then resolved by the target itself (SFTP REALPATH
