@@ -3,7 +3,7 @@
 //   - SFTP download and upload of one file (sftp -b, get / put) three ways, in alternating rounds:
 //     direct to sshd, through a bare TCP relay (socat: the floor any relay pays on these shared cores)
 //     and through Penstock (policy, journal, SHA-256 of every byte); the median of the rounds, ratios
-//     to direct and to the relay, and the gateway's CPU time per transfer (less noisy than wall time)
+//     to direct and to the relay, and the gateway's CPU time and minor page faults per transfer (less noisy than wall time)
 //   - the cipher each leg negotiated (client → Penstock, Penstock → target, and direct)
 //   - RSS of the gateway after the transfers (and its peak) and with 20 concurrent SSH sessions
 // usage: node scripts/bench-ssh.ts [--runs 40] [--mib 100] [--rounds 3] [--sessions 20]
@@ -54,11 +54,21 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return Number(m![1]) * 1024;
 }
 
-/** User + system CPU seconds of a process so far (/proc/PID/stat, clock ticks of 1/100 s). */
-function cpuSeconds(pid: number): number {
+/** Fields of /proc/PID/stat after the command name (field 3, the state, is [0]). */
+function procStat(pid: number): string[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** User + system CPU seconds of a process so far (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const f = procStat(pid);
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Minor page faults of a process so far: fresh memory touched (a buffer allocated and filled faults once per 4 KiB page). */
+function minorFaults(pid: number): number {
+  return Number(procStat(pid)[7]);
 }
 
 /** The cipher OpenSSH's client negotiated (from its debug output), e.g. "chacha20-poly1305@openssh.com". */
@@ -146,10 +156,15 @@ try {
     const names = Object.keys(paths) as Path[];
     const wall = { get: new Map<Path, number[]>(), put: new Map<Path, number[]>() };
     const gwCpu = { get: [] as number[], put: [] as number[] };
+    const gwFaults = { get: [] as number[], put: [] as number[] };
     const transfer = async (op: 'get' | 'put', path: Path) => {
       const before = cpuSeconds(site.gw.pid);
+      const faultsBefore = minorFaults(site.gw.pid);
       const ms = await timed('sftp', ['-b', op === 'get' ? getBatch : putBatch, ...paths[path]]);
-      if (path === 'penstock') gwCpu[op].push(cpuSeconds(site.gw.pid) - before);
+      if (path === 'penstock') {
+        gwCpu[op].push(cpuSeconds(site.gw.pid) - before);
+        gwFaults[op].push(minorFaults(site.gw.pid) - faultsBefore);
+      }
       (wall[op].get(path) ?? wall[op].set(path, []).get(path)!).push(ms);
       rmSync(op === 'get' ? out : uploaded, { force: true });
     };
@@ -168,6 +183,7 @@ try {
         relay_over_direct: ratio(rate.relay, rate.direct),
         gateway_cpu_s_per_transfer: +median(gwCpu[op]).toFixed(2),
         gateway_cpu_ms_per_mib: +((median(gwCpu[op]) * 1000) / MIB).toFixed(2),
+        gateway_page_faults_per_mib: Math.round(median(gwFaults[op]) / MIB),
       };
     };
     const negotiated = (msg: string) => {

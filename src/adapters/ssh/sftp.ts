@@ -5,8 +5,9 @@
 // rename); anything else is answered "operation unsupported".
 //
 // Downloads read ahead, and the SHA-256 is taken over the bytes actually sent to the client, in file
-// order (sftp-read-ahead.ts). Nothing is read from the target while the client's socket is full
-// (flow.ts), so a client that asks and never reads costs bounded memory.
+// order (sftp-read-ahead.ts); each answer travels without intermediate copies (sftp-data.ts). Nothing
+// is read from the target while the client's socket is full (flow.ts), so a client that asks and never
+// reads costs bounded memory.
 //
 // Paths are decided where they lead on the target, never as written: each is made absolute (relative to
 // the folder the client was told it starts in) and then resolved by the target itself (SFTP REALPATH
@@ -40,6 +41,7 @@ import type { SshObject } from './rules.ts';
 import { refusalLine, SFTP_PERMISSION_DENIED } from './refusals.ts';
 import { windowFull, windowRoom, type ClientBackpressure } from './flow.ts';
 import { AheadBudget, ByteBudget, InOrderHash, ReadAhead } from './sftp-read-ahead.ts';
+import { readUpstream, sendData } from './sftp-data.ts';
 import { advertiseLimits, answerLimits, LIMITS_EXTENSION, SFTP_MAX_READ_WRITE } from './sftp-limits.ts';
 
 const STATUS = { OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, OP_UNSUPPORTED: 8 } as const;
@@ -398,16 +400,12 @@ export class SftpProxy {
     h.hash.add(offset, data);
     h.sent += data.length;
     this.#o.session.counters.bytesOut += data.length;
-    this.#o.server.data(reqid, data);
+    sendData(this.#o.server, reqid, data);
   }
 
   /** One READ upstream, for a download the core allowed. */
   #readRange(auth: Authorization, remote: Buffer, offset: number, len: number): Promise<Buffer | SftpError> {
-    const up = this.#upstream(auth);
-    const buf = Buffer.allocUnsafe(len);
-    return new Promise((resolve) => {
-      up.read(remote, buf, 0, len, offset, (err, n) => resolve(err ? (err as SftpError) : buf.subarray(0, n)));
-    });
+    return readUpstream(this.#upstream(auth), remote, offset, len);
   }
 
   async #write(reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {

@@ -131,3 +131,36 @@ test('a client that asks for much and never opens its SSH window gets no more th
     end();
   }
 });
+
+test('downloads in READs of any size arrive byte for byte: small ones from OpenSSH sftp (-B 7000), large ones at odd offsets and across the end from ssh2; the journal has the file\'s SHA-256', { skip, timeout: 120_000 }, async () => {
+  const { uid, gid } = testUserIds();
+  const data = randomBytes(1_234_567);
+  const remote = join(site.target, 'odd-sizes.bin');
+  writeFileSync(remote, data);
+  chownSync(remote, uid, gid);
+  // Small READs, 3 in flight: each answer is one SSH packet.
+  const back = join(site.dir, 'odd-sizes-back.bin');
+  const batch = join(site.dir, 'odd-sizes-batch');
+  writeFileSync(batch, `get ${remote} ${back}\n`);
+  const r = await run('sftp', ['-B', '7000', '-R', '3', '-b', batch, ...site.fileArgs(), 'rtu-7@127.0.0.1']);
+  assert.equal(r.code, 0, r.stderr.slice(-2000));
+  assert.deepEqual(readFileSync(back), data, 'the client got the file');
+  const small = outcome(await site.gw.events(), 'download', remote);
+  assert.equal(small?.sha256, sha256(data));
+  assert.equal(small?.complete, true);
+  // 200,000-byte READs (seven SSH packets each) out of order, one across the end of the file, one past it.
+  const { sftp, end } = await ssh2Sftp();
+  try {
+    const h = await new Promise<Buffer>((resolve, reject) => sftp.open(remote, 'r', (err, handle) => (err ? reject(err) : resolve(handle))));
+    const read = (at: number, len: number) =>
+      new Promise<Buffer>((resolve, reject) => {
+        const buf = Buffer.alloc(len);
+        sftp.read(h, buf, 0, len, at, (err, n) => (err ? reject(err) : resolve(buf.subarray(0, n))));
+      });
+    for (const at of [777_777, 3, 400_001, data.length - 150_000]) assert.deepEqual(await read(at, 200_000), data.subarray(at, at + 200_000), `READ at ${at}`);
+    assert.equal((await read(data.length, 200_000)).length, 0, 'end of file');
+    await new Promise<void>((resolve, reject) => sftp.close(h, (err) => (err ? reject(err) : resolve())));
+  } finally {
+    end();
+  }
+});
