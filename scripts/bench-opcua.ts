@@ -14,7 +14,9 @@
 // --daemon-main: the daemon's entry point (default dist/main.js, built by npm ci / npm run build; pass
 //   src/main.ts to see what Node's type stripping costs).
 // --profile: run the daemon under --cpu-prof, writing its .cpuprofile to DIR when the bench ends (the
-//   daemon is stopped first, before the plant, so that it exits on its own and writes the profile).
+//   daemon is stopped first, before the plant, so that it exits on its own and writes the profile), and
+//   DIR/phases.json: when each measured loop ran, in the profile's clock (CLOCK_MONOTONIC µs), so that a
+//   profile can be cut to one phase (samples between start_us and end_us).
 // --heap-spaces: also print V8 heap spaces (a few lines loaded with --import that answer SIGUSR2; off by
 //   default so the measured process is exactly the shipped one).
 //
@@ -31,7 +33,7 @@
 // malloc) and file-backed pages (the node binary's text, LMDB's journal map, shared libraries).
 // Nothing here asserts a time.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -39,6 +41,7 @@ import { parseArgs } from 'node:util';
 import { AttributeIds, DataType, TimestampsToReturn, UserTokenType, Variant, MessageSecurityMode, SecurityPolicy, type ClientSession, type DataValue } from 'node-opcua';
 import { connect, freePort, makeIdentity, makeVault, tempDir } from '../test/adapters/opcua/fixtures/harness.ts';
 import { hashOpcuaPassword } from '../src/adapters/opcua/identity.ts';
+import { opcuaTargetSchema } from '../src/adapters/opcua/schema.ts';
 import { shippedDaemon } from './shipped-daemon.ts';
 
 const root = join(new URL('.', import.meta.url).pathname, '..');
@@ -176,7 +179,13 @@ function rssOf(pid: number): RssSplit {
   return { rss: round1(KB(status, 'VmRSS')), peak: round1(KB(status, 'VmHWM')), anon: round1(KB(status, 'RssAnon')), file: round1(KB(status, 'RssFile')), shmem: round1(KB(status, 'RssShmem')), files };
 }
 
+/** With --profile: when each measured loop ran (CLOCK_MONOTONIC µs, the clock of V8's .cpuprofile time stamps). */
+const phases: { phase: string; start_us: number; end_us: number }[] = [];
+let phaseName = '';
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
 async function loop(fn: () => Promise<void>): Promise<{ ops: number; perSecond: number }> {
+  const startUs = monotonicUs();
   const end = performance.now() + SECONDS * 1000;
   let ops = 0;
   const t0 = performance.now();
@@ -184,6 +193,7 @@ async function loop(fn: () => Promise<void>): Promise<{ ops: number; perSecond: 
     await fn();
     ops++;
   }
+  if (phaseName) phases.push({ phase: phaseName, start_us: startUs, end_us: monotonicUs() });
   return { ops, perSecond: ops / ((performance.now() - t0) / 1000) };
 }
 
@@ -226,11 +236,12 @@ interface Figures {
 }
 
 /** `id(path)` turns a browse path below Objects (`Bench/V000`) into the node id on that side. */
-async function measure(read: ClientSession, writer: ClientSession, id: (path: string) => string, pids: Record<string, number>): Promise<Figures> {
+async function measure(path: string, read: ClientSession, writer: ClientSession, id: (path: string) => string, pids: Record<string, number>): Promise<Figures> {
   const v0 = id('Bench/V000');
   const batch = Array.from({ length: 100 }, (_, i) => ({ nodeId: id(`Bench/V${String(i).padStart(3, '0')}`), attributeId: AttributeIds.Value }));
   for (let i = 0; i < 20; i++) await read.read({ nodeId: v0, attributeId: AttributeIds.Value }); // warm-up
   const singleMs: number[] = [];
+  phaseName = `${path} single`;
   const single = await loop(async () => {
     const t = performance.now();
     const dv = await read.read({ nodeId: v0, attributeId: AttributeIds.Value });
@@ -238,12 +249,14 @@ async function measure(read: ClientSession, writer: ClientSession, id: (path: st
     if (!dv.statusCode.isGood()) throw new Error(`read failed: ${dv.statusCode.name}`);
   });
   let cpuBefore = cpuOf(pids);
+  phaseName = `${path} batch`;
   const batched = await loop(async () => {
     const dvs = await read.read(batch);
     if (!dvs.every((d) => d.statusCode.isGood())) throw new Error('batch read failed');
   });
   const batch_cpu_ms = cpuPer(pids, cpuBefore, batched.ops);
   cpuBefore = cpuOf(pids);
+  phaseName = `${path} batch4`;
   const batched4 = await loop(async () => {
     const all = await Promise.all([read.read(batch), read.read(batch), read.read(batch), read.read(batch)]);
     if (!all.every((dvs) => dvs.every((d) => d.statusCode.isGood()))) throw new Error('batch read failed');
@@ -251,6 +264,7 @@ async function measure(read: ClientSession, writer: ClientSession, id: (path: st
   const batch4_cpu_ms = cpuPer(pids, cpuBefore, batched4.ops * 4);
   const rtts: number[] = [];
   let k = 0;
+  phaseName = `${path} write`;
   await loop(async () => {
     const t = performance.now();
     const [s] = await read.write([{ nodeId: id('Boiler/Setpoint'), attributeId: AttributeIds.Value, value: { value: new Variant({ dataType: DataType.Double, value: 10 + (k++ % 50) }) } }]);
@@ -288,9 +302,10 @@ function ratios(a: Figures, b: Figures): Record<string, number> {
 }
 
 /** nodes/s when every session reads the same 100 nodes, all at once, round after round (a SCADA's clients polling one tag list). */
-async function sameNodes(sessions: ClientSession[], id: (path: string) => string, pids: Record<string, number>): Promise<{ nodes_per_s: number; cpu_ms_per_batch: Record<string, number> }> {
+async function sameNodes(path: string, sessions: ClientSession[], id: (path: string) => string, pids: Record<string, number>): Promise<{ nodes_per_s: number; cpu_ms_per_batch: Record<string, number> }> {
   const batch = Array.from({ length: 100 }, (_, i) => ({ nodeId: id(`Bench/V${String(i).padStart(3, '0')}`), attributeId: AttributeIds.Value }));
   const before = cpuOf(pids);
+  phaseName = `${path} same-nodes`;
   const r = await loop(async () => {
     const all = await Promise.all(sessions.map((s) => s.read(batch)));
     if (!all.every((dvs) => dvs.every((d) => d.statusCode.isGood()))) throw new Error('batch read failed');
@@ -299,6 +314,13 @@ async function sameNodes(sessions: ClientSession[], id: (path: string) => string
 }
 
 const SAME_NODES_SESSIONS = 4;
+
+/** The security mode and policy a client's channel runs with, e.g. `SignAndEncrypt/Basic256Sha256`. */
+function legOf(client: { securityMode: MessageSecurityMode; securityPolicy: string }): string {
+  return `${MessageSecurityMode[client.securityMode]}/${client.securityPolicy.replace(/^.*#/, '')}`;
+}
+/** The plant leg: the bench's target names neither security_mode nor security_policy (schema.ts defaults). */
+const UPSTREAM_LEG = `${opcuaTargetSchema.shape.security_mode.parse(undefined)}/${opcuaTargetSchema.shape.security_policy.parse(undefined)}`;
 
 try {
   const [plantPort, gwPort] = [await freePort(), await freePort()];
@@ -367,9 +389,9 @@ grants:
   const pids = { bench_client: process.pid, plant: plant.child.pid!, relay: relay.child.pid!, daemon: gwPid };
   const plantId = (p: string) => `ns=1;s=${p.replace(/\//g, '.')}`;
   const gatewayId = (p: string) => `ns=1;s=plant/${p}`;
-  const d = await measure(direct.session, writer.session, plantId, pids);
-  const r = await measure(relayed.session, writer.session, plantId, pids);
-  const g = await measure(through.session, writer.session, gatewayId, pids);
+  const d = await measure('direct', direct.session, writer.session, plantId, pids);
+  const r = await measure('relay', relayed.session, writer.session, plantId, pids);
+  const g = await measure('penstock', through.session, writer.session, gatewayId, pids);
 
   // Several sessions reading the same nodes at the same time, on each path.
   const fellows = { direct: [] as Awaited<ReturnType<typeof connect>>[], through: [] as Awaited<ReturnType<typeof connect>>[] };
@@ -378,8 +400,8 @@ grants:
     fellows.through.push(await connectThrough());
   }
   const same = {
-    direct: await sameNodes([direct.session, ...fellows.direct.map((c) => c.session)], plantId, pids),
-    through: await sameNodes([through.session, ...fellows.through.map((c) => c.session)], gatewayId, pids),
+    direct: await sameNodes('direct', [direct.session, ...fellows.direct.map((c) => c.session)], plantId, pids),
+    through: await sameNodes('penstock', [through.session, ...fellows.through.map((c) => c.session)], gatewayId, pids),
   };
   for (const c of [...fellows.direct, ...fellows.through]) await c.close();
 
@@ -417,6 +439,7 @@ grants:
     const row = (label: string, dv: number, rv: number | undefined, gv: number, digits = 0) =>
       console.log(`  ${label.padEnd(44)}${f(dv, digits)}${rv === undefined ? ' '.repeat(10) : f(rv, digits)}${f(gv, digits)}${f(gv / dv, 2)}${rv === undefined ? '' : f(gv / rv, 2)}`);
     console.log('OPC UA (SignAndEncrypt / Basic256Sha256)         direct     relay  penstock   ÷direct    ÷relay');
+    console.log(`    legs: client→plant (direct, and end to end through the relay) ${legOf(direct.client)}; through Penstock client→gateway ${legOf(through.client)}, gateway→plant ${UPSTREAM_LEG} (the target's default)`);
     row('reads/s, one node', d.single_reads_per_s, r.single_reads_per_s, g.single_reads_per_s);
     console.log(`    read round trip p50 / p99 ms: direct ${d.single_read_ms.p50} / ${d.single_read_ms.p99}; relay ${r.single_read_ms.p50} / ${r.single_read_ms.p99}; penstock ${g.single_read_ms.p50} / ${g.single_read_ms.p99} (added p50 ${(g.single_read_ms.p50 - d.single_read_ms.p50).toFixed(2)} ms over direct, ${(g.single_read_ms.p50 - r.single_read_ms.p50).toFixed(2)} over the relay)`);
     row('nodes/s, 100-node batches', d.batch_nodes_per_s, r.batch_nodes_per_s, g.batch_nodes_per_s);
@@ -440,6 +463,10 @@ grants:
     }
   }
   for (const c of [direct, writer, relayed, through, ...extra]) await c.close();
+  if (args.profile) {
+    mkdirSync(args.profile, { recursive: true });
+    writeFileSync(join(args.profile, 'phases.json'), `${JSON.stringify(phases, null, 1)}\n`);
+  }
 } finally {
   closing = true;
   // Last started, first stopped: the daemon before the plant it holds a session to.

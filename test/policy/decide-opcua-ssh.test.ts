@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { decide, explainRule } from '../../src/policy/decide.ts';
 import type { Action, Verb } from '../../src/policy/types.ts';
 import type { OpcuaObject } from '../../src/adapters/opcua/rules.ts';
+import { browsePathWithin } from '../../src/adapters/opcua/policy.ts';
 import type { SshObject } from '../../src/adapters/ssh/rules.ts';
 import { ctx, grant } from './fixtures.ts';
 
@@ -32,6 +34,21 @@ test('OPC UA: browse paths are prefixes on whole segments', () => {
   assert.equal(decide(ua('read', 'ns=1;i=1', { browsePath: 'Objects/Boiler/Drum/Level' }), c).effect, 'allow');
   assert.equal(decide(ua('read', 'ns=1;i=1', { browsePath: 'Objects/Boiler2/Drum' }), c).reason, 'object_not_granted');
   assert.equal(decide(ua('read', 'ns=1;i=1'), c).reason, 'object_not_granted', 'no browse path, no match');
+});
+
+test('OPC UA: browse-path prefixes compared as text agree with whole segments, whatever the slashes', () => {
+  // The segment-wise definition browsePathWithin answers without splitting plain paths.
+  const segments = (p: string) => p.split('/').filter((x) => x.length > 0);
+  const within = (prefix: string, path: string) => {
+    const [p, s] = [segments(prefix), segments(path)];
+    return p.length > 0 && p.length <= s.length && p.every((seg, i) => seg === s[i]);
+  };
+  const part = fc.constantFrom('', '/', '//', 'Objects', 'Boiler', 'Boiler2', 'Boil', 'er', 'Drum', 'a/b', ' ', 'é');
+  const path = fc.array(part, { maxLength: 6 }).map((xs) => xs.join(''));
+  fc.assert(fc.property(path, path, (prefix, p) => browsePathWithin(prefix, p) === within(prefix, p)), { numRuns: 20_000 });
+  for (const [prefix, p, expected] of [['Objects/Boiler', 'Objects/Boiler', true], ['Objects/Boiler', 'Objects/Boiler/Drum', true], ['Objects/Boiler', 'Objects/Boiler2', false], ['Objects/Boiler', 'Objects/Boile', false], ['/Objects//Boiler/', 'Objects/Boiler/Drum', true], ['', 'Objects', false], ['/', 'Objects', false]] as const) {
+    assert.equal(browsePathWithin(prefix, p), expected, `${prefix} within ${p}`);
+  }
 });
 
 test('OPC UA: points resolve to profile nodes and bound writes', () => {

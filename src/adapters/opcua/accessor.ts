@@ -35,7 +35,7 @@ import {
   type WriteValue,
 } from 'node-opcua';
 import { isPenstockError } from '../../common/errors.ts';
-import type { Authorization, WireRequest } from '../../core/core.ts';
+import type { Authorization, Verdict, WireRequest } from '../../core/core.ts';
 import type { Session } from '../../sessions/registry.ts';
 import type { Decision } from '../../policy/types.ts';
 import type { OpcuaVerb } from './rules.ts';
@@ -120,6 +120,14 @@ export async function valueBefore(at: Located): Promise<Record<string, unknown>>
   }
 }
 
+/** The allowed-so-far Value reads of one request toward one upstream link, in request order. */
+interface ValueReads {
+  idx: number[];
+  ids: ReadValueIdOptions[];
+  auths: (Authorization | undefined)[];
+  namespaces: NamespaceMap;
+}
+
 export class GatewayAccessor implements AddressSpaceAccessor {
   readonly #inner: AddressSpaceAccessor;
   readonly #gw: OpcuaGateway;
@@ -161,9 +169,14 @@ export class GatewayAccessor implements AddressSpaceAccessor {
     const out: (DataValue | undefined)[] = new Array(items.length);
     const local: number[] = [];
     // Value reads, per upstream link: every item is decided, and those allowed go upstream in ONE read.
-    const upstream = new Map<OpcuaUpstream, { idx: number[]; ids: ReadValueIdOptions[]; auths: (Authorization | undefined)[]; namespaces: NamespaceMap }>();
+    const upstream = new Map<OpcuaUpstream, ValueReads>();
     const decisions: Promise<void>[] = [];
     const request: WireRequest = {};
+    const opts = { request };
+    // The Value reads' decisions, awaited together (a batch is mostly these: no closure per item).
+    const verdicts: Promise<Verdict>[] = [];
+    const decided: ValueReads[] = [];
+    const decidedAt: number[] = [];
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       const at = this.#gw.locate(item.nodeId);
@@ -179,33 +192,23 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       if (attributeId === AttributeIds.Value && at.node.nodeClass === 'Variable') {
         let group = upstream.get(at.upstream);
         if (!group) upstream.set(at.upstream, (group = { idx: [], ids: [], auths: [], namespaces: at.mirror.namespaces }));
-        const k = group.idx.push(i) - 1;
+        decidedAt.push(group.idx.push(i) - 1);
         group.ids.push(item.indexRange ? { nodeId: at.node.upstreamId, attributeId, indexRange: item.indexRange } : { nodeId: at.node.upstreamId, attributeId });
-        const auths = group.auths;
-        decisions.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node), { request }).then((verdict) => {
-          if (verdict.authorization) auths[k] = verdict.authorization;
-          else out[i] = new DataValue({ statusCode: refused(verdict) });
-        }));
+        verdicts.push(this.#gw.core.authorize(session, this.#gw.readValueAction(at.node), opts));
+        decided.push(group);
         continue;
       }
-      // Metadata is what browse shows: served from the mirror to those who may see the node, except what
-      // the principal itself may do, which is answered from its grants now.
-      const serve = () => {
-        const own = this.#servedHere(session, at.node, attributeId);
-        if (own) out[i] = own;
-        else local.push(i);
-      };
-      if (this.#gw.visible(session, at.node)) {
-        serve();
-        continue;
-      }
-      const attribute = ATTRIBUTE_NAMES[attributeId] ?? String(attributeId);
-      decisions.push(this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }), { request }).then((verdict) => {
-        if (verdict.authorization) serve();
-        else out[i] = new DataValue({ statusCode: refused(verdict) });
-      }));
+      const decision = this.#readMetadata(session, at, attributeId, i, out, local, opts);
+      if (decision) decisions.push(decision);
     }
-    await Promise.all(decisions);
+    const [values] = await Promise.all([Promise.all(verdicts), Promise.all(decisions)]);
+    for (let j = 0; j < values.length; j++) {
+      const group = decided[j]!;
+      const k = decidedAt[j]!;
+      const verdict = values[j]!;
+      if (verdict.authorization) group.auths[k] = verdict.authorization;
+      else out[group.idx[k]!] = new DataValue({ statusCode: refused(verdict) });
+    }
     await Promise.all([
       (async () => {
         if (local.length === 0) return;
@@ -238,6 +241,28 @@ export class GatewayAccessor implements AddressSpaceAccessor {
       }),
     ]);
     return out.map((dv) => dv ?? new DataValue({ statusCode: StatusCodes.BadInternalError }));
+  }
+
+  /**
+   * A metadata item of a read. Metadata is what browse shows: served from the mirror to those who may see
+   * the node, except what the principal itself may do, which is answered from its grants now. Returns the
+   * decision to wait for when the node is not visible to the principal.
+   */
+  #readMetadata(session: Session, at: Located, attributeId: number, i: number, out: (DataValue | undefined)[], local: number[], opts: { request: WireRequest }): Promise<void> | undefined {
+    const serve = () => {
+      const own = this.#servedHere(session, at.node, attributeId);
+      if (own) out[i] = own;
+      else local.push(i);
+    };
+    if (this.#gw.visible(session, at.node)) {
+      serve();
+      return undefined;
+    }
+    const attribute = ATTRIBUTE_NAMES[attributeId] ?? String(attributeId);
+    return this.#gw.core.authorize(session, this.#gw.action(at.node, 'browse', { attribute }), opts).then((verdict) => {
+      if (verdict.authorization) serve();
+      else out[i] = new DataValue({ statusCode: refused(verdict) });
+    });
   }
 
   // ---------------------------------------------------------------- write

@@ -45,6 +45,7 @@ import { OpcuaGateway } from './gateway.ts';
 import { GatewayAccessor, type AddressSpaceAccessor } from './accessor.ts';
 import { enforceMonitoredItems } from './monitored.ts';
 import { enforceDiscovery, neverAliasGatewayNodes } from './discovery.ts';
+import { dropPerSessionDiagnostics } from './diagnostics.ts';
 import { answerCertificateRefusalsWithErr, eachConnection, watchWireErrors } from './wire-errors.ts';
 import { callOpcuaAgentTool } from './agent-calls.ts';
 import { offerTargets } from './links.ts';
@@ -169,6 +170,7 @@ export async function startOpcuaListener(raw: ListenerConfig, core: Core): Promi
   const ns = addressSpace.getOwnNamespace();
   ns.setDefaultRolePermissions([{ roleId: AUTHENTICATED[0]!, permissions: OWN_NAMESPACE_PERMISSIONS }]);
   addressSpace.getDefaultNamespace().setDefaultRolePermissions([{ roleId: AUTHENTICATED[0]!, permissions: NS0_PERMISSIONS }]);
+  dropPerSessionDiagnostics(addressSpace);
 
   for (const t of targets) {
     const password = t.username && t.credential ? core.vault.resolve(t.credential) : undefined;

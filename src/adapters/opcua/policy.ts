@@ -15,15 +15,45 @@ function segments(path: string): string[] {
   return path.split('/').filter((s) => s.length > 0);
 }
 
+const SLASH = 0x2f;
+
+/** A path with no empty segment (no leading, trailing or doubled `/`): its segments are its text between slashes. */
+function plainPath(path: string): boolean {
+  return path.length > 0 && path.charCodeAt(0) !== SLASH && path.charCodeAt(path.length - 1) !== SLASH && !path.includes('//');
+}
+
 export function browsePathWithin(prefix: string, path: string): boolean {
+  // Every read of a batch is matched against every browse-path rule: plain paths (what the mirror makes)
+  // are compared as text, without splitting either (same answer: whole segments, none empty).
+  if (plainPath(prefix) && plainPath(path)) {
+    return path.length === prefix.length ? path === prefix : path.length > prefix.length && path.charCodeAt(prefix.length) === SLASH && path.startsWith(prefix);
+  }
   const p = segments(prefix);
   const s = segments(path);
   return p.length > 0 && p.length <= s.length && p.every((seg, i) => seg === s[i]);
 }
 
+const NO_POINTS: readonly ProfilePoint[] = Object.freeze([]);
+
 /** The profile points that describe this node (by node id or browse path). */
-function pointsFor(o: OpcuaObject, env: MatchEnv): ProfilePoint[] {
-  return env.profile?.points.filter((p) => p.node !== undefined && (p.node === o.nodeId || p.node === o.browsePath)) ?? [];
+function pointsFor(o: OpcuaObject, env: MatchEnv): readonly ProfilePoint[] {
+  if (!env.profile) return NO_POINTS;
+  return env.profile.points.filter((p) => p.node !== undefined && (p.node === o.nodeId || p.node === o.browsePath));
+}
+
+/** Whether one of the rule's names (node ids, browse paths, profile points) covers the node. */
+function names(rule: OpcuaRuleConfig, o: OpcuaObject, env: MatchEnv): boolean {
+  if (rule.nodes) for (const n of rule.nodes) if (matchNodePattern(n, o.nodeId)) return true;
+  if (o.browsePath !== undefined && rule.browse_paths) for (const b of rule.browse_paths) if (browsePathWithin(b, o.browsePath)) return true;
+  return rule.points !== undefined && pointsFor(o, env).some((p) => rule.points!.some((g) => matchDotted(g, p.name)));
+}
+
+/** A rule's verbs as the text of a refusal, once per rule (rules are immutable once loaded). */
+const verbsText = new WeakMap<OpcuaRuleConfig, string>();
+function verbsOf(rule: OpcuaRuleConfig): string {
+  let t = verbsText.get(rule);
+  if (t === undefined) verbsText.set(rule, (t = rule.verbs.join(', ')));
+  return t;
 }
 
 const INT64 = { min: -(2n ** 63n), max: 2n ** 63n - 1n };
@@ -68,17 +98,15 @@ function validate(action: Action, o: OpcuaObject): string | undefined {
   return undefined;
 }
 
+// A read of N nodes is N decisions, each trying every rule of the principal's grants: the path to `fit`
+// allocates nothing (no split paths, no closures, the profile's points looked up only when needed).
 function match(rule: OpcuaRuleConfig, action: Action, o: OpcuaObject, env: MatchEnv, mode: MatchMode): RuleFit {
   const contain = mode === 'contain';
-  if (!(rule.verbs as readonly string[]).includes(action.verb)) return miss('function_not_granted', `${action.verb} is not among verbs ${rule.verbs.join(', ')}`);
-  const own = pointsFor(o, env);
-  const named =
-    rule.nodes?.some((n) => matchNodePattern(n, o.nodeId)) ||
-    (o.browsePath !== undefined && rule.browse_paths?.some((b) => browsePathWithin(b, o.browsePath!))) ||
-    (rule.points !== undefined && own.some((p) => rule.points!.some((g) => matchDotted(g, p.name))));
-  const where = o.browsePath ? `${o.nodeId} (${o.browsePath})` : o.nodeId;
-  if (!named) return miss('object_not_granted', `node ${where} is not named by the rule`);
+  if (!(rule.verbs as readonly string[]).includes(action.verb)) return miss('function_not_granted', `${action.verb} is not among verbs ${verbsOf(rule)}`);
+  if (!names(rule, o, env)) return miss('object_not_granted', `node ${o.browsePath ? `${o.nodeId} (${o.browsePath})` : o.nodeId} is not named by the rule`);
   if (action.verb !== 'write') return fit;
+  const where = o.browsePath ? `${o.nodeId} (${o.browsePath})` : o.nodeId;
+  const own = pointsFor(o, env);
 
   if (contain) {
     const ro = own.find((p) => p.access === 'R');

@@ -96,18 +96,32 @@ interface ReadBatch {
 /** An upstream read on its way, and the reads of the same nodes that arrived meanwhile and wait for it. */
 interface ReadInFlight {
   maxAge: number;
-  keys: Set<string>;
+  /** The sent batch's index (it no longer changes once sent). */
+  keys: ReadonlyMap<string, number>;
   behind: ReadBatch | undefined;
+}
+
+/** How many of `keys` the batch does not hold yet. */
+function newKeys(index: ReadonlyMap<string, number>, keys: readonly string[]): number {
+  let n = 0;
+  for (const k of keys) if (!index.has(k)) n++;
+  return n;
 }
 
 function newReadBatch(maxAge: number): ReadBatch {
   return { maxAge, ids: [], index: new Map(), joined: [], cap: 0 };
 }
 
-/** Identity of a ReadValueId, for sharing one upstream item between reads. */
+/**
+ * Identity of a ReadValueId, for sharing one upstream item between reads. A node's Value, as nearly every
+ * read asks, is its node id's text as it is (no new string to build and hash per item); anything else
+ * starts with `|`, which no node id's text does (`ns=…`, `i=…`, `s=…`, `g=…`, `b=…`).
+ */
 function readKey(n: ReadValueIdOptions): string {
+  const plain = (n.attributeId === undefined || n.attributeId === AttributeIds.Value) && (n.indexRange === undefined || n.indexRange === null) && !n.dataEncoding;
+  if (plain && typeof n.nodeId === 'string' && n.nodeId.length > 0 && n.nodeId.charCodeAt(0) !== 0x7c) return n.nodeId;
   const encoding = n.dataEncoding as { namespaceIndex?: number; name?: string } | null | undefined;
-  return `${String(n.nodeId)}|${n.attributeId ?? AttributeIds.Value}|${n.indexRange === undefined || n.indexRange === null ? '' : String(n.indexRange)}|${encoding ? `${encoding.namespaceIndex ?? 0}:${encoding.name ?? ''}` : ''}`;
+  return `|${String(n.nodeId)}|${n.attributeId ?? AttributeIds.Value}|${n.indexRange === undefined || n.indexRange === null ? '' : String(n.indexRange)}|${encoding ? `${encoding.namespaceIndex ?? 0}:${encoding.name ?? ''}` : ''}`;
 }
 
 type Watcher = (dv: DataValue) => void;
@@ -305,7 +319,7 @@ export class OpcuaUpstream {
     }
     if (!batch) {
       batch = this.#readBatches.get(maxAge);
-      if (batch && batch.index.size + keys.filter((k) => !batch!.index.has(k)).length > Math.max(batch.cap, nodes.length)) {
+      if (batch && batch.index.size + newKeys(batch.index, keys) > Math.max(batch.cap, nodes.length)) {
         // Joining would make a request larger than any client sent: the open batch goes now.
         this.#sendTurnBatch(batch);
         batch = undefined;
@@ -333,7 +347,7 @@ export class OpcuaUpstream {
   }
 
   #sendBatch(batch: ReadBatch): void {
-    const flight: ReadInFlight = { maxAge: batch.maxAge, keys: new Set(batch.index.keys()), behind: undefined };
+    const flight: ReadInFlight = { maxAge: batch.maxAge, keys: batch.index, behind: undefined };
     this.#readsInFlight.add(flight);
     const landed = () => {
       this.#readsInFlight.delete(flight);
