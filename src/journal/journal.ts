@@ -69,6 +69,11 @@ export interface LmdbJournalOptions {
   probeMs?: number;
   /** How long the journal must stay writable before a recovery is confirmed (default 5 probe intervals). */
   recoverySettleMs?: number;
+  /**
+   * Commits a lone writer may make on the event loop between two made by the write thread (default
+   * SERIAL_SYNC_COMMITS; 0: every commit by the write thread, so the event loop never waits for a disk).
+   */
+  serialSyncCommits?: number;
 }
 
 interface Pending {
@@ -98,12 +103,25 @@ interface Commit extends PreparedBatch {
   bytes: number;
   state?: JournalState;
   settled: boolean;
+  /** Made on the event loop (transactionSync) rather than by the write thread. */
+  sync: boolean;
+  /** When it was handed to LMDB (performance.now()). */
+  started: number;
   /** Resolves when the commit is settled, either way. */
   done: Promise<void>;
   ended: () => void;
 }
 
 const NODE_BYTES = 32;
+/**
+ * After an asynchronous commit during which nothing else was appended (one writer at a time), up to this
+ * many commits are made synchronously on the event loop, then one asynchronous again to look. Handing a
+ * commit to lmdb-js's write thread costs a few thread wake-ups (~0.2 ms here) that a lone writer pays on
+ * every write; a synchronous commit stops the event loop for its fsync, which only a lone writer can afford.
+ */
+const SERIAL_SYNC_COMMITS = 7;
+/** A commit slower than this (a slow or busy disk) is never made synchronously: it would stall every session. */
+const SYNC_COMMIT_MAX_MS = 2;
 const MAX_BATCH = 10_000;
 /** The longest a lazy append waits for a commit to ride with before it asks for its own. */
 const LAZY_COMMIT_MS = 5;
@@ -120,6 +138,10 @@ export class LmdbJournal implements Journal {
   #state: JournalState;
   #tree: TreeBuilder;
   #pending: Pending[] = [];
+  /** Commits that may be made synchronously before the next asynchronous one (see SERIAL_SYNC_COMMITS). */
+  #syncCommits = 0;
+  /** An append that asks for its own commit arrived while the one under way was being made (another writer). */
+  #eagerDuringCommit = false;
   /** The batch being prepared while `#inflight` commits. */
   #next: PreparedBatch | undefined;
   /** The batch LMDB's write thread is committing (one at a time). */
@@ -229,7 +251,10 @@ export class LmdbJournal implements Journal {
     return new Promise((resolve, reject) => {
       this.#pending.push({ prepared, resolve, reject });
       if (options?.lazy) this.#scheduleLazyFlush();
-      else this.#scheduleFlush();
+      else {
+        if (this.#inflight) this.#eagerDuringCommit = true;
+        this.#scheduleFlush();
+      }
     });
   }
 
@@ -327,7 +352,7 @@ export class LmdbJournal implements Journal {
     let ended!: () => void;
     const done = new Promise<void>((resolve) => (ended = resolve));
     const bytes = batch.eventBytes + batch.nodes.length * NODE_BYTES + (checkpoint?.note.length ?? 0);
-    const commit: Commit = { ...batch, checkpoint, bytes, settled: false, done, ended };
+    const commit: Commit = { ...batch, checkpoint, bytes, settled: false, done, ended, sync: this.#syncCommits > 0, started: performance.now() };
     try {
       this.#meter.check(commit.bytes);
     } catch (err) {
@@ -338,6 +363,18 @@ export class LmdbJournal implements Journal {
       return;
     }
     this.#inflight = commit;
+    this.#eagerDuringCommit = false;
+    if (commit.sync) {
+      this.#syncCommits--;
+      let failure: unknown;
+      try {
+        this.#env.transactionSync(() => this.#commitBody(commit));
+      } catch (err) {
+        failure = err;
+      }
+      this.#settle(commit, failure);
+      return;
+    }
     this.#env
       .childTransaction(() => this.#commitBody(commit))
       .then(
@@ -372,6 +409,12 @@ export class LmdbJournal implements Journal {
     commit.settled = true;
     commit.ended();
     if (this.#inflight === commit) this.#inflight = undefined;
+    // Alone (no other writer's append came meanwhile; a lazy outcome is not one) and quick: the next
+    // commits may be synchronous.
+    const alone = !this.#eagerDuringCommit;
+    const quick = performance.now() - commit.started < SYNC_COMMIT_MAX_MS;
+    if (!quick || (!commit.sync && !alone)) this.#syncCommits = 0;
+    else if (!commit.sync) this.#syncCommits = this.#opts.serialSyncCommits ?? SERIAL_SYNC_COMMITS;
     if (err === undefined && commit.state) {
       this.#state = commit.state;
       this.#tree = commit.tree;
@@ -389,6 +432,7 @@ export class LmdbJournal implements Journal {
       this.#rejectQueued(error);
       return;
     }
+    if (commit.sync) return; // #flush, which made it, goes on
     if (this.#next || this.#flushScheduled) {
       if (deferListeners) this.#scheduleFlush();
       else this.#flush();
