@@ -159,7 +159,9 @@ test('request_access → a person approves → a runtime grant bound to the task
   assert.ok(gw.core.grants.get(grantId)?.revoked, 'the grant is revoked in the store');
 
   // The evidence: the call, the request, the approval, the grant, each under its call's correlation id.
+  // The revocation is journaled lazily (it gates nothing): it is committed within a few milliseconds.
   await agent.close();
+  await until(() => gw.events().some((e) => e.event === 'grant.revoked' && e.detail?.grant === grantId), 'the revocation journaled');
   const events = gw.events();
   const called = events.filter((e) => e.event === 'mcp.tool_called' && e.detail?.tool === 'request_access' && e.principal === 'tuner');
   const correlation = called.at(-1)!.detail!.correlation;
