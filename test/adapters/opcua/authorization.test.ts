@@ -5,14 +5,14 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { AttributeIds, ClientMonitoredItem, DataType, HistoryReadRequest, ReadRawModifiedDetails, TimestampsToReturn, UserTokenType, type ClientSession } from 'node-opcua';
+import { AttributeIds, ClientMonitoredItem, DataType, HistoryReadRequest, ReadRawModifiedDetails, TimestampsToReturn, type ClientSession } from 'node-opcua';
 import type { Core, Verdict } from '../../../src/core/core.ts';
 import type { DaemonCore } from '../../../src/core/daemon-core.ts';
 import type { RunningListener } from '../../../src/adapters/types.ts';
 import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
 import { opcuaAdapter, opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
 import { startTestCore, type TestCore } from '../../core-harness.ts';
-import { connect, freePort, makeIdentity, makeVault, tempDir, until } from './fixtures/harness.ts';
+import { ANNA as anna, connect, freePort, makeIdentity, makeVault, tempDir, until } from './fixtures/harness.ts';
 import { startPlant, type Plant } from './fixtures/plant.ts';
 
 const NS = 'ns=1;s=boiler-1';
@@ -21,7 +21,6 @@ const SETPOINT = `${NS}/Boiler/Setpoint`;
 const FUEL = `${NS}/Boiler/Burner/FuelValve`;
 const BOILER = `${NS}/Boiler`;
 const START_PUMP = `${NS}/Boiler/StartPump`;
-const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
 
 /**
  * The real core, except that every refusal comes back as an allow with a look-alike Authorization (the

@@ -26,7 +26,7 @@ import {
 import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
 import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
 import { OPCUA_REFUSAL_REASONS } from '../../../src/adapters/opcua/refusals.ts';
-import { connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
+import { ANNA as anna, connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
 import { startPlant, type Plant } from './fixtures/plant.ts';
 import { hostileFrames, openNoneChannel, rawExchange } from './fixtures/raw.ts';
 
@@ -54,7 +54,6 @@ let rogueApp: ClientIdentity;
 let agentUser: ClientIdentity;
 const open: { close: () => Promise<void> }[] = [];
 
-const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
 
 async function annaSession(): Promise<ClientSession> {
   const c = await connect(endpoint, { identity: vendorApp, user: anna });

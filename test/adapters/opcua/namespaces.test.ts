@@ -15,7 +15,6 @@ import {
   OPCUAClient,
   MessageSecurityMode,
   SecurityPolicy,
-  UserTokenType,
   Variant,
   VariantArrayType,
   makeBrowsePath,
@@ -27,7 +26,7 @@ import {
 import { OpaqueStructure } from 'node-opcua-extension-object';
 import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
 import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
-import { connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
+import { ANNA as anna, connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
 import { NS_A, NS_B, startNsPlant, type NsPlant } from './fixtures/plant-ns.ts';
 
 const CELL = 'ns=1;s=cell-1/Cell';
@@ -40,7 +39,6 @@ class RawStructure extends OpaqueStructure {
   }
 }
 const id = (path: string) => `${CELL}/${path}`;
-const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
 
 let tmp: { dir: string; cleanup: () => void };
 let plant: NsPlant;

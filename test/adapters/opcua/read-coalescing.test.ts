@@ -4,21 +4,18 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { AttributeIds, UserTokenType, type ClientSession } from 'node-opcua';
+import { AttributeIds, type ClientSession } from 'node-opcua';
 import { isPenstockError } from '../../../src/common/errors.ts';
 import type { RunningListener } from '../../../src/adapters/types.ts';
-import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
 import { opcuaAdapter, opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
 import type { OpcuaGateway } from '../../../src/adapters/opcua/gateway.ts';
 import { openTestSession, startTestCore, type TestCore } from '../../core-harness.ts';
-import { connect, freePort, makeIdentity, makeVault, tempDir, until } from './fixtures/harness.ts';
+import { ANNA as anna, BOB as bob, connect, freePort, makeIdentity, twoVendorSite, tempDir, until } from './fixtures/harness.ts';
 import { startPlant, type Plant } from './fixtures/plant.ts';
 
 const NS = 'ns=1;s=boiler-1';
 const LEVEL = `${NS}/Boiler/Drum/Level`;
 const FUEL = `${NS}/Boiler/Burner/FuelValve`;
-const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
-const bob = { type: UserTokenType.UserName, userName: 'bob', password: 'battery staple horse' } as const;
 
 let tmp: { dir: string; cleanup: () => void };
 let plant: Plant;
@@ -32,23 +29,12 @@ before(async () => {
   const [plantPort, gwPort] = [await freePort(), await freePort()];
   const [p, app] = await Promise.all([startPlant(plantPort, join(tmp.dir, 'plant')), makeIdentity(tmp.dir, 'vendor-laptop')]);
   plant = p;
-  const vault = makeVault(tmp.dir, { 'anna-opcua': hashOpcuaPassword(anna.password), 'bob-opcua': hashOpcuaPassword(bob.password) });
-  t = await startTestCore(tmp.dir, `
-appliance: { id: gw-test, site: test-site, zone: plant, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
-journal: { path: ${tmp.dir}/journal }
-vault: { file: ${vault.file}, key_file: ${vault.keyFile} }
+  t = await startTestCore(tmp.dir, twoVendorSite(tmp.dir, gwPort, app, plant, `
 sessions: { actions_per_second: 100000 }
-listeners:
-  - { id: opcua-main, protocol: opcua, host: 127.0.0.1, port: ${gwPort}, targets: [boiler-1], trusted_clients: [${app.certFile}] }
-principals:
-  - { id: vendor-anna, kind: vendor, owner: Boilerworks GmbH, purpose: tuning, credentials: { opcua_user: { username: anna, password: "vault:anna-opcua" } } }
-  - { id: vendor-bob, kind: vendor, owner: Boilerworks GmbH, purpose: monitoring, credentials: { opcua_user: { username: bob, password: "vault:bob-opcua" } } }
-targets:
-  - { id: boiler-1, protocol: opcua, zone: plant, endpoint: ${plant.endpoint}, server_certificate: ${plant.certFile} }
 grants:
   - { id: g-anna, principal: vendor-anna, targets: [boiler-1], task: { ticket: WO-1 }, rules: [ { opcua: { verbs: [read], nodes: ["${LEVEL}", "${FUEL}"] } } ] }
   - { id: g-bob, principal: vendor-bob, targets: [boiler-1], task: { ticket: WO-2 }, rules: [ { opcua: { verbs: [read], nodes: ["${LEVEL}"] } } ] }
-`);
+`));
   listener = await opcuaAdapter.start(t.config.listeners[0]!, t.core);
   gateway = opcuaListenerInternals(listener)!.gateway;
   await until(() => gateway.locate(FUEL) !== undefined && gateway.upstreams.get('boiler-1')!.up, 'the plant mirrored and the link up', 20_000);

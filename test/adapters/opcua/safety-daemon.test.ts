@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AttributeIds, DataType, MessageSecurityMode, OPCUAServer, SecurityPolicy, UserTokenType, VariantArrayType } from 'node-opcua';
+import { AttributeIds, DataType, MessageSecurityMode, OPCUAServer, SecurityPolicy, VariantArrayType } from 'node-opcua';
 import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
 import { shippedDaemon } from '../../../scripts/shipped-daemon.ts';
 import { ROOT, startDaemon, type DaemonProcess } from '../../e2e/daemon-harness.ts';
-import { connect, freePort, makeIdentity, makeVault, tempDir, until, type ClientIdentity } from './fixtures/harness.ts';
+import { ANNA as anna, connect, freePort, makeIdentity, makeVault, tempDir, until, type ClientIdentity } from './fixtures/harness.ts';
 import { intermediateChunk, openNoneChannel, readFrame } from './fixtures/raw.ts';
 
 const MiB = 1024 * 1024;
@@ -25,7 +25,6 @@ let daemon: DaemonProcess;
 let gwPort: number;
 let vendorApp: ClientIdentity;
 let initialSha256: string;
-const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
 
 /** Resident and peak memory of a process, MiB (/proc/PID/status). */
 function memoryOf(pid: number): { rss: number; peak: number } {

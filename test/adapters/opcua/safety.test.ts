@@ -17,14 +17,13 @@ import {
   OPCUAClient,
   SecurityPolicy,
   StatusCodes,
-  UserTokenType,
   WriteRequest,
   type ClientSession,
 } from 'node-opcua';
 import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
 import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
 import { decodeErrMessage } from '../../../src/adapters/opcua/wire-errors.ts';
-import { connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
+import { ANNA as anna, connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
 import { startPlant, type Plant } from './fixtures/plant.ts';
 import { decodeAck, helloFrame, rawSocket, readFrame } from './fixtures/raw.ts';
 
@@ -43,7 +42,6 @@ let vendorApp: ClientIdentity;
 let rogueApp: ClientIdentity;
 let operatorCert: ClientIdentity;
 let operatorClientCert: ClientIdentity;
-const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
 const closers: (() => Promise<unknown>)[] = [];
 
 before(async () => {

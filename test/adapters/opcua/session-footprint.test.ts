@@ -5,15 +5,12 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { AttributeIds, BrowseDirection, NodeId, NodeIdType, ObjectIds, TimestampsToReturn, UserTokenType, VariableIds, type ClientSession } from 'node-opcua';
-import { hashOpcuaPassword } from '../../../src/adapters/opcua/identity.ts';
+import { AttributeIds, BrowseDirection, NodeId, NodeIdType, ObjectIds, TimestampsToReturn, VariableIds, type ClientSession } from 'node-opcua';
 import { opcuaListenerInternals } from '../../../src/adapters/opcua/adapter.ts';
-import { connect, freePort, makeIdentity, makeVault, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
+import { ANNA as anna, BOB as bob, connect, freePort, makeIdentity, twoVendorSite, startGateway, tempDir, until, type ClientIdentity, type Gateway } from './fixtures/harness.ts';
 import { startPlant, type Plant } from './fixtures/plant.ts';
 
 const LEVEL = 'ns=1;s=boiler-1/Boiler/Drum/Level';
-const anna = { type: UserTokenType.UserName, userName: 'anna', password: 'correct horse battery' } as const;
-const bob = { type: UserTokenType.UserName, userName: 'bob', password: 'battery staple horse' } as const;
 
 let tmp: { dir: string; cleanup: () => void };
 let plant: Plant;
@@ -32,21 +29,10 @@ before(async () => {
   tmp = tempDir('penstock-opcua-footprint-');
   const [plantPort, gwPort] = [await freePort(), await freePort()];
   [plant, app] = await Promise.all([startPlant(plantPort, join(tmp.dir, 'plant')), makeIdentity(tmp.dir, 'vendor-laptop')]);
-  const vault = makeVault(tmp.dir, { 'anna-opcua': hashOpcuaPassword(anna.password), 'bob-opcua': hashOpcuaPassword(bob.password) });
-  gw = await startGateway(tmp.dir, `
-appliance: { id: gw-test, site: test-site, zone: plant, state_dir: ${tmp.dir}/state, runtime_dir: ${tmp.dir}/run }
-journal: { path: ${tmp.dir}/journal }
-vault: { file: ${vault.file}, key_file: ${vault.keyFile} }
-listeners:
-  - { id: opcua-main, protocol: opcua, host: 127.0.0.1, port: ${gwPort}, targets: [boiler-1], trusted_clients: [${app.certFile}] }
-principals:
-  - { id: vendor-anna, kind: vendor, owner: Boilerworks GmbH, purpose: tuning, credentials: { opcua_user: { username: anna, password: "vault:anna-opcua" } } }
-  - { id: vendor-bob, kind: vendor, owner: Boilerworks GmbH, purpose: monitoring, credentials: { opcua_user: { username: bob, password: "vault:bob-opcua" } } }
-targets:
-  - { id: boiler-1, protocol: opcua, zone: plant, endpoint: ${plant.endpoint}, server_certificate: ${plant.certFile} }
+  gw = await startGateway(tmp.dir, twoVendorSite(tmp.dir, gwPort, app, plant, `
 grants:
   - { id: g-anna, principal: vendor-anna, targets: [boiler-1], task: { ticket: WO-1 }, rules: [ { opcua: { verbs: [read, subscribe], nodes: ["${LEVEL}"] } } ] }
-`);
+`));
   const internals = opcuaListenerInternals(gw.listeners.get('opcua-main')!)!;
   endpoint = internals.endpointUrl;
   await until(() => internals.gateway.mirrors.get('boiler-1')!.syncedAt > 0 && internals.gateway.upstreams.get('boiler-1')!.up, 'the plant mirrored and the link up', 20_000);
