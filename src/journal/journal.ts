@@ -356,10 +356,7 @@ export class LmdbJournal implements Journal {
     try {
       this.#meter.check(commit.bytes);
     } catch (err) {
-      this.#failedBatchBytes = commit.bytes;
-      const error = this.#failed(err);
-      for (const item of batch.items) item.reject(error);
-      this.#rejectQueued(error);
+      this.#commitFailed(commit, err);
       return;
     }
     this.#inflight = commit;
@@ -415,28 +412,32 @@ export class LmdbJournal implements Journal {
     const quick = performance.now() - commit.started < SYNC_COMMIT_MAX_MS;
     if (!quick || (!commit.sync && !alone)) this.#syncCommits = 0;
     else if (!commit.sync) this.#syncCommits = this.#opts.serialSyncCommits ?? SERIAL_SYNC_COMMITS;
-    if (err === undefined && commit.state) {
-      this.#state = commit.state;
-      this.#tree = commit.tree;
-      if (commit.checkpoint) this.#latestCheckpoint = commit.checkpoint;
-      for (let i = 0; i < commit.items.length; i++) commit.items[i]!.resolve({ seq: commit.events[i]![0] });
-      const texts = commit.texts;
-      if (texts) {
-        if (deferListeners) queueMicrotask(() => this.#tellCommitted(texts));
-        else this.#tellCommitted(texts);
-      }
-    } else {
-      this.#failedBatchBytes = commit.bytes;
-      const error = this.#failed(err ?? new Error('the commit ended without its writes'));
-      for (const item of commit.items) item.reject(error);
-      this.#rejectQueued(error);
+    if (err !== undefined || !commit.state) {
+      this.#commitFailed(commit, err ?? new Error('the commit ended without its writes'));
       return;
+    }
+    this.#state = commit.state;
+    this.#tree = commit.tree;
+    if (commit.checkpoint) this.#latestCheckpoint = commit.checkpoint;
+    for (let i = 0; i < commit.items.length; i++) commit.items[i]!.resolve({ seq: commit.events[i]![0] });
+    const texts = commit.texts;
+    if (texts) {
+      if (deferListeners) queueMicrotask(() => this.#tellCommitted(texts));
+      else this.#tellCommitted(texts);
     }
     if (commit.sync) return; // #flush, which made it, goes on
     if (this.#next || this.#flushScheduled) {
       if (deferListeners) this.#scheduleFlush();
       else this.#flush();
     }
+  }
+
+  /** A batch that could not be committed: the journal is unavailable, and its appends and all queued behind it are refused. */
+  #commitFailed(commit: Commit, err: unknown): void {
+    this.#failedBatchBytes = commit.bytes;
+    const error = this.#failed(err);
+    for (const item of commit.items) item.reject(error);
+    this.#rejectQueued(error);
   }
 
   /**
@@ -498,7 +499,6 @@ export class LmdbJournal implements Journal {
     if (!commit?.state || commit.settled) return;
     if (this.#db.meta.get(STATE_KEY)?.size === commit.size) this.#settle(commit, undefined, true);
   }
-
 
   #failed(err: unknown, what = 'append'): PenstockError {
     const reason = describeFailure(err);
@@ -739,7 +739,9 @@ export class LmdbJournal implements Journal {
   }
 
   /** health().writable alone, for the read path (every allowed read checks it). */
-  get writable(): boolean { return this.#writable; }
+  get writable(): boolean {
+    return this.#writable;
+  }
 
   // ---------------------------------------------------------------- proofs and exports (proofs.ts)
 
