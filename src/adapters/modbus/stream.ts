@@ -291,7 +291,7 @@ class StreamServer {
     this.#reading = undefined;
     this.#readReply = undefined;
     try {
-      this.#answer(frame, reply.ok ? reply.pdu : encodeException(this.#readingFc, reply.exception));
+      this.#answerReply(frame, this.#readingFc, reply);
     } catch (err) {
       this.#crashed(err);
       return;
@@ -304,7 +304,7 @@ class StreamServer {
     const verdict = await pending;
     if (this.#refuseRead(frame, req, unit, target, verdict)) return;
     const reply = await upstream.forward([verdict.authorization!], this.#session.id, unit, req, frame.pdu);
-    this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));
+    this.#answerReply(frame, req.fc, reply);
   }
 
   /** Anything but a lone read: scale factors, every action decided in turn, read-back, outcomes journaled. */
@@ -326,8 +326,13 @@ class StreamServer {
     const writes = ordered.filter((a) => !isRead(a));
     const before = writes.length > 0 && target.read_back_before_write ? await readBack(upstream, this.#session.id, unit, writes) : undefined;
     const reply = await upstream.forward(authorizations, this.#session.id, unit, req, frame.pdu);
-    this.#answer(frame, reply.ok ? reply.pdu : encodeException(req.fc, reply.exception));
+    this.#answerReply(frame, req.fc, reply);
     for (const action of writes) void this.#core.recordOutcome(this.#session, action, writeOutcome(action, reply, before, this.#role));
+  }
+
+  /** The PLC's answer, or the exception the link gave instead (time-out, link down, queue full). */
+  #answerReply(frame: MbapFrame, fc: number, reply: UpstreamReply): void {
+    this.#answer(frame, reply.ok ? reply.pdu : encodeException(fc, reply.exception));
   }
 
   #answer(frame: MbapFrame, pdu: Buffer): undefined {
