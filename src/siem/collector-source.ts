@@ -57,6 +57,11 @@ export async function collectorSource(pool: pg.Pool, opts: CollectorSourceOption
 /** Rows after `after` and the transactions in progress, from one snapshot. */
 async function snapshotRead(pool: pg.Pool, after: number, limit: number): Promise<{ items: SourceItem[]; running: string[] }> {
   const client = await pool.connect();
+  // A lost connection fails the query under way and is also emitted on the client; checked out, the
+  // client has no listener of the pool's, and an unheard 'error' would take the process down.
+  const lost = (): void => {};
+  client.on('error', lost);
+  let failed: Error | undefined;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const xip = await client.query<{ xid: string }>('SELECT pg_snapshot_xip(pg_current_snapshot())::text AS xid');
@@ -64,10 +69,13 @@ async function snapshotRead(pool: pg.Pool, after: number, limit: number): Promis
     await client.query('COMMIT');
     return { items: rows.rows.map((r) => ({ pos: Number(r.id), event: JSON.parse(r.body) as StoredEvent })), running: xip.rows.map((r) => r.xid) };
   } catch (err) {
+    failed = err as Error;
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.removeListener('error', lost);
+    // A client that failed mid-transaction is not handed out again.
+    client.release(failed);
   }
 }
 

@@ -158,3 +158,36 @@ test('PostgreSQL going away stops the export with source_failed in status; it re
     await pool.end();
   }
 });
+
+test('a read whose connection is cut mid-transaction fails that read, and the pool does not hand the dead client out again', async () => {
+  const url = await postgres.createDatabase('collector_cut');
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on('error', () => {}); // the pool hears the dead client once it is back; the read reports the failure itself
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await pool.query(EVENTS_DDL);
+    await pool.query(INSERT, row('gw-cut', 0));
+    const source = await collectorSource(pool, { pollMs: 50 });
+    // Hold the table so the read waits inside its transaction, then cut that backend: the server's FATAL
+    // fails the SELECT, and the socket's end fails the ROLLBACK and is emitted on the still-checked-out
+    // client. Unheard, that 'error' is an uncaught exception (this test fails with it).
+    await admin.query('BEGIN');
+    await admin.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+    const read = source.read(-1, 10);
+    let reader: number | undefined;
+    await until(async () => {
+      const r = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT id, body FROM events%'");
+      reader = r.rows[0]?.pid;
+      return reader !== undefined;
+    }, 'the read to wait for the lock');
+    await admin.query('SELECT pg_terminate_backend($1)', [reader]);
+    await assert.rejects(read, /terminat/i);
+    await admin.query('COMMIT');
+    const again = await source.read(-1, 10);
+    assert.deepEqual(again.items.map((i) => i.event.appliance), ['gw-cut'], 'the next read gets a live connection');
+  } finally {
+    await admin.end();
+    await pool.end();
+  }
+});
