@@ -177,7 +177,9 @@ test('a read whose connection is cut mid-transaction fails that read, and the po
     const read = source.read(-1, 10);
     let reader: number | undefined;
     await until(async () => {
-      const r = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT id, body FROM events%'");
+      // Asked on a pooled connection outside any transaction: inside admin's, pg_stat_activity would stay
+      // the snapshot its first look took.
+      const r = await pool.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT id, body FROM events%'");
       reader = r.rows[0]?.pid;
       return reader !== undefined;
     }, 'the read to wait for the lock');

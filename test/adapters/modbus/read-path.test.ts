@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { duplexPair, type Duplex } from 'node:stream';
 import { freePort, Plc, startGateway, tempDir, type Gateway } from './fixtures/harness.ts';
+import { until } from '../../support.ts';
 import { serveModbusStream } from '../../../src/adapters/modbus/stream.ts';
 import { MbapDecoder, encodeMbap } from '../../../src/adapters/modbus/codec.ts';
 
@@ -101,7 +102,11 @@ test('reads a client pipelines on one stream reach a real PLC one at a time and 
     const at = i % 8;
     assert.deepEqual(a.pdu, [3, 4, 0, 100 + at, 0, 101 + at], `request ${i + 1}`);
   }
-  assert.equal(plc.requests.length - plcSawBefore, n, 'each read reached the PLC once');
+  // The PLC logs each request on its stdout, read here after it answered: a last read the PLC logs after
+  // every one before it marks the moment the log is complete.
+  assert.deepEqual((await burst(client, [{ tid: 9999, pdu: [3, 0, 9, 0, 1] }]))[0]!.tid, 9999);
+  await until(() => plc.requests.slice(plcSawBefore).some((r) => r.address === 9 && r.count === 1), 'the PLC to log the last read');
+  assert.equal(plc.requests.length - plcSawBefore, n + 1, 'each read reached the PLC once');
   client.end();
   assert.equal(await handle.done, 'peer_closed');
   session.close();
