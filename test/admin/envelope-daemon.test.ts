@@ -154,9 +154,11 @@ describe('penstockctl grants import', () => {
     const read = () => mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', '-t', '4', '-r', '5', '-c', '1', '127.0.0.1']);
     const first = await read(); // one session: connect, read, close
     assert.equal(first.code, 0, first.stdout + first.stderr);
+    await plc.logged(); // the first read's log line can come after its answer
     const readsAtPlc = plc.requests.filter((r) => r.fc === 3).length;
     const second = await read();
     assert.notEqual(second.code, 0, 'the second session must be refused');
+    await plc.logged();
     assert.equal(plc.requests.filter((r) => r.fc === 3).length, readsAtPlc, 'the refused read never reached the PLC');
     const revoked = await until(async () => {
       const g = (await daemon.json<{ id: string; revoked?: { reason: string } }[]>(['grants', 'list'])).find((x) => x.id === 'g-once');

@@ -6,6 +6,7 @@ import { chmodSync, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_FIRST_REQUEST_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS_PER_UID } from '../../src/admin/server.ts';
+import { verifyPeer } from '../../src/admin/peer.ts';
 import { until } from '../support.ts';
 import { NODE, request, runCtl, startHarness, type Harness } from './fixture.ts';
 
@@ -113,34 +114,52 @@ describe('a connection that sends no request', () => {
 });
 
 describe('a request that arrived in time while the daemon was busy', () => {
-  /** Connects, says so, sends a status request 150 ms later, prints the answer (or nothing if cut off). */
-  const LATE_WRITER = `const s = require('node:net').createConnection(process.argv[1]);
-let buf = '';
-s.on('connect', () => { console.log('connected'); setTimeout(() => s.write(process.argv[2]), 150); });
-s.on('data', (d) => { buf += d; if (buf.includes('\\n')) { console.log(buf.trim()); s.destroy(); } });
-s.on('error', () => {});`;
-
   it('is served, not cut off by the first-request deadline that passed meanwhile', async () => {
-    const h = await startHarness({ server: { firstRequestTimeoutMs: 100 } });
+    // The server runs in this process. Once it has taken the connection (its deadline armed) and the
+    // client is connected, the request goes onto the socket and the loop stalls past the deadline, as a
+    // busy daemon's would: the next loop turn runs its timers before it reads the socket.
+    const DEADLINE_MS = 100;
+    let accepted = false;
+    let connected = false;
+    let stalled = false;
+    const h = await startHarness({
+      server: {
+        firstRequestTimeoutMs: DEADLINE_MS,
+        identifyPeer: (socket) => {
+          const peer = verifyPeer(socket);
+          accepted = true;
+          process.nextTick(stallOnce); // after the connection handler has armed the deadline
+          return peer;
+        },
+      },
+    });
+    const s = createConnection(h.path);
+    const stallOnce = () => {
+      if (!accepted || !connected || stalled) return;
+      stalled = true;
+      s.write(request(1, 'status'));
+      const end = Date.now() + 3 * DEADLINE_MS;
+      while (Date.now() < end) { /* busy */ }
+    };
     try {
-      const child = spawn(NODE, ['-e', LATE_WRITER, h.path, request(1, 'status')], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      let stalled = false;
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (!stalled && out.includes('connected')) {
-          stalled = true;
-          // The server (in this process) stalls past the deadline, as a busy daemon's loop would, while
-          // the request arrives: the next loop turn runs its timers before it reads the socket.
-          const until = Date.now() + 500;
-          while (Date.now() < until) { /* busy */ }
-        }
+      s.on('error', () => {});
+      s.on('connect', () => {
+        connected = true;
+        stallOnce();
       });
-      await new Promise((resolve) => child.on('close', resolve));
-      const answer = out.split('\n').find((l) => l.startsWith('{'));
-      assert.ok(answer, `no answer: ${out}`);
+      let out = '';
+      const answer = await new Promise<string>((resolve) => {
+        s.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('\n')) resolve(out.split('\n')[0]!);
+        });
+        s.on('close', () => resolve(out));
+      });
+      assert.ok(stalled, 'the loop was stalled with the request on the socket');
+      assert.ok(answer.startsWith('{'), `no answer: ${answer}`);
       assert.equal((JSON.parse(answer) as { ok: boolean }).ok, true, answer);
     } finally {
+      s.destroy();
       await h.close();
     }
   });

@@ -332,7 +332,8 @@ describe('containment over the Modbus front door, driven by the real alert engin
       assert.equal((lifted.detail!.by as { uid: number }).uid, process.getuid!());
       // Lifted: the session's next write goes straight through, with no approval asked.
       assert.deepEqual(await client.request('write', 14, 99), { error: false });
-      assert.ok(writesAt(14).some((w) => w.value === 99));
+      // The PLC's log line can come after its answer.
+      await until(() => writesAt(14).some((w) => w.value === 99), 'the lifted session\'s write at the PLC', WAIT_MS);
       assert.deepEqual(await site.approvals(), []);
       assert.equal(site.journal.events().filter((e) => e.event === 'approval.requested').length, 1);
     } finally {
@@ -364,11 +365,13 @@ describe('containment over the Modbus front door, driven by the real alert engin
       assert.ok(approval, 'the approval request');
       assert.deepEqual(approval.alert, { kind: 'probing', seq: alertSeq });
       assert.equal(approval.grant, 'g-pumps');
+      await plc.logged();
       assert.deepEqual(writesAt(16), [], 'nothing reached the PLC yet');
       const approve = await site.ctl(['approvals', 'approve', approval.id]);
       assert.equal(approve.code, 0, approve.stderr);
       assert.deepEqual(await until(() => client!.answer(held), 'the write\'s answer', WAIT_MS), { error: false });
-      assert.ok(writesAt(16).some((w) => w.value === 321), 'the approved write at the PLC');
+      // The PLC's log line can come after its answer.
+      await until(() => writesAt(16).some((w) => w.value === 321), 'the approved write at the PLC', WAIT_MS);
 
       const release = await site.ctl(['grants', 'release', 'g-pumps']);
       assert.equal(release.code, 0, release.stderr);
@@ -378,7 +381,7 @@ describe('containment over the Modbus front door, driven by the real alert engin
       assert.match(again.stderr, /PS_NOT_CONTAINED/);
       const direct = await mbpoll(['-p', site.port, '-r', '17', '127.0.0.1', '322']);
       assert.equal(direct.code, 0, direct.stdout + direct.stderr);
-      assert.ok(writesAt(17).some((w) => w.value === 322));
+      await until(() => writesAt(17).some((w) => w.value === 322), 'the released grant\'s write at the PLC', WAIT_MS);
       assert.equal(site.journal.events().filter((e) => e.event === 'approval.requested').length, 1, 'released: no approval asked');
     } finally {
       await client?.close();
@@ -424,6 +427,7 @@ describe('containment over the Modbus front door, driven by the real alert engin
       // The vendor has no active grant left: the front door refuses the connection; nothing reaches the PLC.
       const w = await mbpoll(['-p', site.port, '-r', '15', '127.0.0.1', '5']);
       assert.notEqual(w.code, 0);
+      await plc.logged();
       assert.deepEqual(writesAt(15), []);
       await site.journal.find('the refused connection', (e) => e.event === 'auth.failed' && e.detail?.reason === 'no_active_grant');
     } finally {
@@ -447,6 +451,7 @@ describe('containment over the Modbus front door, driven by the real alert engin
       const killed = await site.journal.find('session.killed', (e) => e.event === 'session.killed' && e.session === session);
       assert.match(String(killed.detail!.detail), new RegExp(`containment of alert\\.cross_zone \\(journal seq ${alert.seq}\\)`));
       // Both PLCs saw the session's reads before it was ended (allowed: the alert follows the event).
+      await Promise.all([officePlc.logged(), plc.logged()]);
       assert.ok(officePlc.requests.some((r) => r.fc === 3 && r.address === 3), 'the office PLC was read');
       assert.ok(plc.requests.some((r) => r.fc === 3 && r.address === 3), 'the cell\'s PLC was read');
       // The client side: its connection was closed by the gateway.

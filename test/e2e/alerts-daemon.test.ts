@@ -63,6 +63,7 @@ test('mbpoll writing to the registers next to its grant, one after another, rais
   const triggers = probing[0]!.detail?.triggers as number[];
   assert.ok(triggers.length >= 4, `triggers ${triggers}`);
   assert.ok(triggers.every((seq) => denials.includes(seq)), `triggers ${triggers} are the denials ${denials}`);
+  await plc.logged();
   assert.ok(!plc.writes().some((w) => w.address !== undefined && w.address >= 30 && w.address <= 33), 'no probed write reached the PLC');
 });
 

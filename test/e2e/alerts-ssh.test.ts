@@ -30,11 +30,11 @@ async function journal(): Promise<Stored[]> {
 
 /** penstockctl grants issue with the quick flags, valid for the next hour. */
 async function issue(id: string, principal: string, target: string, rule: string): Promise<number> {
-  const until = new Date(Date.now() + 3600_000).toISOString();
-  const r = await site.gw.ctl(['grants', 'issue', '--id', id, '--principal', principal, '--target', target, '--ticket', 'WO-4420', '--until', until, '--rule', rule]);
+  const to = new Date(Date.now() + 3600_000).toISOString();
+  const r = await site.gw.ctl(['grants', 'issue', '--id', id, '--principal', principal, '--target', target, '--ticket', 'WO-4420', '--until', to, '--rule', rule]);
   assert.equal(r.code, 0, r.stderr);
-  const issued = (await journal()).find((e) => e.event === 'grant.issued' && e.detail?.grant === id);
-  assert.ok(issued, `grant.issued for ${id} is journaled`);
+  // Journaled lazily (it gates nothing): penstockctl can have its answer before the commit.
+  const issued = await until(async () => (await journal()).find((e) => e.event === 'grant.issued' && e.detail?.grant === id), `grant.issued for ${id} journaled`, 30_000);
   return issued.seq;
 }
 

@@ -115,6 +115,7 @@ test('policy dry run: allow, deny with the reason, approve, no grant', async () 
   assert.equal(none.code, 1);
   assert.match(none.stdout, /no_grant/);
   // A dry run changes nothing and reaches no PLC.
+  await plc.logged();
   assert.equal(plc.writes().length, 0);
 });
 
@@ -162,6 +163,7 @@ test('approvals: a write that needs a person waits, is approved and reaches the 
   const write = mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', '-t', '4', '-r', '22', '-o', '10', '127.0.0.1', '77']);
   const p = await pendingApproval();
   assert.equal(p.action.object.address, 22);
+  await plc.logged();
   assert.ok(!plc.writes().some((w) => w.address === 22), 'nothing reaches the PLC before approval');
   const ok = await daemon.ctl(['approvals', 'approve', p.id, '--note', 'checked with shift lead']);
   assert.equal(ok.code, 0, ok.stderr);
@@ -180,6 +182,7 @@ test('approvals: a refused request never reaches the PLC', async () => {
   const r = await write;
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /Slave device or server failure|failure/i);
+  await plc.logged();
   assert.ok(!plc.writes().some((w) => w.address === 23), 'a refused write never reached the PLC');
   const tail = await daemon.json<{ events: { event: { event: string; detail?: { by?: { uid: number } } } }[] }>(['journal', 'tail', '-n', '200']);
   const refused = tail.events.find((e) => e.event.event === 'approval.refused');

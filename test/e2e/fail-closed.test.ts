@@ -65,6 +65,7 @@ test('a full journal filesystem refuses privileged actions, alerts, and recovers
 
   const ok = await write(5, 55);
   assert.equal(ok.code, 0, ok.stderr);
+  await plc.logged(); // its log line can come after its answer
   assert.ok(plc.writes().some((w) => w.address === 5));
 
   const filler = join(mnt, 'filler');
@@ -78,6 +79,7 @@ test('a full journal filesystem refuses privileged actions, alerts, and recovers
     return r.code !== 0 ? { ...r, address } : undefined;
   }, 'a refused write once the disk is full', 20_000);
   assert.match(refused.stderr, /failure/i, 'server device failure exception');
+  await plc.logged();
   assert.ok(!plc.writes().some((w) => w.address === refused.address), 'a write that could not be journaled never reached the PLC');
   const status = await daemon.json<{ journal: { writable: boolean; failure?: string } }>(['status']);
   assert.equal(status.journal.writable, false);
@@ -89,6 +91,7 @@ test('a full journal filesystem refuses privileged actions, alerts, and recovers
   await until(async () => ((await daemon!.json<{ journal: { writable: boolean } }>(['status'])).journal.writable ? true : undefined), 'the journal to recover', 20_000);
   const again = await write(7, 77);
   assert.equal(again.code, 0, again.stderr);
+  await plc.logged();
   assert.ok(plc.writes().some((w) => w.address === 7));
   // The recovery is journaled once it held (a few probe intervals), once per outage.
   const recovered = await until(async () => {

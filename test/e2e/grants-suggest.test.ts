@@ -92,9 +92,11 @@ test('grants suggest on a recorded mbpoll and ssh session: config check accepts 
 
   // The same session again: allowed, and it reaches the PLC and the target.
   rmSync(marker);
+  await site.plc.logged(); // the PLC's log lines can come after its answers
   const before = site.plc.requests.length;
   await vendorSession(marker);
   assert.ok(existsSync(marker), 'touch ran on the target');
+  await site.plc.logged();
   const reached = site.plc.requests.slice(before);
   assert.deepEqual(reached.filter((r) => r.fc === 6).map((r) => [r.address, r.value]), [[12, 400], [13, 450]]);
 
@@ -104,6 +106,7 @@ test('grants suggest on a recorded mbpoll and ssh session: config check accepts 
   assert.notEqual((await mb(['-t', '4', '-r', '12', '127.0.0.1', '600'])).code, 0, 'a value above what was written');
   assert.notEqual((await mb(['-t', '4', '-r', '14', '127.0.0.1', '420'])).code, 0, 'a register never written');
   assert.notEqual((await mb(['-t', '0', '-r', '0', '-c', '1', '127.0.0.1'])).code, 0, 'another table');
+  await site.plc.logged();
   assert.deepEqual(site.plc.requests.slice(mark), [], 'the PLC saw none of them');
   const other = join(site.target, 'other-marker');
   for (const words of [['touch', other], ['cat', '/etc/passwd'], ['uname', '-a'], ['echo', '-e', 'x']]) {

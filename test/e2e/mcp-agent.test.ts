@@ -379,7 +379,10 @@ describe('an AI agent through the real daemon', () => {
     r = await c.read_holding_registers(12, 1, slave=1)
     print("read", r.registers)`);
     assert.match(out, /read \[42\]/, 'the value the agent wrote over MCP, read over Modbus/TCP Security by the same identity');
-    const opened = (await events()).filter((e) => e.event === 'session.opened' && e.principal === 'tuner' && (e.detail?.attributes as { spiffe_id?: string } | undefined)?.spiffe_id === AGENT_SVID);
-    assert.deepEqual([...new Set(opened.map((e) => e.detail?.protocol))].sort(), ['mcp', 'modbus']);
+    // Sessions opened are journaled lazily: the read can be answered before its session.opened is committed.
+    const openedBy = (all: JournalEvent[]) => all.filter((e) => e.event === 'session.opened' && e.principal === 'tuner' && (e.detail?.attributes as { spiffe_id?: string } | undefined)?.spiffe_id === AGENT_SVID);
+    const protocols = (all: JournalEvent[]) => [...new Set(openedBy(all).map((e) => e.detail?.protocol))].sort();
+    const all = await gw.eventsWhen((ev) => protocols(ev).includes('modbus'), 'the Modbus/TCP Security session journaled');
+    assert.deepEqual(protocols(all), ['mcp', 'modbus']);
   });
 });

@@ -44,16 +44,19 @@ test('observe mode: reads allowed, a write waits for a person and reaches the PL
   const write = mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', '-t', '4', '-o', '10', '-r', '7', '127.0.0.1', '123']);
   const asked = await pending();
   assert.equal(asked.action.object.address, 7);
+  await plc.logged(); // the PLC's log lines can come after its answers
   assert.deepEqual(plc.writes(), [], 'nothing reaches the PLC before a person says yes');
   await admin('approvals.approve', { id: asked.id });
   const written = await write;
   assert.equal(written.code, 0, written.stderr);
+  await plc.logged();
   assert.deepEqual(plc.writes().map((w) => [w.address, w.value]), [[7, 123]]);
 
   const refused = mbpoll(['-m', 'tcp', '-p', String(modbusPort), '-a', '1', '-t', '4', '-o', '10', '-r', '8', '127.0.0.1', '5']);
   const second = await pending();
   await admin('approvals.deny', { id: second.id });
   assert.notEqual((await refused).code, 0);
+  await plc.logged();
   assert.deepEqual(plc.writes().map((w) => w.address), [7], 'the refused write never reached the PLC');
 
   const yamlText = await until(async () => {

@@ -243,6 +243,7 @@ test('a watcher that stops reading slows no front door, loses its place and is t
   const header = (await slow.next()) as { ok: boolean; result: { next_seq: number } };
   assert.equal(header.ok, true);
   slow.socket.pause(); // reads nothing more: the daemon's socket buffers fill, then its queue
+  await plc.logged(); // the first burst's log lines can come after its answers
   const before = plc.writes().length;
   const watched = await burst(n);
   // Every write reached the PLC while the watcher read nothing: nothing waited for it.

@@ -60,10 +60,16 @@ test('rows go out in id order across appliances, and a new exporter resumes from
         order.push(`${a}:${i}`);
       }
     }
-    // A rolled-back insert leaves a hole in the ids; it must not stop the export.
-    await pool.query('BEGIN');
-    await pool.query(INSERT, row('gw-c', 0));
-    await pool.query('ROLLBACK');
+    // A rolled-back insert leaves a hole in the ids; it must not stop the export. On one connection:
+    // each pool.query may take any idle client, and a transaction is a connection's.
+    const tx = await pool.connect();
+    try {
+      await tx.query('BEGIN');
+      await tx.query(INSERT, row('gw-c', 0));
+      await tx.query('ROLLBACK');
+    } finally {
+      tx.release();
+    }
     await pool.query(INSERT, row('gw-c', 1));
     order.push('gw-c:1');
     const cfg = siemExportSchema.parse({ id: 'central-soc', host: '127.0.0.1', port: rs.port, tls: { ca: pki.ca.certPath }, batch: 7 });

@@ -178,6 +178,7 @@ test('modbus_read by point: engineering units scaled by the SunSpec factor the d
   assert.deepEqual([res.table, res.address, res.count, res.unit], ['holding', 40071, 1, 1]);
   assert.match(String((r as { text?: string }).text), /inverter\.A = 12\.34 A/);
   // The agent's read was one FC 3 of the point's register at the device, decided and journaled with the call's id.
+  await plc.logged();
   assert.ok(plc.requests.some((q) => q.fc === 3 && q.address === 40071 && q.count === 1));
   // A correlated read is journaled lazily: wait for its record to be committed.
   await until(() => eventsOf(correlation).some((e) => e.event === 'action.allowed'), 'the read journaled');
@@ -204,15 +205,18 @@ test('modbus_read by address returns raw values; the count is bounded as in Modb
   assert.deepEqual(inputs.values, [1007]);
   const bits = ok((await call('modbus_read', { target: 'plc-1', table: 'coil', address: 0, count: 2000 })).r);
   assert.equal((bits.values as number[]).length, 2000);
+  await plc.logged();
   const before = plc.requests.length;
   assert.equal(errorCode((await call('modbus_read', { target: 'plc-1', table: 'holding', address: 0, count: 126 })).r), 'count_too_large');
   assert.equal(errorCode((await call('modbus_read', { target: 'plc-1', table: 'input', address: 65530, count: 10 })).r), 'address_out_of_range');
+  await plc.logged();
   assert.equal(plc.requests.length, before, 'nothing reached the device');
   // The input schema itself stops a count beyond the bits' bound.
   assert.equal(modbusAgentTools[0]!.input.safeParse({ target: 'plc-1', table: 'coil', address: 0, count: 2001 }).success, false);
 });
 
 test('arguments that name nothing get stable error codes and reach neither policy nor the device', async () => {
+  await plc.logged();
   const before = plc.requests.length;
   const eventsBefore = t.events().length;
   const cases: [string, Record<string, unknown>, string][] = [
@@ -230,6 +234,7 @@ test('arguments that name nothing get stable error codes and reach neither polic
     ['modbus_frobnicate', { target: 'plc-1' }, 'unknown_tool'],
   ];
   for (const [name, args, code] of cases) assert.equal(errorCode((await call(name, args)).r), code, `${name} ${JSON.stringify(args)}`);
+  await plc.logged();
   assert.equal(plc.requests.length, before, 'nothing reached the device');
   assert.ok(!t.events().slice(eventsBefore).some((e) => e.event.startsWith('action.')), 'nothing was decided');
 });
@@ -270,6 +275,7 @@ test('modbus_write by address: registers (FC 6/16) and coils (FC 5/15) arrive at
 });
 
 test('a denied write is refused with the verdict and never reaches the device', async () => {
+  await plc.logged();
   const writes = plc.writes().length;
   // Inside the point's own range (0-100), above the rule's bound (90) in engineering units.
   const bounded = await call('modbus_write', { target: 'inverter-1', point: 'controls.WMaxLimPct', value: 95 });
@@ -278,6 +284,7 @@ test('a denied write is refused with the verdict and never reaches the device', 
   const outside = await call('modbus_write', { target: 'plc-1', table: 'holding', address: 30, values: [5] });
   assert.ok(!outside.r.ok && 'refused' in outside.r);
   assert.equal(outside.r.refused.reason, 'object_not_granted');
+  await plc.logged();
   assert.equal(plc.writes().length, writes, 'no write reached the device');
   assert.deepEqual(await deviceRegisters(40232), [4550]);
   assert.deepEqual(await deviceRegisters(30), [130]);
@@ -292,11 +299,13 @@ test('an approve rule answers with a pending approval at once and the device is 
   assert.equal(r.refused.effect, 'approve');
   assert.ok(r.refused.effect === 'approve' && r.refused.approval?.id, 'the pending approval is named');
   assert.deepEqual(await deviceRegisters(40238), [30]);
+  await plc.logged();
   assert.ok(!plc.writes().some((q) => q.address === 40238 && q.value === 120));
   assert.ok(eventsOf(correlation).length > 0 && !eventsOf(correlation).some((e) => e.event === 'action.outcome' || e.event === 'action.allowed'));
 });
 
 test('a value the point cannot take is refused with a code before any decision, and never sent', async () => {
+  await plc.logged();
   const writes = plc.writes().length;
   const eventsBefore = t.events().length;
   const cases: [Record<string, unknown>, string][] = [
@@ -308,6 +317,7 @@ test('a value the point cannot take is refused with a code before any decision, 
     [{ point: 'controls.VArWMaxPct', value: 10 }, 'scale_factor_unavailable'], // VArPct_SF = 0x8000
   ];
   for (const [args, code] of cases) assert.equal(errorCode((await call('modbus_write', { target: 'inverter-1', ...args })).r), code, JSON.stringify(args));
+  await plc.logged();
   assert.equal(plc.writes().length, writes, 'nothing written');
   assert.ok(!t.events().slice(eventsBefore).some((e) => e.event.startsWith('action.')), 'nothing decided');
 });
@@ -368,12 +378,14 @@ test('once a person approves, the same call runs once and its write arrives; the
     assert.ok(!first.ok && 'refused' in first && first.refused.effect === 'approve' && first.refused.approval);
     assert.deepEqual(await deviceRegisters(40238), [30]);
     t.core.approvals.approve(first.refused.approval.id, { uid: 1000, user: 'operator', verified: true });
+    await plc.logged();
     const writes = plc.writes().length;
     const second = await run();
     assert.deepEqual(ok(second).written, [240]);
     assert.deepEqual(await deviceRegisters(40238), [240]);
     const third = await run();
     assert.ok(!third.ok && 'refused' in third && third.refused.effect === 'approve', 'one approval, one run');
+    await plc.logged();
     assert.equal(plc.writes().length, writes + 1);
   } finally {
     session.close();

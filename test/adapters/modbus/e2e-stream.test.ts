@@ -81,7 +81,8 @@ test('serveModbusStream: a tunnel-like duplex gets the same enforcement as a lis
   assert.deepEqual(await exchange(client, 2, [6, 0, 6, 0, 42]), [6, 0, 6, 0, 42]);
   assert.deepEqual(await exchange(client, 3, [6, 0, 1, 0, 42]), [0x86, 0x02], 'illegal data address outside the write range');
   assert.deepEqual(await exchange(client, 4, [5, 0, 6, 0xff, 0]), [0x85, 0x01], 'illegal function: coils not granted');
-  await until(() => plc.writes().some((q) => q.address === 6 && q.value === 42), 'the allowed write at the PLC');
+  await plc.logged();
+  assert.ok(plc.writes().some((q) => q.address === 6 && q.value === 42), 'the allowed write at the PLC');
   assert.ok(!plc.writes().some((q) => q.address === 1), 'the denied write never reached the PLC');
 
   const events = gw.events().filter((e) => e.session === session.id);
@@ -113,6 +114,7 @@ test('malformed requests are journaled through the one refusal path, one by one 
   const principal = gw.core.config().principals.get('tech')!;
   const session = gw.core.sessions.open({ principal, chain: ['tech'], listener: 'tunnel-front', protocol: 'tunnel', remote: '127.0.0.1:50024' }, () => gatewaySide.destroy());
   const handle = serveModbusStream(gatewaySide, session, gw.core, { routes: [{ unit: 1, target: 'plc-1' }] });
+  await plc.logged();
   const plcSawBefore = plc.requests.length;
   assert.deepEqual(await exchange(client, 1, [3, 0, 0, 0, 1], 9), [0x83, 0x0a], 'an unrouted unit: gateway path unavailable');
   const sent = MALFORMED_JOURNALED_PER_STREAM + 4;
@@ -136,6 +138,7 @@ test('malformed requests are journaled through the one refusal path, one by one 
   assert.deepEqual(refusals.at(-1)!.detail, { remote: '127.0.0.1:50024', protocol: 'modbus', reason: 'MODBUS_MALFORMED_SUMMARY', suppressed: sent - MALFORMED_JOURNALED_PER_STREAM, total: sent });
   const counted = gw.events().find((e) => e.event === 'session.closed' && e.session === session.id)?.detail as { counters: { denied: number } } | undefined;
   assert.equal(counted?.counters.denied, sent, 'every refusal is counted, journaled one by one or not');
+  await plc.logged();
   assert.equal(plc.requests.length, plcSawBefore, 'none of it reached the PLC');
 });
 

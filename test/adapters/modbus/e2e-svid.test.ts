@@ -85,6 +85,7 @@ test('an agent with an X.509-SVID reads through Modbus/TCP Security; the journal
 });
 
 test('an SVID whose SPIFFE ID no principal lists is refused and journaled, even when its CN names a principal', async () => {
+  await plc.logged();
   const before = plc.requests.length;
   const stranger = pki.client('vendor-a', { uris: ['spiffe://plant.example/agent/8'] });
   assert.equal(await tlsModbusExchange(gw.port('mb-tls'), pki.caCert, stranger, read), 'closed');
@@ -94,6 +95,7 @@ test('an SVID whose SPIFFE ID no principal lists is refused and journaled, even 
   assert.equal(e.detail?.protocol, 'modbus');
   assert.equal(e.principal, undefined);
   assert.ok(!gw.events().some((x) => x.event === 'session.opened' && x.principal === 'vendor-a'), 'not taken for vendor-a by its CN');
+  await plc.logged();
   assert.equal(plc.requests.length, before);
 });
 

@@ -213,11 +213,13 @@ describe('OPC UA front door: unauthenticated connections (defect 2)', () => {
     }
     const ninth = await rawSocket(namedPort);
     held.push(ninth);
+    // Read now: the gateway closes the connection after its ERR, and a closed socket has no port.
+    const ninthPort = ninth.localPort;
     ninth.write(helloFrame(url, { maxMessageSize: 128 * MiB, maxChunkCount: 9000 }));
     const answer = await readFrame(ninth);
     assert.equal(decodeErrMessage(answer)?.status, 'BadConnectionRejected');
     const refusal = await until(() => gw.events().slice(before).find((x) => x.event === 'auth.rate_limited' && x.detail?.reason === 'transport_limit' && String(x.detail?.message).includes('message buffers are spent')), 'the journaled refusal');
-    assert.equal(refusal.detail?.remote, `127.0.0.1:${ninth.localPort}`, 'journaled with the peer refused');
+    assert.equal(refusal.detail?.remote, `127.0.0.1:${ninthPort}`, 'journaled with the peer refused');
     // Closing one gives its share back.
     held[0]!.destroy();
     await until(async () => {

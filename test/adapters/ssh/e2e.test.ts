@@ -51,7 +51,7 @@ test('an allowed command runs on the target, as the target user, with stdout, st
   assert.equal(ls.code, 2);
   assert.match(ls.stderr, /No such file or directory/);
 
-  const events = await site.gw.events();
+  const events = await site.gw.eventsWhen((ev) => outcomes(ev, (e) => e.action?.ssh?.command === 'ls /nonexistent-penstock-path').length > 0, 'the outcome of ls');
   const allowed = events.filter((e) => e.event === 'action.allowed' && e.action?.ssh?.command === `touch ${marker}`);
   assert.equal(allowed.length, 1);
   assert.equal(allowed[0]!.decision?.reason, 'rule_allows');
@@ -166,7 +166,7 @@ test('an interactive shell with a pty is recorded (input and output) and replaya
   const r = await site.ssh('rtu-7', undefined, { extra: ['-tt'], input: 'echo shell-$((40+2))\nexit 7\n' });
   assert.equal(r.code, 7, r.stderr);
   assert.match(r.stdout, /shell-42/);
-  const events = await site.gw.events();
+  const events = await site.gw.eventsWhen((ev) => outcomes(ev, (e) => e.action?.verb === 'shell').length > 0, 'the shell\'s outcome');
   const shell = outcomes(events, (e) => e.action?.verb === 'shell').at(-1);
   const rec = shell?.outcome?.recording as { sha256: string; path: string };
   assert.ok(rec, 'the shell outcome names its recording');
@@ -186,7 +186,7 @@ test('an interactive shell with a pty is recorded (input and output) and replaya
 test('every exec is recorded, and penstockctl sessions replay ID plays a session', { skip }, async () => {
   const r = await site.ssh('rtu-7', ['echo', 'recorded-line']);
   assert.equal(r.code, 0);
-  const events = await site.gw.events();
+  const events = await site.gw.eventsWhen((ev) => outcomes(ev, (e) => e.action?.ssh?.command === 'echo recorded-line').length > 0, 'the outcome of echo');
   const out = outcomes(events, (e) => e.action?.ssh?.command === 'echo recorded-line').at(-1)!;
   const rec = out.outcome?.recording as { sha256: string; path: string };
   assert.equal(createHash('sha256').update(readFileSync(rec.path)).digest('hex'), rec.sha256);
@@ -210,7 +210,10 @@ test('sftp upload and download go through, each file journaled with its SHA-256 
   assert.deepEqual(readFileSync(remote), data, 'the target holds the uploaded bytes');
   assert.equal(statSync(remote).uid, testUserIds().uid);
   assert.deepEqual(readFileSync(back), data);
-  const events = await site.gw.events();
+  const events = await site.gw.eventsWhen(
+    (ev) => ['upload', 'download'].every((verb) => outcomes(ev, (e) => e.action?.verb === verb && e.outcome?.path === remote).length > 0),
+    'the upload\'s and the download\'s outcomes',
+  );
   const up = outcomes(events, (e) => e.action?.verb === 'upload' && e.outcome?.path === remote).at(-1);
   const down = outcomes(events, (e) => e.action?.verb === 'download' && e.outcome?.path === remote).at(-1);
   assert.equal(up?.outcome?.sha256, sha);
@@ -262,6 +265,7 @@ test('ssh -L to a Modbus target carries mbpoll through the Modbus broker: reads 
     const write = await mbpoll(['-m', 'tcp', '-p', String(port), '-a', '1', '-t', '4', '-r', '10', '127.0.0.1', '999']);
     assert.notEqual(write.code, 0, 'the write must be refused');
     assert.match(write.stdout + write.stderr, /Illegal function|exception/i);
+    await site.plc.logged(); // a stray write would be in the PLC's log by now
     assert.equal(site.plc.writes().length, before, 'the write never reached the PLC');
     const events = await site.gw.events();
     assert.ok(events.some((e) => e.event === 'action.denied' && e.action?.modbus !== undefined && e.target === 'plc-1'));
@@ -349,6 +353,7 @@ test('ssh -L to a Modbus target is itself decided: Modbus rules without an ssh t
   execFileSync('cp', [`${site.keys.agent}.pub`, `${key}.pub`]);
   execFileSync('chmod', ['600', key]);
   signCert(site.keys.ca, key, 'task-logs-7 tunnel', ['task-logs-7'], '-5m:+10m');
+  await site.plc.logged(); // earlier tests' requests: their log lines can come after the answers
   const requestsBefore = site.plc.requests.length;
   const port = await freePort();
   const tunnel = spawnSsh([...site.sshArgs('agent-7', key, ['-o', `CertificateFile=${key}-cert.pub`, '-N', '-L', `${port}:plc-1:502`])]);
@@ -363,6 +368,7 @@ test('ssh -L to a Modbus target is itself decided: Modbus rules without an ssh t
     assert.equal(events.filter((e) => e.event === 'action.allowed' && e.principal === 'agent-7' && e.action?.ssh?.tunnel !== undefined).length, 0);
     assert.equal(outcomes(events, (e) => e.principal === 'agent-7' && e.action?.ssh?.tunnel !== undefined).length, 0, 'no tunnel opened');
     assert.equal(events.filter((e) => e.principal === 'agent-7' && e.action?.modbus !== undefined).length, 0, 'no Modbus request was decided');
+    await site.plc.logged();
     assert.equal(site.plc.requests.length, requestsBefore, 'the PLC saw no request');
   } finally {
     tunnel.child.kill('SIGTERM');

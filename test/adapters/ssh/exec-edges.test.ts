@@ -115,8 +115,8 @@ test('an exec command line over ssh2\'s packet limit is refused with a message o
   assert.equal(r.code, 126, r.stderr);
   assert.match(r.stderr, /packet limit/);
   assert.doesNotMatch(r.stdout, /xxxx/, 'the command ran');
-  const events = await site.gw.events();
-  assert.ok(events.some((e) => e.event === 'ssh.channel_refused' && e.detail?.kind === 'oversize_request'));
+  // The refusal is journaled lazily: the client can have its message first.
+  await site.gw.eventsWhen((events) => events.some((e) => e.event === 'ssh.channel_refused' && e.detail?.kind === 'oversize_request'), 'the refusal journaled');
   // Below the limit a long line goes through.
   const fine = await site.ssh('rtu-7', ['echo', 'y'.repeat(30_000)]);
   assert.equal(fine.code, 0, fine.stderr);
@@ -272,6 +272,7 @@ test('a tunnel whose rule says approve waits for plant staff: nothing reaches th
     );
     let answer = Buffer.alloc(0);
     sock.on('data', (d: Buffer) => (answer = Buffer.concat([answer, d])));
+    await site.plc.logged(); // earlier requests: their log lines can come after the answers
     const requestsBefore = site.plc.requests.length;
     // Modbus/TCP: transaction 7, unit 1, read holding registers 10..12.
     sock.write(Buffer.from([0, 7, 0, 0, 0, 6, 1, 3, 0, 10, 0, 3]));
@@ -280,6 +281,7 @@ test('a tunnel whose rule says approve waits for plant staff: nothing reaches th
       return list[0]?.id;
     }, 'the approval request');
     assert.equal(answer.length, 0, 'an answer before approval');
+    await site.plc.logged();
     assert.equal(site.plc.requests.length, requestsBefore, 'the PLC saw a request before approval');
     assert.equal((await site.gw.ctl(['approvals', 'approve', id])).code, 0);
     await until(() => answer.length >= 15, 'the PLC\'s answer through the approved tunnel');

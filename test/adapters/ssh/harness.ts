@@ -260,6 +260,17 @@ export class Gateway {
     return (JSON.parse(r.stdout) as { events: { event: JournalEvent }[] }).events.map((e) => e.event);
   }
 
+  /**
+   * The journal once `ready` holds for it. Outcomes and session records are journaled lazily, and an
+   * exec's outcome only once the program ended: the client can have its answer before they are committed.
+   */
+  eventsWhen(ready: (events: JournalEvent[]) => boolean, what: string): Promise<JournalEvent[]> {
+    return until(async () => {
+      const events = await this.events();
+      return ready(events) ? events : undefined;
+    }, what, 30_000);
+  }
+
   async stop(): Promise<void> {
     if (this.alive) this.#child.kill('SIGTERM');
     const t = setTimeout(() => this.#child.kill('SIGKILL'), 10_000);

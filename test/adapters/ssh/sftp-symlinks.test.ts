@@ -141,7 +141,8 @@ test('an error from the target reaches the client as its SFTP status in Penstock
   assert.ok(refused, 'the open was refused');
   assert.equal(refused.code, 3, 'SSH_FX_PERMISSION_DENIED, as the target answered');
   assert.notEqual(refused.message, 'Permission denied', "the target's own text was passed on");
-  const events = await site.gw.events();
+  // The outcome is journaled lazily: the client can have the refusal first.
+  const events = await site.gw.eventsWhen((ev) => ev.some((e) => e.event === 'action.outcome' && e.action?.ssh?.path === locked), 'the allowed download\'s outcome');
   const outcome = events.find((e) => e.event === 'action.outcome' && e.action?.ssh?.path === locked);
   assert.ok(outcome, 'the allowed download got its outcome');
   assert.equal(outcome.outcome?.error, 'target_permission_denied');
