@@ -133,9 +133,11 @@ test('the Inspector CLI passes typed tool arguments: request_access makes the pe
 });
 
 test('the Inspector CLI without the token is refused (401) and nothing is opened', async () => {
+  await gw.core.recorded(); // earlier tests' lazily journaled records: "nothing opened" counts from here
   const before = gw.events().length;
   const r = await inspector('not.a.jwt', ['--method', 'tools/list']);
   assert.notEqual(r.code, 0);
   await until(() => gw.events().slice(before).some((e) => e.event === 'auth.failed' && e.detail?.reason === 'bad_token'), 'auth.failed bad_token');
+  await gw.core.recorded();
   assert.equal(gw.events().slice(before).some((e) => e.event === 'session.opened'), false);
 });
