@@ -131,6 +131,7 @@ test('a request without a valid token gets 401 with an RFC 6750/9728 challenge, 
     ['unknown_subject', { authorization: `Bearer ${await token({ sub: 'spiffe://plant.example/agent/nobody' })}` }],
     ['principal_expired', { authorization: `Bearer ${await token({ sub: SUB_RETIRED })}` }],
   ];
+  await gw.core.recorded(); // earlier tests' lazily journaled refusals land before the baseline
   const before = gw.events().length;
   for (const [reason, headers] of cases) {
     const res = await post(headers);
@@ -187,6 +188,7 @@ test('another principal\'s token on an existing session id is refused with 403',
   const { client, transport } = await connect(await token());
   const sid = transport.sessionId!;
   assert.ok(sid);
+  await gw.core.recorded(); // earlier tests' lazily journaled refusals land before the baseline
   const before = gw.events().length;
   const res = await post({ authorization: `Bearer ${await token({ sub: SUB_B })}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'my_access', arguments: {} } });
   assert.equal(res.status, 403);
