@@ -5,9 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { duplexPair, type Duplex } from 'node:stream';
-import { freePort, Plc, startGateway, tempDir, until, type Gateway } from './fixtures/harness.ts';
-import { MALFORMED_JOURNALED_PER_STREAM, serveModbusStream } from '../../../src/adapters/modbus/stream.ts';
+import type { Duplex } from 'node:stream';
+import { freePort, openModbusStream, Plc, startGateway, tempDir, until, type Gateway } from './fixtures/harness.ts';
+import { MALFORMED_JOURNALED_PER_STREAM } from '../../../src/adapters/modbus/stream.ts';
 import { MbapDecoder, encodeMbap } from '../../../src/adapters/modbus/codec.ts';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -68,14 +68,8 @@ function exchange(side: Duplex, tid: number, pdu: number[], unit = 1): Promise<n
 }
 
 test('serveModbusStream: a tunnel-like duplex gets the same enforcement as a listener connection', async () => {
-  const [client, gatewaySide] = duplexPair();
-  const principal = gw.core.config().principals.get('tech')!;
   // As the SSH front door will: it authenticated the principal and owns the session.
-  const session = gw.core.sessions.open(
-    { principal, chain: ['tech', 'work-order:WO-9'], listener: 'ssh-front', protocol: 'ssh', remote: '127.0.0.1:50022' },
-    () => gatewaySide.destroy(),
-  );
-  const handle = serveModbusStream(gatewaySide, session, gw.core, { routes: [{ unit: 1, target: 'plc-1' }] });
+  const { client, session, handle } = openModbusStream(gw, { principal: 'tech', chain: ['tech', 'work-order:WO-9'], listener: 'ssh-front', protocol: 'ssh', target: 'plc-1', remote: '127.0.0.1:50022' });
 
   assert.deepEqual(await exchange(client, 1, [3, 0, 2, 0, 2]), [3, 4, 0, 102, 0, 103]);
   assert.deepEqual(await exchange(client, 2, [6, 0, 6, 0, 42]), [6, 0, 6, 0, 42]);
@@ -99,10 +93,7 @@ test('serveModbusStream: a tunnel-like duplex gets the same enforcement as a lis
 });
 
 test('serveModbusStream: killing the session destroys the stream at once', async () => {
-  const [client, gatewaySide] = duplexPair();
-  const principal = gw.core.config().principals.get('tech')!;
-  const session = gw.core.sessions.open({ principal, chain: ['tech'], listener: 'ssh-front', protocol: 'ssh', remote: '127.0.0.1:50023' }, () => gatewaySide.destroy());
-  const handle = serveModbusStream(gatewaySide, session, gw.core, { routes: [{ unit: 1, target: 'plc-1' }] });
+  const { client, gatewaySide, session, handle } = openModbusStream(gw, { principal: 'tech', listener: 'ssh-front', protocol: 'ssh', target: 'plc-1', remote: '127.0.0.1:50023' });
   assert.deepEqual(await exchange(client, 1, [3, 0, 0, 0, 1]), [3, 2, 0, 100]);
   gw.core.sessions.kill(session.id, { reason: 'killed' });
   assert.ok(['peer_closed', 'stream_error'].includes(await handle.done));
@@ -110,10 +101,7 @@ test('serveModbusStream: killing the session destroys the stream at once', async
 });
 
 test('malformed requests are journaled through the one refusal path, one by one up to the bound, then summarised', async () => {
-  const [client, gatewaySide] = duplexPair();
-  const principal = gw.core.config().principals.get('tech')!;
-  const session = gw.core.sessions.open({ principal, chain: ['tech'], listener: 'tunnel-front', protocol: 'tunnel', remote: '127.0.0.1:50024' }, () => gatewaySide.destroy());
-  const handle = serveModbusStream(gatewaySide, session, gw.core, { routes: [{ unit: 1, target: 'plc-1' }] });
+  const { client, session, handle } = openModbusStream(gw, { principal: 'tech', target: 'plc-1', remote: '127.0.0.1:50024' });
   await plc.logged();
   const plcSawBefore = plc.requests.length;
   assert.deepEqual(await exchange(client, 1, [3, 0, 0, 0, 1], 9), [0x83, 0x0a], 'an unrouted unit: gateway path unavailable');

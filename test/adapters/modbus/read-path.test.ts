@@ -4,10 +4,9 @@
 // a long burst does not nest one call deeper per request. Real core, journal and pymodbus PLC.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { duplexPair, type Duplex } from 'node:stream';
-import { freePort, Plc, startGateway, tempDir, type Gateway } from './fixtures/harness.ts';
+import type { Duplex } from 'node:stream';
+import { freePort, openModbusStream, Plc, startGateway, tempDir, type Gateway } from './fixtures/harness.ts';
 import { until } from '../../support.ts';
-import { serveModbusStream } from '../../../src/adapters/modbus/stream.ts';
 import { MbapDecoder, encodeMbap } from '../../../src/adapters/modbus/codec.ts';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -62,11 +61,7 @@ function burst(side: Duplex, requests: { tid: number; pdu: number[] }[]): Promis
 }
 
 function openStream(target: string, remote: string) {
-  const [client, gatewaySide] = duplexPair();
-  const principal = gw.core.config().principals.get('tech')!;
-  const session = gw.core.sessions.open({ principal, chain: ['tech'], listener: 'tunnel-front', protocol: 'tunnel', remote }, () => gatewaySide.destroy());
-  const handle = serveModbusStream(gatewaySide, session, gw.core, { routes: [{ unit: 1, target }] });
-  return { client, session, handle };
+  return openModbusStream(gw, { principal: 'tech', target, remote });
 }
 
 test('a burst of reads toward a PLC that refuses the link: each answered at once with 0x0A, in order, refusals in their place, and the stream stays up', async () => {
